@@ -1,0 +1,67 @@
+import type { Logger } from './log.js';
+import type { CommandRecord, Reading, StoredEvent } from './store/types.js';
+
+/**
+ * The gateway's in-process fan-out, after data is committed to the store.
+ * Listeners are registered under an owner so a component removes all of its own with one call.
+ */
+export interface EventBusMap {
+  /** Readings just committed to the store, in seq order. */
+  readings: [Reading[]];
+  /** An event just committed to the store. */
+  event: [StoredEvent];
+  /** A command row was created or changed status. */
+  command: [CommandRecord];
+  /** A supervised component changed state. */
+  component: [ComponentStateChange];
+}
+
+export interface ComponentStateChange {
+  name: string;
+  state: ComponentState;
+  error?: string;
+}
+
+export type ComponentState = 'stopped' | 'starting' | 'running' | 'degraded' | 'stopping';
+
+type Listener<K extends keyof EventBusMap> = (...args: EventBusMap[K]) => void;
+
+export class EventBus {
+  private readonly listeners = new Map<keyof EventBusMap, Map<object | string, Listener<never>[]>>();
+  private readonly log: Logger | undefined;
+  /** Listener failures, counted for /metrics. */
+  listenerErrors = 0;
+
+  constructor(log?: Logger) {
+    this.log = log;
+  }
+
+  on<K extends keyof EventBusMap>(owner: object | string, key: K, listener: Listener<K>): void {
+    let byOwner = this.listeners.get(key);
+    if (!byOwner) this.listeners.set(key, (byOwner = new Map()));
+    const list = byOwner.get(owner) ?? [];
+    list.push(listener as Listener<never>);
+    byOwner.set(owner, list);
+  }
+
+  /** Removes every listener of `owner`. */
+  off(owner: object | string): void {
+    for (const byOwner of this.listeners.values()) byOwner.delete(owner);
+  }
+
+  emit<K extends keyof EventBusMap>(key: K, ...args: EventBusMap[K]): void {
+    const byOwner = this.listeners.get(key);
+    if (!byOwner) return;
+    for (const list of byOwner.values()) {
+      for (const listener of list) {
+        try {
+          (listener as Listener<K>)(...args);
+        } catch (err) {
+          // A broken listener must not stop the fan-out to the others, nor the writer behind it.
+          this.listenerErrors++;
+          this.log?.error({ err, key }, 'bus listener failed');
+        }
+      }
+    }
+  }
+}

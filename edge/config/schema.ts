@@ -1,0 +1,435 @@
+/**
+ * The schema of devices.yaml. The TypeScript types of the configuration are inferred from
+ * it (`Config` below), never written twice. Every object is strict: an unknown key is an
+ * error (with a did-you-mean hint from the loader), never silently ignored.
+ */
+import { z } from 'zod';
+
+// ---------------------------------------------------------------------------------------
+// Scalars with units a technician can read: "5s", "250ms", "256MB".
+
+const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+const DURATION_RE = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)$/;
+
+/** A duration in ms: a number of ms, or a string like "500ms", "5s", "2m", "1h", "1d". */
+export const duration = z
+  .union([
+    z.number().nonnegative(),
+    z.string().regex(DURATION_RE, { message: 'expected a duration like "500ms", "5s", "2m", "1h"' }),
+  ])
+  .transform((v) => {
+    if (typeof v === 'number') return v;
+    const m = DURATION_RE.exec(v)!;
+    return Math.round(Number(m[1]) * DURATION_UNITS[m[2]!]!);
+  });
+
+const BYTE_UNITS: Record<string, number> = {
+  B: 1,
+  KB: 1e3,
+  MB: 1e6,
+  GB: 1e9,
+  KIB: 1024,
+  MIB: 1024 ** 2,
+  GIB: 1024 ** 3,
+};
+const BYTES_RE = /^(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|KiB|MiB|GiB)$/i;
+
+/** A size in bytes: a number, or a string like "64MB", "1GiB". */
+export const byteSize = z
+  .union([
+    z.number().int().positive(),
+    z.string().regex(BYTES_RE, { message: 'expected a size like "64MB" or "1GiB"' }),
+  ])
+  .transform((v) => {
+    if (typeof v === 'number') return v;
+    const m = BYTES_RE.exec(v)!;
+    return Math.round(Number(m[1]) * BYTE_UNITS[m[2]!.toUpperCase()]!);
+  });
+
+/** Ids used in MQTT topics and URLs: no '/', '+', '#', spaces. */
+export const identifier = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, {
+    message: 'expected an id of letters, digits, "_", "-", "." (at most 64, no spaces or "/")',
+  });
+
+const port = z.number().int().min(0).max(65535);
+const hex = (bytes: number, what: string) =>
+  z
+    .string()
+    .regex(new RegExp(`^[0-9A-Fa-f]{${bytes * 2}}$`), { message: `expected ${what}: ${bytes * 2} hex digits` });
+
+export const roles = ['technician', 'maintenance', 'central', 'viewer'] as const;
+export const role = z.enum(roles);
+
+const timezone = z.string().refine(
+  (tz) => {
+    try {
+      new Intl.DateTimeFormat('en', { timeZone: tz });
+      return true;
+    } catch {
+      return false;
+    }
+  },
+  { message: 'expected an IANA time zone like "Europe/Amsterdam" or "UTC"' },
+);
+
+// ---------------------------------------------------------------------------------------
+// Sections
+
+export const gatewaySchema = z.strictObject({
+  id: identifier,
+  site: z.string().optional(),
+  lat: z.number().min(-90).max(90).optional(),
+  lon: z.number().min(-180).max(180).optional(),
+  timezone: timezone.default('UTC'),
+});
+
+export const storageSchema = z.strictObject({
+  /** the SQLite file; relative paths are relative to the devices.yaml that names them */
+  path: z.string().min(1).default('data/streetbox.db'),
+  maxBytes: byteSize.default(256 * 1024 * 1024),
+  /** full: every commit survives power loss; normal: survives a crash of the process */
+  durability: z.enum(['full', 'normal']).default('normal'),
+  /** the batched writer commits every flushInterval or every flushRows readings, whichever first */
+  flushInterval: duration.default(200),
+  flushRows: z.number().int().min(1).max(100_000).default(1000),
+});
+
+const busCommon = {
+  id: identifier,
+  /** how long to wait for an answer */
+  timeout: duration.default(1000),
+  retries: z.number().int().min(0).max(10).default(1),
+  /** consecutive failures after which a device is marked offline */
+  offlineAfter: z.number().int().min(1).max(100).default(3),
+  /** how often an offline device is probed */
+  probeInterval: duration.default(30_000),
+  /** block reads: largest hole (in registers) bridged to merge two points into one request */
+  maxGap: z.number().int().min(0).max(125).default(8),
+};
+
+export const serialBusSchema = z.strictObject({
+  ...busCommon,
+  type: z.literal('serial'),
+  path: z.string().min(1),
+  baud: z.number().int().min(300).max(921_600).default(9600),
+  dataBits: z.union([z.literal(7), z.literal(8)]).default(8),
+  parity: z.enum(['none', 'even', 'odd']).default('even'),
+  stopBits: z.union([z.literal(1), z.literal(2)]).default(1),
+});
+
+export const tcpBusSchema = z.strictObject({
+  ...busCommon,
+  type: z.literal('tcp'),
+  host: z.string().min(1),
+  port: port.default(502),
+});
+
+export const busSchema = z.discriminatedUnion('type', [serialBusSchema, tcpBusSchema]);
+
+export const deviceSchema = z.strictObject({
+  id: identifier,
+  name: z.string().optional(),
+  /** Modbus: the bus id and unit id */
+  bus: identifier.optional(),
+  unit: z.number().int().min(0).max(247).optional(),
+  /** LoRaWAN: the node's DevEUI (keys under lorawan.devices) */
+  devEui: hex(8, 'a DevEUI').optional(),
+  profile: z.string().min(1),
+  poll: duration.default(5000),
+  groups: z.array(identifier).default([]),
+  /** traffic controllers: commands are refused unless this is true */
+  allowCommands: z.boolean().default(false),
+  lat: z.number().min(-90).max(90).optional(),
+  lon: z.number().min(-180).max(180).optional(),
+});
+
+export const pointSchema = z.strictObject({
+  name: identifier,
+  table: z.enum(['coil', 'discrete', 'holding', 'input']),
+  address: z.number().int().min(0).max(65535),
+  type: z.enum(['bool', 'int16', 'uint16', 'int32', 'uint32', 'float32']).default('uint16'),
+  /** for 32-bit types: which register holds the high word */
+  wordOrder: z.enum(['big', 'little']).default('big'),
+  /** a single bit of a register, read as bool */
+  bit: z.number().int().min(0).max(15).optional(),
+  scale: z.number().default(1),
+  offset: z.number().default(0),
+  unit: z.string().optional(),
+  access: z.enum(['r', 'rw']).default('r'),
+  description: z.string().optional(),
+});
+
+export const alarmSchema = z.strictObject({
+  name: identifier,
+  point: identifier,
+  /** the bit of the point's value that raises the alarm; omitted: any non-zero value */
+  bit: z.number().int().min(0).max(31).optional(),
+  severity: z.enum(['info', 'warning', 'error', 'critical']).default('warning'),
+});
+
+export const profileSchema = z.strictObject({
+  name: identifier,
+  description: z.string().optional(),
+  transport: z.enum(['modbus', 'lorawan']).default('modbus'),
+  points: z.array(pointSchema).default([]),
+  alarms: z.array(alarmSchema).default([]),
+});
+
+export const lorawanDeviceSchema = z.strictObject({
+  devEui: hex(8, 'a DevEUI'),
+  activation: z.enum(['abp', 'otaa']),
+  class: z.enum(['A', 'C']).default('A'),
+  // ABP
+  devAddr: hex(4, 'a DevAddr').optional(),
+  nwkSKey: hex(16, 'an AES-128 key').optional(),
+  appSKey: hex(16, 'an AES-128 key').optional(),
+  // OTAA
+  joinEui: hex(8, 'a JoinEUI').optional(),
+  appKey: hex(16, 'an AES-128 key').optional(),
+});
+
+export const lorawanSchema = z.strictObject({
+  enabled: z.boolean().default(true),
+  /** UDP port of the Semtech packet forwarder protocol */
+  port: port.default(1700),
+  bind: z.string().default('127.0.0.1'),
+  region: z.enum(['EU868']).default('EU868'),
+  netId: hex(3, 'a NetID').default('000000'),
+  devices: z.array(lorawanDeviceSchema).default([]),
+});
+
+const stepSchema = z.strictObject({
+  /** "HH:MM" local time, or "sunset", "sunrise" with an optional offset: "sunset+15m", "sunrise-30m" */
+  at: z
+    .string()
+    .regex(/^(([01]\d|2[0-3]):[0-5]\d|(sunset|sunrise)([+-]\d+(m|h))?)$/, {
+      message: 'expected "HH:MM", "sunset", "sunrise" or an offset like "sunset+15m"',
+    }),
+  level: z.number().min(0).max(100),
+});
+
+export const scheduleSchema = z.strictObject({
+  id: identifier,
+  groups: z.array(identifier).min(1),
+  days: z.array(z.enum(['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'])).optional(),
+  steps: z.array(stepSchema).min(1),
+});
+
+export const groupSchema = z.strictObject({
+  id: identifier,
+  /** the level a light goes to when no command, override or schedule applies */
+  defaultLevel: z.number().min(0).max(100).default(100),
+  description: z.string().optional(),
+});
+
+const userSchema = z.strictObject({
+  username: z.string().min(1),
+  /** a plain password (give it as ${ENV_VAR}) or a hash made by `streetbox hash-password` */
+  password: z.string().min(1).optional(),
+  passwordHash: z.string().min(1).optional(),
+  role,
+});
+
+const tlsSchema = z.strictObject({
+  cert: z.string(),
+  key: z.string(),
+  ca: z.string().optional(),
+});
+
+export const brokerSchema = z.strictObject({
+  enabled: z.boolean().default(true),
+  host: z.string().default('0.0.0.0'),
+  port: port.default(1883),
+  tlsPort: port.optional(),
+  tls: tlsSchema.optional(),
+  allowAnonymous: z.boolean().default(false),
+  users: z.array(userSchema).default([]),
+});
+
+export const apiSchema = z.strictObject({
+  enabled: z.boolean().default(true),
+  host: z.string().default('0.0.0.0'),
+  port: port.default(8080),
+  tokens: z
+    .array(
+      z.strictObject({
+        name: z.string().min(1),
+        token: z.string().min(16, { message: 'expected a token of at least 16 characters' }),
+        role,
+      }),
+    )
+    .default([]),
+});
+
+export const nodeRedSchema = z.strictObject({
+  enabled: z.boolean().default(false),
+  editor: z.boolean().default(true),
+  path: z.string().default('/flows'),
+  httpNodePath: z.string().default('/flows-api'),
+  userDir: z.string().optional(),
+  flowFile: z.string().optional(),
+  credentialSecret: z.string().optional(),
+  users: z
+    .array(
+      z.strictObject({
+        username: z.string().min(1),
+        password: z.string().min(1).optional(),
+        passwordHash: z.string().min(1).optional(),
+        permissions: z.enum(['*', 'read']).default('*'),
+      }),
+    )
+    .default([]),
+});
+
+export const syncSchema = z.strictObject({
+  enabled: z.boolean().default(true),
+  /** mqtt://host:1883 or mqtts://host:8883 */
+  url: z.string().regex(/^mqtts?:\/\/.+/, { message: 'expected an mqtt:// or mqtts:// URL' }),
+  clientId: z.string().optional(),
+  username: z.string().optional(),
+  password: z.string().optional(),
+  ca: z.string().optional(),
+  cert: z.string().optional(),
+  key: z.string().optional(),
+  rejectUnauthorized: z.boolean().default(true),
+  protocolVersion: z.union([z.literal(4), z.literal(5)]).default(4),
+  batchSize: z.number().int().min(1).max(10_000).default(500),
+  batchBytes: byteSize.default(256 * 1024),
+  inFlight: z.number().int().min(1).max(64).default(4),
+  compress: z.boolean().default(false),
+});
+
+export const simulateSchema = z.union([
+  z.boolean(),
+  z.strictObject({
+    enabled: z.boolean().default(true),
+    /** scales how often simulated values change */
+    speed: z.number().positive().default(1),
+  }),
+]);
+
+// ---------------------------------------------------------------------------------------
+
+export const configSchema = z
+  .strictObject({
+    $schema: z.string().optional(),
+    gateway: gatewaySchema,
+    storage: storageSchema.prefault({}),
+    buses: z.array(busSchema).default([]),
+    devices: z.array(deviceSchema).default([]),
+    groups: z.array(groupSchema).default([]),
+    profiles: z.array(profileSchema).default([]),
+    lorawan: lorawanSchema.optional(),
+    schedules: z.array(scheduleSchema).default([]),
+    broker: brokerSchema.prefault({}),
+    api: apiSchema.prefault({}),
+    nodeRed: nodeRedSchema.prefault({}),
+    sync: syncSchema.optional(),
+    simulate: simulateSchema.default(false),
+  })
+  .superRefine((cfg, ctx) => crossCheck(cfg, ctx));
+
+export type Config = z.output<typeof configSchema>;
+export type ConfigInput = z.input<typeof configSchema>;
+export type BusConfig = z.output<typeof busSchema>;
+export type SerialBusConfig = z.output<typeof serialBusSchema>;
+export type TcpBusConfig = z.output<typeof tcpBusSchema>;
+export type DeviceConfig = z.output<typeof deviceSchema>;
+export type ProfileConfig = z.output<typeof profileSchema>;
+export type PointConfig = z.output<typeof pointSchema>;
+export type StorageConfig = z.output<typeof storageSchema>;
+
+/** Profiles that ship with streetbox (edge/profiles); custom ones come from `profiles:`. */
+export const BUILTIN_PROFILES = ['streetlight-controller', 'traffic-controller', 'lora-streetlight'] as const;
+
+type Ctx = z.RefinementCtx;
+type RawConfig = {
+  buses: { id: string }[];
+  devices: DeviceConfig[];
+  groups: { id: string }[];
+  profiles: { name: string }[];
+  lorawan?: { devices: { devEui: string; activation: string; devAddr?: string | undefined; nwkSKey?: string | undefined; appSKey?: string | undefined; appKey?: string | undefined; joinEui?: string | undefined }[] } | undefined;
+  schedules: { groups: string[] }[];
+  broker: { users: { username: string; password?: string | undefined; passwordHash?: string | undefined }[] };
+  api: { tokens: { name: string; token: string }[] };
+  nodeRed: { users: { password?: string | undefined; passwordHash?: string | undefined }[] };
+};
+
+function duplicates<T>(ctx: Ctx, items: T[], key: (t: T) => string, path: (i: number) => (string | number)[], what: string): void {
+  const seen = new Map<string, number>();
+  items.forEach((item, i) => {
+    const k = key(item);
+    const first = seen.get(k);
+    if (first !== undefined) {
+      ctx.addIssue({ code: 'custom', path: path(i), message: `duplicate ${what} "${k}" (first at index ${first})` });
+    } else seen.set(k, i);
+  });
+}
+
+/** References between sections: buses, profiles, groups and LoRaWAN keys named by devices exist. */
+function crossCheck(cfg: RawConfig, ctx: Ctx): void {
+  duplicates(ctx, cfg.buses, (b) => b.id, (i) => ['buses', i, 'id'], 'bus id');
+  duplicates(ctx, cfg.devices, (d) => d.id, (i) => ['devices', i, 'id'], 'device id');
+  duplicates(ctx, cfg.groups, (g) => g.id, (i) => ['groups', i, 'id'], 'group id');
+  duplicates(ctx, cfg.profiles, (p) => p.name, (i) => ['profiles', i, 'name'], 'profile name');
+  duplicates(ctx, cfg.broker.users, (u) => u.username, (i) => ['broker', 'users', i, 'username'], 'username');
+  duplicates(ctx, cfg.api.tokens, (t) => t.name, (i) => ['api', 'tokens', i, 'name'], 'token name');
+
+  const busIds = new Set(cfg.buses.map((b) => b.id));
+  const profiles = new Set<string>([...BUILTIN_PROFILES, ...cfg.profiles.map((p) => p.name)]);
+  const loraEuis = new Set((cfg.lorawan?.devices ?? []).map((d) => d.devEui.toLowerCase()));
+  const units = new Map<string, number>();
+
+  cfg.devices.forEach((d, i) => {
+    if (d.devEui !== undefined) {
+      if (d.bus !== undefined || d.unit !== undefined) {
+        ctx.addIssue({ code: 'custom', path: ['devices', i, 'devEui'], message: 'a device has either bus and unit (Modbus) or devEui (LoRaWAN), not both' });
+      }
+      if (!loraEuis.has(d.devEui.toLowerCase())) {
+        ctx.addIssue({ code: 'custom', path: ['devices', i, 'devEui'], message: `no keys for DevEUI ${d.devEui} under lorawan.devices` });
+      }
+    } else {
+      if (d.bus === undefined) {
+        ctx.addIssue({ code: 'custom', path: ['devices', i], message: 'expected "bus" and "unit" (Modbus) or "devEui" (LoRaWAN)' });
+      } else if (!busIds.has(d.bus)) {
+        ctx.addIssue({ code: 'custom', path: ['devices', i, 'bus'], message: `unknown bus "${d.bus}"; buses are: ${[...busIds].join(', ') || '(none)'}` });
+      }
+      if (d.bus !== undefined && d.unit === undefined) {
+        ctx.addIssue({ code: 'custom', path: ['devices', i], message: 'expected "unit": the Modbus unit id 1..247' });
+      }
+      if (d.bus !== undefined && d.unit !== undefined) {
+        const key = `${d.bus}/${d.unit}`;
+        const first = units.get(key);
+        if (first !== undefined) {
+          ctx.addIssue({ code: 'custom', path: ['devices', i, 'unit'], message: `unit ${d.unit} on bus "${d.bus}" is already used by devices[${first}]` });
+        } else units.set(key, i);
+      }
+    }
+    if (!profiles.has(d.profile)) {
+      ctx.addIssue({ code: 'custom', path: ['devices', i, 'profile'], message: `unknown profile "${d.profile}"; known: ${[...profiles].join(', ')}` });
+    }
+  });
+
+  cfg.lorawan?.devices.forEach((d, i) => {
+    const need = d.activation === 'abp' ? (['devAddr', 'nwkSKey', 'appSKey'] as const) : (['joinEui', 'appKey'] as const);
+    for (const key of need) {
+      if (d[key] === undefined) {
+        ctx.addIssue({ code: 'custom', path: ['lorawan', 'devices', i], message: `${d.activation.toUpperCase()} activation needs "${key}"` });
+      }
+    }
+  });
+
+  const users: [string, { password?: string | undefined; passwordHash?: string | undefined }[]][] = [
+    ['broker', cfg.broker.users],
+    ['nodeRed', cfg.nodeRed.users],
+  ];
+  for (const [section, list] of users) {
+    list.forEach((u, i) => {
+      if ((u.password === undefined) === (u.passwordHash === undefined)) {
+        ctx.addIssue({ code: 'custom', path: [section, 'users', i], message: 'expected exactly one of "password" or "passwordHash"' });
+      }
+    });
+  }
+}

@@ -1,0 +1,126 @@
+/** The data model of DESIGN.md, as the rest of the gateway sees it. */
+
+export type Quality = 'good' | 'stale' | 'bad';
+export type Value = number | boolean | string | null;
+
+export interface NewReading {
+  /** ms since the epoch, UTC */
+  ts: number;
+  device: string;
+  point: string;
+  /** null only when quality is bad (a failed read has no value) */
+  value: Value;
+  unit?: string | null;
+  quality?: Quality;
+}
+
+export interface Reading {
+  /** monotonic, never reused; readings and events share one seq space */
+  seq: number;
+  ts: number;
+  device: string;
+  point: string;
+  value: Value;
+  unit: string | null;
+  quality: Quality;
+}
+
+export type Severity = 'debug' | 'info' | 'warning' | 'error' | 'critical';
+
+export interface NewEvent {
+  ts?: number;
+  device?: string | null;
+  /** alarm.raised, alarm.cleared, comms.lost, comms.restored, command.*, storage.dropped, … */
+  kind: string;
+  severity: Severity;
+  detail?: Record<string, unknown>;
+}
+
+export interface StoredEvent {
+  seq: number;
+  ts: number;
+  device: string | null;
+  kind: string;
+  severity: Severity;
+  detail: Record<string, unknown>;
+}
+
+export type CommandStatus = 'queued' | 'sent' | 'verified' | 'failed' | 'expired' | 'rejected';
+export type Role = 'technician' | 'maintenance' | 'central' | 'viewer';
+
+export interface CommandSource {
+  role: Role | 'schedule' | 'system';
+  principal: string;
+}
+
+export interface CommandTarget {
+  kind: 'device' | 'group';
+  id: string;
+}
+
+export interface NewCommand {
+  id?: string;
+  ts?: number;
+  source: CommandSource;
+  target: CommandTarget;
+  action: string;
+  params?: Record<string, unknown>;
+  priority?: number;
+  expiresAt?: number | null;
+  status?: CommandStatus;
+}
+
+export interface CommandRecord {
+  id: string;
+  ts: number;
+  source: CommandSource;
+  target: CommandTarget;
+  action: string;
+  params: Record<string, unknown>;
+  priority: number;
+  expiresAt: number | null;
+  status: CommandStatus;
+  result: unknown;
+  updatedAt: number;
+}
+
+export interface Page<T> {
+  items: T[];
+  /** the seq to pass as `after` for the next page (the last seq returned, or `after` when empty) */
+  next: number;
+}
+
+export interface CommitResult {
+  count: number;
+  firstSeq: number;
+  lastSeq: number;
+}
+
+export interface Consumer {
+  name: string;
+  /** everything with seq <= ackedSeq has been acknowledged by this consumer */
+  ackedSeq: number;
+  updatedAt: number;
+}
+
+export interface LatestValue {
+  seq: number;
+  ts: number;
+  value: Value;
+  unit: string | null;
+  quality: Quality;
+}
+
+export interface StoreStats {
+  lastSeq: number;
+  readings: number;
+  events: number;
+  commands: number;
+  oldestReadingSeq: number | null;
+  /** bytes in use by data pages (what the quota counts) */
+  usedBytes: number;
+  /** size on disk of the database file plus its WAL */
+  fileBytes: number;
+  maxBytes: number;
+  droppedTotal: number;
+}
