@@ -8,5 +8,6 @@ export default defineConfig({
     pool: 'forks',
     // Two cores: integration tests spawn processes and open sockets; keep parallelism modest.
     maxWorkers: 2,
+    reporters: ['default', './tests/support/summaryReporter.ts'],
   },
 });

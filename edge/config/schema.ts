@@ -4,6 +4,7 @@
  * error (with a did-you-mean hint from the loader), never silently ignored.
  */
 import { z } from 'zod';
+import { unknownName } from './suggest.js';
 
 // ---------------------------------------------------------------------------------------
 // Scalars with units a technician can read: "5s", "250ms", "256MB".
@@ -133,7 +134,7 @@ export const deviceSchema = z.strictObject({
   name: z.string().optional(),
   /** Modbus: the bus id and unit id */
   bus: identifier.optional(),
-  unit: z.number().int().min(0).max(247).optional(),
+  unit: z.number().int().min(1).max(247).optional(),
   /** LoRaWAN: the node's DevEUI (keys under lorawan.devices) */
   devEui: hex(8, 'a DevEUI').optional(),
   profile: z.string().min(1),
@@ -197,6 +198,14 @@ export const lorawanSchema = z.strictObject({
   bind: z.string().default('127.0.0.1'),
   region: z.enum(['EU868']).default('EU868'),
   netId: hex(3, 'a NetID').default('000000'),
+  /** class A: seconds from the end of an uplink to RX1 (RX2 one second later); join accept uses 5 s / 6 s */
+  rx1Delay: z.number().int().min(1).max(15).default(1),
+  /** RX1 data rate = uplink DR − rx1DrOffset (EU868: 0..5) */
+  rx1DrOffset: z.number().int().min(0).max(5).default(0),
+  /** RX2 data rate (EU868 default DR0 at 869.525 MHz) */
+  rx2Dr: z.number().int().min(0).max(6).default(0),
+  /** copies of one frame from several forwarders are merged within this window */
+  dedupWindow: duration.default(200),
   devices: z.array(lorawanDeviceSchema).default([]),
 });
 
@@ -363,13 +372,14 @@ function duplicates<T>(ctx: Ctx, items: T[], key: (t: T) => string, path: (i: nu
     const k = key(item);
     const first = seen.get(k);
     if (first !== undefined) {
-      ctx.addIssue({ code: 'custom', path: path(i), message: `duplicate ${what} "${k}" (first at index ${first})` });
+      ctx.addIssue({ code: 'custom', path: path(i), message: `duplicate ${what} "${k}" (first used at index ${first})` });
     } else seen.set(k, i);
   });
 }
 
-/** References between sections: buses, profiles, groups and LoRaWAN keys named by devices exist. */
-function crossCheck(cfg: RawConfig, ctx: Ctx): void {
+/** References between sections: buses, profiles, groups and LoRaWAN keys named by devices exist.
+ * Exported for the loader, which also runs it on the valid parts of a file that has other issues. */
+export function crossCheck(cfg: RawConfig, ctx: Ctx): void {
   duplicates(ctx, cfg.buses, (b) => b.id, (i) => ['buses', i, 'id'], 'bus id');
   duplicates(ctx, cfg.devices, (d) => d.id, (i) => ['devices', i, 'id'], 'device id');
   duplicates(ctx, cfg.groups, (g) => g.id, (i) => ['groups', i, 'id'], 'group id');
@@ -392,12 +402,12 @@ function crossCheck(cfg: RawConfig, ctx: Ctx): void {
       }
     } else {
       if (d.bus === undefined) {
-        ctx.addIssue({ code: 'custom', path: ['devices', i], message: 'expected "bus" and "unit" (Modbus) or "devEui" (LoRaWAN)' });
+        ctx.addIssue({ code: 'custom', path: ['devices', i], message: 'missing required key "bus" (with "unit", for Modbus) or "devEui" (for LoRaWAN)' });
       } else if (!busIds.has(d.bus)) {
-        ctx.addIssue({ code: 'custom', path: ['devices', i, 'bus'], message: `unknown bus "${d.bus}"; buses are: ${[...busIds].join(', ') || '(none)'}` });
+        ctx.addIssue({ code: 'custom', path: ['devices', i, 'bus'], message: unknownName('bus', d.bus, [...busIds], 'buses are') });
       }
       if (d.bus !== undefined && d.unit === undefined) {
-        ctx.addIssue({ code: 'custom', path: ['devices', i], message: 'expected "unit": the Modbus unit id 1..247' });
+        ctx.addIssue({ code: 'custom', path: ['devices', i], message: 'missing required key "unit" (the Modbus unit id 1..247)' });
       }
       if (d.bus !== undefined && d.unit !== undefined) {
         const key = `${d.bus}/${d.unit}`;
@@ -408,7 +418,7 @@ function crossCheck(cfg: RawConfig, ctx: Ctx): void {
       }
     }
     if (!profiles.has(d.profile)) {
-      ctx.addIssue({ code: 'custom', path: ['devices', i, 'profile'], message: `unknown profile "${d.profile}"; known: ${[...profiles].join(', ')}` });
+      ctx.addIssue({ code: 'custom', path: ['devices', i, 'profile'], message: unknownName('profile', d.profile, [...profiles], 'known') });
     }
   });
 
@@ -416,7 +426,7 @@ function crossCheck(cfg: RawConfig, ctx: Ctx): void {
     const need = d.activation === 'abp' ? (['devAddr', 'nwkSKey', 'appSKey'] as const) : (['joinEui', 'appKey'] as const);
     for (const key of need) {
       if (d[key] === undefined) {
-        ctx.addIssue({ code: 'custom', path: ['lorawan', 'devices', i], message: `${d.activation.toUpperCase()} activation needs "${key}"` });
+        ctx.addIssue({ code: 'custom', path: ['lorawan', 'devices', i], message: `missing required key "${key}" (${d.activation.toUpperCase()} activation needs ${need.join(', ')})` });
       }
     }
   });
@@ -428,7 +438,7 @@ function crossCheck(cfg: RawConfig, ctx: Ctx): void {
   for (const [section, list] of users) {
     list.forEach((u, i) => {
       if ((u.password === undefined) === (u.passwordHash === undefined)) {
-        ctx.addIssue({ code: 'custom', path: [section, 'users', i], message: 'expected exactly one of "password" or "passwordHash"' });
+        ctx.addIssue({ code: 'custom', path: [section, 'users', i], message: `expected exactly one of "password" or "passwordHash", got ${u.password === undefined ? 'neither' : 'both'}` });
       }
     });
   }

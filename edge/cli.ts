@@ -1,0 +1,165 @@
+/**
+ * The `streetbox` command. Exit codes: 0 ok, 1 runtime failure, 2 bad input.
+ */
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { resolve } from 'node:path';
+import { ConfigError, loadConfig, formatIssues } from './config/index.js';
+import { EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK, StreetboxError, errorMessage } from './errors.js';
+import { createLogger } from './log.js';
+import { startGateway } from './main.js';
+import { exportData, printStatus } from './cliData.js';
+
+const DEFAULT_CONFIG = process.env.STREETBOX_CONFIG ?? 'devices.yaml';
+
+/** A CLI failure with the exit code it should produce. */
+class ExitError extends Error {
+  constructor(
+    readonly exitCode: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+function intArg(name: string, min: number) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`"${name}" must be an integer >= ${min}, got "${value}"`);
+    return n;
+  };
+}
+
+export interface CliIo {
+  out: (text: string) => void;
+  err: (text: string) => void;
+}
+
+const stdio: CliIo = {
+  out: (text) => process.stdout.write(text),
+  err: (text) => process.stderr.write(text),
+};
+
+function configOption(): Option {
+  return new Option('-c, --config <file>', 'the gateway configuration').default(DEFAULT_CONFIG);
+}
+
+export function buildProgram(io: CliIo = stdio): Command {
+  const program = new Command('streetbox')
+    .description('Edge runtime for street-cabinet gateways: streetlights and traffic controllers over Modbus and LoRaWAN, buffered in SQLite, synced upstream.')
+    .version('0.1.0')
+    .showHelpAfterError()
+    .exitOverride()
+    .configureOutput({ writeOut: io.out, writeErr: io.err });
+
+  program
+    .command('start')
+    .description('run the gateway until SIGINT or SIGTERM (logs JSON lines on stdout)')
+    .addOption(configOption())
+    .option('--log-level <level>', 'trace, debug, info, warn, error', process.env.STREETBOX_LOG_LEVEL ?? 'info')
+    .action(async (opts: { config: string; logLevel: string }) => {
+      const log = createLogger({ level: opts.logLevel });
+      installProcessGuards(log);
+      const gateway = await startGateway({ configPath: opts.config, log });
+      const signal = await new Promise<NodeJS.Signals>((done) => {
+        process.once('SIGINT', () => done('SIGINT'));
+        process.once('SIGTERM', () => done('SIGTERM'));
+      });
+      log.info({ signal }, 'signal received');
+      await gateway.stop();
+      log.flush();
+    });
+
+  program
+    .command('validate')
+    .description('check a configuration file and report every error with its file:line:col')
+    .argument('[file]', 'the configuration', DEFAULT_CONFIG)
+    .action((file: string) => {
+      const { config } = loadConfig(file);
+      const modbus = config.devices.filter((d) => d.bus !== undefined).length;
+      const lora = config.devices.length - modbus;
+      io.out(`${file}: ok — gateway "${config.gateway.id}", ${config.buses.length} bus(es), ${modbus} Modbus and ${lora} LoRaWAN device(s)\n`);
+    });
+
+  program
+    .command('status')
+    .description('show whether the gateway runs, the buffer depth, consumers and recent events')
+    .addOption(configOption())
+    .option('--json', 'print JSON')
+    .action((opts: { config: string; json?: boolean }) => {
+      const { config } = loadConfig(opts.config);
+      printStatus(config, io, opts.json === true);
+    });
+
+  program
+    .command('export')
+    .description('write buffered readings (or events) after a seq to stdout')
+    .addOption(configOption())
+    .requiredOption('--after <seq>', 'export what comes after this seq (0 for everything)', intArg('--after', 0))
+    .option('--limit <n>', 'at most this many rows', intArg('--limit', 1))
+    .addOption(new Option('--format <format>', 'output format').choices(['jsonl', 'csv']).default('jsonl'))
+    .option('--events', 'export events instead of readings')
+    .option('--device <id>', 'only this device')
+    .action((opts: { config: string; after: number; limit?: number; format: 'jsonl' | 'csv'; events?: boolean; device?: string }) => {
+      const { config } = loadConfig(opts.config);
+      exportData(config, io, {
+        after: opts.after,
+        limit: opts.limit ?? Number.POSITIVE_INFINITY,
+        format: opts.format,
+        events: opts.events === true,
+        ...(opts.device !== undefined ? { device: opts.device } : {}),
+      });
+    });
+
+  return program;
+}
+
+let guardsInstalled = false;
+function installProcessGuards(log: ReturnType<typeof createLogger>): void {
+  if (guardsInstalled) return;
+  guardsInstalled = true;
+  let unhandled = 0;
+  process.on('unhandledRejection', (reason) => {
+    // A bug, never silent: logged and counted; the gateway keeps serving.
+    unhandled++;
+    log.error({ err: reason, unhandled }, 'unhandled promise rejection');
+  });
+  process.on('uncaughtException', (err) => {
+    // State may be inconsistent: log, and exit non-zero so systemd restarts us. Committed data is safe.
+    log.fatal({ err }, 'uncaught exception; exiting');
+    log.flush();
+    process.exit(EXIT_FAILURE);
+  });
+}
+
+/** Runs the CLI and returns the exit code. */
+export async function main(argv: string[], io: CliIo = stdio): Promise<number> {
+  const program = buildProgram(io);
+  try {
+    await program.parseAsync(argv);
+    return EXIT_OK;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.exitCode === 0) return EXIT_OK;
+      return EXIT_BAD_INPUT;
+    }
+    if (err instanceof ConfigError) {
+      io.err(`${formatIssues(err.issues)}\n${err.issues.length} error(s); nothing started.\n`);
+      return EXIT_BAD_INPUT;
+    }
+    if (err instanceof ExitError) {
+      io.err(`streetbox: ${err.message}\n`);
+      return err.exitCode;
+    }
+    if (err instanceof StreetboxError && (err.code === 'E_USAGE' || err.code === 'E_NOT_FOUND')) {
+      io.err(`streetbox: ${err.message}\n`);
+      return EXIT_BAD_INPUT;
+    }
+    io.err(`streetbox: ${errorMessage(err)}\n`);
+    return EXIT_FAILURE;
+  }
+}
+
+// Run directly (tsx edge/cli.ts …) as well as through bin/streetbox.js.
+if (process.argv[1] && resolve(process.argv[1]) === resolve(new URL(import.meta.url).pathname)) {
+  process.exitCode = await main(process.argv);
+}

@@ -1,0 +1,101 @@
+/**
+ * zod's issues rewritten for a technician: what was expected and what was found, at the
+ * field it concerns (the value, the unknown key, or the mapping that lacks a key).
+ */
+import type { z } from 'zod';
+import { didYouMean } from './suggest.js';
+import { allowedKeys, describe, discriminatorValues, isMissingKey, literalText, schemaAt, valueAt } from './schemaWalk.js';
+
+/** Where an issue points: the value at `path`, or the key written last in `path`. */
+export interface PlacedIssue {
+  path: PropertyKey[];
+  at: 'value' | 'key';
+  message: string;
+}
+
+export interface ExplainContext {
+  root: z.core.$ZodType;
+  data: unknown;
+  /** how the value found at `path` is shown after "got" (secrets are never shown) */
+  got: (path: readonly PropertyKey[], value: unknown) => string;
+  /** the text of an unquoted scalar YAML read as a number or boolean */
+  plainText?: (path: readonly PropertyKey[]) => string | undefined;
+}
+
+function unknownKey(key: string, allowed: readonly string[]): string {
+  const hint = didYouMean(key, allowed);
+  if (hint !== undefined) return `unknown key "${key}"; did you mean "${hint}"?`;
+  const shown = allowed.filter((k) => !k.startsWith('$'));
+  return shown.length === 0 ? `unknown key "${key}"` : `unknown key "${key}"; expected one of: ${shown.join(', ')}`;
+}
+
+function plural(n: number, what: string): string {
+  return `${n} ${what}${n === 1 ? '' : 's'}`;
+}
+
+function isScalarValue(v: unknown): boolean {
+  return v === null || ['string', 'number', 'boolean'].includes(typeof v);
+}
+
+/** One zod issue as zero or more placed issues (unrecognized_keys gives one per key). */
+export function explainIssue(issue: z.core.$ZodIssue, ctx: ExplainContext): PlacedIssue[] {
+  const path = issue.path as PropertyKey[];
+  const value = valueAt(ctx.data, path);
+  const schema = schemaAt(ctx.root, ctx.data, path);
+  const expected = (): string => (schema === undefined ? 'a valid value' : describe(schema));
+  const at = (message: string, p: PropertyKey[] = path): PlacedIssue[] => [{ path: p, at: 'value', message }];
+  const got = (): string => ctx.got(path, value);
+
+  switch (issue.code) {
+    case 'unrecognized_keys': {
+      const allowed = allowedKeys(ctx.root, ctx.data, path);
+      return issue.keys.map((key) => ({ path: [...path, key], at: 'key' as const, message: unknownKey(key, allowed) }));
+    }
+    case 'invalid_type':
+    case 'invalid_value':
+    case 'invalid_union': {
+      const disc = issue.code === 'invalid_union' ? (issue as { discriminator?: string }).discriminator : undefined;
+      if (isMissingKey(ctx.data, path)) {
+        const key = String(path[path.length - 1]);
+        const parentSchema = schemaAt(ctx.root, ctx.data, path.slice(0, -1));
+        const choices = disc !== undefined && parentSchema ? discriminatorValues(parentSchema) : [];
+        const hint = choices.length > 0 ? ` (one of ${choices.map(literalText).join(', ')})` : '';
+        return at(`missing required key "${key}"${hint}`, path.slice(0, -1));
+      }
+      if (disc !== undefined) {
+        const parentSchema = schemaAt(ctx.root, ctx.data, path.slice(0, -1));
+        const choices = parentSchema ? discriminatorValues(parentSchema) : [];
+        return at(`expected one of ${choices.map(literalText).join(', ')}, got ${got()}`);
+      }
+      const text = ctx.plainText?.(path);
+      if (issue.code === 'invalid_type' && issue.expected === 'string' && text !== undefined) {
+        // `devAddr: 26011001` is a number to YAML; the hex digits must be quoted
+        return at(`expected ${expected()}, got ${got()} (a ${typeof value} to YAML; put it in quotes: "${text}")`);
+      }
+      return at(`expected ${expected()}, got ${got()}`);
+    }
+    case 'too_small':
+    case 'too_big': {
+      const custom = issue.message.startsWith('expected ') ? issue.message : undefined;
+      if (issue.origin === 'array' || issue.origin === 'set') {
+        const n = Array.isArray(value) ? value.length : 0;
+        const bound = Number(issue.code === 'too_small' ? issue.minimum : issue.maximum);
+        const limit = issue.code === 'too_small' ? `at least ${plural(bound, 'item')}` : `at most ${plural(bound, 'item')}`;
+        return at(`${custom ?? `expected a list of ${limit}`}, got ${n === 0 ? 'an empty list' : plural(n, 'item')}`);
+      }
+      if (issue.origin === 'string') return at(`${custom ?? `expected ${expected()}`}, got ${got()}`);
+      return at(`expected ${expected()}, got ${got()}`);
+    }
+    case 'invalid_format': {
+      const custom = issue.message.startsWith('expected ') ? issue.message : `expected ${expected()}`;
+      return at(`${custom}, got ${got()}`);
+    }
+    case 'custom': {
+      // cross-checks between sections: their message is already written for a technician
+      const withGot = issue.message.startsWith('expected ') && isScalarValue(value) && value !== undefined;
+      return at(withGot ? `${issue.message}, got ${got()}` : issue.message);
+    }
+    default:
+      return at(`expected ${expected()}, got ${got()}`);
+  }
+}

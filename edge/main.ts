@@ -1,0 +1,126 @@
+/**
+ * The composition root: loads the configuration, opens the store, starts the components in
+ * order and stops them in reverse. Nothing else creates long-lived components.
+ */
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { EventBus } from './bus.js';
+import { systemClock, type Clock } from './clock.js';
+import type { Component, GatewayContext } from './component.js';
+import { loadConfig } from './config/index.js';
+import type { Config } from './config/schema.js';
+import { createLogger, type Logger } from './log.js';
+import { acquirePidLock, type PidLock } from './pidLock.js';
+import { openStore, BatchWriter } from './store/index.js';
+import type { Store } from './store/api.js';
+import { Supervisor, type ComponentStatus } from './supervisor.js';
+import { buildComponents } from './components.js';
+
+export interface GatewayOptions {
+  configPath: string;
+  log?: Logger;
+  clock?: Clock;
+  env?: NodeJS.ProcessEnv;
+  /** overrides applied after loading (tests: ports, paths) */
+  override?: (config: Config) => void;
+}
+
+export interface Gateway {
+  readonly config: Config;
+  readonly context: GatewayContext;
+  readonly components: readonly Component[];
+  status(): GatewayStatus;
+  stop(): Promise<void>;
+}
+
+export interface GatewayStatus {
+  gateway: string;
+  startedAt: number;
+  components: ComponentStatus[];
+  store: ReturnType<Store['stats']>;
+  ingestPending: number;
+}
+
+/**
+ * Starts a gateway. Throws ConfigError (bad devices.yaml: nothing is started) or a
+ * StreetboxError when the store cannot be opened; once started, a failing component is
+ * degraded and restarted, never fatal.
+ */
+export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
+  const clock = opts.clock ?? systemClock;
+  const loaded = loadConfig(opts.configPath, opts.env ? { env: opts.env } : {});
+  const config = loaded.config;
+  opts.override?.(config);
+  const log = (opts.log ?? createLogger()).child({ gateway: config.gateway.id });
+
+  mkdirSync(dirname(config.storage.path), { recursive: true });
+  const lock: PidLock = acquirePidLock(`${config.storage.path}.pid`);
+  const bus = new EventBus(log.child({ module: 'bus' }));
+  let store: Store;
+  try {
+    store = openStore({
+      path: config.storage.path,
+      maxBytes: config.storage.maxBytes,
+      durability: config.storage.durability,
+      log: log.child({ module: 'store' }),
+      clock,
+      bus,
+    });
+  } catch (err) {
+    lock.release();
+    throw err;
+  }
+  const writer = new BatchWriter({
+    store,
+    bus,
+    log: log.child({ module: 'ingest' }),
+    clock,
+    flushIntervalMs: config.storage.flushInterval,
+    flushRows: config.storage.flushRows,
+  });
+  const context: GatewayContext = { config, configDir: loaded.dir, store, ingest: writer, bus, log, clock };
+
+  const supervisor = new Supervisor({ log: log.child({ module: 'supervisor' }), bus, clock });
+  const components: Component[] = [
+    {
+      name: 'ingest',
+      start: async () => writer.start(),
+      stop: async () => writer.stop(),
+    },
+    ...(await buildComponents(context)),
+  ];
+  for (const c of components) supervisor.add(c);
+
+  const startedAt = clock.now();
+  store.appendEvent({ kind: 'gateway.started', severity: 'info', detail: { pid: process.pid, config: loaded.file } });
+  await supervisor.startAll();
+  log.info({ components: components.map((c) => c.name), config: loaded.file }, 'gateway running');
+
+  let stopped: Promise<void> | null = null;
+  return {
+    config,
+    context,
+    components,
+    status: () => ({
+      gateway: config.gateway.id,
+      startedAt,
+      components: supervisor.status(),
+      store: store.stats(),
+      ingestPending: writer.pending,
+    }),
+    stop() {
+      stopped ??= (async () => {
+        log.info('gateway stopping');
+        await supervisor.stopAll();
+        try {
+          store.appendEvent({ kind: 'gateway.stopped', severity: 'info', detail: {} });
+        } finally {
+          store.close();
+          lock.release();
+        }
+        log.info('gateway stopped');
+      })();
+      return stopped;
+    },
+  };
+}

@@ -1,0 +1,164 @@
+import type { ComponentState, EventBus } from './bus.js';
+import type { Clock, Timer } from './clock.js';
+import type { Component } from './component.js';
+import { errorMessage } from './errors.js';
+import type { Logger } from './log.js';
+
+export interface SupervisorOptions {
+  log: Logger;
+  bus: EventBus;
+  clock: Clock;
+  /** first restart delay; doubles on each failure up to maxBackoffMs */
+  initialBackoffMs?: number;
+  maxBackoffMs?: number;
+  /** how long stop() of one component may take before it is abandoned */
+  stopTimeoutMs?: number;
+}
+
+export interface ComponentStatus {
+  name: string;
+  state: ComponentState;
+  restarts: number;
+  failures: number;
+  lastError: string | null;
+  since: number;
+}
+
+interface Entry {
+  component: Component;
+  status: ComponentStatus;
+  backoffMs: number;
+  timer: Timer | null;
+  /** the start or stop under way, so restarts never overlap */
+  busy: Promise<void> | null;
+}
+
+/**
+ * Starts components in order and stops them in reverse. A component that fails to start,
+ * or reports itself degraded at run time (bus 'component' with state 'degraded'), is logged,
+ * counted and restarted with exponential backoff; the process lives on.
+ */
+export class Supervisor {
+  private readonly entries: Entry[] = [];
+  private readonly opts: Required<SupervisorOptions>;
+  private stopping = false;
+
+  constructor(opts: SupervisorOptions) {
+    this.opts = { initialBackoffMs: 1000, maxBackoffMs: 60_000, stopTimeoutMs: 10_000, ...opts };
+  }
+
+  add(component: Component): void {
+    this.entries.push({
+      component,
+      status: { name: component.name, state: 'stopped', restarts: 0, failures: 0, lastError: null, since: this.opts.clock.now() },
+      backoffMs: this.opts.initialBackoffMs,
+      timer: null,
+      busy: null,
+    });
+  }
+
+  /** Starts every component in order. Never throws: a failed component is degraded and retried. */
+  async startAll(): Promise<void> {
+    this.stopping = false;
+    this.opts.bus.on(this, 'component', (change) => {
+      if (change.state !== 'degraded') return;
+      const entry = this.entries.find((e) => e.component.name === change.name);
+      if (entry && entry.status.state === 'running') this.fail(entry, change.error ?? 'reported degraded');
+    });
+    for (const entry of this.entries) await this.startOne(entry);
+  }
+
+  /** Stops every component in reverse order; each stop is bounded by stopTimeoutMs. */
+  async stopAll(): Promise<void> {
+    this.stopping = true;
+    this.opts.bus.off(this);
+    for (const entry of [...this.entries].reverse()) {
+      if (entry.timer) this.opts.clock.clearTimeout(entry.timer);
+      entry.timer = null;
+      if (entry.busy) await entry.busy.catch(() => undefined);
+      await this.stopOne(entry);
+    }
+  }
+
+  status(): ComponentStatus[] {
+    return this.entries.map((e) => ({ ...e.status }));
+  }
+
+  private setState(entry: Entry, state: ComponentState, error?: string): void {
+    entry.status.state = state;
+    entry.status.since = this.opts.clock.now();
+    if (error !== undefined) entry.status.lastError = error;
+    // Only announce states the supervisor decides; 'degraded' reports come from components.
+    if (state !== 'degraded') this.opts.bus.emit('component', { name: entry.component.name, state });
+  }
+
+  private async startOne(entry: Entry): Promise<void> {
+    const { log } = this.opts;
+    this.setState(entry, 'starting');
+    const run = (async () => {
+      try {
+        await entry.component.start();
+        if (this.stopping) return;
+        this.setState(entry, 'running');
+        entry.backoffMs = this.opts.initialBackoffMs;
+        log.info({ component: entry.component.name }, 'component started');
+      } catch (err) {
+        this.fail(entry, errorMessage(err), err);
+      }
+    })();
+    entry.busy = run;
+    await run;
+    entry.busy = null;
+  }
+
+  private async stopOne(entry: Entry): Promise<void> {
+    if (entry.status.state === 'stopped') return;
+    this.setState(entry, 'stopping');
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([
+        entry.component.stop(),
+        new Promise<void>((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`stop timed out after ${this.opts.stopTimeoutMs} ms`)), this.opts.stopTimeoutMs);
+        }),
+      ]);
+    } catch (err) {
+      this.opts.log.error({ component: entry.component.name, err }, 'component failed to stop cleanly');
+    } finally {
+      clearTimeout(timer);
+    }
+    this.setState(entry, 'stopped');
+  }
+
+  private fail(entry: Entry, message: string, err?: unknown): void {
+    const { log, clock } = this.opts;
+    entry.status.failures++;
+    entry.status.state = 'degraded';
+    entry.status.lastError = message;
+    entry.status.since = clock.now();
+    this.opts.bus.emit('component', { name: entry.component.name, state: 'degraded', error: message });
+    if (this.stopping) return;
+    const delay = entry.backoffMs;
+    entry.backoffMs = Math.min(entry.backoffMs * 2, this.opts.maxBackoffMs);
+    log.error({ component: entry.component.name, err: err ?? message, retryInMs: delay }, 'component degraded; restarting with backoff');
+    if (entry.timer) clock.clearTimeout(entry.timer);
+    entry.timer = clock.setTimeout(() => {
+      entry.timer = null;
+      void this.restart(entry).catch((e: unknown) => log.error({ err: e }, 'restart failed'));
+    }, delay);
+    entry.timer.unref?.();
+  }
+
+  private async restart(entry: Entry): Promise<void> {
+    if (this.stopping) return;
+    if (entry.busy) await entry.busy.catch(() => undefined);
+    entry.status.restarts++;
+    try {
+      await entry.component.stop();
+    } catch (err) {
+      this.opts.log.warn({ component: entry.component.name, err }, 'stop before restart failed');
+    }
+    if (this.stopping) return;
+    await this.startOne(entry);
+  }
+}
