@@ -6,7 +6,6 @@ import { resolve } from 'node:path';
 import { ConfigError, loadConfig, formatIssues } from './config/index.js';
 import { EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK, StreetboxError, errorMessage } from './errors.js';
 import { createLogger } from './log.js';
-import { startGateway } from './main.js';
 import { exportData, printStatus } from './cliData.js';
 
 const DEFAULT_CONFIG = process.env.STREETBOX_CONFIG ?? 'devices.yaml';
@@ -59,6 +58,8 @@ export function buildProgram(io: CliIo = stdio): Command {
     .action(async (opts: { config: string; logLevel: string }) => {
       const log = createLogger({ level: opts.logLevel });
       installProcessGuards(log);
+      // Loaded on demand: the gateway pulls in every driver; `validate` and `export` need none.
+      const { startGateway } = await import('./main.js');
       const gateway = await startGateway({ configPath: opts.config, log });
       const signal = await new Promise<NodeJS.Signals>((done) => {
         process.once('SIGINT', () => done('SIGINT'));
@@ -108,6 +109,32 @@ export function buildProgram(io: CliIo = stdio): Command {
         events: opts.events === true,
         ...(opts.device !== undefined ? { device: opts.device } : {}),
       });
+    });
+
+  program
+    .command('receive')
+    .description('reference receiver of the upstream contract: subscribe, de-duplicate by (gateway, seq), append to JSON lines, report gaps (until SIGINT/SIGTERM; exit 1 if gaps)')
+    .requiredOption('--broker <url>', 'mqtt://host:port or mqtts://host:port')
+    .option('--out <file>', 'append each new item, once and in seq order, as one JSON line')
+    .option('--gateway <id...>', 'only these gateways (default: every gateway)')
+    .option('--username <name>', 'broker username')
+    .option('--password <secret>', 'broker password (or STREETBOX_RECEIVE_PASSWORD)', process.env.STREETBOX_RECEIVE_PASSWORD)
+    .option('--ca <file>', 'CA certificate (PEM) for mqtts://')
+    .option('--cert <file>', 'client certificate (PEM)')
+    .option('--key <file>', 'client key (PEM)')
+    .option('--client-id <id>', 'names the persistent session: keep it stable across runs')
+    .option('--log-level <level>', 'trace, debug, info, warn, error (logs go to stderr)', 'info')
+    .action(async (opts: { broker: string; out?: string; gateway?: string[]; username?: string; password?: string; ca?: string; cert?: string; key?: string; clientId?: string; logLevel: string }) => {
+      const { runReceiver } = await import('../cloud-sync/receiver.js');
+      const log = createLogger({ level: opts.logLevel, destination: { write: (s: string) => io.err(s) } });
+      const ac = new AbortController();
+      process.once('SIGINT', () => ac.abort());
+      process.once('SIGTERM', () => ac.abort());
+      const { logLevel: _l, gateway, ...rest } = opts;
+      const report = await runReceiver({ ...rest, ...(gateway ? { gateways: gateway } : {}), log, signal: ac.signal });
+      const { gateways: _g, ...summary } = report;
+      io.out(`${JSON.stringify(summary)}\n`);
+      if (report.gaps.length > 0) throw new ExitError(EXIT_FAILURE, `${report.gaps.length} gap(s) in the received seqs`);
     });
 
   return program;

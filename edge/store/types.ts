@@ -68,6 +68,8 @@ export interface NewCommand {
   priority?: number;
   expiresAt?: number | null;
   status?: CommandStatus;
+  /** a row created final (a rejected command) carries its result at once */
+  result?: unknown;
 }
 
 export interface CommandRecord {

@@ -1,0 +1,52 @@
+/**
+ * The latest value per point survives a restart through the `latest` table: a snapshot written
+ * off the hot path (every few seconds and at close) with its high-water seq in meta.latest_seq,
+ * plus the readings committed after it, replayed at open.
+ */
+import type BetterSqlite3 from 'better-sqlite3';
+import type { PointEntry, PointRegistry } from './points.js';
+
+type Row = [a: number, b: number, c: number, value: number | string | null, flags: number];
+
+/** Fills the registry from the point table, the snapshot, and the readings after `latestSeq`. */
+export function loadPoints(db: BetterSqlite3.Database, points: PointRegistry, latestSeq: number): void {
+  const pointRows = db.prepare('SELECT id, device, point, unit FROM point ORDER BY id').raw().iterate() as Iterable<[number, string, string, string | null]>;
+  for (const [id, device, point, unit] of pointRows) if (!points.get(id)) points.add(id, device, point, unit);
+
+  for (const [pointId, seq, ts, value, flags] of db.prepare('SELECT point_id, seq, ts, value, flags FROM latest').raw().iterate() as Iterable<Row>) {
+    const p = points.get(pointId);
+    if (!p) continue;
+    set(p, seq, ts, value, flags);
+    p.persistedSeq = seq;
+  }
+  // Readings committed after the last snapshot (a crash skips the snapshot at close).
+  const replay = db.prepare('SELECT seq, ts, point_id, value, flags FROM reading WHERE seq > ? ORDER BY seq').raw();
+  for (const [seq, ts, pointId, value, flags] of replay.iterate(latestSeq) as Iterable<Row>) {
+    const p = points.get(pointId);
+    if (p && seq > p.seq) set(p, seq, ts, value, flags);
+  }
+}
+
+/** Writes every point whose latest value changed since the last snapshot; `hw` covers all committed readings. */
+export function persistLatest(db: BetterSqlite3.Database, points: PointRegistry, hw: number): number {
+  const changed: PointEntry[] = [];
+  for (const p of points.all()) if (p.seq > p.persistedSeq) changed.push(p);
+  const upsert = db.prepare(
+    `INSERT INTO latest (point_id, seq, ts, value, flags) VALUES (?, ?, ?, ?, ?)
+     ON CONFLICT (point_id) DO UPDATE SET seq = excluded.seq, ts = excluded.ts, value = excluded.value, flags = excluded.flags`,
+  );
+  const setHw = db.prepare("UPDATE meta SET value = ? WHERE key = 'latest_seq'");
+  db.transaction(() => {
+    for (const p of changed) upsert.run(p.id, p.seq, p.ts, p.value, p.flags);
+    setHw.run(hw);
+  })();
+  for (const p of changed) p.persistedSeq = p.seq;
+  return changed.length;
+}
+
+function set(p: PointEntry, seq: number, ts: number, value: number | string | null, flags: number): void {
+  p.seq = seq;
+  p.ts = ts;
+  p.value = value;
+  p.flags = flags;
+}
