@@ -1,12 +1,63 @@
 /**
  * The components a configuration asks for, in start order (they stop in reverse):
- * simulators first (so the drivers find their peers), then drivers, control, broker, API,
- * flows and upstream sync.
+ * simulated Modbus peers first (so the drivers find them), the drivers, the LoRaWAN
+ * simulator (once the network server listens), then control, broker, API and upstream sync.
  */
 import type { Component, GatewayContext } from './component.js';
+import { createModbusDriver, type ModbusDriver } from './drivers/modbus/index.js';
+import { createLorawanDriver, type LorawanDriver } from './drivers/lorawan/index.js';
+import { createModbusSimComponent, simulateEnabled } from './sim/modbus/index.js';
+import { startLorawanSimulator, type LorawanSimulator } from './sim/lorawan/index.js';
 
-export async function buildComponents(ctx: GatewayContext): Promise<Component[]> {
+export interface BuiltComponents {
+  components: Component[];
+  modbus?: ModbusDriver;
+  lorawan?: LorawanDriver;
+}
+
+export async function buildComponents(ctx: GatewayContext): Promise<BuiltComponents> {
+  const { config } = ctx;
   const components: Component[] = [];
-  void ctx;
-  return components;
+  const simulate = simulateEnabled(config).enabled;
+  const built: BuiltComponents = { components };
+
+  const modbusDevices = config.devices.filter((d) => d.bus !== undefined);
+  if (modbusDevices.length > 0) {
+    if (simulate) components.push(createModbusSimComponent(ctx));
+    built.modbus = createModbusDriver(ctx);
+    components.push(built.modbus);
+  }
+
+  if (config.lorawan && config.lorawan.enabled) {
+    built.lorawan = createLorawanDriver(ctx);
+    components.push(built.lorawan);
+    if (simulate && config.lorawan.devices.length > 0) components.push(lorawanSimComponent(ctx, built.lorawan));
+  }
+
+  return built;
+}
+
+/** The demo's packet forwarder and streetlight nodes, sending to the gateway's own UDP port. */
+function lorawanSimComponent(ctx: GatewayContext, driver: LorawanDriver): Component {
+  let sim: LorawanSimulator | null = null;
+  return {
+    name: 'lorawan-sim',
+    async start() {
+      if (sim) return;
+      const lorawan = ctx.config.lorawan!;
+      const ids = new Map(ctx.config.devices.filter((d) => d.devEui).map((d) => [d.devEui!.toLowerCase(), d.id]));
+      sim = await startLorawanSimulator({
+        host: lorawan.bind === '0.0.0.0' ? '127.0.0.1' : lorawan.bind,
+        port: driver.port(),
+        devices: lorawan.devices.map((d) => ({ ...d, id: ids.get(d.devEui.toLowerCase()) ?? d.devEui })),
+        uplinkIntervalMs: 15_000,
+        log: ctx.log,
+      });
+    },
+    async stop() {
+      const s = sim;
+      sim = null;
+      await s?.stop();
+    },
+  };
 }

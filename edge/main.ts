@@ -81,13 +81,14 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   const context: GatewayContext = { config, configDir: loaded.dir, store, ingest: writer, bus, log, clock };
 
   const supervisor = new Supervisor({ log: log.child({ module: 'supervisor' }), bus, clock });
+  const built = await buildComponents(context);
   const components: Component[] = [
     {
       name: 'ingest',
       start: async () => writer.start(),
       stop: async () => writer.stop(),
     },
-    ...(await buildComponents(context)),
+    ...built.components,
   ];
   for (const c of components) supervisor.add(c);
 

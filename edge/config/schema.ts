@@ -118,6 +118,8 @@ export const serialBusSchema = z.strictObject({
   dataBits: z.union([z.literal(7), z.literal(8)]).default(8),
   parity: z.enum(['none', 'even', 'odd']).default('even'),
   stopBits: z.union([z.literal(1), z.literal(2)]).default(1),
+  /** tolerance on top of t1.5 for a silence inside a frame (user-space timing; USB adapters deliver in chunks) */
+  interByteSlack: duration.default(5),
 });
 
 export const tcpBusSchema = z.strictObject({
@@ -261,6 +263,8 @@ export const apiSchema = z.strictObject({
   enabled: z.boolean().default(true),
   host: z.string().default('0.0.0.0'),
   port: port.default(8080),
+  /** GET /metrics needs a bearer token with the `read` permission unless this is false */
+  metricsAuth: z.boolean().default(true),
   tokens: z
     .array(
       z.strictObject({
@@ -308,6 +312,11 @@ export const syncSchema = z.strictObject({
   batchBytes: byteSize.default(256 * 1024),
   inFlight: z.number().int().min(1).max(64).default(4),
   compress: z.boolean().default(false),
+  /** a batch not acknowledged (PUBACK) within this is resent over a new connection */
+  ackTimeout: duration.default(30_000),
+  /** reconnect backoff: first delay and ceiling (exponential, with jitter) */
+  reconnectMin: duration.default(1000),
+  reconnectMax: duration.default(60_000),
 });
 
 export const simulateSchema = z.union([
@@ -360,7 +369,8 @@ type RawConfig = {
   groups: { id: string }[];
   profiles: { name: string }[];
   lorawan?: { devices: { devEui: string; activation: string; devAddr?: string | undefined; nwkSKey?: string | undefined; appSKey?: string | undefined; appKey?: string | undefined; joinEui?: string | undefined }[] } | undefined;
-  schedules: { groups: string[] }[];
+  schedules: { groups: string[]; steps: { at: string }[] }[];
+  gateway?: { lat?: number | undefined; lon?: number | undefined };
   broker: { users: { username: string; password?: string | undefined; passwordHash?: string | undefined }[] };
   api: { tokens: { name: string; token: string }[] };
   nodeRed: { users: { password?: string | undefined; passwordHash?: string | undefined }[] };
@@ -420,6 +430,23 @@ export function crossCheck(cfg: RawConfig, ctx: Ctx): void {
     if (!profiles.has(d.profile)) {
       ctx.addIssue({ code: 'custom', path: ['devices', i, 'profile'], message: unknownName('profile', d.profile, [...profiles], 'known') });
     }
+  });
+
+  // Schedules: a group must exist (declared, or named by a device), so a typo never leaves a
+  // street without its program; sun-anchored steps need the gateway's position.
+  const knownGroups = new Set<string>([...cfg.groups.map((g) => g.id), ...cfg.devices.flatMap((d) => d.groups)]);
+  const hasPosition = cfg.gateway?.lat !== undefined && cfg.gateway.lon !== undefined;
+  cfg.schedules.forEach((s, i) => {
+    s.groups.forEach((g, j) => {
+      if (!knownGroups.has(g)) {
+        ctx.addIssue({ code: 'custom', path: ['schedules', i, 'groups', j], message: unknownName('group', g, [...knownGroups], 'groups are') });
+      }
+    });
+    s.steps.forEach((step, j) => {
+      if (!hasPosition && /^sun(set|rise)/.test(step.at)) {
+        ctx.addIssue({ code: 'custom', path: ['schedules', i, 'steps', j, 'at'], message: `"${step.at}" needs the gateway's position: set gateway.lat and gateway.lon` });
+      }
+    });
   });
 
   cfg.lorawan?.devices.forEach((d, i) => {

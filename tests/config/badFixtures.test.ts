@@ -69,6 +69,10 @@ const TABLE: Record<string, Expected[]> = {
     [25, 14, 'devices[2].profile', 'unknown profile "no-such-profile"; known: streetlight-controller, traffic-controller, lora-streetlight'],
     [28, 11, 'devices[3].unit', 'unit 1 on bus "rs485" is already used by devices[0]'],
   ],
+  'bad-schedule.yaml': [
+    [9, 14, 'schedules[0].groups[0]', 'unknown group "main-stret"; did you mean "main-street"?'],
+    [11, 15, 'schedules[0].steps[0].at', '"sunset-15m" needs the gateway\'s position: set gateway.lat and gateway.lon'],
+  ],
   'bad-empty.yaml': [[1, 1, '', 'the file is empty; expected a mapping with at least a "gateway" section']],
   'bad-top-list.yaml': [[1, 1, '', 'expected a mapping of sections (gateway, storage, buses, devices, …), got a list']],
   'bad-bus-type.yaml': [

@@ -1,0 +1,266 @@
+/**
+ * `npm run bench modbus` (or standalone: `npx tsx bench/modbus.ts`).
+ *
+ * (a) TCP: sequential reads of 10 holding registers from the simulator (in its own process):
+ *     transactions/s through the full driver (scheduler, codec, ingest into the SQLite store)
+ *     versus a bare modbus-serial client loop (connectTCP) and a raw-socket ping-pong of the
+ *     same frames, in the same run, rounds alternated, medians compared.
+ *     Target: driver >= 0.9 × modbus-serial.
+ * (b) RTU on a socat PTY at 9600, 19200 and 115200 baud, the simulator emulating wire time
+ *     (8N2: 11-bit characters): the measured poll cycle of 10 devices × 20 registers versus
+ *     the physical minimum of the line (frame sizes, 11-bit characters, two t3.5 silences
+ *     per transaction). Target: within 1.15× at 9600 and 19200 baud.
+ */
+import { connect } from 'node:net';
+import { loadavg } from 'node:os';
+import { pathToFileURL } from 'node:url';
+import type { ConfigInput, ProfileConfig } from '../edge/config/schema.js';
+import { createModbusDriver } from '../edge/drivers/modbus/index.js';
+import { t35Ms, transactionMs } from '../edge/sim/modbus/wireTime.js';
+import { makeContext, waitFor } from '../tests/helpers/context.js';
+import { ModbusRTU } from '../tests/helpers/modbusSerial.js';
+import { spawnSimulators } from '../tests/helpers/simProcess.js';
+import { median, result, table, writeResult, type BenchResult } from './lib.js';
+
+const TCP_TX = Number(process.env.BENCH_MODBUS_TCP_TX ?? 10_000);
+const ROUNDS = Number(process.env.BENCH_MODBUS_ROUNDS ?? 5);
+const RTU_BAUDS = [9600, 19200, 115200];
+const RTU_DEVICES = 10;
+const RTU_REGS = 20;
+const RTU_CYCLES = Number(process.env.BENCH_MODBUS_RTU_CYCLES ?? 6);
+const RTU_WINDOWS = Number(process.env.BENCH_MODBUS_RTU_WINDOWS ?? 3);
+const TCP_TARGET = 0.9;
+const RTU_TARGET = 1.15;
+
+/** A profile of `n` consecutive uint16 holding registers from address 0: one FC 3 request per poll. */
+function blockProfile(name: string, n: number): ProfileConfig {
+  return {
+    name,
+    transport: 'modbus',
+    alarms: [],
+    points: Array.from({ length: n }, (_, i) => ({
+      name: `r${i}`,
+      table: 'holding' as const,
+      address: i,
+      type: 'uint16' as const,
+      wordOrder: 'big' as const,
+      scale: 1,
+      offset: 0,
+      access: 'r' as const,
+    })),
+  };
+}
+
+const log = (line: string): void => void process.stderr.write(`  ${line}\n`);
+
+// ---------------------------------------------------------------------------------------
+// (a) TCP
+
+async function rawPingPong(port: number, n: number): Promise<number> {
+  const s = connect(port, '127.0.0.1');
+  s.setNoDelay(true);
+  await new Promise<void>((resolve, reject) => s.once('connect', resolve).once('error', reject));
+  // MBAP (tid, protocol 0, length 6, unit 1) + FC 3, address 0, quantity 10; the answer is 7 + 2 + 20 bytes
+  const req = Buffer.from([0, 1, 0, 0, 0, 6, 1, 3, 0, 0, 0, 10]);
+  const t0 = performance.now();
+  await new Promise<void>((resolve, reject) => {
+    let done = 0;
+    let got = 0;
+    s.on('error', reject);
+    s.on('data', (d: Buffer) => {
+      got += d.length;
+      while (got >= 29) {
+        got -= 29;
+        if (++done >= n) return resolve();
+        s.write(req);
+      }
+    });
+    s.write(req);
+  });
+  const rate = n / ((performance.now() - t0) / 1000);
+  s.destroy();
+  return rate;
+}
+
+async function modbusSerialLoop(port: number, n: number): Promise<number> {
+  const c = new ModbusRTU();
+  await c.connectTCP('127.0.0.1', { port });
+  c.setID(1);
+  c.setTimeout(1000);
+  for (let i = 0; i < 200; i++) await c.readHoldingRegisters(0, 10); // warm-up
+  const t0 = performance.now();
+  for (let i = 0; i < n; i++) await c.readHoldingRegisters(0, 10);
+  const rate = n / ((performance.now() - t0) / 1000);
+  await new Promise<void>((resolve) => c.close(() => resolve()));
+  return rate;
+}
+
+/** Polls per second through createModbusDriver: a device polled back to back (poll: 0), counted as committed readings. */
+async function driverLoop(config: Omit<ConfigInput, 'gateway'>, pointsPerPoll: number, polls: number, maxMs: number): Promise<{ rate: number; polls: number }> {
+  const t = makeContext(config, { flushIntervalMs: 200 });
+  t.keepReadings = false;
+  const driver = createModbusDriver(t.ctx);
+  try {
+    await driver.start();
+    await waitFor(() => t.committed >= pointsPerPoll * 50, 10_000, 'first polls');
+    const c0 = t.committed;
+    const t0 = performance.now();
+    await waitFor(() => t.committed - c0 >= polls * pointsPerPoll || performance.now() - t0 > maxMs, maxMs + 5000, 'polls');
+    const elapsed = performance.now() - t0;
+    const done = (t.committed - c0) / pointsPerPoll;
+    return { rate: done / (elapsed / 1000), polls: done };
+  } finally {
+    await driver.stop();
+    await t.close();
+  }
+}
+
+async function benchTcp(): Promise<{ driver: number; modbusSerial: number; raw: number; rounds: Record<string, number[]> }> {
+  const profile = blockProfile('bench10', 10);
+  const sim = await spawnSimulators({ tcp: [{ id: 'tcp', devices: [{ unit: 1, profile: 'bench10' }] }], profiles: [profile] });
+  const port = sim.bus('tcp').port!;
+  const config: Omit<ConfigInput, 'gateway'> = {
+    profiles: [profile],
+    buses: [{ id: 'tcp', type: 'tcp', host: '127.0.0.1', port, timeout: 1000 }],
+    devices: [{ id: 'dev', bus: 'tcp', unit: 1, profile: 'bench10', poll: 0 }],
+  };
+  const rounds: Record<string, number[]> = { raw: [], modbusSerial: [], driver: [] };
+  try {
+    for (let r = 0; r < ROUNDS; r++) {
+      rounds.raw!.push(await rawPingPong(port, TCP_TX));
+      rounds.modbusSerial!.push(await modbusSerialLoop(port, TCP_TX));
+      rounds.driver!.push((await driverLoop(config, 10, TCP_TX, 15_000)).rate);
+      log(`tcp round ${r + 1}: raw ${rounds.raw!.at(-1)!.toFixed(0)}/s, modbus-serial ${rounds.modbusSerial!.at(-1)!.toFixed(0)}/s, driver ${rounds.driver!.at(-1)!.toFixed(0)}/s`);
+    }
+  } finally {
+    await sim.stop();
+  }
+  return { driver: median(rounds.driver!), modbusSerial: median(rounds.modbusSerial!), raw: median(rounds.raw!), rounds };
+}
+
+// ---------------------------------------------------------------------------------------
+// (b) RTU
+
+interface RtuFigure {
+  baud: number;
+  measuredCycleMs: number;
+  physicalCycleMs: number;
+  ratio: number;
+  cycles: number;
+  /** cycle time of each measurement window, ms */
+  windows: number[];
+  gapViolations: number;
+  /** per transaction: the master's idle time after a response (the line needs t3.5) and the simulator's own write lateness */
+  masterIdleMsPerTx: number;
+  simLateMsPerTx: number;
+}
+
+async function benchRtu(baud: number): Promise<RtuFigure> {
+  const profile = blockProfile('bench20', RTU_REGS);
+  const devices = Array.from({ length: RTU_DEVICES }, (_, i) => ({ unit: i + 1, profile: 'bench20' }));
+  const sim = await spawnSimulators({
+    rtu: [{ id: 'line', baud, stopBits: 2, wireTime: { baud, bitsPerChar: 11 }, devices }],
+    profiles: [profile],
+  });
+  // request: unit, FC, address (2), quantity (2), CRC (2) = 8; response: unit, FC, byte count, 2 × 20, CRC (2) = 45
+  const physicalCycleMs = RTU_DEVICES * transactionMs({ baud, bitsPerChar: 11 }, 8, 5 + 2 * RTU_REGS);
+  const config: Omit<ConfigInput, 'gateway'> = {
+    profiles: [profile],
+    buses: [{ id: 'line', type: 'serial', path: sim.bus('line').path!, baud, parity: 'none', stopBits: 2, timeout: 1000 }],
+    devices: devices.map((d) => ({ id: `dev-${d.unit}`, bus: 'line', unit: d.unit, profile: 'bench20', poll: 0 })),
+  };
+  const perCycle = RTU_DEVICES * RTU_REGS;
+  const t = makeContext(config, { flushIntervalMs: 200 });
+  t.keepReadings = false;
+  const driver = createModbusDriver(t.ctx);
+  let lines: Awaited<ReturnType<typeof sim.stop>> = [];
+  try {
+    await driver.start();
+    await waitFor(() => t.committed >= perCycle, 20_000, 'a first full cycle');
+    // Several windows of RTU_CYCLES cycles each; the median window is the figure.
+    const windows: number[] = [];
+    let cycles = 0;
+    for (let w = 0; w < RTU_WINDOWS; w++) {
+      const c0 = t.committed;
+      const t0 = performance.now();
+      const maxMs = physicalCycleMs * RTU_CYCLES * 3;
+      await waitFor(() => t.committed - c0 >= RTU_CYCLES * perCycle || performance.now() - t0 > maxMs, maxMs + 5000, 'cycles');
+      const n = (t.committed - c0) / perCycle;
+      cycles += n;
+      windows.push((performance.now() - t0) / n);
+    }
+    const measuredCycleMs = median(windows);
+    await driver.stop();
+    lines = await sim.stop();
+    const line = lines[0];
+    const perTx = (x: number | undefined): number => (line && line.timed > 0 ? (x ?? 0) / line.timed : NaN);
+    return {
+      baud,
+      measuredCycleMs,
+      physicalCycleMs,
+      ratio: measuredCycleMs / physicalCycleMs,
+      cycles,
+      windows,
+      gapViolations: line?.gapViolations ?? 0,
+      masterIdleMsPerTx: perTx(line?.masterIdleMs),
+      simLateMsPerTx: perTx(line?.writeLateMs),
+    };
+  } finally {
+    await driver.stop();
+    await t.close();
+    await sim.stop();
+  }
+}
+
+export async function run(): Promise<BenchResult> {
+  // Timing figures mean little on a busy machine: the load is kept with the result.
+  const loadBefore = loadavg();
+  const only = process.env.BENCH_MODBUS_ONLY; // "tcp" or "rtu": a partial run, for diagnosis
+  const tcp = only === 'rtu' ? { driver: NaN, modbusSerial: NaN, raw: NaN, rounds: {} } : await benchTcp();
+  const rtu: RtuFigure[] = [];
+  for (const baud of only === 'tcp' ? [] : RTU_BAUDS) {
+    const f = await benchRtu(baud);
+    rtu.push(f);
+    log(`rtu ${baud} baud: cycle ${f.measuredCycleMs.toFixed(1)} ms vs physical ${f.physicalCycleMs.toFixed(1)} ms → ${f.ratio.toFixed(3)}× (master idle ${f.masterIdleMsPerTx.toFixed(2)} ms/tx vs t3.5 ${t35Ms({ baud, bitsPerChar: 11 }).toFixed(2)} ms, sim late ${f.simLateMsPerTx.toFixed(3)} ms/tx, gap violations ${f.gapViolations})`);
+  }
+  const tcpRatio = tcp.driver / tcp.modbusSerial;
+  const rtuPass = rtu.filter((f) => f.baud <= 19200).every((f) => f.ratio <= RTU_TARGET);
+  log(`tcp: driver ${tcp.driver.toFixed(0)}/s, modbus-serial ${tcp.modbusSerial.toFixed(0)}/s (ratio ${tcpRatio.toFixed(3)}), raw socket ${tcp.raw.toFixed(0)}/s (driver/raw ${(tcp.driver / tcp.raw).toFixed(3)})`);
+  return result({
+    name: 'modbus',
+    metric: 'TCP reads of 10 holding registers through the driver (scheduler + store)',
+    value: Math.round(tcp.driver),
+    unit: 'transactions/s',
+    baseline: 'bare modbus-serial client loop',
+    baselineValue: Math.round(tcp.modbusSerial),
+    ratio: tcpRatio,
+    target: `TCP ratio >= ${TCP_TARGET}; RTU cycle <= ${RTU_TARGET}x physical at 9600 and 19200`,
+    pass: tcpRatio >= TCP_TARGET && rtuPass,
+    details: {
+      tcp: {
+        driver: Math.round(tcp.driver),
+        modbusSerial: Math.round(tcp.modbusSerial),
+        rawSocket: Math.round(tcp.raw),
+        driverVsRaw: tcp.driver / tcp.raw,
+        transactionsPerRound: TCP_TX,
+        rounds: tcp.rounds,
+      },
+      rtu: rtu.map((f) => ({ ...f, target: f.baud <= 19200 ? RTU_TARGET : null })),
+      loadAverage: { before: loadBefore, after: loadavg() },
+      rtuSetup: `${RTU_DEVICES} devices x ${RTU_REGS} holding registers, 8N2 (11-bit characters), poll 0, simulator wire-time emulation`,
+    },
+  });
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  run().then(
+    (r) => {
+      writeResult(r);
+      process.stdout.write(table([r]) + '\n');
+    },
+    (err: unknown) => {
+      process.stderr.write(`bench modbus failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+      process.exitCode = 1;
+    },
+  );
+}

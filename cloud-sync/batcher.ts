@@ -1,0 +1,59 @@
+/**
+ * Cuts the store's merged stream (readings and events share one seq space) into batches: each
+ * batch holds one kind, starts right after the previous one (`after + 1`), and is bounded by a
+ * count and by its size in bytes (at least one item, so an oversized item still goes out).
+ */
+import type { Store } from '../edge/store/api.js';
+import type { Reading, StoredEvent } from '../edge/store/types.js';
+import { envelopeBytes, type BatchKind } from './payload.js';
+
+export interface BuiltBatch {
+  kind: BatchKind;
+  /** after + 1: the batch covers every seq up to toSeq that is not in the other kind */
+  fromSeq: number;
+  toSeq: number;
+  /** each item serialized once, in seq order */
+  itemsJson: string[];
+  /** uncompressed payload size */
+  bytes: number;
+}
+
+export interface BatcherOptions {
+  store: Store;
+  gateway: string;
+  batchSize: number;
+  batchBytes: number;
+}
+
+export class Batcher {
+  constructor(private readonly opts: BatcherOptions) {}
+
+  /** The batch after seq `after`, or null when nothing is stored after it. */
+  next(after: number): BuiltBatch | null {
+    const { store, batchSize } = this.opts;
+    const readings = store.readings({ after, limit: batchSize }).items;
+    const events = store.events({ after, limit: batchSize }).items;
+    const r0 = readings[0]?.seq ?? Infinity;
+    const e0 = events[0]?.seq ?? Infinity;
+    if (r0 === Infinity && e0 === Infinity) return null;
+    // The kind that comes first takes every item before the other kind's first seq.
+    return r0 < e0 ? this.cut('readings', after, readings, e0) : this.cut('events', after, events, r0);
+  }
+
+  private cut(kind: BatchKind, after: number, items: readonly (Reading | StoredEvent)[], before: number): BuiltBatch {
+    const { gateway, batchBytes } = this.opts;
+    const itemsJson: string[] = [];
+    let bytes = envelopeBytes(gateway, after + items.length + 1);
+    let toSeq = after;
+    for (const item of items) {
+      if (item.seq >= before) break;
+      const json = JSON.stringify(item);
+      const size = Buffer.byteLength(json) + 1;
+      if (itemsJson.length > 0 && bytes + size > batchBytes) break;
+      itemsJson.push(json);
+      bytes += size;
+      toSeq = item.seq;
+    }
+    return { kind, fromSeq: after + 1, toSeq, itemsJson, bytes };
+  }
+}

@@ -1,0 +1,116 @@
+/**
+ * Commands from central on `streetbox/<gw>/down/commands`: the sync subscribes (QoS 1, in the
+ * persistent session, so commands sent while the gateway was offline still arrive), parses each
+ * message and hands it to an injected handler (the control pipeline, with role `central`).
+ * Without a handler, or for a malformed message, the command is rejected: a `command.rejected`
+ * event is recorded (and so goes upstream with the events) and the outcome is published on
+ * `streetbox/<gw>/commands/<id>`.
+ */
+import { randomUUID } from 'node:crypto';
+import type { MqttClient } from 'mqtt';
+import type { Clock } from '../edge/clock.js';
+import { errorMessage, type ErrorCode } from '../edge/errors.js';
+import type { Logger } from '../edge/log.js';
+import type { Store } from '../edge/store/api.js';
+import type { CommandStatus } from '../edge/store/types.js';
+import type { GatewayTopics } from './topics.js';
+
+/** A parsed command message from central, as the handler receives it. */
+export interface CentralCommand {
+  /** the message's `id` when it is a usable id, else one generated here */
+  id: string;
+  /** the message as central sent it: `{ "id", "target": {…}, "action", … }` */
+  message: Record<string, unknown>;
+  topic: string;
+  receivedAt: number;
+}
+
+export interface CommandOutcome {
+  id: string;
+  status: CommandStatus | 'error';
+  code?: ErrorCode;
+  error?: string;
+  result?: unknown;
+}
+
+/** The control pipeline's entry for central; resolves with the outcome to publish. */
+export type CommandHandler = (cmd: CentralCommand) => Promise<CommandOutcome>;
+
+const ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/;
+
+export interface CentralCommandsOptions {
+  store: Store;
+  topics: GatewayTopics;
+  log: Logger;
+  clock: Clock;
+}
+
+export class CentralCommands {
+  handler: CommandHandler | undefined;
+  received = 0;
+  rejected = 0;
+
+  constructor(private readonly opts: CentralCommandsOptions) {}
+
+  subscribe(client: MqttClient): void {
+    client.subscribe(this.opts.topics.commandsDown, { qos: 1 }, (err) => {
+      if (!err) return;
+      // a connection that closes fails its pending SUBSCRIBE too: the next connection subscribes again
+      const level = /closed|disconnecting/i.test(err.message) ? 'debug' : 'warn';
+      this.opts.log[level]({ err, topic: this.opts.topics.commandsDown }, 'subscribing to commands from central failed');
+    });
+  }
+
+  /** Handles one message of the commands topic; never rejects. */
+  async handle(client: MqttClient, topic: string, payload: Buffer): Promise<void> {
+    this.received++;
+    const receivedAt = this.opts.clock.now();
+    let message: unknown;
+    try {
+      message = JSON.parse(payload.toString('utf8'));
+    } catch {
+      message = undefined;
+    }
+    const rawId = (message as { id?: unknown } | undefined)?.id;
+    const id = typeof rawId === 'string' && ID_RE.test(rawId) ? rawId : randomUUID();
+    if (typeof message !== 'object' || message === null || Array.isArray(message)) {
+      return this.reject(client, id, 'E_INVALID_COMMAND', 'malformed command: expected a JSON object', { bytes: payload.length });
+    }
+    const msg = message as Record<string, unknown>;
+    if (typeof msg.action !== 'string' || msg.action === '') {
+      return this.reject(client, id, 'E_INVALID_COMMAND', 'malformed command: "action" must be a non-empty string', {});
+    }
+    const handler = this.handler;
+    if (!handler) {
+      return this.reject(client, id, 'E_FORBIDDEN', 'commands from central are not enabled on this gateway', { action: msg.action });
+    }
+    let outcome: CommandOutcome;
+    try {
+      outcome = await handler({ id, message: msg, topic, receivedAt });
+    } catch (err) {
+      outcome = { id, status: 'error', code: 'E_SYNC', error: errorMessage(err) };
+    }
+    this.publish(client, { ...outcome, id });
+  }
+
+  private reject(client: MqttClient, id: string, code: ErrorCode, reason: string, extra: Record<string, unknown>): void {
+    this.rejected++;
+    try {
+      this.opts.store.appendEvent({
+        kind: 'command.rejected',
+        severity: 'warning',
+        detail: { id, source: { role: 'central', principal: 'upstream' }, code, reason, ...extra },
+      });
+    } catch (err) {
+      this.opts.log.error({ err, id }, 'recording a rejected command failed');
+    }
+    this.opts.log.warn({ id, code, reason }, 'command from central rejected');
+    this.publish(client, { id, status: 'rejected', code, error: reason });
+  }
+
+  private publish(client: MqttClient, outcome: CommandOutcome): void {
+    client.publish(this.opts.topics.commandOutcome(outcome.id), JSON.stringify(outcome), { qos: 1 }, (err) => {
+      if (err) this.opts.log.debug({ err, id: outcome.id }, 'publishing a command outcome failed');
+    });
+  }
+}

@@ -1,0 +1,317 @@
+/**
+ * Store-and-forward upstream (DESIGN.md "Upstream"): the store's merged stream of readings and
+ * events goes out in seq order as QoS 1 batches on `streetbox/<gw>/up/{readings,events}`, at
+ * most `inFlight` unacknowledged; the `upstream` consumer cursor moves only over the contiguous
+ * prefix of batches the broker acknowledged (PUBACK). On every connection the latest state of
+ * each device goes first (retained), then the backlog from the cursor, oldest first. The store's
+ * bus wakes the sync after each commit: no polling.
+ */
+import type { IConnackPacket, MqttClient } from 'mqtt';
+import type { Component, GatewayContext } from '../edge/component.js';
+import { errorMessage } from '../edge/errors.js';
+import type { Logger } from '../edge/log.js';
+import type { Timer } from '../edge/clock.js';
+import { Batcher } from './batcher.js';
+import { CentralCommands, type CommandHandler } from './commands.js';
+import { SyncError, classifyError } from './errors.js';
+import { UpstreamLink, type SyncConfig } from './link.js';
+import { encodePayload } from './payload.js';
+import { gatewayTopics, type GatewayTopics } from './topics.js';
+import { AckWindow } from './window.js';
+
+export const UPSTREAM_CONSUMER = 'upstream';
+
+export interface SyncStatus {
+  connected: boolean;
+  lastError: string | null;
+  /** everything up to this seq is acknowledged by the broker */
+  ackedSeq: number;
+  /** seqs committed but not yet acknowledged */
+  lagSeq: number;
+  /** age of the oldest unacknowledged item, ms (0 when nothing lags) */
+  lagMs: number;
+  /** batches published and not yet acknowledged */
+  inFlight: number;
+  sentBatches: number;
+  /** payload bytes published (batches only) */
+  sentBytes: number;
+  /** batches published again after a reconnect or an ack timeout (duplicates upstream) */
+  resent: number;
+  lastConnectedAt: number | null;
+}
+
+export interface SyncComponent extends Component {
+  status(): SyncStatus;
+  /** Plugs the control pipeline in for commands from central (undefined: reject them all). */
+  setCommandHandler(handler: CommandHandler | undefined): void;
+}
+
+export interface SyncOptions {
+  onCommand?: CommandHandler;
+  /** uniform [0, 1) for the backoff jitter (tests) */
+  random?: () => number;
+}
+
+export function createSyncComponent(ctx: GatewayContext, opts: SyncOptions = {}): SyncComponent {
+  return new UpstreamSync(ctx, opts);
+}
+
+class UpstreamSync implements SyncComponent {
+  readonly name = 'sync';
+  private readonly log: Logger;
+  private readonly cfg: SyncConfig | undefined;
+  private readonly gateway: string;
+  private readonly topics: GatewayTopics;
+  private readonly commands: CentralCommands;
+  private link: UpstreamLink | undefined;
+  private window = new AckWindow(0);
+  private batcher: Batcher | undefined;
+  private client: MqttClient | undefined;
+  private started = false;
+  private pumping = false;
+  private repump = false;
+  private wakeScheduled = false;
+  private ackTimer: Timer | undefined;
+  private lastSeq = 0;
+  /** the highest seq published by this process: a batch starting at or below it is a resend */
+  private highestSent = 0;
+  private sentBatches = 0;
+  private sentBytes = 0;
+  private resent = 0;
+  private readonly random: (() => number) | undefined;
+
+  constructor(
+    private readonly ctx: GatewayContext,
+    opts: SyncOptions,
+  ) {
+    this.log = ctx.log.child({ module: 'sync' });
+    this.cfg = ctx.config.sync?.enabled === false ? undefined : ctx.config.sync;
+    this.gateway = ctx.config.gateway.id;
+    this.topics = gatewayTopics(this.gateway);
+    this.commands = new CentralCommands({ store: ctx.store, topics: this.topics, log: this.log, clock: ctx.clock });
+    this.commands.handler = opts.onCommand;
+    this.random = opts.random;
+  }
+
+  setCommandHandler(handler: CommandHandler | undefined): void {
+    this.commands.handler = handler;
+  }
+
+  async start(): Promise<void> {
+    if (this.started) return;
+    const cfg = this.cfg;
+    if (!cfg) {
+      this.log.info('upstream sync not configured');
+      return;
+    }
+    this.started = true;
+    const { store, bus } = this.ctx;
+    const consumer = store.registerConsumer(UPSTREAM_CONSUMER);
+    this.window = new AckWindow(consumer.ackedSeq);
+    this.highestSent = consumer.ackedSeq;
+    this.lastSeq = store.stats().lastSeq;
+    this.batcher = new Batcher({ store, gateway: this.gateway, batchSize: cfg.batchSize, batchBytes: cfg.batchBytes });
+    bus.on(this, 'readings', (rs) => {
+      const last = rs[rs.length - 1];
+      if (last && last.seq > this.lastSeq) this.lastSeq = last.seq;
+      this.wake();
+    });
+    bus.on(this, 'event', (e) => {
+      if (e.seq > this.lastSeq) this.lastSeq = e.seq;
+      this.wake();
+    });
+    this.link = new UpstreamLink({
+      gateway: this.gateway,
+      config: cfg,
+      configDir: this.ctx.configDir,
+      statusTopic: this.topics.status,
+      log: this.log,
+      clock: this.ctx.clock,
+      ...(this.random ? { random: this.random } : {}),
+      onUp: (client, connack) => this.onUp(client, connack),
+      onDown: () => this.onDown(),
+    });
+    this.log.info({ url: cfg.url, ackedSeq: consumer.ackedSeq, lastSeq: this.lastSeq }, 'upstream sync starting');
+    this.link.start();
+  }
+
+  async stop(): Promise<void> {
+    if (!this.started) return;
+    this.started = false;
+    this.ctx.bus.off(this);
+    await this.link?.stop();
+    this.link = undefined;
+    this.clearAckTimer();
+  }
+
+  status(): SyncStatus {
+    const acked = this.window.ackedSeq;
+    const lagSeq = Math.max(0, this.lastSeq - acked);
+    let lagMs = 0;
+    if (lagSeq > 0 && this.started) {
+      try {
+        const r = this.ctx.store.readings({ after: acked, limit: 1 }).items[0];
+        const e = this.ctx.store.events({ after: acked, limit: 1 }).items[0];
+        const oldest = Math.min(r?.ts ?? Infinity, e?.ts ?? Infinity);
+        if (Number.isFinite(oldest)) lagMs = Math.max(0, this.ctx.clock.now() - oldest);
+      } catch {
+        // store closing: the lag in ms is unknown
+      }
+    }
+    return {
+      connected: this.link?.connected ?? false,
+      lastError: this.link?.lastError?.message ?? null,
+      ackedSeq: acked,
+      lagSeq,
+      lagMs,
+      inFlight: this.window.size,
+      sentBatches: this.sentBatches,
+      sentBytes: this.sentBytes,
+      resent: this.resent,
+      lastConnectedAt: this.link?.lastConnectedAt ?? null,
+    };
+  }
+
+  // ---- connection ----------------------------------------------------------------------
+
+  private onUp(client: MqttClient, connack: IConnackPacket): void {
+    this.client = client;
+    this.window.clear();
+    client.on('message', (topic, payload) => {
+      if (topic !== this.topics.commandsDown || client !== this.client) return;
+      void this.commands.handle(client, topic, payload).catch((err: unknown) => this.log.error({ err }, 'handling a command from central failed'));
+    });
+    // The persistent session keeps the subscription (sessionPresent); subscribing again is
+    // harmless and covers a session the broker lost.
+    this.commands.subscribe(client);
+    this.log.debug({ sessionPresent: connack.sessionPresent }, 'upstream session');
+    client.publish(this.topics.status, 'online', { qos: 1, retain: true }, (err) => {
+      if (!err && client === this.client) this.link?.markHealthy();
+    });
+    this.publishLatestState(client);
+    this.wake();
+  }
+
+  private onDown(): void {
+    this.client = undefined;
+    this.window.clear();
+    this.clearAckTimer();
+  }
+
+  /** The latest value of every point, one retained message per device, before any backlog. */
+  private publishLatestState(client: MqttClient): void {
+    let devices: Map<string, Map<string, { ts: number; value: unknown }>>;
+    try {
+      devices = this.ctx.store.latestAll();
+    } catch (err) {
+      this.log.error({ err }, 'reading the latest state failed');
+      return;
+    }
+    for (const [device, points] of devices) {
+      let ts = 0;
+      const values: Record<string, unknown> = {};
+      for (const [point, v] of points) {
+        values[point] = v.value;
+        if (v.ts > ts) ts = v.ts;
+      }
+      client.publish(this.topics.deviceState(device), JSON.stringify({ ts, values }), { qos: 1, retain: true });
+    }
+  }
+
+  // ---- the drain -----------------------------------------------------------------------
+
+  private wake(): void {
+    if (this.wakeScheduled || !this.client) return;
+    this.wakeScheduled = true;
+    // Never inside the writer's commit (the bus listener): after it.
+    setImmediate(() => {
+      this.wakeScheduled = false;
+      try {
+        this.pump();
+      } catch (err) {
+        // a store that fails to read: the next commit or ack wakes the drain again
+        this.log.error({ err }, 'upstream drain failed');
+      }
+    });
+  }
+
+  private pump(): void {
+    const cfg = this.cfg;
+    const batcher = this.batcher;
+    if (!cfg || !batcher) return;
+    if (this.pumping) {
+      // woken from inside a round: go again after it
+      this.repump = true;
+      return;
+    }
+    this.pumping = true;
+    try {
+      const client = this.client;
+      while (client && client === this.client && this.window.size < cfg.inFlight) {
+        const b = batcher.next(this.window.frontier);
+        if (!b) break;
+        const payload = encodePayload(this.gateway, b.fromSeq, b.toSeq, b.itemsJson, cfg.compress);
+        const entry = this.window.add(b.fromSeq, b.toSeq, this.ctx.clock.monotonic());
+        this.sentBatches++;
+        this.sentBytes += payload.length;
+        if (b.fromSeq <= this.highestSent) this.resent++;
+        if (b.toSeq > this.highestSent) this.highestSent = b.toSeq;
+        client.publish(this.topics.up(b.kind), payload, { qos: 1 }, (err) => this.onPuback(client, entry.id, err));
+        if (!this.ackTimer) this.armAckTimer();
+      }
+    } finally {
+      this.pumping = false;
+      if (this.repump) {
+        this.repump = false;
+        this.wake();
+      }
+    }
+  }
+
+  private onPuback(client: MqttClient, id: number, err: Error | undefined): void {
+    if (client !== this.client) return;
+    if (err) {
+      // mqtt.js fails pending publishes when the connection closes; the close handler deals with that.
+      if (/connection closed|disconnecting|client disconnecting/i.test(err.message)) return;
+      // MQTT 5 §3.4.2.1: a PUBACK reason code >= 0x80 refuses the message; retry over a new connection.
+      this.link?.fail(classifyError(err, this.cfg?.url ?? ''));
+      return;
+    }
+    this.link?.markHealthy();
+    const moved = this.window.ack(id);
+    if (moved !== null) {
+      try {
+        this.ctx.store.ackConsumer(UPSTREAM_CONSUMER, moved);
+      } catch (e) {
+        this.log.error({ err: e, seq: moved }, `moving the upstream cursor failed: ${errorMessage(e)}`);
+      }
+      this.clearAckTimer();
+      this.armAckTimer();
+    }
+    this.wake();
+  }
+
+  // ---- the ack timeout -----------------------------------------------------------------
+
+  private armAckTimer(): void {
+    const cfg = this.cfg;
+    const oldest = this.window.oldestPending();
+    if (!cfg || !oldest || this.ackTimer) return;
+    const due = Math.max(0, oldest.sentAt + cfg.ackTimeout - this.ctx.clock.monotonic());
+    this.ackTimer = this.ctx.clock.setTimeout(() => {
+      this.ackTimer = undefined;
+      const still = this.window.oldestPending();
+      if (!still || !this.client) return;
+      if (still.id !== oldest.id) return this.armAckTimer();
+      this.link?.fail(
+        new SyncError('ack-timeout', `broker did not acknowledge batch ${still.fromSeq}..${still.toSeq} within ${cfg.ackTimeout} ms; reconnecting to resend it`),
+      );
+    }, due);
+    this.ackTimer.unref?.();
+  }
+
+  private clearAckTimer(): void {
+    if (this.ackTimer) this.ctx.clock.clearTimeout(this.ackTimer);
+    this.ackTimer = undefined;
+  }
+}

@@ -1,0 +1,36 @@
+/** The upstream topics of DESIGN.md "Upstream", under `streetbox/<gatewayId>/`. */
+import type { BatchKind } from './payload.js';
+
+export const TOPIC_ROOT = 'streetbox';
+
+export interface GatewayTopics {
+  /** `online` / `offline`, retained; `offline` is the last will */
+  status: string;
+  up(kind: BatchKind): string;
+  /** latest values of one device, retained */
+  deviceState(device: string): string;
+  /** commands from central */
+  commandsDown: string;
+  /** the outcome of one command from central */
+  commandOutcome(id: string): string;
+}
+
+export function gatewayTopics(gateway: string): GatewayTopics {
+  const base = `${TOPIC_ROOT}/${gateway}`;
+  return {
+    status: `${base}/status`,
+    up: (kind) => `${base}/up/${kind}`,
+    deviceState: (device) => `${base}/devices/${device}/state`,
+    commandsDown: `${base}/down/commands`,
+    commandOutcome: (id) => `${base}/commands/${id}`,
+  };
+}
+
+/** `streetbox/<gw>/up/<kind>` → { gateway, kind }, or null for any other topic. */
+export function parseUpTopic(topic: string): { gateway: string; kind: BatchKind } | null {
+  const parts = topic.split('/');
+  if (parts.length !== 4 || parts[0] !== TOPIC_ROOT || parts[2] !== 'up') return null;
+  const kind = parts[3];
+  if (kind !== 'readings' && kind !== 'events') return null;
+  return { gateway: parts[1] as string, kind };
+}

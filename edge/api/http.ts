@@ -1,0 +1,111 @@
+/**
+ * Request and response plumbing of the API on node:http: JSON bodies with a size limit,
+ * query parameters validated with the field named, security headers on every answer.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { identifier } from '../config/schema.js';
+import { ApiError, badInput } from './errors.js';
+
+/** Larger request bodies are refused with 413 before they are read to the end. */
+export const MAX_BODY_BYTES = 64 * 1024;
+
+/** Headers on every API answer: nothing is cached, nothing is sniffed or framed. */
+export const SECURITY_HEADERS: Readonly<Record<string, string>> = {
+  'Cache-Control': 'no-store',
+  'X-Content-Type-Options': 'nosniff',
+  'X-Frame-Options': 'DENY',
+  'Referrer-Policy': 'no-referrer',
+  'Content-Security-Policy': "default-src 'none'; frame-ancestors 'none'",
+};
+
+export function send(res: ServerResponse, status: number, body: string, contentType: string, headers: Record<string, string> = {}): void {
+  if (res.headersSent) return;
+  res.writeHead(status, { ...SECURITY_HEADERS, 'Content-Type': contentType, 'Content-Length': Buffer.byteLength(body), ...headers });
+  res.end(body);
+}
+
+export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  send(res, status, JSON.stringify(body), 'application/json; charset=utf-8', headers);
+}
+
+/** The raw body as text, at most MAX_BODY_BYTES (413 past that). */
+export function readBody(req: IncomingMessage): Promise<string> {
+  const declared = Number(req.headers['content-length']);
+  if (Number.isFinite(declared) && declared > MAX_BODY_BYTES) return Promise.reject(tooLarge());
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let done = false;
+    req.on('data', (chunk: Buffer) => {
+      if (done) return;
+      size += chunk.length;
+      if (size > MAX_BODY_BYTES) {
+        done = true;
+        reject(tooLarge());
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on('end', () => {
+      if (done) return;
+      done = true;
+      resolve(Buffer.concat(chunks).toString('utf8'));
+    });
+    req.on('error', (err) => {
+      if (done) return;
+      done = true;
+      reject(err);
+    });
+  });
+}
+
+function tooLarge(): ApiError {
+  return new ApiError(413, 'E_USAGE', `larger than ${MAX_BODY_BYTES} bytes`, { field: 'body', headers: { Connection: 'close' } });
+}
+
+export type ParsedBody = { ok: true; value: unknown } | { ok: false; raw: string; error: string };
+
+/** Parses a JSON body; an empty body is `{}`. Malformed JSON is returned, not thrown, for the callers that record it. */
+export function parseJson(raw: string): ParsedBody {
+  if (raw.trim() === '') return { ok: true, value: {} };
+  try {
+    return { ok: true, value: JSON.parse(raw) as unknown };
+  } catch (err) {
+    return { ok: false, raw, error: err instanceof Error ? err.message : 'malformed JSON' };
+  }
+}
+
+/** A JSON object body, or 400 naming `body`. */
+export function jsonObject(parsed: ParsedBody): Record<string, unknown> {
+  if (!parsed.ok) throw badInput('body', `malformed JSON (${parsed.error})`);
+  const v = parsed.value;
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw badInput('body', 'expected a JSON object');
+  return v as Record<string, unknown>;
+}
+
+/** Query parameters: only the known ones, each at most once. */
+export function query(url: URL, known: readonly string[]): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const [k, v] of url.searchParams) {
+    if (!known.includes(k)) throw badInput(k, `unknown query parameter (known: ${known.join(', ') || 'none'})`);
+    if (out.has(k)) throw badInput(k, 'given more than once');
+    out.set(k, v);
+  }
+  return out;
+}
+
+/** An integer parameter within min..max; absent: the default. */
+export function intParam(q: Map<string, string>, name: string, def: number, min: number, max: number): number {
+  const raw = q.get(name);
+  if (raw === undefined) return def;
+  const n = /^-?\d{1,16}$/.test(raw) ? Number(raw) : NaN;
+  if (!Number.isSafeInteger(n) || n < min || n > max) throw badInput(name, `expected an integer ${min}..${max === Number.MAX_SAFE_INTEGER ? '' : max}, got ${JSON.stringify(raw)}`);
+  return n;
+}
+
+/** An id parameter (device, group, consumer name): the identifier rule of the config. */
+export function idParam(value: string | undefined, name: string): string | undefined {
+  if (value === undefined) return undefined;
+  if (!identifier.safeParse(value).success) throw badInput(name, `expected an id of letters, digits, "_", "-", "." (at most 64), got ${JSON.stringify(value.slice(0, 80))}`);
+  return value;
+}

@@ -1,0 +1,63 @@
+/**
+ * Prometheus text exposition format 0.0.4: one `# HELP` and one `# TYPE` line per metric
+ * family, then its samples `name{label="value"} number`. Components hand their figures over as
+ * MetricSample rows; this file renders them, grouping rows of one family together.
+ * https://prometheus.io/docs/instrumenting/exposition_formats/#text-based-format
+ */
+
+export type MetricType = 'counter' | 'gauge';
+
+/** One sample of one metric family; other components return these from their `metrics()`. */
+export interface MetricSample {
+  /** `[a-zA-Z_:][a-zA-Z0-9_:]*`; counters end in `_total` */
+  name: string;
+  help: string;
+  type: MetricType;
+  value: number;
+  labels?: Record<string, string>;
+}
+
+export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
+
+const NAME_RE = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
+const LABEL_RE = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
+
+/** HELP text: backslash and newline escaped. */
+function escapeHelp(s: string): string {
+  return s.replace(/\\/g, '\\\\').replace(/\n/g, '\\n');
+}
+
+/** Label values: backslash, double quote and newline escaped. */
+function escapeLabel(s: string): string {
+  return s.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
+}
+
+function formatValue(v: number): string {
+  if (Number.isNaN(v)) return 'NaN';
+  if (v === Infinity) return '+Inf';
+  if (v === -Infinity) return '-Inf';
+  return String(v);
+}
+
+/**
+ * Renders samples in the text format. Samples with an invalid name or label name are skipped
+ * (a bad row from one component must not break the scrape); the first HELP/TYPE seen for a
+ * family wins.
+ */
+export function renderMetrics(samples: readonly MetricSample[]): string {
+  const families = new Map<string, { help: string; type: MetricType; lines: string[] }>();
+  for (const s of samples) {
+    if (!NAME_RE.test(s.name)) continue;
+    const labels = Object.entries(s.labels ?? {});
+    if (!labels.every(([k]) => LABEL_RE.test(k) && !k.startsWith('__'))) continue;
+    let f = families.get(s.name);
+    if (!f) families.set(s.name, (f = { help: s.help, type: s.type, lines: [] }));
+    const l = labels.length === 0 ? '' : `{${labels.map(([k, v]) => `${k}="${escapeLabel(v)}"`).join(',')}}`;
+    f.lines.push(`${s.name}${l} ${formatValue(s.value)}`);
+  }
+  let out = '';
+  for (const [name, f] of families) {
+    out += `# HELP ${name} ${escapeHelp(f.help)}\n# TYPE ${name} ${f.type}\n${f.lines.join('\n')}\n`;
+  }
+  return out;
+}

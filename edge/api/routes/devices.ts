@@ -1,0 +1,64 @@
+/** GET /api/v1/devices, /api/v1/devices/:id: the configured devices, their availability and latest values. */
+import type { DeviceConfig } from '../../config/schema.js';
+import { notFound } from '../errors.js';
+import { idParam, query } from '../http.js';
+import type { Router } from '../router.js';
+import { driverRow, type RouteEnv } from './env.js';
+
+interface Availability {
+  online: boolean | null;
+  lastSeen: number | null;
+}
+
+function availability(env: RouteEnv, d: DeviceConfig, lastValueTs: number | null): Availability {
+  const row = driverRow(env, d.id);
+  const fromEvents = env.availability.get(d.id);
+  const online = typeof row?.['online'] === 'boolean' ? row['online'] : (fromEvents?.online ?? null);
+  const seen = typeof row?.['lastSeen'] === 'number' ? row['lastSeen'] : lastValueTs;
+  return { online, lastSeen: seen };
+}
+
+function summary(d: DeviceConfig): Record<string, unknown> {
+  return {
+    id: d.id,
+    name: d.name ?? null,
+    profile: d.profile,
+    transport: d.devEui !== undefined ? 'lorawan' : 'modbus',
+    ...(d.bus !== undefined ? { bus: d.bus, unit: d.unit ?? null } : {}),
+    ...(d.devEui !== undefined ? { devEui: d.devEui } : {}),
+    groups: d.groups,
+    allowCommands: d.allowCommands,
+  };
+}
+
+export function deviceRoutes(r: Router, env: RouteEnv): void {
+  const byId = (): Map<string, DeviceConfig> => new Map(env.ctx.config.devices.map((d) => [d.id, d]));
+
+  r.add('GET', '/api/v1/devices', 'read', ({ url }) => {
+    query(url, []);
+    const latest = env.ctx.store.latestAll();
+    const devices = env.ctx.config.devices.map((d) => {
+      let ts: number | null = null;
+      for (const v of latest.get(d.id)?.values() ?? []) ts = Math.max(ts ?? 0, v.ts);
+      return { ...summary(d), ...availability(env, d, ts) };
+    });
+    return { status: 200, body: { devices } };
+  });
+
+  r.add('GET', '/api/v1/devices/:id', 'read', ({ url, params }) => {
+    query(url, []);
+    const id = idParam(params['id'], 'id')!;
+    const d = byId().get(id);
+    if (!d) throw notFound(`device ${id}`);
+    const values: Record<string, unknown> = {};
+    let ts: number | null = null;
+    for (const [point, v] of env.ctx.store.latest(id)) {
+      values[point] = { value: v.value, unit: v.unit, quality: v.quality, ts: v.ts, seq: v.seq };
+      ts = Math.max(ts ?? 0, v.ts);
+    }
+    return {
+      status: 200,
+      body: { ...summary(d), config: d, ...availability(env, d, ts), values, driver: driverRow(env, id) ?? null },
+    };
+  });
+}

@@ -1,0 +1,40 @@
+/** What every route file gets: the gateway context, the API's deps and its own state. */
+import type { GatewayContext } from '../../component.js';
+import type { CommandService } from '../../control/api.js';
+import type { MetricSample } from '../metricsText.js';
+import type { ApiMetrics } from '../metrics.js';
+
+export interface ApiDeps {
+  commands: CommandService;
+  /** the gateway's status (main.ts `gateway.status()`) */
+  status: () => unknown;
+  /** per-device rows from the drivers (`{ id, online, lastSeen, failures, … }`) */
+  devices?: () => unknown[];
+  /** other components' figures for /metrics (broker, sync lag, LoRa rx/tx/rejected) */
+  metrics?: () => MetricSample[];
+}
+
+export interface RouteEnv {
+  ctx: GatewayContext;
+  deps: ApiDeps;
+  metrics: ApiMetrics;
+  /** online/offline per device from comms.lost / comms.restored since start */
+  availability: Map<string, { online: boolean; since: number }>;
+}
+
+/** A driver's row for a device, if it reports one. */
+export function driverRow(env: RouteEnv, id: string): Record<string, unknown> | undefined {
+  for (const d of safeDevices(env)) {
+    if (d !== null && typeof d === 'object' && (d as { id?: unknown }).id === id) return d as Record<string, unknown>;
+  }
+  return undefined;
+}
+
+export function safeDevices(env: RouteEnv): unknown[] {
+  try {
+    return env.deps.devices?.() ?? [];
+  } catch (err) {
+    env.ctx.log.warn({ err }, 'devices() of a driver failed');
+    return [];
+  }
+}

@@ -1,0 +1,58 @@
+/**
+ * The broker's sockets: plain MQTT on broker.host:broker.port, and MQTT over TLS on
+ * broker.tlsPort when configured (cert, key and optional CA chain read from files relative to
+ * the devices.yaml). Port 0 binds a free port; `port()` tells which.
+ */
+import { readFileSync } from 'node:fs';
+import { createServer as createNetServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { resolve } from 'node:path';
+import { createServer as createTlsServer } from 'node:tls';
+import type { Config } from '../config/schema.js';
+import { errorMessage } from '../errors.js';
+import { BrokerError } from './errors.js';
+
+export type ConnectionHandler = (socket: Socket) => void;
+
+function readPem(configDir: string, file: string, what: string): Buffer {
+  try {
+    return readFileSync(resolve(configDir, file));
+  } catch (err) {
+    throw new BrokerError('E_CONFIG', `broker.tls.${what}: cannot read ${file}: ${errorMessage(err)}`, { cause: err });
+  }
+}
+
+export function plainServer(onConnection: ConnectionHandler): Server {
+  return createNetServer(onConnection);
+}
+
+/** A TLS server, or null when broker.tlsPort is not set. */
+export function tlsServer(cfg: Config['broker'], configDir: string, onConnection: ConnectionHandler): Server | null {
+  if (cfg.tlsPort === undefined) return null;
+  if (cfg.tls === undefined) throw new BrokerError('E_CONFIG', 'broker.tlsPort is set but broker.tls (cert, key) is not');
+  const ca = cfg.tls.ca === undefined ? undefined : readPem(configDir, cfg.tls.ca, 'ca');
+  return createTlsServer(
+    {
+      cert: readPem(configDir, cfg.tls.cert, 'cert'),
+      key: readPem(configDir, cfg.tls.key, 'key'),
+      ...(ca ? { ca } : {}),
+      minVersion: 'TLSv1.2',
+    },
+    onConnection,
+  );
+}
+
+export function listen(server: Server, port: number, host: string, what: string): Promise<number> {
+  return new Promise((resolveListen, reject) => {
+    const onError = (err: Error): void => reject(new BrokerError('E_COMPONENT', `${what}: cannot listen on ${host}:${port}: ${err.message}`, { cause: err }));
+    server.once('error', onError);
+    server.listen(port, host, () => {
+      server.off('error', onError);
+      resolveListen((server.address() as AddressInfo).port);
+    });
+  });
+}
+
+export function close(server: Server | null): Promise<void> {
+  if (server === null || !server.listening) return Promise.resolve();
+  return new Promise((r) => server.close(() => r()));
+}

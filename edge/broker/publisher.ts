@@ -1,0 +1,205 @@
+/**
+ * The gateway's side of the topic API: what it publishes, from the bus.
+ * - `devices/<id>/state` (retained) `{ ts, values }`: the latest value of every point, from
+ *   'readings'; coalesced to at most one publish per device per `coalesceMs`;
+ * - `devices/<id>/availability` (retained) online/offline: from comms.lost / comms.restored
+ *   events, and `online` from the first usable reading of a device not yet known;
+ * - `events`: every event as JSON;
+ * - `commands/<id>`: every command row as it is created and changes status, with the caller's
+ *   `transaction` echoed (and `code`/`error` for a rejected one).
+ */
+import type { Clock, Timer } from '../clock.js';
+import type { EventBus } from '../bus.js';
+import type { Logger } from '../log.js';
+import type { Store } from '../store/api.js';
+import type { CommandRecord, Reading, StoredEvent, Value } from '../store/types.js';
+import type { Topics } from './topics.js';
+
+export type PublishFn = (topic: string, payload: string, retain: boolean) => void;
+
+interface DeviceState {
+  ts: number;
+  values: Record<string, Value>;
+  lastPublish: number;
+  timer: Timer | null;
+}
+
+/** How long a command's transaction is remembered for the status changes that follow. */
+const TRANSACTION_TTL_MS = 24 * 3600_000;
+const MAX_TRANSACTIONS = 10_000;
+
+export interface PublisherOptions {
+  bus: EventBus;
+  store: Store;
+  clock: Clock;
+  log: Logger;
+  topics: Topics;
+  publish: PublishFn;
+  coalesceMs?: number;
+}
+
+export class Publisher {
+  private readonly devices = new Map<string, DeviceState>();
+  private readonly availability = new Map<string, 'online' | 'offline'>();
+  private readonly transactions = new Map<string, { transaction: string; at: number }>();
+  private readonly coalesceMs: number;
+  private running = false;
+
+  constructor(private readonly o: PublisherOptions) {
+    this.coalesceMs = o.coalesceMs ?? 100;
+  }
+
+  /** Publishes the retained state of every device with committed values, then follows the bus. */
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    for (const [device, points] of this.o.store.latestAll()) {
+      const st = this.state(device);
+      for (const [point, v] of points) {
+        st.values[point] = v.value;
+        st.ts = Math.max(st.ts, v.ts);
+      }
+      this.flush(device);
+    }
+    this.o.bus.on(this, 'readings', (rs) => this.onReadings(rs));
+    this.o.bus.on(this, 'event', (e) => this.onEvent(e));
+    this.o.bus.on(this, 'command', (c) => this.onCommand(c));
+  }
+
+  stop(): void {
+    this.running = false;
+    this.o.bus.off(this);
+    for (const st of this.devices.values()) {
+      if (st.timer) this.o.clock.clearTimeout(st.timer);
+      st.timer = null;
+    }
+  }
+
+  /** Remembers the `transaction` of a command submitted through the broker, for its results. */
+  rememberTransaction(commandId: string, transaction: string): void {
+    const now = this.o.clock.monotonic();
+    this.transactions.set(commandId, { transaction, at: now });
+    if (this.transactions.size > MAX_TRANSACTIONS) {
+      for (const [id, t] of this.transactions) {
+        if (this.transactions.size <= MAX_TRANSACTIONS && now - t.at < TRANSACTION_TTL_MS) break;
+        this.transactions.delete(id);
+      }
+    }
+  }
+
+  /**
+   * Runs `submit` (the pipeline's synchronous submit) so that a row it announces on the bus
+   * before returning already carries `transaction`, then publishes the returned row unless the
+   * bus did.
+   */
+  submitWith(transaction: string | undefined, submit: () => CommandRecord): CommandRecord {
+    this.pendingTransaction = transaction;
+    let row: CommandRecord;
+    try {
+      row = submit();
+    } finally {
+      this.pendingTransaction = undefined;
+    }
+    if (transaction !== undefined && !this.transactions.has(row.id) && this.lastCommand.get(row.id) === undefined) {
+      this.rememberTransaction(row.id, transaction);
+    }
+    this.onCommand(row);
+    return row;
+  }
+
+  private pendingTransaction: string | undefined;
+  private readonly lastCommand = new Map<string, string>();
+
+  private onCommand(c: CommandRecord): void {
+    if (this.pendingTransaction !== undefined && !this.lastCommand.has(c.id)) {
+      this.rememberTransaction(c.id, this.pendingTransaction);
+      this.pendingTransaction = undefined;
+    }
+    // the same row may arrive twice (the bus and submit's return value): publish each change once
+    const key = `${c.status}@${c.updatedAt}:${JSON.stringify(c.result ?? null)}`;
+    if (this.lastCommand.get(c.id) === key) return;
+    this.lastCommand.set(c.id, key);
+    if (this.lastCommand.size > MAX_TRANSACTIONS) this.lastCommand.delete(this.lastCommand.keys().next().value!);
+    this.o.publish(this.o.topics.command(c.id), JSON.stringify(this.commandPayload(c)), false);
+  }
+
+  private commandPayload(c: CommandRecord): Record<string, unknown> {
+    const fromParams = c.params['transaction'];
+    const transaction = this.transactions.get(c.id)?.transaction ?? (typeof fromParams === 'string' ? fromParams : undefined);
+    const out: Record<string, unknown> = {
+      id: c.id,
+      status: c.status,
+      ts: c.ts,
+      updatedAt: c.updatedAt,
+      source: c.source,
+      target: c.target,
+      action: c.action,
+      params: c.params,
+      priority: c.priority,
+      expiresAt: c.expiresAt,
+      result: c.result ?? null,
+    };
+    if (transaction !== undefined) out['transaction'] = transaction;
+    const r = c.result as { code?: unknown; error?: unknown } | null | undefined;
+    if ((c.status === 'rejected' || c.status === 'failed' || c.status === 'expired') && r && typeof r === 'object') {
+      if (typeof r.code === 'string') out['code'] = r.code;
+      if (typeof r.error === 'string') out['error'] = r.error;
+    }
+    if (c.status === 'verified' || c.status === 'failed' || c.status === 'expired' || c.status === 'rejected') {
+      this.transactions.delete(c.id);
+    }
+    return out;
+  }
+
+  private state(device: string): DeviceState {
+    let st = this.devices.get(device);
+    if (!st) this.devices.set(device, (st = { ts: 0, values: {}, lastPublish: -Infinity, timer: null }));
+    return st;
+  }
+
+  private onReadings(rs: readonly Reading[]): void {
+    const touched = new Set<string>();
+    for (const r of rs) {
+      const st = this.state(r.device);
+      st.values[r.point] = r.value;
+      st.ts = Math.max(st.ts, r.ts);
+      touched.add(r.device);
+      if (r.quality !== 'bad' && !this.availability.has(r.device)) this.setAvailability(r.device, 'online');
+    }
+    for (const device of touched) this.schedule(device);
+  }
+
+  private schedule(device: string): void {
+    const st = this.state(device);
+    if (st.timer) return;
+    const wait = st.lastPublish + this.coalesceMs - this.o.clock.monotonic();
+    if (wait <= 0) {
+      this.flush(device);
+      return;
+    }
+    st.timer = this.o.clock.setTimeout(() => {
+      st.timer = null;
+      if (this.running) this.flush(device);
+    }, wait);
+    st.timer.unref?.();
+  }
+
+  private flush(device: string): void {
+    const st = this.state(device);
+    st.lastPublish = this.o.clock.monotonic();
+    this.o.publish(this.o.topics.state(device), JSON.stringify({ ts: st.ts, values: st.values }), true);
+  }
+
+  private onEvent(e: StoredEvent): void {
+    this.o.publish(this.o.topics.events, JSON.stringify(e), false);
+    if (e.device === null) return;
+    if (e.kind === 'comms.lost') this.setAvailability(e.device, 'offline');
+    else if (e.kind === 'comms.restored') this.setAvailability(e.device, 'online');
+  }
+
+  private setAvailability(device: string, a: 'online' | 'offline'): void {
+    if (this.availability.get(device) === a) return;
+    this.availability.set(device, a);
+    this.o.publish(this.o.topics.availability(device), a, true);
+  }
+}

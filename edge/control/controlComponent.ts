@@ -1,0 +1,149 @@
+/**
+ * The control component: the command pipeline with its lighting and traffic halves, as one
+ * Component for main.ts and one CommandService for the doors (HTTP API, broker, cloud-sync,
+ * Node-RED, CLI). Start it after the drivers and before the broker and the API.
+ */
+import type { Component, GatewayContext } from '../component.js';
+import type { LorawanDriver } from '../drivers/lorawan/index.js';
+import type { ModbusDriver } from '../drivers/modbus/index.js';
+import type { Logger } from '../log.js';
+import { loadProfiles, type ProfileRegistry } from '../profiles/index.js';
+import type { CommandRecord, CommandStatus } from '../store/types.js';
+import type { CommandService, CommandTargetRef } from './api.js';
+import type { Wanted } from './arbiter.js';
+import { Catalog } from './catalog.js';
+import { ClaimStore } from './claimStore.js';
+import { CommandPipeline } from './commands.js';
+import { ControlError } from './errors.js';
+import { LightDriver } from './lightDriver.js';
+import { Lighting } from './lighting.js';
+import { CommandRecorder } from './record.js';
+import type { DeviceKind, Principal } from './roles.js';
+import { Traffic } from './traffic.js';
+
+export interface ControlDeps {
+  modbus?: ModbusDriver | undefined;
+  lorawan?: LorawanDriver | undefined;
+  /** default: loadProfiles(ctx.config.profiles) */
+  profiles?: ProfileRegistry;
+  /** the gateway's ramp step (default 1000 ms) */
+  rampStepMs?: number;
+  /** how long a LoRaWAN downlink may wait for its node (default 30 min) */
+  loraTimeoutMs?: number;
+  /** a LoRaWAN uplink after this much silence re-asserts the node's level (default 2 h) */
+  loraSilenceMs?: number;
+}
+
+/** For a device's status: the level it should have and why, the level last asked and last verified. */
+export type WantedStatus = Wanted & { asserted: number | null; verified: number | null };
+
+export interface ControlComponent extends Component, CommandService {
+  /** The wanted level of a light (undefined for an unknown device, a non-light, or before start). */
+  wanted(deviceId: string): WantedStatus | undefined;
+  /**
+   * For the raw write paths (CLI, Node-RED): throws ControlError E_INTERLOCK for any point of a
+   * traffic controller but its program request registers, E_FORBIDDEN without allowCommands,
+   * E_NOT_FOUND for an unknown device (or before start).
+   */
+  guardWrite(device: string, point: string): void;
+  /** 'lighting' | 'traffic' for the broker's ACL (roles.ts mqttAllowed deviceKind). */
+  deviceKind(deviceId: string): DeviceKind | undefined;
+}
+
+export function createControl(ctx: GatewayContext, deps: ControlDeps = {}): ControlComponent {
+  return new Control(ctx, deps);
+}
+
+interface Running {
+  catalog: Catalog;
+  driver: LightDriver;
+  lighting: Lighting;
+  traffic: Traffic;
+}
+
+class Control implements ControlComponent {
+  readonly name = 'control';
+  private readonly log: Logger;
+  private readonly recorder: CommandRecorder;
+  private readonly pipeline: CommandPipeline;
+  private running: Running | null = null;
+
+  constructor(
+    private readonly ctx: GatewayContext,
+    private readonly deps: ControlDeps,
+  ) {
+    this.log = ctx.log.child({ module: 'control' });
+    this.recorder = new CommandRecorder(ctx.store, this.log);
+    this.pipeline = new CommandPipeline(ctx.store, this.recorder, ctx.clock, this.log);
+  }
+
+  async start(): Promise<void> {
+    if (this.running) return;
+    const { ctx, deps, log } = this;
+    const catalog = new Catalog(ctx.config, deps.profiles ?? loadProfiles(ctx.config.profiles));
+    const driver = new LightDriver({
+      modbus: deps.modbus,
+      lorawan: deps.lorawan,
+      bus: ctx.bus,
+      clock: ctx.clock,
+      log,
+      ...(deps.rampStepMs !== undefined ? { rampStepMs: deps.rampStepMs } : {}),
+      ...(deps.loraTimeoutMs !== undefined ? { loraTimeoutMs: deps.loraTimeoutMs } : {}),
+    });
+    const lighting = new Lighting({
+      ctx,
+      catalog,
+      driver,
+      recorder: this.recorder,
+      claims: new ClaimStore(ctx.store, log),
+      log,
+      ...(deps.loraSilenceMs !== undefined ? { loraSilenceMs: deps.loraSilenceMs } : {}),
+    });
+    const traffic = new Traffic({ catalog, modbus: deps.modbus, store: ctx.store, recorder: this.recorder, clock: ctx.clock, log });
+    driver.start();
+    try {
+      lighting.start();
+    } catch (err) {
+      driver.stop();
+      throw err;
+    }
+    this.running = { catalog, driver, lighting, traffic };
+    this.pipeline.attach({ catalog, lighting, traffic, modbus: deps.modbus });
+    log.info({ lights: catalog.lights().length, groups: catalog.groupIds().length }, 'control started');
+  }
+
+  async stop(): Promise<void> {
+    const r = this.running;
+    if (!r) return;
+    this.running = null;
+    this.pipeline.attach(null);
+    r.lighting.stop();
+    r.traffic.stop();
+    r.driver.stop();
+  }
+
+  submit(target: CommandTargetRef, body: unknown, who: Principal): CommandRecord {
+    return this.pipeline.submit(target, body, who);
+  }
+
+  get(id: string): CommandRecord | undefined {
+    return this.pipeline.get(id);
+  }
+
+  list(q: { limit: number; status?: CommandStatus }): CommandRecord[] {
+    return this.pipeline.list(q);
+  }
+
+  wanted(deviceId: string): WantedStatus | undefined {
+    return this.running?.lighting.wanted(deviceId);
+  }
+
+  guardWrite(device: string, point: string): void {
+    if (!this.running) throw new ControlError('E_NOT_FOUND', `unknown device "${device}" (the control plane is not running)`);
+    this.running.traffic.guardWrite(device, point);
+  }
+
+  deviceKind(deviceId: string): DeviceKind | undefined {
+    return this.running?.catalog.kindOf(deviceId);
+  }
+}

@@ -1,0 +1,284 @@
+/**
+ * Lighting: the arbiter's claims turned into light levels on the street.
+ *
+ * dim / on / off / override become claims (schedule < maintenance < central < technician,
+ * roles.ts); every affected device is driven to `arbiter.wanted()`. One timer, on ctx.clock,
+ * at `arbiter.nextChange()`: a claim expiring or a schedule step firing re-drives the devices
+ * whose wanted level changed, so a light falls back to the next claim, the schedule, or its
+ * group's defaultLevel and never stays dark because a command was lost. Claims are persisted
+ * after every change and restored at start; after start, on `comms.restored`, and on a LoRaWAN
+ * uplink after a long silence the wanted level is asserted again.
+ */
+import type { Clock, Timer } from '../clock.js';
+import type { GatewayContext } from '../component.js';
+import { errorMessage } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { CommandRecord, Reading, StoredEvent } from '../store/types.js';
+import { Arbiter, membershipFromConfig, type Claim, type Target, type Wanted } from './arbiter.js';
+import type { Catalog, CatalogDevice } from './catalog.js';
+import type { ClaimStore } from './claimStore.js';
+import { ControlError } from './errors.js';
+import type { DeviceOutcome, LightDriver } from './lightDriver.js';
+import type { CommandRecorder } from './record.js';
+import type { Principal } from './roles.js';
+import { createScheduler, type Scheduler } from './schedule.js';
+import type { ClaimCommand, ReleaseCommand } from './validate.js';
+
+/** A timer is re-armed at least this often, so a clock step (NTP) is caught up within it. */
+const MAX_TIMER_MS = 15 * 60_000;
+/** A LoRaWAN uplink after this much silence re-asserts the node's level. */
+const DEFAULT_LORA_SILENCE_MS = 2 * 3_600_000;
+
+export interface LightingOptions {
+  ctx: GatewayContext;
+  catalog: Catalog;
+  driver: LightDriver;
+  recorder: CommandRecorder;
+  claims: ClaimStore;
+  log: Logger;
+  loraSilenceMs?: number;
+}
+
+export interface GroupOutcome {
+  status: 'verified' | 'failed' | 'expired';
+  devices: Record<string, Omit<DeviceOutcome, 'device'>>;
+}
+
+export function summarise(outcomes: readonly DeviceOutcome[]): GroupOutcome {
+  const devices: GroupOutcome['devices'] = {};
+  for (const { device, ...rest } of outcomes) devices[device] = rest;
+  const status = outcomes.some((o) => o.status === 'failed') ? 'failed' : outcomes.some((o) => o.status === 'expired') ? 'expired' : 'verified';
+  return { status, devices };
+}
+
+export class Lighting {
+  arbiter!: Arbiter;
+  private scheduler: Scheduler | null = null;
+  private timer: Timer | null = null;
+  private running = false;
+  /** the level last asked of each device */
+  private readonly asserted = new Map<string, number>();
+  private readonly lastUplink = new Map<string, number>();
+  private readonly clock: Clock;
+
+  constructor(private readonly o: LightingOptions) {
+    this.clock = o.ctx.clock;
+  }
+
+  start(): void {
+    if (this.running) return;
+    const { ctx, log } = this.o;
+    try {
+      this.scheduler = createScheduler(ctx.config.schedules, ctx.config.gateway);
+    } catch (err) {
+      // a schedule that cannot run must not leave the street dark: defaultLevel applies
+      log.error({ err: errorMessage(err) }, 'control: schedules not usable; groups fall back to their defaultLevel');
+      this.scheduler = null;
+    }
+    this.arbiter = new Arbiter({ clock: this.clock, membership: membershipFromConfig(ctx.config), schedule: this.scheduler });
+    this.o.claims.open();
+    const restored = this.arbiter.restore(this.o.claims.load());
+    for (const bad of restored.invalid) log.error({ index: bad.index, error: bad.error }, 'control: stored claim dropped');
+    if (restored.expired.length > 0 || restored.invalid.length > 0) this.persist();
+    for (const c of restored.expired) this.claimEnded(c, 'expired');
+    log.info({ restored: restored.restored.length, expired: restored.expired.length }, 'control: claims restored');
+    this.running = true;
+    ctx.bus.on(this, 'event', (e) => this.onEvent(e));
+    ctx.bus.on(this, 'readings', (rs) => this.onReadings(rs));
+    for (const dev of this.o.catalog.lights()) this.assert(dev, 'start');
+    this.arm();
+  }
+
+  stop(): void {
+    if (!this.running) return;
+    this.running = false;
+    this.o.ctx.bus.off(this);
+    if (this.timer) this.clock.clearTimeout(this.timer);
+    this.timer = null;
+  }
+
+  wanted(deviceId: string): (Wanted & { asserted: number | null; verified: number | null }) | undefined {
+    const dev = this.o.catalog.device(deviceId);
+    if (!dev || dev.kind !== 'lighting' || !this.running) return undefined;
+    return { ...this.arbiter.wanted({ kind: 'device', id: deviceId }), asserted: this.asserted.get(deviceId) ?? null, verified: this.o.driver.lastVerified(deviceId) ?? null };
+  }
+
+  /** Adds the claim of a command (throws ControlError: the pipeline records a rejection). */
+  claim(id: string, target: Target, cmd: ClaimCommand, who: Principal): Claim {
+    const level = cmd.action === 'off' ? 0 : cmd.action === 'on' ? (cmd.level ?? 100) : cmd.level;
+    const now = this.clock.now();
+    let expiresAt: number | null = null;
+    if (cmd.durationS !== undefined) expiresAt = now + Math.round(cmd.durationS * 1000);
+    else if (cmd.action !== 'override') expiresAt = this.nextStep(target, now); // TALQ: until the next program step
+    const claim = this.arbiter.claim({
+      id,
+      target,
+      level,
+      source: who,
+      expiresAt,
+      ...(cmd.priority !== undefined ? { priority: cmd.priority } : {}),
+      ...(cmd.reason !== undefined ? { reason: cmd.reason } : {}),
+      ...(cmd.rampS !== undefined ? { rampS: cmd.rampS } : {}),
+    });
+    this.persist();
+    this.arm();
+    return claim;
+  }
+
+  /** Releases a claim by command id, or the caller's own latest claim on the target. */
+  release(target: Target, cmd: ReleaseCommand, who: Principal): Claim {
+    let id = cmd.commandId;
+    if (id === undefined) {
+      const own = this.arbiter.list(target).filter((c) => c.source.principal === who.principal && c.source.role === who.role);
+      const last = own.at(-1);
+      if (!last) throw new ControlError('E_NOT_FOUND', `no claim of ${who.principal} on ${target.kind} "${target.id}" to release`);
+      id = last.id;
+    } else {
+      const c = this.arbiter.get(id);
+      if (!c) throw new ControlError('E_NOT_FOUND', `commandId: no active claim ${id} (expired, released or never made)`);
+    }
+    const claim = this.arbiter.release(id, who);
+    this.persist();
+    this.claimEnded(claim, 'released');
+    this.arm();
+    return claim;
+  }
+
+  /** Drives `devices` to their wanted level for a command row; returns the per-device outcome. */
+  async driveFor(row: CommandRecord, devices: readonly CatalogDevice[], onSent: () => void): Promise<GroupOutcome> {
+    const outcomes = await Promise.all(
+      devices.map((dev) => {
+        const w = this.arbiter.wanted({ kind: 'device', id: dev.id });
+        this.asserted.set(dev.id, w.level);
+        return this.o.driver.drive(dev, w.level, w.rampS ?? 0, onSent).then((o) => {
+          if (o.status !== 'verified' && this.asserted.get(dev.id) === w.level) this.asserted.delete(dev.id);
+          return { ...o, ...(w.source.kind === 'claim' && w.source.claim.id !== row.id ? { heldBy: w.source.claim.id } : {}) };
+        });
+      }),
+    );
+    return summarise(outcomes);
+  }
+
+  // ------------------------------------------------------------------ timers and re-assertion
+
+  private nextStep(target: Target, now: number): number | null {
+    const s = this.scheduler;
+    if (!s) return null;
+    const groups = target.kind === 'group' ? [target.id] : (this.o.catalog.device(target.id)?.groups ?? []);
+    let next: number | null = null;
+    for (const g of groups) {
+      const t = s.nextTransition(g, now);
+      if (t && (next === null || t.at < next)) next = t.at;
+    }
+    return next;
+  }
+
+  private arm(): void {
+    if (!this.running) return;
+    if (this.timer) this.clock.clearTimeout(this.timer);
+    this.timer = null;
+    const now = this.clock.now();
+    const next = this.arbiter.nextChange(now);
+    const delay = next === null ? MAX_TIMER_MS : Math.min(Math.max(0, next - now), MAX_TIMER_MS);
+    this.timer = this.clock.setTimeout(() => {
+      this.timer = null;
+      this.tick();
+    }, delay);
+    this.timer.unref?.();
+  }
+
+  private tick(): void {
+    if (!this.running) return;
+    try {
+      const expired = this.arbiter.expire();
+      if (expired.length > 0) this.persist();
+      for (const c of expired) this.claimEnded(c, 'expired');
+      for (const dev of this.o.catalog.lights()) {
+        const w = this.arbiter.wanted({ kind: 'device', id: dev.id });
+        if (this.asserted.get(dev.id) !== w.level) this.assert(dev, expired.length > 0 ? 'expired' : w.source.kind === 'schedule' ? 'schedule' : 'change', w);
+      }
+    } catch (err) {
+      this.o.log.error({ err }, 'control: timer failed');
+    }
+    this.arm();
+  }
+
+  /** Drives a device to its wanted level on the gateway's own account, recorded as an `assert` command. */
+  private assert(dev: CatalogDevice, reason: string, w: Wanted = this.arbiter.wanted({ kind: 'device', id: dev.id })): void {
+    const { recorder, driver, log } = this.o;
+    const source = w.source.kind === 'schedule' ? { role: 'schedule' as const, principal: `schedule:${w.source.schedule}` } : { role: 'system' as const, principal: 'control' };
+    const params: Record<string, unknown> = { level: w.level, reason, wanted: describe(w) };
+    let row: CommandRecord;
+    try {
+      row = recorder.create({ id: crypto.randomUUID(), source, target: { kind: 'device', id: dev.id }, action: 'assert', params, status: 'sent' });
+    } catch (err) {
+      log.error({ err, device: dev.id }, 'control: assert not recorded');
+      return;
+    }
+    this.asserted.set(dev.id, w.level);
+    void driver
+      .drive(dev, w.level, w.rampS ?? 0)
+      .then((o) => {
+        if (o.status !== 'verified' && this.asserted.get(dev.id) === w.level) this.asserted.delete(dev.id);
+        const { device: _d, ...rest } = o;
+        recorder.update(row, o.status, { devices: { [dev.id]: rest } }, { devices: [dev.id], ...(o.reason ? { reason: o.reason } : {}) });
+      })
+      .catch((err: unknown) => log.error({ err, device: dev.id }, 'control: assert failed'));
+  }
+
+  private onEvent(e: StoredEvent): void {
+    if (e.kind !== 'comms.restored' || e.device === null) return;
+    const dev = this.o.catalog.device(e.device);
+    if (dev?.kind === 'lighting') this.assert(dev, 'comms.restored');
+  }
+
+  private onReadings(rs: readonly Reading[]): void {
+    const silence = this.o.loraSilenceMs ?? DEFAULT_LORA_SILENCE_MS;
+    for (const r of rs) {
+      const dev = this.o.catalog.device(r.device);
+      if (!dev || dev.transport !== 'lorawan' || dev.kind !== 'lighting') continue;
+      const prev = this.lastUplink.get(r.device);
+      this.lastUplink.set(r.device, r.ts);
+      if (prev !== undefined && r.ts - prev > silence) this.assert(dev, 'uplink-after-silence');
+    }
+  }
+
+  /** A claim expired or was released: its command row says so. */
+  private claimEnded(c: Claim, how: 'expired' | 'released'): void {
+    const { ctx, recorder } = this.o;
+    let row: CommandRecord | undefined;
+    try {
+      row = ctx.store.getCommand(c.id);
+    } catch {
+      row = undefined;
+    }
+    const detail = { claim: how, level: c.level, priority: c.priority, endedAt: this.clock.now() };
+    if (!row) {
+      recorder.append(c.target.kind === 'device' ? c.target.id : null, `command.${how === 'expired' ? 'expired' : 'released'}`, 'info', { commandId: c.id, target: c.target, ...detail });
+      return;
+    }
+    const result = { ...(typeof row.result === 'object' && row.result !== null ? row.result : {}), claim: how, claimEndedAt: detail.endedAt };
+    if (how === 'expired') {
+      if (row.status === 'verified' || row.status === 'sent' || row.status === 'queued') recorder.update(row, 'expired', result, detail);
+      else {
+        recorder.update(row, row.status, result);
+        recorder.event(row, 'expired', detail);
+      }
+    } else recorder.update(row, row.status, result);
+  }
+
+  private persist(): void {
+    try {
+      this.o.claims.save(this.arbiter.toRows());
+    } catch (err) {
+      this.o.log.error({ err }, 'control: claims not persisted');
+    }
+  }
+}
+
+function describe(w: Wanted): Record<string, unknown> {
+  const s = w.source;
+  if (s.kind === 'claim') return { kind: 'claim', commandId: s.claim.id, priority: s.claim.priority };
+  if (s.kind === 'schedule') return { kind: 'schedule', schedule: s.schedule, step: s.step, group: s.group, since: s.since };
+  return { kind: 'default', group: s.group };
+}

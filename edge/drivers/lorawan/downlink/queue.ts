@@ -1,0 +1,68 @@
+/**
+ * The downlink queue: one FIFO per device of commands from the control plane. The head is
+ * `queued` until it is handed to a forwarder, then `sent` until the node ACKs it (confirmed)
+ * or reports the commanded state (unconfirmed); a miss sends it again, up to MAX_ATTEMPTS.
+ */
+import type { Timer } from '../../../clock.js';
+import type { StreetlightCommand } from '../../../profiles/loraStreetlight.js';
+
+export const MAX_ATTEMPTS = 3;
+export const MAX_QUEUE_PER_DEVICE = 32;
+
+export interface QueueItem {
+  id: string;
+  device: string;
+  devEui: string;
+  command: StreetlightCommand;
+  fPort: number;
+  payload: Buffer;
+  confirmed: boolean;
+  /** wall-clock ms; null: no expiry (MAX_ATTEMPTS still bounds it) */
+  expiresAt: number | null;
+  attempts: number;
+  state: 'queued' | 'sent';
+  /** class C: retry / ACK-timeout timer */
+  timer: Timer | null;
+}
+
+export class DownlinkQueue {
+  private readonly byDevice = new Map<string, QueueItem[]>();
+
+  push(item: QueueItem): boolean {
+    let list = this.byDevice.get(item.devEui);
+    if (!list) this.byDevice.set(item.devEui, (list = []));
+    if (list.length >= MAX_QUEUE_PER_DEVICE) return false;
+    list.push(item);
+    return true;
+  }
+
+  head(devEui: string): QueueItem | undefined {
+    return this.byDevice.get(devEui)?.[0];
+  }
+
+  size(devEui: string): number {
+    return this.byDevice.get(devEui)?.length ?? 0;
+  }
+
+  remove(item: QueueItem): void {
+    const list = this.byDevice.get(item.devEui);
+    if (!list) return;
+    const i = list.indexOf(item);
+    if (i >= 0) list.splice(i, 1);
+    if (list.length === 0) this.byDevice.delete(item.devEui);
+  }
+
+  /** Removes and returns every item whose expiresAt has passed. */
+  expire(now: number): QueueItem[] {
+    const out: QueueItem[] = [];
+    for (const list of this.byDevice.values()) {
+      for (const item of list) if (item.expiresAt !== null && item.expiresAt <= now) out.push(item);
+    }
+    for (const item of out) this.remove(item);
+    return out;
+  }
+
+  all(): QueueItem[] {
+    return [...this.byDevice.values()].flat();
+  }
+}

@@ -1,0 +1,82 @@
+/**
+ * EU868 duty-cycle accounting per gateway and sub-band (ETSI EN 300 220: the sum of
+ * transmission times over a sliding 1 h window stays under dutyCycle · 1 h). A downlink that
+ * would break it is delayed or rejected by the caller, never sent.
+ */
+import { subBandOf, type SubBand } from './eu868.js';
+
+export const DUTY_CYCLE_WINDOW_MS = 3_600_000;
+
+interface Tx {
+  at: number;
+  airtimeMs: number;
+}
+
+export type DutyCycleVerdict =
+  | { ok: true; band: SubBand }
+  | { ok: false; reason: 'no_band'; band: null }
+  | { ok: false; reason: 'duty_cycle'; band: SubBand; usedMs: number; budgetMs: number; retryAt: number };
+
+export class DutyCycleLedger {
+  /** gatewayEui → band name → transmissions in the window, oldest first */
+  private readonly txs = new Map<string, Map<string, Tx[]>>();
+  private readonly windowMs: number;
+
+  constructor(windowMs = DUTY_CYCLE_WINDOW_MS) {
+    this.windowMs = windowMs;
+  }
+
+  private list(gateway: string, band: string, now: number): Tx[] {
+    let byBand = this.txs.get(gateway);
+    if (!byBand) this.txs.set(gateway, (byBand = new Map()));
+    let list = byBand.get(band);
+    if (!list) byBand.set(band, (list = []));
+    const from = now - this.windowMs;
+    let drop = 0;
+    while (drop < list.length && list[drop]!.at + list[drop]!.airtimeMs <= from) drop++;
+    if (drop > 0) list.splice(0, drop);
+    return list;
+  }
+
+  /** Air time used on the band of `freqMHz` by `gateway` within the window ending at `now`. */
+  usedMs(gateway: string, freqMHz: number, now: number): number {
+    const band = subBandOf(freqMHz);
+    if (!band) return 0;
+    return this.list(gateway, band.name, now).reduce((s, t) => s + t.airtimeMs, 0);
+  }
+
+  /** May `gateway` transmit `airtimeMs` on `freqMHz` at `now`? If not, when at the earliest. */
+  check(gateway: string, freqMHz: number, airtimeMs: number, now: number): DutyCycleVerdict {
+    const band = subBandOf(freqMHz);
+    if (!band) return { ok: false, reason: 'no_band', band: null };
+    const list = this.list(gateway, band.name, now);
+    const budgetMs = band.dutyCycle * this.windowMs;
+    const usedMs = list.reduce((s, t) => s + t.airtimeMs, 0);
+    if (usedMs + airtimeMs <= budgetMs) return { ok: true, band };
+    let used = usedMs;
+    // Earliest time at which enough old transmissions have left the window.
+    let retryAt = now;
+    for (const t of list) {
+      if (used + airtimeMs <= budgetMs) break;
+      used -= t.airtimeMs;
+      retryAt = t.at + t.airtimeMs + this.windowMs;
+    }
+    if (used + airtimeMs > budgetMs) retryAt = Number.POSITIVE_INFINITY; // larger than the whole budget
+    return { ok: false, reason: 'duty_cycle', band, usedMs, budgetMs, retryAt };
+  }
+
+  record(gateway: string, freqMHz: number, airtimeMs: number, at: number): void {
+    const band = subBandOf(freqMHz);
+    if (!band) return;
+    this.list(gateway, band.name, at).push({ at, airtimeMs });
+  }
+
+  /** Gives back air time of a transmission the forwarder refused (TX_ACK error). */
+  refund(gateway: string, freqMHz: number, airtimeMs: number, at: number): void {
+    const band = subBandOf(freqMHz);
+    if (!band) return;
+    const list = this.list(gateway, band.name, at);
+    const i = list.findIndex((t) => t.at === at && t.airtimeMs === airtimeMs);
+    if (i >= 0) list.splice(i, 1);
+  }
+}

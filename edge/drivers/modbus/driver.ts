@@ -1,0 +1,232 @@
+/**
+ * The Modbus driver component: every device of the config that has a `bus`, polled through
+ * one BusScheduler per bus, readings into ctx.ingest, events into ctx.store. A bus that cannot
+ * be opened (a serial path that does not exist, a refused connection) is degraded and retried
+ * with backoff; the other buses and the rest of the gateway run on.
+ */
+import type { Component, GatewayContext } from '../../component.js';
+import type { BusConfig } from '../../config/schema.js';
+import { StreetboxError, errorMessage } from '../../errors.js';
+import type { Logger } from '../../log.js';
+import type { NewEvent } from '../../store/types.js';
+import { loadProfiles, type ProfileRegistry } from '../../profiles/index.js';
+import { scanUnits } from './client.js';
+import { ModbusDevice } from './device.js';
+import { readPoints, writePoint, type PointValue, type WriteResult } from './points.js';
+import { BusScheduler, type DeviceCommsState } from './scheduler.js';
+import { createTransport, type TransportDeps } from './transport/index.js';
+import type { ModbusTransport, TransportCounters } from './transport/types.js';
+
+export interface DeviceStatus {
+  id: string;
+  unit: number;
+  profile: string;
+  online: boolean;
+  /** ms since the epoch of the last answer, null if never */
+  lastSeen: number | null;
+  lastError: string | null;
+  polls: number;
+  failures: number;
+  /** measured period between the starts of the last two polls, ms */
+  cycleMs: number | null;
+  /** how long the last poll took, ms */
+  pollMs: number | null;
+}
+
+export interface BusStatus {
+  id: string;
+  type: 'serial' | 'tcp';
+  state: 'connected' | 'connecting' | 'degraded';
+  lastError?: string;
+  devices: DeviceStatus[];
+  counters: TransportCounters;
+}
+
+export interface ModbusDriver extends Component {
+  /** On-demand read (ahead of polls): all points of the device, or one. */
+  read(device: string, point?: string): Promise<PointValue[]>;
+  /** Writes a point and reads it back: verified, or failed with the reason. */
+  write(device: string, point: string, value: number | boolean): Promise<WriteResult>;
+  /** The unit ids among `units` that answer on `bus`. */
+  scan(bus: string, units: number[], opts?: { timeoutMs?: number }): Promise<number[]>;
+  status(): BusStatus[];
+}
+
+export interface ModbusDriverOptions {
+  /** default: loadProfiles(ctx.config.profiles) */
+  profiles?: ProfileRegistry;
+  rtu?: TransportDeps['rtu'];
+}
+
+interface BusRuntime {
+  config: BusConfig;
+  transport: ModbusTransport;
+  scheduler: BusScheduler;
+  devices: { device: ModbusDevice; comms: DeviceCommsState }[];
+}
+
+export function createModbusDriver(ctx: GatewayContext, opts: ModbusDriverOptions = {}): ModbusDriver {
+  return new ModbusDriverImpl(ctx, opts);
+}
+
+class ModbusDriverImpl implements ModbusDriver {
+  readonly name = 'modbus';
+  private buses = new Map<string, BusRuntime>();
+  private byDevice = new Map<string, { bus: BusRuntime; device: ModbusDevice }>();
+  private running = false;
+  private log: Logger | undefined;
+
+  constructor(
+    private readonly ctx: GatewayContext,
+    private readonly opts: ModbusDriverOptions,
+  ) {}
+
+  async start(): Promise<void> {
+    if (this.running) return;
+    const { ctx } = this;
+    const log = (this.log = ctx.log.child({ module: 'modbus' }));
+    const profiles = this.opts.profiles ?? loadProfiles(ctx.config.profiles);
+    const event = (e: NewEvent) => {
+      try {
+        ctx.store.appendEvent(e);
+      } catch (err) {
+        log.error({ err: errorMessage(err), kind: e.kind, device: e.device }, 'modbus: event not stored');
+      }
+    };
+    for (const bus of ctx.config.buses) {
+      const deps: TransportDeps = { clock: ctx.clock, log };
+      if (this.opts.rtu) deps.rtu = this.opts.rtu;
+      const transport = createTransport(bus, deps);
+      const runtime: BusRuntime = { config: bus, transport, scheduler: undefined as unknown as BusScheduler, devices: [] };
+      const deviceOf = (id: string) => this.byDevice.get(id)?.device;
+      runtime.scheduler = new BusScheduler({
+        busId: bus.id,
+        transport,
+        clock: ctx.clock,
+        log,
+        timing: { timeout: bus.timeout, retries: bus.retries, offlineAfter: bus.offlineAfter, probeInterval: bus.probeInterval },
+        hooks: {
+          onPollFailed: (d, err) => deviceOf(d.id)?.pollFailed(err),
+          onLost: (d, err) => deviceOf(d.id)?.lost(err),
+          onRestored: (d) => deviceOf(d.id)?.restored(),
+        },
+      });
+      this.buses.set(bus.id, runtime);
+    }
+    for (const cfg of ctx.config.devices) {
+      if (cfg.bus === undefined) continue;
+      const bus = this.buses.get(cfg.bus);
+      const profile = profiles.get(cfg.profile);
+      if (!bus || !profile || profile.transport !== 'modbus') {
+        log.error({ device: cfg.id, bus: cfg.bus, profile: cfg.profile }, 'modbus: device skipped (unknown bus or not a Modbus profile)');
+        continue;
+      }
+      const device = new ModbusDevice(cfg, profile, bus.config.id, bus.config.maxGap, {
+        push: (r) => ctx.ingest.push(r),
+        event,
+        clock: ctx.clock,
+        log,
+      });
+      const comms = bus.scheduler.addDevice(device);
+      bus.devices.push({ device, comms });
+      this.byDevice.set(cfg.id, { bus, device });
+    }
+    for (const bus of this.buses.values()) {
+      // Failed opens are logged by the transport (with the retry delay); a loss is logged here.
+      let previous = bus.transport.state;
+      bus.transport.onState = (state, error) => {
+        if (previous === 'connected' && state === 'degraded') log.error({ bus: bus.config.id, err: error }, 'modbus bus lost');
+        previous = state;
+      };
+      bus.transport.start();
+      bus.scheduler.start();
+      for (const d of bus.devices) d.device.startStaleTimer();
+    }
+    this.running = true;
+    log.info({ buses: this.buses.size, devices: this.byDevice.size }, 'modbus driver started');
+  }
+
+  async stop(): Promise<void> {
+    if (!this.running) return;
+    this.running = false;
+    for (const bus of this.buses.values()) {
+      bus.scheduler.stop();
+      for (const d of bus.devices) d.device.stopStaleTimer();
+    }
+    await Promise.all([...this.buses.values()].map((b) => b.transport.close()));
+    this.buses = new Map();
+    this.byDevice = new Map();
+  }
+
+  private find(id: string): { bus: BusRuntime; device: ModbusDevice } {
+    const entry = this.byDevice.get(id);
+    if (!entry) {
+      throw new StreetboxError('E_NOT_FOUND', `no Modbus device "${id}"${this.running ? '' : ' (the Modbus driver is not running)'}`);
+    }
+    return entry;
+  }
+
+  async read(deviceId: string, pointName?: string): Promise<PointValue[]> {
+    const { bus, device } = this.find(deviceId);
+    let points = device.profile.points;
+    if (pointName !== undefined) {
+      const p = device.point(pointName);
+      if (!p) throw new StreetboxError('E_NOT_FOUND', `device "${deviceId}" has no point "${pointName}"`);
+      points = [p];
+    }
+    return bus.scheduler.command(deviceId, (tx) => readPoints(tx, points, bus.config.maxGap, () => this.ctx.clock.now()));
+  }
+
+  async write(deviceId: string, pointName: string, value: number | boolean): Promise<WriteResult> {
+    const { bus, device } = this.find(deviceId);
+    const p = device.point(pointName);
+    if (!p) throw new StreetboxError('E_NOT_FOUND', `device "${deviceId}" has no point "${pointName}"`);
+    let result: WriteResult;
+    try {
+      result = await bus.scheduler.command(deviceId, (tx) => writePoint(tx, p, value));
+    } catch (err) {
+      result = { status: 'failed', point: p.name, value, reason: errorMessage(err), code: err instanceof StreetboxError ? err.code : 'E_MODBUS_TRANSPORT' };
+    }
+    if (result.status === 'verified' && result.readBack !== undefined) {
+      this.ctx.ingest.push({ ts: this.ctx.clock.now(), device: deviceId, point: p.name, value: result.readBack, unit: p.unit ?? null, quality: 'good' });
+    }
+    this.log?.info({ device: deviceId, point: p.name, value, status: result.status, reason: result.reason }, 'modbus write');
+    return result;
+  }
+
+  async scan(busId: string, units: number[], opts: { timeoutMs?: number } = {}): Promise<number[]> {
+    const bus = this.buses.get(busId);
+    if (!bus) throw new StreetboxError('E_NOT_FOUND', `no bus "${busId}"; buses: ${[...this.buses.keys()].join(', ') || '(none)'}`);
+    // Probes take turns with the polls (poll priority, due now) so a scan never stalls the line.
+    return scanUnits(
+      (unit, pdu, timeoutMs) => bus.scheduler.request(unit, pdu, { priority: 'poll', due: this.ctx.clock.monotonic(), timeoutMs, retries: 0 }),
+      units,
+      opts.timeoutMs,
+    );
+  }
+
+  status(): BusStatus[] {
+    return [...this.buses.values()].map((b) => {
+      const s: BusStatus = {
+        id: b.config.id,
+        type: b.config.type,
+        state: b.transport.state === 'connected' ? 'connected' : b.transport.state === 'connecting' ? 'connecting' : 'degraded',
+        devices: b.devices.map(({ device, comms }) => ({
+          id: device.id,
+          unit: device.unit,
+          profile: device.profile.name,
+          online: comms.online,
+          lastSeen: comms.lastSeen,
+          lastError: comms.lastError,
+          polls: comms.polls,
+          failures: comms.failures,
+          cycleMs: comms.cycleMs,
+          pollMs: comms.pollMs,
+        })),
+        counters: { ...b.transport.counters },
+      };
+      if (b.transport.lastError !== undefined) s.lastError = b.transport.lastError;
+      return s;
+    });
+  }
+}

@@ -1,0 +1,366 @@
+/**
+ * The bus scheduler: exactly one transaction in flight per bus. Commands (writes, on-demand
+ * reads, scans) go ahead of polls; polls of all devices are served in order of their due time,
+ * so devices on a saturated line take turns. A failed transaction is retried after an
+ * exponential backoff *without holding the line*: other devices' transactions go in between.
+ *
+ * Each device has a comms state: after `offlineAfter` failed polls in a row it is offline and
+ * is probed only every `probeInterval` with one short attempt, so a dead device costs the
+ * line one short timeout per probe interval; when it answers again it is online and polled
+ * at once. Time comes from the injected clock (edge/clock.ts).
+ */
+import type { Clock, Timer } from '../../clock.js';
+import { errorMessage } from '../../errors.js';
+import type { Logger } from '../../log.js';
+import { ModbusTransportError, isRetryable } from './errors.js';
+
+export type Priority = 'command' | 'poll';
+
+/** Sends one request PDU and resolves with the response PDU (exception responses included). */
+export type Transact = (pdu: Buffer) => Promise<Buffer>;
+
+export interface RawTransport {
+  transact(unit: number, pdu: Buffer, timeoutMs: number): Promise<Buffer>;
+}
+
+export interface SchedulerTiming {
+  /** response timeout per transaction, ms */
+  timeout: number;
+  /** retries after a failed transaction */
+  retries: number;
+  /** failed polls in a row after which a device is offline */
+  offlineAfter: number;
+  /** probe period of an offline device, ms */
+  probeInterval: number;
+}
+
+export interface RequestOptions {
+  priority: Priority;
+  /** monotonic ms; orders polls (commands are first come, first served) */
+  due?: number;
+  timeoutMs: number;
+  retries: number;
+}
+
+export interface ScheduledDevice {
+  readonly id: string;
+  readonly unit: number;
+  /** poll period, ms */
+  readonly pollMs: number;
+  /** One poll: its transactions go through `tx`. Throws (a retryable error) when the device did not answer. */
+  poll(tx: Transact): Promise<void>;
+  /** A small request that any live device answers (even with an exception): used to probe. */
+  probePdu(): Buffer;
+}
+
+export interface DeviceHooks {
+  /** a poll (after its retries) failed; `consecutive` counts failed polls in a row */
+  onPollFailed?(device: ScheduledDevice, err: unknown, consecutive: number): void;
+  /** the device just went offline */
+  onLost?(device: ScheduledDevice, err: unknown): void;
+  /** the device answered again after being offline */
+  onRestored?(device: ScheduledDevice): void;
+}
+
+export interface DeviceCommsState {
+  online: boolean;
+  consecutiveFailures: number;
+  polls: number;
+  failures: number;
+  lastSeen: number | null;
+  lastError: string | null;
+  /** the measured period between the starts of the last two polls, ms */
+  cycleMs: number | null;
+  /** how long the last poll took, ms */
+  pollMs: number | null;
+}
+
+interface Job {
+  due: number;
+  seq: number;
+  run: () => void;
+  reject: (err: Error) => void;
+}
+
+interface Slot {
+  device: ScheduledDevice;
+  state: DeviceCommsState;
+  lastPollStart: number | null;
+  wake: (() => void) | undefined;
+  timer: Timer | undefined;
+}
+
+/** A short attempt: probes of offline devices and commands to them. */
+export const PROBE_TIMEOUT_MS = 250;
+const RETRY_BASE_MS = 50;
+const RETRY_MAX_MS = 2000;
+const MIN_BACKOFF_MS = 100;
+
+export class BusScheduler {
+  private readonly commands: Job[] = [];
+  private readonly polls: Job[] = [];
+  private readonly slots = new Map<string, Slot>();
+  private readonly sleepers = new Set<{ timer: Timer; resolve: () => void }>();
+  private active = false;
+  private stopped = false;
+  private seq = 0;
+
+  constructor(
+    private readonly opts: {
+      busId: string;
+      transport: RawTransport;
+      clock: Clock;
+      timing: SchedulerTiming;
+      log: Logger;
+      hooks?: DeviceHooks;
+    },
+  ) {}
+
+  get queued(): number {
+    return this.commands.length + this.polls.length;
+  }
+
+  // -------------------------------------------------------------------------------------
+  // Transactions
+
+  /** One transaction with retries; retries wait out their backoff off the line. */
+  request(unit: number, pdu: Buffer, o: RequestOptions): Promise<Buffer> {
+    const first = this.enqueue(o.priority, o.due ?? 0, () => this.opts.transport.transact(unit, pdu, o.timeoutMs));
+    return o.retries > 0 ? first.catch((err: unknown) => this.retry(unit, pdu, o, err)) : first;
+  }
+
+  private async retry(unit: number, pdu: Buffer, o: RequestOptions, firstError: unknown): Promise<Buffer> {
+    let err = firstError;
+    for (let attempt = 0; ; attempt++) {
+      if (this.stopped || attempt >= o.retries || !isRetryable(err)) throw err;
+      await this.sleep(Math.min(RETRY_MAX_MS, RETRY_BASE_MS * 2 ** attempt));
+      try {
+        return await this.enqueue(o.priority, o.due ?? 0, () => this.opts.transport.transact(unit, pdu, o.timeoutMs));
+      } catch (e) {
+        err = e;
+      }
+    }
+  }
+
+  private enqueue<T>(priority: Priority, due: number, fn: () => Promise<T>): Promise<T> {
+    if (this.stopped) return Promise.reject(this.stoppedError());
+    return new Promise<T>((resolve, reject) => {
+      const job: Job = {
+        due,
+        seq: this.seq++,
+        reject,
+        run: () => {
+          fn().then(
+            (v) => {
+              this.active = false;
+              resolve(v);
+              this.pump();
+            },
+            (err: unknown) => {
+              this.active = false;
+              reject(err as Error);
+              this.pump();
+            },
+          );
+        },
+      };
+      (priority === 'command' ? this.commands : this.polls).push(job);
+      this.pump();
+    });
+  }
+
+  private pump(): void {
+    if (this.active || this.stopped) return;
+    let job = this.commands.shift();
+    if (!job && this.polls.length > 0) {
+      let best = 0;
+      for (let i = 1; i < this.polls.length; i++) {
+        const a = this.polls[i]!;
+        const b = this.polls[best]!;
+        if (a.due < b.due || (a.due === b.due && a.seq < b.seq)) best = i;
+      }
+      job = this.polls.splice(best, 1)[0];
+    }
+    if (!job) return;
+    this.active = true;
+    job.run();
+  }
+
+  private stoppedError(): Error {
+    return new ModbusTransportError(`bus "${this.opts.busId}": stopped`);
+  }
+
+  private sleep(ms: number): Promise<void> {
+    if (this.stopped) return Promise.reject(this.stoppedError());
+    return new Promise<void>((resolve) => {
+      const entry = {
+        resolve: () => {
+          this.sleepers.delete(entry);
+          resolve();
+        },
+        timer: this.opts.clock.setTimeout(() => entry.resolve(), ms),
+      };
+      this.sleepers.add(entry);
+    });
+  }
+
+  // -------------------------------------------------------------------------------------
+  // Devices
+
+  addDevice(device: ScheduledDevice): DeviceCommsState {
+    const state: DeviceCommsState = {
+      online: true,
+      consecutiveFailures: 0,
+      polls: 0,
+      failures: 0,
+      lastSeen: null,
+      lastError: null,
+      cycleMs: null,
+      pollMs: null,
+    };
+    this.slots.set(device.id, { device, state, lastPollStart: null, wake: undefined, timer: undefined });
+    return state;
+  }
+
+  /** Starts the poll loop of every device added; the first polls are due now. */
+  start(): void {
+    this.stopped = false;
+    for (const slot of this.slots.values()) {
+      void this.loop(slot).catch((err: unknown) => {
+        if (!this.stopped) this.opts.log.error({ err, device: slot.device.id }, 'modbus poll loop ended');
+      });
+    }
+  }
+
+  state(deviceId: string): DeviceCommsState | undefined {
+    return this.slots.get(deviceId)?.state;
+  }
+
+  /** Waits until monotonic time `at`, or until woken (a command found the device alive). */
+  private waitUntil(slot: Slot, at: number): Promise<void> {
+    const delay = at - this.opts.clock.monotonic();
+    if (delay <= 0) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const done = () => {
+        if (slot.timer) this.opts.clock.clearTimeout(slot.timer);
+        slot.timer = undefined;
+        slot.wake = undefined;
+        resolve();
+      };
+      slot.wake = done;
+      slot.timer = this.opts.clock.setTimeout(done, delay);
+    });
+  }
+
+  private async loop(slot: Slot): Promise<void> {
+    const { clock, timing } = this.opts;
+    const { device, state } = slot;
+    let due = clock.monotonic();
+    while (!this.stopped) {
+      await this.waitUntil(slot, due);
+      if (this.stopped) return;
+      // Woken early (a command found an offline device alive): the poll is due now.
+      due = Math.min(due, clock.monotonic());
+      if (!state.online) {
+        // One short attempt per probe interval: a dead device never holds the line for long.
+        try {
+          await this.request(device.unit, device.probePdu(), {
+            priority: 'poll',
+            due,
+            timeoutMs: Math.min(timing.timeout, PROBE_TIMEOUT_MS),
+            retries: 0,
+          });
+          this.markAlive(slot);
+          due = clock.monotonic();
+        } catch (err) {
+          if (this.stopped) return;
+          state.lastError = errorMessage(err);
+          due = Math.max(due + timing.probeInterval, clock.monotonic());
+        }
+        continue;
+      }
+      const start = clock.monotonic();
+      if (slot.lastPollStart !== null) state.cycleMs = start - slot.lastPollStart;
+      slot.lastPollStart = start;
+      const pollDue = due;
+      try {
+        await device.poll((pdu) =>
+          this.request(device.unit, pdu, { priority: 'poll', due: pollDue, timeoutMs: timing.timeout, retries: timing.retries }),
+        );
+        state.polls++;
+        state.pollMs = clock.monotonic() - start;
+        state.consecutiveFailures = 0;
+        state.lastSeen = clock.now();
+        due = Math.max(due + device.pollMs, clock.monotonic());
+      } catch (err) {
+        if (this.stopped) return;
+        state.polls++;
+        state.failures++;
+        state.consecutiveFailures++;
+        state.lastError = errorMessage(err);
+        state.pollMs = clock.monotonic() - start;
+        this.opts.hooks?.onPollFailed?.(device, err, state.consecutiveFailures);
+        if (state.consecutiveFailures >= timing.offlineAfter) {
+          state.online = false;
+          slot.lastPollStart = null;
+          this.opts.hooks?.onLost?.(device, err);
+          due = clock.monotonic() + timing.probeInterval;
+        } else {
+          // Exponential backoff: the next poll after n failures in a row waits poll × 2^(n-1).
+          // (at least 100 ms, so a bus that fails at once never spins)
+          const backoff = Math.max(MIN_BACKOFF_MS, Math.min(device.pollMs * 2 ** (state.consecutiveFailures - 1), timing.probeInterval));
+          due = clock.monotonic() + backoff;
+        }
+      }
+    }
+  }
+
+  private markAlive(slot: Slot): void {
+    const { state } = slot;
+    state.consecutiveFailures = 0;
+    state.lastSeen = this.opts.clock.now();
+    if (!state.online) {
+      state.online = true;
+      this.opts.hooks?.onRestored?.(slot.device);
+    }
+  }
+
+  /**
+   * A command for a device (a write, an on-demand read): its transactions go ahead of every
+   * poll. To an offline device it is one short attempt; an answer brings the device back.
+   */
+  async command<T>(deviceId: string, fn: (tx: Transact) => Promise<T>): Promise<T> {
+    const slot = this.slots.get(deviceId);
+    if (!slot) throw new ModbusTransportError(`bus "${this.opts.busId}": no device "${deviceId}"`);
+    const { timing } = this.opts;
+    const offline = !slot.state.online;
+    const o: RequestOptions = offline
+      ? { priority: 'command', timeoutMs: Math.min(timing.timeout, PROBE_TIMEOUT_MS), retries: 0 }
+      : { priority: 'command', timeoutMs: timing.timeout, retries: timing.retries };
+    let answered = false;
+    const result = await fn(async (pdu) => {
+      const r = await this.request(slot.device.unit, pdu, o);
+      answered = true;
+      return r;
+    }).finally(() => {
+      if (answered && offline && !slot.state.online) {
+        this.markAlive(slot);
+        slot.wake?.();
+      }
+    });
+    return result;
+  }
+
+  /** Stops the loops and rejects everything queued. The transport rejects what is in flight. */
+  stop(): void {
+    this.stopped = true;
+    const err = this.stoppedError();
+    for (const job of this.commands.splice(0)) job.reject(err);
+    for (const job of this.polls.splice(0)) job.reject(err);
+    for (const s of this.sleepers) {
+      this.opts.clock.clearTimeout(s.timer);
+      s.resolve();
+    }
+    for (const slot of this.slots.values()) slot.wake?.();
+  }
+}

@@ -1,0 +1,305 @@
+/**
+ * The Modbus simulators: simulated streetlight and traffic controllers (and any other
+ * profile, as plain register banks) on RTU lines and TCP servers, with fault injection.
+ *
+ * Two ways in:
+ * - startModbusSimulators(options): explicit lines and servers (tests, benchmarks).
+ * - createModbusSimComponent(ctx): the demo (`simulate: true`): simulates every Modbus device
+ *   of devices.yaml on its bus and points the configuration at the simulators (a serial bus
+ *   gets the PTY path the driver must open; a TCP bus gets 127.0.0.1 and the port served).
+ */
+import type { Component, GatewayContext } from '../../component.js';
+import type { Config, ProfileConfig } from '../../config/schema.js';
+import { StreetboxError } from '../../errors.js';
+import type { Logger } from '../../log.js';
+import { loadProfiles } from '../../profiles/index.js';
+import { openPtyPair, type PtyPair } from '../pty.js';
+import type { Fault } from './faults.js';
+import { GenericModel, type DeviceModel } from './model.js';
+import { RtuSimServer, type RtuLineStats } from './rtuServer.js';
+import { StreetlightModel } from './streetlight.js';
+import { TcpSimServer } from './tcpServer.js';
+import { TrafficModel } from './traffic.js';
+import { UnitRegistry, type UnitStats } from './units.js';
+import type { WireTime } from './wireTime.js';
+
+export type { Fault } from './faults.js';
+export type { DeviceModel } from './model.js';
+export { StreetlightModel } from './streetlight.js';
+export { TrafficModel, TRAFFIC_MODES, REQUEST_STATUS } from './traffic.js';
+export { RegisterBank } from './banks.js';
+export { UnitRegistry } from './units.js';
+export { TcpSimServer } from './tcpServer.js';
+export { RtuSimServer } from './rtuServer.js';
+export { transactionMs, t35Ms, charsMs, type WireTime } from './wireTime.js';
+
+export interface SimDeviceSpec {
+  unit: number;
+  /** streetlight-controller and traffic-controller get their device model; any other profile a plain bank */
+  profile: string;
+  seed?: number;
+}
+
+export interface RtuLineSpec {
+  id: string;
+  /** the serial path the simulator opens; omitted: a socat PTY pair is made and its other end given to the driver */
+  path?: string;
+  baud?: number;
+  stopBits?: 1 | 2;
+  /** hold frames for their time on the wire (benchmarks); true: 11-bit characters at `baud` */
+  wireTime?: WireTime | boolean;
+  devices: SimDeviceSpec[];
+}
+
+export interface TcpServerSpec {
+  id: string;
+  host?: string;
+  /** 0 or omitted: a free port */
+  port?: number;
+  devices: SimDeviceSpec[];
+}
+
+export interface ModbusSimulatorOptions {
+  rtu?: RtuLineSpec[];
+  tcp?: TcpServerSpec[];
+  /** profiles by name; default: the built-in ones */
+  profiles?: (name: string) => ProfileConfig;
+  log?: Logger;
+  /** simulated time runs `speed` times faster than real time (default 1) */
+  speed?: number;
+  /** how often the device models advance (ms, default 1000) */
+  tickMs?: number;
+}
+
+export interface SimulatedBus {
+  readonly id: string;
+  readonly kind: 'rtu' | 'tcp';
+  /** rtu: the path the driver opens (the PTY's other end, or the spec's path when given) */
+  readonly path?: string;
+  /** tcp: where the server listens */
+  readonly host?: string;
+  readonly port?: number;
+  readonly units: UnitRegistry;
+  readonly models: ReadonlyMap<number, DeviceModel>;
+  /** rtu only: line counters */
+  readonly line?: RtuLineStats;
+}
+
+export interface ModbusSimulators {
+  readonly buses: ReadonlyMap<string, SimulatedBus>;
+  bus(id: string): SimulatedBus;
+  model<T extends DeviceModel = DeviceModel>(bus: string, unit: number): T;
+  /** Sets (null: clears) the fault of one unit; `count` limits it to the next n requests. */
+  setFault(bus: string, unit: number, fault: Fault | null, opts?: { count?: number }): void;
+  stats(bus: string, unit: number): UnitStats;
+  /** TCP: drops every open connection (a controller rebooting); the server keeps listening. */
+  dropConnections(bus: string): void;
+  /** Advances every model by `dtMs` of simulated time now (tests). */
+  tick(dtMs: number): void;
+  stop(): Promise<void>;
+}
+
+export function createModel(profile: ProfileConfig, seed: number): DeviceModel {
+  if (profile.name === 'streetlight-controller') return new StreetlightModel(profile, { seed });
+  if (profile.name === 'traffic-controller') return new TrafficModel(profile, { seed });
+  return new GenericModel(profile);
+}
+
+export async function startModbusSimulators(opts: ModbusSimulatorOptions): Promise<ModbusSimulators> {
+  const profiles = opts.profiles ?? ((name: string) => loadProfiles().require(name));
+  const buses = new Map<string, SimulatedBus>();
+  const stops: (() => Promise<void>)[] = [];
+  const models: DeviceModel[] = [];
+  const tcpServers = new Map<string, TcpSimServer>();
+
+  const registry = (devices: SimDeviceSpec[]): [UnitRegistry, Map<number, DeviceModel>] => {
+    const units = new UnitRegistry();
+    const byUnit = new Map<number, DeviceModel>();
+    for (const d of devices) {
+      const model = createModel(profiles(d.profile), d.seed ?? d.unit);
+      units.add(d.unit, model.bank);
+      byUnit.set(d.unit, model);
+      models.push(model);
+    }
+    return [units, byUnit];
+  };
+
+  const stopAll = async (): Promise<void> => {
+    for (const s of stops.reverse()) await s().catch((err: unknown) => opts.log?.warn({ err }, 'simulator stop failed'));
+    stops.length = 0;
+  };
+
+  try {
+    for (const spec of opts.tcp ?? []) {
+      const [units, byUnit] = registry(spec.devices);
+      const server = new TcpSimServer({ units, host: spec.host ?? '127.0.0.1', port: spec.port ?? 0, ...(opts.log ? { log: opts.log } : {}) });
+      let where: { host: string; port: number };
+      try {
+        where = await server.start();
+      } catch (err) {
+        if (!spec.port) throw err;
+        // The configured port is taken or privileged: serve on a free one (the config is pointed at it).
+        opts.log?.warn({ err, port: spec.port, bus: spec.id }, 'simulator cannot listen on the configured port; using a free one');
+        const fallback = new TcpSimServer({ units, host: spec.host ?? '127.0.0.1', port: 0, ...(opts.log ? { log: opts.log } : {}) });
+        where = await fallback.start();
+        stops.push(() => fallback.stop());
+        tcpServers.set(spec.id, fallback);
+        buses.set(spec.id, { id: spec.id, kind: 'tcp', host: where.host, port: where.port, units, models: byUnit });
+        continue;
+      }
+      stops.push(() => server.stop());
+      tcpServers.set(spec.id, server);
+      buses.set(spec.id, { id: spec.id, kind: 'tcp', host: where.host, port: where.port, units, models: byUnit });
+    }
+
+    for (const spec of opts.rtu ?? []) {
+      const [units, byUnit] = registry(spec.devices);
+      let pty: PtyPair | null = null;
+      let simPath = spec.path;
+      let masterPath = spec.path;
+      if (simPath === undefined) {
+        pty = await openPtyPair();
+        const p = pty;
+        stops.push(() => p.close());
+        simPath = pty.simPath;
+        masterPath = pty.masterPath;
+      }
+      const baud = spec.baud ?? 9600;
+      const wireTime = spec.wireTime === true ? { baud, bitsPerChar: 11 } : spec.wireTime || undefined;
+      const server = new RtuSimServer({
+        units,
+        path: simPath,
+        baud,
+        stopBits: spec.stopBits ?? 1,
+        ...(wireTime ? { wireTime } : {}),
+        ...(opts.log ? { log: opts.log } : {}),
+      });
+      await server.start();
+      stops.push(() => server.stop());
+      buses.set(spec.id, { id: spec.id, kind: 'rtu', path: masterPath!, units, models: byUnit, line: server.stats });
+    }
+  } catch (err) {
+    await stopAll();
+    throw err;
+  }
+
+  const speed = opts.speed ?? 1;
+  let last = performance.now();
+  const tick = (dt: number): void => {
+    for (const m of models) {
+      try {
+        m.tick(dt);
+      } catch (err) {
+        opts.log?.error({ err, model: m.kind }, 'simulated device failed to advance');
+      }
+    }
+  };
+  const timer = setInterval(() => {
+    const now = performance.now();
+    tick((now - last) * speed);
+    last = now;
+  }, opts.tickMs ?? 1000);
+  timer.unref();
+  stops.unshift(async () => clearInterval(timer));
+
+  const bus = (id: string): SimulatedBus => {
+    const b = buses.get(id);
+    if (!b) throw new StreetboxError('E_NOT_FOUND', `no simulated bus "${id}"; simulated: ${[...buses.keys()].join(', ') || '(none)'}`);
+    return b;
+  };
+  let stopping: Promise<void> | null = null;
+  return {
+    buses,
+    bus,
+    model<T extends DeviceModel>(id: string, unit: number): T {
+      const m = bus(id).models.get(unit);
+      if (!m) throw new StreetboxError('E_NOT_FOUND', `bus "${id}" simulates no unit ${unit}`);
+      return m as T;
+    },
+    setFault: (id, unit, fault, o) => bus(id).units.faults.set(unit, fault, o ?? {}),
+    stats: (id, unit) => bus(id).units.stats(unit),
+    dropConnections(id) {
+      const server = tcpServers.get(id);
+      if (!server) throw new StreetboxError('E_NOT_FOUND', `no simulated TCP bus "${id}"`);
+      server.dropConnections();
+    },
+    tick,
+    stop: () => (stopping ??= stopAll()),
+  };
+}
+
+/** What to simulate for a devices.yaml: every Modbus device, on a simulator standing in for its bus. */
+export function simulatorSpecFromConfig(config: Config): { rtu: RtuLineSpec[]; tcp: TcpServerSpec[] } {
+  const rtu: RtuLineSpec[] = [];
+  const tcp: TcpServerSpec[] = [];
+  for (const b of config.buses) {
+    const devices = config.devices
+      .filter((d) => d.bus === b.id && d.unit !== undefined)
+      .map((d) => ({ unit: d.unit!, profile: d.profile }));
+    if (devices.length === 0) continue;
+    if (b.type === 'serial') rtu.push({ id: b.id, baud: b.baud, stopBits: b.stopBits, devices });
+    else tcp.push({ id: b.id, host: '127.0.0.1', port: b.port, devices });
+  }
+  return { rtu, tcp };
+}
+
+/**
+ * Points the configuration's buses at running simulators: a serial bus opens the PTY end
+ * (parity none: a PTY refuses parity settings), a TCP bus connects to 127.0.0.1 and the
+ * port served.
+ */
+export function pointConfigAtSimulators(config: Config, sims: ModbusSimulators, log?: Logger): void {
+  for (const b of config.buses) {
+    const sim = sims.buses.get(b.id);
+    if (!sim) continue;
+    if (b.type === 'serial' && sim.path !== undefined) {
+      if (b.parity !== 'none') log?.info({ bus: b.id, parity: b.parity }, 'simulated line: parity set to none (a PTY refuses parity)');
+      b.path = sim.path;
+      b.parity = 'none';
+    } else if (b.type === 'tcp' && sim.port !== undefined) {
+      b.host = sim.host ?? '127.0.0.1';
+      b.port = sim.port;
+    }
+  }
+}
+
+export function simulateEnabled(config: Config): { enabled: boolean; speed: number } {
+  const s = config.simulate;
+  if (typeof s === 'boolean') return { enabled: s, speed: 1 };
+  return { enabled: s.enabled, speed: s.speed };
+}
+
+/**
+ * The demo's simulator component. Start it before the Modbus driver: start() launches the
+ * simulators for every Modbus device of ctx.config and rewrites ctx.config.buses to point
+ * at them (serial path → PTY end, tcp host/port → the simulator).
+ */
+export function createModbusSimComponent(ctx: GatewayContext): Component & { readonly simulators: ModbusSimulators | null } {
+  let sims: ModbusSimulators | null = null;
+  const log = ctx.log.child({ module: 'modbus-sim' });
+  return {
+    name: 'modbus-sim',
+    get simulators() {
+      return sims;
+    },
+    async start() {
+      if (sims) return;
+      const { enabled, speed } = simulateEnabled(ctx.config);
+      if (!enabled) return;
+      const registry = loadProfiles(ctx.config.profiles);
+      sims = await startModbusSimulators({
+        ...simulatorSpecFromConfig(ctx.config),
+        profiles: (name) => registry.require(name),
+        log,
+        speed,
+      });
+      pointConfigAtSimulators(ctx.config, sims, log);
+      log.info({ buses: [...sims.buses.values()].map((b) => ({ id: b.id, path: b.path, port: b.port, units: [...b.models.keys()] })) }, 'modbus simulators running');
+    },
+    async stop() {
+      const s = sims;
+      sims = null;
+      await s?.stop();
+    },
+  };
+}

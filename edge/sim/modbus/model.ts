@@ -1,0 +1,45 @@
+/**
+ * A simulated device: a register bank plus the behaviour behind it. The simulator advances
+ * every model with tick(dt) (simulated ms; `speed` scales it).
+ */
+import type { ProfileConfig } from '../../config/schema.js';
+import { RegisterBank } from './banks.js';
+import { ProfilePoints } from './points.js';
+
+export interface DeviceModel {
+  readonly kind: string;
+  readonly bank: RegisterBank;
+  readonly points: ProfilePoints;
+  tick(dtMs: number): void;
+}
+
+/** A deterministic pseudo-random source (mulberry32), so a seeded simulator repeats itself. */
+export function rng(seed: number): () => number {
+  let a = seed >>> 0 || 0x9e3779b9;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/**
+ * Any other profile: its points hold fixed values (0 unless set), reads and writes of the
+ * profile's addresses work, everything else is exception 2.
+ */
+export class GenericModel implements DeviceModel {
+  readonly kind = 'generic';
+  readonly bank = new RegisterBank();
+  readonly points: ProfilePoints;
+
+  constructor(profile: ProfileConfig) {
+    this.points = new ProfilePoints(profile, this.bank);
+    for (const table of ['coil', 'discrete', 'holding', 'input'] as const) {
+      this.bank.size[table] = (this.points.extent(table)?.[1] ?? -1) + 1;
+    }
+  }
+
+  tick(): void {}
+}

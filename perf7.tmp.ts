@@ -1,0 +1,20 @@
+import { spawnSimulators } from '/work/main/tests/helpers/simProcess.js';
+import { ModbusClient } from '/work/main/edge/drivers/modbus/index.js';
+import { configSchema } from '/work/main/edge/config/schema.js';
+const baud = Number(process.argv[2] ?? 115200);
+const profile = { name: 'bench20', transport: 'modbus' as const, alarms: [], points: Array.from({ length: 20 }, (_, i) => ({ name: `r${i}`, table: 'holding' as const, address: i, type: 'uint16' as const, wordOrder: 'big' as const, scale: 1, offset: 0, access: 'r' as const })) };
+const devices = Array.from({ length: 10 }, (_, i) => ({ unit: i + 1, profile: 'bench20' }));
+const sim = await spawnSimulators({ rtu: [{ id: 'line', baud, stopBits: 2, wireTime: { baud, bitsPerChar: 11 }, devices }], profiles: [profile] });
+const bus = configSchema.parse({ gateway: { id: 'g' }, buses: [{ id: 'line', type: 'serial', path: sim.bus('line').path!, baud, parity: 'none', stopBits: 2, timeout: 1000 }] }).buses[0]!;
+const c = new ModbusClient({ bus }); await c.open();
+const t = c.transport as any;
+const port = t.port; const origWrite = port.write.bind(port);
+let sum = 0, n = 0, sumSettle = 0;
+port.write = (b: Buffer, cb: any) => { const now = performance.now(); if (Number.isFinite(t.lastRxAt)) { sum += now - t.lastRxAt; n++; } return origWrite(b, cb); };
+const t0 = performance.now();
+for (let i = 0; i < 200; i++) { await c.readHoldingRegisters((i % 10) + 1, 0, 20); }
+const dt = performance.now() - t0;
+console.log(baud, 'per tx', (dt / 200).toFixed(2), 'ms; last rx → write', (sum / n).toFixed(2), 'ms');
+await c.close();
+const lines = await sim.stop();
+console.log('sim idle/tx', ((lines[0] as any).masterIdleMs / (lines[0] as any).timed).toFixed(2), 'late/tx', ((lines[0] as any).writeLateMs / (lines[0] as any).timed).toFixed(2));

@@ -1,0 +1,73 @@
+/**
+ * A small in-test CommandService for the broker and API tests: the real command pipeline
+ * (edge/control `createControl`) did not exist yet when these tests were written. It records
+ * every submit call, validates like the pipeline's contract says (never throws: a bad request
+ * becomes a `rejected` row with `result: { code, error }`), writes real rows to the real store
+ * (so the bus 'command' events are the store's own) and lets a test finish a command.
+ */
+import type { CommandRequestBody, CommandService, CommandTargetRef, Principal } from '../../../edge/control/api.js';
+import { can } from '../../../edge/control/roles.js';
+import type { Store } from '../../../edge/store/api.js';
+import type { CommandRecord, CommandStatus } from '../../../edge/store/types.js';
+
+export interface SubmitCall {
+  target: CommandTargetRef;
+  body: unknown;
+  who: Principal;
+  row: CommandRecord;
+}
+
+const ACTIONS = new Set(['dim', 'on', 'off', 'override', 'release', 'program']);
+
+export class RecordingCommands implements CommandService {
+  readonly calls: SubmitCall[] = [];
+
+  constructor(
+    private readonly store: Store,
+    private readonly known: { devices: Record<string, 'lighting' | 'traffic'>; groups: string[] },
+  ) {}
+
+  submit(target: CommandTargetRef, body: unknown, who: Principal): CommandRecord {
+    const reject = (code: string, error: string): CommandRecord => {
+      const b = body !== null && typeof body === 'object' ? (body as Record<string, unknown>) : {};
+      const row = this.store.createCommand({
+        source: who,
+        target,
+        action: typeof b['action'] === 'string' ? b['action'] : 'unknown',
+        params: typeof b['transaction'] === 'string' ? { transaction: b['transaction'] } : {},
+        status: 'rejected',
+        result: { code, error },
+      });
+      return row;
+    };
+    let row: CommandRecord;
+    if (body === null || typeof body !== 'object' || Array.isArray(body)) row = reject('E_INVALID_COMMAND', 'body: expected a JSON object');
+    else {
+      const b = body as CommandRequestBody;
+      const kind = target.kind === 'device' ? this.known.devices[target.id] : this.known.groups.includes(target.id) ? 'lighting' : undefined;
+      if (!ACTIONS.has(b.action)) row = reject('E_INVALID_COMMAND', `action: expected one of ${[...ACTIONS].join(', ')}`);
+      else if (kind === undefined) row = reject('E_NOT_FOUND', `unknown ${target.kind} ${target.id}`);
+      else if (!can(who.role, kind === 'traffic' ? 'command.traffic' : 'command.lighting')) row = reject('E_FORBIDDEN', `role ${who.role} may not command ${target.id}`);
+      else if (b.level !== undefined && (typeof b.level !== 'number' || b.level < 0 || b.level > 100)) row = reject('E_INVALID_COMMAND', `level: expected 0..100, got ${String(b.level)}`);
+      else {
+        const { action, transaction, ...params } = b;
+        row = this.store.createCommand({ source: who, target, action, params: transaction === undefined ? params : { ...params, transaction } });
+      }
+    }
+    this.calls.push({ target, body, who, row });
+    return row;
+  }
+
+  get(id: string): CommandRecord | undefined {
+    return this.store.getCommand(id);
+  }
+
+  list(q: { limit: number; status?: CommandStatus }): CommandRecord[] {
+    return this.store.listCommands(q);
+  }
+
+  /** The outcome a driver would report. */
+  finish(id: string, status: CommandStatus, result?: unknown): CommandRecord {
+    return this.store.updateCommand(id, status, result);
+  }
+}
