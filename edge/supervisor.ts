@@ -128,6 +128,7 @@ export class Supervisor {
       clearTimeout(timer);
     }
     this.setState(entry, 'stopped');
+    this.opts.log.info({ component: entry.component.name }, 'component stopped');
   }
 
   private fail(entry: Entry, message: string, err?: unknown): void {
