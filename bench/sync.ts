@@ -67,9 +67,11 @@ export async function run(): Promise<BenchResult> {
     // Baseline: the same batches, encoded beforehand, published by a bare client.
     const batcher = new Batcher({ store, gateway: GW, batchSize: sync.batchSize, batchBytes: sync.batchBytes });
     const payloads: Buffer[] = [];
+    let plainBytes = 0;
     for (let after = 0, guard = 0; guard < ROWS; guard++) {
       const b = batcher.next(after);
       if (!b) break;
+      plainBytes += wireBytes(b.bytes, topic);
       payloads.push(encodePayload(GW, b.fromSeq, b.toSeq, b.itemsJson, true));
       after = b.toSeq;
     }
@@ -120,6 +122,7 @@ export async function run(): Promise<BenchResult> {
         batchSize: sync.batchSize,
         inFlight: sync.inFlight,
         bytesPerReading: Math.round(bytesPerReading * 10) / 10,
+        bytesPerReadingUncompressed: Math.round((plainBytes / ROWS) * 10) / 10,
         syncMs: Math.round(syncMs),
         baselineMs: Math.round(baseMs),
         resent: st.resent,

@@ -47,7 +47,7 @@ export class Batcher {
     let toSeq = after;
     for (const item of items) {
       if (item.seq >= before) break;
-      const json = JSON.stringify(item);
+      const json = kind === 'readings' ? this.readingJson(item as Reading) : JSON.stringify(item);
       const size = Buffer.byteLength(json) + 1;
       if (itemsJson.length > 0 && bytes + size > batchBytes) break;
       itemsJson.push(json);
@@ -55,5 +55,25 @@ export class Batcher {
       toSeq = item.seq;
     }
     return { kind, fromSeq: after + 1, toSeq, itemsJson, bytes };
+  }
+
+  /** JSON-escaped device, point, unit and quality strings: a gateway has a few hundred of them. */
+  private readonly quoted = new Map<string, string>();
+
+  private quote(s: string): string {
+    let q = this.quoted.get(s);
+    if (q === undefined) {
+      q = JSON.stringify(s);
+      if (this.quoted.size < 100_000) this.quoted.set(s, q);
+    }
+    return q;
+  }
+
+  /** The same text as JSON.stringify(reading), field for field, at a fraction of the cost. */
+  private readingJson(r: Reading): string {
+    const v = r.value;
+    const value = typeof v === 'number' ? (Number.isFinite(v) ? String(v) : 'null') : typeof v === 'string' ? JSON.stringify(v) : v === null ? 'null' : v ? 'true' : 'false';
+    const unit = r.unit === null ? 'null' : this.quote(r.unit);
+    return `{"seq":${r.seq},"ts":${r.ts},"device":${this.quote(r.device)},"point":${this.quote(r.point)},"value":${value},"unit":${unit},"quality":${this.quote(r.quality)}}`;
   }
 }

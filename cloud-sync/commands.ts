@@ -17,7 +17,7 @@ import type { GatewayTopics } from './topics.js';
 
 /** A parsed command message from central, as the handler receives it. */
 export interface CentralCommand {
-  /** the message's `id` when it is a usable id, else one generated here */
+  /** the message's `id` (else its `transaction`) when it is a usable id, else one generated here */
   id: string;
   /** the message as central sent it: `{ "id", "target": {…}, "action", … }` */
   message: Record<string, unknown>;
@@ -71,7 +71,8 @@ export class CentralCommands {
     } catch {
       message = undefined;
     }
-    const rawId = (message as { id?: unknown } | undefined)?.id;
+    const m = message as { id?: unknown; transaction?: unknown } | undefined;
+    const rawId = typeof m?.id === 'string' ? m.id : m?.transaction;
     const id = typeof rawId === 'string' && ID_RE.test(rawId) ? rawId : randomUUID();
     if (typeof message !== 'object' || message === null || Array.isArray(message)) {
       return this.reject(client, id, 'E_INVALID_COMMAND', 'malformed command: expected a JSON object', { bytes: payload.length });

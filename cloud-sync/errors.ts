@@ -53,3 +53,30 @@ export function classifyError(err: unknown, url: string): SyncError {
   if (/connack timeout/i.test(msg)) return new SyncError('unreachable', `broker ${url} did not answer CONNECT in time`, { cause: err });
   return new SyncError('protocol', `connection to ${url} failed: ${msg}`, { cause: err });
 }
+
+/** MQTT 5 §3.14.2.1: the reason code of a DISCONNECT the broker sent. */
+export function disconnectError(reasonCode: number, url: string): SyncError {
+  const reason = DISCONNECT_REASONS[reasonCode] ?? `reason code 0x${reasonCode.toString(16)}`;
+  const hint = reasonCode === 0x87 ? ' (check the broker\'s ACL: the gateway publishes under streetbox/<gateway>/)' : '';
+  return new SyncError(reasonCode === 0x87 ? 'auth' : 'refused', `broker ${url} closed the connection: ${reason}${hint}`);
+}
+
+const DISCONNECT_REASONS: Record<number, string> = {
+  0x00: 'normal disconnection',
+  0x80: 'unspecified error',
+  0x81: 'malformed packet',
+  0x82: 'protocol error',
+  0x87: 'Not authorized',
+  0x89: 'server busy',
+  0x8b: 'server shutting down',
+  0x8d: 'keep alive timeout',
+  0x8e: 'session taken over (another client uses the same client id)',
+  0x93: 'receive maximum exceeded',
+  0x95: 'packet too large',
+  0x97: 'quota exceeded',
+  0x98: 'administrative action',
+  0x99: 'payload format invalid',
+  0x9c: 'use another server',
+  0x9d: 'server moved',
+  0x9f: 'connection rate exceeded',
+};

@@ -13,7 +13,7 @@ import { errorMessage } from '../edge/errors.js';
 import type { Logger } from '../edge/log.js';
 import type { Config } from '../edge/config/schema.js';
 import { Backoff } from './backoff.js';
-import { SyncError, classifyError } from './errors.js';
+import { SyncError, classifyError, disconnectError } from './errors.js';
 
 export type SyncConfig = NonNullable<Config['sync']>;
 export type LinkState = 'idle' | 'connecting' | 'connected' | 'backoff' | 'stopped';
@@ -121,8 +121,13 @@ export class UpstreamLink {
     const client = mqtt.connect(this.opts.config.url, options);
     this.client = client;
     let lastClientError: SyncError | null = null;
+    let serverDisconnect: SyncError | null = null;
     client.on('error', (err) => {
       if (gen === this.generation) lastClientError = classifyError(err, this.opts.config.url);
+    });
+    // MQTT 5 §3.14: the broker closes the session with a reason (0x87: a publish its ACL denies)
+    client.on('disconnect', (packet) => {
+      if (gen === this.generation) serverDisconnect = disconnectError(packet.reasonCode ?? 0, this.opts.config.url);
     });
     client.on('connect', (connack) => {
       if (gen !== this.generation) return;
@@ -136,7 +141,7 @@ export class UpstreamLink {
     });
     client.on('close', () => {
       if (gen !== this.generation) return;
-      const err = lastClientError ?? new SyncError('closed', `connection to ${this.opts.config.url} closed`);
+      const err = serverDisconnect ?? lastClientError ?? new SyncError('closed', `connection to ${this.opts.config.url} closed`);
       this.dropped(gen, err);
     });
   }

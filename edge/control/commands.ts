@@ -156,7 +156,9 @@ export class CommandPipeline implements CommandService {
 
     if (cmd.action === 'release') {
       const claim = parts.lighting.release(tgt, cmd, who);
-      const affected = claim.target.kind === 'device' ? lights.filter((d) => d.id === claim.target.id) : (catalog.members(claim.target.id) ?? []).map((m) => catalog.device(m)!).filter((d) => d?.kind === 'lighting');
+      // the devices the released claim covered (a commandId may name a claim on another target)
+      const covered = claim.target.kind === 'device' ? [claim.target.id] : (catalog.members(claim.target.id) ?? []);
+      const affected = covered.map((m) => catalog.device(m)).filter((d): d is CatalogDevice => d?.kind === 'lighting');
       params.commandId = claim.id;
       const row = create();
       void this.driveLights(row, affected.length > 0 ? affected : lights, parts, skipped, { released: claim.id });

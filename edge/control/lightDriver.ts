@@ -9,9 +9,10 @@
  *   driver's command.verified / command.failed event carrying the downlink id (reason
  *   "expired" when it could not be delivered in time).
  *
- * One drive at a time per device. A drive asked for while one runs waits and the newest level
+ * One Modbus drive at a time per device. A drive asked for while one runs waits and the newest level
  * wins (the waiters of superseded requests get the outcome of the one that ran); a ramp in
- * progress stops at its next step when a newer level is asked for.
+ * progress stops at its next step when a newer level is asked for. LoRaWAN downlinks are not
+ * held back: the network server queues them per node, in order.
  */
 import type { EventBus } from '../bus.js';
 import type { Clock, Timer } from '../clock.js';
@@ -107,6 +108,18 @@ export class LightDriver {
 
   /** Drives `dev` to `level` (0..100); `onSent` runs when the first frame is about to go out. */
   drive(dev: CatalogDevice, level: number, rampS = 0, onSent?: () => void): Promise<DeviceOutcome> {
+    if (dev.transport === 'lorawan') {
+      // the network server keeps a downlink queue per node, in order: a newer level is queued
+      // behind an older one instead of waiting for it (a class A node may take minutes to answer)
+      onSent?.();
+      return this.downlink(dev, level).then(
+        (o) => {
+          if (o.status === 'verified') this.last.set(dev.id, o.level);
+          return o;
+        },
+        (err: unknown) => ({ device: dev.id, status: 'failed' as const, level, reason: errorMessage(err), via: 'lorawan' as const, ...(err instanceof StreetboxError ? { code: err.code } : {}) }),
+      );
+    }
     return new Promise((resolve) => {
       let slot = this.slots.get(dev.id);
       if (!slot) this.slots.set(dev.id, (slot = { busy: false, pending: null, wake: null }));
@@ -152,7 +165,6 @@ export class LightDriver {
   }
 
   private async execute(dev: CatalogDevice, req: Request, slot: Slot): Promise<DeviceOutcome | typeof SUPERSEDED> {
-    if (dev.transport === 'lorawan') return this.downlink(dev, req.level);
     const modbus = this.o.modbus;
     if (!modbus) return { device: dev.id, status: 'failed', level: req.level, reason: 'no Modbus driver is running', code: 'E_COMPONENT', via: 'modbus' };
     if (req.rampS > 0) {
@@ -243,9 +255,9 @@ export class LightDriver {
 
   // ------------------------------------------------------------------ LoRaWAN
 
-  private downlink(dev: CatalogDevice, level: number): Promise<DeviceOutcome> {
+  private async downlink(dev: CatalogDevice, level: number): Promise<DeviceOutcome> {
     const lorawan = this.o.lorawan;
-    if (!lorawan) return Promise.resolve({ device: dev.id, status: 'failed', level, reason: 'no LoRaWAN driver is running', code: 'E_COMPONENT', via: 'lorawan' });
+    if (!lorawan) return { device: dev.id, status: 'failed', level, reason: 'no LoRaWAN driver is running', code: 'E_COMPONENT', via: 'lorawan' };
     const expiresAt = this.o.clock.now() + this.loraTimeoutMs;
     const { id } = lorawan.enqueueDownlink(dev.id, level === 0 ? { action: 'off', confirmed: true, expiresAt } : { action: 'dim', level, confirmed: true, expiresAt });
     return new Promise((resolve) => {

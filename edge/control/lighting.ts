@@ -110,6 +110,9 @@ export class Lighting {
     let expiresAt: number | null = null;
     if (cmd.durationS !== undefined) expiresAt = now + Math.round(cmd.durationS * 1000);
     else if (cmd.action !== 'override') expiresAt = this.nextStep(target, now); // TALQ: until the next program step
+    // a new command of the same caller on the same target replaces the caller's previous claim there
+    // (TALQ: the latest command of a source holds), so an old level never comes back on release
+    const previous = this.arbiter.list(target).filter((c) => c.source.principal === who.principal && c.source.role === who.role);
     const claim = this.arbiter.claim({
       id,
       target,
@@ -120,6 +123,10 @@ export class Lighting {
       ...(cmd.reason !== undefined ? { reason: cmd.reason } : {}),
       ...(cmd.rampS !== undefined ? { rampS: cmd.rampS } : {}),
     });
+    for (const p of previous) {
+      this.arbiter.release(p.id);
+      this.claimEnded(p, 'superseded', id);
+    }
     this.persist();
     this.arm();
     return claim;
@@ -244,7 +251,7 @@ export class Lighting {
   }
 
   /** A claim expired or was released: its command row says so. */
-  private claimEnded(c: Claim, how: 'expired' | 'released'): void {
+  private claimEnded(c: Claim, how: 'expired' | 'released' | 'superseded', by?: string): void {
     const { ctx, recorder } = this.o;
     let row: CommandRecord | undefined;
     try {
@@ -254,10 +261,10 @@ export class Lighting {
     }
     const detail = { claim: how, level: c.level, priority: c.priority, endedAt: this.clock.now() };
     if (!row) {
-      recorder.append(c.target.kind === 'device' ? c.target.id : null, `command.${how === 'expired' ? 'expired' : 'released'}`, 'info', { commandId: c.id, target: c.target, ...detail });
+      recorder.append(c.target.kind === 'device' ? c.target.id : null, `command.${how}`, 'info', { commandId: c.id, target: c.target, ...detail });
       return;
     }
-    const result = { ...(typeof row.result === 'object' && row.result !== null ? row.result : {}), claim: how, claimEndedAt: detail.endedAt };
+    const result = { ...(typeof row.result === 'object' && row.result !== null ? row.result : {}), claim: how, claimEndedAt: detail.endedAt, ...(by !== undefined ? { by } : {}) };
     if (how === 'expired') {
       if (row.status === 'verified' || row.status === 'sent' || row.status === 'queued') recorder.update(row, 'expired', result, detail);
       else {

@@ -93,6 +93,17 @@ describe('lighting commands against the Modbus TCP simulator', () => {
     expect(none.result).toMatchObject({ code: 'E_NOT_FOUND' });
   });
 
+  it('a new command of the same caller on the same target replaces its previous claim', async () => {
+    rig = await startRig();
+    await settled(rig);
+    const first = await rig.final(rig.control.submit({ kind: 'device', id: 'lamp-2' }, { action: 'dim', level: 40, durationS: 3600 }, MAINT).id);
+    await rig.final(rig.control.submit({ kind: 'device', id: 'lamp-2' }, { action: 'dim', level: 60, durationS: 3600 }, MAINT).id);
+    expect(rig.t.store.getCommand(first.id)!.result).toMatchObject({ claim: 'superseded' });
+    await rig.final(rig.control.submit({ kind: 'device', id: 'lamp-2' }, { action: 'release' }, MAINT).id);
+    // back to the default, not to the superseded 40
+    expect(rig.level(2).setpoint).toBe(80);
+  });
+
   it('maintenance cannot release a technician override', async () => {
     rig = await startRig();
     await settled(rig);

@@ -45,7 +45,7 @@ describe('LoRaWAN lights', () => {
     });
     const node = sim.nodes[0]!;
     await waitFor(() => h!.driver.status().devices.find((x) => x.id === 'lamp-c')!.lastUplink !== null, 5000, 'first uplink');
-    control = createControl(t.ctx, { lorawan: h.driver, loraTimeoutMs: 3000 });
+    control = createControl(t.ctx, { lorawan: h.driver, loraTimeoutMs: 3000, loraSilenceMs: 400 });
     await control.start();
     const start = t.store.listCommands({ limit: 100 }).find((c) => c.action === 'assert' && c.target.id === 'lamp-c')!;
     await waitFor(() => t.store.getCommand(start.id)!.status === 'verified', 5000, 'start assert verified');
@@ -59,6 +59,16 @@ describe('LoRaWAN lights', () => {
 
     const off = control.submit({ kind: 'device', id: 'lamp-c' }, { action: 'off', durationS: 600 }, TECH);
     await waitFor(() => t.store.getCommand(off.id)!.status === 'verified', 5000, 'off verified');
+    expect(node.state.lampOn).toBe(false);
+
+    // the node reboots to full light and is silent for a while; its next uplink brings the wanted level back
+    node.state.lampOn = true;
+    node.state.dimLevel = 100;
+    const reasserts = () => t.store.listCommands({ limit: 1000 }).filter((c) => c.action === 'assert' && c.params.reason === 'uplink-after-silence');
+    const before = new Set(reasserts().map((c) => c.id));
+    await new Promise((r) => setTimeout(r, 600));
+    sim.uplink(node);
+    await waitFor(() => reasserts().some((c) => !before.has(c.id) && c.status === 'verified'), 5000, 'the re-assert');
     expect(node.state.lampOn).toBe(false);
   });
 

@@ -73,6 +73,7 @@ describe('one broken unit on a shared RTU line', () => {
     try {
       // The window starts at the fault, so it covers the failing polls and retries before offline.
       const during = await pollsInWindow();
+      if (process.env.STREETBOX_DEBUG_POLLS) process.stderr.write(`${JSON.stringify(fault)} healthy ${JSON.stringify(healthyPolls)} during ${JSON.stringify(during)}\n`);
       for (const id of HEALTHY) expect(during[id], `${id} polls with lamp-3 broken vs healthy ${healthyPolls[id]}`).toBeGreaterThanOrEqual(Math.floor(healthyPolls[id]! * BOUND));
 
       await waitFor(() => eventsOf('lamp-3', 'comms.lost').length > lost0, 5000, 'comms.lost');

@@ -18,6 +18,8 @@ export interface MosquittoOptions {
   /** keep sessions and queued messages across restarts (saved at SIGTERM) */
   persistence?: boolean;
   tls?: { cafile: string; certfile: string; keyfile: string; requireCertificate?: boolean };
+  /** the text of an acl_file (mosquitto.conf(5) "acl_file") */
+  acl?: string;
 }
 
 export interface Mosquitto {
@@ -46,6 +48,10 @@ export async function startMosquitto(opts: MosquittoOptions = {}): Promise<Mosqu
   } else lines.push('allow_anonymous true');
   if (opts.tls) {
     lines.push(`cafile ${opts.tls.cafile}`, `certfile ${opts.tls.certfile}`, `keyfile ${opts.tls.keyfile}`, `require_certificate ${opts.tls.requireCertificate ? 'true' : 'false'}`);
+  }
+  if (opts.acl !== undefined) {
+    writeFileSync(dir.file('acl'), opts.acl);
+    lines.push(`acl_file ${dir.file('acl')}`);
   }
   if (opts.persistence) lines.push('persistence true', `persistence_location ${dir.path}/`, 'autosave_interval 0');
   else lines.push('persistence false');

@@ -22,7 +22,14 @@ beforeAll(async () => {
   dir = tempDir('streetbox-sync-tls-');
   pki = makePki(dir);
   tlsBroker = await startMosquitto({ tls: { cafile: pki.ca, certfile: pki.serverCert, keyfile: pki.serverKey, requireCertificate: true } });
-  authBroker = await startMosquitto({ users: [{ username: 'gw', password: 'right-secret' }, { username: 'central', password: 'central-secret' }] });
+  authBroker = await startMosquitto({
+    users: [
+      { username: 'gw', password: 'right-secret' },
+      { username: 'central', password: 'central-secret' },
+      { username: 'readonly', password: 'ro-secret' },
+    ],
+    acl: 'user gw\ntopic readwrite streetbox/#\n\nuser central\ntopic readwrite streetbox/#\n\nuser readonly\ntopic read streetbox/#\n',
+  });
 });
 afterAll(async () => {
   await tlsBroker?.close();
@@ -49,6 +56,15 @@ async function failingSync(sync: SyncInput) {
 }
 
 describe('TLS and credentials', () => {
+  it("MQTT 5: a publish the broker's ACL refuses (DISCONNECT 0x87) is not marked synced; one clear error, retries", async () => {
+    const { status, cap, acked } = await failingSync({ url: authBroker.url, username: 'readonly', password: 'ro-secret', protocolVersion: 5 });
+    console.log(authBroker.logText());
+    expect(acked).toBe(0);
+    expect(status.ackedSeq).toBe(0);
+    expect(status.lastError).toMatch(/closed the connection: Not authorized \(check the broker's ACL/);
+    expect(cap.count('upstream connection lost; reconnecting')).toBe(1);
+  });
+
   it('drains over mutual TLS with the CA, client certificate and key read from files', async () => {
     const t = makeContext({ gateway: { id: GW }, sync: { url: tlsBroker.url, ca: pki.ca, cert: pki.clientCert, key: pki.clientKey } });
     const out = dir.file('tls.jsonl');

@@ -64,6 +64,22 @@ describe('Batcher', () => {
     ]);
   });
 
+  it('serializes readings exactly as JSON.stringify of the store\'s Reading would (every field, escaping, odd values)', () => {
+    const t = makeContext({ gateway: { id: 'gw-b' } });
+    contexts.push(t);
+    const odd = [
+      { ts: 1, device: 'lamp-1', point: 'na\u00efve "p"\n', value: 'x"y\\z\u2028', unit: '\u00b0C' },
+      { ts: 2, device: 'lamp-1', point: 'on', value: false },
+      { ts: 3, device: 'lamp-1', point: 'v', value: null, quality: 'bad' as const },
+      { ts: 4, device: 'lamp-1', point: 'v', value: 1e21, unit: 'V', quality: 'stale' as const },
+      { ts: 5, device: 'lamp-1', point: 'v', value: -0.000001, unit: 'V' },
+    ];
+    t.store.appendReadings(odd);
+    const b = new Batcher({ store: t.store, gateway: 'gw-b', batchSize: 100, batchBytes: 1 << 20 }).next(0)!;
+    const stored = t.store.readings({ after: 0, limit: 100 }).items;
+    expect(b.itemsJson).toEqual(stored.map((r) => JSON.stringify(r)));
+  });
+
   it('bounds a batch by bytes, but always sends at least one item', () => {
     const t = makeContext({ gateway: { id: 'gw-b' } });
     contexts.push(t);

@@ -123,6 +123,7 @@ class ModbusDriverImpl implements ModbusDriver {
       }
       const device = new ModbusDevice(cfg, profile, bus.config.id, bus.config.maxGap, {
         push: (r) => ctx.ingest.push(r),
+        pushMany: (rs) => ctx.ingest.pushMany(rs),
         event,
         clock: ctx.clock,
         log,

@@ -301,7 +301,7 @@ export class RtuTransport implements ModbusTransport {
   /**
    * Modbus over serial line 2.5.1.1: at least t3.5 of silence before a new frame. Timers have
    * millisecond granularity (a 1.75 ms wait would take 2–3 ms), so the last stretch is waited
-   * out on setImmediate turns: bounded, and only when the wait is under 1.5 ms.
+   * out on setImmediate turns: bounded, and only for the last 2 ms at most.
    */
   private async awaitSilence(limitMs: number): Promise<void> {
     const start = this.clock.monotonic();
@@ -312,8 +312,8 @@ export class RtuTransport implements ModbusTransport {
       if (now >= quietAt) return;
       if (now - start > limitMs) throw new ModbusFrameError(`bus "${this.busId}": the line is never silent for t3.5 (a device keeps sending)`);
       const wait = quietAt - now;
-      if (wait > 1.5 || spins >= MAX_SPINS) {
-        await this.sleep(Math.max(1, Math.floor(wait - 1)));
+      if (wait > 2 || spins >= MAX_SPINS) {
+        await this.sleep(Math.max(1, Math.floor(wait - 1.5)));
         spins = 0;
       } else {
         spins++;
