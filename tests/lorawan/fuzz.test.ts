@@ -116,7 +116,7 @@ describe('fuzz: random and mutated datagrams', () => {
     expect(m1.rejected.internal ?? 0).toBe(0);
     expect(m1.rejected.handler_error ?? 0).toBe(0);
     expect(unhandled).toEqual([]);
-    if (process.env.STREETBOX_TEST_LOG) process.stderr.write(`${JSON.stringify(m1)}\n`);
+    if (process.env.STREETBOX_TEST_LOG) process.stderr.write(`heap ${((after - before) / 1e6).toFixed(2)} MB ${JSON.stringify(m1)}\n`);
     expect(after - before, `heap grew by ${((after - before) / 1e6).toFixed(1)} MB`).toBeLessThan(8 * 1024 * 1024);
     expect(Object.prototype).not.toHaveProperty('polluted');
 
