@@ -4,7 +4,8 @@
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { resolve } from 'node:path';
 import { ConfigError, loadConfig, formatIssues } from './config/index.js';
-import { EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK, StreetboxError, errorMessage } from './errors.js';
+import { EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK, StreetboxError, errorMessage, type ErrorCode } from './errors.js';
+import { registerModbusCommands } from './drivers/modbus/cli.js';
 import { createLogger } from './log.js';
 import { exportData, printStatus } from './cliData.js';
 
@@ -137,6 +138,7 @@ export function buildProgram(io: CliIo = stdio): Command {
       if (report.gaps.length > 0) throw new ExitError(EXIT_FAILURE, `${report.gaps.length} gap(s) in the received seqs`);
     });
 
+  registerModbusCommands(program, io, DEFAULT_CONFIG);
   return program;
 }
 
@@ -158,6 +160,9 @@ function installProcessGuards(log: ReturnType<typeof createLogger>): void {
   });
 }
 
+/** Errors that mean the request itself was wrong: exit code 2. */
+const BAD_INPUT_CODES = new Set<ErrorCode>(['E_USAGE', 'E_NOT_FOUND', 'E_INTERLOCK', 'E_FORBIDDEN', 'E_INVALID_COMMAND', 'E_CONFIG']);
+
 /** Runs the CLI and returns the exit code. */
 export async function main(argv: string[], io: CliIo = stdio): Promise<number> {
   const program = buildProgram(io);
@@ -177,7 +182,7 @@ export async function main(argv: string[], io: CliIo = stdio): Promise<number> {
       io.err(`streetbox: ${err.message}\n`);
       return err.exitCode;
     }
-    if (err instanceof StreetboxError && (err.code === 'E_USAGE' || err.code === 'E_NOT_FOUND')) {
+    if (err instanceof StreetboxError && BAD_INPUT_CODES.has(err.code)) {
       io.err(`streetbox: ${err.message}\n`);
       return EXIT_BAD_INPUT;
     }

@@ -48,7 +48,10 @@ export async function scanUnits(
   const probe = encodeReadRequest(3, 0, 1);
   for (const unit of units) {
     try {
-      await request(unit, probe, timeoutMs);
+      const answer = await request(unit, probe, timeoutMs);
+      // Modbus application protocol 7: exceptions 0x0A / 0x0B come from a gateway saying the
+      // unit behind it is absent or silent: the unit is not there.
+      if ((answer[0]! & 0x80) !== 0 && (answer[1] === 0x0a || answer[1] === 0x0b)) continue;
       found.push(unit);
     } catch (err) {
       if (err instanceof ModbusTransportError) throw err;

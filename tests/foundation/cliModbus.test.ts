@@ -1,0 +1,70 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startModbusSimulators, type ModbusSimulators } from '../../edge/sim/modbus/index.js';
+import { runCli, tempGateway } from '../support/cli.js';
+
+// The commissioning commands against the Modbus TCP simulator on loopback.
+let sims: ModbusSimulators;
+let gw: ReturnType<typeof tempGateway>;
+
+beforeAll(async () => {
+  sims = await startModbusSimulators({
+    tcp: [{ id: 'net', host: '127.0.0.1', port: 0, devices: [{ unit: 3, profile: 'streetlight-controller' }, { unit: 9, profile: 'traffic-controller' }] }],
+  });
+  const port = sims.bus('net').port!;
+  gw = tempGateway(`
+gateway: { id: cli-modbus }
+buses:
+  - { id: net, type: tcp, host: 127.0.0.1, port: ${port}, timeout: 300ms }
+devices:
+  - { id: lamp-3, bus: net, unit: 3, profile: streetlight-controller }
+  - { id: tc-9, bus: net, unit: 9, profile: traffic-controller, allowCommands: true }
+`);
+});
+
+afterAll(async () => {
+  gw.cleanup();
+  await sims.stop();
+});
+
+describe('streetbox scan / read / write', () => {
+  it('scan lists exactly the units that answer', async () => {
+    const r = await runCli(['scan', '--config', gw.config, '--bus', 'net', '--units', '1-12', '--timeout', '100']);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout.trim().split('\n')).toEqual(['3', '9']);
+  });
+
+  it('read prints the points of a device with units; one point alone as JSON', async () => {
+    const all = await runCli(['read', '--config', gw.config, 'lamp-3']);
+    expect(all.code).toBe(0);
+    expect(all.stdout).toMatch(/^mains_voltage\s+\d+(\.\d+)? V$/m);
+    expect(all.stdout).toMatch(/^ch1_dim_setpoint\s+\d+ %$/m);
+    const one = await runCli(['read', '--config', gw.config, 'lamp-3', 'ch2_on', '--json']);
+    const values = JSON.parse(one.stdout) as { point: string; value: unknown; quality: string }[];
+    expect(values).toHaveLength(1);
+    expect(values[0]).toMatchObject({ point: 'ch2_on', quality: 'good' });
+  });
+
+  it('write sets a point, reads it back, and the device really has it', async () => {
+    const r = await runCli(['write', '--config', gw.config, 'lamp-3', 'ch1_dim_setpoint', '37']);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe('lamp-3 ch1_dim_setpoint = 37 (verified)\n');
+    const back = await runCli(['read', '--config', gw.config, 'lamp-3', 'ch1_dim_setpoint', '--json']);
+    expect((JSON.parse(back.stdout) as { value: number }[])[0]!.value).toBe(37);
+  });
+
+  it('refuses bad input with exit 2: a read-only point, an unknown device, a traffic controller', async () => {
+    const ro = await runCli(['write', '--config', gw.config, 'lamp-3', 'mains_voltage', '1']);
+    expect(ro.code).not.toBe(0);
+    const unknown = await runCli(['read', '--config', gw.config, 'lamp-99']);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toContain('no device "lamp-99"');
+    const before = sims.stats('net', 9).requests;
+    const tc = await runCli(['write', '--config', gw.config, 'tc-9', 'program_request', '2']);
+    expect(tc.code).toBe(2);
+    expect(tc.stderr).toContain('refused: tc-9 is a traffic controller');
+    // refused before anything reached the line
+    expect(sims.stats('net', 9).requests).toBe(before);
+  });
+});
