@@ -6,7 +6,7 @@ import { runCli, tempGateway, ROOT } from '../support/cli.js';
 
 const MINIMAL = `gateway:\n  id: cli-test\nstorage:\n  path: data/buffer.db\n`;
 
-let cleanups: (() => void)[] = [];
+const cleanups: (() => void)[] = [];
 afterEach(() => {
   for (const c of cleanups.splice(0)) c();
 });
