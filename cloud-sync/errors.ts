@@ -80,3 +80,10 @@ const DISCONNECT_REASONS: Record<number, string> = {
   0x9d: 'server moved',
   0x9f: 'connection rate exceeded',
 };
+
+/** MQTT 5 §3.4.2.1: a PUBACK reason code >= 0x80 (0x87: not authorized, the broker's ACL). */
+export function pubackError(reasonCode: number, message: string, url: string, fromSeq: number, toSeq: number): SyncError {
+  const reason = message.replace(/^Publish error: /, '');
+  const hint = reasonCode === 0x87 ? ' (check the broker\'s ACL: the gateway publishes under streetbox/<gateway>/)' : '';
+  return new SyncError(reasonCode === 0x87 ? 'auth' : 'refused', `broker ${url} refused batch ${fromSeq}..${toSeq}: ${reason} (0x${reasonCode.toString(16)})${hint}`);
+}

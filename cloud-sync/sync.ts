@@ -13,11 +13,11 @@ import type { Logger } from '../edge/log.js';
 import type { Timer } from '../edge/clock.js';
 import { Batcher } from './batcher.js';
 import { CentralCommands, type CommandHandler } from './commands.js';
-import { SyncError, classifyError } from './errors.js';
+import { SyncError, classifyError, pubackError } from './errors.js';
 import { UpstreamLink, type SyncConfig } from './link.js';
 import { encodePayload } from './payload.js';
 import { gatewayTopics, type GatewayTopics } from './topics.js';
-import { AckWindow } from './window.js';
+import { AckWindow, type InFlightBatch } from './window.js';
 
 export const UPSTREAM_CONSUMER = 'upstream';
 
@@ -256,7 +256,7 @@ class UpstreamSync implements SyncComponent {
         this.sentBytes += payload.length;
         if (b.fromSeq <= this.highestSent) this.resent++;
         if (b.toSeq > this.highestSent) this.highestSent = b.toSeq;
-        client.publish(this.topics.up(b.kind), payload, { qos: 1 }, (err) => this.onPuback(client, entry.id, err));
+        client.publish(this.topics.up(b.kind), payload, { qos: 1 }, (err) => this.onPuback(client, entry, err));
         if (!this.ackTimer) this.armAckTimer();
       }
     } finally {
@@ -268,17 +268,23 @@ class UpstreamSync implements SyncComponent {
     }
   }
 
-  private onPuback(client: MqttClient, id: number, err: Error | undefined): void {
+  private onPuback(client: MqttClient, batch: InFlightBatch, err: Error | undefined): void {
     if (client !== this.client) return;
     if (err) {
       // mqtt.js fails pending publishes when the connection closes; the close handler deals with that.
       if (/connection closed|disconnecting|client disconnecting/i.test(err.message)) return;
-      // MQTT 5 §3.4.2.1: a PUBACK reason code >= 0x80 refuses the message; retry over a new connection.
-      this.link?.fail(classifyError(err, this.cfg?.url ?? ''));
+      // MQTT 5 §3.4.2.1: a PUBACK reason code >= 0x80 refuses the message: nothing is marked
+      // synced; retry (with backoff) over a new connection.
+      const code = (err as { code?: unknown }).code;
+      this.link?.fail(
+        typeof code === 'number'
+          ? pubackError(code, err.message, this.cfg?.url ?? '', batch.fromSeq, batch.toSeq)
+          : classifyError(err, this.cfg?.url ?? ''),
+      );
       return;
     }
     this.link?.markHealthy();
-    const moved = this.window.ack(id);
+    const moved = this.window.ack(batch.id);
     if (moved !== null) {
       try {
         this.ctx.store.ackConsumer(UPSTREAM_CONSUMER, moved);

@@ -55,8 +55,9 @@ export async function startMosquitto(opts: MosquittoOptions = {}): Promise<Mosqu
   }
   if (opts.persistence) lines.push('persistence true', `persistence_location ${dir.path}/`, 'autosave_interval 0');
   else lines.push('persistence false');
-  // a persistent session may queue a whole drain while its subscriber is away
-  lines.push('max_queued_messages 0', 'max_inflight_messages 100');
+  // A persistent session may queue a whole drain while its subscriber is away. Not 0 ("no
+  // limit"): mosquitto 2.0.11 then drops an MQTT 5 client whose QoS 1 publish its ACL denied.
+  lines.push('max_queued_messages 1000000', 'max_inflight_messages 100');
   const conf = dir.file('mosquitto.conf');
   writeFileSync(conf, `${lines.join('\n')}\n`);
 
