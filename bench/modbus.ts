@@ -23,8 +23,8 @@ import { ModbusRTU } from '../tests/helpers/modbusSerial.js';
 import { spawnSimulators } from '../tests/helpers/simProcess.js';
 import { median, result, table, writeResult, type BenchResult } from './lib.js';
 
-const TCP_TX = Number(process.env.BENCH_MODBUS_TCP_TX ?? 5_000);
-const ROUNDS = Number(process.env.BENCH_MODBUS_ROUNDS ?? 7);
+const TCP_TX = Number(process.env.BENCH_MODBUS_TCP_TX ?? 20_000);
+const ROUNDS = Number(process.env.BENCH_MODBUS_ROUNDS ?? 5);
 const RTU_BAUDS = [9600, 19200, 115200];
 const RTU_DEVICES = 10;
 const RTU_REGS = 20;
@@ -116,11 +116,14 @@ async function driverLoop(config: Omit<ConfigInput, 'gateway'>, pointsPerPoll: n
   try {
     await driver.start();
     await waitFor(() => t.committed >= pointsPerPoll * 50, 10_000, 'first polls');
-    const c0 = t.committed;
+    // Polls counted by the driver itself (commits come in 200 ms batches); the store's commits
+    // run on the same event loop, so their cost is in the figure.
+    const polled = (): number => driver.status()[0]?.devices[0]?.polls ?? 0;
+    const p0 = polled();
     const t0 = performance.now();
-    await waitFor(() => t.committed - c0 >= polls * pointsPerPoll || performance.now() - t0 > maxMs, maxMs + 5000, 'polls');
+    await waitFor(() => polled() - p0 >= polls || performance.now() - t0 > maxMs, maxMs + 5000, 'polls');
     const elapsed = performance.now() - t0;
-    const done = (t.committed - c0) / pointsPerPoll;
+    const done = polled() - p0;
     return { rate: done / (elapsed / 1000), polls: done };
   } finally {
     await driver.stop();

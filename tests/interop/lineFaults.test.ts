@@ -23,7 +23,6 @@ const HEALTHY = ['lamp-1', 'lamp-2', 'lamp-4'];
 let sims: ModbusSimulators;
 let t: TestContext;
 let driver: ModbusDriver;
-let healthyPolls: Record<string, number>;
 
 const polls = (): Record<string, number> => Object.fromEntries(driver.status()[0]!.devices.map((d) => [d.id, d.polls]));
 
@@ -47,8 +46,8 @@ beforeAll(async () => {
   driver = createModbusDriver(t.ctx);
   await driver.start();
   await waitFor(() => Object.values(polls()).every((n) => n >= 3), 10_000, 'first polls');
-  healthyPolls = await pollsInWindow();
-  for (const id of HEALTHY) expect(healthyPolls[id], id).toBeGreaterThanOrEqual((WINDOW_MS / POLL_MS) * 0.7);
+  const healthy = await pollsInWindow();
+  for (const id of HEALTHY) expect(healthy[id], id).toBeGreaterThanOrEqual((WINDOW_MS / POLL_MS) * 0.6);
 });
 
 afterAll(async () => {
@@ -69,11 +68,12 @@ describe('one broken unit on a shared RTU line', () => {
   it.each(lossRows)('$name: the others keep their cycle; lamp-3 goes offline (comms.lost) and comes back (comms.restored)', async ({ fault }) => {
     const lost0 = eventsOf('lamp-3', 'comms.lost').length;
     const restored0 = eventsOf('lamp-3', 'comms.restored').length;
+    // The healthy case is measured right before, under the same load of the machine.
+    const healthyPolls = await pollsInWindow();
     sims.setFault('line', 3, fault);
     try {
       // The window starts at the fault, so it covers the failing polls and retries before offline.
       const during = await pollsInWindow();
-      if (process.env.STREETBOX_DEBUG_POLLS) process.stderr.write(`${JSON.stringify(fault)} healthy ${JSON.stringify(healthyPolls)} during ${JSON.stringify(during)}\n`);
       for (const id of HEALTHY) expect(during[id], `${id} polls with lamp-3 broken vs healthy ${healthyPolls[id]}`).toBeGreaterThanOrEqual(Math.floor(healthyPolls[id]! * BOUND));
 
       await waitFor(() => eventsOf('lamp-3', 'comms.lost').length > lost0, 5000, 'comms.lost');
@@ -94,6 +94,7 @@ describe('one broken unit on a shared RTU line', () => {
 
   it('an exception response is an answer: lamp-3 stays online, the exception is reported by name, the others keep their cycle', async () => {
     const lost0 = eventsOf('lamp-3', 'comms.lost').length;
+    const healthyPolls = await pollsInWindow();
     sims.setFault('line', 3, { kind: 'exception', code: 4 });
     const during = await pollsInWindow();
     for (const id of HEALTHY) expect(during[id], id).toBeGreaterThanOrEqual(Math.floor(healthyPolls[id]! * BOUND));
@@ -109,6 +110,7 @@ describe('one broken unit on a shared RTU line', () => {
   it('a late answer (past the timeout) never lands on another device: the others stay online with right values', async () => {
     const light3 = sims.model('line', 3);
     const lost0 = eventsOf('lamp-3', 'comms.lost').length;
+    const healthyPolls = await pollsInWindow();
     sims.setFault('line', 3, { kind: 'late', ms: 120 });
     const during = await pollsInWindow();
     // A late answer collides with the next transaction (as it would on the wire), so a looser bound here.
