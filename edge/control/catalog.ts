@@ -17,6 +17,8 @@ export interface LightChannel {
   n: number;
   setpoint: string;
   on: string;
+  /** chN_on is a bool point (coil, bit, bool): written true/false; else a register written 1/0 */
+  onBool: boolean;
   /** a ramp-time register of the profile (seconds), when it has one */
   ramp?: string;
 }
@@ -37,16 +39,18 @@ const CHANNEL_RE = /^ch(\d+)_dim_setpoint$/;
 
 function channelsOf(profile: ProfileConfig | undefined): LightChannel[] {
   if (!profile) return [];
-  const rw = new Set(profile.points.filter((p) => p.access === 'rw').map((p) => p.name));
+  const rw = new Map(profile.points.filter((p) => p.access === 'rw').map((p) => [p.name, p]));
   const out: LightChannel[] = [];
   for (const p of profile.points) {
     const m = CHANNEL_RE.exec(p.name);
     if (!m || p.access !== 'rw') continue;
     const n = Number(m[1]);
     const on = `ch${n}_on`;
-    if (!rw.has(on)) continue;
+    const onPoint = rw.get(on);
+    if (!onPoint) continue;
+    const onBool = onPoint.type === 'bool' || onPoint.table === 'coil' || onPoint.bit !== undefined;
     const ramp = [`ch${n}_ramp_s`, `ch${n}_ramp_time`, 'ramp_s', 'ramp_time'].find((r) => rw.has(r));
-    out.push(ramp === undefined ? { n, setpoint: p.name, on } : { n, setpoint: p.name, on, ramp });
+    out.push(ramp === undefined ? { n, setpoint: p.name, on, onBool } : { n, setpoint: p.name, on, onBool, ramp });
   }
   return out.sort((a, b) => a.n - b.n);
 }

@@ -25,7 +25,7 @@ import type { Lighting } from './lighting.js';
 import type { CommandRecorder } from './record.js';
 import { can, type Principal } from './roles.js';
 import type { Traffic } from './traffic.js';
-import { validateCommand, type ParsedCommand, type ProgramCommand, type WriteCommand } from './validate.js';
+import { parseBody, validateCommand, type ParsedCommand, type ProgramCommand, type WriteCommand } from './validate.js';
 
 export interface PipelineParts {
   catalog: Catalog;
@@ -91,12 +91,19 @@ export class CommandPipeline implements CommandService {
     const v = validateCommand(body);
     const base = { id, source, target: tgt };
     const rejected = (action: string, params: Record<string, unknown>, r: Rejection): CommandRecord => {
-      const transaction = typeof params.transaction === 'string' ? { transaction: params.transaction } : {};
+      const t = params.transaction;
+      const transaction = typeof t === 'string' || typeof t === 'number' ? { transaction: t } : {};
       const result = { ...r, ...transaction };
       this.log.info({ command: id, target: tgt, action, code: r.code, error: r.error, principal: who.principal }, 'command rejected');
       return this.recorder.create({ ...base, action, params, status: 'rejected', result }, { code: r.code, error: r.error });
     };
-    if (!v.ok) return rejected(v.action, {}, reject('E_INVALID_COMMAND', v.error, v.field));
+    if (!v.ok) {
+      // keep the caller's correlation id even when the rest of the body is wrong
+      const raw = parseBody(body);
+      const t = raw.ok && raw.value !== null && typeof raw.value === 'object' ? (raw.value as { transaction?: unknown }).transaction : undefined;
+      const params = (typeof t === 'string' && t.length <= 128) || typeof t === 'number' ? { transaction: t } : {};
+      return rejected(v.action, params, reject('E_INVALID_COMMAND', v.error, v.field));
+    }
     const cmd = v.command;
     const { action, ...params } = cmd;
     const parts = this.parts;

@@ -103,7 +103,9 @@ class Control implements ControlComponent {
     driver.start();
     try {
       lighting.start();
+      traffic.start();
     } catch (err) {
+      lighting.stop();
       driver.stop();
       throw err;
     }

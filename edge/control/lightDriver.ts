@@ -21,7 +21,7 @@ import type { ModbusDriver } from '../drivers/modbus/index.js';
 import { errorMessage, StreetboxError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { StoredEvent } from '../store/types.js';
-import type { CatalogDevice } from './catalog.js';
+import type { CatalogDevice, LightChannel } from './catalog.js';
 
 export interface DeviceOutcome {
   device: string;
@@ -66,6 +66,8 @@ interface LoraWait {
 }
 
 const SUPERSEDED = Symbol('superseded');
+
+const onValue = (c: LightChannel, on: boolean): boolean | number => (c.onBool ? on : on ? 1 : 0);
 const EARLY_MAX = 256;
 
 export class LightDriver {
@@ -195,7 +197,7 @@ export class LightDriver {
         const r = await modbus.write(dev.id, c.setpoint, level);
         if (r.status === 'failed') return this.failed(dev, req.level, r.point, r.reason, r.code);
         if (!lit && level > 0) {
-          const on = await modbus.write(dev.id, c.on, true);
+          const on = await modbus.write(dev.id, c.on, onValue(c, true));
           if (on.status === 'failed') return this.failed(dev, req.level, on.point, on.reason, on.code);
         }
       }
@@ -241,7 +243,7 @@ export class LightDriver {
     for (const c of dev.channels) {
       const sp = await modbus.write(dev.id, c.setpoint, level);
       if (sp.status === 'failed') return this.failed(dev, level, sp.point, sp.reason, sp.code);
-      const on = await modbus.write(dev.id, c.on, level > 0);
+      const on = await modbus.write(dev.id, c.on, onValue(c, level > 0));
       if (on.status === 'failed') return this.failed(dev, level, on.point, on.reason, on.code);
     }
     return { device: dev.id, status: 'verified', level, via: 'modbus' };

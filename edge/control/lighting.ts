@@ -9,6 +9,7 @@
  * after every change and restored at start; after start, on `comms.restored`, and on a LoRaWAN
  * uplink after a long silence the wanted level is asserted again.
  */
+import { randomUUID } from 'node:crypto';
 import type { Clock, Timer } from '../clock.js';
 import type { GatewayContext } from '../component.js';
 import { errorMessage } from '../errors.js';
@@ -217,7 +218,7 @@ export class Lighting {
     const params: Record<string, unknown> = { level: w.level, reason, wanted: describe(w) };
     let row: CommandRecord;
     try {
-      row = recorder.create({ id: crypto.randomUUID(), source, target: { kind: 'device', id: dev.id }, action: 'assert', params, status: 'sent' });
+      row = recorder.create({ id: randomUUID(), source, target: { kind: 'device', id: dev.id }, action: 'assert', params, status: 'sent' });
     } catch (err) {
       log.error({ err, device: dev.id }, 'control: assert not recorded');
       return;

@@ -17,7 +17,7 @@ import { TRAFFIC_EXPIRY_POINT, TRAFFIC_MODE_POINT, TRAFFIC_REQUEST_POINT, type C
 import { ControlError } from './errors.js';
 import type { CommandRecorder } from './record.js';
 import { can, type Principal } from './roles.js';
-import type { ProgramCommand } from './validate.js';
+import { MAX_EXPIRY_S, type ProgramCommand } from './validate.js';
 
 /** Controller modes (traffic-controller profile): only fixed-time (2) and vehicle-actuated (3) take requests. */
 export const MODE_NAMES: Readonly<Record<number, string>> = { 0: 'off', 1: 'flashing amber', 2: 'fixed-time', 3: 'vehicle-actuated', 4: 'manual (police panel)' };
@@ -51,6 +51,35 @@ export class Traffic {
   private readonly chains = new Map<string, Promise<void>>();
 
   constructor(private readonly o: TrafficOptions) {}
+
+  /**
+   * Picks up the requests of an earlier run: one whose dead-man lapsed while the gateway was down
+   * is recorded as expired; one still running gets its lapse timer back (renewals work again).
+   */
+  start(): void {
+    const now = this.o.clock.now();
+    let rows: CommandRecord[] = [];
+    try {
+      rows = this.o.store.listCommands({ after: now - (MAX_EXPIRY_S + 60) * 1000, limit: 10_000, status: 'verified' });
+    } catch (err) {
+      this.o.log.error({ err }, 'traffic: earlier requests not read');
+    }
+    for (const row of rows) {
+      const r = row.result as { device?: unknown; program?: unknown; expiresAt?: unknown; request?: unknown; dryRun?: unknown } | null;
+      if (row.action !== 'program' || !r || r.dryRun === true || r.request !== undefined) continue;
+      if (typeof r.device !== 'string' || typeof r.program !== 'number' || r.program === 0 || typeof r.expiresAt !== 'number') continue;
+      const prior = this.active.get(r.device);
+      if (prior) this.clear(r.device, 'superseded', row.id);
+      if (r.expiresAt <= now) {
+        this.o.recorder.update(row, 'expired', { ...r, request: 'lapsed' }, { devices: [r.device], program: r.program, reason: 'the dead-man expiry lapsed while the gateway was down' });
+        continue;
+      }
+      const device = r.device;
+      const timer = this.o.clock.setTimeout(() => this.lapsed(device, row.id), r.expiresAt - now);
+      timer.unref?.();
+      this.active.set(device, { row, program: r.program, expiresAt: r.expiresAt, timer });
+    }
+  }
 
   stop(): void {
     for (const a of this.active.values()) this.o.clock.clearTimeout(a.timer);

@@ -26,7 +26,7 @@ const durationS = z
   .max(MAX_DURATION_S, { error: `expected seconds more than 0, at most ${MAX_DURATION_S}` });
 const priority = z.number({ error: `expected an integer ${MIN_CLAIM_PRIORITY}..100` }).int({ error: `expected an integer ${MIN_CLAIM_PRIORITY}..100` }).min(MIN_CLAIM_PRIORITY, { error: `expected an integer ${MIN_CLAIM_PRIORITY}..100` }).max(100, { error: `expected an integer ${MIN_CLAIM_PRIORITY}..100` });
 const reason = z.string({ error: 'expected a string of at most 200 characters' }).max(200, { error: 'expected a string of at most 200 characters' });
-const transaction = z.string({ error: 'expected a string of at most 128 characters' }).max(128, { error: 'expected a string of at most 128 characters' });
+const transaction = z.union([z.string().max(128), z.number().finite()], { error: 'expected a string of at most 128 characters or a number' });
 
 const common = { transaction: transaction.optional() };
 const claimCommon = { ...common, durationS: durationS.optional(), priority: priority.optional(), reason: reason.optional(), rampS: rampS.optional() };

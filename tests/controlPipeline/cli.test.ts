@@ -11,6 +11,7 @@ import { Command, CommanderError } from 'commander';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Principal } from '../../edge/control/api.js';
 import { registerControlCommands } from '../../edge/control/cli.js';
+import { ConfigError } from '../../edge/config/index.js';
 import { StreetboxError } from '../../edge/errors.js';
 import { freePort } from '../helpers/ports.js';
 import { settled, startRig, type Rig } from './rig.js';
@@ -56,7 +57,10 @@ function standInApi(r: Rig): Server {
   });
 }
 
-/** Runs the CLI in-process; the exit code as edge/cli.ts main() maps errors (E_USAGE/E_NOT_FOUND and commander errors → 2, other errors → 1). */
+/** edge/cli.ts main(): these codes, ConfigError and commander errors exit 2; other errors 1. */
+const BAD_INPUT = new Set(['E_USAGE', 'E_NOT_FOUND', 'E_INTERLOCK', 'E_FORBIDDEN', 'E_INVALID_COMMAND', 'E_CONFIG']);
+
+/** Runs the CLI in-process, with the exit code edge/cli.ts main() gives. */
 async function cli(args: string[], env: { token?: string } = { token: 'tech-token-0000000001' }): Promise<{ code: number; out: string; err: string }> {
   let out = '';
   let err = '';
@@ -69,7 +73,8 @@ async function cli(args: string[], env: { token?: string } = { token: 'tech-toke
     return { code: 0, out, err };
   } catch (e) {
     if (e instanceof CommanderError) return { code: e.exitCode === 0 ? 0 : 2, out, err: err + e.message };
-    if (e instanceof StreetboxError && (e.code === 'E_USAGE' || e.code === 'E_NOT_FOUND')) return { code: 2, out, err: err + e.message };
+    if (e instanceof ConfigError) return { code: 2, out, err: err + e.message };
+    if (e instanceof StreetboxError && BAD_INPUT.has(e.code)) return { code: 2, out, err: err + e.message };
     return { code: 1, out, err: err + (e instanceof Error ? e.message : String(e)) };
   }
 }

@@ -104,6 +104,18 @@ describe('lighting commands against the Modbus TCP simulator', () => {
     expect(rig.level(2).setpoint).toBe(80);
   });
 
+  it('commands in quick succession: the newest level wins on the controller, every row ends final', async () => {
+    rig = await startRig();
+    await settled(rig);
+    const ids = [10, 20, 30, 40, 50, 60, 70].map((level) => rig!.control.submit({ kind: 'device', id: 'lamp-3' }, { action: 'dim', level, durationS: 600 }, MAINT).id);
+    const rows = await Promise.all(ids.map((id) => rig!.final(id)));
+    expect(rows.every((r) => r.status === 'verified')).toBe(true);
+    expect(rig.level(3, 1)).toEqual({ setpoint: 70, on: 1 });
+    expect(rig.level(3, 2)).toEqual({ setpoint: 70, on: 1 });
+    // coalesced: fewer than 7 full drives reached the wire
+    expect(rig.writes.filter((w) => w.unit === 3 && w.address === 11).length).toBeLessThan(7);
+  });
+
   it('maintenance cannot release a technician override', async () => {
     rig = await startRig();
     await settled(rig);
@@ -149,5 +161,49 @@ describe('lighting commands against the Modbus TCP simulator', () => {
     expect(rig.control.list({ limit: 5, status: 'rejected' }).map((c) => c.id)).toEqual([b.id]);
     expect(rig.control.get(a.id)?.status).toBe('verified');
     await waitFor(() => true);
+  });
+});
+
+describe('a profile with its own ramp register', () => {
+  it('gets the ramp time written to the register, then the level, with no gateway steps', async () => {
+    const { startModbusSimulators } = await import('../../edge/sim/modbus/index.js');
+    const { makeContext } = await import('../helpers/context.js');
+    const { createModbusDriver } = await import('../../edge/drivers/modbus/index.js');
+    const { createControl } = await import('../../edge/control/index.js');
+    const hold = (name: string, address: number) => ({ name, table: 'holding' as const, address, type: 'uint16' as const, wordOrder: 'big' as const, scale: 1, offset: 0, access: 'rw' as const });
+    const profile = { name: 'ramp-light', transport: 'modbus' as const, alarms: [], points: [hold('ch1_on', 0), hold('ch1_dim_setpoint', 1), hold('ch1_ramp_s', 2)] };
+    const sims = await startModbusSimulators({ tcp: [{ id: 'tcp', devices: [{ unit: 1, profile: 'ramp-light' }] }], profiles: () => profile });
+    const writes: { address: number; value: number }[] = [];
+    const bank = sims.bus('tcp').units.banks.get(1)!;
+    const orig = bank.writeFromWire.bind(bank);
+    bank.writeFromWire = (table, address, values) => {
+      writes.push({ address, value: values[0]! });
+      return orig(table, address, values);
+    };
+    const t = makeContext({
+      profiles: [profile],
+      buses: [{ id: 'tcp', type: 'tcp', host: '127.0.0.1', port: sims.bus('tcp').port!, timeout: 300 }],
+      devices: [{ id: 'ramp-1', bus: 'tcp', unit: 1, profile: 'ramp-light', poll: 60_000 }],
+    });
+    const modbus = createModbusDriver(t.ctx);
+    await modbus.start();
+    const control = createControl(t.ctx, { modbus, rampStepMs: 20 });
+    try {
+      await control.start();
+      await waitFor(() => t.store.listCommands({ limit: 10 }).every((c) => c.status === 'verified'), 5000, 'start assert');
+      const mark = writes.length;
+      const row = control.submit({ kind: 'device', id: 'ramp-1' }, { action: 'dim', level: 30, rampS: 12, durationS: 60 }, TECH);
+      await waitFor(() => t.store.getCommand(row.id)?.status === 'verified', 5000, 'verified');
+      expect(writes.slice(mark)).toEqual([
+        { address: 2, value: 12 },
+        { address: 1, value: 30 },
+        { address: 0, value: 1 },
+      ]);
+    } finally {
+      await control.stop();
+      await modbus.stop();
+      await sims.stop();
+      await t.close();
+    }
   });
 });

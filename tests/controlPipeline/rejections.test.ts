@@ -101,6 +101,8 @@ describe('rejected commands send nothing', () => {
   it('the transaction id of a rejected command is echoed', () => {
     const row = rig.control.submit(dev('lamp-1'), { action: 'dim', level: 101, transaction: 'abc-1' }, TECH);
     expect(row.status).toBe('rejected');
+    expect(row.result).toMatchObject({ transaction: 'abc-1', code: 'E_INVALID_COMMAND' });
+    expect(rig.control.submit(dev('lamp-1'), '{"action":"dim","level":-1,"transaction":42}', TECH).result).toMatchObject({ transaction: 42 });
     const bad = rig.control.submit(dev('nope'), { action: 'dim', level: 10, transaction: 'abc-2' }, TECH);
     expect(bad.result).toMatchObject({ transaction: 'abc-2', code: 'E_NOT_FOUND' });
   });

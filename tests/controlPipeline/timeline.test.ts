@@ -15,8 +15,10 @@ const M = 60_000;
 const H = 3_600_000;
 const lamp1 = { kind: 'device', id: 'lamp-1' } as const;
 
+/** both channels of a unit at `level` (and on unless 0) */
 async function levelIs(r: Rig, unit: number, level: number): Promise<void> {
-  await waitFor(() => r.level(unit).setpoint === level && r.level(unit).on === (level > 0 ? 1 : 0), 5000, `unit ${unit} at ${level} %`);
+  const at = (ch: number) => r.level(unit, ch).setpoint === level && r.level(unit, ch).on === (level > 0 ? 1 : 0);
+  await waitFor(() => at(1) && at(2), 5000, `unit ${unit} at ${level} %`);
 }
 
 describe('priority and expiry on a fake clock', () => {
@@ -123,7 +125,7 @@ describe('restart and recovery', () => {
     rig.sims.setFault('tcp', 3, null);
     await waitFor(() => rig!.t.events.some((e) => e.kind === 'comms.restored' && e.device === 'lamp-3'), 5000, 'comms.restored');
     await levelIs(rig, 3, 45);
-    expect(rig.level(3, 2).setpoint).toBe(45);
+    await waitFor(() => rig!.level(3, 2).setpoint === 45, 5000, 'channel 2 back at 45 %');
     const re = rig.t.store.listCommands({ limit: 1000 }).filter((c) => c.action === 'assert' && c.params.reason === 'comms.restored');
     expect(re.map((c) => c.target.id)).toEqual(['lamp-3']);
   });

@@ -84,6 +84,21 @@ describe('traffic-controller program requests', () => {
     expect(rig.t.store.getCommand(req.id)!.result).toMatchObject({ request: 'released' });
   });
 
+  it('after a restart: a request that lapsed meanwhile is recorded expired, a running one can be renewed', async () => {
+    rig = await ready();
+    const short = await rig.final(rig.control.submit(tc1, { action: 'program', program: 2, expiresInS: 1 }, TECH).id);
+    const tc2 = { kind: 'device', id: 'tc-1' } as const;
+    await rig.control.stop();
+    await new Promise((r) => setTimeout(r, 1300));
+    await rig.startControl();
+    expect(rig.t.store.getCommand(short.id)!.status).toBe('expired');
+    const long = await rig.final(rig.control.submit(tc2, { action: 'program', program: 3, expiresInS: 30 }, TECH).id);
+    await rig.control.stop();
+    await rig.startControl();
+    const renew = await rig.final(rig.control.submit(tc2, { action: 'program', program: 3, expiresInS: 30 }, TECH).id);
+    expect(renew.result).toMatchObject({ renews: long.id });
+  });
+
   it('a program the controller does not know fails with the controller\'s reason', async () => {
     rig = await ready();
     const row = await rig.final(rig.control.submit(tc1, { action: 'program', program: 9, expiresInS: 30 }, TECH).id);
