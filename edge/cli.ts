@@ -6,6 +6,7 @@ import { resolve } from 'node:path';
 import { ConfigError, loadConfig, formatIssues } from './config/index.js';
 import { EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK, StreetboxError, errorMessage, type ErrorCode } from './errors.js';
 import { registerModbusCommands } from './drivers/modbus/cli.js';
+import { registerControlCommands } from './control/cli.js';
 import { createLogger } from './log.js';
 import { exportData, printStatus } from './cliData.js';
 
@@ -139,6 +140,7 @@ export function buildProgram(io: CliIo = stdio): Command {
     });
 
   registerModbusCommands(program, io, DEFAULT_CONFIG);
+  registerControlCommands(program, io);
   return program;
 }
 

@@ -8,33 +8,46 @@ import { createModbusDriver, type ModbusDriver } from './drivers/modbus/index.js
 import { createLorawanDriver, type LorawanDriver } from './drivers/lorawan/index.js';
 import { createModbusSimComponent, simulateEnabled } from './sim/modbus/index.js';
 import { startLorawanSimulator, type LorawanSimulator } from './sim/lorawan/index.js';
+import { createControl, type ControlComponent } from './control/index.js';
+import { centralCommandHandler } from './control/central.js';
+import { createSyncComponent, type SyncComponent } from '../cloud-sync/index.js';
 
 export interface BuiltComponents {
   components: Component[];
   modbus?: ModbusDriver;
   lorawan?: LorawanDriver;
+  control: ControlComponent;
+  sync: SyncComponent;
 }
 
 export async function buildComponents(ctx: GatewayContext): Promise<BuiltComponents> {
   const { config } = ctx;
   const components: Component[] = [];
   const simulate = simulateEnabled(config).enabled;
-  const built: BuiltComponents = { components };
+  const drivers: { modbus?: ModbusDriver; lorawan?: LorawanDriver } = {};
 
   const modbusDevices = config.devices.filter((d) => d.bus !== undefined);
   if (modbusDevices.length > 0) {
     if (simulate) components.push(createModbusSimComponent(ctx));
-    built.modbus = createModbusDriver(ctx);
-    components.push(built.modbus);
+    drivers.modbus = createModbusDriver(ctx);
+    components.push(drivers.modbus);
   }
 
   if (config.lorawan && config.lorawan.enabled) {
-    built.lorawan = createLorawanDriver(ctx);
-    components.push(built.lorawan);
-    if (simulate && config.lorawan.devices.length > 0) components.push(lorawanSimComponent(ctx, built.lorawan));
+    drivers.lorawan = createLorawanDriver(ctx);
+    components.push(drivers.lorawan);
+    if (simulate && config.lorawan.devices.length > 0) components.push(lorawanSimComponent(ctx, drivers.lorawan));
   }
 
-  return built;
+  const control = createControl(ctx, drivers);
+  components.push(control);
+
+  // Upstream last: it starts when everything that produces data is up, and stops first.
+  const sync = createSyncComponent(ctx);
+  sync.setCommandHandler(centralCommandHandler(control, ctx.bus, ctx.store));
+  components.push(sync);
+
+  return { components, ...drivers, control, sync };
 }
 
 /** The demo's packet forwarder and streetlight nodes, sending to the gateway's own UDP port. */

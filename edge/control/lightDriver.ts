@@ -6,7 +6,7 @@
  *   (TALQ dim with ramp time) uses the profile's ramp register when it has one; otherwise the
  *   gateway steps the setpoint every `rampStepMs` (1 s) from the level it last set.
  * - LoRaWAN streetlight nodes: a confirmed downlink (enqueueDownlink); the outcome is the
- *   driver's command.verified / command.failed event carrying the downlink id (reason
+ *   driver's lorawan.downlink.verified / lorawan.downlink.failed event carrying the downlink id (reason
  *   "expired" when it could not be delivered in time).
  *
  * One Modbus drive at a time per device. A drive asked for while one runs waits and the newest level
@@ -277,7 +277,7 @@ export class LightDriver {
   }
 
   private onEvent(e: StoredEvent): void {
-    if (e.kind !== 'command.verified' && e.kind !== 'command.failed') return;
+    if (e.kind !== 'lorawan.downlink.verified' && e.kind !== 'lorawan.downlink.failed') return;
     const id = e.detail.id;
     if (typeof id !== 'string') return;
     const w = this.lora.get(id);
@@ -290,7 +290,7 @@ export class LightDriver {
     }
     this.lora.delete(id);
     this.o.clock.clearTimeout(w.timer);
-    if (e.kind === 'command.verified') {
+    if (e.kind === 'lorawan.downlink.verified') {
       w.resolve({ device: w.device, status: 'verified', level: w.level, via: 'lorawan' });
       return;
     }

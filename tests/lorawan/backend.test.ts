@@ -54,7 +54,7 @@ describe('GatewayBackend port', () => {
       const p = loraPacket.fromWire(Buffer.from(txpk.data, 'base64'));
       expect(p.getFPort()).toBe(10);
       expect(loraPacket.decrypt(p, Buffer.from(ABP.appSKey, 'hex'), Buffer.from(ABP.nwkSKey, 'hex')).toString('hex')).toBe('0137');
-      await waitFor(() => t.events.some((e) => e.kind === 'command.sent' && e.detail.id === id), 2000, 'command.sent');
+      await waitFor(() => t.events.some((e) => e.kind === 'lorawan.downlink.sent' && e.detail.id === id), 2000, 'lorawan.downlink.sent');
       // TX_ACK errors are matched by token; an unknown token is counted.
       backend.h.txAck(GW, 999, 'NONE');
       expect(driver.metrics().rejected.unknown_tx_ack).toBe(1);

@@ -39,11 +39,11 @@ describe('lorawan end to end (simulated forwarder + nodes over UDP)', () => {
 
     const unconfirmed = h.driver.enqueueDownlink('lamp-otaa', { action: 'dim', level: 40 });
     const confirmed = h.driver.enqueueDownlink('lamp-abp', { action: 'dim', level: 25, confirmed: true });
-    await waitFor(() => h!.t.events.filter((e) => e.kind === 'command.verified').length >= 2, 8000, 'two command.verified');
+    await waitFor(() => h!.t.events.filter((e) => e.kind === 'lorawan.downlink.verified').length >= 2, 8000, 'two command.verified');
     const ev = (id: string, kind: string) => h!.t.events.find((e) => e.kind === kind && e.detail.id === id);
-    expect(ev(unconfirmed.id, 'command.sent')?.detail).toMatchObject({ window: 'rx1', action: 'dim' });
-    expect(ev(unconfirmed.id, 'command.verified')?.detail).toMatchObject({ via: 'report' });
-    expect(ev(confirmed.id, 'command.verified')?.detail).toMatchObject({ via: 'ack' });
+    expect(ev(unconfirmed.id, 'lorawan.downlink.sent')?.detail).toMatchObject({ window: 'rx1', action: 'dim' });
+    expect(ev(unconfirmed.id, 'lorawan.downlink.verified')?.detail).toMatchObject({ via: 'report' });
+    expect(ev(confirmed.id, 'lorawan.downlink.verified')?.detail).toMatchObject({ via: 'ack' });
     expect(otaa!.state.dimLevel).toBe(40);
     expect(abp!.state.dimLevel).toBe(25);
     await waitFor(() => h!.t.readings.some((r) => r.device === 'lamp-otaa' && r.point === 'dimLevel' && r.value === 40), 3000, 'reported level');
@@ -72,7 +72,7 @@ describe('lorawan end to end (simulated forwarder + nodes over UDP)', () => {
     const node = sim.nodes[0]!;
     await waitFor(() => node.stats.uplinks >= 1 && h!.driver.status().devices.find((x) => x.id === 'lamp-c')!.lastUplink !== null, 5000, 'first uplink');
     const { id } = h.driver.enqueueDownlink('lamp-c', { action: 'off' });
-    await waitFor(() => h!.t.events.some((e) => e.kind === 'command.verified' && e.detail.id === id), 5000, 'class C verified');
+    await waitFor(() => h!.t.events.some((e) => e.kind === 'lorawan.downlink.verified' && e.detail.id === id), 5000, 'class C verified');
     const tx = sim.forwarders[0]!.received.at(-1)!.txpk;
     expect(tx).toMatchObject({ imme: true, freq: 869.525, datr: 'SF12BW125', ipol: true });
     expect(node.state.lampOn).toBe(false);

@@ -196,9 +196,9 @@ describe('downlinks', () => {
       fwd.push(rxpk(dataUp(ABP, f)));
       await waitFor(() => h.driver.metrics().uplinks === f + 1, 2000, `uplink ${f}`);
     }
-    await waitFor(() => h.t.events.some((e) => e.kind === 'command.failed'), 2000, 'failed');
-    expect(h.t.events.filter((e) => e.kind === 'command.sent' && e.detail.id === id).map((e) => e.detail.attempt)).toEqual([1, 2, 3]);
-    expect(h.t.events.find((e) => e.kind === 'command.failed')!.detail).toMatchObject({ id, reason: 'no_ack' });
+    await waitFor(() => h.t.events.some((e) => e.kind === 'lorawan.downlink.failed'), 2000, 'failed');
+    expect(h.t.events.filter((e) => e.kind === 'lorawan.downlink.sent' && e.detail.id === id).map((e) => e.detail.attempt)).toEqual([1, 2, 3]);
+    expect(h.t.events.find((e) => e.kind === 'lorawan.downlink.failed')!.detail).toMatchObject({ id, reason: 'no_ack' });
     // Each attempt used a new FCntDown.
     const fcnts = fwd.pullResps().map((r) => loraPacket.fromWire(Buffer.from(r.txpk.data, 'base64')).getFCnt());
     expect(fcnts).toEqual([0, 1, 2]);
@@ -207,8 +207,8 @@ describe('downlinks', () => {
   it('an expired command fails with reason "expired"', async () => {
     const { id } = h.driver.enqueueDownlink('lamp-abp', { action: 'off', expiresAt: Date.now() - 1 });
     fwd.push(rxpk(dataUp(ABP, 0)));
-    await waitFor(() => h.t.events.some((e) => e.kind === 'command.failed'), 2000, 'expired');
-    expect(h.t.events.find((e) => e.kind === 'command.failed')!.detail).toMatchObject({ id, reason: 'expired' });
+    await waitFor(() => h.t.events.some((e) => e.kind === 'lorawan.downlink.failed'), 2000, 'expired');
+    expect(h.t.events.find((e) => e.kind === 'lorawan.downlink.failed')!.detail).toMatchObject({ id, reason: 'expired' });
     expect(fwd.pullResps()).toHaveLength(0);
   });
 

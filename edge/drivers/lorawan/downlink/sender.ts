@@ -57,18 +57,18 @@ export class DownlinkSender {
 
   // ------------------------------------------------------------------ commands
 
-  private finish(item: QueueItem, kind: 'command.verified' | 'command.failed', detail: Record<string, unknown>): void {
+  private finish(item: QueueItem, kind: 'lorawan.downlink.verified' | 'lorawan.downlink.failed', detail: Record<string, unknown>): void {
     if (item.timer) this.d.clock.clearTimeout(item.timer);
     item.timer = null;
     this.d.queue.remove(item);
-    this.d.emit(item.device, kind, kind === 'command.failed' ? 'warning' : 'info', { id: item.id, action: item.command.action, attempts: item.attempts, ...detail });
+    this.d.emit(item.device, kind, kind === 'lorawan.downlink.failed' ? 'warning' : 'info', { id: item.id, action: item.command.action, attempts: item.attempts, ...detail });
   }
 
   /** Fails every expired command. */
   expire(): void {
     for (const item of this.d.queue.expire(this.d.clock.now())) {
       if (item.timer) this.d.clock.clearTimeout(item.timer);
-      this.d.emit(item.device, 'command.failed', 'warning', { id: item.id, action: item.command.action, attempts: item.attempts, reason: 'expired' });
+      this.d.emit(item.device, 'lorawan.downlink.failed', 'warning', { id: item.id, action: item.command.action, attempts: item.attempts, reason: 'expired' });
     }
   }
 
@@ -82,12 +82,12 @@ export class DownlinkSender {
     let head = this.d.queue.head(devEui);
     if (head && head.state === 'sent') {
       if (head.confirmed ? ackBit : status !== null && statusConfirms(head.command, status)) {
-        this.finish(head, 'command.verified', { via: head.confirmed ? 'ack' : 'report' });
+        this.finish(head, 'lorawan.downlink.verified', { via: head.confirmed ? 'ack' : 'report' });
         head = this.d.queue.head(devEui);
       } else if (head.confirmed || status !== null) {
         // Missed: the node did not ACK, or its status does not show the command.
         if (head.attempts >= MAX_ATTEMPTS) {
-          this.finish(head, 'command.failed', { reason: head.confirmed ? 'no_ack' : 'not_applied' });
+          this.finish(head, 'lorawan.downlink.failed', { reason: head.confirmed ? 'no_ack' : 'not_applied' });
           head = this.d.queue.head(devEui);
         } else head.state = 'queued';
       }
@@ -128,7 +128,7 @@ export class DownlinkSender {
       const waitMs = r.retryAt - this.d.clock.monotonic();
       this.d.metrics.reject('duty_cycle');
       if (item.expiresAt !== null && this.d.clock.now() + waitMs > item.expiresAt) {
-        this.finish(item, 'command.failed', { reason: 'duty_cycle', code: r.error.code, error: r.error.message });
+        this.finish(item, 'lorawan.downlink.failed', { reason: 'duty_cycle', code: r.error.code, error: r.error.message });
       } else {
         this.d.emit(item.device, 'lorawan.downlink.delayed', 'warning', { id: item.id, reason: 'duty_cycle', code: r.error.code, error: r.error.message, delayMs: Math.ceil(waitMs) });
         this.retryLater(item, waitMs);
@@ -146,7 +146,7 @@ export class DownlinkSender {
       item.timer = this.d.clock.setTimeout(() => {
         item.timer = null;
         if (item.state !== 'sent' || this.d.queue.head(item.devEui) !== item) return;
-        if (item.attempts >= MAX_ATTEMPTS) this.finish(item, 'command.failed', { reason: 'no_ack' });
+        if (item.attempts >= MAX_ATTEMPTS) this.finish(item, 'lorawan.downlink.failed', { reason: 'no_ack' });
         else {
           item.state = 'queued';
           this.sendClassC(item);
@@ -158,7 +158,7 @@ export class DownlinkSender {
 
   private retryLater(item: QueueItem, ms: number): void {
     if (!Number.isFinite(ms)) {
-      this.finish(item, 'command.failed', { reason: 'duty_cycle', error: 'the downlink is longer than the whole duty-cycle budget' });
+      this.finish(item, 'lorawan.downlink.failed', { reason: 'duty_cycle', error: 'the downlink is longer than the whole duty-cycle budget' });
       return;
     }
     item.timer = this.d.clock.setTimeout(() => this.sendClassC(item), Math.max(10, ms));
@@ -189,7 +189,7 @@ export class DownlinkSender {
   private markSent(item: QueueItem, plan: TxPlan, fCntDown: number): void {
     item.state = 'sent';
     item.attempts++;
-    this.d.emit(item.device, 'command.sent', 'info', {
+    this.d.emit(item.device, 'lorawan.downlink.sent', 'info', {
       id: item.id,
       action: item.command.action,
       attempt: item.attempts,
