@@ -11,16 +11,26 @@ import { startLorawanSimulator, type LorawanSimulator } from './sim/lorawan/inde
 import { createControl, type ControlComponent } from './control/index.js';
 import { centralCommandHandler } from './control/central.js';
 import { createSyncComponent, type SyncComponent } from '../cloud-sync/index.js';
+import { createBroker, type BrokerComponent } from './broker/index.js';
+import { createApi, type ApiComponent } from './api/index.js';
+import { lorawanMetrics, syncMetrics } from './componentMetrics.js';
 
 export interface BuiltComponents {
   components: Component[];
   modbus?: ModbusDriver;
   lorawan?: LorawanDriver;
   control: ControlComponent;
+  broker?: BrokerComponent;
+  api?: ApiComponent;
   sync: SyncComponent;
 }
 
-export async function buildComponents(ctx: GatewayContext): Promise<BuiltComponents> {
+export interface BuildOptions {
+  /** the gateway's status, for GET /api/v1/status */
+  status: () => unknown;
+}
+
+export async function buildComponents(ctx: GatewayContext, opts: BuildOptions): Promise<BuiltComponents> {
   const { config } = ctx;
   const components: Component[] = [];
   const simulate = simulateEnabled(config).enabled;
@@ -42,12 +52,34 @@ export async function buildComponents(ctx: GatewayContext): Promise<BuiltCompone
   const control = createControl(ctx, drivers);
   components.push(control);
 
-  // Upstream last: it starts when everything that produces data is up, and stops first.
   const sync = createSyncComponent(ctx);
   sync.setCommandHandler(centralCommandHandler(control, ctx.bus, ctx.store));
+
+  let broker: BrokerComponent | undefined;
+  if (config.broker.enabled) {
+    broker = createBroker(ctx, { commands: control, deviceKind: (id) => control.deviceKind(id) });
+    components.push(broker);
+  }
+
+  let api: ApiComponent | undefined;
+  if (config.api.enabled) {
+    api = createApi(ctx, {
+      commands: control,
+      status: () => ({ ...(opts.status() as object), sync: sync.status(), lorawan: drivers.lorawan?.status() }),
+      devices: () => drivers.modbus?.status().flatMap((b) => b.devices.map((d) => ({ ...d, bus: b.id }))) ?? [],
+      metrics: () => [
+        ...(broker?.metrics() ?? []),
+        ...syncMetrics(sync),
+        ...(drivers.lorawan ? lorawanMetrics(drivers.lorawan) : []),
+      ],
+    });
+    components.push(api);
+  }
+
+  // Upstream last: it starts when everything that produces data is up, and stops first.
   components.push(sync);
 
-  return { components, ...drivers, control, sync };
+  return { components, ...drivers, control, sync, ...(broker ? { broker } : {}), ...(api ? { api } : {}) };
 }
 
 /** The demo's packet forwarder and streetlight nodes, sending to the gateway's own UDP port. */

@@ -14,7 +14,7 @@ import { acquirePidLock, type PidLock } from './pidLock.js';
 import { openStore, BatchWriter } from './store/index.js';
 import type { Store } from './store/api.js';
 import { Supervisor, type ComponentStatus } from './supervisor.js';
-import { buildComponents } from './components.js';
+import { buildComponents, type BuiltComponents } from './components.js';
 
 export interface GatewayOptions {
   configPath: string;
@@ -29,6 +29,8 @@ export interface Gateway {
   readonly config: Config;
   readonly context: GatewayContext;
   readonly components: readonly Component[];
+  /** the components by role, for tests and tools */
+  readonly built: BuiltComponents;
   status(): GatewayStatus;
   stop(): Promise<void>;
 }
@@ -81,7 +83,15 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   const context: GatewayContext = { config, configDir: loaded.dir, store, ingest: writer, bus, log, clock };
 
   const supervisor = new Supervisor({ log: log.child({ module: 'supervisor' }), bus, clock });
-  const built = await buildComponents(context);
+  const startedAt = clock.now();
+  const status = (): GatewayStatus => ({
+    gateway: config.gateway.id,
+    startedAt,
+    components: supervisor.status(),
+    store: store.stats(),
+    ingestPending: writer.pending,
+  });
+  const built = await buildComponents(context, { status });
   const components: Component[] = [
     {
       name: 'ingest',
@@ -92,7 +102,6 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   ];
   for (const c of components) supervisor.add(c);
 
-  const startedAt = clock.now();
   store.appendEvent({ kind: 'gateway.started', severity: 'info', detail: { pid: process.pid, config: loaded.file } });
   await supervisor.startAll();
   log.info({ components: components.map((c) => c.name), config: loaded.file }, 'gateway running');
@@ -102,13 +111,8 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     config,
     context,
     components,
-    status: () => ({
-      gateway: config.gateway.id,
-      startedAt,
-      components: supervisor.status(),
-      store: store.stats(),
-      ingestPending: writer.pending,
-    }),
+    built,
+    status,
     stop() {
       stopped ??= (async () => {
         log.info('gateway stopping');

@@ -110,12 +110,12 @@ export class ApiMetrics {
       out.push(counter('streetbox_http_requests_total', 'HTTP API requests by status code', n, { code }));
     }
     const loop = this.loop;
-    if (loop && loop.count > 0) {
-      out.push(gauge('streetbox_event_loop_lag_seconds', 'event-loop delay since the previous scrape (perf_hooks monitorEventLoopDelay)', loop.mean / 1e9, { quantile: 'mean' }));
-      out.push(gauge('streetbox_event_loop_lag_seconds', 'event-loop delay since the previous scrape (perf_hooks monitorEventLoopDelay)', loop.percentile(99) / 1e9, { quantile: '0.99' }));
-      out.push(gauge('streetbox_event_loop_lag_seconds', 'event-loop delay since the previous scrape (perf_hooks monitorEventLoopDelay)', loop.max / 1e9, { quantile: '1' }));
-      loop.reset();
-    }
+    const has = loop !== null && loop.count > 0;
+    const help = 'event-loop delay since the previous scrape (perf_hooks monitorEventLoopDelay, 20 ms resolution)';
+    out.push(gauge('streetbox_event_loop_lag_seconds', help, has ? loop.mean / 1e9 : 0, { quantile: 'mean' }));
+    out.push(gauge('streetbox_event_loop_lag_seconds', help, has ? loop.percentile(99) / 1e9 : 0, { quantile: '0.99' }));
+    out.push(gauge('streetbox_event_loop_lag_seconds', help, has ? loop.max / 1e9 : 0, { quantile: '1' }));
+    if (has) loop.reset();
     const mem = process.memoryUsage();
     out.push(gauge('process_resident_memory_bytes', 'resident set size of the gateway process', mem.rss));
     out.push(gauge('nodejs_heap_used_bytes', 'V8 heap in use', mem.heapUsed));

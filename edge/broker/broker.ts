@@ -97,7 +97,8 @@ class EmbeddedBroker implements BrokerComponent {
   }
 
   start(): Promise<void> {
-    this.busy = this.busy.then(() => this.doStart());
+    // after a failed start (or stop) the next start tries again: the supervisor retries
+    this.busy = this.busy.catch(() => undefined).then(() => this.doStart());
     return this.busy;
   }
 

@@ -140,10 +140,11 @@ export class Publisher {
       result: c.result ?? null,
     };
     if (transaction !== undefined) out['transaction'] = transaction;
-    const r = c.result as { code?: unknown; error?: unknown } | null | undefined;
+    const r = c.result as { code?: unknown; error?: unknown; field?: unknown } | null | undefined;
     if ((c.status === 'rejected' || c.status === 'failed' || c.status === 'expired') && r && typeof r === 'object') {
       if (typeof r.code === 'string') out['code'] = r.code;
       if (typeof r.error === 'string') out['error'] = r.error;
+      if (typeof r.field === 'string') out['field'] = r.field;
     }
     if (c.status === 'verified' || c.status === 'failed' || c.status === 'expired' || c.status === 'rejected') {
       this.transactions.delete(c.id);

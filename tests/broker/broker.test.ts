@@ -4,7 +4,8 @@
  * and set topics handed to the command pipeline with the outcome on commands/<id>.
  *
  * The command pipeline is a small in-test CommandService (tests/api/support/commands.ts) that
- * records calls and writes real rows to the real store: edge/control had no `createControl` yet.
+ * records calls and writes real rows to the real store, so the test sees exactly what the broker
+ * handed over; tests/broker/e2e.test.ts runs the broker on the real pipeline (createControl).
  */
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

@@ -38,10 +38,15 @@ async function startBroker(broker: ConfigInput['broker'], prepare?: (dir: string
 
 const USERS = [{ username: 'tech', password: 'tech-password-123', role: 'technician' as const }];
 
+/** A self-signed certificate for 127.0.0.1 (EC P-256), valid one day. */
+function makeCert(dir: string, cert: string, key: string): void {
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', join(dir, key), '-out', join(dir, cert), '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
+}
+
 describe('broker lifecycle', () => {
   it('serves MQTT over TLS on tlsPort with the configured certificate', async () => {
     const { b } = await startBroker({ host: '127.0.0.1', port: 0, tlsPort: 0, tls: { cert: 'cert.pem', key: 'key.pem' }, users: USERS }, (dir) => {
-      execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'), '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
+      makeCert(dir, 'cert.pem', 'key.pem');
     });
     const tlsPort = b.tlsPort()!;
     expect(tlsPort).toBeGreaterThan(0);
@@ -65,6 +70,11 @@ describe('broker lifecycle', () => {
     const b = createBroker(t.ctx, { commands: new RecordingCommands(t.store, KNOWN) });
     cleanups.push(() => b.stop());
     await expect(b.start()).rejects.toThrow(/broker\.tls\.cert: cannot read missing\.pem/);
+    // the supervisor retries: once the files are there, the same component starts
+    makeCert(t.ctx.configDir, 'missing.pem', 'missing-key.pem');
+    await b.start();
+    expect(b.tlsPort()).toBeGreaterThan(0);
+    expect(await connectCode(b.port(), 'tech', 'tech-password-123')).toBe(0);
   });
 
   it('lets anonymous clients in as viewers only when allowAnonymous is true', async () => {

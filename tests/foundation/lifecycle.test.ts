@@ -42,7 +42,7 @@ describe('gateway lifecycle', () => {
       child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
       await waitFor(() => out.includes('"gateway running"'), 20_000);
       // let a few polls happen (every 100 ms), none committed yet
-      await waitFor(() => (out.match(/"msg":"component started"/g) ?? []).length >= 3, 5_000);
+      await waitFor(() => (out.match(/"msg":"component started"/g) ?? []).length >= 5, 5_000);
       await new Promise((r) => setTimeout(r, 800));
       child.kill(signal);
       const r = await done;
@@ -50,9 +50,9 @@ describe('gateway lifecycle', () => {
 
       const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { msg: string; component?: string });
       const started = lines.filter((l) => l.msg === 'component started').map((l) => l.component);
-      expect(started).toEqual(['ingest', 'modbus-sim', 'modbus']);
+      expect(started).toEqual(['ingest', 'modbus-sim', 'modbus', 'control', 'sync']);
       const stopped = lines.filter((l) => l.msg === 'component stopped').map((l) => l.component);
-      expect(stopped).toEqual(['modbus', 'modbus-sim', 'ingest']);
+      expect(stopped).toEqual(['sync', 'control', 'modbus', 'modbus-sim', 'ingest']);
       expect(lines.at(-1)!.msg).toBe('gateway stopped');
       expect(existsSync(join(g.dir, 'data/gw.db.pid'))).toBe(false);
 

@@ -1,6 +1,7 @@
 /**
  * A small in-test CommandService for the broker and API tests: the real command pipeline
- * (edge/control `createControl`) did not exist yet when these tests were written. It records
+ * (edge/control `createControl`) did not exist when these tests were written; the
+ * doors are run on the real one in tests/broker/e2e.test.ts. This one records
  * every submit call, validates like the pipeline's contract says (never throws: a bad request
  * becomes a `rejected` row with `result: { code, error }`), writes real rows to the real store
  * (so the bus 'command' events are the store's own) and lets a test finish a command.
