@@ -13,6 +13,7 @@ import { centralCommandHandler } from './control/central.js';
 import { createSyncComponent, type SyncComponent } from '../cloud-sync/index.js';
 import { createBroker, type BrokerComponent } from './broker/index.js';
 import { createApi, type ApiComponent } from './api/index.js';
+import { createFlowsComponent } from './flows/index.js';
 import { lorawanMetrics, syncMetrics } from './componentMetrics.js';
 
 export interface BuiltComponents {
@@ -75,6 +76,9 @@ export async function buildComponents(ctx: GatewayContext, opts: BuildOptions): 
     });
     components.push(api);
   }
+
+  // Node-RED on the API's http.Server (after the API, which it mounts into; `node-red` is imported only when enabled)
+  if (api && config.nodeRed.enabled) components.push(createFlowsComponent(ctx, { api, commands: control, modbus: drivers.modbus }));
 
   // Upstream last: it starts when everything that produces data is up, and stops first.
   components.push(sync);

@@ -49,7 +49,7 @@ export class TrafficModel implements DeviceModel {
   readonly points: ProfilePoints;
   readonly programs: ReadonlySet<number>;
   private readonly plan: (hour: number) => number;
-  private readonly rate: number;
+  private rate: number;
   private readonly now: () => number;
   private readonly grace: number;
   private readonly random: () => number;
@@ -93,6 +93,11 @@ export class TrafficModel implements DeviceModel {
     this.faultBits = on ? this.faultBits | bit : this.faultBits & ~bit;
     if (fault === 'lampFailure') this.lampsFailed = on ? lamps : 0;
     this.update();
+  }
+
+  /** Vehicles per second per detector loop from now on; 0 freezes the counts (tests, demos). */
+  setVehicleRate(perS: number): void {
+    this.rate = Math.max(0, perS);
   }
 
   setDoorOpen(open: boolean): void {
