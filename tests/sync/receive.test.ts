@@ -3,7 +3,7 @@
  * after a hole) come out de-duplicated and in order in the JSON-lines file; at SIGTERM the
  * summary on stdout counts the duplicates and lists the gap, and the exit code says there was one.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { collect, spawnCli } from '../support/cli.js';
@@ -43,7 +43,8 @@ describe('streetbox receive', () => {
       await pub.publishAsync('streetbox/gw-cli/up/readings', batch(8, 9, [8, 9]), { qos: 1 }); // 5..7 never arrive
       await pub.publishAsync('streetbox/other-gw/up/readings', batch(1, 1, [1]), { qos: 1 }); // not subscribed
       await pub.endAsync();
-      await waitFor(() => readFileSync(out, 'utf8').split('\n').length >= 5, 5000, 'four lines written');
+      // the receiver creates the file with its first line
+      await waitFor(() => existsSync(out) && readFileSync(out, 'utf8').split('\n').length >= 5, 5000, 'four lines written');
     } finally {
       child.kill('SIGTERM');
     }
