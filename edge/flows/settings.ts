@@ -96,10 +96,17 @@ export async function adminUsers(users: NodeRedConfig['users'], bcrypt: () => Bc
 
 const LEVELS: Record<number, 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace'> = { 10: 'fatal', 20: 'error', 30: 'warn', 40: 'info', 50: 'debug', 60: 'trace' };
 
+/**
+ * Node-RED warnings that are expected in an embedded gateway (projects are off on purpose; a
+ * first start has no credentials file yet): logged at info, so a warning means something.
+ */
+const EXPECTED_WARNINGS = [/^Projects disabled/, /^Encrypted credentials not found/];
+
 /** Node-RED's log messages into pino: the node's type, id and name as fields, audit events at debug. */
 export function logHandler(log: Logger): (msg: NodeRedLogMessage) => void {
   return (m) => {
-    const level = m.level === 98 ? 'debug' : m.level === 99 ? 'trace' : (LEVELS[m.level] ?? 'info');
+    let level = m.level === 98 ? 'debug' : m.level === 99 ? 'trace' : (LEVELS[m.level] ?? 'info');
+    if (level === 'warn' && typeof m.msg === 'string' && EXPECTED_WARNINGS.some((re) => re.test(m.msg as string))) level = 'info';
     const fields: Record<string, unknown> = {};
     if (m.type !== undefined) fields.node = m.type;
     if (m.id !== undefined) fields.nodeId = m.id;
