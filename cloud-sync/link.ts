@@ -7,7 +7,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
-import mqtt, { type IClientOptions, type IConnackPacket, type MqttClient } from 'mqtt';
+import type { IClientOptions, IConnackPacket, MqttClient } from 'mqtt';
 import type { Clock, Timer } from '../edge/clock.js';
 import { errorMessage } from '../edge/errors.js';
 import type { Logger } from '../edge/log.js';
@@ -23,6 +23,8 @@ const SESSION_EXPIRY_S = 7 * 24 * 3600;
 const STOP_TIMEOUT_MS = 1000;
 
 export interface LinkOptions {
+  /** mqtt.js's connect(), loaded only when a sync is configured (it is a large module) */
+  connect: (url: string, options: IClientOptions) => MqttClient;
   gateway: string;
   config: SyncConfig;
   /** directory that relative ca/cert/key paths are resolved against */
@@ -118,7 +120,7 @@ export class UpstreamLink {
       return;
     }
     this.opts.log.debug({ url: this.opts.config.url, attempt: this.backoff.attempt }, 'connecting upstream');
-    const client = mqtt.connect(this.opts.config.url, options);
+    const client = this.opts.connect(this.opts.config.url, options);
     this.client = client;
     let lastClientError: SyncError | null = null;
     let serverDisconnect: SyncError | null = null;

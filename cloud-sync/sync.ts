@@ -120,7 +120,10 @@ class UpstreamSync implements SyncComponent {
       if (e.seq > this.lastSeq) this.lastSeq = e.seq;
       this.wake();
     });
+    const { default: mqtt } = await import('mqtt');
+    if (!this.started) return; // stopped while mqtt.js was loading
     this.link = new UpstreamLink({
+      connect: (url, options) => mqtt.connect(url, options),
       gateway: this.gateway,
       config: cfg,
       configDir: this.ctx.configDir,
