@@ -1,13 +1,18 @@
 /**
- * GET /: a small placeholder status page for technicians (plain HTML, no CDN; the
- * technician-experience issue replaces it). With a bearer token that may `read`, the page is
- * rendered with the gateway id, components and devices; without one it is an empty shell whose
- * script (/status.js, same origin) asks for a token, keeps it in sessionStorage and fetches
- * /api/v1/status and /api/v1/devices, so the page never shows data to someone without a token.
+ * GET /: the status page for technicians, served by the gateway itself (cabinets are often
+ * offline: no CDN, no build step). The page is a public shell (edge/api/static/index.html,
+ * status.css, status.js) that holds no data: its script asks for an API token, keeps it in
+ * sessionStorage, trades it for a live ticket and renders the stream of live.ts (health,
+ * buses and devices, latest values, buffer and sync, events, commands, a dim control per
+ * group for roles with command.lighting). A request that already carries a bearer token that
+ * may `read` (curl, a browser without JavaScript) gets a server-rendered summary instead.
  */
+import { readFileSync } from 'node:fs';
+import { asset } from '../../assets.js';
 import { can } from '../../control/roles.js';
 import type { Router } from '../router.js';
 import { safeDevices, type RouteEnv } from './env.js';
+import { liveRoutes } from './live.js';
 
 const PAGE_CSP = "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; connect-src 'self'; frame-ancestors 'none'; form-action 'none'";
 
@@ -46,41 +51,24 @@ function rendered(env: RouteEnv): string {
   );
 }
 
-const SHELL = layout(
-  'streetbox',
-  '<h1>streetbox <span id="gw"></span></h1><form id="login"><label>API token <input id="token" type="password" autocomplete="off"></label> <button>Show</button></form><div id="out"></div><script src="/status.js"></script>',
-);
+/** A file of edge/api/static/, read once (asset() finds it from the sources and from dist/). */
+function staticFile(name: string): () => string {
+  let text: string | null = null;
+  return () => (text ??= readFileSync(asset(`edge/api/static/${name}`), 'utf8'));
+}
 
-const SCRIPT = `'use strict';
-const out = document.getElementById('out');
-const esc = (s) => String(s ?? '—').replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]);
-async function get(path, token) {
-  const r = await fetch(path, { headers: { Authorization: 'Bearer ' + token } });
-  if (!r.ok) throw new Error(path + ': ' + r.status);
-  return r.json();
-}
-async function show(token) {
-  try {
-    const [s, d] = await Promise.all([get('/api/v1/status', token), get('/api/v1/devices', token)]);
-    document.getElementById('gw').textContent = s.gateway;
-    out.innerHTML = '<h2>Components</h2><ul>' + (s.components || []).map((c) => '<li>' + esc(c.name) + ': ' + esc(c.state) + '</li>').join('') + '</ul>' +
-      '<h2>Devices</h2><ul>' + d.devices.map((x) => '<li>' + esc(x.id) + ' (' + esc(x.profile) + '): ' + (x.online === true ? 'online' : x.online === false ? 'offline' : '—') + '</li>').join('') + '</ul>';
-    sessionStorage.setItem('streetbox-token', token);
-  } catch (e) {
-    out.textContent = String(e.message);
-  }
-}
-document.getElementById('login').addEventListener('submit', (e) => { e.preventDefault(); void show(document.getElementById('token').value); });
-const saved = sessionStorage.getItem('streetbox-token');
-if (saved) void show(saved);
-`;
+const SHELL_CSP = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src data:; frame-ancestors 'none'; form-action 'none'; base-uri 'none'";
 
 export function pageRoutes(r: Router, env: RouteEnv): void {
-  r.add('GET', '/', 'public', ({ principal }) => ({
-    status: 200,
-    text: principal && can(principal.role, 'read') ? rendered(env) : SHELL,
-    contentType: 'text/html; charset=utf-8',
-    headers: { 'Content-Security-Policy': PAGE_CSP },
-  }));
-  r.add('GET', '/status.js', 'public', () => ({ status: 200, text: SCRIPT, contentType: 'text/javascript; charset=utf-8' }));
+  const shell = staticFile('index.html');
+  const script = staticFile('status.js');
+  const style = staticFile('status.css');
+  r.add('GET', '/', 'public', ({ principal }) =>
+    principal && can(principal.role, 'read')
+      ? { status: 200, text: rendered(env), contentType: 'text/html; charset=utf-8', headers: { 'Content-Security-Policy': PAGE_CSP } }
+      : { status: 200, text: shell(), contentType: 'text/html; charset=utf-8', headers: { 'Content-Security-Policy': SHELL_CSP } },
+  );
+  r.add('GET', '/status.js', 'public', () => ({ status: 200, text: script(), contentType: 'text/javascript; charset=utf-8' }));
+  r.add('GET', '/status.css', 'public', () => ({ status: 200, text: style(), contentType: 'text/css; charset=utf-8' }));
+  liveRoutes(r, env);
 }

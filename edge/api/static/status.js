@@ -1,0 +1,276 @@
+// streetbox status page: plain JS, no build step, no CDN. Everything shown is set with
+// textContent (never innerHTML): device ids, event details and errors are data, not markup.
+'use strict';
+(() => {
+  const KEY = 'streetbox-token';
+  const $ = (id) => document.getElementById(id);
+  let token = null;
+  let source = null;
+  let retry = null;
+  let devicesSeen = '';
+  const cells = new Map(); // "device\u0000point" -> value element
+  const pending = new Map(); // command id -> list item (dims sent from this page)
+
+  /** An element with attributes and children (strings become text nodes). */
+  function h(tag, attrs, ...children) {
+    const el = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (k === 'class') el.className = v;
+      else el.setAttribute(k, v);
+    }
+    for (const c of children) if (c !== null && c !== undefined) el.append(c instanceof Node ? c : String(c));
+    return el;
+  }
+  const clear = (el) => el.replaceChildren();
+  const time = (ms) => (typeof ms === 'number' ? new Date(ms).toLocaleTimeString() : '—');
+  const ago = (ms, now) => (typeof ms === 'number' ? Math.max(0, Math.round((now - ms) / 1000)) + ' s ago' : 'never');
+  const fmt = (c) => (c.v === null ? '—' : typeof c.v === 'number' ? String(Math.round(c.v * 100) / 100) : String(c.v)) + (c.u ? ' ' + c.u : '');
+  const size = (b) => (b >= 1048576 ? (b / 1048576).toFixed(1) + ' MiB' : Math.round(b / 1024) + ' KiB');
+  const availability = (on) => (on === true ? 'online' : on === false ? 'offline' : 'unknown');
+
+  async function api(path, opts) {
+    return fetch(path, { ...opts, headers: { Authorization: 'Bearer ' + token, 'Content-Type': 'application/json' } });
+  }
+
+  function setConn(text, cls) {
+    $('conn').textContent = text;
+    $('conn').className = 'pill ' + (cls || '');
+  }
+
+  function signOut(message) {
+    if (source) source.close();
+    source = null;
+    clearTimeout(retry);
+    token = null;
+    sessionStorage.removeItem(KEY);
+    $('app').hidden = true;
+    $('logout').hidden = true;
+    $('login').hidden = false;
+    $('login-error').textContent = message || '';
+    setConn('signed out');
+  }
+
+  async function connect() {
+    clearTimeout(retry);
+    let r;
+    try {
+      r = await api('/api/v1/live/ticket', { method: 'POST' });
+    } catch {
+      setConn('offline, retrying', 'bad');
+      retry = setTimeout(connect, 3000);
+      return;
+    }
+    if (r.status === 401) return signOut('That token was not accepted. Check it and sign in again.');
+    if (!r.ok) {
+      setConn('error ' + r.status + ', retrying', 'bad');
+      retry = setTimeout(connect, 3000);
+      return;
+    }
+    const t = await r.json();
+    sessionStorage.setItem(KEY, token);
+    $('login').hidden = true;
+    $('app').hidden = false;
+    $('logout').hidden = false;
+    $('login-error').textContent = '';
+    if (source) source.close();
+    source = new EventSource('/api/v1/live?ticket=' + encodeURIComponent(t.ticket));
+    source.addEventListener('snapshot', (e) => snapshot(JSON.parse(e.data)));
+    source.addEventListener('update', (e) => update(JSON.parse(e.data)));
+    source.onopen = () => setConn('live · ' + t.principal + ' (' + t.role + ')', 'live');
+    source.onerror = () => {
+      // a ticket is single-use: close, and reconnect with a new one
+      source.close();
+      source = null;
+      setConn('reconnecting…', 'bad');
+      retry = setTimeout(connect, 2000);
+    };
+  }
+
+  function snapshot(s) {
+    $('gw').textContent = s.gateway.id + (s.gateway.site ? ' · ' + s.gateway.site : '');
+    document.title = 'streetbox ' + s.gateway.id;
+    devicesSeen = '';
+    renderStatus(s);
+    for (const [device, points] of Object.entries(s.values)) for (const [p, c] of Object.entries(points)) setValue(device, p, c, false);
+    clear($('events'));
+    addEvents(s.events);
+    clear($('commands'));
+    addCommands(s.commands);
+    renderGroups(s.groups, s.may.commandLighting);
+  }
+
+  function update(u) {
+    if (u.devices) renderStatus(u);
+    for (const [device, points] of Object.entries(u.values || {})) for (const [p, c] of Object.entries(points)) setValue(device, p, c, true);
+    if (u.events) addEvents(u.events);
+    if (u.commands) addCommands(u.commands);
+  }
+
+  function renderStatus(s) {
+    const st = s.store;
+    const sync = s.sync;
+    const health = $('health');
+    clear(health);
+    const bad = s.components.filter((c) => c.state !== 'running').length;
+    const rows = [
+      ['health', bad === 0 ? 'all components running' : bad + ' component(s) not running'],
+      ['buffer', st.readings + ' readings, ' + st.events + ' events · ' + size(st.usedBytes) + ' of ' + size(st.maxBytes) + (st.droppedTotal ? ' · ' + st.droppedTotal + ' dropped' : '')],
+      ['sync', sync ? (sync.connected ? 'connected' : 'not connected') + ' · lag ' + sync.lagSeq + ' items, ' + Math.round(sync.lagMs / 1000) + ' s' + (sync.lastError ? ' · ' + sync.lastError : '') : '—'],
+      ['updated', time(s.now)],
+    ];
+    for (const [k, v] of rows) health.append(h('dt', null, k), h('dd', null, v));
+    const comps = $('components');
+    clear(comps);
+    for (const c of s.components) comps.append(h('li', { class: c.state, title: c.lastError || '' }, c.name + ': ' + c.state));
+
+    // devices: rebuild the cards only when the set of devices changes; otherwise update in place
+    const ids = s.devices.map((d) => d.id).join('\u0000');
+    if (ids !== devicesSeen) {
+      devicesSeen = ids;
+      buildDevices(s.buses, s.devices);
+    }
+    for (const d of s.devices) {
+      const card = document.querySelector('[data-device="' + CSS.escape(d.id) + '"]');
+      if (!card) continue;
+      const state = card.querySelector('.avail');
+      state.textContent = availability(d.online);
+      state.className = 'avail ' + availability(d.online);
+      card.querySelector('.seen').textContent = 'last seen ' + ago(d.lastSeen, s.now) + (d.failures ? ' · ' + d.failures + ' failures' : '');
+      card.querySelector('.error').textContent = d.lastError ? 'last error: ' + d.lastError : '';
+    }
+  }
+
+  function buildDevices(buses, devices) {
+    const root = $('buses');
+    clear(root);
+    const known = new Map(cells);
+    cells.clear();
+    const byBus = new Map();
+    for (const d of devices) {
+      const k = d.bus || '—';
+      if (!byBus.has(k)) byBus.set(k, []);
+      byBus.get(k).push(d);
+    }
+    for (const [bus, list] of byBus) {
+      const b = buses.find((x) => x.id === bus);
+      root.append(h('h3', null, 'bus ' + bus + (b ? ' (' + b.type + ', ' + b.endpoint + ')' : '')));
+      for (const d of list) {
+        const vals = h('div', { class: 'values' });
+        const card = h(
+          'details',
+          { class: 'device', 'data-device': d.id },
+          h('summary', null, h('b', null, d.id), h('span', { class: 'avail' }, ''), h('span', { class: 'meta' }, d.profile + (d.address !== null ? ' · ' + d.address : '') + (d.groups.length ? ' · ' + d.groups.join(', ') : '')), h('span', { class: 'meta seen' }, ''), h('span', { class: 'meta error offline' }, '')),
+          vals,
+        );
+        root.append(card);
+        for (const [k, el] of known) if (k.startsWith(d.id + '\u0000')) {
+          vals.append(el.parentNode);
+          cells.set(k, el);
+        }
+      }
+    }
+  }
+
+  function setValue(device, point, c, flash) {
+    const key = device + '\u0000' + point;
+    let el = cells.get(key);
+    if (!el) {
+      const card = document.querySelector('[data-device="' + CSS.escape(device) + '"] .values');
+      if (!card) return;
+      el = h('span', { 'data-point': point });
+      card.append(h('div', null, h('span', null, point), el));
+      cells.set(key, el);
+    }
+    const text = fmt(c);
+    if (el.textContent === text) return;
+    el.textContent = text;
+    el.title = c.q + ' · ' + time(c.ts);
+    if (flash) {
+      el.classList.add('flash');
+      setTimeout(() => el.classList.remove('flash'), 600);
+    }
+  }
+
+  function addEvents(events) {
+    const ul = $('events');
+    for (const e of events) {
+      ul.prepend(h('li', { class: e.severity }, h('time', null, time(e.ts)), ' ', h('b', null, e.kind), e.device ? ' · ' + e.device : '', ' ', h('span', { class: 'meta' }, detailText(e.detail))));
+    }
+    while (ul.children.length > 20) ul.lastChild.remove();
+  }
+
+  /** An event's detail as `key=value …`, short (the command id and source are in Recent commands). */
+  function detailText(d) {
+    const parts = Object.entries(d || {})
+      .filter(([k]) => k !== 'commandId' && k !== 'source')
+      .map(([k, v]) => k + '=' + (v && typeof v === 'object' ? (v.kind && v.id ? v.kind + ' ' + v.id : JSON.stringify(v)) : String(v)));
+    const text = parts.join(' ');
+    return text.length > 160 ? text.slice(0, 159) + '…' : text;
+  }
+
+  function commandText(c) {
+    const p = c.params && c.params.level !== undefined ? ' ' + c.params.level + ' %' : '';
+    return c.action + p + ' → ' + c.target.kind + ' ' + c.target.id + ' by ' + c.source.principal + ': ';
+  }
+
+  function addCommands(commands) {
+    const ul = $('commands');
+    for (const c of commands) {
+      const old = ul.querySelector('[data-command="' + CSS.escape(c.id) + '"]');
+      const li = h('li', { 'data-command': c.id }, h('time', null, time(c.ts)), ' ', commandText(c), h('b', { class: c.status }, c.status));
+      if (old) old.replaceWith(li);
+      else ul.prepend(li);
+      const mine = pending.get(c.id);
+      if (mine) showPending(mine, c);
+    }
+    while (ul.children.length > 10) ul.lastChild.remove();
+  }
+
+  function showPending(li, c) {
+    clear(li);
+    const why = c.result && c.result.error ? ' (' + c.result.error + ')' : '';
+    li.append(commandText(c), h('b', { class: c.status }, c.status), why);
+    li.dataset.status = c.status;
+  }
+
+  function renderGroups(groups, may) {
+    $('dim-section').hidden = !may || groups.length === 0;
+    const root = $('groups');
+    clear(root);
+    if (!may) return;
+    for (const g of groups) {
+      const level = h('input', { type: 'range', min: '0', max: '100', step: '5', value: '50', 'aria-label': 'level for ' + g });
+      const out = h('output', null, '50 %');
+      level.addEventListener('input', () => (out.textContent = level.value + ' %'));
+      const button = h('button', { type: 'button', 'data-group': g }, 'Dim');
+      button.addEventListener('click', () => void dim(g, Number(level.value)));
+      root.append(h('div', { class: 'group', 'data-group-row': g }, h('b', null, g), level, out, button));
+    }
+  }
+
+  async function dim(group, level) {
+    const li = h('li', null, 'dim ' + level + ' % → group ' + group + ': sending…');
+    $('pending').prepend(li);
+    const r = await api('/api/v1/groups/' + encodeURIComponent(group) + '/commands', { method: 'POST', body: JSON.stringify({ action: 'dim', level }) });
+    const body = await r.json().catch(() => ({}));
+    if (r.status === 401) return signOut('Your token is no longer accepted. Sign in again.');
+    if (!body.id) {
+      li.textContent = 'dim ' + level + ' % → group ' + group + ': refused (' + r.status + ' ' + (body.error || '') + ')';
+      return;
+    }
+    li.dataset.command = body.id;
+    pending.set(body.id, li);
+    showPending(li, { action: 'dim', params: { level }, target: { kind: 'group', id: group }, source: { principal: 'you' }, status: body.status || 'queued' });
+    while ($('pending').children.length > 5) $('pending').lastChild.remove();
+  }
+
+  $('login').addEventListener('submit', (e) => {
+    e.preventDefault();
+    token = $('token').value.trim();
+    $('token').value = '';
+    if (token) void connect();
+  });
+  $('logout').addEventListener('click', () => signOut('Signed out.'));
+  token = sessionStorage.getItem(KEY);
+  if (token) void connect();
+})();
