@@ -7,6 +7,7 @@ import { ConfigError, loadConfig, formatIssues } from './config/index.js';
 import { EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK, StreetboxError, errorMessage, type ErrorCode } from './errors.js';
 import { registerModbusCommands } from './drivers/modbus/cli.js';
 import { registerControlCommands } from './control/cli.js';
+import { registerOpsCommands } from './ops/cli.js';
 import { createLogger } from './log.js';
 import { exportData, printStatus } from './cliData.js';
 
@@ -141,6 +142,7 @@ export function buildProgram(io: CliIo = stdio): Command {
 
   registerModbusCommands(program, io, DEFAULT_CONFIG);
   registerControlCommands(program, io);
+  registerOpsCommands(program, io, DEFAULT_CONFIG);
   return program;
 }
 

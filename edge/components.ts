@@ -15,6 +15,8 @@ import { createBroker, type BrokerComponent } from './broker/index.js';
 import { createApi, type ApiComponent } from './api/index.js';
 import { createFlowsComponent } from './flows/index.js';
 import { lorawanMetrics, syncMetrics } from './componentMetrics.js';
+import { createClockWatch } from './ops/clockWatch.js';
+import { createWatchdog } from './ops/watchdog.js';
 
 export interface BuiltComponents {
   components: Component[];
@@ -36,6 +38,7 @@ export async function buildComponents(ctx: GatewayContext, opts: BuildOptions): 
   const components: Component[] = [];
   const simulate = simulateEnabled(config).enabled;
   const drivers: { modbus?: ModbusDriver; lorawan?: LorawanDriver } = {};
+  components.push(createClockWatch(ctx)); // records wall-clock jumps (NTP after a boot without RTC)
 
   const modbusDevices = config.devices.filter((d) => d.bus !== undefined);
   if (modbusDevices.length > 0) {
@@ -82,6 +85,8 @@ export async function buildComponents(ctx: GatewayContext, opts: BuildOptions): 
 
   // Upstream last: it starts when everything that produces data is up, and stops first.
   components.push(sync);
+  // Under systemd (Type=notify): READY=1 once all of the above started, then watchdog pings while healthy.
+  if (process.env.NOTIFY_SOCKET) components.push(createWatchdog(ctx));
 
   return { components, ...drivers, control, sync, ...(broker ? { broker } : {}), ...(api ? { api } : {}) };
 }

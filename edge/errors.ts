@@ -28,7 +28,8 @@ export type ErrorCode =
   | 'E_UNAUTHORIZED'
   | 'E_INTERLOCK'
   | 'E_INVALID_COMMAND'
-  | 'E_SYNC';
+  | 'E_SYNC'
+  | 'E_OPS';
 
 export class StreetboxError extends Error {
   readonly code: ErrorCode;

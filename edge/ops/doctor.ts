@@ -1,0 +1,272 @@
+/**
+ * `streetbox doctor`: what a technician checks at an open cabinet, as a checklist with the fix
+ * for each failure. A check is ok (✔), a warning (!) that does not stop the gateway, or a
+ * failure (✘) that does; the command exits 0 without failures, 1 with one, 2 on a bad config.
+ */
+import { execFile } from 'node:child_process';
+import { constants, accessSync, existsSync, mkdtempSync, rmSync, statSync, statfsSync } from 'node:fs';
+import { connect } from 'node:net';
+import { dirname, join, resolve } from 'node:path';
+import { userInfo } from 'node:os';
+import { ConfigError, formatIssue, loadConfig } from '../config/index.js';
+import type { Config, SerialBusConfig, TcpBusConfig } from '../config/schema.js';
+import { errorMessage } from '../errors.js';
+import { lockHolder } from '../pidLock.js';
+
+export type CheckStatus = 'ok' | 'warn' | 'fail' | 'skip';
+
+export interface Check {
+  /** what was checked: "config", "bus rs485-1", "clock", … */
+  name: string;
+  status: CheckStatus;
+  detail: string;
+  /** what to do about a warning or a failure */
+  fix?: string;
+}
+
+export interface DoctorReport {
+  config: string;
+  checks: Check[];
+  /** 0 no failure, 1 a failure, 2 a bad configuration */
+  exitCode: 0 | 1 | 2;
+}
+
+export interface DoctorOptions {
+  /** TCP connect timeout for buses and the upstream */
+  timeoutMs?: number;
+  env?: NodeJS.ProcessEnv;
+  /** `timedatectl show -p NTPSynchronized --value`, replaceable in tests */
+  ntpSynchronized?: () => Promise<'yes' | 'no' | 'unknown'>;
+}
+
+const MARK: Record<CheckStatus, string> = { ok: '✔', warn: '!', fail: '✘', skip: '-' };
+const MiB = 1024 * 1024;
+
+export async function runDoctor(configPath: string, opts: DoctorOptions = {}): Promise<DoctorReport> {
+  const timeoutMs = opts.timeoutMs ?? 1500;
+  const checks: Check[] = [];
+  let config: Config;
+  try {
+    config = loadConfig(configPath, opts.env ? { env: opts.env } : {}).config;
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    checks.push({
+      name: 'config',
+      status: 'fail',
+      detail: `${configPath} is invalid:\n${err.issues.map(formatIssue).join('\n')}`,
+      fix: `correct each line named above, then run \`streetbox validate ${configPath}\``,
+    });
+    return { config: configPath, checks, exitCode: 2 };
+  }
+  checks.push({
+    name: 'config',
+    status: 'ok',
+    detail: `${configPath} is valid: gateway "${config.gateway.id}", ${config.buses.length} bus(es), ${config.devices.length} device(s)`,
+  });
+
+  // the demo's simulators replace every bus (serial lines by PTYs)
+  const simulated = typeof config.simulate === 'boolean' ? config.simulate : config.simulate.enabled;
+  const pending: Promise<Check>[] = [];
+  for (const bus of config.buses) {
+    if (simulated) checks.push(skip(`bus ${bus.id}`, 'simulated (simulate: true)'));
+    else if (bus.type === 'serial') checks.push(serialCheck(bus));
+    else pending.push(tcpBusCheck(bus, timeoutMs));
+  }
+  pending.push(upstreamCheck(config, timeoutMs));
+  pending.push(clockCheck(opts.ntpSynchronized ?? ntpSynchronized));
+  checks.push(...(await Promise.all(pending)));
+  checks.push(...dataDirChecks(config));
+  checks.push(gatewayCheck(config));
+
+  return { config: configPath, checks, exitCode: checks.some((c) => c.status === 'fail') ? 1 : 0 };
+}
+
+function skip(name: string, detail: string): Check {
+  return { name, status: 'skip', detail };
+}
+
+/** A serial line: exists, is a character device, and this user may read and write it. */
+export function serialCheck(bus: SerialBusConfig): Check {
+  const name = `bus ${bus.id}`;
+  let st;
+  try {
+    st = statSync(bus.path);
+  } catch {
+    return {
+      name,
+      status: 'fail',
+      detail: `${bus.path} does not exist`,
+      fix: 'plug in the RS-485 adapter and check `ls -l /dev/serial/by-id/`; name the port by its /dev/serial/by-id/ path so it survives a reboot',
+    };
+  }
+  if (!st.isCharacterDevice()) {
+    return { name, status: 'fail', detail: `${bus.path} is not a character device (a serial port)`, fix: 'set buses[].path to the serial device, e.g. /dev/serial/by-id/usb-FTDI_…' };
+  }
+  try {
+    accessSync(bus.path, constants.R_OK | constants.W_OK);
+  } catch {
+    const user = safeUser();
+    return {
+      name,
+      status: 'fail',
+      detail: `${bus.path} is not readable and writable by ${user} (mode ${(st.mode & 0o777).toString(8).padStart(4, '0')}, owner uid ${st.uid} gid ${st.gid})`,
+      fix: `sudo usermod -aG dialout ${user} (then log in again; the systemd unit sets SupplementaryGroups=dialout)`,
+    };
+  }
+  return { name, status: 'ok', detail: `${bus.path} is a serial port, readable and writable` };
+}
+
+function safeUser(): string {
+  try {
+    return userInfo().username;
+  } catch {
+    return String(process.getuid?.() ?? 'this user');
+  }
+}
+
+/** Connects and disconnects; resolves with null or the reason it failed. */
+export function tcpReachable(host: string, port: number, timeoutMs: number): Promise<string | null> {
+  return new Promise((done) => {
+    const socket = connect({ host, port });
+    const finish = (why: string | null) => {
+      clearTimeout(timer);
+      socket.destroy();
+      done(why);
+    };
+    const timer = setTimeout(() => finish(`no answer within ${timeoutMs} ms`), timeoutMs);
+    socket.once('connect', () => finish(null));
+    socket.once('error', (err) => finish(errorMessage(err)));
+  });
+}
+
+async function tcpBusCheck(bus: TcpBusConfig, timeoutMs: number): Promise<Check> {
+  const name = `bus ${bus.id}`;
+  const why = await tcpReachable(bus.host, bus.port, timeoutMs);
+  if (why === null) return { name, status: 'ok', detail: `${bus.host}:${bus.port} accepts TCP connections` };
+  return {
+    name,
+    status: 'fail',
+    detail: `${bus.host}:${bus.port} is not reachable: ${why}`,
+    fix: `check the controller is powered and cabled, its IP address and Modbus TCP port (try \`nc -vz ${bus.host} ${bus.port}\`)`,
+  };
+}
+
+async function upstreamCheck(config: Config, timeoutMs: number): Promise<Check> {
+  const name = 'upstream';
+  if (!config.sync || !config.sync.enabled) return skip(name, 'no upstream configured (sync)');
+  let url: URL;
+  try {
+    url = new URL(config.sync.url);
+  } catch {
+    return { name, status: 'fail', detail: `sync.url "${config.sync.url}" is not a URL`, fix: 'set sync.url to mqtt://host:1883 or mqtts://host:8883' };
+  }
+  const host = url.hostname.replace(/^\[|\]$/g, '');
+  const port = url.port === '' ? (url.protocol === 'mqtts:' ? 8883 : 1883) : Number(url.port);
+  const why = await tcpReachable(host, port, timeoutMs);
+  if (why === null) return { name, status: 'ok', detail: `${host}:${port} accepts TCP connections` };
+  return {
+    name,
+    status: 'fail',
+    detail: `${host}:${port} is not reachable: ${why} (readings are buffered meanwhile)`,
+    fix: `check the uplink (\`ip route\`, \`ping ${host}\`), DNS and the firewall towards ${host}:${port}`,
+  };
+}
+
+function ntpSynchronized(): Promise<'yes' | 'no' | 'unknown'> {
+  return new Promise((done) => {
+    execFile('timedatectl', ['show', '-p', 'NTPSynchronized', '--value'], { timeout: 3000 }, (err, stdout) => {
+      const v = String(stdout).trim();
+      done(err ? 'unknown' : v === 'yes' ? 'yes' : v === 'no' ? 'no' : 'unknown');
+    });
+  });
+}
+
+async function clockCheck(probe: () => Promise<'yes' | 'no' | 'unknown'>): Promise<Check> {
+  const state = await probe();
+  const now = new Date().toISOString();
+  if (state === 'yes') return { name: 'clock', status: 'ok', detail: `synchronised by NTP (now ${now})` };
+  if (state === 'no') {
+    return {
+      name: 'clock',
+      status: 'warn',
+      detail: `not synchronised (now ${now}); readings carry this wall clock`,
+      fix: 'sudo timedatectl set-ntp true, and let the gateway reach an NTP server (UDP 123)',
+    };
+  }
+  return { name: 'clock', status: 'warn', detail: `synchronisation unknown (timedatectl unavailable; now ${now})`, fix: 'check the time against a reference and run an NTP client (systemd-timesyncd or chrony)' };
+}
+
+/** The nearest directory that exists at or above `dir`. */
+function existingAncestor(dir: string): string {
+  let d = resolve(dir);
+  while (!existsSync(d) && dirname(d) !== d) d = dirname(d);
+  return d;
+}
+
+function dataDirChecks(config: Config): Check[] {
+  const db = config.storage.path;
+  const dir = dirname(db);
+  const checks: Check[] = [];
+  const base = existsSync(dir) ? dir : existingAncestor(dir);
+  const user = safeUser();
+  try {
+    // A real write, not access(2): it also catches a read-only file system and a full disk.
+    const probe = mkdtempSync(join(base, '.streetbox-doctor-'));
+    rmSync(probe, { recursive: true, force: true });
+    checks.push({ name: 'data directory', status: 'ok', detail: `${dir} is writable${base === dir ? '' : ` (will be created under ${base})`}` });
+  } catch (err) {
+    checks.push({
+      name: 'data directory',
+      status: 'fail',
+      detail: `${dir} is not writable: ${errorMessage(err)}`,
+      fix: `sudo install -d -o ${user} -g ${user} ${dir} (the unit's ReadWritePaths must include it)`,
+    });
+  }
+  try {
+    const fs = statfsSync(base);
+    const free = fs.bavail * fs.bsize;
+    const total = fs.blocks * fs.bsize;
+    const used = fileSize(db) + fileSize(`${db}-wal`);
+    const pct = total > 0 ? Math.round((free / total) * 100) : 0;
+    const detail = `${Math.round(free / MiB)} MiB free (${pct} %) on ${base}; the buffer may grow to ${Math.round(config.storage.maxBytes / MiB)} MiB`;
+    if (free + used < config.storage.maxBytes) {
+      checks.push({ name: 'disk', status: 'fail', detail, fix: 'free disk space or lower storage.maxBytes below the free space' });
+    } else if (free < 2 * config.storage.maxBytes || pct < 10) {
+      checks.push({ name: 'disk', status: 'warn', detail, fix: 'free disk space (journald: `journalctl --vacuum-size=100M`) or lower storage.maxBytes' });
+    } else {
+      checks.push({ name: 'disk', status: 'ok', detail });
+    }
+  } catch (err) {
+    checks.push({ name: 'disk', status: 'warn', detail: `free space unknown: ${errorMessage(err)}`, fix: `df -h ${base}` });
+  }
+  return checks;
+}
+
+function fileSize(path: string): number {
+  try {
+    return statSync(path).size;
+  } catch {
+    return 0;
+  }
+}
+
+function gatewayCheck(config: Config): Check {
+  const pid = lockHolder(`${config.storage.path}.pid`);
+  if (pid !== null) return { name: 'gateway', status: 'ok', detail: `running (pid ${pid})` };
+  return { name: 'gateway', status: 'warn', detail: 'not running', fix: 'sudo systemctl start streetbox (and `journalctl -u streetbox` if it stops)' };
+}
+
+/** The checklist as a technician reads it: one line per check, the fix indented below. */
+export function formatReport(report: DoctorReport): string {
+  const lines: string[] = [];
+  for (const c of report.checks) {
+    const [first, ...rest] = c.detail.split('\n');
+    lines.push(`${MARK[c.status]} ${c.name}: ${first}`);
+    for (const r of rest) lines.push(`    ${r}`);
+    if (c.fix && c.status !== 'ok') lines.push(`    fix: ${c.fix}`);
+  }
+  const failed = report.checks.filter((c) => c.status === 'fail').length;
+  const warned = report.checks.filter((c) => c.status === 'warn').length;
+  lines.push(failed === 0 ? `all checks passed${warned > 0 ? ` (${warned} warning(s))` : ''}` : `${failed} check(s) failed${warned > 0 ? `, ${warned} warning(s)` : ''}`);
+  return `${lines.join('\n')}\n`;
+}

@@ -1,0 +1,167 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { createServer, type AddressInfo, type Server } from 'node:net';
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { ROOT, collect, runCli, tempGateway } from '../support/cli.js';
+import { openPtyPair, type PtyPair } from '../helpers/pty.js';
+import { freePort } from '../helpers/ports.js';
+
+const cleanups: (() => Promise<void> | void)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+async function listening(): Promise<number> {
+  const server: Server = createServer((s) => s.destroy());
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  cleanups.push(() => new Promise<void>((r) => server.close(() => r())));
+  return (server.address() as AddressInfo).port;
+}
+
+function gateway(yaml: string): { dir: string; config: string } {
+  const g = tempGateway(yaml);
+  cleanups.push(g.cleanup);
+  return g;
+}
+
+/** The checklist line of a check, e.g. `✔ bus net: …`. */
+function line(out: string, name: string): string {
+  const l = out.split('\n').find((x) => x.slice(2).startsWith(`${name}:`));
+  if (l === undefined) throw new Error(`no line for "${name}" in:\n${out}`);
+  return l;
+}
+
+/** The `fix:` line right under a check's line. */
+function fixOf(out: string, name: string): string {
+  const lines = out.split('\n');
+  const i = lines.indexOf(line(out, name));
+  const fix = lines.slice(i + 1).find((l) => l.startsWith('    fix: '));
+  return fix ?? '';
+}
+
+describe('streetbox doctor', () => {
+  it('passes a healthy setup: a real PTY serial line, a listening Modbus TCP peer and upstream, a writable data dir', async () => {
+    const pty: PtyPair = await openPtyPair();
+    cleanups.push(() => pty.close());
+    const modbusPort = await listening();
+    const upstreamPort = await listening();
+    const g = gateway(`
+gateway: { id: healthy }
+storage: { path: data/gw.db, maxBytes: 1MB }
+buses:
+  - { id: line-1, type: serial, path: ${pty.masterPath} }
+  - { id: net, type: tcp, host: 127.0.0.1, port: ${modbusPort} }
+sync: { url: "mqtt://127.0.0.1:${upstreamPort}" }
+broker: { enabled: false }
+api: { enabled: false }
+`);
+    const r = await runCli(['doctor', '--config', g.config]);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    expect(line(r.stdout, 'config')).toBe(`✔ config: ${g.config} is valid: gateway "healthy", 2 bus(es), 0 device(s)`);
+    expect(line(r.stdout, 'bus line-1')).toBe(`✔ bus line-1: ${pty.masterPath} is a serial port, readable and writable`);
+    expect(line(r.stdout, 'bus net')).toBe(`✔ bus net: 127.0.0.1:${modbusPort} accepts TCP connections`);
+    expect(line(r.stdout, 'upstream')).toBe(`✔ upstream: 127.0.0.1:${upstreamPort} accepts TCP connections`);
+    expect(line(r.stdout, 'data directory')).toMatch(/^✔ data directory: .*\/data is writable/);
+    expect(line(r.stdout, 'disk')).toMatch(/^[✔!] disk: \d+ MiB free \(\d+ %\)/);
+    // no timedatectl answer in a container: a warning, never a failure
+    expect(line(r.stdout, 'clock')).toMatch(/^[✔!] clock: /);
+    expect(line(r.stdout, 'gateway')).toBe('! gateway: not running');
+    expect(fixOf(r.stdout, 'gateway')).toContain('systemctl start streetbox');
+    expect(r.stdout.trim().split('\n').at(-1)).toMatch(/^all checks passed/);
+  });
+
+  it('says a gateway is running when one holds the pid lock, and reports as JSON', async () => {
+    const port = await listening();
+    const g = gateway(`
+gateway: { id: running }
+storage: { path: data/gw.db, maxBytes: 1MB }
+buses:
+  - { id: net, type: tcp, host: 127.0.0.1, port: ${port} }
+broker: { enabled: false }
+api: { enabled: false }
+`);
+    mkdirSync(join(g.dir, 'data'));
+    // this test process stands for the gateway: a live pid in the lock file
+    writeFileSync(join(g.dir, 'data/gw.db.pid'), `${process.pid}\n`);
+    const r = await runCli(['doctor', '--config', g.config, '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const report = JSON.parse(r.stdout) as { exitCode: number; checks: { name: string; status: string; detail: string }[] };
+    expect(report.exitCode).toBe(0);
+    const byName = new Map(report.checks.map((c) => [c.name, c]));
+    expect(byName.get('gateway')).toMatchObject({ status: 'ok', detail: `running (pid ${process.pid})` });
+    expect(byName.get('bus net')!.status).toBe('ok');
+    expect(byName.get('upstream')).toMatchObject({ status: 'skip' });
+  });
+
+  it('fails a broken setup with the fix for each failure, and exits 1', async () => {
+    const closed = await freePort();
+    const g = gateway(`
+gateway: { id: broken }
+storage: { path: not-a-dir/data/gw.db, maxBytes: 1MB }
+buses:
+  - { id: missing, type: serial, path: /dev/streetbox-no-such-port }
+  - { id: plain-file, type: serial, path: PLAIN }
+  - { id: dead, type: tcp, host: 127.0.0.1, port: ${closed} }
+sync: { url: "mqtt://127.0.0.1:${closed}" }
+broker: { enabled: false }
+api: { enabled: false }
+`);
+    // the data directory lies under a regular file: unwritable even for root
+    writeFileSync(join(g.dir, 'not-a-dir'), 'x');
+    writeFileSync(join(g.dir, 'plain.txt'), 'x');
+    writeFileSync(g.config, readFileSync(g.config, 'utf8').replace('PLAIN', join(g.dir, 'plain.txt')));
+    const r = await runCli(['doctor', '--config', g.config, '--timeout', '500']);
+    expect(r.code, r.stdout + r.stderr).toBe(1);
+    expect(line(r.stdout, 'config')).toMatch(/^✔ config: /);
+    expect(line(r.stdout, 'bus missing')).toBe('✘ bus missing: /dev/streetbox-no-such-port does not exist');
+    expect(fixOf(r.stdout, 'bus missing')).toContain('/dev/serial/by-id/');
+    expect(line(r.stdout, 'bus plain-file')).toBe(`✘ bus plain-file: ${join(g.dir, 'plain.txt')} is not a character device (a serial port)`);
+    expect(line(r.stdout, 'bus dead')).toMatch(new RegExp(`^✘ bus dead: 127\\.0\\.0\\.1:${closed} is not reachable: .*ECONNREFUSED`));
+    expect(fixOf(r.stdout, 'bus dead')).toContain(`nc -vz 127.0.0.1 ${closed}`);
+    expect(line(r.stdout, 'upstream')).toMatch(new RegExp(`^✘ upstream: 127\\.0\\.0\\.1:${closed} is not reachable`));
+    expect(fixOf(r.stdout, 'upstream')).toContain('firewall');
+    expect(line(r.stdout, 'data directory')).toMatch(/^✘ data directory: .*not-a-dir\/data is not writable: .*ENOTDIR/);
+    expect(fixOf(r.stdout, 'data directory')).toContain('sudo install -d');
+    expect(r.stdout.trim().split('\n').at(-1)).toMatch(/^5 check\(s\) failed/);
+    expect(r.stderr).toContain('streetbox: 5 check(s) failed');
+  });
+
+  // as root every file is accessible: the permission check is seen from an unprivileged user
+  it.skipIf(process.getuid?.() !== 0)('tells a user who may not open the serial port to join dialout', async () => {
+    const pty: PtyPair = await openPtyPair(); // /dev/pts/N, mode 0600, owned by root
+    cleanups.push(() => pty.close());
+    const g = gateway(`
+gateway: { id: perms }
+storage: { path: data/gw.db, maxBytes: 1MB }
+buses:
+  - { id: line-1, type: serial, path: ${pty.masterPath} }
+broker: { enabled: false }
+api: { enabled: false }
+`);
+    chmodSync(g.dir, 0o777);
+    chmodSync(g.config, 0o644);
+    const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'edge/cli.ts'), 'doctor', '--config', g.config], { cwd: ROOT, uid: 65534, gid: 65534, stdio: ['ignore', 'pipe', 'pipe'] });
+    const r = await collect(child, 30_000);
+    expect(r.code, r.stdout + r.stderr).toBe(1);
+    expect(line(r.stdout, 'bus line-1')).toMatch(new RegExp(`^✘ bus line-1: ${pty.masterPath} is not readable and writable by \\S+ \\(mode 0600, owner uid 0`));
+    expect(fixOf(r.stdout, 'bus line-1')).toMatch(/^    fix: sudo usermod -aG dialout \S+ /);
+    expect(line(r.stdout, 'data directory')).toMatch(/^✔ /);
+  });
+
+  it('reports a bad configuration with file:line:col and exits 2', async () => {
+    const g = gateway(`
+gateway: { id: bad }
+buses:
+  - { id: net, type: tcp, host: 127.0.0.1, port: 99999 }
+`);
+    const r = await runCli(['doctor', '--config', g.config]);
+    expect(r.code).toBe(2);
+    expect(line(r.stdout, 'config')).toBe(`✘ config: ${g.config} is invalid:`);
+    expect(r.stdout).toMatch(new RegExp(`^    ${g.config.replace(/[.\\/]/g, '\\$&')}:4:\\d+ buses\\[0\\]\\.port: `, 'm'));
+    expect(fixOf(r.stdout, 'config')).toContain('streetbox validate');
+    // nothing else is checked against a configuration that does not load
+    expect(r.stdout).not.toContain('bus net');
+    expect(r.stderr).toContain('invalid configuration');
+  });
+});
