@@ -28,6 +28,9 @@ export interface BuiltComponents {
   sync: SyncComponent;
 }
 
+/** a LoRaWAN node silent for longer than this shows offline */
+const LORA_SILENCE_MS = 2 * 3_600_000;
+
 export interface BuildOptions {
   /** the gateway's status, for GET /api/v1/status */
   status: () => unknown;
@@ -70,7 +73,18 @@ export async function buildComponents(ctx: GatewayContext, opts: BuildOptions): 
     api = createApi(ctx, {
       commands: control,
       status: () => ({ ...(opts.status() as object), sync: sync.status(), lorawan: drivers.lorawan?.status() }),
-      devices: () => drivers.modbus?.status().flatMap((b) => b.devices.map((d) => ({ ...d, bus: b.id }))) ?? [],
+      devices: () => [
+        ...(drivers.modbus?.status().flatMap((b) => b.devices.map((d) => ({ ...d, bus: b.id }))) ?? []),
+        // LoRaWAN nodes report when they choose (class A): online once heard, offline after 2 h of silence
+        ...(drivers.lorawan?.status().devices.map((d) => ({
+          id: d.id,
+          online: d.lastUplink === null ? null : ctx.clock.now() - d.lastUplink < LORA_SILENCE_MS,
+          lastSeen: d.lastUplink,
+          rssi: d.rssi,
+          snr: d.snr,
+          fCntUp: d.fCntUp,
+        })) ?? []),
+      ],
       metrics: () => [
         ...(broker?.metrics() ?? []),
         ...syncMetrics(sync),

@@ -1,0 +1,77 @@
+/**
+ * The shipped demo (devices.yaml as it is, ports moved to free ones and the buffer to a temp
+ * dir): a technician opens the status page in Chromium, sees the demo's Modbus and LoRaWAN
+ * devices with live values, dims a group and sees the command verified. Screenshot kept in
+ * tests/artifacts/.
+ */
+import { existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { chromium, type BrowserContext } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { silentLogger } from '../../edge/log.js';
+import { startGateway, type Gateway } from '../../edge/main.js';
+import { tempDir } from '../helpers/tmp.js';
+import { ROOT } from '../support/cli.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const ARTIFACTS = join(import.meta.dirname, '..', 'artifacts');
+const TOKEN = 'demo-technician-token-0001'; // the demo's own technician token
+
+describe.skipIf(!existsSync(CHROMIUM))('the status page of the demo', () => {
+  const data = tempDir('streetbox-demo-');
+  const profile = tempDir('streetbox-chromium-');
+  let gw: Gateway;
+  let browser: BrowserContext;
+
+  beforeAll(async () => {
+    gw = await startGateway({
+      configPath: join(ROOT, 'devices.yaml'),
+      log: silentLogger(),
+      override: (c) => {
+        c.storage.path = join(data.path, 'streetbox.db');
+        c.api.port = 0;
+        c.broker.port = 0;
+        if (c.lorawan) c.lorawan.port = 0;
+        for (const b of c.buses) if (b.type === 'tcp') b.port = 0;
+      },
+    });
+    browser = await chromium.launchPersistentContext(profile.path, {
+      executablePath: CHROMIUM,
+      headless: true,
+      viewport: { width: 1280, height: 1000 },
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    });
+    mkdirSync(ARTIFACTS, { recursive: true });
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await gw?.stop();
+    profile.remove();
+    data.remove();
+  });
+
+  it('shows the demo devices live and dims a group to verified', async () => {
+    const page = await browser.newPage();
+    await page.goto(`http://127.0.0.1:${gw.built.api!.port()}/`);
+    await page.locator('#token').fill(TOKEN);
+    await page.locator('#login button').click();
+    for (const id of ['lamp-ctrl-01', 'lamp-ctrl-04', 'tc-01']) {
+      await page.locator(`[data-device="${id}"]`).waitFor({ timeout: 15_000 });
+      await expect.poll(() => page.locator(`[data-device="${id}"] .avail`).textContent(), { timeout: 10_000 }).toBe('online');
+    }
+    await expect.poll(() => page.locator('#gw').textContent()).toMatch(/demo-cabinet-01/);
+    // the ABP LoRaWAN node is online once its first uplink has been heard
+    await expect.poll(() => page.locator('[data-device="park-light-01"] .avail').textContent(), { timeout: 20_000 }).toBe('online');
+
+    const row = page.locator('[data-group-row="stationsplein"]');
+    await row.locator('input[type=range]').fill('35');
+    await row.locator('button').click();
+    await page.locator('#pending li[data-status="verified"]').waitFor({ timeout: 15_000 });
+    expect(await page.locator('#pending li').first().textContent()).toMatch(/dim 35 % → group stationsplein.*verified/);
+    // the controllers really have it
+    await expect.poll(() => gw.context.store.latest('lamp-ctrl-01').get('ch1_dim_setpoint')?.value, { timeout: 5000 }).toBe(35);
+    await page.screenshot({ path: join(ARTIFACTS, 'status-page-demo.png'), fullPage: true });
+    await page.close();
+  });
+});
