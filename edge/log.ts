@@ -6,7 +6,11 @@ export type { Logger };
  * Paths redacted by the logger itself, wherever an object with these keys is logged.
  * Secrets (passwords, tokens, LoRaWAN keys) never reach a log line.
  */
+const SECRET_KEYS = ['password', 'passwordHash', 'token', 'secret', 'credentialSecret', 'appKey', 'nwkKey', 'nwkSKey', 'appSKey', 'key', 'authorization'];
+
 export const REDACT_PATHS = [
+  // two levels down too (a config section's list entry, a detail object inside a log record)
+  ...SECRET_KEYS.map((k) => `*.*.${k}`),
   'password',
   'passwordHash',
   'token',

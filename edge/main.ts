@@ -91,18 +91,26 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     store: store.stats(),
     ingestPending: writer.pending,
   });
-  const built = await buildComponents(context, { status });
-  const components: Component[] = [
-    {
-      name: 'ingest',
-      start: async () => writer.start(),
-      stop: async () => writer.stop(),
-    },
-    ...built.components,
-  ];
-  for (const c of components) supervisor.add(c);
-
-  store.appendEvent({ kind: 'gateway.started', severity: 'info', detail: { pid: process.pid, config: loaded.file } });
+  let built: BuiltComponents;
+  let components: Component[];
+  try {
+    built = await buildComponents(context, { status });
+    components = [
+      {
+        name: 'ingest',
+        start: async () => writer.start(),
+        stop: async () => writer.stop(),
+      },
+      ...built.components,
+    ];
+    for (const c of components) supervisor.add(c);
+    store.appendEvent({ kind: 'gateway.started', severity: 'info', detail: { pid: process.pid, config: loaded.file } });
+  } catch (err) {
+    // nothing was started: leave the data file as we found it
+    store.close();
+    lock.release();
+    throw err;
+  }
   await supervisor.startAll();
   log.info({ components: components.map((c) => c.name), config: loaded.file }, 'gateway running');
 

@@ -299,7 +299,11 @@ export const nodeRedSchema = z.strictObject({
 export const syncSchema = z.strictObject({
   enabled: z.boolean().default(true),
   /** mqtt://host:1883 or mqtts://host:8883 */
-  url: z.string().regex(/^mqtts?:\/\/.+/, { message: 'expected an mqtt:// or mqtts:// URL' }),
+  url: z
+    .string()
+    .regex(/^mqtts?:\/\/.+/, { message: 'expected an mqtt:// or mqtts:// URL' })
+    // the URL is logged and shown in errors and status: credentials belong in username/password
+    .refine((u) => !/^mqtts?:\/\/[^/]*@/.test(u), { message: 'put credentials in sync.username and sync.password, not in the URL (the URL is logged)' }),
   clientId: z.string().optional(),
   username: z.string().optional(),
   password: z.string().optional(),

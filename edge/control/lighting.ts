@@ -30,6 +30,9 @@ const MAX_TIMER_MS = 15 * 60_000;
 /** A LoRaWAN uplink after this much silence re-asserts the node's level. */
 const DEFAULT_LORA_SILENCE_MS = 2 * 3_600_000;
 
+
+/** How long a dim/on/off without a duration holds on a device no schedule applies to. */
+export const MAX_UNSCHEDULED_HOLD_MS = 12 * 3_600_000;
 export interface LightingOptions {
   ctx: GatewayContext;
   catalog: Catalog;
@@ -110,7 +113,11 @@ export class Lighting {
     const now = this.clock.now();
     let expiresAt: number | null = null;
     if (cmd.durationS !== undefined) expiresAt = now + Math.round(cmd.durationS * 1000);
-    else if (cmd.action !== 'override') expiresAt = this.nextStep(target, now); // TALQ: until the next program step
+    else if (cmd.action !== 'override') {
+      // TALQ: until the next program step; where no schedule applies, at most 12 h, so a
+      // forgotten "off" never holds a street dark for good (it falls back to defaultLevel)
+      expiresAt = this.nextStep(target, now) ?? now + MAX_UNSCHEDULED_HOLD_MS;
+    }
     // a new command of the same caller on the same target replaces the caller's previous claim there
     // (TALQ: the latest command of a source holds), so an old level never comes back on release
     const previous = this.arbiter.list(target).filter((c) => c.source.principal === who.principal && c.source.role === who.role);
@@ -216,12 +223,12 @@ export class Lighting {
     const { recorder, driver, log } = this.o;
     const source = w.source.kind === 'schedule' ? { role: 'schedule' as const, principal: `schedule:${w.source.schedule}` } : { role: 'system' as const, principal: 'control' };
     const params: Record<string, unknown> = { level: w.level, reason, wanted: describe(w) };
-    let row: CommandRecord;
+    let row: CommandRecord | null = null;
     try {
       row = recorder.create({ id: randomUUID(), source, target: { kind: 'device', id: dev.id }, action: 'assert', params, status: 'sent' });
     } catch (err) {
-      log.error({ err, device: dev.id }, 'control: assert not recorded');
-      return;
+      // the street matters more than the audit row: drive it anyway (the failure is logged)
+      log.error({ err, device: dev.id }, 'control: assert not recorded; driving the light anyway');
     }
     this.asserted.set(dev.id, w.level);
     void driver
@@ -229,7 +236,7 @@ export class Lighting {
       .then((o) => {
         if (o.status !== 'verified' && this.asserted.get(dev.id) === w.level) this.asserted.delete(dev.id);
         const { device: _d, ...rest } = o;
-        recorder.update(row, o.status, { devices: { [dev.id]: rest } }, { devices: [dev.id], ...(o.reason ? { reason: o.reason } : {}) });
+        if (row) recorder.update(row, o.status, { devices: { [dev.id]: rest } }, { devices: [dev.id], ...(o.reason ? { reason: o.reason } : {}) });
       })
       .catch((err: unknown) => log.error({ err, device: dev.id }, 'control: assert failed'));
   }

@@ -179,7 +179,11 @@ export class Traffic {
     }
     const exp = await modbus.write(dev.id, TRAFFIC_EXPIRY_POINT, cmd.expiresInS);
     if (exp.status === 'failed' && !countdownOf(exp, cmd.expiresInS)) {
-      recorder.update(current, 'failed', failure(exp, cmd.program), { devices: [dev.id], reason: exp.reason });
+      // Never leave a program running without its dead-man: withdraw the request, so the
+      // controller's own plan resumes at once (DESIGN.md safety rules).
+      const undo = await modbus.write(dev.id, TRAFFIC_REQUEST_POINT, 0).catch((err: unknown) => ({ status: 'failed' as const, reason: errorMessage(err) }));
+      if (undo.status === 'verified') this.clear(dev.id, 'released', row.id);
+      recorder.update(current, 'failed', { ...failure(exp, cmd.program), withdrawn: undo.status === 'verified' }, { devices: [dev.id], reason: exp.reason });
       return;
     }
     const now = this.o.clock.now();
@@ -187,9 +191,17 @@ export class Traffic {
     const renews = prior !== undefined && prior.program === cmd.program;
     this.clear(dev.id, renews ? 'renewed' : 'superseded', row.id);
     current = recorder.update(current, 'verified', { device: dev.id, program: cmd.program, expiresInS: cmd.expiresInS, expiresAt, renews: renews ? prior.row.id : null }, { devices: [dev.id], program: cmd.program, expiresAt });
-    const timer = this.o.clock.setTimeout(() => this.lapsed(dev.id, current.id), expiresAt - now);
+    const timer = this.o.clock.setTimeout(() => this.lapsedSafely(dev.id, current.id), expiresAt - now);
     timer.unref?.();
     this.active.set(dev.id, { row: current, program: cmd.program, expiresAt, timer });
+  }
+
+  private lapsedSafely(deviceId: string, commandId: string): void {
+    try {
+      this.lapsed(deviceId, commandId);
+    } catch (err) {
+      this.o.log.error({ err, device: deviceId, command: commandId }, 'control: recording a lapsed program request failed');
+    }
   }
 
   /** The dead-man ran out without a renewal: the controller's own plan has resumed. */

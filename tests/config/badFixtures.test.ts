@@ -73,6 +73,7 @@ const TABLE: Record<string, Expected[]> = {
     [9, 14, 'schedules[0].groups[0]', 'unknown group "main-stret"; did you mean "main-street"?'],
     [11, 15, 'schedules[0].steps[0].at', '"sunset-15m" needs the gateway\'s position: set gateway.lat and gateway.lon'],
   ],
+  'bad-sync-url-credentials.yaml': [[4, 8, 'sync.url', 'put credentials in sync.username and sync.password, not in the URL (the URL is logged)']],
   'bad-empty.yaml': [[1, 1, '', 'the file is empty; expected a mapping with at least a "gateway" section']],
   'bad-top-list.yaml': [[1, 1, '', 'expected a mapping of sections (gateway, storage, buses, devices, …), got a list']],
   'bad-bus-type.yaml': [

@@ -68,3 +68,29 @@ describe('streetbox scan / read / write', () => {
     expect(sims.stats('net', 9).requests).toBe(before);
   });
 });
+
+describe('streetbox write on a custom traffic-controller profile', () => {
+  it('refuses any device whose profile has a program request point, whatever its name', async () => {
+    const custom = tempGateway(`
+gateway: { id: cli-modbus-custom }
+buses:
+  - { id: net, type: tcp, host: 127.0.0.1, port: ${sims.bus('net').port!}, timeout: 300ms }
+profiles:
+  - name: acme-junction
+    points:
+      - { name: program_request, table: holding, address: 0, access: rw }
+      - { name: signal_group_1, table: holding, address: 5, access: rw }
+devices:
+  - { id: junction-9, bus: net, unit: 9, profile: acme-junction }
+`);
+    try {
+      const before = sims.stats('net', 9).requests;
+      const r = await runCli(['write', '--config', custom.config, 'junction-9', 'signal_group_1', '1']);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toContain('refused: junction-9 is a traffic controller');
+      expect(sims.stats('net', 9).requests).toBe(before);
+    } finally {
+      custom.cleanup();
+    }
+  });
+});

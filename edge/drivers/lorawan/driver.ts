@@ -83,6 +83,7 @@ export class LorawanNetworkServer implements LorawanDriver {
     const clock = this.ctx.clock;
     this.indexDevices();
     const sessions = new SessionStore(lorawanDatabase(this.ctx.store, this.log), () => clock.now());
+    sessions.flushError = (err) => this.log.error({ err }, 'lorawan: writing frame counters failed; retrying');
     sessions.load();
     this.loadAbpSessions(sessions);
     const backend =

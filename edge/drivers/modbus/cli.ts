@@ -7,6 +7,7 @@ import type { Command } from 'commander';
 import type { CliIo } from '../../cli.js';
 import { loadConfig } from '../../config/index.js';
 import { StreetboxError } from '../../errors.js';
+import { loadProfiles } from '../../profiles/index.js';
 import { parseUnits, parseValue, readDevice, scanBus, writeDevice } from './oneShot.js';
 
 export function registerModbusCommands(program: Command, io: CliIo, defaultConfig: string): void {
@@ -54,9 +55,11 @@ export function registerModbusCommands(program: Command, io: CliIo, defaultConfi
     .action(async (device: string, point: string, value: string, opts: { config: string }) => {
       const { config } = loadConfig(opts.config);
       const dev = config.devices.find((d) => d.id === device);
+      const profile = dev ? loadProfiles(config.profiles).get(dev.profile) : undefined;
       // DESIGN.md safety rules: a traffic controller is never written directly, only asked for a program through the
-      // command path, where the request is checked, recorded with its source and given a dead-man expiry.
-      if (dev?.profile === 'traffic-controller') {
+      // command path, where the request is checked, recorded with its source and given a dead-man expiry. A device
+      // counts as one by its built-in profile or by a program-request point in a custom profile (as edge/control does).
+      if (dev?.profile === 'traffic-controller' || profile?.points.some((p) => p.name === 'program_request')) {
         throw new StreetboxError('E_INTERLOCK', `refused: ${device} is a traffic controller; request a program with a command (POST /api/v1/devices/${device}/commands {"action":"program",…})`);
       }
       const result = await writeDevice(config, device, point, parseValue(value));

@@ -116,7 +116,36 @@ export class SessionStore {
     this.dirty.add(s);
     if (this.flushScheduled) return;
     this.flushScheduled = true;
-    setTimeout(() => this.flush(), COUNTER_FLUSH_MS).unref();
+    setTimeout(() => {
+      try {
+        this.flush();
+      } catch (err) {
+        // a full or failing disk: keep the counters dirty and try again; never crash from a timer
+        this.flushError?.(err);
+        for (const s of this.failed) this.dirty.add(s);
+        this.failed = [];
+        if (!this.flushScheduled) {
+          this.flushScheduled = true;
+          setTimeout(() => this.retryFlush(), COUNTER_FLUSH_MS * 50).unref();
+        }
+      }
+    }, COUNTER_FLUSH_MS).unref();
+  }
+
+  /** Called with the error when writing counters fails (the driver logs it). */
+  flushError: ((err: unknown) => void) | undefined;
+  private failed: Session[] = [];
+
+  private retryFlush(): void {
+    try {
+      this.flush();
+    } catch (err) {
+      this.flushError?.(err);
+      for (const s of this.failed) this.dirty.add(s);
+      this.failed = [];
+      this.flushScheduled = true;
+      setTimeout(() => this.retryFlush(), COUNTER_FLUSH_MS * 50).unref();
+    }
   }
 
   flush(): void {
@@ -125,9 +154,11 @@ export class SessionStore {
     const ts = this.now();
     const list = [...this.dirty];
     this.dirty.clear();
+    this.failed = list;
     this.db.transaction(() => {
       for (const s of list) this.countersStmt.run(s.fCntUp, s.nFCntDown, ts, s.devEui);
     })();
+    this.failed = [];
   }
 
   /** LoRaWAN 1.0.3 §6.2.4: a DevNonce already used by this device is refused. */
