@@ -176,6 +176,8 @@ export const profileSchema = z.strictObject({
   name: identifier,
   description: z.string().optional(),
   transport: z.enum(['modbus', 'lorawan']).default('modbus'),
+  /** what the device is: a traffic controller only ever takes program requests (DESIGN.md safety rules) */
+  kind: z.enum(['lighting', 'traffic', 'other']).optional(),
   points: z.array(pointSchema).default([]),
   alarms: z.array(alarmSchema).default([]),
 });

@@ -65,7 +65,8 @@ export class Catalog {
       const transport = d.devEui !== undefined ? 'lorawan' : 'modbus';
       const profile = profiles.get(d.profile);
       const channels = transport === 'modbus' ? channelsOf(profile) : [];
-      const isTraffic = d.profile === 'traffic-controller' || (profile?.points.some((p) => p.name === TRAFFIC_REQUEST_POINT) ?? false);
+      const isTraffic =
+        profile?.kind === 'traffic' || d.profile === 'traffic-controller' || (profile?.points.some((p) => p.name === TRAFFIC_REQUEST_POINT) ?? false);
       const kind: CatalogDevice['kind'] = isTraffic ? 'traffic' : transport === 'lorawan' || channels.length > 0 ? 'lighting' : 'other';
       this.devices.set(d.id, { id: d.id, config: d, kind, transport, profile, channels, groups: d.groups, allowCommands: d.allowCommands });
       for (const g of d.groups) {

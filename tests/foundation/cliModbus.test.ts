@@ -80,8 +80,13 @@ profiles:
     points:
       - { name: program_request, table: holding, address: 0, access: rw }
       - { name: signal_group_1, table: holding, address: 5, access: rw }
+  - name: acme-signals
+    kind: traffic
+    points:
+      - { name: plan, table: holding, address: 0, access: rw }
 devices:
   - { id: junction-9, bus: net, unit: 9, profile: acme-junction }
+  - { id: signals-3, bus: net, unit: 3, profile: acme-signals }
 `);
     try {
       const before = sims.stats('net', 9).requests;
@@ -89,6 +94,12 @@ devices:
       expect(r.code).toBe(2);
       expect(r.stderr).toContain('refused: junction-9 is a traffic controller');
       expect(sims.stats('net', 9).requests).toBe(before);
+      // a profile that says kind: traffic, whatever its points are called
+      const before3 = sims.stats('net', 3).requests;
+      const k = await runCli(['write', '--config', custom.config, 'signals-3', 'plan', '2']);
+      expect(k.code).toBe(2);
+      expect(k.stderr).toContain('refused: signals-3 is a traffic controller');
+      expect(sims.stats('net', 3).requests).toBe(before3);
     } finally {
       custom.cleanup();
     }

@@ -59,7 +59,7 @@ export function registerModbusCommands(program: Command, io: CliIo, defaultConfi
       // DESIGN.md safety rules: a traffic controller is never written directly, only asked for a program through the
       // command path, where the request is checked, recorded with its source and given a dead-man expiry. A device
       // counts as one by its built-in profile or by a program-request point in a custom profile (as edge/control does).
-      if (dev?.profile === 'traffic-controller' || profile?.points.some((p) => p.name === 'program_request')) {
+      if (dev?.profile === 'traffic-controller' || profile?.kind === 'traffic' || profile?.points.some((p) => p.name === 'program_request')) {
         throw new StreetboxError('E_INTERLOCK', `refused: ${device} is a traffic controller; request a program with a command (POST /api/v1/devices/${device}/commands {"action":"program",…})`);
       }
       const result = await writeDevice(config, device, point, parseValue(value));
