@@ -11,7 +11,6 @@
  *   (default 5 s) after ready, while the demo polls and the adaptive flow runs.
  * Baselines, same run: a bare `node` process (RSS, time to its first output) for the gateway
  * without Node-RED; the gateway without Node-RED for the one with it.
- * BENCH_FOOTPRINT_NODE_FLAGS passes V8 flags to the gateway (default none).
  * Targets: without Node-RED ≤ 80 MB RSS, with ≤ 160 MB, ready within 3 s (medians of the rounds).
  */
 import { spawn, spawnSync } from 'node:child_process';
@@ -26,8 +25,21 @@ const ROOT = join(benchDir, '..');
 const ROUNDS = Number(process.env.BENCH_FOOTPRINT_ROUNDS ?? 3);
 const SETTLE_MS = Number(process.env.BENCH_FOOTPRINT_SETTLE_MS ?? 5000);
 const RUNNER = process.env.BENCH_FOOTPRINT_RUNNER === 'tsx' ? 'tsx' : 'compiled';
-/** V8 flags for the gateway, e.g. "--max-semi-space-size=2" (what a cabinet's systemd unit could set) */
+/**
+ * The environment `npm start` (and the systemd unit) runs the gateway with: its memory tuning
+ * (NODE_OPTIONS=--max-semi-space-size=1, MALLOC_ARENA_MAX=2), read from package.json's start
+ * script so the figure is that of the shipped command. BENCH_FOOTPRINT_UNTUNED=1 measures
+ * without it; BENCH_FOOTPRINT_NODE_FLAGS adds V8 flags.
+ */
+const START_ENV: Record<string, string> = process.env.BENCH_FOOTPRINT_UNTUNED === '1' ? {} : startScriptEnv();
 const NODE_FLAGS = (process.env.BENCH_FOOTPRINT_NODE_FLAGS ?? '').split(/\s+/).filter(Boolean);
+
+function startScriptEnv(): Record<string, string> {
+  const start = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: { start: string } }).scripts.start;
+  const m = /^((?:\w+=\S+ )*)node bin\/streetbox\.js start$/.exec(start);
+  if (!m) throw new Error(`package.json "start" is not "[VAR=value …] node bin/streetbox.js start": ${start}`);
+  return Object.fromEntries((m[1] ?? '').trim().split(' ').filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
+}
 const READY_TIMEOUT_MS = 30_000;
 const MB = 1024 * 1024;
 const TARGET = { rssWithout: 80, rssWith: 160, readyMs: 3000 };
@@ -63,9 +75,9 @@ function vmRss(pid: number): number {
 }
 
 /** Spawns `args`, waits for a stdout line matching `ready`, samples RSS, then stops it with SIGTERM. */
-async function measure(args: string[], ready: RegExp, settleMs: number): Promise<Sample> {
+async function measure(args: string[], ready: RegExp, settleMs: number, env: Record<string, string> = {}): Promise<Sample> {
   const t0 = performance.now();
-  const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, STREETBOX_LOG_LEVEL: 'info' } });
+  const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env, STREETBOX_LOG_LEVEL: 'info' } });
   let stderr = '';
   child.stderr.on('data', (d: Buffer) => void (stderr = (stderr + d.toString()).slice(-4000)));
   const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
@@ -123,7 +135,7 @@ export async function run(): Promise<BenchResult[]> {
     ] as const) {
       const dir = mkdtempSync(join(tmpdir(), 'streetbox-bench-footprint-'));
       try {
-        const s = await measure(gatewayArgs(demoConfig(dir, nodeRed)), /"msg":"gateway running"/, SETTLE_MS);
+        const s = await measure(gatewayArgs(demoConfig(dir, nodeRed)), /"msg":"gateway running"/, SETTLE_MS, START_ENV);
         into.push(s);
         log(`round ${round + 1}: ${nodeRed ? 'with' : 'without'} Node-RED: ready ${Math.round(s.readyMs)} ms, RSS ${s.rssMb.toFixed(1)} MB`);
       } finally {
@@ -132,7 +144,7 @@ export async function run(): Promise<BenchResult[]> {
     }
   }
   const med = (xs: Sample[], k: keyof Sample): number => median(xs.map((x) => x[k]));
-  const details = (xs: Sample[]) => ({ runner: RUNNER, nodeFlags: NODE_FLAGS, rounds: ROUNDS, settleMs: SETTLE_MS, samples: xs.map((x) => ({ readyMs: Math.round(x.readyMs), rssMb: Number(x.rssMb.toFixed(1)) })) });
+  const details = (xs: Sample[]) => ({ runner: RUNNER, env: START_ENV, nodeFlags: NODE_FLAGS, rounds: ROUNDS, settleMs: SETTLE_MS, samples: xs.map((x) => ({ readyMs: Math.round(x.readyMs), rssMb: Number(x.rssMb.toFixed(1)) })) });
   const rssWithout = med(without, 'rssMb');
   const rssWith = med(withNr, 'rssMb');
   const readyWithout = med(without, 'readyMs');

@@ -95,7 +95,7 @@ export class ApiMetrics {
     for (const st of STATUSES) {
       out.push(counter('streetbox_commands_total', 'command rows reaching each status since the gateway started', this.commands.get(st) ?? 0, { status: st }));
     }
-    for (const [device, n] of [...this.commsLost].sort(([a], [b]) => a.localeCompare(b))) {
+    for (const [device, n] of [...this.commsLost].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
       out.push(counter('streetbox_device_comms_lost_total', 'comms.lost events per device', n, { device }));
     }
     for (const d of devices) {
@@ -106,7 +106,7 @@ export class ApiMetrics {
         out.push(counter('streetbox_device_comms_errors_total', 'failed requests to a device, as its driver counts them', errors, { device: row.id }));
       }
     }
-    for (const [code, n] of [...this.http].sort(([a], [b]) => a.localeCompare(b))) {
+    for (const [code, n] of [...this.http].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
       out.push(counter('streetbox_http_requests_total', 'HTTP API requests by status code', n, { code }));
     }
     const loop = this.loop;

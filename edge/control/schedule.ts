@@ -9,7 +9,7 @@
  * - "HH:MM" is wall-clock time in the gateway's zone. On a spring-forward day a time that does
  *   not exist fires at the first valid instant after it (the switch itself: "02:30" → 03:00 in
  *   Europe/Amsterdam); on a fall-back day a time that occurs twice fires once, at its first
- *   occurrence. Zone offsets come from Intl.DateTimeFormat (the ICU time-zone data of Node).
+ *   occurrence. Zone offsets come from the system's tz database (edge/zoneinfo.ts), Intl where it lacks one.
  * - A sun-anchored step is skipped on a day without that event (polar night, midnight sun).
  * - The level in force at an instant is that of the latest step fired at or before it, looking
  *   back across days (up to LOOKBACK_DAYS): in a polar night the last sunset step stays in force,
@@ -20,6 +20,7 @@ import type { z } from 'zod';
 import type { gatewaySchema, scheduleSchema } from '../config/schema.js';
 import { ControlError } from './errors.js';
 import { sunDay, type CalendarDate, type SunDay } from './sun.js';
+import { loadZoneRules } from '../zoneinfo.js';
 
 export type ScheduleConfig = z.output<typeof scheduleSchema>;
 export type GatewaySite = Pick<z.output<typeof gatewaySchema>, 'lat' | 'lon' | 'timezone'>;
@@ -90,34 +91,31 @@ function parseStep(text: string, level: number, index: number, path: string): Sc
   return { index, text, level, anchor: { kind: m[3] as 'sunset' | 'sunrise', offsetMs: m[4] === '-' ? -amount : amount } };
 }
 
-/** Wall-clock arithmetic in one IANA zone, with offsets read from Intl.DateTimeFormat. */
+/**
+ * Wall-clock arithmetic in one IANA zone. Offsets come from the system's tz database (edge/zoneinfo.ts);
+ * only a zone without a TZif file there falls back to Intl.DateTimeFormat (ICU).
+ */
 export class Zone {
-  private readonly fmt: Intl.DateTimeFormat;
+  private readonly offsetOf: (at: number) => number;
 
-  constructor(readonly name: string) {
-    this.fmt = new Intl.DateTimeFormat('en-US', {
-      timeZone: name,
-      hourCycle: 'h23',
-      year: 'numeric',
-      month: 'numeric',
-      day: 'numeric',
-      hour: 'numeric',
-      minute: 'numeric',
-      second: 'numeric',
-    });
+  /** `zoneDir`: where the TZif files are (default /usr/share/zoneinfo, or $TZDIR) */
+  constructor(
+    readonly name: string,
+    zoneDir?: string,
+  ) {
+    const rules = loadZoneRules(name, zoneDir);
+    this.offsetOf = rules ? (at) => rules.offsetAt(at) : intlOffset(name);
   }
 
   /** Local date and time of an instant. */
   fields(at: number): CalendarDate & { hour: number; minute: number; second: number } {
-    const f: Record<string, number> = {};
-    for (const p of this.fmt.formatToParts(at)) if (p.type !== 'literal') f[p.type] = Number(p.value);
-    return { year: f.year!, month: f.month!, day: f.day!, hour: f.hour!, minute: f.minute!, second: f.second! };
+    const d = new Date(Math.floor(at / 1000) * 1000 + this.offsetOf(at));
+    return { year: d.getUTCFullYear(), month: d.getUTCMonth() + 1, day: d.getUTCDate(), hour: d.getUTCHours(), minute: d.getUTCMinutes(), second: d.getUTCSeconds() };
   }
 
   /** UTC offset in ms at an instant (local minus UTC). */
   offset(at: number): number {
-    const f = this.fields(at);
-    return Date.UTC(f.year, f.month - 1, f.day, f.hour, f.minute, f.second) - Math.floor(at / 1000) * 1000;
+    return this.offsetOf(at);
   }
 
   dateOf(at: number): CalendarDate {
@@ -391,4 +389,23 @@ export function formatPreview(s: Scheduler, groupId: string, from: number, days:
     }
   }
   return lines.join('\n');
+}
+
+/** Offsets from ICU, for a zone the system's tz database lacks. */
+function intlOffset(name: string): (at: number) => number {
+  const fmt = new Intl.DateTimeFormat('en-US', {
+    timeZone: name,
+    hourCycle: 'h23',
+    year: 'numeric',
+    month: 'numeric',
+    day: 'numeric',
+    hour: 'numeric',
+    minute: 'numeric',
+    second: 'numeric',
+  });
+  return (at) => {
+    const f: Record<string, number> = {};
+    for (const p of fmt.formatToParts(at)) if (p.type !== 'literal') f[p.type] = Number(p.value);
+    return Date.UTC(f.year!, f.month! - 1, f.day!, f.hour!, f.minute!, f.second!) - Math.floor(at / 1000) * 1000;
+  };
 }

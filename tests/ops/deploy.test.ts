@@ -48,6 +48,10 @@ describe('deploy/streetbox.service', () => {
     expect(directives('NoNewPrivileges')).toEqual(['true']);
     expect(directives('PrivateTmp')).toEqual(['true']);
     expect(directives('EnvironmentFile')).toEqual(['-/etc/streetbox/env']);
+    // the memory tuning of `npm start` (what bench/footprint.ts measures)
+    const tuning = /^((?:\w+=\S+ )*)node /.exec((JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: { start: string } }).scripts.start)![1]!.trim().split(' ');
+    expect(tuning).toContain('NODE_OPTIONS=--max-semi-space-size=1');
+    for (const setting of tuning) expect(directives('Environment')).toContain(setting);
     // the serial ports must stay visible
     expect(directives('PrivateDevices')).toEqual([]);
   });

@@ -52,7 +52,7 @@ export class LorawanMetrics {
       joins: this.joins,
       downlinks: this.downlinks,
       txAckErrors: this.txAckErrors,
-      rejected: Object.fromEntries([...this.rejectedBy].sort(([a], [b]) => a.localeCompare(b))),
+      rejected: Object.fromEntries([...this.rejectedBy].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))),
     };
   }
 }
