@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the integration tests use (real parts, not mocks):
 # mosquitto (the upstream broker), socat (serial lines as PTY pairs), python3-pymodbus
-# (an independent Modbus peer, run with /usr/bin/python3) and chromium (status page tests).
+# (an independent Modbus peer, run with /usr/bin/python3), chromium (status page tests) and
+# tzdata (the zone files schedules read; tests compare them with ICU).
 # Idempotent: does nothing when everything is there.
 set -euo pipefail
 
@@ -11,6 +12,7 @@ command -v mosquitto_pub >/dev/null 2>&1 || need+=(mosquitto-clients)
 command -v socat >/dev/null 2>&1 || need+=(socat)
 /usr/bin/python3 -c 'import pymodbus' >/dev/null 2>&1 || need+=(python3-pymodbus)
 [ -x /usr/bin/chromium ] || need+=(chromium)
+[ -f /usr/share/zoneinfo/Europe/Amsterdam ] || need+=(tzdata)
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
