@@ -1,7 +1,7 @@
 /**
  * `npm run bench footprint`: the demo gateway's memory and start time, with and without the
- * embedded Node-RED. The gateway runs as a cabinet runs it, compiled (`node bin/streetbox.js
- * start`, built here first with `tsc -p tsconfig.build.json`; BENCH_FOOTPRINT_RUNNER=tsx runs
+ * embedded Node-RED. The gateway runs as a cabinet runs it, built (`node bin/streetbox.js start`
+ * on the bundle, built here first with `npm run build`; BENCH_FOOTPRINT_RUNNER=tsx runs
  * `node --import tsx edge/cli.ts start` instead), on a temp copy of the demo devices.yaml: its
  * own data directory, every port 0 (free), the simulators on; `nodeRed.enabled` toggled.
  *
@@ -19,6 +19,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parse, stringify } from 'yaml';
+import { startScriptEnv } from '../tests/helpers/startScript.js';
 import { benchDir, median, result, table, writeResult, type BenchResult } from './lib.js';
 
 const ROOT = join(benchDir, '..');
@@ -27,19 +28,12 @@ const SETTLE_MS = Number(process.env.BENCH_FOOTPRINT_SETTLE_MS ?? 5000);
 const RUNNER = process.env.BENCH_FOOTPRINT_RUNNER === 'tsx' ? 'tsx' : 'compiled';
 /**
  * The environment `npm start` (and the systemd unit) runs the gateway with: its memory tuning
- * (NODE_OPTIONS=--max-semi-space-size=1, MALLOC_ARENA_MAX=2), read from package.json's start
+ * (NODE_OPTIONS=--max-semi-space-size=1 --v8-pool-size=1, MALLOC_ARENA_MAX=2), read from package.json's start
  * script so the figure is that of the shipped command. BENCH_FOOTPRINT_UNTUNED=1 measures
  * without it; BENCH_FOOTPRINT_NODE_FLAGS adds V8 flags.
  */
 const START_ENV: Record<string, string> = process.env.BENCH_FOOTPRINT_UNTUNED === '1' ? {} : startScriptEnv();
 const NODE_FLAGS = (process.env.BENCH_FOOTPRINT_NODE_FLAGS ?? '').split(/\s+/).filter(Boolean);
-
-function startScriptEnv(): Record<string, string> {
-  const start = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: { start: string } }).scripts.start;
-  const m = /^((?:\w+=\S+ )*)node bin\/streetbox\.js start$/.exec(start);
-  if (!m) throw new Error(`package.json "start" is not "[VAR=value …] node bin/streetbox.js start": ${start}`);
-  return Object.fromEntries((m[1] ?? '').trim().split(' ').filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
-}
 const READY_TIMEOUT_MS = 30_000;
 const MB = 1024 * 1024;
 const TARGET = { rssWithout: 80, rssWith: 160, readyMs: 3000 };
@@ -120,8 +114,8 @@ function gatewayArgs(config: string): string[] {
 
 export async function run(): Promise<BenchResult[]> {
   if (RUNNER === 'compiled') {
-    log('building (tsc -p tsconfig.build.json)…');
-    const b = spawnSync(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', join(ROOT, 'tsconfig.build.json')], { cwd: ROOT, encoding: 'utf8' });
+    log('building (npm run build: type check, then the bundle)…');
+    const b = spawnSync('npm', ['run', 'build'], { cwd: ROOT, encoding: 'utf8' });
     if (b.status !== 0) throw new Error(`build failed: ${b.stdout}${b.stderr}`);
   }
   const bare: Sample[] = [];

@@ -15,7 +15,7 @@ HERE=$(cd "$(dirname "$0")/.." && pwd)
 
 [ "$(id -u)" = 0 ] || { echo "run as root (sudo sh deploy/install.sh)" >&2; exit 1; }
 [ "$HERE" = "$PREFIX" ] || { echo "expected the checkout at $PREFIX (it is at $HERE)" >&2; exit 1; }
-[ -f "$PREFIX/dist/edge/cli.js" ] || { echo "not built: run npm ci (or npm run build) first" >&2; exit 1; }
+[ -f "$PREFIX/dist/streetbox.mjs" ] || { echo "not built: run npm ci (or npm run build) first" >&2; exit 1; }
 command -v node >/dev/null && [ "$(command -v node)" = /usr/bin/node ] || echo "warning: the unit runs /usr/bin/node; adjust ExecStart with 'systemctl edit streetbox' if Node lives elsewhere" >&2
 
 # a system user of its own, in dialout for the RS-485 adapters

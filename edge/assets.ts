@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 
 /**
  * The package root (the directory holding package.json), found from this file whether it runs
- * from the TypeScript sources (edge/) or the build (dist/edge/). Data files that ship with
+ * from the TypeScript sources (edge/) or the bundle (dist/streetbox.mjs). Data files that ship with
  * streetbox (profiles, default flows, the status page) are read relative to it.
  */
 export const packageRoot: string = (() => {
