@@ -289,6 +289,8 @@ export const nodeRedSchema = z.strictObject({
   userDir: z.string().optional(),
   flowFile: z.string().optional(),
   credentialSecret: z.string().optional(),
+  /** the highest role a flow's command node may act as (a node asking for more is refused) */
+  maxRole: role.default('maintenance'),
   users: z
     .array(
       z.strictObject({

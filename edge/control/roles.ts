@@ -55,6 +55,14 @@ export function can(r: Role, permission: Permission): boolean {
   return spec(r)?.permissions.includes(permission) ?? false;
 }
 
+/** Whether role `r` may do no more than `max`: no permission `max` lacks, no higher priority. */
+export function roleAtMost(r: Role, max: Role): boolean {
+  const a = spec(r);
+  const b = spec(max);
+  if (!a || !b) return false;
+  return a.permissions.every((p) => b.permissions.includes(p)) && (a.priority?.ceiling ?? -1) <= (b.priority?.ceiling ?? -1);
+}
+
 /** The role's priority band, or null when it may not command. */
 export function priorityBand(r: Role): PriorityBand | null {
   return spec(r)?.priority ?? null;

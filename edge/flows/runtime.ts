@@ -12,6 +12,7 @@
 import type { EventBusMap } from '../bus.js';
 import type { GatewayContext } from '../component.js';
 import type { CommandService, CommandTargetRef, Principal } from '../control/api.js';
+import { roleAtMost } from '../control/roles.js';
 import { Zone } from '../control/schedule.js';
 import { sunDay } from '../control/sun.js';
 import type { ModbusDriver } from '../drivers/modbus/index.js';
@@ -77,7 +78,12 @@ export function createRuntime(ctx: GatewayContext, deps: RuntimeDeps, log: Logge
     onReadings: (l) => subscribe('readings', l),
     onEvent: (l) => subscribe('event', l),
     onCommand: (l) => subscribe('command', l),
-    submit: (target, body, who) => deps.commands.submit(target, body, who),
+    submit: (target, body, who) => {
+      // An editor user configures a node's role: the configuration, not the flow, sets the limit.
+      const max = ctx.config.nodeRed.maxRole;
+      if (!roleAtMost(who.role, max)) throw new StreetboxError('E_FORBIDDEN', `flows act at most as ${max} (nodeRed.maxRole); this node asks for ${who.role}`);
+      return deps.commands.submit(target, body, who);
+    },
     getCommand: (id) => deps.commands.get(id),
     async read(device, point) {
       if (!deps.modbus) throw new StreetboxError('E_NOT_FOUND', `no Modbus driver: cannot read "${device}" now`);

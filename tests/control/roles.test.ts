@@ -6,6 +6,7 @@ import {
   PERMISSIONS,
   priorityBand,
   ROLE_LIST,
+  roleAtMost,
   validTopicFilter,
   type DeviceKind,
   type Permission,
@@ -98,6 +99,17 @@ const SUBSCRIBE: Row[] = [
   ['streetbox/gw1/de#', NONE],
   ['', NONE],
 ];
+
+describe('roles: roleAtMost (the cap on what flows may act as)', () => {
+  it('orders the roles viewer < maintenance < central < technician, by permissions and priority', () => {
+    const order: Role[] = ['viewer', 'maintenance', 'central', 'technician'];
+    for (const [i, r] of order.entries()) {
+      for (const [j, max] of order.entries()) expect(roleAtMost(r, max), `${r} at most ${max}`).toBe(i <= j);
+    }
+    expect(roleAtMost('admin' as Role, 'technician')).toBe(false);
+    expect(roleAtMost('viewer', 'root' as Role)).toBe(false);
+  });
+});
 
 describe('roles: MQTT ACL matrix (gateway gw1)', () => {
   const expand = (rows: Row[]) => rows.flatMap(([topic, allowed]) => ORDER.map((r, i) => [r, topic, allowed[i]!] as const));

@@ -4,6 +4,8 @@
  * Node-RED; the threshold shortened to about a second through the flow's environment variables.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createRuntime } from '../../edge/flows/runtime.js';
+import { silentLogger } from '../../edge/log.js';
 import type { CommandRecord } from '../../edge/store/types.js';
 import { LAMPS, startFlowsRig, waitFor, type FlowsRig } from './rig.js';
 import { admin, login } from './support.js';
@@ -68,6 +70,29 @@ describe('embedded Node-RED: the default flow', () => {
     await waitFor(() => levels().every((l) => l === 30), 5000, 'the flow dim applies once the override is gone');
     rig.tc().setVehicleRate(2);
     await waitFor(() => levels().every((l) => l === 80), 10_000, 'restored');
+  });
+
+  it('refuses a command node configured above nodeRed.maxRole (maintenance unless configured), recording nothing', () => {
+    const street = { kind: 'group', id: 'street' } as const;
+    const rt = createRuntime(rig.t.ctx, { commands: rig.control }, silentLogger());
+    const before = rig.t.store.listCommands({ limit: 1000 }).length;
+    try {
+      for (const role of ['technician', 'central'] as const) {
+        expect(() => rt.submit(street, { action: 'override', level: 100, durationS: 60 }, { role, principal: 'node-red:escalate' })).toThrow(/flows act at most as maintenance \(nodeRed.maxRole\); this node asks for/);
+      }
+      expect(rig.t.store.listCommands({ limit: 1000 }).length).toBe(before);
+      expect(levels()).not.toContain(100);
+    } finally {
+      rt.close();
+    }
+    // configured higher, the role passes the cap (an unknown group: rejected by the pipeline, recorded)
+    const trusted = createRuntime({ ...rig.t.ctx, config: { ...rig.t.ctx.config, nodeRed: { ...rig.t.ctx.config.nodeRed, maxRole: 'technician' } } }, { commands: rig.control }, silentLogger());
+    try {
+      const row = trusted.submit({ kind: 'group', id: 'no-such-group' }, { action: 'on' }, { role: 'technician', principal: 'node-red:trusted' });
+      expect(row).toMatchObject({ status: 'rejected', source: { role: 'technician' }, result: { code: 'E_NOT_FOUND' } });
+    } finally {
+      trusted.close();
+    }
   });
 
   it('contains a throwing flow: node errors are reported, the gateway keeps answering', async () => {
