@@ -23,7 +23,9 @@ import type { GatewayBackend, UplinkRx } from './semtech/backend.js';
 import type { Stat } from './semtech/packet.js';
 import { UdpGatewayBackend } from './semtech/udp.js';
 import { gatewayReadings, radioReadings, statusReadings } from './readings.js';
+import { AirtimeTable } from './storage/airtime.js';
 import { lorawanDatabase } from './storage/db.js';
+import { DUTY_CYCLE_WINDOW_MS, DutyCycleLedger } from './region/dutyCycle.js';
 import { SessionStore, type Session } from './storage/sessions.js';
 import { decodeDataUplink, mType, MTYPE_JOIN_REQUEST, parsePhy, type DataUplink } from './uplink/data.js';
 import { Deduplicator, type RxMeta } from './uplink/dedup.js';
@@ -82,7 +84,8 @@ export class LorawanNetworkServer implements LorawanDriver {
     const cfg = this.cfg();
     const clock = this.ctx.clock;
     this.indexDevices();
-    const sessions = new SessionStore(lorawanDatabase(this.ctx.store, this.log), () => clock.now());
+    const db = lorawanDatabase(this.ctx.store, this.log);
+    const sessions = new SessionStore(db, () => clock.now());
     sessions.flushError = (err) => this.log.error({ err }, 'lorawan: writing frame counters failed; retrying');
     sessions.load();
     this.loadAbpSessions(sessions);
@@ -111,6 +114,10 @@ export class LorawanNetworkServer implements LorawanDriver {
         return backend.forwarders().find((f) => backend.canSend(f.gatewayEui))?.gatewayEui ?? null;
       },
       classOf: (devEui) => this.devices.get(devEui)?.class ?? 'A',
+      ledger: new DutyCycleLedger(
+        DUTY_CYCLE_WINDOW_MS,
+        new AirtimeTable(db, clock, (err) => this.log.error({ err }, 'lorawan: recording air time failed; the duty cycle is kept in memory')),
+      ),
     });
     this.dedup = new Deduplicator<Accepted>(clock, cfg.dedupWindow, (a, best, copies) => this.radioReadings(a, best, copies));
     backend.setHandlers({

@@ -33,6 +33,8 @@ export interface SenderDeps {
   /** which gateway can reach a device now (the last that heard it, if its keepalives come) */
   gatewayFor(devEui: string): string | null;
   classOf(devEui: string): 'A' | 'C';
+  /** the duty-cycle ledger (default: one in memory) */
+  ledger?: DutyCycleLedger;
 }
 
 interface PendingTx {
@@ -47,12 +49,13 @@ interface PendingTx {
 const PENDING_TX_TTL_MS = 30_000;
 
 export class DownlinkSender {
-  readonly ledger = new DutyCycleLedger();
+  readonly ledger: DutyCycleLedger;
   private readonly d: SenderDeps;
   private readonly pending = new Map<string, PendingTx>();
 
   constructor(deps: SenderDeps) {
     this.d = deps;
+    this.ledger = deps.ledger ?? new DutyCycleLedger();
   }
 
   // ------------------------------------------------------------------ commands

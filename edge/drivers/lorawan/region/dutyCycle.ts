@@ -1,7 +1,8 @@
 /**
  * EU868 duty-cycle accounting per gateway and sub-band (ETSI EN 300 220: the sum of
  * transmission times over a sliding 1 h window stays under dutyCycle · 1 h). A downlink that
- * would break it is delayed or rejected by the caller, never sent.
+ * would break it is delayed or rejected by the caller, never sent. With a journal the
+ * transmissions outlive a restart of the gateway.
  */
 import { subBandOf, type SubBand } from './eu868.js';
 
@@ -10,6 +11,8 @@ export const DUTY_CYCLE_WINDOW_MS = 3_600_000;
 interface Tx {
   at: number;
   airtimeMs: number;
+  /** the journal's id of this transmission */
+  id: number | null;
 }
 
 export type DutyCycleVerdict =
@@ -17,13 +20,38 @@ export type DutyCycleVerdict =
   | { ok: false; reason: 'no_band'; band: null }
   | { ok: false; reason: 'duty_cycle'; band: SubBand; usedMs: number; budgetMs: number; retryAt: number };
 
+/** A transmission of the ledger, `at` on the caller's (monotonic) time line. */
+export interface AirtimeEntry {
+  gateway: string;
+  band: string;
+  at: number;
+  airtimeMs: number;
+}
+
+/**
+ * Where the ledger keeps its transmissions across restarts (storage/airtime.ts): a gateway
+ * restarted within the hour must not get a fresh budget, least of all one in a restart loop.
+ */
+export interface AirtimeJournal {
+  /** the transmissions still inside the window, oldest first */
+  load(windowMs: number): (AirtimeEntry & { id: number })[];
+  /** the id to remove it by, or null when it could not be written */
+  add(entry: AirtimeEntry): number | null;
+  remove(id: number): void;
+}
+
 export class DutyCycleLedger {
   /** gatewayEui → band name → transmissions in the window, oldest first */
   private readonly txs = new Map<string, Map<string, Tx[]>>();
   private readonly windowMs: number;
+  private readonly journal: AirtimeJournal | null;
 
-  constructor(windowMs = DUTY_CYCLE_WINDOW_MS) {
+  constructor(windowMs = DUTY_CYCLE_WINDOW_MS, journal: AirtimeJournal | null = null) {
     this.windowMs = windowMs;
+    this.journal = journal;
+    if (journal) {
+      for (const e of journal.load(windowMs)) this.list(e.gateway, e.band, -Infinity).push({ at: e.at, airtimeMs: e.airtimeMs, id: e.id });
+    }
   }
 
   private list(gateway: string, band: string, now: number): Tx[] {
@@ -68,7 +96,8 @@ export class DutyCycleLedger {
   record(gateway: string, freqMHz: number, airtimeMs: number, at: number): void {
     const band = subBandOf(freqMHz);
     if (!band) return;
-    this.list(gateway, band.name, at).push({ at, airtimeMs });
+    const id = this.journal ? this.journal.add({ gateway, band: band.name, at, airtimeMs }) : null;
+    this.list(gateway, band.name, at).push({ at, airtimeMs, id });
   }
 
   /** Gives back air time of a transmission the forwarder refused (TX_ACK error). */
@@ -77,6 +106,8 @@ export class DutyCycleLedger {
     if (!band) return;
     const list = this.list(gateway, band.name, at);
     const i = list.findIndex((t) => t.at === at && t.airtimeMs === airtimeMs);
-    if (i >= 0) list.splice(i, 1);
+    if (i < 0) return;
+    const [tx] = list.splice(i, 1);
+    if (tx?.id != null) this.journal?.remove(tx.id);
   }
 }

@@ -40,6 +40,16 @@ export const LORAWAN_MIGRATIONS: readonly Migration[] = [
     PRIMARY KEY (dev_eui, dev_nonce)
   ) WITHOUT ROWID;
   `,
+  // 2: the duty-cycle ledger's transmissions of the last hour (wall-clock ms), kept across restarts
+  `
+  CREATE TABLE lorawan_airtime (
+    gateway    TEXT NOT NULL,
+    band       TEXT NOT NULL,
+    at         INTEGER NOT NULL,
+    airtime_ms REAL NOT NULL
+  );
+  CREATE INDEX lorawan_airtime_at ON lorawan_airtime (at);
+  `,
 ];
 
 function hasModuleDb(store: unknown): store is ModuleDatabase {
