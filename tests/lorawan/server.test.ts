@@ -86,6 +86,27 @@ describe('uplinks: accepted', () => {
     await fwd2.close();
   });
 
+  it('heard by two forwarders, a confirmed uplink is acknowledged through the one that heard it best, on its own tmst', async () => {
+    const fwd2 = await new RawForwarder(h.port, GW2).bind();
+    try {
+      fwd2.pull();
+      await waitFor(() => fwd2.received.some((r) => r.d?.kind === 'pull_ack'), 2000, 'PULL_ACK of the second forwarder');
+      const phy = dataUp(ABP, 0, { confirmed: true });
+      // the weak copy arrives first; each concentrator has its own microsecond counter
+      fwd.push(rxpk(phy, { rssi: -110, lsnr: -8, tmst: 1_000_000 }));
+      fwd2.push(rxpk(phy, { rssi: -70, lsnr: 7, tmst: 9_000_000 }));
+      await waitFor(() => fwd2.pullResps().length === 1, 2000, 'PULL_RESP to the better forwarder');
+      await sleep(100);
+      expect(fwd.pullResps()).toHaveLength(0);
+      const { txpk } = fwd2.pullResps()[0]!;
+      expect(txpk).toMatchObject({ tmst: 10_000_000, ipol: true });
+      expect(loraPacket.fromWire(Buffer.from(txpk.data, 'base64')).getFCtrlACK()).toBe(true);
+      expect(h.driver.status().devices.find((d) => d.id === 'lamp-abp')).toMatchObject({ gateway: GW2, rssi: -70 });
+    } finally {
+      await fwd2.close();
+    }
+  });
+
   it('a confirmed uplink is acknowledged in RX1 (tmst + 1 s, modulo 2^32, inverted polarity)', async () => {
     fwd.push(rxpk(dataUp(ABP, 0, { confirmed: true }), { tmst: 4_294_000_000, freq: 868.5 }));
     await waitFor(() => fwd.pullResps().length === 1, 2000, 'PULL_RESP');

@@ -49,6 +49,8 @@ interface Accepted {
   device: DeviceEntry;
   dr: number | null;
   ts: number;
+  /** the class A answer, held until the window closes when several forwarders may have heard the frame */
+  answer?: (best: UplinkContext) => void;
 }
 
 export class LorawanNetworkServer implements LorawanDriver {
@@ -119,7 +121,7 @@ export class LorawanNetworkServer implements LorawanDriver {
         new AirtimeTable(db, clock, (err) => this.log.error({ err }, 'lorawan: recording air time failed; the duty cycle is kept in memory')),
       ),
     });
-    this.dedup = new Deduplicator<Accepted>(clock, cfg.dedupWindow, (a, best, copies) => this.radioReadings(a, best, copies));
+    this.dedup = new Deduplicator<Accepted>(clock, cfg.dedupWindow, (a, best, copies) => this.windowClosed(a, best, copies));
     backend.setHandlers({
       datagram: () => this.m.datagrams++,
       uplink: (rx) => this.onUplink(rx),
@@ -241,8 +243,8 @@ export class LorawanNetworkServer implements LorawanDriver {
     if (phy.length < 12) throw new FrameError('frame_too_short', `PHYPayload of ${phy.length} bytes`);
     if (phy.length > 255) throw new FrameError('frame_too_long', `PHYPayload of ${phy.length} bytes`);
     const packet = parsePhy(phy);
-    const meta: RxMeta = { gatewayEui: rx.gatewayEui, rssi: rxpk.rssi, snr: rxpk.lsnr ?? 0 };
     const up: UplinkContext = { gatewayEui: rx.gatewayEui, tmst: rxpk.tmst, freq: rxpk.freq, datr: rxpk.datr, receivedAt: rx.receivedAt };
+    const meta: RxMeta = { gatewayEui: rx.gatewayEui, rssi: rxpk.rssi, snr: rxpk.lsnr ?? 0, up };
     const dedup = this.dedup!;
 
     if (mType(packet) === MTYPE_JOIN_REQUEST) {
@@ -277,10 +279,23 @@ export class LorawanNetworkServer implements LorawanDriver {
     const dr = parsed ? drIndex(parsed) : null;
     device.lastUplink = now;
     device.gateway = rx.gatewayEui;
-    dedup.open(key, phy, meta, { device, dr, ts: now });
-
     const status = this.applicationPayload(device, dec, now);
-    this.sender!.onUplink(dec.session, up, dec.confirmed, dec.ack, status);
+    const answer = (best: UplinkContext): void => this.sender!.onUplink(dec.session, best, dec.confirmed, dec.ack, status);
+    if (this.severalForwarders()) {
+      dedup.open(key, phy, meta, { device, dr, ts: now, answer });
+    } else {
+      dedup.open(key, phy, meta, { device, dr, ts: now });
+      answer(up);
+    }
+  }
+
+  /**
+   * Whether another forwarder may hear the same frame: then the answer waits for the
+   * de-duplication window (RX1 is 1 s away, the window 200 ms by default) and goes out through
+   * the forwarder that heard the device best, as ChirpStack does. With one forwarder it goes at once.
+   */
+  private severalForwarders(): boolean {
+    return (this.backend?.forwarders().length ?? 0) > 1;
   }
 
   private applicationPayload(device: DeviceEntry, dec: DataUplink, ts: number): StreetlightStatus | null {
@@ -298,8 +313,16 @@ export class LorawanNetworkServer implements LorawanDriver {
     return status;
   }
 
-  /** When the de-duplication window closes: the best RSSI/SNR of all forwarders, and the DR. */
-  private radioReadings(a: Accepted, best: RxMeta, copies: number): void {
+  /** When the de-duplication window closes: the held answer, the best RSSI/SNR of all forwarders, and the DR. */
+  private windowClosed(a: Accepted, best: RxMeta, copies: number): void {
+    a.device.gateway = best.gatewayEui;
+    if (a.answer && this.running) {
+      try {
+        a.answer(best.up);
+      } catch (err) {
+        this.reject(err, best.gatewayEui);
+      }
+    }
     a.device.rssi = best.rssi;
     a.device.snr = best.snr;
     a.device.dr = a.dr;
@@ -327,13 +350,21 @@ export class LorawanNetworkServer implements LorawanDriver {
     this.m.joins++;
     device.gateway = up.gatewayEui;
     device.lastUplink = this.ctx.clock.now();
-    this.dedup!.open(key, phy, meta, { device, dr: null, ts: device.lastUplink });
     const accept = buildJoinAccept(
       { appNonce: result.appNonce, netId: result.netId, devAddr: result.session.devAddr, rx1DrOffset: cfg.rx1DrOffset, rx2Dr: cfg.rx2Dr, rx1Delay: cfg.rx1Delay },
       device.appKey!,
     );
-    const sent = this.sender!.sendJoinAccept(accept, up, device.id);
-    this.event(device.id, 'lorawan.joined', 'info', { devEui: device.devEui, devAddr: result.session.devAddr, devNonce: result.devNonce, joinAcceptSent: sent });
+    const joined = { devEui: device.devEui, devAddr: result.session.devAddr, devNonce: result.devNonce };
+    const answer = (best: UplinkContext): void => {
+      const sent = this.sender!.sendJoinAccept(accept, best, device.id);
+      this.event(device.id, 'lorawan.joined', 'info', { ...joined, joinAcceptSent: sent, gateway: best.gatewayEui });
+    };
+    if (this.severalForwarders()) {
+      this.dedup!.open(key, phy, meta, { device, dr: null, ts: device.lastUplink, answer });
+    } else {
+      this.dedup!.open(key, phy, meta, { device, dr: null, ts: device.lastUplink });
+      answer(up);
+    }
   }
 
   private onStat(gatewayEui: string, stat: Stat): void {

@@ -2,14 +2,18 @@
  * De-duplication of one frame heard by several forwarders (as ChirpStack's
  * deduplication): copies with the same (DevAddr, FCnt) and the same bytes within a short
  * window are merged into the first; the best RSSI/SNR is kept for the readings that are
- * written when the window closes.
+ * written when the window closes, and for the answer, which the forwarder that heard the
+ * device best then transmits.
  */
 import type { Clock, Timer } from '../../../clock.js';
+import type { UplinkContext } from '../downlink/scheduler.js';
 
 export interface RxMeta {
   gatewayEui: string;
   rssi: number;
   snr: number;
+  /** this copy's reception (its forwarder's tmst, frequency, data rate) */
+  up: UplinkContext;
 }
 
 interface Entry<T> {
