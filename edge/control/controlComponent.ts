@@ -67,6 +67,8 @@ class Control implements ControlComponent {
   private readonly recorder: CommandRecorder;
   private readonly pipeline: CommandPipeline;
   private running: Running | null = null;
+  /** set at the first start: the previous run's open commands are closed once per process */
+  private interruptedClosed = false;
 
   constructor(
     private readonly ctx: GatewayContext,
@@ -100,6 +102,11 @@ class Control implements ControlComponent {
       ...(deps.loraSilenceMs !== undefined ? { loraSilenceMs: deps.loraSilenceMs } : {}),
     });
     const traffic = new Traffic({ catalog, modbus: deps.modbus, store: ctx.store, recorder: this.recorder, clock: ctx.clock, log });
+    if (!this.interruptedClosed) {
+      this.interruptedClosed = true;
+      const n = this.closeInterrupted();
+      if (n > 0) log.warn({ commands: n }, 'commands left queued or sent by the previous run ended failed (interrupted)');
+    }
     driver.start();
     try {
       lighting.start();
@@ -112,6 +119,28 @@ class Control implements ControlComponent {
     this.running = { catalog, driver, lighting, traffic };
     this.pipeline.attach({ catalog, lighting, traffic, modbus: deps.modbus });
     log.info({ lights: catalog.lights().length, groups: catalog.groupIds().length }, 'control started');
+  }
+
+  /**
+   * Commands a previous run of the gateway left `queued` or `sent`: their outcome can no longer
+   * be known, so they end `failed` (E_INTERRUPTED) instead of staying open forever for the
+   * central system polling them. The lights' wanted levels come back from the persisted claims,
+   * re-applied as commands of their own. Done once per process: a supervisor restart of this
+   * component leaves the rows of commands still in flight alone.
+   */
+  private closeInterrupted(): number {
+    const seen = new Set<string>();
+    for (const status of ['queued', 'sent'] as const) {
+      for (;;) {
+        const rows = this.ctx.store.listCommands({ status, limit: 1000 }).filter((r) => !seen.has(r.id));
+        if (rows.length === 0) break;
+        for (const row of rows) {
+          seen.add(row.id);
+          this.recorder.update(row, 'failed', { code: 'E_INTERRUPTED', error: `the gateway stopped while the command was ${status}; its outcome is unknown` }, { reason: 'interrupted' });
+        }
+      }
+    }
+    return seen.size;
   }
 
   async stop(): Promise<void> {

@@ -6,7 +6,7 @@ import { createLogger } from '../../edge/log.js';
 import { createWatchdog, watchdogIntervalMs } from '../../edge/ops/watchdog.js';
 import { openStore, type SqliteStore } from '../../edge/store/index.js';
 import { FakeClock } from '../support/fakeClock.js';
-import { collect, spawnCli, tempGateway } from '../support/cli.js';
+import { collect, oneLampGateway, spawnCli } from '../support/cli.js';
 import { tempDir, type TempDir } from '../helpers/tmp.js';
 
 // A stand-in for systemd's notification socket: a unix datagram socket (which Node's dgram
@@ -125,17 +125,7 @@ describe('systemd watchdog', () => {
   });
 
   it('a gateway started under systemd (NOTIFY_SOCKET set) reports READY=1 once running, pings, and STOPPING=1 on SIGTERM', async () => {
-    const g = tempGateway(`
-gateway: { id: watchdog-test }
-storage: { path: data/gw.db }
-buses:
-  - { id: net, type: tcp, host: 127.0.0.1, port: 0, timeout: 500ms }
-devices:
-  - { id: lamp-1, bus: net, unit: 1, profile: streetlight-controller, poll: 200ms }
-broker: { enabled: false }
-api: { enabled: false }
-simulate: true
-`);
+    const g = oneLampGateway('watchdog-test');
     cleanups.push(g.cleanup);
     const socket = join(g.dir, 'notify.sock');
     const py: ChildProcess = spawn('/usr/bin/python3', ['-c', RECEIVER, socket], { stdio: ['ignore', 'pipe', 'inherit'] });

@@ -52,3 +52,18 @@ export function tempGateway(yaml: string): { dir: string; config: string; cleanu
   writeFileSync(config, yaml);
   return { dir, config, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 }
+
+/** The smallest gateway with a device: one simulated streetlight controller over Modbus TCP, no broker, no API. */
+export function oneLampGateway(id: string): ReturnType<typeof tempGateway> {
+  return tempGateway(`
+gateway: { id: ${id} }
+storage: { path: data/gw.db }
+buses:
+  - { id: net, type: tcp, host: 127.0.0.1, port: 0, timeout: 500ms }
+devices:
+  - { id: lamp-1, bus: net, unit: 1, profile: streetlight-controller, poll: 200ms }
+broker: { enabled: false }
+api: { enabled: false }
+simulate: true
+`);
+}
