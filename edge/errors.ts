@@ -27,6 +27,8 @@ export type ErrorCode =
   | 'E_FORBIDDEN'
   | 'E_UNAUTHORIZED'
   | 'E_INTERLOCK'
+  /** a command the gateway was carrying out when it stopped: its outcome is unknown */
+  | 'E_INTERRUPTED'
   | 'E_INVALID_COMMAND'
   | 'E_SYNC'
   | 'E_OPS';

@@ -61,6 +61,9 @@ const hex = (bytes: number, what: string) =>
     .string()
     .regex(new RegExp(`^[0-9A-Fa-f]{${bytes * 2}}$`), { message: `expected ${what}: ${bytes * 2} hex digits` });
 
+/** lorawan.dedupWindow: with several forwarders the class A answer waits for it; RX1 is 1 s after the uplink */
+const MAX_DEDUP_WINDOW_MS = 500;
+
 export const roles = ['technician', 'maintenance', 'central', 'viewer'] as const;
 export const role = z.enum(roles);
 
@@ -211,7 +214,10 @@ export const lorawanSchema = z.strictObject({
   rx1DrOffset: z.number().int().min(0).max(5).default(0),
   /** RX2 data rate (EU868 default DR0 at 869.525 MHz) */
   rx2Dr: z.number().int().min(0).max(6).default(0),
-  /** copies of one frame from several forwarders are merged within this window */
+  /**
+   * copies of one frame from several forwarders are merged within this window; with several
+   * forwarders the class A answer waits for it, so it must leave RX1 (1 s after the uplink) reachable
+   */
   dedupWindow: duration.default(200),
   devices: z.array(lorawanDeviceSchema).default([]),
 });
@@ -379,7 +385,7 @@ type RawConfig = {
   devices: DeviceConfig[];
   groups: { id: string }[];
   profiles: { name: string }[];
-  lorawan?: { devices: { devEui: string; activation: string; devAddr?: string | undefined; nwkSKey?: string | undefined; appSKey?: string | undefined; appKey?: string | undefined; joinEui?: string | undefined }[] } | undefined;
+  lorawan?: { dedupWindow: number; devices: { devEui: string; activation: string; devAddr?: string | undefined; nwkSKey?: string | undefined; appSKey?: string | undefined; appKey?: string | undefined; joinEui?: string | undefined }[] } | undefined;
   schedules: { groups: string[]; steps: { at: string }[] }[];
   gateway?: { lat?: number | undefined; lon?: number | undefined };
   broker: { users: { username: string; password?: string | undefined; passwordHash?: string | undefined }[] };
@@ -459,6 +465,14 @@ export function crossCheck(cfg: RawConfig, ctx: Ctx): void {
       }
     });
   });
+
+  if (cfg.lorawan && cfg.lorawan.dedupWindow > MAX_DEDUP_WINDOW_MS) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['lorawan', 'dedupWindow'],
+      message: `expected at most ${MAX_DEDUP_WINDOW_MS} ms: the answer waits for the window and RX1 opens 1 s after the uplink`,
+    });
+  }
 
   cfg.lorawan?.devices.forEach((d, i) => {
     const need = d.activation === 'abp' ? (['devAddr', 'nwkSKey', 'appSKey'] as const) : (['joinEui', 'appKey'] as const);

@@ -83,6 +83,7 @@ class Control implements ControlComponent {
     if (this.running) return;
     const { ctx, deps, log } = this;
     const catalog = new Catalog(ctx.config, deps.profiles ?? loadProfiles(ctx.config.profiles));
+    const claims = new ClaimStore(ctx.store, log);
     const driver = new LightDriver({
       modbus: deps.modbus,
       lorawan: deps.lorawan,
@@ -97,14 +98,14 @@ class Control implements ControlComponent {
       catalog,
       driver,
       recorder: this.recorder,
-      claims: new ClaimStore(ctx.store, log),
+      claims,
       log,
       ...(deps.loraSilenceMs !== undefined ? { loraSilenceMs: deps.loraSilenceMs } : {}),
     });
     const traffic = new Traffic({ catalog, modbus: deps.modbus, store: ctx.store, recorder: this.recorder, clock: ctx.clock, log });
     if (!this.interruptedClosed) {
       this.interruptedClosed = true;
-      const n = this.closeInterrupted();
+      const n = this.closeInterrupted(claims);
       if (n > 0) log.warn({ commands: n }, 'commands left queued or sent by the previous run ended failed (interrupted)');
     }
     driver.start();
@@ -124,12 +125,19 @@ class Control implements ControlComponent {
   /**
    * Commands a previous run of the gateway left `queued` or `sent`: their outcome can no longer
    * be known, so they end `failed` (E_INTERRUPTED) instead of staying open forever for the
-   * central system polling them. The lights' wanted levels come back from the persisted claims,
-   * re-applied as commands of their own. Done once per process: a supervisor restart of this
-   * component leaves the rows of commands still in flight alone.
+   * central system polling them. A light command whose claim (override, dim) is still persisted
+   * is left open: the claim is restored and re-applied, and ends the row when it expires or is
+   * released. Done once per process: a supervisor restart of this component leaves the rows of
+   * commands still in flight alone.
    */
-  private closeInterrupted(): number {
+  private closeInterrupted(claims: ClaimStore): number {
+    claims.open();
     const seen = new Set<string>();
+    for (const c of claims.load()) {
+      const id = (c as { id?: unknown } | null)?.id;
+      if (typeof id === 'string') seen.add(id);
+    }
+    const held = seen.size;
     for (const status of ['queued', 'sent'] as const) {
       for (;;) {
         const rows = this.ctx.store.listCommands({ status, limit: 1000 }).filter((r) => !seen.has(r.id));
@@ -140,7 +148,7 @@ class Control implements ControlComponent {
         }
       }
     }
-    return seen.size;
+    return seen.size - held;
   }
 
   async stop(): Promise<void> {

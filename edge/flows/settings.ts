@@ -20,6 +20,11 @@
  * - externalModules: no palette installs, no function-node npm modules, no auto-install (no npm
  *   on a cabinet, nothing downloaded at run time); diagnostics and telemetry off.
  * - the streetbox in node drops messages past its rate limit (nodes/lib.js) instead of queueing.
+ *
+ * Trust: an editor user with `permissions: '*'` deploys code that runs inside the gateway
+ * (function nodes can reach anything the process can), so such a login is as trusted as a
+ * technician; `nodeRed.maxRole` bounds what the streetbox command node asks for, and the exec
+ * node is left out, but neither is a sandbox. Give `permissions: 'read'` to everyone else.
  */
 import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
@@ -163,6 +168,8 @@ export function buildSettings(input: SettingsInput): Record<string, unknown> {
     globalFunctionTimeout: 5,
     functionTimeout: 5,
     functionExternalModules: false,
+    // no shell commands from a flow (the exec node): the gateway's user reaches the serial ports
+    nodesExcludes: ['90-exec.js'],
     externalModules: {
       autoInstall: false,
       palette: { allowInstall: false, allowUpdate: false, allowUpload: false },

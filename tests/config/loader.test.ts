@@ -188,6 +188,16 @@ describe('secrets from the environment', () => {
   });
 });
 
+describe('bounds that protect the radio', () => {
+  it('a LoRaWAN dedupWindow past 500 ms is refused at its line: the class A answer waits for it and RX1 opens at 1 s', () => {
+    const text = 'gateway:\n  id: gw\nlorawan:\n  dedupWindow: 900ms\n';
+    expect(issuesOf(() => parse(text)).map((i) => [i.line, i.path, i.message])).toEqual([
+      [4, 'lorawan.dedupWindow', 'expected at most 500 ms: the answer waits for the window and RX1 opens 1 s after the uplink, got "900ms"'],
+    ]);
+    expect(parse('gateway:\n  id: gw\nlorawan:\n  dedupWindow: 300ms\n').config.lorawan?.dedupWindow).toBe(300);
+  });
+});
+
 describe('files that cannot be used', () => {
   it('a missing file is one issue for the whole file, code E_CONFIG', () => {
     const missing = join(tmp, 'nope', 'devices.yaml');

@@ -40,4 +40,22 @@ describe('commands interrupted by a restart', () => {
     expect(failed.map((d) => d.commandId).sort()).toEqual([sent.id, queued.id].sort());
     expect(failed.every((d) => d.reason === 'interrupted')).toBe(true);
   });
+
+  it('a light command whose claim is still held stays open: the claim comes back and is applied again', async () => {
+    dir = oneLampGateway('restart-claim-gw');
+    gw = await startGateway({ configPath: dir.config, log: silentLogger() });
+    const tech = { role: 'technician', principal: 'tech-anna' } as const;
+    const row = gw.built.control.submit({ kind: 'device', id: 'lamp-1' }, { action: 'override', level: 35, durationS: 3600 }, tech);
+    await expect.poll(() => gw!.context.store.getCommand(row.id)?.status, { timeout: 5000 }).toBe('verified');
+    await gw.stop();
+    // the power went while the command was still being carried out
+    const store = openStore({ path: join(dir.dir, 'data/gw.db'), maxBytes: 64 * 1024 * 1024, durability: 'normal', log: silentLogger() });
+    store.updateCommand(row.id, 'sent');
+    store.close();
+
+    gw = await startGateway({ configPath: dir.config, log: silentLogger() });
+    expect(gw.context.store.getCommand(row.id)?.status).toBe('sent');
+    expect(gw.built.control.wanted('lamp-1')).toMatchObject({ level: 35 });
+    await expect.poll(() => gw!.context.store.latest('lamp-1').get('ch1_dim_setpoint')?.value, { timeout: 5000 }).toBe(35);
+  });
 });

@@ -31,8 +31,12 @@ describe('embedded Node-RED: the default flow', () => {
     const types = new Set(flows.map((n) => n.type));
     for (const t of ['streetbox in', 'function', 'streetbox command']) expect(types.has(t)).toBe(true);
     const nodes = await admin(rig.base, token, 'GET', '/nodes');
-    const set = (nodes.json as { module: string; types: string[]; enabled: boolean }[]).find((n) => n.module === 'node-red-contrib-streetbox' && n.types.includes('streetbox in'));
+    const sets = nodes.json as { module: string; types: string[]; enabled: boolean }[];
+    const set = sets.find((n) => n.module === 'node-red-contrib-streetbox' && n.types.includes('streetbox in'));
     expect(set?.enabled).toBe(true);
+    // no shell commands from a flow
+    expect(sets.flatMap((n) => n.types)).not.toContain('exec');
+    expect(sets.flatMap((n) => n.types)).toContain('function');
   });
 
   it('dims the street at maintenance priority when traffic stops, and restores it when traffic returns', async () => {

@@ -23,13 +23,16 @@ afterEach(() => {
 afterAll(() => dir.remove());
 
 /** One gateway process: a store on the shared file, its LoRaWAN tables and a persisted ledger. */
-function boot(clock: FakeClock, errors: unknown[] = []): { ledger: DutyCycleLedger; rows: () => number } {
-  const store = openStore({ path: join(dir.path, 'streetbox.db'), maxBytes: 64 * 1024 * 1024, durability: 'normal', log: silentLogger(), clock });
+function boot(clock: FakeClock, errors: unknown[] = [], file = 'streetbox.db'): { ledger: DutyCycleLedger; journal: AirtimeTable; rows: () => number } {
+  const store = openStore({ path: join(dir.path, file), maxBytes: 64 * 1024 * 1024, durability: 'normal', log: silentLogger(), clock });
   stores.push(store);
   const db = lorawanDatabase(store, silentLogger());
-  const ledger = new DutyCycleLedger(DUTY_CYCLE_WINDOW_MS, new AirtimeTable(db, clock, (err) => errors.push(err)));
-  return { ledger, rows: () => db.prepare('SELECT count(*) FROM lorawan_airtime').pluck().get() as number };
+  const journal = AirtimeTable.open(db, clock, (err) => errors.push(err))!;
+  const ledger = new DutyCycleLedger(DUTY_CYCLE_WINDOW_MS, journal);
+  return { ledger, journal, rows: () => db.prepare('SELECT count(*) FROM lorawan_airtime').pluck().get() as number };
 }
+
+const HOUR = 3_600_000;
 
 describe('duty-cycle ledger across restarts', () => {
   it('a restarted gateway keeps the last hour of air time, refunds included, and forgets what left the window', async () => {
@@ -62,6 +65,31 @@ describe('duty-cycle ledger across restarts', () => {
     const c = boot(third);
     expect(c.rows()).toBe(0);
     expect(c.ledger.check(GW, 868.1, 1000, third.monotonic()).ok).toBe(true);
+  });
+
+  it('air time written under a clock that was ahead counts as sent at the next start, and leaves the window an hour later', () => {
+    const t0 = Date.UTC(2026, 10, 24, 12, 0);
+    const ahead = new FakeClock(t0 + 24 * HOUR);
+    boot(ahead, [], 'ahead.db').ledger.record(GW, 868.1, 36_000, ahead.monotonic());
+    stores.pop()!.close();
+    const fixed = new FakeClock(t0 + 2 * HOUR);
+    expect(boot(fixed, [], 'ahead.db').ledger.check(GW, 868.1, 1000, fixed.monotonic()).ok).toBe(false);
+    stores.pop()!.close();
+    const later = new FakeClock(t0 + 3 * HOUR + 60_000);
+    const g = boot(later, [], 'ahead.db');
+    expect(g.ledger.check(GW, 868.1, 1000, later.monotonic()).ok).toBe(true);
+    expect(g.rows()).toBe(0);
+  });
+
+  it('a clock that booted behind and was set forward (clock.jumped) moves the rows written before the jump with it', () => {
+    const t0 = Date.UTC(2026, 10, 24, 12, 0);
+    const behind = new FakeClock(t0 - 2 * HOUR);
+    const g = boot(behind, [], 'behind.db');
+    g.ledger.record(GW, 868.1, 36_000, behind.monotonic());
+    g.journal.shift(2 * HOUR); // NTP: the clock watch reports a jump of +2 h
+    stores.pop()!.close();
+    const restarted = new FakeClock(t0 + 60_000);
+    expect(boot(restarted, [], 'behind.db').ledger.check(GW, 868.1, 1000, restarted.monotonic()).ok).toBe(false);
   });
 
   it('a failing write is reported and the ledger still keeps the duty cycle in memory', () => {

@@ -107,6 +107,22 @@ describe('uplinks: accepted', () => {
     }
   });
 
+  it('the answer goes through the best forwarder that can transmit: one that never sent PULL_DATA cannot', async () => {
+    const pushOnly = await new RawForwarder(h.port, 'aa555a0000000103').bind();
+    try {
+      const phy = dataUp(ABP, 0, { confirmed: true });
+      fwd.push(rxpk(phy, { rssi: -110, lsnr: -8, tmst: 1_000_000 }));
+      pushOnly.push(rxpk(phy, { rssi: -70, lsnr: 7, tmst: 9_000_000 }));
+      await waitFor(() => fwd.pullResps().length === 1, 2000, 'PULL_RESP through the forwarder that pulls');
+      expect(fwd.pullResps()[0]!.txpk).toMatchObject({ tmst: 2_000_000 });
+      await waitFor(() => h.driver.status().devices.find((d) => d.id === 'lamp-abp')?.rssi === -70, 2000, 'window closed');
+      expect(h.driver.metrics().rejected).not.toHaveProperty('no_forwarder');
+      expect(h.driver.status().devices.find((d) => d.id === 'lamp-abp')?.gateway).toBe(GW);
+    } finally {
+      await pushOnly.close();
+    }
+  });
+
   it('a confirmed uplink is acknowledged in RX1 (tmst + 1 s, modulo 2^32, inverted polarity)', async () => {
     fwd.push(rxpk(dataUp(ABP, 0, { confirmed: true }), { tmst: 4_294_000_000, freq: 868.5 }));
     await waitFor(() => fwd.pullResps().length === 1, 2000, 'PULL_RESP');

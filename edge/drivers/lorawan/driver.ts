@@ -116,12 +116,9 @@ export class LorawanNetworkServer implements LorawanDriver {
         return backend.forwarders().find((f) => backend.canSend(f.gatewayEui))?.gatewayEui ?? null;
       },
       classOf: (devEui) => this.devices.get(devEui)?.class ?? 'A',
-      ledger: new DutyCycleLedger(
-        DUTY_CYCLE_WINDOW_MS,
-        new AirtimeTable(db, clock, (err) => this.log.error({ err }, 'lorawan: recording air time failed; the duty cycle is kept in memory')),
-      ),
+      ledger: new DutyCycleLedger(DUTY_CYCLE_WINDOW_MS, this.airtimeJournal(db)),
     });
-    this.dedup = new Deduplicator<Accepted>(clock, cfg.dedupWindow, (a, best, copies) => this.windowClosed(a, best, copies));
+    this.dedup = new Deduplicator<Accepted>(clock, cfg.dedupWindow, (a, best, copies, heard) => this.windowClosed(a, best, copies, heard));
     backend.setHandlers({
       datagram: () => this.m.datagrams++,
       uplink: (rx) => this.onUplink(rx),
@@ -144,11 +141,14 @@ export class LorawanNetworkServer implements LorawanDriver {
 
   async stop(): Promise<void> {
     if (!this.running) return;
+    // Open windows first, while the forwarders can still be reached: their answers (a Join
+    // Accept for a session already stored) go out now rather than never.
+    this.dedup?.flush();
     this.running = false;
     if (this.sweep) clearInterval(this.sweep);
     this.sweep = null;
+    this.ctx.bus.off(this);
     await this.backend?.stop();
-    this.dedup?.flush();
     this.sender?.stop();
     this.sessions?.flush();
     this.backend = null;
@@ -289,6 +289,20 @@ export class LorawanNetworkServer implements LorawanDriver {
     }
   }
 
+  /** The ledger's journal in the store; without one (a database error) the duty cycle is kept in memory. */
+  private airtimeJournal(db: Parameters<typeof AirtimeTable.open>[0]): AirtimeTable | null {
+    const report = (err: unknown): void => this.log.error({ err }, 'lorawan: the air-time journal failed; the duty cycle is kept in memory');
+    const journal = AirtimeTable.open(db, this.ctx.clock, report);
+    this.ctx.bus.off(this);
+    if (journal) {
+      this.ctx.bus.on(this, 'event', (e) => {
+        const delta = (e.detail as { deltaMs?: unknown }).deltaMs;
+        if (e.kind === 'clock.jumped' && typeof delta === 'number') journal.shift(delta);
+      });
+    }
+    return journal;
+  }
+
   /**
    * Whether another forwarder may hear the same frame: then the answer waits for the
    * de-duplication window (RX1 is 1 s away, the window 200 ms by default) and goes out through
@@ -314,13 +328,16 @@ export class LorawanNetworkServer implements LorawanDriver {
   }
 
   /** When the de-duplication window closes: the held answer, the best RSSI/SNR of all forwarders, and the DR. */
-  private windowClosed(a: Accepted, best: RxMeta, copies: number): void {
-    a.device.gateway = best.gatewayEui;
+  private windowClosed(a: Accepted, best: RxMeta, copies: number, heard: readonly RxMeta[]): void {
+    // The answer goes through the best forwarder that can transmit (it sent PULL_DATA lately).
+    const backend = this.backend;
+    const via = backend ? (heard.find((m) => backend.canSend(m.gatewayEui)) ?? best) : best;
+    a.device.gateway = via.gatewayEui;
     if (a.answer && this.running) {
       try {
-        a.answer(best.up);
+        a.answer(via.up);
       } catch (err) {
-        this.reject(err, best.gatewayEui);
+        this.reject(err, via.gatewayEui);
       }
     }
     a.device.rssi = best.rssi;

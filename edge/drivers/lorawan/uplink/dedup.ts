@@ -19,6 +19,8 @@ export interface RxMeta {
 interface Entry<T> {
   phy: Buffer;
   best: RxMeta;
+  /** every copy, best first once the window closes */
+  heard: RxMeta[];
   copies: number;
   payload: T;
   timer: Timer;
@@ -28,9 +30,9 @@ export class Deduplicator<T> {
   private readonly entries = new Map<string, Entry<T>>();
   private readonly clock: Clock;
   private readonly windowMs: number;
-  private readonly onClose: (payload: T, best: RxMeta, copies: number) => void;
+  private readonly onClose: (payload: T, best: RxMeta, copies: number, heard: readonly RxMeta[]) => void;
 
-  constructor(clock: Clock, windowMs: number, onClose: (payload: T, best: RxMeta, copies: number) => void) {
+  constructor(clock: Clock, windowMs: number, onClose: (payload: T, best: RxMeta, copies: number, heard: readonly RxMeta[]) => void) {
     this.clock = clock;
     this.windowMs = windowMs;
     this.onClose = onClose;
@@ -45,6 +47,7 @@ export class Deduplicator<T> {
     const e = this.entries.get(key);
     if (!e || !e.phy.equals(phy)) return false;
     e.copies++;
+    e.heard.push(meta);
     if (better(meta, e.best)) e.best = meta;
     return true;
   }
@@ -53,14 +56,14 @@ export class Deduplicator<T> {
   open(key: string, phy: Buffer, meta: RxMeta, payload: T): void {
     const timer = this.clock.setTimeout(() => this.close(key), this.windowMs);
     timer.unref?.();
-    this.entries.set(key, { phy, best: meta, copies: 1, payload, timer });
+    this.entries.set(key, { phy, best: meta, heard: [meta], copies: 1, payload, timer });
   }
 
   private close(key: string): void {
     const e = this.entries.get(key);
     if (!e) return;
     this.entries.delete(key);
-    this.onClose(e.payload, e.best, e.copies);
+    this.onClose(e.payload, e.best, e.copies, e.heard.sort((a, b) => (better(a, b) ? -1 : better(b, a) ? 1 : 0)));
   }
 
   /** Closes every open window now (on stop). */
