@@ -18,6 +18,11 @@ export interface ZoneRules {
 
 /** "Europe/Amsterdam", "UTC", "Etc/GMT+5": path segments of letters, digits, _ + - only. */
 const ZONE_NAME = /^[A-Za-z0-9_+-]+(?:\/[A-Za-z0-9_+-]+)*$/;
+/**
+ * Files of the directory that are not IANA zones: the leap-second (right/) and POSIX (posix/)
+ * variants, the host's own localtime, posixrules and Factory. ICU refuses them too.
+ */
+const NOT_A_ZONE = /^(?:right\/|posix\/|localtime$|posixrules$|Factory$)/;
 
 const cache = new Map<string, ZoneRules | null>();
 
@@ -27,7 +32,7 @@ export function loadZoneRules(name: string, dir: string = ZONEINFO_DIR): ZoneRul
   const cached = cache.get(key);
   if (cached !== undefined) return cached;
   let rules: ZoneRules | null = null;
-  if (ZONE_NAME.test(name) && !name.split('/').includes('..')) {
+  if (ZONE_NAME.test(name) && !NOT_A_ZONE.test(name)) {
     try {
       rules = parseTzif(readFileSync(join(dir, name)));
     } catch {
@@ -92,6 +97,8 @@ function readBlock(buf: Buffer, at: number, timeSize: 4 | 8): { version: number;
   if (version < 0 || version > 9) throw new Error('TZif: bad version');
   const [isutcnt, isstdcnt, leapcnt, timecnt, typecnt, charcnt] = [0, 1, 2, 3, 4, 5].map((i) => buf.readUInt32BE(at + 20 + 4 * i)) as [number, number, number, number, number, number];
   if (typecnt === 0) throw new Error('TZif: no local time types');
+  // leap-second files ("right/") count seconds differently from the rest of the gateway
+  if (leapcnt > 0) throw new Error('TZif: leap-second data is not supported');
   let p = at + 44;
   const size = timecnt * timeSize + timecnt + typecnt * 6 + charcnt + leapcnt * (timeSize + 4) + isstdcnt + isutcnt;
   if (buf.length < p + size) throw new Error('TZif: truncated');
@@ -129,15 +136,23 @@ export class PosixRule {
     private readonly end: RuleDate | null,
   ) {}
 
-  /** Offset in seconds at an instant in seconds. */
+  /** Offset in seconds at an instant in seconds: that of the latest change at or before it. */
   offsetAt(t: number): number {
     if (this.dst === null || !this.start || !this.end) return this.std;
-    const year = new Date((t + this.std) * 1000).getUTCFullYear();
-    // The start is given in standard time, the end in daylight time.
-    const start = ruleInstant(year, this.start) - this.std;
-    const end = ruleInstant(year, this.end) - this.dst;
-    const inDst = start < end ? t >= start && t < end : !(t >= end && t < start);
-    return inDst ? this.dst : this.std;
+    // A rule's time may lie up to 167 h from its date (RFC 8536 §3.3.1), so a change of one
+    // year's rule can fall in the next or the previous year: look at three years of changes.
+    const year = new Date(t * 1000).getUTCFullYear();
+    let latest = -Infinity;
+    let offset = this.std;
+    for (let y = year - 1; y <= year + 1; y++) {
+      // the start is given in standard time, the end in daylight time
+      const start = ruleInstant(y, this.start) - this.std;
+      const end = ruleInstant(y, this.end) - this.dst;
+      if (end <= t && end > latest) [latest, offset] = [end, this.std];
+      // a start at the very instant of an end wins: "EST5EDT,0/0,J365/25" is daylight time all year
+      if (start <= t && start >= latest) [latest, offset] = [start, this.dst];
+    }
+    return offset;
   }
 }
 

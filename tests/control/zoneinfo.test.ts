@@ -114,6 +114,13 @@ describe('zone offsets from the tz database', () => {
     expect(ext.offsetAt(Date.UTC(2041, 2, 31, 0, 59) / 1000)).toBe(-7200);
     expect(ext.offsetAt(Date.UTC(2041, 2, 31, 1, 0) / 1000)).toBe(-3600);
     expect(ext.offsetAt(Date.UTC(2041, 2, 31, 1, 0) / 1000)).toBe(icuOffset('America/Nuuk', Date.UTC(2041, 2, 31, 1, 0)) / 1000);
+    // a change one year's rule puts in the neighbouring year: DST from 02:00 UTC on Jan 1 (−1:00 on Jan 1, local standard time)
+    const early = parsePosixTz('AAA3BBB,J1/-1,J300');
+    expect(early.offsetAt(Date.UTC(2023, 0, 1, 1, 59) / 1000)).toBe(-10_800);
+    expect(early.offsetAt(Date.UTC(2023, 0, 1, 2, 0) / 1000)).toBe(-7200);
+    // RFC 8536 §3.3.1: daylight time all year
+    const permanent = parsePosixTz('EST5EDT,0/0,J365/25');
+    for (const at of [Date.UTC(2030, 0, 1, 5, 0), Date.UTC(2030, 6, 1), Date.UTC(2030, 11, 31, 23)]) expect(permanent.offsetAt(at / 1000)).toBe(-14_400);
     for (const bad of ['', 'C', 'CET-1CEST,M13.1.0,M10.5.0', 'CET-1CEST,M3.5.0', 'CET-1CEST,M3.5.0,M10.5.0 trailing', 'CET-1CEST,J0,J5']) {
       expect(() => parsePosixTz(bad), bad).toThrow(/POSIX TZ rule/);
     }
@@ -124,6 +131,8 @@ describe('zone offsets from the tz database', () => {
     expect(loadZoneRules('/etc/passwd')).toBeNull();
     expect(loadZoneRules('Europe/..')).toBeNull();
     expect(loadZoneRules('Not/A_Zone')).toBeNull();
+    // files of the directory that are not zones: leap-second and POSIX variants, the host's localtime
+    for (const name of ['right/Europe/Amsterdam', 'posix/Europe/Amsterdam', 'localtime', 'posixrules', 'Factory']) expect(loadZoneRules(name), name).toBeNull();
     const dir = mkdtempSync(join(tmpdir(), 'zoneinfo-'));
     writeFileSync(join(dir, 'Broken'), 'not a tzif file at all, not even close to 44 bytes long......');
     expect(loadZoneRules('Broken', dir)).toBeNull();
