@@ -1,17 +1,18 @@
 import { pino, type Logger, type LoggerOptions, type DestinationStream } from 'pino';
-import { REDACTED, isSecretKey } from './config/redact.js';
+import { REDACTED } from './config/redact.js';
 
 export type { Logger };
 
 /**
  * Whether a field's value never reaches a log line: its name, lower-cased without "-" and "_",
  * names a password, secret, token, key, credential, authorization or cookie ("Authorization",
- * "x-api-key", "privateKey", "AppKey", "accessToken", "passwordHash", "set-cookie", …).
+ * "x-api-key", "privateKey", "AppKey", "accessToken", "passwordHash", "set-cookie", …). This
+ * covers every secret of the configuration (config/redact.ts) too.
  */
 const SECRET_WORDS = /(passw(or)?d|secret|token|credential|authori[sz]ation|cookie|key$|keys$)/;
 
 function isLogSecret(key: string): boolean {
-  return isSecretKey(key) || SECRET_WORDS.test(key.toLowerCase().replace(/[-_]/g, ''));
+  return SECRET_WORDS.test(key.toLowerCase().replace(/[-_]/g, ''));
 }
 
 /** How deep a log record is searched for secrets; anything deeper is not logged. */

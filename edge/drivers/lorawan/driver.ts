@@ -281,12 +281,7 @@ export class LorawanNetworkServer implements LorawanDriver {
     device.gateway = rx.gatewayEui;
     const status = this.applicationPayload(device, dec, now);
     const answer = (best: UplinkContext): void => this.sender!.onUplink(dec.session, best, dec.confirmed, dec.ack, status);
-    if (this.severalForwarders()) {
-      dedup.open(key, phy, meta, { device, dr, ts: now, answer });
-    } else {
-      dedup.open(key, phy, meta, { device, dr, ts: now });
-      answer(up);
-    }
+    this.accept(key, phy, meta, { device, dr, ts: now }, answer);
   }
 
   /** The ledger's journal in the store; without one (a database error) the duty cycle is kept in memory. */
@@ -304,12 +299,18 @@ export class LorawanNetworkServer implements LorawanDriver {
   }
 
   /**
-   * Whether another forwarder may hear the same frame: then the answer waits for the
-   * de-duplication window (RX1 is 1 s away, the window 200 ms by default) and goes out through
-   * the forwarder that heard the device best, as ChirpStack does. With one forwarder it goes at once.
+   * Opens the de-duplication window of an accepted frame and answers it. When another forwarder
+   * may hear the same frame, the answer waits for the window (RX1 is 1 s away, the window at most
+   * 500 ms) and goes out through the best forwarder that can transmit (windowClosed), as
+   * ChirpStack does; with one forwarder it goes at once.
    */
-  private severalForwarders(): boolean {
-    return (this.backend?.forwarders().length ?? 0) > 1;
+  private accept(key: string, phy: Buffer, meta: RxMeta, accepted: Accepted, answer: (up: UplinkContext) => void): void {
+    if ((this.backend?.forwarders().length ?? 0) > 1) {
+      this.dedup!.open(key, phy, meta, { ...accepted, answer });
+      return;
+    }
+    this.dedup!.open(key, phy, meta, accepted);
+    answer(meta.up);
   }
 
   private applicationPayload(device: DeviceEntry, dec: DataUplink, ts: number): StreetlightStatus | null {
@@ -376,12 +377,7 @@ export class LorawanNetworkServer implements LorawanDriver {
       const sent = this.sender!.sendJoinAccept(accept, best, device.id);
       this.event(device.id, 'lorawan.joined', 'info', { ...joined, joinAcceptSent: sent, gateway: best.gatewayEui });
     };
-    if (this.severalForwarders()) {
-      this.dedup!.open(key, phy, meta, { device, dr: null, ts: device.lastUplink, answer });
-    } else {
-      this.dedup!.open(key, phy, meta, { device, dr: null, ts: device.lastUplink });
-      answer(up);
-    }
+    this.accept(key, phy, meta, { device, dr: null, ts: device.lastUplink }, answer);
   }
 
   private onStat(gatewayEui: string, stat: Stat): void {
