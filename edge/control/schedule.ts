@@ -20,7 +20,7 @@ import type { z } from 'zod';
 import type { gatewaySchema, scheduleSchema } from '../config/schema.js';
 import { ControlError } from './errors.js';
 import { sunDay, type CalendarDate, type SunDay } from './sun.js';
-import { loadZoneRules } from '../zoneinfo.js';
+import { zoneOffset } from '../timeFormat.js';
 
 export type ScheduleConfig = z.output<typeof scheduleSchema>;
 export type GatewaySite = Pick<z.output<typeof gatewaySchema>, 'lat' | 'lon' | 'timezone'>;
@@ -103,8 +103,7 @@ export class Zone {
     readonly name: string,
     zoneDir?: string,
   ) {
-    const rules = loadZoneRules(name, zoneDir);
-    this.offsetOf = rules ? (at) => rules.offsetAt(at) : intlOffset(name);
+    this.offsetOf = zoneOffset(name, zoneDir);
   }
 
   /** Local date and time of an instant. */
@@ -389,23 +388,4 @@ export function formatPreview(s: Scheduler, groupId: string, from: number, days:
     }
   }
   return lines.join('\n');
-}
-
-/** Offsets from ICU, for a zone the system's tz database lacks. */
-function intlOffset(name: string): (at: number) => number {
-  const fmt = new Intl.DateTimeFormat('en-US', {
-    timeZone: name,
-    hourCycle: 'h23',
-    year: 'numeric',
-    month: 'numeric',
-    day: 'numeric',
-    hour: 'numeric',
-    minute: 'numeric',
-    second: 'numeric',
-  });
-  return (at) => {
-    const f: Record<string, number> = {};
-    for (const p of fmt.formatToParts(at)) if (p.type !== 'literal') f[p.type] = Number(p.value);
-    return Date.UTC(f.year!, f.month! - 1, f.day!, f.hour!, f.minute!, f.second!) - Math.floor(at / 1000) * 1000;
-  };
 }

@@ -27,6 +27,15 @@ from pymodbus.datastore import (
 from pymodbus.framer.rtu_framer import ModbusRtuFramer
 from pymodbus.server.async_io import ModbusSerialServer, ModbusTcpServer
 
+# pymodbus imports these only when a serial line is opened (Debian: python3-serial,
+# python3-serial-asyncio, recommends of python3-pymodbus); importing them here makes
+# scripts/system-deps.sh's check (--check-imports) see exactly what the tests need.
+import serial  # noqa: F401
+import serial_asyncio  # noqa: F401
+
+if "--check-imports" in sys.argv:
+    sys.exit(0)
+
 SIZE = 1000
 
 
