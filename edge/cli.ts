@@ -8,7 +8,8 @@ import { EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK, StreetboxError, errorMessage, ty
 import { registerModbusCommands } from './drivers/modbus/cli.js';
 import { registerControlCommands } from './control/cli.js';
 import { registerOpsCommands } from './ops/cli.js';
-import { createLogger } from './log.js';
+import { createLogger, type LogFormat } from './log.js';
+import { configuredZone, registerLogCommands } from './logCli.js';
 import { exportData, printStatus } from './cliData.js';
 
 const DEFAULT_CONFIG = process.env.STREETBOX_CONFIG ?? 'devices.yaml';
@@ -49,28 +50,30 @@ export function buildProgram(io: CliIo = stdio): Command {
   const program = new Command('streetbox')
     .description('Edge runtime for street-cabinet gateways: streetlights and traffic controllers over Modbus and LoRaWAN, buffered in SQLite, synced upstream.')
     .version('0.1.0')
-    .showHelpAfterError()
     .exitOverride()
     .configureOutput({ writeOut: io.out, writeErr: io.err });
 
   program
     .command('start')
-    .description('run the gateway until SIGINT or SIGTERM (logs JSON lines on stdout)')
+    .description('run the gateway until SIGINT or SIGTERM (readable log lines on a terminal, JSON lines otherwise)')
     .addOption(configOption())
     .option('--log-level <level>', 'trace, debug, info, warn, error', process.env.STREETBOX_LOG_LEVEL ?? 'info')
-    .action(async (opts: { config: string; logLevel: string }) => {
-      const log = createLogger({ level: opts.logLevel });
+    .addOption(
+      new Option('--log-format <format>', 'auto: readable lines on a terminal, JSON lines otherwise (journal, pipes, files)')
+        .choices(['auto', 'pretty', 'json'])
+        .default(process.env.STREETBOX_LOG_FORMAT ?? 'auto'),
+    )
+    .action(async (opts: { config: string; logLevel: string; logFormat: LogFormat }) => {
+      const log = createLogger({ level: opts.logLevel, format: opts.logFormat, timezone: configuredZone(opts.config) });
       installProcessGuards(log);
       // Loaded on demand: the gateway pulls in every driver; `validate` and `export` need none.
-      const { startGateway } = await import('./main.js');
-      const gateway = await startGateway({ configPath: opts.config, log });
-      const signal = await new Promise<NodeJS.Signals>((done) => {
-        process.once('SIGINT', () => done('SIGINT'));
-        process.once('SIGTERM', () => done('SIGTERM'));
+      const { runUntilSignal } = await import('./run.js');
+      const { logBanner, bannerInfoOf } = await import('./banner.js');
+      await runUntilSignal({
+        gateway: { configPath: opts.config, log },
+        log,
+        onRunning: (gateway) => logBanner(log, gateway.config, bannerInfoOf(gateway, resolve(opts.config))),
       });
-      log.info({ signal }, 'signal received');
-      await gateway.stop();
-      log.flush();
     });
 
   program
@@ -103,9 +106,9 @@ export function buildProgram(io: CliIo = stdio): Command {
     .addOption(new Option('--format <format>', 'output format').choices(['jsonl', 'csv']).default('jsonl'))
     .option('--events', 'export events instead of readings')
     .option('--device <id>', 'only this device')
-    .action((opts: { config: string; after: number; limit?: number; format: 'jsonl' | 'csv'; events?: boolean; device?: string }) => {
+    .action(async (opts: { config: string; after: number; limit?: number; format: 'jsonl' | 'csv'; events?: boolean; device?: string }) => {
       const { config } = loadConfig(opts.config);
-      exportData(config, io, {
+      await exportData(config, io, {
         after: opts.after,
         limit: opts.limit ?? Number.POSITIVE_INFINITY,
         format: opts.format,
@@ -143,6 +146,7 @@ export function buildProgram(io: CliIo = stdio): Command {
   registerModbusCommands(program, io, DEFAULT_CONFIG);
   registerControlCommands(program, io);
   registerOpsCommands(program, io, DEFAULT_CONFIG);
+  registerLogCommands(program, io);
   return program;
 }
 
@@ -167,6 +171,20 @@ function installProcessGuards(log: ReturnType<typeof createLogger>): void {
 /** Errors that mean the request itself was wrong: exit code 2. */
 const BAD_INPUT_CODES = new Set<ErrorCode>(['E_USAGE', 'E_NOT_FOUND', 'E_INTERLOCK', 'E_FORBIDDEN', 'E_INVALID_COMMAND', 'E_CONFIG']);
 
+/** "hint: streetbox dim --help shows its usage", for the (sub)command the arguments named. */
+export function usageHint(program: Command, args: string[]): string {
+  const path: string[] = [];
+  let cmd: Command = program;
+  for (const a of args) {
+    if (a.startsWith('-')) continue;
+    const sub = cmd.commands.find((c) => c.name() === a || c.aliases().includes(a));
+    if (!sub) break;
+    path.push(sub.name());
+    cmd = sub;
+  }
+  return path.length === 0 ? 'hint: streetbox --help lists the commands' : `hint: streetbox ${path.join(' ')} --help shows its usage`;
+}
+
 /** Runs the CLI and returns the exit code. */
 export async function main(argv: string[], io: CliIo = stdio): Promise<number> {
   const program = buildProgram(io);
@@ -176,6 +194,8 @@ export async function main(argv: string[], io: CliIo = stdio): Promise<number> {
   } catch (err) {
     if (err instanceof CommanderError) {
       if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.exitCode === 0) return EXIT_OK;
+      // commander printed the error; a one-line hint, not the whole help
+      io.err(`${usageHint(program, argv.slice(2))}\n`);
       return EXIT_BAD_INPUT;
     }
     if (err instanceof ConfigError) {

@@ -6,7 +6,7 @@
 import type { Component, GatewayContext } from './component.js';
 import { createModbusDriver, type ModbusDriver } from './drivers/modbus/index.js';
 import { createLorawanDriver, type LorawanDriver } from './drivers/lorawan/index.js';
-import { createModbusSimComponent, simulateEnabled } from './sim/modbus/index.js';
+import { createModbusSimComponents, simulateEnabled } from './sim/modbus/index.js';
 import { startLorawanSimulator, type LorawanSimulator } from './sim/lorawan/index.js';
 import { createControl, type ControlComponent } from './control/index.js';
 import { centralCommandHandler } from './control/central.js';
@@ -45,7 +45,8 @@ export async function buildComponents(ctx: GatewayContext, opts: BuildOptions): 
 
   const modbusDevices = config.devices.filter((d) => d.bus !== undefined);
   if (modbusDevices.length > 0) {
-    if (simulate) components.push(createModbusSimComponent(ctx));
+    // one simulator per bus, each failing on its own
+    if (simulate) components.push(...createModbusSimComponents(ctx));
     drivers.modbus = createModbusDriver(ctx);
     components.push(drivers.modbus);
   }

@@ -1,5 +1,10 @@
+import { fstatSync } from 'node:fs';
 import { pino, type Logger, type LoggerOptions, type DestinationStream } from 'pino';
 import { REDACTED } from './config/redact.js';
+import { wantsColor } from './cliStyle.js';
+import { PrettyDestination, syslogPriority, type LineSink } from './logFormat.js';
+import { StreetboxError } from './errors.js';
+import { isoLocal } from './timeFormat.js';
 
 export type { Logger };
 
@@ -72,12 +77,103 @@ function redactDeep(value: unknown, depth: number, parents: Set<object>): unknow
   }
 }
 
+export type LogFormat = 'auto' | 'pretty' | 'json';
+
 export interface LogOptions {
   level?: string;
+  /** where the lines go; stdout by default */
   destination?: DestinationStream;
+  /**
+   * auto (default): lines for people when the destination is a TTY, else JSON lines;
+   * pretty: always for people (edge/logFormat.ts); json: always JSON lines
+   */
+  format?: LogFormat;
+  /** the gateway's IANA time zone (gateway.timezone), for the time on lines for people; default UTC */
+  timezone?: string;
+  /**
+   * prefix every line with its sd-daemon priority (`<4>`) for journald; default: when the log
+   * goes to stdout and stdout is the journal ($JOURNAL_STREAM, see stdoutIsJournal)
+   */
+  journald?: boolean;
+  /** NO_COLOR, FORCE_COLOR and JOURNAL_STREAM are read here; process.env by default */
+  env?: NodeJS.ProcessEnv;
+}
+
+/** A file's identity as fstat reports it */
+export interface FileId {
+  dev: number | bigint;
+  ino: number | bigint;
+}
+
+/**
+ * Whether `$JOURNAL_STREAM` ("<dev>:<ino>", decimal) names this file: systemd sets it when it
+ * connects stdout or stderr to the journal, and a program compares it with fstat of its own
+ * fd to know its output still goes there (systemd.exec(5), "$JOURNAL_STREAM").
+ */
+export function journalStreamMatches(journalStream: string | undefined, file: FileId | null): boolean {
+  if (journalStream === undefined || file === null) return false;
+  const m = /^(\d+):(\d+)$/.exec(journalStream.trim());
+  return m !== null && BigInt(m[1]!) === BigInt(file.dev) && BigInt(m[2]!) === BigInt(file.ino);
+}
+
+/** Whether the process's stdout (fd 1) is connected to the journal. */
+export function stdoutIsJournal(env: NodeJS.ProcessEnv = process.env, fstat: () => FileId = () => fstatSync(1, { bigint: true })): boolean {
+  if (env.JOURNAL_STREAM === undefined || env.JOURNAL_STREAM === '') return false;
+  let file: FileId;
+  try {
+    file = fstat();
+  } catch {
+    return false;
+  }
+  return journalStreamMatches(env.JOURNAL_STREAM, file);
+}
+
+/**
+ * JSON lines with the sd-daemon(3) priority in front (`<4>{"level":40,…}`): journald takes the
+ * prefix off and files the line under that priority. pino hands it the record's level
+ * (pino.metadata), so nothing is parsed.
+ */
+const NO_OBJ = Object.freeze({});
+
+class JournalPrefix {
+  readonly [pino.symbols.needsMetadataGsym] = true as const;
+  lastLevel = 30;
+  lastObj: object = NO_OBJ;
+  lastMsg: string | undefined = undefined;
+  lastTime = '';
+  lastLogger: Logger | undefined = undefined;
+
+  constructor(private readonly out: LineSink) {}
+
+  write(line: string): void {
+    // (pino also hands over the record and the logger: let them go, they may be large)
+    this.lastObj = NO_OBJ;
+    this.lastLogger = undefined;
+    this.out.write(`<${syslogPriority(this.lastLevel)}>${line}`);
+  }
+
+  flush(cb?: (err?: Error | null) => void): void {
+    if (typeof this.out.flush === 'function') this.out.flush(cb);
+    else cb?.();
+  }
+
+  flushSync(): void {
+    this.out.flushSync?.();
+  }
+
+  end(): void {
+    this.out.end?.();
+  }
+}
+
+/** stdout as pino writes it by default: SonicBoom on fd 1, or process.stdout when a test runner replaced its write. */
+function stdoutSink(): LineSink {
+  const tampered = process.stdout.write !== (process.stdout.constructor as { prototype: { write: unknown } }).prototype.write;
+  return tampered ? process.stdout : pino.destination({ dest: 1 });
 }
 
 export function createLogger(opts: LogOptions = {}): Logger {
+  const env = opts.env ?? process.env;
   const options: LoggerOptions = {
     level: opts.level ?? process.env.STREETBOX_LOG_LEVEL ?? 'info',
     // (child logger bindings are not redacted: they are labels the code sets, module and device names)
@@ -85,7 +181,23 @@ export function createLogger(opts: LogOptions = {}): Logger {
     serializers: { err: redactError, error: redactError },
     base: { pid: process.pid },
   };
-  return opts.destination ? pino(options, opts.destination) : pino(options);
+  const toStdout = opts.destination === undefined;
+  const isTTY = toStdout ? process.stdout.isTTY === true : (opts.destination as { isTTY?: unknown }).isTTY === true;
+  const format = opts.format ?? 'auto';
+  const pretty = format === 'pretty' || (format === 'auto' && isTTY);
+  const journald = opts.journald ?? (toStdout && stdoutIsJournal(env));
+  // JSON lines as they always were: pino writes them, nothing parses them
+  if (!pretty && !journald) return opts.destination ? pino(options, opts.destination) : pino(options);
+
+  const sink: LineSink = opts.destination ?? stdoutSink();
+  if (!pretty) return pino(options, new JournalPrefix(sink));
+  const zone = opts.timezone ?? 'UTC';
+  try {
+    isoLocal(0, zone);
+  } catch (err) {
+    throw new StreetboxError('E_USAGE', `"timezone" must be an IANA time zone like "Europe/Amsterdam", got "${zone}"`, { cause: err });
+  }
+  return pino(options, new PrettyDestination(sink, { zone, color: wantsColor({ isTTY, env }), journald }));
 }
 
 /** A logger that drops everything: for tests and one-shot CLI commands. */

@@ -23,6 +23,8 @@ export interface GatewayOptions {
   env?: NodeJS.ProcessEnv;
   /** overrides applied after loading (tests: ports, paths) */
   override?: (config: Config) => void;
+  /** how long the components may take to stop, all together (default: each up to 10 s) */
+  stopBudgetMs?: number;
 }
 
 export interface Gateway {
@@ -124,7 +126,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     stop() {
       stopped ??= (async () => {
         log.info('gateway stopping');
-        await supervisor.stopAll();
+        await supervisor.stopAll(opts.stopBudgetMs);
         try {
           store.appendEvent({ kind: 'gateway.stopped', severity: 'info', detail: {} });
         } finally {

@@ -68,15 +68,22 @@ export class Supervisor {
     for (const entry of this.entries) await this.startOne(entry);
   }
 
-  /** Stops every component in reverse order; each stop is bounded by stopTimeoutMs. */
-  async stopAll(): Promise<void> {
+  /**
+   * Stops every component in reverse order; each stop is bounded by stopTimeoutMs, and all of
+   * them together by `budgetMs` (a component still stopping when it runs out is abandoned and
+   * logged, so the process can exit in time; the store is closed by the caller either way).
+   */
+  async stopAll(budgetMs = Number.POSITIVE_INFINITY): Promise<void> {
     this.stopping = true;
     this.opts.bus.off(this);
+    const deadline = performance.now() + budgetMs;
     for (const entry of [...this.entries].reverse()) {
       if (entry.timer) this.opts.clock.clearTimeout(entry.timer);
       entry.timer = null;
-      if (entry.busy) await entry.busy.catch(() => undefined);
-      await this.stopOne(entry);
+      const left = (): number => Math.max(0, deadline - performance.now());
+      // a start still under way is waited for, within the budget (then its stop runs)
+      if (entry.busy) await withTimeout(entry.busy.catch(() => undefined), left());
+      await this.stopOne(entry, Math.min(this.opts.stopTimeoutMs, Math.max(left(), 1)));
     }
   }
 
@@ -111,7 +118,7 @@ export class Supervisor {
     entry.busy = null;
   }
 
-  private async stopOne(entry: Entry): Promise<void> {
+  private async stopOne(entry: Entry, timeoutMs: number): Promise<void> {
     if (entry.status.state === 'stopped') return;
     this.setState(entry, 'stopping');
     let timer: NodeJS.Timeout | undefined;
@@ -119,7 +126,7 @@ export class Supervisor {
       await Promise.race([
         entry.component.stop(),
         new Promise<void>((_, reject) => {
-          timer = setTimeout(() => reject(new Error(`stop timed out after ${this.opts.stopTimeoutMs} ms`)), this.opts.stopTimeoutMs);
+          timer = setTimeout(() => reject(new Error(`stop timed out after ${Math.round(timeoutMs)} ms`)), timeoutMs);
         }),
       ]);
     } catch (err) {
@@ -162,4 +169,11 @@ export class Supervisor {
     if (this.stopping) return;
     await this.startOne(entry);
   }
+}
+
+/** Waits for `p` at most `ms`; never rejects. */
+async function withTimeout(p: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([p, new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]);
+  clearTimeout(timer);
 }

@@ -28,7 +28,16 @@ export function didYouMean(word: string, candidates: Iterable<string>): string |
     }
   }
   const limit = word.length <= 3 ? 1 : word.length <= 6 ? 2 : 3;
-  return bestDist <= limit ? best : undefined;
+  if (bestDist <= limit) return best;
+  // a longer or shorter spelling of a key ("baudrate" for "baud", "user" for "username")
+  const w = word.toLowerCase();
+  let prefix: string | undefined;
+  for (const cand of candidates) {
+    if (typeof cand !== 'string' || cand.length < 3 || w.length < 3) continue;
+    const c = cand.toLowerCase();
+    if ((w.startsWith(c) || c.startsWith(w)) && (prefix === undefined || cand.length > prefix.length)) prefix = cand;
+  }
+  return prefix;
 }
 
 /** `unknown bus "rs458"; did you mean "rs485"?`, else the list of what there is. */

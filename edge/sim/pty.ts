@@ -5,6 +5,7 @@
  * settings on it: use 8N1 or 8N2.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { StreetboxError } from '../errors.js';
 
 export interface PtyPair {
@@ -22,6 +23,23 @@ export interface PtyPairOptions {
   timeoutMs?: number;
   /** the socat binary; default "socat" from PATH */
   socat?: string;
+  /**
+   * a stable path for the driver's end: a symlink socat makes to it (and removes when it
+   * stops), so a restarted simulator keeps the path the driver reopens
+   */
+  link?: string;
+}
+
+/**
+ * util-linux's setpriv (Essential on Debian) sets the child's parent-death signal
+ * (prctl PR_SET_PDEATHSIG, see prctl(2)) before it execs socat: socat gets SIGTERM when the
+ * gateway dies, even by SIGKILL, so no simulated line outlives its gateway.
+ */
+const SETPRIV = '/usr/bin/setpriv';
+
+/** The command that runs `bin args` so that it dies with this process, where the system allows. */
+export function dieWithParent(bin: string, args: string[]): [string, string[]] {
+  return existsSync(SETPRIV) ? [SETPRIV, ['--pdeathsig', 'TERM', '--', bin, ...args]] : [bin, args];
 }
 
 const PTY_RE = /PTY is (\/dev\/[^\s]+)/g;
@@ -33,7 +51,9 @@ export function openPtyPair(opts: PtyPairOptions = {}): Promise<PtyPair> {
   return new Promise<PtyPair>((resolve, reject) => {
     let child: ChildProcess;
     try {
-      child = spawn(bin, ['-d', '-d', 'pty,raw,echo=0', 'pty,raw,echo=0'], { stdio: ['ignore', 'ignore', 'pipe'] });
+      const master = opts.link === undefined ? 'pty,raw,echo=0' : `pty,raw,echo=0,link=${opts.link}`;
+      const [cmd, args] = dieWithParent(bin, ['-d', '-d', 'pty,raw,echo=0', master]);
+      child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'] });
     } catch (err) {
       reject(missing(bin, err));
       return;
@@ -54,6 +74,8 @@ export function openPtyPair(opts: PtyPairOptions = {}): Promise<PtyPair> {
     }, timeoutMs);
     child.once('error', (err: NodeJS.ErrnoException) => fail(err.code === 'ENOENT' ? missing(bin, err) : err));
     child.once('exit', (code, signal) => {
+      // setpriv reports a socat it cannot find as exit 127 ("failed to execute socat")
+      if (code === 127 && /No such file|failed to execute/i.test(stderr)) return fail(missing(bin, new Error(stderr.trim())));
       fail(new StreetboxError('E_MODBUS_TRANSPORT', `socat exited (code ${code}, signal ${signal}) before reporting two PTYs: ${stderr.trim()}`));
     });
     child.stderr?.setEncoding('utf8');
@@ -70,7 +92,7 @@ export function openPtyPair(opts: PtyPairOptions = {}): Promise<PtyPair> {
         let closing: Promise<void> | null = null;
         resolve({
           simPath: paths[0]!,
-          masterPath: paths[1]!,
+          masterPath: opts.link ?? paths[1]!,
           pid: child.pid!,
           close() {
             closing ??= (async () => {

@@ -7,17 +7,17 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, expect, it } from 'vitest';
 import { loadConfig } from '../../edge/config/index.js';
 import { createModbusDriver, type ModbusDriver } from '../../edge/drivers/modbus/index.js';
-import { createModbusSimComponent } from '../../edge/sim/modbus/index.js';
+import { createModbusSimComponents } from '../../edge/sim/modbus/index.js';
 import { makeContext, waitFor, type TestContext } from '../helpers/context.js';
 
 const DEMO = fileURLToPath(new URL('../../devices.yaml', import.meta.url));
 let t: TestContext | undefined;
-let sim: ReturnType<typeof createModbusSimComponent> | undefined;
+let sims: ReturnType<typeof createModbusSimComponents> = [];
 let driver: ModbusDriver | undefined;
 
 afterAll(async () => {
   await driver?.stop();
-  await sim?.stop();
+  for (const s of sims) await s.stop();
   await t?.close();
 });
 
@@ -30,9 +30,10 @@ it('runs every Modbus device of the demo devices.yaml on the simulators', async 
     profiles: demo.profiles,
     simulate: demo.simulate,
   });
-  sim = createModbusSimComponent(t.ctx);
+  sims = createModbusSimComponents(t.ctx);
+  expect(sims.map((s) => s.name)).toEqual(['modbus-sim:tc-net', 'modbus-sim:rs485-1']);
   driver = createModbusDriver(t.ctx);
-  await sim.start();
+  for (const s of sims) await s.start();
   await driver.start();
   const ids = t.config.devices.map((d) => d.id);
   expect(ids).toHaveLength(5);
@@ -45,5 +46,5 @@ it('runs every Modbus device of the demo devices.yaml on the simulators', async 
   expect(t.store.latest('tc-01').get('mode')?.value).toBe(3);
   // a command reaches the simulated controller and is read back
   expect(await driver.write('lamp-ctrl-02', 'ch2_dim_setpoint', 40)).toMatchObject({ status: 'verified', readBack: 40 });
-  expect(sim.simulators!.model('rs485-1', 2).points.get('ch2_dim_level')).toBe(40);
+  expect(sims.find((s) => s.bus === 'rs485-1')!.simulators!.model('rs485-1', 2).points.get('ch2_dim_level')).toBe(40);
 });

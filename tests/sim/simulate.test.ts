@@ -2,18 +2,21 @@
  * The demo path: a socat PTY pair, and the simulator component that stands in for every
  * Modbus device of a devices.yaml and points its buses at the simulators.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, realpathSync } from 'node:fs';
+import { tempDir } from '../helpers/tmp.js';
 import { ModbusRTU } from '../helpers/modbusSerial.js';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { EventBus } from '../../edge/bus.js';
 import { systemClock } from '../../edge/clock.js';
 import type { GatewayContext } from '../../edge/component.js';
 import { configSchema } from '../../edge/config/schema.js';
 import { createLogger } from '../../edge/log.js';
-import { createModbusSimComponent } from '../../edge/sim/modbus/index.js';
+import { createModbusSimComponents } from '../../edge/sim/modbus/index.js';
 import { openPtyPair } from '../../edge/sim/pty.js';
 
 const cleanups: (() => Promise<void>)[] = [];
+const dir = tempDir('streetbox-simulate-');
+afterAll(() => dir.remove());
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
@@ -38,6 +41,7 @@ describe('simulator component (simulate: true)', () => {
   it('simulates every Modbus device of the config and points its buses at the simulators', async () => {
     const config = configSchema.parse({
       gateway: { id: 'gw-test' },
+      storage: { path: dir.file('data/streetbox.db') },
       simulate: { speed: 10 },
       buses: [
         { id: 'rs485-1', type: 'serial', path: '/dev/ttyUSB0', baud: 19200, parity: 'even' },
@@ -52,14 +56,22 @@ describe('simulator component (simulate: true)', () => {
     });
     const log = createLogger({ level: 'silent' });
     const ctx = { config, configDir: '/tmp', log, bus: new EventBus(), clock: systemClock } as unknown as GatewayContext;
-    const sim = createModbusSimComponent(ctx);
-    cleanups.push(() => sim.stop());
-    await sim.start();
-    await sim.start(); // idempotent
+    const sims = createModbusSimComponents(ctx);
+    expect(sims.map((s) => s.bus)).toEqual(['tc-net', 'rs485-1']);
+    for (const s of sims) cleanups.push(() => s.stop());
+    // the serial bus points at its stable link before anything starts
+    const link = dir.file('data/sim/rs485-1.tty');
+    expect(config.buses[0]).toMatchObject({ path: link, parity: 'none' });
+    for (const s of sims) {
+      await s.start();
+      await s.start(); // idempotent
+    }
+    const sim = sims[1]!;
 
     const serial = config.buses[0]!;
     const tcp = config.buses[1]!;
-    expect(serial.type === 'serial' && serial.path).toMatch(/^\/dev\/pts\//);
+    expect(serial.type === 'serial' && serial.path).toBe(link);
+    expect(realpathSync(link)).toMatch(/^\/dev\/pts\//);
     expect(serial.type === 'serial' && serial.parity).toBe('none');
     expect(tcp.type === 'tcp' && tcp.host).toBe('127.0.0.1');
     expect(tcp.type === 'tcp' && tcp.port).toBeGreaterThan(0);
@@ -75,11 +87,12 @@ describe('simulator component (simulate: true)', () => {
 
     const net = new ModbusRTU();
     await net.connectTCP('127.0.0.1', { port: tcp.type === 'tcp' ? tcp.port : 0 });
-    cleanups.push(() => new Promise<void>((r) => net.close(() => r())));
     net.setID(1);
     expect((await net.readInputRegisters(0, 1)).data).toEqual([3]);
+    await new Promise<void>((r) => net.close(() => r()));
 
+    // the serial line stops on its own; its link goes with it
     await sim.stop();
-    expect(existsSync(serial.type === 'serial' ? serial.path : '')).toBe(false);
+    expect(existsSync(link)).toBe(false);
   });
 });

@@ -8,6 +8,8 @@
  *   of devices.yaml on its bus and points the configuration at the simulators (a serial bus
  *   gets the PTY path the driver must open; a TCP bus gets 127.0.0.1 and the port served).
  */
+import { mkdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import type { Component, GatewayContext } from '../../component.js';
 import type { Config, ProfileConfig } from '../../config/schema.js';
 import { StreetboxError } from '../../errors.js';
@@ -44,6 +46,8 @@ export interface RtuLineSpec {
   id: string;
   /** the serial path the simulator opens; omitted: a socat PTY pair is made and its other end given to the driver */
   path?: string;
+  /** with a PTY pair: a stable symlink to the driver's end (see openPtyPair) */
+  link?: string;
   baud?: number;
   stopBits?: 1 | 2;
   /** hold frames for their time on the wire (benchmarks); true: 11-bit characters at `baud` */
@@ -158,7 +162,7 @@ export async function startModbusSimulators(opts: ModbusSimulatorOptions): Promi
       let simPath = spec.path;
       let masterPath = spec.path;
       if (simPath === undefined) {
-        pty = await openPtyPair();
+        pty = await openPtyPair(spec.link !== undefined ? { link: spec.link } : {});
         const p = pty;
         stops.push(() => p.close());
         simPath = pty.simPath;
@@ -269,37 +273,70 @@ export function simulateEnabled(config: Config): { enabled: boolean; speed: numb
   return { enabled: s.enabled, speed: s.speed };
 }
 
+/** Where a simulated RS-485 line's driver end is linked: a stable path beside the data file. */
+export function simulatedLinePath(config: Config, busId: string): string {
+  return join(dirname(config.storage.path), 'sim', `${busId.replace(/[^A-Za-z0-9_.-]/g, '_')}.tty`);
+}
+
+export type SimBusComponent = Component & { readonly bus: string; readonly simulators: ModbusSimulators | null };
+
 /**
- * The demo's simulator component. Start it before the Modbus driver: start() launches the
- * simulators for every Modbus device of ctx.config and rewrites ctx.config.buses to point
- * at them (serial path → PTY end, tcp host/port → the simulator).
+ * The demo's simulators (`simulate: true`): one component per simulated bus, so each starts,
+ * fails and is retried on its own (an RS-485 line without socat does not take the TCP traffic
+ * controller down with it). Start them before the Modbus driver.
+ *
+ * A serial bus is pointed at once, before anything starts, at a stable path in the data
+ * directory that socat links to the PTY end (parity none: a PTY refuses parity); a restarted
+ * line keeps that path, so the driver's reopen finds it. A TCP bus is pointed at 127.0.0.1
+ * and the port served when its simulator starts.
  */
-export function createModbusSimComponent(ctx: GatewayContext): Component & { readonly simulators: ModbusSimulators | null } {
-  let sims: ModbusSimulators | null = null;
+export function createModbusSimComponents(ctx: GatewayContext): SimBusComponent[] {
+  const { enabled, speed } = simulateEnabled(ctx.config);
+  if (!enabled) return [];
+  const spec = simulatorSpecFromConfig(ctx.config);
   const log = ctx.log.child({ module: 'modbus-sim' });
-  return {
-    name: 'modbus-sim',
-    get simulators() {
-      return sims;
-    },
-    async start() {
-      if (sims) return;
-      const { enabled, speed } = simulateEnabled(ctx.config);
-      if (!enabled) return;
-      const registry = loadProfiles(ctx.config.profiles);
-      sims = await startModbusSimulators({
-        ...simulatorSpecFromConfig(ctx.config),
-        profiles: (name) => registry.require(name),
-        log,
-        speed,
-      });
-      pointConfigAtSimulators(ctx.config, sims, log);
-      log.info({ buses: [...sims.buses.values()].map((b) => ({ id: b.id, path: b.path, port: b.port, units: [...b.models.keys()] })) }, 'modbus simulators running');
-    },
-    async stop() {
-      const s = sims;
-      sims = null;
-      await s?.stop();
-    },
+  const links = new Map<string, string>();
+  for (const b of ctx.config.buses) {
+    if (b.type !== 'serial' || !spec.rtu.some((r) => r.id === b.id)) continue;
+    const link = simulatedLinePath(ctx.config, b.id);
+    if (b.parity !== 'none') log.info({ bus: b.id, parity: b.parity }, 'simulated line: parity set to none (a PTY refuses parity)');
+    b.path = link;
+    b.parity = 'none';
+    links.set(b.id, link);
+  }
+  const one = (id: string, only: { rtu: RtuLineSpec[]; tcp: TcpServerSpec[] }): SimBusComponent => {
+    let sims: ModbusSimulators | null = null;
+    return {
+      name: `modbus-sim:${id}`,
+      bus: id,
+      get simulators() {
+        return sims;
+      },
+      async start() {
+        if (sims) return;
+        const registry = loadProfiles(ctx.config.profiles);
+        const link = links.get(id);
+        if (link) mkdirSync(dirname(link), { recursive: true });
+        sims = await startModbusSimulators({
+          rtu: only.rtu.map((r) => ({ ...r, ...(link ? { link } : {}) })),
+          tcp: only.tcp,
+          profiles: (name) => registry.require(name),
+          log,
+          speed,
+        });
+        pointConfigAtSimulators(ctx.config, sims, log);
+        const b = sims.bus(id);
+        log.info({ bus: id, path: b.path, port: b.port, units: [...b.models.keys()] }, 'modbus simulator running');
+      },
+      async stop() {
+        const s = sims;
+        sims = null;
+        await s?.stop();
+      },
+    };
   };
+  return [
+    ...spec.tcp.map((t) => one(t.id, { rtu: [], tcp: [t] })),
+    ...spec.rtu.map((r) => one(r.id, { rtu: [r], tcp: [] })),
+  ];
 }

@@ -1,0 +1,101 @@
+/**
+ * `streetbox start`: the process's life around one gateway. The process lives until a signal,
+ * not until its event loop happens to empty, and it ends when the stop has finished, whatever
+ * a library left behind:
+ *
+ * - SIGINT / SIGTERM: the gateway stops (components in reverse, within STOP_BUDGET_MS), the
+ *   buffer is flushed and closed, and the process exits 0. Node-RED keeps a session-expiry
+ *   timer once anyone has logged into the editor (@node-red/editor-api auth/tokens.js, not
+ *   reachable from outside), so waiting for the loop to drain would keep a stopped gateway
+ *   alive for days; we exit explicitly.
+ * - A second signal while stopping exits at once: 130 (SIGINT) or 143 (SIGTERM), 128 + signal.
+ * - A signal during start-up stops what has started, then exits 0.
+ * - A gateway whose components all failed at start stays up, degraded, and retries them
+ *   (the supervisor's backoff); it never falls off the end of an empty event loop with
+ *   Node's exit code 13 ("unsettled top-level await") and no word why.
+ * - A stop that cannot finish within EXIT_DEADLINE_MS exits 1 with the reason.
+ */
+import type { Gateway, GatewayOptions } from './main.js';
+import type { Logger } from './log.js';
+
+/** what the components get, together, to stop (each is abandoned past it) */
+export const STOP_BUDGET_MS = 3500;
+/** the hard limit from the first signal to the exit: systemd's stop and Ctrl-C never wait longer */
+export const EXIT_DEADLINE_MS = 4500;
+
+const SIGNAL_EXIT: Record<string, number> = { SIGINT: 130, SIGTERM: 143 };
+
+export interface RunOptions {
+  gateway: GatewayOptions;
+  log: Logger;
+  /** called once the gateway runs (the banner) */
+  onRunning?: (gateway: Gateway) => void;
+  /** ends the process (tests inject it); default process.exit */
+  exit?: (code: number) => never | void;
+  /** where signals come from (tests inject an emitter); default the process */
+  signals?: Pick<NodeJS.EventEmitter, 'on' | 'off'>;
+  /** starts the gateway (tests inject one); default startGateway */
+  start?: (opts: GatewayOptions) => Promise<Gateway>;
+  /** default EXIT_DEADLINE_MS */
+  deadlineMs?: number;
+}
+
+/**
+ * Runs a gateway until SIGINT or SIGTERM, then stops it and exits. Resolves only if the
+ * gateway could not start (its error is thrown: a bad config, a held data file).
+ */
+export async function runUntilSignal(opts: RunOptions): Promise<void> {
+  const { log } = opts;
+  const exit = opts.exit ?? ((code: number) => process.exit(code));
+  const signals = opts.signals ?? process;
+  const deadlineMs = opts.deadlineMs ?? EXIT_DEADLINE_MS;
+  let signalled: NodeJS.Signals | null = null;
+  let onSignal: ((s: NodeJS.Signals) => void) | null = null;
+  const handler = (s: NodeJS.Signals): void => {
+    if (signalled) {
+      log.warn({ signal: s }, 'second signal: exiting now');
+      log.flush();
+      exit(SIGNAL_EXIT[s] ?? 1);
+      return;
+    }
+    signalled = s;
+    log.info({ signal: s }, 'signal received; stopping');
+    // The deadline holds from the first signal, through start-up and stop alike.
+    setTimeout(() => {
+      log.error({ deadlineMs }, 'stop did not finish in time; exiting');
+      log.flush();
+      exit(1);
+    }, deadlineMs).unref();
+    onSignal?.(s);
+  };
+  // Installed before anything starts: a SIGTERM during start-up is a stop, not a kill.
+  signals.on('SIGINT', handler);
+  signals.on('SIGTERM', handler);
+  // The process lives until a signal, even with every component degraded and waiting for a retry.
+  const keepAlive = setInterval(() => undefined, 1 << 30);
+  const cleanup = (): void => {
+    clearInterval(keepAlive);
+    signals.off('SIGINT', handler);
+    signals.off('SIGTERM', handler);
+  };
+
+  const start = opts.start ?? (await import('./main.js')).startGateway;
+  let gateway: Gateway;
+  try {
+    gateway = await start({ ...opts.gateway, stopBudgetMs: STOP_BUDGET_MS });
+  } catch (err) {
+    cleanup();
+    throw err;
+  }
+  if (!signalled) {
+    opts.onRunning?.(gateway);
+    await new Promise<void>((resolve) => {
+      if (signalled) resolve();
+      onSignal = () => resolve();
+    });
+  }
+  await gateway.stop();
+  log.flush();
+  cleanup();
+  exit(0);
+}

@@ -1,0 +1,31 @@
+/**
+ * A usage error prints the error and a one-line hint naming the command's --help, never the
+ * whole help, and exits 2.
+ */
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ROOT } from '../support/cli.js';
+
+function cli(args: string[]): { code: number | null; out: string; err: string } {
+  const r = spawnSync(process.execPath, [join(ROOT, 'bin/streetbox.js'), ...args], { cwd: ROOT, encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' } });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+describe('usage errors', () => {
+  it.each([
+    [['dim'], /missing required argument 'target'/, 'hint: streetbox dim --help shows its usage'],
+    [['export', '--after', 'x'], /"--after" must be an integer >= 0, got "x"/, 'hint: streetbox export --help shows its usage'],
+    [['schedule', 'preview', '--days'], /option '--days <n>' argument missing/, 'hint: streetbox schedule preview --help shows its usage'],
+    [['frobnicate'], /unknown command 'frobnicate'/, 'hint: streetbox --help lists the commands'],
+    [['status', '--jsno'], /unknown option '--jsno'/, 'hint: streetbox status --help shows its usage'],
+  ])('streetbox %j: the error and one hint line, exit 2', (args, error, hint) => {
+    const r = cli(args);
+    expect(r.code).toBe(2);
+    expect(r.out).toBe('');
+    expect(r.err).toMatch(error);
+    expect(r.err.trimEnd().split('\n').at(-1)).toBe(hint);
+    expect(r.err).not.toMatch(/Usage:|Options:|Commands:/);
+    expect(r.err.trimEnd().split('\n').length).toBeLessThanOrEqual(3);
+  });
+});
