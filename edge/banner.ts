@@ -80,9 +80,17 @@ export function bannerInfoOf(gateway: Gateway, configFile?: string): BannerInfo 
     ? config.devices.filter((d) => d.bus !== undefined || (d.devEui !== undefined && lorawanSimulated.has(d.devEui.toLowerCase()))).map((d) => d.id)
     : [];
   const info: BannerInfo = { simulated };
-  const api = built.api?.port();
-  const broker = built.broker?.port();
-  const lorawan = built.lorawan?.port();
+  // a component that failed to start has no port (it throws): the banner shows the configured one
+  const bound = (port: (() => number) | undefined): number | undefined => {
+    try {
+      return port?.();
+    } catch {
+      return undefined;
+    }
+  };
+  const api = bound(built.api && (() => built.api!.port()));
+  const broker = bound(built.broker && (() => built.broker!.port()));
+  const lorawan = bound(built.lorawan && (() => built.lorawan!.port()));
   if (api) info.apiPort = api;
   if (broker) info.brokerPort = broker;
   if (lorawan) info.lorawanPort = lorawan;

@@ -10,7 +10,7 @@ import { registerControlCommands } from './control/cli.js';
 import { registerOpsCommands } from './ops/cli.js';
 import { createLogger, type LogFormat } from './log.js';
 import { configuredZone, registerLogCommands } from './logCli.js';
-import { exportData, printStatus } from './cliData.js';
+import { exportData, printStatus, readinessOf } from './cliData.js';
 
 const DEFAULT_CONFIG = process.env.STREETBOX_CONFIG ?? 'devices.yaml';
 
@@ -35,11 +35,19 @@ function intArg(name: string, min: number) {
 export interface CliIo {
   out: (text: string) => void;
   err: (text: string) => void;
+  /** out / err are terminals: colours and ✔/✘ (edge/cliStyle.ts, which also reads NO_COLOR and FORCE_COLOR), live progress; absent: not */
+  outIsTTY?: boolean;
+  errIsTTY?: boolean;
+  /** resolves true once out can take more, false once it is gone (its reader closed): long output (`export`) waits on it */
+  outReady?: () => Promise<boolean>;
 }
 
 const stdio: CliIo = {
   out: (text) => process.stdout.write(text),
   err: (text) => process.stderr.write(text),
+  outIsTTY: process.stdout.isTTY === true,
+  errIsTTY: process.stderr.isTTY === true,
+  outReady: readinessOf(process.stdout),
 };
 
 function configOption(): Option {

@@ -1,14 +1,57 @@
 /**
  * The CLI commands that read the buffer: `status` and `export`. They open the database
  * read-only, so they work beside a running gateway (WAL lets a reader in while it writes).
+ * Times for people are ISO 8601 in the gateway's zone (edge/timeFormat.ts); exports keep the
+ * epoch ms `ts` and add that `time` beside it.
  */
 import { existsSync } from 'node:fs';
+import type { Writable } from 'node:stream';
 import type { CliIo } from './cli.js';
+import { styleFor, type Style } from './cliStyle.js';
 import type { Config } from './config/schema.js';
+import { createProgress } from './progress.js';
 import { StreetboxError } from './errors.js';
 import { lockHolder } from './pidLock.js';
 import { openStoreReadOnly } from './store/index.js';
 import type { Reading, StoredEvent } from './store/types.js';
+import { isoLocal, zoneOffset } from './timeFormat.js';
+
+/** What the output commands may know of their streams (edge/cli.ts fills it for stdout and stderr). */
+export type TermIo = CliIo & {
+  /** out is a terminal: colours and ✔/✘ (edge/cliStyle.ts also reads NO_COLOR and FORCE_COLOR) */
+  outIsTTY?: boolean;
+  /** err is a terminal: a live progress line */
+  errIsTTY?: boolean;
+  /** resolves true once out can take more, false when it is gone (its reader closed); absent: at once */
+  outReady?: () => Promise<boolean>;
+};
+
+/** `outReady` for a real stream: waits for 'drain'; false once the stream failed or closed (EPIPE). */
+export function readinessOf(stream: Writable): () => Promise<boolean> {
+  let gone = false;
+  let watching = false;
+  return () => {
+    if (!watching) {
+      watching = true;
+      // the reader went away (`streetbox export | head`): EPIPE is an answer, not a crash
+      stream.on('error', () => (gone = true));
+      stream.once('close', () => (gone = true));
+    }
+    if (gone || stream.destroyed) return Promise.resolve(false);
+    if (!stream.writableNeedDrain) return Promise.resolve(true);
+    return new Promise((done) => {
+      const settle = () => {
+        stream.off('drain', settle);
+        stream.off('close', settle);
+        stream.off('error', settle);
+        done(!gone && !stream.destroyed);
+      };
+      stream.once('drain', settle);
+      stream.once('close', settle);
+      stream.once('error', settle);
+    });
+  };
+}
 
 function openView(config: Config) {
   if (!existsSync(config.storage.path)) {
@@ -17,7 +60,15 @@ function openView(config: Config) {
   return openStoreReadOnly(config.storage.path);
 }
 
-export function printStatus(config: Config, io: CliIo, json: boolean): void {
+const SEVERITY_PAINT: Record<string, (s: Style, text: string) => string> = {
+  critical: (s, t) => s.red(t),
+  error: (s, t) => s.red(t),
+  warning: (s, t) => s.yellow(t),
+  info: (s, t) => s.dim(t),
+};
+
+export function printStatus(config: Config, io: TermIo, json: boolean): void {
+  const zone = config.gateway.timezone;
   const pid = lockHolder(`${config.storage.path}.pid`);
   const view = existsSync(config.storage.path) ? openView(config) : null;
   try {
@@ -31,6 +82,7 @@ export function printStatus(config: Config, io: CliIo, json: boolean): void {
     })) : [];
     const status = {
       gateway: config.gateway.id,
+      timezone: zone,
       running: pid !== null,
       pid,
       storage: config.storage.path,
@@ -43,22 +95,29 @@ export function printStatus(config: Config, io: CliIo, json: boolean): void {
       io.out(`${JSON.stringify(status, null, 2)}\n`);
       return;
     }
-    const lines = [
-      `gateway      ${status.gateway}: ${pid !== null ? `running (pid ${pid})` : 'not running'}`,
-      `buffer       ${config.storage.path}`,
-    ];
+    const s = styleFor({ isTTY: io.outIsTTY });
+    const head = (label: string) => s.bold(label.padEnd(13));
+    // marks only for a person: piped, the words alone
+    const running = `running (pid ${pid})`;
+    const state = !s.color ? (pid !== null ? running : 'not running') : pid !== null ? s.ok(s.green(running)) : s.fail(s.red('not running'));
+    const lines = [`${head('gateway')}${status.gateway}: ${state}`, `${head('buffer')}${config.storage.path}`];
     if (stats) {
+      const pct = stats.maxBytes > 0 ? Math.round((100 * stats.usedBytes) / stats.maxBytes) : 0;
+      const used = `${mb(stats.usedBytes)} used of ${mb(stats.maxBytes)} (${pct} %)`;
       lines.push(
         `             ${stats.readings} readings, ${stats.events} events, ${stats.commands} commands; last seq ${stats.lastSeq}`,
-        `             ${mb(stats.usedBytes)} used of ${mb(stats.maxBytes)} (${Math.round((100 * stats.usedBytes) / stats.maxBytes)} %), ${stats.droppedTotal} readings dropped by the quota`,
+        `             ${pct >= 95 ? s.red(used) : pct >= 80 ? s.yellow(used) : used}, ${stats.droppedTotal > 0 ? s.yellow(`${stats.droppedTotal} readings dropped`) : '0 readings dropped'} by the quota`,
       );
-    } else lines.push('             (no database yet)');
-    lines.push(`consumers    ${consumers.length === 0 ? '(none)' : ''}`);
+    } else lines.push(`             ${s.dim('(no database yet)')}`);
+    lines.push(`${head('consumers')}${consumers.length === 0 ? s.dim('(none)') : ''}`.trimEnd());
     for (const c of status.consumers) lines.push(`  ${c.name.padEnd(20)} acked ${c.ackedSeq}, ${c.lag ?? '?'} behind`);
-    lines.push(`devices      ${devices.length === 0 ? '(no readings yet)' : ''}`);
-    for (const d of devices) lines.push(`  ${d.id.padEnd(20)} ${d.points} points, last reading ${new Date(d.lastSeen).toISOString()}`);
-    lines.push('recent events');
-    for (const e of events) lines.push(`  ${new Date(e.ts).toISOString()} ${e.severity.padEnd(8)} ${e.kind}${e.device ? ` ${e.device}` : ''}`);
+    lines.push(`${head('devices')}${devices.length === 0 ? s.dim('(no readings yet)') : ''}`.trimEnd());
+    for (const d of devices) lines.push(`  ${d.id.padEnd(20)} ${d.points} points, last reading ${isoLocal(d.lastSeen, zone)}`);
+    lines.push(s.bold('recent events'));
+    for (const e of events) {
+      const paint = SEVERITY_PAINT[e.severity] ?? ((_s: Style, t: string) => t);
+      lines.push(`  ${isoLocal(e.ts, zone)} ${paint(s, e.severity.padEnd(8))} ${e.kind}${e.device ? ` ${e.device}` : ''}`);
+    }
     io.out(`${lines.join('\n')}\n`);
   } finally {
     view?.close();
@@ -89,10 +148,13 @@ export interface ExportOptions {
   format: 'jsonl' | 'csv';
   events: boolean;
   device?: string;
+  /** the progress line's clock (tests) */
+  clock?: () => number;
 }
 
-const READING_COLUMNS = ['seq', 'ts', 'device', 'point', 'value', 'unit', 'quality'] as const;
-const EVENT_COLUMNS = ['seq', 'ts', 'device', 'kind', 'severity', 'detail'] as const;
+const READING_COLUMNS = ['seq', 'ts', 'time', 'device', 'point', 'value', 'unit', 'quality'] as const;
+const EVENT_COLUMNS = ['seq', 'ts', 'time', 'device', 'kind', 'severity', 'detail'] as const;
+const PAGE = 1000;
 
 /** RFC 4180: quote fields holding a comma, quote or line break; double the quotes. */
 export function csvField(v: unknown): string {
@@ -101,29 +163,92 @@ export function csvField(v: unknown): string {
   return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
 }
 
-export function exportData(config: Config, io: CliIo, opts: ExportOptions): void {
+
+/**
+ * Writes rows after a seq to out, a page at a time, waiting for out to take each page (a
+ * slow reader holds the export, not the memory). The buffer is opened at once, so a missing
+ * one throws here; the rows follow in the promise.
+ */
+export function exportData(config: Config, io: TermIo, opts: ExportOptions): Promise<void> {
   const view = openView(config);
-  try {
-    const columns = opts.events ? EVENT_COLUMNS : READING_COLUMNS;
-    if (opts.format === 'csv') io.out(`${columns.join(',')}\n`);
-    let after = opts.after;
-    let left = opts.limit;
-    while (left > 0) {
-      const limit = Math.min(1000, left);
-      const q = { after, limit, ...(opts.device !== undefined ? { device: opts.device } : {}) };
-      const page = opts.events ? view.events(q) : view.readings(q);
-      if (page.items.length === 0) break;
-      let chunk = '';
-      for (const item of page.items as (Reading | StoredEvent)[]) {
-        if (opts.format === 'jsonl') chunk += `${JSON.stringify(item)}\n`;
-        else chunk += `${columns.map((c) => csvField((item as unknown as Record<string, unknown>)[c])).join(',')}\n`;
-      }
-      io.out(chunk);
-      left -= page.items.length;
-      after = page.next;
-      if (page.items.length < limit) break;
+  return writeRows(view, config.gateway.timezone, io, opts).finally(() => view.close());
+}
+
+/**
+ * The `time` of export rows: `isoLocal(ts, zone, { ms: true })`, cheaper for millions of rows.
+ * While the offset is a whole number of minutes and the same as at the start of the minute
+ * (always, but across a clock change or in old local mean time), the text of the minute is
+ * kept and only seconds and milliseconds are put in.
+ */
+export function exportTime(zone: string): (ts: number) => string {
+  const offsetOf = zoneOffset(zone);
+  let minute = Number.NaN;
+  let offset = Number.NaN;
+  let head = ''; // 2026-12-04T13:20
+  let tail = ''; // +01:00
+  return (ts) => {
+    const m = Math.floor(ts / 60_000);
+    const o = offsetOf(ts);
+    if (m !== minute || o !== offset) {
+      if (o % 60_000 !== 0 || offsetOf(m * 60_000) !== o) return isoLocal(ts, zone, { ms: true });
+      const text = isoLocal(m * 60_000, zone); // 2026-12-04T13:20:00+01:00
+      minute = m;
+      offset = o;
+      head = text.slice(0, -9);
+      tail = text.slice(-6);
     }
-  } finally {
-    view.close();
+    const within = ts - m * 60_000;
+    return `${head}:${String(Math.floor(within / 1000)).padStart(2, '0')}.${String(within % 1000).padStart(3, '0')}${tail}`;
+  };
+}
+
+/** A row as a JSON line, `time` right after `ts` (objects of one shape: JSON.stringify's fast path). */
+function jsonLine(item: Reading | StoredEvent, time: string): string {
+  if ('point' in item) {
+    const r = item;
+    return `${JSON.stringify({ seq: r.seq, ts: r.ts, time, device: r.device, point: r.point, value: r.value, unit: r.unit, quality: r.quality })}\n`;
   }
+  const e = item;
+  return `${JSON.stringify({ seq: e.seq, ts: e.ts, time, device: e.device, kind: e.kind, severity: e.severity, detail: e.detail })}\n`;
+}
+
+async function writeRows(view: ReturnType<typeof openStoreReadOnly>, zone: string, io: TermIo, opts: ExportOptions): Promise<void> {
+  const columns = opts.events ? EVENT_COLUMNS : READING_COLUMNS;
+  // a live count on a terminal's stderr; nothing when stderr is not one (stdout is the data)
+  const progress = createProgress(
+    { write: io.err, isTTY: io.errIsTTY === true },
+    { unit: 'rows', piped: 'quiet', delayMs: 300, ...(opts.clock ? { now: opts.clock } : {}) },
+  );
+  progress.step(`export ${opts.events ? 'events' : 'readings'}`);
+  const timeOf = exportTime(zone);
+  if (opts.format === 'csv') io.out(`${columns.join(',')}\n`);
+  let after = opts.after;
+  let left = opts.limit;
+  let written = 0;
+  while (left > 0) {
+    const limit = Math.min(PAGE, left);
+    const q = { after, limit, ...(opts.device !== undefined ? { device: opts.device } : {}) };
+    const page = opts.events ? view.events(q) : view.readings(q);
+    if (page.items.length === 0) break;
+    let chunk = '';
+    for (const item of page.items as (Reading | StoredEvent)[]) {
+      // `time` beside the epoch ms, with ms: the same instant, readable
+      const time = timeOf(item.ts);
+      if (opts.format === 'jsonl') chunk += jsonLine(item, time);
+      else {
+        const row = item as unknown as Record<string, unknown>;
+        chunk += `${columns.map((c) => csvField(c === 'time' ? time : row[c])).join(',')}\n`;
+      }
+    }
+    io.out(chunk);
+    written += page.items.length;
+    progress.update(written);
+    if (io.outReady && !(await io.outReady())) {
+      throw new StreetboxError('E_COMPONENT', `output closed after ${written} rows (the reader went away)`);
+    }
+    left -= page.items.length;
+    after = page.next;
+    if (page.items.length < limit) break;
+  }
+  progress.end();
 }

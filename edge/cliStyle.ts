@@ -62,6 +62,5 @@ export function makeStyle(color: boolean): Style {
 
 /** Strips ANSI colour sequences (tests, widths). */
 export function stripAnsi(text: string): string {
-  // eslint-disable-next-line no-control-regex
   return text.replace(/\x1b\[[0-9;]*m/g, '');
 }

@@ -88,7 +88,11 @@ export async function runUntilSignal(opts: RunOptions): Promise<void> {
     throw err;
   }
   if (!signalled) {
-    opts.onRunning?.(gateway);
+    try {
+      opts.onRunning?.(gateway);
+    } catch (err) {
+      log.error({ err }, 'start-up report failed');
+    }
     await new Promise<void>((resolve) => {
       if (signalled) resolve();
       onSignal = () => resolve();

@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import { unknownName } from './suggest.js';
 import { loadZoneRules } from '../zoneinfo.js';
+import { isBcryptHash, isPasswordHash } from '../control/passwords.js';
 
 // ---------------------------------------------------------------------------------------
 // Scalars with units a technician can read: "5s", "250ms", "256MB".
@@ -246,11 +247,20 @@ export const groupSchema = z.strictObject({
   description: z.string().optional(),
 });
 
+/** broker.users[].passwordHash: the scrypt format the broker loads (edge/control/passwords.ts) */
+const scryptHash = z.string().min(1).refine(isPasswordHash, {
+  message: 'expected a scrypt hash "scrypt$N$r$p$salt$hash" made by `streetbox hash-password`',
+});
+/** nodeRed.users[].passwordHash: the bcrypt format Node-RED's editor login checks */
+const bcryptHash = z.string().min(1).refine(isBcryptHash, {
+  message: 'expected a bcrypt hash "$2b$10$…" (60 characters) made by `streetbox hash-password --for node-red`',
+});
+
 const userSchema = z.strictObject({
   username: z.string().min(1),
   /** a plain password (give it as ${ENV_VAR}) or a hash made by `streetbox hash-password` */
   password: z.string().min(1).optional(),
-  passwordHash: z.string().min(1).optional(),
+  passwordHash: scryptHash.optional(),
   role,
 });
 
@@ -302,7 +312,7 @@ export const nodeRedSchema = z.strictObject({
       z.strictObject({
         username: z.string().min(1),
         password: z.string().min(1).optional(),
-        passwordHash: z.string().min(1).optional(),
+        passwordHash: bcryptHash.optional(),
         permissions: z.enum(['*', 'read']).default('*'),
       }),
     )

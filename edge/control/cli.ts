@@ -6,13 +6,20 @@
  *
  * Exit codes (edge/cli.ts maps the errors): 0 verified / ok; 1 failed, expired, no outcome in
  * time or the gateway unreachable; 2 bad input or a rejected command (StreetboxError E_USAGE).
+ * On a terminal the outcomes carry ✔/✘ and colours (edge/cliStyle.ts); piped, plain words.
+ * Times are ISO 8601 in the gateway's zone (edge/timeFormat.ts).
  */
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import type { CliIo } from '../cli.js';
+import { stripAnsi, styleFor, type Style } from '../cliStyle.js';
 import { loadConfig } from '../config/index.js';
 import type { Config } from '../config/schema.js';
 import { StreetboxError, errorMessage } from '../errors.js';
+import { isoLocal } from '../timeFormat.js';
 import { createScheduler, formatPreview } from './schedule.js';
+
+/** out is a terminal (edge/cli.ts sets it): colours and ✔/✘ */
+type Io = CliIo & { outIsTTY?: boolean };
 
 const DEFAULT_CONFIG = process.env.STREETBOX_CONFIG ?? 'devices.yaml';
 const FINAL = new Set(['verified', 'failed', 'expired', 'rejected']);
@@ -117,12 +124,29 @@ function errorOf(body: unknown): string {
   return typeof body === 'string' && body.length > 0 ? body.slice(0, 300) : 'no details';
 }
 
+const GOOD = new Set(['verified']);
+const BAD = new Set(['failed', 'rejected']);
+
+/** A status word as a person sees it: ✔ green, ✘ red, the rest yellow or cyan; piped, the word alone. */
+function statusText(s: Style, status: string): string {
+  if (!s.color) return status;
+  if (GOOD.has(status)) return s.ok(s.green(status));
+  if (BAD.has(status)) return s.fail(s.red(status));
+  return status === 'expired' ? s.yellow(status) : s.cyan(status);
+}
+
+/** Who sent a command, once: `technician:demo-technician`, `schedule:park-night` (whose principal already names its role). */
+export function sourceText(source: { role: string; principal: string } | undefined): string {
+  if (!source) return '';
+  return source.principal.startsWith(`${source.role}:`) ? source.principal : `${source.role}:${source.principal}`;
+}
+
 /** One line per device outcome of a row's result. */
-function outcomeLines(row: Row): string[] {
+function outcomeLines(s: Style, row: Row): string[] {
   const r = row.result as { devices?: Record<string, { status: string; level?: number; reason?: string }>; error?: string; code?: string; skipped?: string[] } | null;
   const lines: string[] = [];
   if (r?.error) lines.push(`  reason: ${r.error}${r.code ? ` (${r.code})` : ''}`);
-  for (const [d, o] of Object.entries(r?.devices ?? {})) lines.push(`  ${d}: ${o.status}${o.level !== undefined ? ` at ${o.level} %` : ''}${o.reason ? ` (${o.reason})` : ''}`);
+  for (const [d, o] of Object.entries(r?.devices ?? {})) lines.push(`  ${d}: ${statusText(s, o.status)}${o.level !== undefined ? ` at ${o.level} %` : ''}${o.reason ? ` (${o.reason})` : ''}`);
   if (r?.skipped?.length) lines.push(`  skipped (not lights): ${r.skipped.join(', ')}`);
   return lines;
 }
@@ -137,7 +161,7 @@ function targetOf(c: Client, id: string, group: boolean | undefined): { kind: 'd
   throw usage(`unknown device or group "${id}"`);
 }
 
-async function submitAndWait(io: CliIo, opts: ApiOptions, targetId: string, body: Record<string, unknown>): Promise<void> {
+async function submitAndWait(io: Io, opts: ApiOptions, targetId: string, body: Record<string, unknown>): Promise<void> {
   const c = client(opts);
   const target = targetOf(c, targetId, opts.group);
   const path = `/api/v1/${target.kind === 'group' ? 'groups' : 'devices'}/${encodeURIComponent(target.id)}/commands`;
@@ -149,7 +173,7 @@ async function submitAndWait(io: CliIo, opts: ApiOptions, targetId: string, body
     throw usage(`rejected (${posted.status}): ${errorOf(posted.body)}`);
   }
   if (first?.status === 'rejected') return finish(io, first);
-  io.out(`command ${id} queued: ${body.action} ${target.kind} ${target.id}\n`);
+  io.out(`command ${id} ${statusText(styleFor({ isTTY: io.outIsTTY }), 'queued')}: ${body.action} ${target.kind} ${target.id}\n`);
   if (!opts.wait) return;
   const deadline = Date.now() + opts.timeout * 1000;
   let last: Row | null = first;
@@ -163,19 +187,16 @@ async function submitAndWait(io: CliIo, opts: ApiOptions, targetId: string, body
   throw new StreetboxError('E_COMPONENT', `no outcome for command ${id} within ${opts.timeout} s (still ${last?.status ?? 'unknown'})`);
 }
 
-function finish(io: CliIo, row: Row): void {
-  const lines = [`command ${row.id} ${row.status}: ${row.action} ${row.target.kind} ${row.target.id}`, ...outcomeLines(row)];
+function finish(io: Io, row: Row): void {
+  const s = styleFor({ isTTY: io.outIsTTY });
+  const lines = [`command ${row.id} ${statusText(s, row.status)}: ${row.action} ${row.target.kind} ${row.target.id}`, ...outcomeLines(s, row)];
   io.out(lines.join('\n') + '\n');
   if (row.status === 'verified') return;
   if (row.status === 'rejected') throw usage(`command ${row.id} rejected`);
   throw new StreetboxError('E_COMPONENT', `command ${row.id} ${row.status}`);
 }
 
-function fmtTs(ts: number): string {
-  return new Date(ts).toISOString().replace('T', ' ').slice(0, 19);
-}
-
-export function registerControlCommands(program: Command, io: CliIo): void {
+export function registerControlCommands(program: Command, io: Io): void {
   apiOptions(
     program
       .command('dim')
@@ -228,6 +249,7 @@ export function registerControlCommands(program: Command, io: CliIo): void {
     .option('--url <url>', 'the gateway API base URL')
     .option('--limit <n>', 'how many', intIn('--limit', 1, 1000), 20)
     .option('--json', 'print JSON')
+    .addHelpText('after', '\nTimes are ISO 8601 in the gateway\'s time zone (gateway.timezone of the configuration; UTC with --url alone).')
     .action(async (opts: { config?: string; token?: string; url?: string; limit: number; json?: boolean }) => {
       const c = client({ ...opts, timeout: 10, wait: false });
       const got = await call(c, 'GET', `/api/v1/commands?limit=${opts.limit}`);
@@ -242,12 +264,19 @@ export function registerControlCommands(program: Command, io: CliIo): void {
         io.out('no commands\n');
         return;
       }
-      for (const r of rows) {
+      const zone = c.config?.gateway.timezone ?? 'UTC';
+      const s = styleFor({ isTTY: io.outIsTTY });
+      const statuses = rows.map((r) => statusText(s, r.status));
+      // padded by what shows: escapes take no columns
+      const width = Math.max(8, ...statuses.map((t) => stripAnsi(t).length));
+      let text = '';
+      for (const [i, r] of rows.entries()) {
         const level = r.params && typeof r.params.level === 'number' ? ` ${r.params.level} %` : '';
-        const who = r.source ? `${r.source.role}:${r.source.principal}` : '';
         const why = (r.result as { error?: string } | null)?.error;
-        io.out(`${fmtTs(r.ts)}  ${r.id.slice(0, 8)}  ${r.status.padEnd(8)}  ${`${r.action}${level}`.padEnd(14)}  ${`${r.target.kind} ${r.target.id}`.padEnd(28)}  ${who}${why ? `  (${why})` : ''}\n`);
+        const status = statuses[i]! + ' '.repeat(width - stripAnsi(statuses[i]!).length);
+        text += `${isoLocal(r.ts, zone)}  ${r.id.slice(0, 8)}  ${status}  ${`${r.action}${level}`.padEnd(14)}  ${`${r.target.kind} ${r.target.id}`.padEnd(28)}  ${sourceText(r.source)}${why ? `  (${why})` : ''}\n`;
       }
+      io.out(text);
     });
 
   const schedule = program.command('schedule').description('dimming schedules');

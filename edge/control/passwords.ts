@@ -1,7 +1,8 @@
 /**
- * Credentials: scrypt password hashes for broker and Node-RED users, SHA-256 hashes for API
- * bearer tokens. Comparisons are constant-time (crypto.timingSafeEqual). Nothing here logs, and no
- * error message contains a password, a token or a hash.
+ * Credentials: scrypt password hashes for broker users (Node-RED's editor checks bcrypt hashes of
+ * its own: `isBcryptHash`), SHA-256 hashes for API bearer tokens. Comparisons are constant-time
+ * (crypto.timingSafeEqual). Nothing here logs, and no error message contains a password, a token
+ * or a hash. `streetbox hash-password` makes both kinds of password hash.
  *
  * Password hash format (self-describing, so parameters can be raised later without breaking old
  * hashes): `scrypt$N$r$p$salt$hash`, salt and hash in base64url without padding. scrypt is RFC 7914;
@@ -69,6 +70,16 @@ export function parsePasswordHash(stored: string): ParsedPasswordHash | null {
 
 export function isPasswordHash(stored: string): boolean {
   return parsePasswordHash(stored) !== null;
+}
+
+/**
+ * A bcrypt hash as Node-RED's editor login checks it (nodeRed.users[].passwordHash):
+ * `$2a$`/`$2b$`/`$2y$`, a two-digit cost 4..31, then 22 characters of salt and 31 of hash in
+ * bcrypt's own base64 alphabet (60 characters in all).
+ */
+export function isBcryptHash(stored: string): boolean {
+  const m = /^\$2[aby]\$(\d{2})\$[./A-Za-z0-9]{53}$/.exec(stored);
+  return m !== null && Number(m[1]) >= 4 && Number(m[1]) <= 31;
 }
 
 /** Hashes a password with a fresh random salt: `scrypt$32768$8$1$<salt>$<hash>`. */

@@ -1,32 +1,40 @@
 /**
- * `streetbox backup` and `streetbox restore`: the configuration and a consistent copy of the
- * SQLite buffer, taken while the gateway runs.
+ * `streetbox backup`: the configuration, a consistent copy of the SQLite buffer taken while the
+ * gateway runs, and Node-RED's user directory (flows and their encrypted credentials).
  *
- * The copy is `VACUUM INTO` on a read-only connection: one read transaction, so it is the
- * database exactly as of one commit (WAL lets the gateway keep writing meanwhile), compacted,
- * and checked with `PRAGMA integrity_check` before it is packed. A backup is a gzip-compressed
- * tar (`--out x.tar.gz` / `.tgz`) or a plain directory (any other `--out`), holding
- * manifest.json, devices.yaml and streetbox.db. Secrets given as ${ENV_VAR} are not in it.
- *
- * Restore refuses while a gateway holds the data file's pid lock, and moves the current
- * database (with its -wal and -shm) aside: nothing is ever deleted.
+ * The copy is `VACUUM INTO` on a read-only connection (in a worker thread, so progress can be
+ * shown): one read transaction, so it is the database exactly as of one commit (WAL lets the
+ * gateway keep writing meanwhile), compacted, and checked with `PRAGMA integrity_check` before
+ * it is packed. A backup is a gzip-compressed tar (`--out x.tar.gz` / `.tgz`, edge/ops/archive.ts)
+ * or a plain directory (any other `--out`), holding manifest.json, devices.yaml, streetbox.db and
+ * node-red/. It holds secrets (devices.yaml's passwords and tokens, the LoRaWAN session keys in
+ * the database, Node-RED's credentials): every file is written mode 0600, directories 0700.
+ * Secrets given as ${ENV_VAR} are not in it. Restoring is edge/ops/restore.ts.
  */
 import { createHash } from 'node:crypto';
-import { chownSync, copyFileSync, createReadStream, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { basename, dirname, join, resolve } from 'node:path';
+import { chmodSync, copyFileSync, createReadStream, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join, relative, resolve, sep } from 'node:path';
+import { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
-import { loadConfig } from '../config/index.js';
+import { loadConfig, type Config } from '../config/index.js';
 import { StreetboxError, errorMessage } from '../errors.js';
-import { lockHolder } from '../pidLock.js';
-import { extractTarGz, writeTarGz } from './tar.js';
+import { packTarGz } from './archive.js';
+import { noProgress, type Progress } from '../progress.js';
 
 export const MANIFEST = 'manifest.json';
 export const DB_NAME = 'streetbox.db';
 export const CONFIG_NAME = 'devices.yaml';
+export const NODE_RED_DIR = 'node-red';
+
+/** What a backup holds that must be kept like a password; the CLI says it after every backup. */
+export const SECRETS_WARNING =
+  "holds secrets: devices.yaml's passwords and tokens, the LoRaWAN session keys in the database and Node-RED's flow credentials; keep it like a password (it is mode 0600)";
 
 export interface BackupManifest {
   format: 'streetbox-backup';
-  version: 1;
+  /** 1: no node-red/ (older backups, still restored); 2: with node-red/ when the gateway had one */
+  version: 1 | 2;
   gateway: string;
   /** when the copy was taken (ISO 8601, UTC) */
   createdAt: string;
@@ -37,6 +45,9 @@ export interface BackupManifest {
   commands: number;
   /** where the database lived on the gateway, for the record */
   sourcePath: string;
+  /** where Node-RED's user directory was, when it is in the backup (as node-red/) */
+  nodeRedPath?: string;
+  /** every file of the backup but the manifest, by its path inside the backup (`/`-separated) */
   files: Record<string, { bytes: number; sha256: string }>;
 }
 
@@ -46,15 +57,34 @@ export interface BackupResult {
   manifest: BackupManifest;
 }
 
-const opsError = (msg: string, cause?: unknown) => new StreetboxError('E_OPS', msg, cause === undefined ? undefined : { cause });
+export interface OpsOptions {
+  now?: () => number;
+  progress?: Progress;
+}
+
+export const opsError = (msg: string, cause?: unknown) => new StreetboxError('E_OPS', msg, cause === undefined ? undefined : { cause });
 
 export function isTarGz(path: string): boolean {
   return /\.(tar\.gz|tgz)$/i.test(path);
 }
 
-async function sha256(path: string): Promise<string> {
+/**
+ * Node-RED's user directory as edge/flows/settings.ts (preparePaths) chooses it: nodeRed.userDir,
+ * else `node-red/` beside the SQLite file (under the config's directory for `:memory:`).
+ */
+export function nodeRedUserDir(config: Config, configDir: string): string {
+  if (config.nodeRed.userDir !== undefined) return config.nodeRed.userDir;
+  const storage = config.storage.path;
+  return join(storage === ':memory:' ? resolve(configDir, 'data') : dirname(storage), 'node-red');
+}
+
+export async function sha256(path: string, onBytes: (n: number) => void = () => {}): Promise<string> {
   const h = createHash('sha256');
-  for await (const chunk of createReadStream(path)) h.update(chunk as Buffer);
+  let n = 0;
+  for await (const chunk of createReadStream(path)) {
+    h.update(chunk as Buffer);
+    onBytes((n += (chunk as Buffer).length));
+  }
   return h.digest('hex');
 }
 
@@ -64,7 +94,7 @@ function integrity(db: Database.Database): string {
 }
 
 /** Counts and the last seq of a database copy. */
-function describe(path: string): { lastSeq: number; readings: number; events: number; commands: number; integrity: string } {
+export function describe(path: string): { lastSeq: number; readings: number; events: number; commands: number; integrity: string } {
   const db = new Database(path, { readonly: true, fileMustExist: true });
   try {
     const one = (sql: string): number => (db.prepare(sql).pluck().get() as number | null) ?? 0;
@@ -81,38 +111,125 @@ function describe(path: string): { lastSeq: number; readings: number; events: nu
   }
 }
 
-/** Takes a backup of the configuration at `configPath` and its database into `out`. */
-export async function backup(configPath: string, out: string, now: () => number = Date.now): Promise<BackupResult> {
+// A worker runs the one long SQLite statement, so the main thread can report progress meanwhile.
+// Eval'd CommonJS: it loads better-sqlite3 by the absolute path this module resolves (also from
+// the bundle, which leaves better-sqlite3 in node_modules).
+const VACUUM_WORKER = `
+const { workerData } = require('node:worker_threads');
+const Database = require(workerData.sqlite);
+const db = new Database(workerData.src, { readonly: true, fileMustExist: true, timeout: 5000 });
+try {
+  // SQLite VACUUM INTO: "the generated output database is a consistent snapshot of the original"
+  db.prepare('VACUUM INTO ?').run(workerData.dest);
+} finally {
+  db.close();
+}
+`;
+
+/** VACUUM INTO `dest`; reports the bytes written so far against the source's used pages. */
+async function vacuumInto(src: string, dest: string, progress: Progress): Promise<void> {
+  const db = new Database(src, { readonly: true, fileMustExist: true, timeout: 5000 });
+  let expected: number;
+  try {
+    const pages = (db.pragma('page_count', { simple: true }) as number) - (db.pragma('freelist_count', { simple: true }) as number);
+    expected = pages * (db.pragma('page_size', { simple: true }) as number);
+  } finally {
+    db.close();
+  }
+  progress.step('backup: copying the database', expected);
+  const worker = new Worker(VACUUM_WORKER, { eval: true, workerData: { sqlite: createRequire(import.meta.url).resolve('better-sqlite3'), src, dest } });
+  const poll = setInterval(() => {
+    try {
+      progress.update(statSync(dest).size);
+    } catch {
+      // not created yet
+    }
+  }, 200);
+  try {
+    await new Promise<void>((done, fail) => {
+      worker.once('error', fail);
+      worker.once('exit', (code) => (code === 0 ? done() : fail(new Error(`the copy stopped (exit ${code})`))));
+    });
+  } finally {
+    clearInterval(poll);
+  }
+  progress.update(expected);
+}
+
+/** Copies a directory tree (regular files and directories; not node_modules, not links), files 0600, directories 0700. */
+export function copyTree(from: string, to: string): void {
+  mkdirSync(to, { mode: 0o700 });
+  for (const name of readdirSync(from)) {
+    const src = join(from, name);
+    const st = lstatSync(src);
+    if (st.isDirectory()) {
+      if (name !== 'node_modules') copyTree(src, join(to, name));
+    } else if (st.isFile()) {
+      copyFileSync(src, join(to, name));
+      chmodSync(join(to, name), 0o600);
+    }
+  }
+}
+
+/** Every regular file under `dir`, as `/`-separated paths relative to `base`. */
+function filesUnder(dir: string, base: string): string[] {
+  const out: string[] = [];
+  for (const name of readdirSync(dir).sort()) {
+    const p = join(dir, name);
+    if (lstatSync(p).isDirectory()) out.push(...filesUnder(p, base));
+    else out.push(relative(base, p).split(sep).join('/'));
+  }
+  return out;
+}
+
+/** Takes a backup of the configuration at `configPath`, its database and Node-RED's directory into `out`. */
+export async function backup(configPath: string, out: string, opts: OpsOptions = {}): Promise<BackupResult> {
+  const now = opts.now ?? Date.now;
+  const progress = opts.progress ?? noProgress;
   const loaded = loadConfig(configPath);
   const dbPath = loaded.config.storage.path;
   if (!existsSync(dbPath)) throw opsError(`no database at ${dbPath} (storage.path): nothing to back up`);
   const asTar = isTarGz(out);
   if (existsSync(out) && (asTar || !isEmptyDir(out))) throw opsError(`${out} exists: choose a new name (a backup never overwrites)`);
+  const nodeRed = nodeRedUserDir(loaded.config, loaded.dir);
 
-  const staging = asTar ? mkdtempSync(join(dirname(resolve(out)), '.streetbox-backup-')) : (mkdirSync(out, { recursive: true }), out);
+  let staging: string;
+  if (asTar) staging = mkdtempSync(join(dirname(resolve(out)), '.streetbox-backup-'));
+  else {
+    mkdirSync(out, { recursive: true, mode: 0o700 });
+    chmodSync(out, 0o700);
+    staging = out;
+  }
   try {
     const copy = join(staging, DB_NAME);
-    const src = new Database(dbPath, { readonly: true, fileMustExist: true, timeout: 5000 });
     try {
-      // SQLite VACUUM INTO: "the generated output database is a consistent snapshot of the original"
-      src.prepare('VACUUM INTO ?').run(copy);
+      await vacuumInto(dbPath, copy, progress);
     } catch (err) {
       throw opsError(`cannot copy ${dbPath}: ${errorMessage(err)}`, err);
-    } finally {
-      src.close();
     }
+    chmodSync(copy, 0o600);
+    progress.step('backup: checking the copy');
     const info = describe(copy);
     if (info.integrity !== 'ok') throw opsError(`the copy of ${dbPath} fails integrity_check: ${info.integrity}`);
     copyFileSync(loaded.file, join(staging, CONFIG_NAME));
+    chmodSync(join(staging, CONFIG_NAME), 0o600);
+    const withNodeRed = existsSync(nodeRed) && statSync(nodeRed).isDirectory();
+    if (withNodeRed) copyTree(nodeRed, join(staging, NODE_RED_DIR));
 
+    const names = [CONFIG_NAME, DB_NAME, ...(withNodeRed ? filesUnder(join(staging, NODE_RED_DIR), staging) : [])];
+    const total = names.reduce((n, name) => n + statSync(join(staging, name)).size, 0);
+    progress.step('backup: checksums', total);
     const files: BackupManifest['files'] = {};
-    for (const name of [CONFIG_NAME, DB_NAME]) {
+    let hashed = 0;
+    for (const name of names) {
       const p = join(staging, name);
-      files[name] = { bytes: statSync(p).size, sha256: await sha256(p) };
+      const bytes = statSync(p).size;
+      files[name] = { bytes, sha256: await sha256(p, (n) => progress.update(hashed + n)) };
+      hashed += bytes;
     }
     const manifest: BackupManifest = {
       format: 'streetbox-backup',
-      version: 1,
+      version: 2,
       gateway: loaded.config.gateway.id,
       createdAt: new Date(now()).toISOString(),
       lastSeq: info.lastSeq,
@@ -120,19 +237,28 @@ export async function backup(configPath: string, out: string, now: () => number 
       events: info.events,
       commands: info.commands,
       sourcePath: resolve(dbPath),
+      ...(withNodeRed ? { nodeRedPath: resolve(nodeRed) } : {}),
       files,
     };
-    writeFileSync(join(staging, MANIFEST), `${JSON.stringify(manifest, null, 2)}\n`);
+    writeFileSync(join(staging, MANIFEST), `${JSON.stringify(manifest, null, 2)}\n`, { mode: 0o600 });
     if (asTar) {
       const tmp = `${out}.partial`;
-      await writeTarGz(tmp, [MANIFEST, CONFIG_NAME, DB_NAME].map((name) => ({ name, path: join(staging, name) })));
-      renameSync(tmp, out);
+      rmSync(tmp, { force: true });
+      progress.step('backup: packing', total);
+      try {
+        await packTarGz(tmp, staging, [MANIFEST, CONFIG_NAME, DB_NAME, ...(withNodeRed ? [NODE_RED_DIR] : [])], (n) => progress.update(n));
+        renameSync(tmp, out);
+      } catch (err) {
+        rmSync(tmp, { force: true });
+        throw err;
+      }
     }
     return { out, kind: asTar ? 'tar.gz' : 'directory', manifest };
   } catch (err) {
     if (!asTar) rmSync(out, { recursive: true, force: true });
     throw err;
   } finally {
+    progress.end();
     if (asTar) rmSync(staging, { recursive: true, force: true });
   }
 }
@@ -143,123 +269,4 @@ function isEmptyDir(path: string): boolean {
   } catch {
     return false;
   }
-}
-
-export interface RestoreResult {
-  manifest: BackupManifest;
-  /** the configuration written (the backup's devices.yaml) */
-  config: string;
-  database: string;
-  /** where the previous files went (never deleted) */
-  movedAside: string[];
-}
-
-/** Reads and verifies a backup (tar.gz or directory) into `work`; returns its manifest. */
-async function openBackup(from: string, work: string): Promise<{ dir: string; manifest: BackupManifest }> {
-  if (!existsSync(from)) throw opsError(`${from} does not exist`);
-  let dir = from;
-  if (!statSync(from).isDirectory()) {
-    try {
-      await extractTarGz(from, work);
-    } catch (err) {
-      throw opsError(`${from} is not a readable streetbox backup: ${errorMessage(err)}`, err);
-    }
-    dir = work;
-  }
-  let manifest: BackupManifest;
-  try {
-    manifest = JSON.parse(readFileSync(join(dir, MANIFEST), 'utf8')) as BackupManifest;
-  } catch (err) {
-    throw opsError(`${from} has no readable ${MANIFEST}: ${errorMessage(err)}`, err);
-  }
-  if (manifest.format !== 'streetbox-backup' || manifest.version !== 1) throw opsError(`${from}: not a streetbox backup (version 1)`);
-  for (const [name, f] of Object.entries(manifest.files)) {
-    const p = join(dir, basename(name));
-    if (!existsSync(p) || (await sha256(p)) !== f.sha256) throw opsError(`${from}: ${name} is missing or does not match its checksum`);
-  }
-  const info = describe(join(dir, DB_NAME));
-  if (info.integrity !== 'ok') throw opsError(`${from}: the database fails integrity_check: ${info.integrity}`);
-  return { dir, manifest };
-}
-
-/** A name beside `path` that does not exist yet: `<path>.before-restore-<time>`. */
-function asideName(path: string, now: number): string {
-  const stamp = new Date(now).toISOString().replace(/[:.]/g, '-');
-  let name = `${path}.before-restore-${stamp}`;
-  for (let i = 1; existsSync(name); i++) name = `${path}.before-restore-${stamp}-${i}`;
-  return name;
-}
-
-function runningGateway(dbPath: string): number | null {
-  return lockHolder(`${dbPath}.pid`);
-}
-
-/**
- * Restores a backup: writes its devices.yaml at `configPath` and its database at the
- * storage.path that configuration names. Refuses while a gateway runs on either the current
- * or the restored data file; moves every file it replaces aside.
- */
-export async function restore(from: string, configPath: string, now: () => number = Date.now): Promise<RestoreResult> {
-  // unpacked beside the target (same file system: the database is then renamed into place)
-  mkdirSync(dirname(resolve(configPath)), { recursive: true });
-  const work = mkdtempSync(join(dirname(resolve(configPath)), '.streetbox-restore-'));
-  try {
-    const { dir, manifest } = await openBackup(from, work);
-    const current = existsSync(configPath) ? tryStoragePath(configPath) : null;
-    // where the restored config will put the database: its storage.path, relative to configPath's directory
-    const staged = join(work, 'staged');
-    mkdirSync(staged);
-    const stagedConfig = join(staged, basename(configPath));
-    copyFileSync(join(dir, CONFIG_NAME), stagedConfig);
-    const relative = loadConfig(stagedConfig).config.storage.path;
-    const target = resolve(dirname(resolve(configPath)), relativeTo(staged, relative));
-
-    for (const db of [current, target]) {
-      const pid = db === null ? null : runningGateway(db);
-      if (pid !== null) throw opsError(`a gateway (pid ${pid}) is running on ${db}: stop it first (sudo systemctl stop streetbox)`);
-    }
-
-    const t = now();
-    const movedAside: string[] = [];
-    const moveAside = (p: string) => {
-      if (!existsSync(p)) return;
-      const to = asideName(p, t);
-      renameSync(p, to);
-      movedAside.push(to);
-    };
-    mkdirSync(dirname(target), { recursive: true });
-    const tmpDb = `${target}.restoring`;
-    copyFileSync(join(dir, DB_NAME), tmpDb);
-    for (const suffix of ['', '-wal', '-shm']) moveAside(`${target}${suffix}`);
-    renameSync(tmpDb, target);
-    // restored by root for a gateway that runs as its own user: the file belongs to the data directory's owner
-    if (process.getuid?.() === 0) {
-      const owner = statSync(dirname(target));
-      chownSync(target, owner.uid, owner.gid);
-    }
-
-    const backupConfig = readFileSync(join(dir, CONFIG_NAME));
-    if (!existsSync(configPath) || !readFileSync(configPath).equals(backupConfig)) {
-      moveAside(configPath);
-      mkdirSync(dirname(resolve(configPath)), { recursive: true });
-      writeFileSync(configPath, backupConfig);
-    }
-    return { manifest, config: configPath, database: target, movedAside };
-  } finally {
-    rmSync(work, { recursive: true, force: true });
-  }
-}
-
-/** storage.path of an existing configuration, or null when it does not load. */
-function tryStoragePath(configPath: string): string | null {
-  try {
-    return loadConfig(configPath).config.storage.path;
-  } catch {
-    return null;
-  }
-}
-
-/** The loader resolved `abs` against `base`; the same path relative to `base` again. */
-function relativeTo(base: string, abs: string): string {
-  return abs.startsWith(`${base}/`) ? abs.slice(base.length + 1) : abs;
 }

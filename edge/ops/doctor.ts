@@ -1,7 +1,8 @@
 /**
  * `streetbox doctor`: what a technician checks at an open cabinet, as a checklist with the fix
  * for each failure. A check is ok (✔), a warning (!) that does not stop the gateway, or a
- * failure (✘) that does; the command exits 0 without failures, 1 with one, 2 on a bad config.
+ * failure (✘) that does (on a terminal; piped, the marks are words: edge/cliStyle.ts); the
+ * command exits 0 without failures, 1 with one, 2 on a bad config.
  */
 import { execFile } from 'node:child_process';
 import { constants, accessSync, existsSync, mkdtempSync, rmSync, statSync, statfsSync } from 'node:fs';
@@ -12,6 +13,8 @@ import { ConfigError, formatIssue, loadConfig } from '../config/index.js';
 import type { Config, SerialBusConfig, TcpBusConfig } from '../config/schema.js';
 import { errorMessage } from '../errors.js';
 import { lockHolder } from '../pidLock.js';
+import { makeStyle, type Style } from '../cliStyle.js';
+import { DEMO_CONFIG, demoSecrets, findDemoSecrets } from './demoSecrets.js';
 
 export type CheckStatus = 'ok' | 'warn' | 'fail' | 'skip';
 
@@ -37,9 +40,10 @@ export interface DoctorOptions {
   env?: NodeJS.ProcessEnv;
   /** `timedatectl show -p NTPSynchronized --value`, replaceable in tests */
   ntpSynchronized?: () => Promise<'yes' | 'no' | 'unknown'>;
+  /** the shipped demo configuration whose secrets must not be used (default: the package's devices.yaml) */
+  demoConfig?: string;
 }
 
-const MARK: Record<CheckStatus, string> = { ok: '✔', warn: '!', fail: '✘', skip: '-' };
 const MiB = 1024 * 1024;
 
 export async function runDoctor(configPath: string, opts: DoctorOptions = {}): Promise<DoctorReport> {
@@ -63,6 +67,7 @@ export async function runDoctor(configPath: string, opts: DoctorOptions = {}): P
     status: 'ok',
     detail: `${configPath} is valid: gateway "${config.gateway.id}", ${config.buses.length} bus(es), ${config.devices.length} device(s)`,
   });
+  checks.push(secretsCheck(config, opts.demoConfig ?? DEMO_CONFIG));
 
   // the demo's simulators replace every bus (serial lines by PTYs)
   const simulated = typeof config.simulate === 'boolean' ? config.simulate : config.simulate.enabled;
@@ -79,6 +84,28 @@ export async function runDoctor(configPath: string, opts: DoctorOptions = {}): P
   checks.push(gatewayCheck(config));
 
   return { config: configPath, checks, exitCode: checks.some((c) => c.status === 'fail') ? 1 : 0 };
+}
+
+/** No secret of the shipped demo (passwords, tokens, Node-RED's credentialSecret, LoRaWAN keys) in this config. */
+export function secretsCheck(config: Config, demoConfig: string): Check {
+  const name = 'secrets';
+  let demo: Map<string, string>;
+  try {
+    demo = demoSecrets(demoConfig);
+  } catch (err) {
+    return { name, status: 'warn', detail: `cannot read the demo's secrets from ${demoConfig}: ${errorMessage(err)}`, fix: 'check by hand that no password, token or key is the demo\'s' };
+  }
+  const found = findDemoSecrets(config, demo);
+  if (found.length === 0) return { name, status: 'ok', detail: `none of the demo's ${demo.size} secrets is used` };
+  return {
+    name,
+    status: 'fail',
+    detail: `${found.length} value(s) are the demo's own secrets, known to everyone: ${found.join(', ')}`,
+    fix:
+      'give each a fresh random value (`openssl rand -base64 32`), best as ${NAME} with NAME=value in /etc/streetbox/env; ' +
+      'for a broker or Node-RED user, a passwordHash from `streetbox hash-password` (`--for node-red`); LoRaWAN keys are the nodes\' own, from their vendor. ' +
+      '`streetbox init` writes a devices.yaml with fresh secrets',
+  };
 }
 
 function skip(name: string, detail: string): Check {
@@ -256,12 +283,16 @@ function gatewayCheck(config: Config): Check {
   return { name: 'gateway', status: 'warn', detail: 'not running', fix: 'sudo systemctl start streetbox (and `journalctl -u streetbox` if it stops)' };
 }
 
-/** The checklist as a technician reads it: one line per check, the fix indented below. */
-export function formatReport(report: DoctorReport): string {
+/**
+ * The checklist as a technician reads it: one line per check, the fix indented below. The marks
+ * come from `style`: ✔ ✘ ! - on a terminal, the words ok FAIL warn skip when piped.
+ */
+export function formatReport(report: DoctorReport, style: Style = makeStyle(false)): string {
+  const mark: Record<CheckStatus, string> = { ok: style.ok(), warn: style.warn(), fail: style.fail(), skip: style.color ? style.dim('-') : 'skip' };
   const lines: string[] = [];
   for (const c of report.checks) {
     const [first, ...rest] = c.detail.split('\n');
-    lines.push(`${MARK[c.status]} ${c.name}: ${first}`);
+    lines.push(`${mark[c.status]} ${c.name}: ${first}`);
     for (const r of rest) lines.push(`    ${r}`);
     if (c.fix && c.status !== 'ok') lines.push(`    fix: ${c.fix}`);
   }

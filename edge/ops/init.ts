@@ -5,8 +5,9 @@
  * each unit's profile is guessed by reading every point of every built-in profile: a profile
  * matches when all its reads succeed (a controller answers ILLEGAL DATA ADDRESS, Modbus
  * Application Protocol 1.1b3 §7 exception 02, for registers it does not have), its bool
- * registers hold 0 or 1 and not every register read is zero. The text is validated with the
- * same loader as `streetbox validate` before it is written.
+ * registers hold 0 or 1 and not every register read is zero. The API and the broker are on, with
+ * a fresh technician token and password hashes (edge/ops/initSecrets.ts). The text is validated
+ * with the same loader as `streetbox validate` before it is written.
  */
 import { existsSync } from 'node:fs';
 import { hostname } from 'node:os';
@@ -15,6 +16,7 @@ import { parseConfig } from '../config/index.js';
 import { serialBusSchema, tcpBusSchema, type BusConfig, type ProfileConfig } from '../config/schema.js';
 import { StreetboxError, errorMessage } from '../errors.js';
 import { loadProfiles } from '../profiles/index.js';
+import type { InitSecrets } from './initSecrets.js';
 
 export interface InitOptions {
   /** serial paths to scan; undefined: every port serialport lists */
@@ -150,8 +152,22 @@ function ms(v: number): string {
   return v % 1000 === 0 ? `${v / 1000}s` : `${v}ms`;
 }
 
-/** The commented devices.yaml for what was found. */
-export function renderConfig(d: Discovery, opts: Pick<InitOptions, 'units' | 'timeoutMs'> & { now?: () => number; gatewayId?: string }): string {
+export interface RenderOptions extends Pick<InitOptions, 'units' | 'timeoutMs'> {
+  now?: () => number;
+  gatewayId?: string;
+  /** storage.path as written (default data/streetbox.db, relative to the file) */
+  storagePath?: string;
+  /** the API token and password hashes written into the file */
+  secrets: InitSecrets;
+  /** where the plain credentials are, for a comment */
+  credentialsFile: string;
+}
+
+/** A YAML double-quoted string (the secrets are base64url or hashes: nothing to escape but the quote rules). */
+const q = (s: string): string => JSON.stringify(s);
+
+/** The commented devices.yaml for what was found, with the API and broker on and fresh secrets. */
+export function renderConfig(d: Discovery, opts: RenderOptions): string {
   const at = new Date((opts.now ?? Date.now)()).toISOString();
   const id = (opts.gatewayId ?? hostname()).replace(/[^A-Za-z0-9_.-]/g, '-').replace(/^[^A-Za-z0-9]+/, '') || 'gateway';
   const L: string[] = [];
@@ -167,7 +183,7 @@ export function renderConfig(d: Discovery, opts: Pick<InitOptions, 'units' | 'ti
   L.push('  timezone: UTC                      # IANA zone for the schedules, e.g. Europe/Amsterdam');
   L.push('');
   L.push('storage:');
-  L.push('  path: data/streetbox.db            # relative to this file; under systemd: /var/lib/streetbox/streetbox.db');
+  L.push(`  path: ${opts.storagePath !== undefined ? q(opts.storagePath) : 'data/streetbox.db'}            # relative to this file; under systemd: /var/lib/streetbox/streetbox.db`);
   L.push('  maxBytes: 256MiB                   # the buffer while the uplink is down; doctor checks the free disk');
   L.push('  durability: normal                 # full: every commit survives a power cut (an fsync each)');
   L.push('');
@@ -211,10 +227,30 @@ export function renderConfig(d: Discovery, opts: Pick<InitOptions, 'units' | 'ti
     L.push(`  # - { id: device-${u.bus}-${u.unit}, bus: ${u.bus}, unit: ${u.unit}, profile: <name>, poll: 5s }`);
   }
   L.push('');
-  L.push('# The embedded MQTT broker and the HTTP API (status page) need users and tokens with roles:');
-  L.push('# see README, "MQTT" and "HTTP API". Off until configured.');
-  L.push('broker: { enabled: false }');
-  L.push('api: { enabled: false }');
+  const s = opts.secrets;
+  L.push(`# The HTTP API (status page, commands, pull) and the embedded MQTT broker, with secrets made for`);
+  L.push(`# this gateway alone; the technician's plain credentials are in ${opts.credentialsFile} (mode 0600).`);
+  L.push('# Roles: technician, maintenance, central, viewer (README, "HTTP API" and "MQTT").');
+  L.push('api:');
+  L.push('  host: 0.0.0.0                      # 127.0.0.1: this box only');
+  L.push('  port: 8080');
+  L.push('  tokens:');
+  L.push(`    - { name: technician, token: ${q(s.apiToken)}, role: technician }`);
+  L.push('    # one per central system or team, e.g. { name: central, token: "${API_TOKEN_CENTRAL}", role: central }');
+  L.push('broker:');
+  L.push('  host: 0.0.0.0');
+  L.push('  port: 1883');
+  L.push('  allowAnonymous: false');
+  L.push('  users:');
+  L.push(`    - { username: technician, passwordHash: ${q(s.brokerPasswordHash)}, role: technician }`);
+  L.push('    # more: a passwordHash from `streetbox hash-password`, or password: "${BROKER_PASSWORD_X}"');
+  L.push('');
+  L.push('# Node-RED (local flows, editor under /flows): off until enabled; its login and the key of its flow credentials are ready.');
+  L.push('nodeRed:');
+  L.push('  enabled: false');
+  L.push(`  credentialSecret: ${q(s.nodeRedCredentialSecret)}`);
+  L.push('  users:');
+  L.push(`    - { username: technician, passwordHash: ${q(s.nodeRedPasswordHash)}, permissions: '*' }   # hash-password --for node-red`);
   L.push('');
   L.push('# Upstream (central systems):');
   L.push('# sync: { url: "mqtts://broker.city.example:8883", username: cabinet-12, password: "${SYNC_PASSWORD}" }');

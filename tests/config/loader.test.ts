@@ -246,7 +246,7 @@ describe('redactConfig', () => {
     const { config } = loadConfig(join(FIXTURES, 'good-full.yaml'), { env: FULL_ENV });
     const redacted = redactConfig(config);
     const text = JSON.stringify(redacted);
-    for (const secret of [...Object.values(FULL_ENV).filter((v) => v !== '1884'), '000102030405060708090A0B0C0D0E0F', '0123456789abcdef0123', 'scrypt$abc', '${NOT_A_VARIABLE}']) {
+    for (const secret of [...Object.values(FULL_ENV).filter((v) => v !== '1884'), '000102030405060708090A0B0C0D0E0F', '0123456789abcdef0123', 'scrypt$1024$8$1$fC4V20fwkZ8AKfIePCW_ew$f88Eg-I5kPRhEsnjy3k93HRwAnMHWjjwSFiI3G8Wj4I', '${NOT_A_VARIABLE}']) {
       expect(text).not.toContain(secret);
     }
     expect(redacted.broker.users).toEqual([

@@ -173,7 +173,8 @@ describe('streetbox dim / override / release / commands', () => {
     expect(r.code).toBe(0);
     const lines = r.out.trim().split('\n');
     expect(lines).toHaveLength(3);
-    expect(lines[0]).toMatch(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d {2}[0-9a-f]{8} {2}(verified|failed|rejected)/);
+    // ISO 8601 with the offset: UTC without a configuration (--url alone)
+    expect(lines[0]).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00 {2}[0-9a-f]{8} {2}(verified|failed|rejected)/);
     const json = JSON.parse((await cli(['commands', '--limit', '2', '--json', '--url', url])).out) as { id: string }[];
     expect(json).toHaveLength(2);
   });

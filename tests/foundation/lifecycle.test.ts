@@ -50,9 +50,9 @@ describe('gateway lifecycle', () => {
 
       const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { msg: string; component?: string });
       const started = lines.filter((l) => l.msg === 'component started').map((l) => l.component);
-      expect(started).toEqual(['ingest', 'clock-watch', 'modbus-sim', 'modbus', 'control', 'sync']);
+      expect(started).toEqual(['ingest', 'clock-watch', 'modbus-sim:net', 'modbus', 'control', 'sync']);
       const stopped = lines.filter((l) => l.msg === 'component stopped').map((l) => l.component);
-      expect(stopped).toEqual(['sync', 'control', 'modbus', 'modbus-sim', 'clock-watch', 'ingest']);
+      expect(stopped).toEqual(['sync', 'control', 'modbus', 'modbus-sim:net', 'clock-watch', 'ingest']);
       expect(lines.at(-1)!.msg).toBe('gateway stopped');
       expect(existsSync(join(g.dir, 'data/gw.db.pid'))).toBe(false);
 

@@ -1,10 +1,14 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { execFileSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { openStoreReadOnly, type Reading } from '../../edge/store/index.js';
-import { collect, runCli, spawnCli, tempGateway, type CliResult } from '../support/cli.js';
+import { loadConfig } from '../../edge/config/index.js';
+import { preparePaths } from '../../edge/flows/index.js';
+import { createLogger } from '../../edge/log.js';
+import { nodeRedUserDir } from '../../edge/ops/backup.js';
+import { openStore, openStoreReadOnly, type Reading } from '../../edge/store/index.js';
+import { ROOT, collect, runCli, spawnCli, tempGateway, type CliResult } from '../support/cli.js';
 
 // A gateway ingesting from simulated Modbus TCP controllers (no PTY), committing every 100 ms.
 const CONFIG = `
@@ -89,6 +93,9 @@ describe('streetbox backup / restore', () => {
     const b = await runCli(['backup', '--config', g.config, '--out', out]);
     expect(b.code, b.stderr).toBe(0);
     expect(b.stdout).toMatch(/backup\.tar\.gz \(tar\.gz\): gateway "backup-test" at .*, last seq \d+, \d+ readings/);
+    // it holds secrets: only its owner reads it, and the command says so
+    expect(statSync(out).mode & 0o777).toBe(0o600);
+    expect(b.stderr).toContain(`${out} holds secrets: devices.yaml's passwords and tokens, the LoRaWAN session keys in the database`);
     // still ingesting after the backup: the gateway was never paused
     const lastBefore = before.at(-1)!.seq;
     await waitFor(() => allReadings(db).at(-1)!.seq > lastBefore + 20, 10_000);
@@ -134,6 +141,9 @@ describe('streetbox backup / restore', () => {
     const b = await runCli(['backup', '--config', g.config, '--out', out]);
     expect(b.code, b.stderr).toBe(0);
     expect(readdirSync(out).sort()).toEqual(['devices.yaml', 'manifest.json', 'streetbox.db']);
+    expect(statSync(out).mode & 0o777).toBe(0o700);
+    for (const f of readdirSync(out)) expect(statSync(join(out, f)).mode & 0o777, f).toBe(0o600);
+    expect(b.stderr).toContain(`${out} holds secrets`);
     await gw.stop();
 
     // a target with its own (different) config and database
@@ -162,6 +172,11 @@ describe('streetbox backup / restore', () => {
     expect(noDb.code).toBe(1);
     expect(noDb.stderr).toContain('no database at');
 
+    // a backup that is not there is bad input (exit 2), as the README says
+    const missing = await runCli(['restore', '--from', join(g.dir, 'no-such-backup.tar.gz'), '--config', join(g.dir, 'r/devices.yaml')]);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toContain('no-such-backup.tar.gz does not exist');
+
     writeFileSync(join(g.dir, 'exists.tar.gz'), 'x');
     const bad = await runCli(['restore', '--from', join(g.dir, 'exists.tar.gz'), '--config', join(g.dir, 'r/devices.yaml')]);
     expect(bad.code).toBe(1);
@@ -169,3 +184,123 @@ describe('streetbox backup / restore', () => {
     expect(existsSync(join(g.dir, 'r/devices.yaml'))).toBe(false);
   });
 });
+
+// A stopped gateway's files, made without running it: a buffer with readings (the real store) and
+// Node-RED's user directory where the gateway keeps it (edge/flows/settings.ts), with flows,
+// their encrypted credentials and the runtime's key file.
+const NR_CONFIG = `
+gateway: { id: nr-test }
+storage: { path: data/gw.db }
+broker: { enabled: false }
+api: { enabled: false }
+nodeRed: { enabled: false, credentialSecret: "\${TEST_NR_SECRET}" }
+`;
+const NR_ENV = { TEST_NR_SECRET: 'a-test-secret-of-this-gateway' };
+
+function stoppedGateway(): { dir: string; config: string; userDir: string; nodeRedFiles: Record<string, string> } {
+  const g = tempGateway(NR_CONFIG);
+  cleanups.push(g.cleanup);
+  const loaded = loadConfig(g.config, { env: { ...process.env, ...NR_ENV } });
+  const store = openStore({ path: loaded.config.storage.path, maxBytes: 64 * 1024 * 1024, durability: 'normal', log: createLogger({ level: 'silent' }) });
+  store.appendReadings(Array.from({ length: 5000 }, (_, i) => ({ ts: 1_767_000_000_000 + i * 1000, device: 'lamp-1', point: 'dim_level', value: i % 101 })));
+  store.close();
+  const { userDir } = preparePaths({ config: loaded.config, configDir: loaded.dir });
+  // the rule backup follows is the gateway's own
+  expect(nodeRedUserDir(loaded.config, loaded.dir)).toBe(userDir);
+  mkdirSync(join(userDir, 'lib/functions'), { recursive: true });
+  const nodeRedFiles: Record<string, string> = {
+    'flows.json': readFileSync(join(userDir, 'flows.json'), 'utf8'),
+    'flows_cred.json': '{"$":"0123456789abcdef-encrypted-credentials"}',
+    '.config.runtime.json': '{"instanceId":"abc"}',
+    'lib/functions/helper.js': 'return msg;',
+  };
+  for (const [name, text] of Object.entries(nodeRedFiles)) writeFileSync(join(userDir, name), text);
+  return { dir: g.dir, config: g.config, userDir, nodeRedFiles };
+}
+
+function expectNodeRed(userDir: string, files: Record<string, string>): void {
+  for (const [name, text] of Object.entries(files)) expect(readFileSync(join(userDir, name), 'utf8'), name).toBe(text);
+}
+
+const env = { ...NR_ENV };
+
+describe('streetbox backup / restore: Node-RED, GNU tar, progress', () => {
+  it('backs up Node-RED\'s user directory (flows and credentials) and restores it, moving the one it replaces aside', async () => {
+    const gw = stoppedGateway();
+    const out = join(gw.dir, 'nr.tar.gz');
+    const b = await runCli(['backup', '--config', gw.config, '--out', out], { env });
+    expect(b.code, b.stderr).toBe(0);
+    expect(b.stdout).toMatch(/, Node-RED 4 file\(s\)\n$/);
+    const listing = execFileSync('tar', ['-tzf', out], { encoding: 'utf8' }).trim().split('\n');
+    for (const f of Object.keys(gw.nodeRedFiles)) expect(listing).toContain(`node-red/${f}`);
+    for (const line of execFileSync('tar', ['-tvzf', out], { encoding: 'utf8' }).trim().split('\n')) {
+      if (line.startsWith('-')) expect(line.slice(0, 10), line).toBe('-rw-------');
+    }
+
+    // a cabinet whose Node-RED has other flows
+    const fresh = dir();
+    writeFileSync(fresh.config, NR_CONFIG);
+    mkdirSync(join(fresh.dir, 'data/node-red'), { recursive: true });
+    writeFileSync(join(fresh.dir, 'data/node-red/flows.json'), '[]');
+    const r = await runCli(['restore', '--from', out, '--config', fresh.config], { env });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain(join(fresh.dir, 'data/node-red'));
+    expectNodeRed(join(fresh.dir, 'data/node-red'), gw.nodeRedFiles);
+    const aside = readdirSync(join(fresh.dir, 'data')).find((f) => f.startsWith('node-red.before-restore-'))!;
+    expect(readFileSync(join(fresh.dir, 'data', aside, 'flows.json'), 'utf8')).toBe('[]');
+    expect(allReadings(join(fresh.dir, 'data/gw.db'))).toHaveLength(5000);
+  });
+
+  it.each([
+    ['tar czf x.tgz . (./ names)', (_root: string) => ['-czf', 'X', '.']],
+    ['tar czf x.tgz <names> (bare names)', (_root: string) => ['-czf', 'X', 'manifest.json', 'devices.yaml', 'streetbox.db', 'node-red']],
+    ['tar czf x.tgz <dir> (one directory around it)', (_root: string) => ['-czf', 'X', '-C', '..', 'unpacked']],
+  ])('restores a backup re-packed by GNU tar: %s', async (_name, args) => {
+    const gw = stoppedGateway();
+    const out = join(gw.dir, 'orig.tar.gz');
+    expect((await runCli(['backup', '--config', gw.config, '--out', out], { env })).code).toBe(0);
+    const unpacked = join(gw.dir, 'unpacked');
+    mkdirSync(unpacked);
+    execFileSync('tar', ['-xzf', out, '-C', unpacked]);
+    const repacked = join(gw.dir, 'repacked.tgz');
+    execFileSync('tar', args(unpacked).map((a) => (a === 'X' ? repacked : a)), { cwd: unpacked });
+
+    const fresh = dir();
+    const r = await runCli(['restore', '--from', repacked, '--config', fresh.config], { env });
+    expect(r.code, r.stderr).toBe(0);
+    expect(readFileSync(fresh.config, 'utf8')).toBe(NR_CONFIG);
+    expect(integrity(join(fresh.dir, 'data/gw.db'))).toBe('ok');
+    expect(allReadings(join(fresh.dir, 'data/gw.db'))).toHaveLength(5000);
+    expectNodeRed(join(fresh.dir, 'data/node-red'), gw.nodeRedFiles);
+  });
+
+  it('shows progress on stderr, never on stdout: plain lines when piped, a live line on a terminal', async () => {
+    const gw = stoppedGateway();
+    const piped = await runCli(['backup', '--config', gw.config, '--out', join(gw.dir, 'p.tar.gz')], { env });
+    expect(piped.code, piped.stderr).toBe(0);
+    expect(piped.stdout.trim().split('\n')).toHaveLength(1);
+    expect(piped.stderr).toMatch(/^backup: copying the database \(\d+\.\d MiB\)$/m);
+    expect(piped.stderr).toMatch(/^backup: packing \(/m);
+    expect(piped.stderr).not.toContain('\r');
+
+    // stderr (and stdin) on a pseudo-terminal, stdout a pipe
+    const onTerminal = (args: string[]): Promise<CliResult> =>
+      collect(spawn('python3', [join(import.meta.dirname, 'ttyRun.py'), process.execPath, '--import', 'tsx', join(ROOT, 'edge/cli.ts'), ...args], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] }), 60_000);
+    const tty = await onTerminal(['backup', '--config', gw.config, '--out', join(gw.dir, 't.tar.gz')]);
+    expect(tty.code, tty.stderr).toBe(0);
+    expect(tty.stdout.trim().split('\n')).toHaveLength(1);
+    expect(tty.stdout).toMatch(/t\.tar\.gz \(tar\.gz\): gateway "nr-test"/);
+    expect(tty.stderr).toMatch(/\r\x1b\[Kbackup: copying the database [\d.]+ of [\d.]+ MiB \(\d+ %\)/);
+    expect(tty.stderr).toMatch(/\r\x1b\[Kbackup: packing [\d.]+ of [\d.]+ MiB \(\d+ %\)/);
+    // the live line is erased before the warning
+    expect(tty.stderr).toMatch(/\r\x1b\[K(\x1b\[\d+m)?!.* holds secrets/);
+
+    const fresh = dir();
+    const restored = await onTerminal(['restore', '--from', join(gw.dir, 't.tar.gz'), '--config', fresh.config]);
+    expect(restored.code, restored.stderr).toBe(0);
+    expect(restored.stdout).toMatch(/^restored gateway "nr-test"/);
+    expect(restored.stderr).toMatch(/\r\x1b\[Krestore: unpacking [\d.]+ of [\d.]+ MiB \(\d+ %\)/);
+    expect(restored.stderr).toMatch(/\r\x1b\[Krestore: checking /);
+  });
+});
+

@@ -3,6 +3,9 @@ import { createServer, type AddressInfo, type Server } from 'node:net';
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
+import { parse, stringify } from 'yaml';
+import { stripAnsi } from '../../edge/cliStyle.js';
+import { demoSecrets } from '../../edge/ops/demoSecrets.js';
 import { ROOT, collect, runCli, tempGateway } from '../support/cli.js';
 import { openPtyPair, type PtyPair } from '../helpers/pty.js';
 import { freePort } from '../helpers/ports.js';
@@ -25,9 +28,9 @@ function gateway(yaml: string): { dir: string; config: string } {
   return g;
 }
 
-/** The checklist line of a check, e.g. `✔ bus net: …`. */
+/** The checklist line of a check, e.g. `ok bus net: …` (piped: the marks are words). */
 function line(out: string, name: string): string {
-  const l = out.split('\n').find((x) => x.slice(2).startsWith(`${name}:`));
+  const l = out.split('\n').find((x) => !x.startsWith(' ') && x.slice(x.indexOf(' ') + 1).startsWith(`${name}:`));
   if (l === undefined) throw new Error(`no line for "${name}" in:\n${out}`);
   return l;
 }
@@ -58,15 +61,15 @@ api: { enabled: false }
 `);
     const r = await runCli(['doctor', '--config', g.config]);
     expect(r.code, r.stdout + r.stderr).toBe(0);
-    expect(line(r.stdout, 'config')).toBe(`✔ config: ${g.config} is valid: gateway "healthy", 2 bus(es), 0 device(s)`);
-    expect(line(r.stdout, 'bus line-1')).toBe(`✔ bus line-1: ${pty.masterPath} is a serial port, readable and writable`);
-    expect(line(r.stdout, 'bus net')).toBe(`✔ bus net: 127.0.0.1:${modbusPort} accepts TCP connections`);
-    expect(line(r.stdout, 'upstream')).toBe(`✔ upstream: 127.0.0.1:${upstreamPort} accepts TCP connections`);
-    expect(line(r.stdout, 'data directory')).toMatch(/^✔ data directory: .*\/data is writable/);
-    expect(line(r.stdout, 'disk')).toMatch(/^[✔!] disk: \d+ MiB free \(\d+ %\)/);
+    expect(line(r.stdout, 'config')).toBe(`ok config: ${g.config} is valid: gateway "healthy", 2 bus(es), 0 device(s)`);
+    expect(line(r.stdout, 'bus line-1')).toBe(`ok bus line-1: ${pty.masterPath} is a serial port, readable and writable`);
+    expect(line(r.stdout, 'bus net')).toBe(`ok bus net: 127.0.0.1:${modbusPort} accepts TCP connections`);
+    expect(line(r.stdout, 'upstream')).toBe(`ok upstream: 127.0.0.1:${upstreamPort} accepts TCP connections`);
+    expect(line(r.stdout, 'data directory')).toMatch(/^ok data directory: .*\/data is writable/);
+    expect(line(r.stdout, 'disk')).toMatch(/^(ok|warn) disk: \d+ MiB free \(\d+ %\)/);
     // no timedatectl answer in a container: a warning, never a failure
-    expect(line(r.stdout, 'clock')).toMatch(/^[✔!] clock: /);
-    expect(line(r.stdout, 'gateway')).toBe('! gateway: not running');
+    expect(line(r.stdout, 'clock')).toMatch(/^(ok|warn) clock: /);
+    expect(line(r.stdout, 'gateway')).toBe('warn gateway: not running');
     expect(fixOf(r.stdout, 'gateway')).toContain('systemctl start streetbox');
     expect(r.stdout.trim().split('\n').at(-1)).toMatch(/^all checks passed/);
   });
@@ -113,15 +116,15 @@ api: { enabled: false }
     writeFileSync(g.config, readFileSync(g.config, 'utf8').replace('PLAIN', join(g.dir, 'plain.txt')));
     const r = await runCli(['doctor', '--config', g.config, '--timeout', '500']);
     expect(r.code, r.stdout + r.stderr).toBe(1);
-    expect(line(r.stdout, 'config')).toMatch(/^✔ config: /);
-    expect(line(r.stdout, 'bus missing')).toBe('✘ bus missing: /dev/streetbox-no-such-port does not exist');
+    expect(line(r.stdout, 'config')).toMatch(/^ok config: /);
+    expect(line(r.stdout, 'bus missing')).toBe('FAIL bus missing: /dev/streetbox-no-such-port does not exist');
     expect(fixOf(r.stdout, 'bus missing')).toContain('/dev/serial/by-id/');
-    expect(line(r.stdout, 'bus plain-file')).toBe(`✘ bus plain-file: ${join(g.dir, 'plain.txt')} is not a character device (a serial port)`);
-    expect(line(r.stdout, 'bus dead')).toMatch(new RegExp(`^✘ bus dead: 127\\.0\\.0\\.1:${closed} is not reachable: .*ECONNREFUSED`));
+    expect(line(r.stdout, 'bus plain-file')).toBe(`FAIL bus plain-file: ${join(g.dir, 'plain.txt')} is not a character device (a serial port)`);
+    expect(line(r.stdout, 'bus dead')).toMatch(new RegExp(`^FAIL bus dead: 127\\.0\\.0\\.1:${closed} is not reachable: .*ECONNREFUSED`));
     expect(fixOf(r.stdout, 'bus dead')).toContain(`nc -vz 127.0.0.1 ${closed}`);
-    expect(line(r.stdout, 'upstream')).toMatch(new RegExp(`^✘ upstream: 127\\.0\\.0\\.1:${closed} is not reachable`));
+    expect(line(r.stdout, 'upstream')).toMatch(new RegExp(`^FAIL upstream: 127\\.0\\.0\\.1:${closed} is not reachable`));
     expect(fixOf(r.stdout, 'upstream')).toContain('firewall');
-    expect(line(r.stdout, 'data directory')).toMatch(/^✘ data directory: .*not-a-dir\/data is not writable: .*ENOTDIR/);
+    expect(line(r.stdout, 'data directory')).toMatch(/^FAIL data directory: .*not-a-dir\/data is not writable: .*ENOTDIR/);
     expect(fixOf(r.stdout, 'data directory')).toContain('sudo install -d');
     expect(r.stdout.trim().split('\n').at(-1)).toMatch(/^5 check\(s\) failed/);
     expect(r.stderr).toContain('streetbox: 5 check(s) failed');
@@ -144,9 +147,9 @@ api: { enabled: false }
     const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'edge/cli.ts'), 'doctor', '--config', g.config], { cwd: ROOT, uid: 65534, gid: 65534, stdio: ['ignore', 'pipe', 'pipe'] });
     const r = await collect(child, 30_000);
     expect(r.code, r.stdout + r.stderr).toBe(1);
-    expect(line(r.stdout, 'bus line-1')).toMatch(new RegExp(`^✘ bus line-1: ${pty.masterPath} is not readable and writable by \\S+ \\(mode 0600, owner uid 0`));
+    expect(line(r.stdout, 'bus line-1')).toMatch(new RegExp(`^FAIL bus line-1: ${pty.masterPath} is not readable and writable by \\S+ \\(mode 0600, owner uid 0`));
     expect(fixOf(r.stdout, 'bus line-1')).toMatch(/^    fix: sudo usermod -aG dialout \S+ /);
-    expect(line(r.stdout, 'data directory')).toMatch(/^✔ /);
+    expect(line(r.stdout, 'data directory')).toMatch(/^ok /);
   });
 
   it('reports a bad configuration with file:line:col and exits 2', async () => {
@@ -157,11 +160,64 @@ buses:
 `);
     const r = await runCli(['doctor', '--config', g.config]);
     expect(r.code).toBe(2);
-    expect(line(r.stdout, 'config')).toBe(`✘ config: ${g.config} is invalid:`);
+    expect(line(r.stdout, 'config')).toBe(`FAIL config: ${g.config} is invalid:`);
     expect(r.stdout).toMatch(new RegExp(`^    ${g.config.replace(/[.\\/]/g, '\\$&')}:4:\\d+ buses\\[0\\]\\.port: `, 'm'));
     expect(fixOf(r.stdout, 'config')).toContain('streetbox validate');
     // nothing else is checked against a configuration that does not load
     expect(r.stdout).not.toContain('bus net');
     expect(r.stderr).toContain('invalid configuration');
+  });
+
+  it('fails a configuration that holds any of the shipped demo\'s secrets, naming where (never the value) and how to replace them', async () => {
+    // the demo's secrets, read from the shipped devices.yaml: every password, token and key in it
+    const demo = demoSecrets();
+    const shipped = readFileSync(join(ROOT, 'devices.yaml'), 'utf8');
+    for (const v of ['demo-technician-password', 'demo-technician-token-0001', 'demo-viewer-token-00000001', 'demo-node-red-credential-secret', '2b7e151628aed2a6abf7158809cf4f3c', '000102030405060708090a0b0c0d0e0f']) {
+      expect(shipped).toContain(v);
+      expect(demo.has(v)).toBe(true);
+    }
+    expect(demo.size).toBe(10);
+
+    // the shipped demo as a technician might copy it to a cabinet
+    const cfg = parse(shipped) as Record<string, Record<string, unknown>>;
+    cfg.storage!.path = 'data/gw.db';
+    const g = gateway(stringify(cfg));
+    const r = await runCli(['doctor', '--config', g.config, '--timeout', '200']);
+    expect(r.code, r.stdout + r.stderr).toBe(1);
+    const l = line(r.stdout, 'secrets');
+    expect(l).toMatch(/^FAIL secrets: 11 value\(s\) are the demo's own secrets, known to everyone: /);
+    for (const where of ['broker.users[0].password', 'api.tokens[0].token', 'nodeRed.credentialSecret', 'nodeRed.users[0].password', 'lorawan.devices[0].nwkSKey', 'lorawan.devices[2].appKey']) expect(l).toContain(where);
+    for (const v of demo.keys()) expect(r.stdout.toLowerCase()).not.toContain(v);
+    expect(fixOf(r.stdout, 'secrets')).toContain('streetbox hash-password');
+    expect(fixOf(r.stdout, 'secrets')).toContain('streetbox init');
+
+    // one demo secret left anywhere, in any case, under any key, is still found
+    const one = gateway(`
+gateway: { id: one-left }
+storage: { path: data/gw.db, maxBytes: 1MB }
+sync: { enabled: false, url: "mqtt://127.0.0.1:1", password: DEMO-TECHNICIAN-PASSWORD }
+api: { tokens: [{ name: t, token: fresh-token-0123456789abcdef, role: technician }] }
+broker: { enabled: false }
+`);
+    const o = await runCli(['doctor', '--config', one.config, '--timeout', '200']);
+    expect(o.code).toBe(1);
+    expect(line(o.stdout, 'secrets')).toBe('FAIL secrets: 1 value(s) are the demo\'s own secrets, known to everyone: sync.password');
+  });
+
+  it('passes the secrets of a devices.yaml written by init, and marks checks ✔ ! - on a terminal (words when piped)', async () => {
+    const dir = gateway('');
+    const out = join(dir.dir, 'etc/devices.yaml');
+    const init = await runCli(['init', '--skip-serial', '--out', out, '--gateway-id', 'fresh']);
+    expect(init.code, init.stderr).toBe(0);
+    const piped = await runCli(['doctor', '--config', out]);
+    expect(line(piped.stdout, 'secrets')).toBe('ok secrets: none of the demo\'s 10 secrets is used');
+    expect(piped.stdout).not.toMatch(/\x1b\[/);
+    // FORCE_COLOR stands for a terminal (edge/cliStyle.ts)
+    const tty = await runCli(['doctor', '--config', out], { env: { FORCE_COLOR: '1' } });
+    expect(tty.stdout).toMatch(/\x1b\[/);
+    const plain = stripAnsi(tty.stdout).split('\n');
+    expect(plain).toContain(`✔ config: ${out} is valid: gateway "fresh", 0 bus(es), 0 device(s)`);
+    expect(plain.find((x) => x.startsWith('! gateway: not running'))).toBeDefined();
+    expect(plain.find((x) => x.startsWith('- upstream: '))).toBeDefined();
   });
 });

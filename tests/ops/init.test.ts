@@ -1,6 +1,9 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { BrokerUsers } from '../../edge/broker/auth.js';
 import { loadConfig } from '../../edge/config/index.js';
+import { isBcryptHash } from '../../edge/control/passwords.js';
+import { demoSecrets, findDemoSecrets } from '../../edge/ops/demoSecrets.js';
 import { profileSchema } from '../../edge/config/schema.js';
 import { loadProfiles } from '../../edge/profiles/index.js';
 import { startModbusSimulators, type ModbusSimulators } from '../../edge/sim/modbus/index.js';
@@ -64,6 +67,52 @@ describe('streetbox init', () => {
     expect(config.devices.map((d) => [d.id, d.bus, d.unit, d.profile])).toEqual([['lamp-1', 'rs485-1', 3, 'streetlight-controller']]);
   });
 
+  it('creates the output directory and writes a config whose API and broker are on, with fresh secrets only its owner can read', async () => {
+    dir = tempDir('streetbox-init-');
+    const out = dir.file('etc/streetbox/devices.yaml');
+    const r = await runCli(['init', '--out', out, '--skip-serial', '--gateway-id', 'cab-1', '--storage', dir.file('var/streetbox.db')]);
+    expect(r.code, r.stderr).toBe(0);
+    const credentials = `${out}.credentials`;
+    expect(r.stdout).toContain(`are in ${credentials} (mode 0600)`);
+    expect(statSync(out).mode & 0o777).toBe(0o600);
+    expect(statSync(credentials).mode & 0o777).toBe(0o600);
+
+    const { config } = loadConfig(out);
+    expect(config.storage.path).toBe(dir.file('var/streetbox.db'));
+    expect(config.api.enabled).toBe(true);
+    expect(config.broker.enabled).toBe(true);
+    expect(config.broker.allowAnonymous).toBe(false);
+    expect(config.nodeRed.enabled).toBe(false);
+    const creds = Object.fromEntries(
+      readFileSync(credentials, 'utf8')
+        .split('\n')
+        .filter((l) => /^[A-Z_]+=/.test(l))
+        .map((l) => l.split('=') as [string, string]),
+    );
+    expect(Object.keys(creds)).toEqual(['STREETBOX_TOKEN', 'BROKER_TECHNICIAN_PASSWORD', 'NODERED_TECHNICIAN_PASSWORD']);
+    expect(config.api.tokens).toEqual([{ name: 'technician', token: creds.STREETBOX_TOKEN, role: 'technician' }]);
+    expect(creds.STREETBOX_TOKEN!.length).toBeGreaterThanOrEqual(43);
+    // devices.yaml holds only hashes of the passwords
+    const text = readFileSync(out, 'utf8');
+    expect(text).not.toContain(creds.BROKER_TECHNICIAN_PASSWORD!);
+    expect(text).not.toContain(creds.NODERED_TECHNICIAN_PASSWORD!);
+    const users = new BrokerUsers(false);
+    await users.load(config.broker.users);
+    expect(await users.login('technician', Buffer.from(creds.BROKER_TECHNICIAN_PASSWORD!))).toMatchObject({ ok: true });
+    expect(isBcryptHash(config.nodeRed.users[0]!.passwordHash!)).toBe(true);
+    expect(config.nodeRed.credentialSecret!.length).toBeGreaterThanOrEqual(32);
+    expect(findDemoSecrets(config, demoSecrets())).toEqual([]);
+
+    // a second gateway gets secrets of its own
+    const other = dir.file('other/devices.yaml');
+    expect((await runCli(['init', '--out', other, '--skip-serial', '--credentials', dir.file('other/creds')])).code).toBe(0);
+    const second = loadConfig(other).config;
+    expect(second.api.tokens[0]!.token).not.toBe(config.api.tokens[0]!.token);
+    expect(second.nodeRed.credentialSecret).not.toBe(config.nodeRed.credentialSecret);
+    expect(existsSync(`${other}.credentials`)).toBe(false);
+    expect(statSync(dir.file('other/creds')).mode & 0o777).toBe(0o600);
+  });
+
   it('never overwrites silently: refuses an existing file, and --force moves it aside', async () => {
     dir = tempDir('streetbox-init-');
     const out = dir.file('devices.yaml');
@@ -77,5 +126,10 @@ describe('streetbox init', () => {
     const aside = readdirSync(dir.path).find((f) => f.startsWith('devices.yaml.before-init-'))!;
     expect(readFileSync(dir.file(aside), 'utf8')).toBe('mine\n');
     expect(loadConfig(out).config.buses).toEqual([]);
+    // nor the credentials of an earlier init
+    const again = await runCli(['init', '--out', dir.file('new.yaml'), '--skip-serial', '--credentials', `${out}.credentials`]);
+    expect(again.code).toBe(2);
+    expect(again.stderr).toContain(`${out}.credentials exists`);
+    expect(existsSync(dir.file('new.yaml'))).toBe(false);
   });
 });

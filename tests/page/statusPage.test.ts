@@ -3,7 +3,8 @@
  * the live feed's door (401 without a valid ticket, a ticket is single-use), then a headless
  * Chromium (Debian's, driven by playwright-core) that signs in with a technician token, sees
  * the devices and a value change without a reload, dims a group and sees the command
- * verified; a viewer sees no dim control; event details are shown as text, never as markup.
+ * verified; a viewer sees no dim control; event details are shown as text, never as markup;
+ * times are ISO 8601 in the gateway's zone (not the browser's), with each instant's offset.
  * Screenshots (desktop and a 375 px phone) go to tests/artifacts/.
  */
 import { existsSync, mkdirSync, statSync } from 'node:fs';
@@ -14,6 +15,7 @@ import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../edge/log.js';
 import { startGateway, type Gateway } from '../../edge/main.js';
+import { isoLocal } from '../../edge/timeFormat.js';
 import { tempDir } from '../helpers/tmp.js';
 import { tempGateway } from '../support/cli.js';
 
@@ -21,6 +23,12 @@ const CHROMIUM = '/usr/bin/chromium';
 const ARTIFACTS = join(import.meta.dirname, '..', 'artifacts');
 const TECH = 'page-technician-token-00000001';
 const VIEWER = 'page-viewer-token-000000000001';
+/** the gateway's zone; the browser runs in another (America/New_York) */
+const ZONE = 'Europe/Amsterdam';
+const WINTER = Date.UTC(2026, 0, 15, 12, 0, 0);
+const SUMMER = Date.UTC(2026, 6, 15, 12, 0, 0);
+/** ISO 8601 with an offset, to the second */
+const ISO = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d$/;
 
 let gw: Gateway;
 let dir: ReturnType<typeof tempGateway>;
@@ -29,7 +37,7 @@ const logLines: string[] = [];
 
 beforeAll(async () => {
   dir = tempGateway(`
-gateway: { id: page-gw, site: Rue de la Paix }
+gateway: { id: page-gw, site: Rue de la Paix, timezone: Europe/Amsterdam }
 storage: { path: data/gw.db }
 buses:
   - { id: net, type: tcp, host: 127.0.0.1, port: 0, timeout: 500ms }
@@ -106,7 +114,7 @@ describe('the live feed (GET /api/v1/live)', () => {
     expect(live.status).toBe(200);
     expect(live.type).toMatch(/^text\/event-stream/);
     const data = JSON.parse(/event: snapshot\ndata: (.*)\n/.exec(live.first)![1]!) as Record<string, unknown>;
-    expect(data).toMatchObject({ gateway: { id: 'page-gw' }, role: 'viewer', groups: ['main'], devices: [{ id: 'lamp-1', bus: 'net' }, { id: 'lamp-2', bus: 'net' }] });
+    expect(data).toMatchObject({ gateway: { id: 'page-gw', timezone: ZONE }, role: 'viewer', groups: ['main'], devices: [{ id: 'lamp-1', bus: 'net' }, { id: 'lamp-2', bus: 'net' }] });
     expect((await openLive(`/api/v1/live?ticket=${encodeURIComponent(t.json.ticket)}`)).status).toBe(401); // single-use
     // the client went away: the feed's bus listeners are gone with it
     await expect.poll(() => readingsOwners()).toBe(atRest);
@@ -179,6 +187,17 @@ function readingsOwners(): number {
   return (gw.context.bus as unknown as { listeners: Map<string, Map<object, unknown>> }).listeners.get('readings')?.size ?? 0;
 }
 
+describe('the server-rendered summary (GET / with a bearer token)', () => {
+  it('shows the last-seen times in the gateway zone with the offset', async () => {
+    await expect.poll(() => gw.context.store.latestAll().size, { timeout: 5000 }).toBe(2);
+    const html = await (await fetch(`${base}/`, { headers: { Authorization: `Bearer ${VIEWER}` } })).text();
+    const seen = [...html.matchAll(/<td>(\d{4}-[^<]+)<\/td>/g)].map((m) => m[1]!);
+    expect(seen.length).toBeGreaterThan(0);
+    const offset = isoLocal(Date.now(), ZONE).slice(-6);
+    for (const t of seen) expect(t).toMatch(new RegExp(`^\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d\\${offset}$`));
+  });
+});
+
 describe.skipIf(!existsSync(CHROMIUM))('the status page in Chromium', () => {
   let browser: BrowserContext;
   const profile = tempDir('streetbox-chromium-');
@@ -188,6 +207,7 @@ describe.skipIf(!existsSync(CHROMIUM))('the status page in Chromium', () => {
       executablePath: CHROMIUM,
       headless: true,
       viewport: { width: 1280, height: 900 },
+      timezoneId: 'America/New_York',
       args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
     });
     mkdirSync(ARTIFACTS, { recursive: true });
@@ -245,6 +265,21 @@ describe.skipIf(!existsSync(CHROMIUM))('the status page in Chromium', () => {
     expect(await page.locator('#injected').count()).toBe(0);
     expect(await page.evaluate('window.pwned')).toBeUndefined();
 
+    // times: the gateway's zone with the offset of each instant, not the browser's New York time
+    gw.context.store.appendEvent({ ts: WINTER, device: 'lamp-2', kind: 'test.winter', severity: 'info' });
+    gw.context.store.appendEvent({ ts: SUMMER, device: 'lamp-2', kind: 'test.summer', severity: 'info' });
+    await expect.poll(() => page.locator('#events').textContent()).toContain('test.summer');
+    expect(await page.locator('#events li', { hasText: 'test.winter' }).locator('time').textContent()).toBe('2026-01-15T13:00:00+01:00');
+    expect(await page.locator('#events li', { hasText: 'test.summer' }).locator('time').textContent()).toBe('2026-07-15T14:00:00+02:00');
+    expect(await page.locator('#events li', { hasText: 'test.summer' }).locator('time').getAttribute('datetime')).toBe(new Date(SUMMER).toISOString());
+    const offsetNow = isoLocal(Date.now(), ZONE).slice(-6);
+    const commandTime = await page.locator('#commands li time').first().textContent();
+    expect(commandTime).toMatch(ISO);
+    expect(commandTime!.endsWith(offsetNow)).toBe(true);
+    const updated = await page.locator('#health dd').last().textContent();
+    expect(updated).toMatch(ISO);
+    expect(updated!.endsWith(offsetNow)).toBe(true);
+
     await page.screenshot({ path: join(ARTIFACTS, 'status-page-desktop.png'), fullPage: true });
 
     // a phone: no horizontal scroll at 375 px
@@ -261,8 +296,16 @@ describe.skipIf(!existsSync(CHROMIUM))('the status page in Chromium', () => {
     await page.close();
   });
 
-  it('a viewer sees the devices but no dim control', async () => {
+  it('a viewer sees the devices but no dim control; where the browser lacks the zone, the offset the gateway sends', async () => {
     const page = await browser.newPage();
+    // a browser whose Intl does not know the gateway's zone
+    await page.addInitScript(`{
+      const Real = Intl.DateTimeFormat;
+      Intl.DateTimeFormat = function (locale, opts) {
+        if (opts && opts.timeZone === ${JSON.stringify(ZONE)}) throw new RangeError('Invalid time zone specified');
+        return new Real(locale, opts);
+      };
+    }`);
     await page.goto(`${base}/`);
     expect(await page.locator('#app').isHidden()).toBe(true); // a new tab: a new session, signed out
     await signIn(page, VIEWER);
@@ -270,6 +313,9 @@ describe.skipIf(!existsSync(CHROMIUM))('the status page in Chromium', () => {
     await expect.poll(() => page.locator('#conn').textContent()).toMatch(/viewer/);
     expect(await page.locator('#dim-section').isHidden()).toBe(true);
     expect(await page.locator('[data-group-row]').count()).toBe(0);
+    expect(await page.evaluate(`(() => { try { new Intl.DateTimeFormat('en-US', { timeZone: ${JSON.stringify(ZONE)} }); return 'ok'; } catch (e) { return e.name; } })()`)).toBe('RangeError');
+    await expect.poll(() => page.locator('#health dd').last().textContent()).toMatch(ISO);
+    expect((await page.locator('#health dd').last().textContent())!.endsWith(isoLocal(Date.now(), ZONE).slice(-6))).toBe(true);
     await page.close();
   });
 

@@ -7,17 +7,19 @@
  * request log never has query values, so neither token nor ticket is logged. GET
  * /api/v1/live?ticket=… (or with a bearer header, for curl) answers 401 without a valid one.
  *
- * The stream: one `snapshot` event (gateway, components, buses and devices, store, sync,
- * latest values, recent events and commands), then `update` events: values coalesced per
- * point and flushed every FLUSH_MS, events and command changes as they are committed, and the
- * status every STATUS_MS. Memory per client is bounded: a client whose socket is backed up
- * past MAX_BACKLOG is skipped and gets a fresh snapshot once it drains (or is dropped after
- * STALL_MS). The bus listeners and timers exist only while a client is connected.
+ * The stream: one `snapshot` event (gateway with its time zone, components, buses and
+ * devices, store, sync, latest values, recent events and commands), then `update` events:
+ * values coalesced per point and flushed every FLUSH_MS, events and command changes as they
+ * are committed, and the status every STATUS_MS. Memory per client is bounded: a client whose
+ * socket is backed up past MAX_BACKLOG is skipped and gets a fresh snapshot once it drains (or
+ * is dropped after STALL_MS). The bus listeners and timers exist only while a client is
+ * connected.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
 import { can, type Principal } from '../../control/roles.js';
 import type { CommandRecord, Reading, StoredEvent } from '../../store/types.js';
+import { zoneOffset } from '../../timeFormat.js';
 import { ApiError } from '../errors.js';
 import { SECURITY_HEADERS, query } from '../http.js';
 import type { Router } from '../router.js';
@@ -193,8 +195,11 @@ export class LiveFeed {
     });
     const buses: { id: string; type: string; endpoint: string }[] = ctx.config.buses.map((b) => ({ id: b.id, type: b.type, endpoint: b.type === 'tcp' ? `${b.host}:${b.port}` : b.path }));
     if (ctx.config.devices.some((d) => d.devEui !== undefined)) buses.push({ id: 'lorawan', type: 'lorawan', endpoint: `udp ${ctx.config.lorawan?.port ?? ''}` });
+    const now = ctx.clock.now();
     return {
-      now: ctx.clock.now(),
+      now,
+      // the zone's offset now: the page's fallback where the browser's Intl lacks the zone
+      utcOffsetMin: Math.round(zoneOffset(ctx.config.gateway.timezone)(now) / 60_000),
       components: gw['components'] ?? [],
       store: ctx.store.stats(),
       sync: gw['sync'] ?? null,
@@ -212,7 +217,8 @@ export class LiveFeed {
       values[device] = Object.fromEntries([...points].map(([p, v]) => [p, { v: v.value, u: v.unit, q: v.quality, ts: v.ts }]));
     }
     return {
-      gateway: { id: ctx.config.gateway.id, site: ctx.config.gateway.site ?? null },
+      // the page shows times in the gateway's zone, not the browser's (edge/timeFormat.ts)
+      gateway: { id: ctx.config.gateway.id, site: ctx.config.gateway.site ?? null, timezone: ctx.config.gateway.timezone },
       principal: principal.principal,
       role: principal.role,
       may: { commandLighting: can(principal.role, 'command.lighting') },

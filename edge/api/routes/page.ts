@@ -5,11 +5,13 @@
  * sessionStorage, trades it for a live ticket and renders the stream of live.ts (health,
  * buses and devices, latest values, buffer and sync, events, commands, a dim control per
  * group for roles with command.lighting). A request that already carries a bearer token that
- * may `read` (curl, a browser without JavaScript) gets a server-rendered summary instead.
+ * may `read` (curl, a browser without JavaScript) gets a server-rendered summary instead. Both
+ * show times in the gateway's zone, ISO 8601 with the offset (edge/timeFormat.ts).
  */
 import { readFileSync } from 'node:fs';
 import { asset } from '../../assets.js';
 import { can } from '../../control/roles.js';
+import { isoLocal } from '../../timeFormat.js';
 import type { Router } from '../router.js';
 import { safeDevices, type RouteEnv } from './env.js';
 import { liveRoutes } from './live.js';
@@ -46,7 +48,7 @@ function rendered(env: RouteEnv): string {
     `streetbox ${gw.id}`,
     `<h1>streetbox <span id="gw">${escapeHtml(gw.id)}</span></h1><p>${escapeHtml(gw.site ?? '')}</p>` +
       `<h2>Components</h2>${table(['component', 'state', 'last error'], components.map((c) => [cell(c.name), cell(c.state), cell(c.lastError)]))}` +
-      `<h2>Devices</h2>${table(['device', 'profile', 'groups', 'availability', 'last seen'], env.ctx.config.devices.map((d) => [cell(d.id), cell(d.profile), cell(d.groups.join(', ')), avail(d.id), cell(rows.get(d.id)?.['lastSeen'] ? new Date(rows.get(d.id)!['lastSeen'] as number).toISOString() : null)]))}` +
+      `<h2>Devices</h2>${table(['device', 'profile', 'groups', 'availability', 'last seen'], env.ctx.config.devices.map((d) => [cell(d.id), cell(d.profile), cell(d.groups.join(', ')), avail(d.id), cell(typeof rows.get(d.id)?.['lastSeen'] === 'number' ? isoLocal(rows.get(d.id)!['lastSeen'] as number, gw.timezone) : null)]))}` +
       `<h2>Buffer</h2><p>${stats.readings} readings, ${stats.events} events, ${Math.round(stats.usedBytes / 1024)} KiB of ${Math.round(stats.maxBytes / 1024)} KiB, ${stats.droppedTotal} dropped</p>`,
   );
 }

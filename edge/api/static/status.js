@@ -22,7 +22,37 @@
     return el;
   }
   const clear = (el) => el.replaceChildren();
-  const time = (ms) => (typeof ms === 'number' ? new Date(ms).toLocaleTimeString() : '—');
+
+  // Times as the CLI prints them: ISO 8601 in the gateway's zone with its offset
+  // ("2026-12-04T13:20:13+01:00", edge/timeFormat.ts), whatever the browser's own zone. The
+  // offset of each instant comes from Intl (browsers carry the tz rules), so it is right on
+  // either side of a clock change; a zone the browser lacks falls back to the offset the
+  // gateway sends with its status.
+  let zone = null; // Intl.DateTimeFormat for the gateway's zone
+  let serverOffsetMin = 0;
+  function setZone(name) {
+    try {
+      zone = new Intl.DateTimeFormat('en-US', { timeZone: name || 'UTC', hourCycle: 'h23', year: 'numeric', month: 'numeric', day: 'numeric', hour: 'numeric', minute: 'numeric', second: 'numeric' });
+    } catch {
+      zone = null;
+    }
+  }
+  function offsetMin(ms) {
+    if (!zone) return serverOffsetMin;
+    const f = {};
+    for (const p of zone.formatToParts(ms)) if (p.type !== 'literal') f[p.type] = Number(p.value);
+    return Math.round((Date.UTC(f.year, f.month - 1, f.day, f.hour % 24, f.minute, f.second) - Math.floor(ms / 1000) * 1000) / 60000);
+  }
+  const pad = (n, w) => String(n).padStart(w || 2, '0');
+  function iso(ms) {
+    const off = offsetMin(ms);
+    const d = new Date(ms + off * 60000);
+    const a = Math.abs(off);
+    return pad(d.getUTCFullYear(), 4) + '-' + pad(d.getUTCMonth() + 1) + '-' + pad(d.getUTCDate()) + 'T' + pad(d.getUTCHours()) + ':' + pad(d.getUTCMinutes()) + ':' + pad(d.getUTCSeconds()) + (off < 0 ? '-' : '+') + pad(Math.floor(a / 60)) + ':' + pad(a % 60);
+  }
+  /** A <time> with the ISO string as text and the instant as its datetime attribute. */
+  const time = (ms) => (typeof ms === 'number' ? h('time', { datetime: new Date(ms).toISOString() }, iso(ms)) : '—');
+  const timeText = (ms) => (typeof ms === 'number' ? iso(ms) : '—');
   const ago = (ms, now) => (typeof ms === 'number' ? Math.max(0, Math.round((now - ms) / 1000)) + ' s ago' : 'never');
   const fmt = (c) => (c.v === null ? '—' : typeof c.v === 'number' ? String(Math.round(c.v * 100) / 100) : String(c.v)) + (c.u ? ' ' + c.u : '');
   const size = (b) => (b >= 1048576 ? (b / 1048576).toFixed(1) + ' MiB' : Math.round(b / 1024) + ' KiB');
@@ -87,6 +117,7 @@
   }
 
   function snapshot(s) {
+    setZone(s.gateway.timezone);
     $('gw').textContent = s.gateway.id + (s.gateway.site ? ' · ' + s.gateway.site : '');
     document.title = 'streetbox ' + s.gateway.id;
     devicesSeen = '';
@@ -109,6 +140,7 @@
   function renderStatus(s) {
     const st = s.store;
     const sync = s.sync;
+    if (typeof s.utcOffsetMin === 'number') serverOffsetMin = s.utcOffsetMin;
     const health = $('health');
     clear(health);
     const bad = s.components.filter((c) => c.state !== 'running').length;
@@ -116,7 +148,7 @@
       ['health', bad === 0 ? 'all components running' : bad + ' component(s) not running'],
       ['buffer', st.readings + ' readings, ' + st.events + ' events · ' + size(st.usedBytes) + ' of ' + size(st.maxBytes) + (st.droppedTotal ? ' · ' + st.droppedTotal + ' dropped' : '')],
       ['sync', sync ? (sync.connected ? 'connected' : 'not connected') + ' · lag ' + sync.lagSeq + ' items, ' + Math.round(sync.lagMs / 1000) + ' s' + (sync.lastError ? ' · ' + sync.lastError : '') : '—'],
-      ['updated', time(s.now)],
+      ['updated', timeText(s.now)],
     ];
     for (const [k, v] of rows) health.append(h('dt', null, k), h('dd', null, v));
     const comps = $('components');
@@ -184,7 +216,7 @@
     const text = fmt(c);
     if (el.textContent === text) return;
     el.textContent = text;
-    el.title = c.q + ' · ' + time(c.ts);
+    el.title = c.q + ' · ' + timeText(c.ts);
     if (flash) {
       el.classList.add('flash');
       setTimeout(() => el.classList.remove('flash'), 600);
@@ -194,7 +226,7 @@
   function addEvents(events) {
     const ul = $('events');
     for (const e of events) {
-      ul.prepend(h('li', { class: e.severity }, h('time', null, time(e.ts)), ' ', h('b', null, e.kind), e.device ? ' · ' + e.device : '', ' ', h('span', { class: 'meta' }, detailText(e.detail))));
+      ul.prepend(h('li', { class: e.severity }, time(e.ts), ' ', h('b', null, e.kind), e.device ? ' · ' + e.device : '', ' ', h('span', { class: 'meta' }, detailText(e.detail))));
     }
     while (ul.children.length > 20) ul.lastChild.remove();
   }
@@ -217,7 +249,7 @@
     const ul = $('commands');
     for (const c of commands) {
       const old = ul.querySelector('[data-command="' + CSS.escape(c.id) + '"]');
-      const li = h('li', { 'data-command': c.id }, h('time', null, time(c.ts)), ' ', commandText(c), h('b', { class: c.status }, c.status));
+      const li = h('li', { 'data-command': c.id }, time(c.ts), ' ', commandText(c), h('b', { class: c.status }, c.status));
       if (old) old.replaceWith(li);
       else ul.prepend(li);
       const mine = pending.get(c.id);

@@ -1,16 +1,24 @@
 /**
  * `streetbox scan`, `read` and `write`: commissioning a Modbus line from the cabinet. They
  * open the bus themselves, so they are for a gateway that is not running (it holds the serial
- * port); on a running gateway, commands go through the API.
+ * port); on a running gateway, commands go through the API. On a terminal the results carry
+ * ✔/✘ and colours (edge/cliStyle.ts); piped, the plain lines a script reads.
  */
 import type { Command } from 'commander';
 import type { CliIo } from '../../cli.js';
+import { styleFor, type Style } from '../../cliStyle.js';
 import { loadConfig } from '../../config/index.js';
 import { StreetboxError } from '../../errors.js';
 import { loadProfiles } from '../../profiles/index.js';
 import { parseUnits, parseValue, readDevice, scanBus, writeDevice } from './oneShot.js';
 
-export function registerModbusCommands(program: Command, io: CliIo, defaultConfig: string): void {
+/** out is a terminal (edge/cli.ts sets it): colours and ✔/✘ */
+type Io = CliIo & { outIsTTY?: boolean };
+
+/** ✔ green / ✘ red before a text on a terminal; piped, the text alone (for scripts). */
+const mark = (s: Style, good: boolean, text: string): string => (!s.color ? text : good ? s.ok(s.green(text)) : s.fail(s.red(text)));
+
+export function registerModbusCommands(program: Command, io: Io, defaultConfig: string): void {
   program
     .command('scan')
     .description('list the Modbus unit ids that answer on a bus (stop the gateway first: it holds the line)')
@@ -24,7 +32,11 @@ export function registerModbusCommands(program: Command, io: CliIo, defaultConfi
       const timeoutMs = Number(opts.timeout);
       if (!Number.isInteger(timeoutMs) || timeoutMs < 10) throw new StreetboxError('E_USAGE', `"--timeout" must be an integer >= 10 (ms), got "${opts.timeout}"`);
       const found = await scanBus(config, opts.bus, units, { timeoutMs });
-      io.out(found.length === 0 ? `no unit answered on ${opts.bus} (tried ${units.length})\n` : `${found.join('\n')}\n`);
+      const s = styleFor({ isTTY: io.outIsTTY });
+      if (found.length === 0) io.out(`${mark(s, false, `no unit answered on ${opts.bus}`)} (tried ${units.length})\n`);
+      // piped: one unit id a line, for scripts
+      else if (!s.color) io.out(`${found.join('\n')}\n`);
+      else io.out(`${found.map((u) => mark(s, true, `unit ${u}`)).join('\n')}\n${s.dim(`${found.length} of ${units.length} answered on ${opts.bus}`)}\n`);
     });
 
   program
@@ -41,8 +53,16 @@ export function registerModbusCommands(program: Command, io: CliIo, defaultConfi
         io.out(`${JSON.stringify(values)}\n`);
         return;
       }
+      const s = styleFor({ isTTY: io.outIsTTY });
       const width = Math.max(...values.map((v) => v.point.length));
-      for (const v of values) io.out(`${v.point.padEnd(width)}  ${String(v.value)}${v.unit ? ` ${v.unit}` : ''}${v.quality === 'good' ? '' : ` (${v.quality})`}\n`);
+      let text = '';
+      for (const v of values) {
+        const value = `${String(v.value)}${v.unit ? ` ${v.unit}` : ''}`;
+        // a point that did not read well is marked; good ones stay quiet
+        const quality = v.quality === 'good' ? '' : ` ${mark(s, false, `(${v.quality})`)}`;
+        text += `${s.dim(v.point.padEnd(width))}  ${v.quality === 'good' ? s.bold(value) : value}${quality}\n`;
+      }
+      io.out(text);
     });
 
   program
@@ -63,7 +83,9 @@ export function registerModbusCommands(program: Command, io: CliIo, defaultConfi
         throw new StreetboxError('E_INTERLOCK', `refused: ${device} is a traffic controller; request a program with a command (POST /api/v1/devices/${device}/commands {"action":"program",…})`);
       }
       const result = await writeDevice(config, device, point, parseValue(value));
-      if (result.status === 'verified') io.out(`${device} ${point} = ${String(result.readBack ?? result.value)} (verified)\n`);
+      const s = styleFor({ isTTY: io.outIsTTY });
+      const line = `${device} ${point} = ${String(result.readBack ?? result.value)} (verified)`;
+      if (result.status === 'verified') io.out(`${mark(s, true, line)}\n`);
       else throw new StreetboxError('E_MODBUS_VERIFY', `${device} ${point}: write failed: ${result.reason ?? 'unknown reason'}`);
     });
 }
