@@ -267,7 +267,7 @@ export async function modbusFuzz(seconds = 8): Promise<AttackResult> {
   const port = await new Promise<number>((res) => server.listen(0, '127.0.0.1', () => res((server.address() as { port: number }).port)));
   const t = makeContext({
     // never offline: every poll meets the garbage
-    buses: [{ id: 'fuzz', type: 'tcp', host: '127.0.0.1', port, timeout: 100, retries: 0, offlineAfter: 1_000_000, probeInterval: 1000 }],
+    buses: [{ id: 'fuzz', type: 'tcp', host: '127.0.0.1', port, timeout: 100, retries: 0, offlineAfter: 100, probeInterval: 1000 }],
     devices: Array.from({ length: 8 }, (_, i) => ({ id: `fz-${i + 1}`, bus: 'fuzz', unit: i + 1, profile: i % 2 === 0 ? 'streetlight-controller' : 'traffic-controller', poll: 100 })),
   });
   const driver = createModbusDriver(t.ctx);

@@ -10,6 +10,7 @@ import { randomUUID } from 'node:crypto';
 import type { MqttClient } from 'mqtt';
 import type { Clock } from '../edge/clock.js';
 import { errorMessage, type ErrorCode } from '../edge/errors.js';
+import { parseJsonWithin } from '../edge/jsonLimits.js';
 import type { Logger } from '../edge/log.js';
 import type { Store } from '../edge/store/api.js';
 import type { CommandStatus } from '../edge/store/types.js';
@@ -65,17 +66,14 @@ export class CentralCommands {
   async handle(client: MqttClient, topic: string, payload: Buffer): Promise<void> {
     this.received++;
     const receivedAt = this.opts.clock.now();
-    let message: unknown;
-    try {
-      message = JSON.parse(payload.toString('utf8'));
-    } catch {
-      message = undefined;
-    }
+    // within the limits of edge/jsonLimits.ts (size, nesting) before anything recurses into it
+    const parsed = parseJsonWithin(payload);
+    const message = parsed.ok ? parsed.value : undefined;
     const m = message as { id?: unknown; transaction?: unknown } | undefined;
     const rawId = typeof m?.id === 'string' ? m.id : m?.transaction;
     const id = typeof rawId === 'string' && ID_RE.test(rawId) ? rawId : randomUUID();
     if (typeof message !== 'object' || message === null || Array.isArray(message)) {
-      return this.reject(client, id, 'E_INVALID_COMMAND', 'malformed command: expected a JSON object', { bytes: payload.length });
+      return this.reject(client, id, 'E_INVALID_COMMAND', `malformed command: ${parsed.ok || parsed.limit === null ? 'expected a JSON object' : parsed.error}`, { bytes: payload.length });
     }
     const msg = message as Record<string, unknown>;
     if (typeof msg.action !== 'string' || msg.action === '') {

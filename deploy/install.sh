@@ -65,6 +65,11 @@ if [ ! -f "$ETC/devices.yaml" ]; then
   own root:root "$ETC/credentials"
   echo "wrote $ETC/devices.yaml (mode 0600, owner $SB_USER): API and broker on with fresh secrets, no devices yet"
   echo "the technician's API token and passwords are in $ETC/credentials (root only): keep them, then delete it"
+else
+  # kept as it is, but owner-only: an older install copied the demo there, world-readable
+  chmod 0600 "$ETC/devices.yaml"
+  own "$SB_USER:$SB_GROUP" "$ETC/devices.yaml"
+  echo "kept $ETC/devices.yaml (now mode 0600); streetbox doctor fails it if it still holds a demo secret"
 fi
 if [ ! -f "$ETC/env" ]; then
   cp "$PREFIX/deploy/env.example" "$ETC/env"
@@ -73,10 +78,10 @@ if [ ! -f "$ETC/env" ]; then
 fi
 
 # `streetbox` on the PATH for technicians (the command, not `npx`, which would ask the registry)
-mkdir -p "$BIN_DIR"
+mkdir -p -m 0755 "$BIN_DIR"
 ln -sfn "$PREFIX/bin/streetbox.js" "$BIN_DIR/streetbox"
 
-mkdir -p "$UNIT_DIR"
+mkdir -p -m 0755 "$UNIT_DIR"
 cp "$PREFIX/deploy/streetbox.service" "$UNIT_DIR/streetbox.service"
 chmod 0644 "$UNIT_DIR/streetbox.service"
 [ -n "$UNPRIVILEGED" ] || systemctl daemon-reload

@@ -193,8 +193,23 @@ export function usageHint(program: Command, args: string[]): string {
   return path.length === 0 ? 'hint: streetbox --help lists the commands' : `hint: streetbox ${path.join(' ')} --help shows its usage`;
 }
 
+let epipeGuard = false;
+/**
+ * A reader that went away (`streetbox logs big.log | head`, quitting `less`): stdout's EPIPE ends
+ * the command quietly, as it does for any Unix filter, instead of an unhandled 'error' event.
+ */
+function exitQuietlyOnEpipe(): void {
+  if (epipeGuard) return;
+  epipeGuard = true;
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(EXIT_OK);
+    throw err;
+  });
+}
+
 /** Runs the CLI and returns the exit code. */
 export async function main(argv: string[], io: CliIo = stdio): Promise<number> {
+  if (io === stdio) exitQuietlyOnEpipe();
   const program = buildProgram(io);
   try {
     await program.parseAsync(argv);

@@ -99,7 +99,7 @@ export function printStatus(config: Config, io: TermIo, json: boolean): void {
     const head = (label: string) => s.bold(label.padEnd(13));
     // marks only for a person: piped, the words alone
     const running = `running (pid ${pid})`;
-    const state = !s.color ? (pid !== null ? running : 'not running') : pid !== null ? s.ok(s.green(running)) : s.fail(s.red('not running'));
+    const state = !s.marks ? (pid !== null ? running : 'not running') : pid !== null ? s.ok(s.green(running)) : s.fail(s.red('not running'));
     const lines = [`${head('gateway')}${status.gateway}: ${state}`, `${head('buffer')}${config.storage.path}`];
     if (stats) {
       const pct = stats.maxBytes > 0 ? Math.round((100 * stats.usedBytes) / stats.maxBytes) : 0;
@@ -152,8 +152,9 @@ export interface ExportOptions {
   clock?: () => number;
 }
 
-const READING_COLUMNS = ['seq', 'ts', 'time', 'device', 'point', 'value', 'unit', 'quality'] as const;
-const EVENT_COLUMNS = ['seq', 'ts', 'time', 'device', 'kind', 'severity', 'detail'] as const;
+// `time` last: tools that read a CSV by column position keep working
+const READING_COLUMNS = ['seq', 'ts', 'device', 'point', 'value', 'unit', 'quality', 'time'] as const;
+const EVENT_COLUMNS = ['seq', 'ts', 'device', 'kind', 'severity', 'detail', 'time'] as const;
 const PAGE = 1000;
 
 /** RFC 4180: quote fields holding a comma, quote or line break; double the quotes. */

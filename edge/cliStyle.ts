@@ -4,6 +4,8 @@
  */
 export interface Style {
   readonly color: boolean;
+  /** ✔/✘ marks (a terminal); otherwise ok()/fail() give words */
+  readonly marks: boolean;
   ok(text?: string): string;
   fail(text?: string): string;
   warn(text?: string): string;
@@ -31,21 +33,28 @@ export function wantsColor({ isTTY, env = process.env }: StyleEnv): boolean {
 
 const sgr = (on: boolean, open: number, close: number) => (text: string) => (on ? `\x1b[${open}m${text}\x1b[${close}m` : text);
 
-/** A style for a stream: `styleFor(process.stdout)`. */
+/**
+ * A style for a stream: `styleFor(process.stdout)`. Colours follow the terminal, NO_COLOR and
+ * FORCE_COLOR; the ✔/✘ marks follow the terminal too, and NO_COLOR does not take them away (it
+ * asks for no colour, not for another output); FORCE_COLOR in a pipe asks for terminal output
+ * (`| less -R`) and gets the marks with the colours.
+ */
 export function styleFor(stream: { isTTY?: boolean | undefined }, env: NodeJS.ProcessEnv = process.env): Style {
-  return makeStyle(wantsColor({ isTTY: stream.isTTY, env }));
+  const color = wantsColor({ isTTY: stream.isTTY, env });
+  return makeStyle(color, color || (stream.isTTY === true && env.TERM !== 'dumb'));
 }
 
-export function makeStyle(color: boolean): Style {
+export function makeStyle(color: boolean, marks: boolean = color): Style {
   const red = sgr(color, 31, 39);
   const green = sgr(color, 32, 39);
   const yellow = sgr(color, 33, 39);
   const mark = (m: string, plain: string, paint: (s: string) => string) => (text?: string) => {
-    const sym = color ? paint(m) : plain;
+    const sym = marks ? paint(m) : plain;
     return text === undefined ? sym : `${sym} ${text}`;
   };
   return {
     color,
+    marks,
     // ✔/✘ on a terminal; when piped, words a script can grep
     ok: mark('✔', 'ok', green),
     fail: mark('✘', 'FAIL', red),

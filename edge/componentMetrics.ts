@@ -4,6 +4,7 @@
  */
 import type { MetricSample } from './api/index.js';
 import type { LorawanDriver } from './drivers/lorawan/index.js';
+import type { ControlComponent } from './control/index.js';
 import type { SyncComponent } from '../cloud-sync/index.js';
 
 export function syncMetrics(sync: SyncComponent): MetricSample[] {
@@ -16,6 +17,16 @@ export function syncMetrics(sync: SyncComponent): MetricSample[] {
     { name: 'streetbox_sync_batches_total', help: 'Batches published upstream.', type: 'counter', value: s.sentBatches },
     { name: 'streetbox_sync_resent_total', help: 'Batches published again after a reconnect or an ack timeout.', type: 'counter', value: s.resent },
     { name: 'streetbox_sync_bytes_total', help: 'Payload bytes published upstream.', type: 'counter', value: s.sentBytes },
+  ];
+}
+
+/** Refused commands: stored in full while a principal is under its limit, counted beyond it. */
+export function refusalMetrics(control: Pick<ControlComponent, 'refusalCounts'>): MetricSample[] {
+  const r = control.refusalCounts();
+  return [
+    { name: 'streetbox_command_refusals_recorded_total', help: 'Refused commands stored in full (a command row and a command.rejected event).', type: 'counter', value: r.recorded },
+    { name: 'streetbox_command_refusals_suppressed_total', help: 'Refused commands past their principal\'s limit: counted in command.rejected.suppressed events, not stored one by one.', type: 'counter', value: r.suppressed },
+    { name: 'streetbox_command_refusal_principals', help: 'Principals whose refusals are being counted.', type: 'gauge', value: r.principals },
   ];
 }
 

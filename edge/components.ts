@@ -14,7 +14,7 @@ import { createSyncComponent, type SyncComponent } from '../cloud-sync/index.js'
 import { createBroker, type BrokerComponent } from './broker/index.js';
 import { createApi, type ApiComponent } from './api/index.js';
 import { createFlowsComponent } from './flows/index.js';
-import { lorawanMetrics, syncMetrics } from './componentMetrics.js';
+import { lorawanMetrics, refusalMetrics, syncMetrics } from './componentMetrics.js';
 import { createClockWatch } from './ops/clockWatch.js';
 import { createWatchdog } from './ops/watchdog.js';
 
@@ -89,6 +89,7 @@ export async function buildComponents(ctx: GatewayContext, opts: BuildOptions): 
       metrics: () => [
         ...(broker?.metrics() ?? []),
         ...syncMetrics(sync),
+        ...refusalMetrics(control),
         ...(drivers.lorawan ? lorawanMetrics(drivers.lorawan) : []),
       ],
     });
@@ -119,6 +120,8 @@ function lorawanSimComponent(ctx: GatewayContext, driver: LorawanDriver): Compon
         host: lorawan.bind === '0.0.0.0' ? '127.0.0.1' : lorawan.bind,
         port: driver.port(),
         devices: lorawan.devices.map((d) => ({ ...d, id: ids.get(d.devEui.toLowerCase()) ?? d.devEui })),
+        // with a list of forwarders, the simulated ones are those (only listed forwarders are served)
+        ...(lorawan.forwarders.length > 0 ? { gatewayEuis: lorawan.forwarders.map((f) => f.eui.toLowerCase()) } : {}),
         uplinkIntervalMs: 15_000,
         log: ctx.log,
       });

@@ -25,6 +25,8 @@ export interface GatewayOptions {
   override?: (config: Config) => void;
   /** how long the components may take to stop, all together (default: each up to 10 s) */
   stopBudgetMs?: number;
+  /** aborted (a signal during start-up): the components not started yet are not started */
+  signal?: AbortSignal;
 }
 
 export interface Gateway {
@@ -34,7 +36,8 @@ export interface Gateway {
   /** the components by role, for tests and tools */
   readonly built: BuiltComponents;
   status(): GatewayStatus;
-  stop(): Promise<void>;
+  /** `budgetMs`: how long the components may take to stop, all together (default: the start option) */
+  stop(budgetMs?: number): Promise<void>;
 }
 
 export interface GatewayStatus {
@@ -113,7 +116,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     lock.release();
     throw err;
   }
-  await supervisor.startAll();
+  await supervisor.startAll(opts.signal);
   log.info({ components: components.map((c) => c.name), config: loaded.file }, 'gateway running');
 
   let stopped: Promise<void> | null = null;
@@ -123,10 +126,10 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     components,
     built,
     status,
-    stop() {
+    stop(budgetMs?: number) {
       stopped ??= (async () => {
         log.info('gateway stopping');
-        await supervisor.stopAll(opts.stopBudgetMs);
+        await supervisor.stopAll(budgetMs ?? opts.stopBudgetMs);
         try {
           store.appendEvent({ kind: 'gateway.stopped', severity: 'info', detail: {} });
         } finally {

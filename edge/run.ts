@@ -3,25 +3,34 @@
  * not until its event loop happens to empty, and it ends when the stop has finished, whatever
  * a library left behind:
  *
- * - SIGINT / SIGTERM: the gateway stops (components in reverse, within STOP_BUDGET_MS), the
- *   buffer is flushed and closed, and the process exits 0. Node-RED keeps a session-expiry
+ * - SIGINT / SIGTERM: the gateway stops (components in reverse, within what is left of
+ *   EXIT_DEADLINE_MS), the buffer is flushed and closed, and the process exits 0. Node-RED keeps a session-expiry
  *   timer once anyone has logged into the editor (@node-red/editor-api auth/tokens.js, not
  *   reachable from outside), so waiting for the loop to drain would keep a stopped gateway
  *   alive for days; we exit explicitly.
- * - A second signal while stopping exits at once: 130 (SIGINT) or 143 (SIGTERM), 128 + signal.
- * - A signal during start-up stops what has started, then exits 0.
+ * - A second signal while stopping exits at once: 130 (SIGINT) or 143 (SIGTERM), 128 + signal;
+ *   one within DUPLICATE_MS of the first is the same Ctrl-C delivered twice (the terminal sends
+ *   SIGINT to the whole group and `npm start` forwards it to its child again), not a second one.
+ * - A signal during start-up: no further component is started, what has started is stopped,
+ *   and the process exits 0.
  * - A gateway whose components all failed at start stays up, degraded, and retries them
  *   (the supervisor's backoff); it never falls off the end of an empty event loop with
  *   Node's exit code 13 ("unsettled top-level await") and no word why.
- * - A stop that cannot finish within EXIT_DEADLINE_MS exits 1 with the reason.
+ * - A stop that cannot finish within EXIT_DEADLINE_MS is cut short: the component that hung is
+ *   logged as an error and the process exits 0 all the same (committed data is safe in the WAL;
+ *   exit 0 keeps a unit's stop a stop, not a failure to restart from).
  */
 import type { Gateway, GatewayOptions } from './main.js';
 import type { Logger } from './log.js';
 
-/** what the components get, together, to stop (each is abandoned past it) */
+/** what the components get, together, to stop when no signal asked (each is abandoned past it) */
 export const STOP_BUDGET_MS = 3500;
 /** the hard limit from the first signal to the exit: systemd's stop and Ctrl-C never wait longer */
 export const EXIT_DEADLINE_MS = 4500;
+/** kept from the deadline for closing the store and flushing the log */
+const CLOSE_RESERVE_MS = 700;
+/** a repeat of the first signal within this is the same signal delivered twice */
+const DUPLICATE_MS = 1000;
 
 const SIGNAL_EXIT: Record<string, number> = { SIGINT: 130, SIGTERM: 143 };
 
@@ -38,6 +47,8 @@ export interface RunOptions {
   start?: (opts: GatewayOptions) => Promise<Gateway>;
   /** default EXIT_DEADLINE_MS */
   deadlineMs?: number;
+  /** default DUPLICATE_MS */
+  duplicateMs?: number;
 }
 
 /**
@@ -49,22 +60,28 @@ export async function runUntilSignal(opts: RunOptions): Promise<void> {
   const exit = opts.exit ?? ((code: number) => process.exit(code));
   const signals = opts.signals ?? process;
   const deadlineMs = opts.deadlineMs ?? EXIT_DEADLINE_MS;
+  const duplicateMs = opts.duplicateMs ?? DUPLICATE_MS;
   let signalled: NodeJS.Signals | null = null;
+  let signalledAt = 0;
+  const aborted = new AbortController();
   let onSignal: ((s: NodeJS.Signals) => void) | null = null;
   const handler = (s: NodeJS.Signals): void => {
     if (signalled) {
+      if (s === signalled && performance.now() - signalledAt < duplicateMs) return;
       log.warn({ signal: s }, 'second signal: exiting now');
       log.flush();
       exit(SIGNAL_EXIT[s] ?? 1);
       return;
     }
     signalled = s;
+    signalledAt = performance.now();
     log.info({ signal: s }, 'signal received; stopping');
+    aborted.abort();
     // The deadline holds from the first signal, through start-up and stop alike.
     setTimeout(() => {
-      log.error({ deadlineMs }, 'stop did not finish in time; exiting');
+      log.error({ deadlineMs }, 'stop did not finish in time; exiting (committed data is safe)');
       log.flush();
-      exit(1);
+      exit(0);
     }, deadlineMs).unref();
     onSignal?.(s);
   };
@@ -82,7 +99,7 @@ export async function runUntilSignal(opts: RunOptions): Promise<void> {
   const start = opts.start ?? (await import('./main.js')).startGateway;
   let gateway: Gateway;
   try {
-    gateway = await start({ ...opts.gateway, stopBudgetMs: STOP_BUDGET_MS });
+    gateway = await start({ ...opts.gateway, stopBudgetMs: STOP_BUDGET_MS, signal: aborted.signal });
   } catch (err) {
     cleanup();
     throw err;
@@ -98,7 +115,8 @@ export async function runUntilSignal(opts: RunOptions): Promise<void> {
       onSignal = () => resolve();
     });
   }
-  await gateway.stop();
+  // the components share what is left of the deadline, less the time to close the store
+  await gateway.stop(Math.max(100, deadlineMs - (performance.now() - signalledAt) - CLOSE_RESERVE_MS));
   log.flush();
   cleanup();
   exit(0);

@@ -58,14 +58,18 @@ export class Supervisor {
   }
 
   /** Starts every component in order. Never throws: a failed component is degraded and retried. */
-  async startAll(): Promise<void> {
+  /** `signal`: once aborted (a SIGTERM during start-up), no further component is started. */
+  async startAll(signal?: AbortSignal): Promise<void> {
     this.stopping = false;
     this.opts.bus.on(this, 'component', (change) => {
       if (change.state !== 'degraded') return;
       const entry = this.entries.find((e) => e.component.name === change.name);
       if (entry && entry.status.state === 'running') this.fail(entry, change.error ?? 'reported degraded');
     });
-    for (const entry of this.entries) await this.startOne(entry);
+    for (const entry of this.entries) {
+      if (signal?.aborted) break;
+      await this.startOne(entry);
+    }
   }
 
   /**

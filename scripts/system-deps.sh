@@ -9,6 +9,7 @@
 #   chromium                       status page and editor tests (playwright-core drives it)
 #   tzdata                         the zone files schedules read; tests compare them with ICU
 #   openssl                        test certificates (TLS broker, mqtts upstream)
+#   util-linux                     setpriv: simulator children (socat) die with the gateway
 # Each check asks for what the tests actually use: the Python check runs the test helpers
 # themselves with --check-imports, so it imports exactly what they import.
 # Idempotent: does nothing when everything is there. `--check` only reports (exit 1 if missing).
@@ -29,6 +30,7 @@ py_ok 'import serial_asyncio' || need+=(python3-serial-asyncio)
 [ -x /usr/bin/chromium ] || need+=(chromium)
 [ -f /usr/share/zoneinfo/Europe/Amsterdam ] || need+=(tzdata)
 has openssl || need+=(openssl)
+[ -x /usr/bin/setpriv ] || need+=(util-linux)
 
 check_helpers() {
   local f ok=0

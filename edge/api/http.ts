@@ -1,13 +1,15 @@
 /**
- * Request and response plumbing of the API on node:http: JSON bodies with a size limit,
- * query parameters validated with the field named, security headers on every answer.
+ * Request and response plumbing of the API on node:http: JSON bodies with a size limit and a
+ * nesting limit (edge/jsonLimits.ts), query parameters validated with the field named, security
+ * headers on every answer.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { identifier } from '../config/schema.js';
+import { MAX_JSON_BYTES, parseJsonWithin, type JsonLimit } from '../jsonLimits.js';
 import { ApiError, badInput } from './errors.js';
 
 /** Larger request bodies are refused with 413 before they are read to the end. */
-export const MAX_BODY_BYTES = 64 * 1024;
+export const MAX_BODY_BYTES = MAX_JSON_BYTES;
 
 /** Headers on every API answer: nothing is cached, nothing is sniffed or framed. */
 export const SECURITY_HEADERS: Readonly<Record<string, string>> = {
@@ -63,21 +65,36 @@ function tooLarge(): ApiError {
   return new ApiError(413, 'E_USAGE', `larger than ${MAX_BODY_BYTES} bytes`, { field: 'body', headers: { Connection: 'close' } });
 }
 
-export type ParsedBody = { ok: true; value: unknown } | { ok: false; raw: string; error: string };
+/**
+ * A parsed body, or why not: `limit` null for malformed JSON, else the limit it is past; `error`
+ * is the reason after `body: ` (`malformed JSON (…)`, `JSON nested deeper than 16 levels`).
+ */
+export type ParsedBody = { ok: true; value: unknown } | { ok: false; raw: string; limit: JsonLimit | null; error: string };
 
-/** Parses a JSON body; an empty body is `{}`. Malformed JSON is returned, not thrown, for the callers that record it. */
-export function parseJson(raw: string): ParsedBody {
+/** Where refusals by the JSON limits are counted (ApiMetrics). */
+export interface JsonRefusals {
+  jsonRefused(limit: JsonLimit): void;
+}
+
+/**
+ * Parses a JSON body within the limits of edge/jsonLimits.ts (before anything recurses into it);
+ * an empty body is `{}`. Malformed or refused JSON is returned, not thrown, for the callers that
+ * record it; a refusal is counted in `refusals`.
+ */
+export function parseJson(raw: string, refusals?: JsonRefusals): ParsedBody {
   if (raw.trim() === '') return { ok: true, value: {} };
-  try {
-    return { ok: true, value: JSON.parse(raw) as unknown };
-  } catch (err) {
-    return { ok: false, raw, error: err instanceof Error ? err.message : 'malformed JSON' };
+  const parsed = parseJsonWithin(raw);
+  if (parsed.ok) return parsed;
+  if (parsed.limit !== null) {
+    refusals?.jsonRefused(parsed.limit);
+    return { ok: false, raw, limit: parsed.limit, error: parsed.error };
   }
+  return { ok: false, raw, limit: null, error: `malformed JSON (${parsed.error})` };
 }
 
 /** A JSON object body, or 400 naming `body`. */
 export function jsonObject(parsed: ParsedBody): Record<string, unknown> {
-  if (!parsed.ok) throw badInput('body', `malformed JSON (${parsed.error})`);
+  if (!parsed.ok) throw badInput('body', parsed.error);
   const v = parsed.value;
   if (v === null || typeof v !== 'object' || Array.isArray(v)) throw badInput('body', 'expected a JSON object');
   return v as Record<string, unknown>;

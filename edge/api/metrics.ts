@@ -6,6 +6,7 @@
  */
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import type { EventBus } from '../bus.js';
+import type { JsonLimit } from '../jsonLimits.js';
 import type { Store } from '../store/api.js';
 import type { CommandStatus } from '../store/types.js';
 import type { MetricSample } from './metricsText.js';
@@ -23,6 +24,14 @@ export interface DeviceCounters {
 export class ApiMetrics {
   readingsIngested = 0;
   eventsRecorded = 0;
+  /** the live feed (routes/live.ts): readers connected, bytes handed to their sockets, readers dropped for not keeping up */
+  liveReaders = 0;
+  liveBytes = 0;
+  liveDropped = 0;
+  private readonly jsonRefusals = new Map<JsonLimit, number>([
+    ['bytes', 0],
+    ['depth', 0],
+  ]);
   private readonly commsLost = new Map<string, number>();
   private readonly commands = new Map<CommandStatus, number>(STATUSES.map((s) => [s, 0]));
   private readonly open = new Map<string, CommandStatus>();
@@ -64,6 +73,11 @@ export class ApiMetrics {
     this.bus.off(this);
     this.loop?.disable();
     this.loop = null;
+  }
+
+  /** A request body refused by the JSON limits (edge/jsonLimits.ts). */
+  jsonRefused(limit: JsonLimit): void {
+    this.jsonRefusals.set(limit, (this.jsonRefusals.get(limit) ?? 0) + 1);
   }
 
   request(status: number): void {
@@ -109,6 +123,12 @@ export class ApiMetrics {
     for (const [code, n] of [...this.http].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
       out.push(counter('streetbox_http_requests_total', 'HTTP API requests by status code', n, { code }));
     }
+    for (const [limit, n] of this.jsonRefusals) {
+      out.push(counter('streetbox_http_json_refused_total', 'HTTP request bodies refused by the JSON limits (bytes, nesting depth) before validation', n, { limit }));
+    }
+    out.push(gauge('streetbox_live_readers', 'readers connected to the live feed (GET /api/v1/live)', this.liveReaders));
+    out.push(counter('streetbox_live_bytes_total', 'bytes written to live-feed readers', this.liveBytes));
+    out.push(counter('streetbox_live_dropped_total', 'live-feed readers disconnected for not keeping up', this.liveDropped));
     const loop = this.loop;
     const has = loop !== null && loop.count > 0;
     const help = 'event-loop delay since the previous scrape (perf_hooks monitorEventLoopDelay, 20 ms resolution)';

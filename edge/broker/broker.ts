@@ -12,8 +12,11 @@ import type { Config } from '../config/schema.js';
 import type { CommandService } from '../control/api.js';
 import { mqttAllowed, type DeviceKind, type Principal } from '../control/roles.js';
 import { errorMessage } from '../errors.js';
+import { commandBody } from '../jsonLimits.js';
 import type { Logger } from '../log.js';
+import { Admission } from './admission.js';
 import { BrokerUsers } from './auth.js';
+import { GuardedConnection } from './framing.js';
 import { close, listen, plainServer, tlsServer } from './listeners.js';
 import { BrokerMetrics } from './metrics.js';
 import { Publisher } from './publisher.js';
@@ -69,6 +72,7 @@ class EmbeddedBroker implements BrokerComponent {
   private readonly counters = new BrokerMetrics();
   private readonly principals = new WeakMap<Client, Principal>();
   private aedes: Aedes | null = null;
+  private admission: Admission | null = null;
   private publisher: Publisher | null = null;
   private servers: Server[] = [];
   private ports: { plain: number; tls: number | undefined } | null = null;
@@ -93,7 +97,7 @@ class EmbeddedBroker implements BrokerComponent {
   }
 
   metrics(): MetricSample[] {
-    return this.counters.samples(this.aedes?.connectedClients ?? 0);
+    return this.counters.samples(this.aedes?.connectedClients ?? 0, this.admission?.size ?? 0);
   }
 
   start(): Promise<void> {
@@ -112,14 +116,19 @@ class EmbeddedBroker implements BrokerComponent {
     const cfg = this.ctx.config.broker;
     const users = new BrokerUsers(cfg.allowAnonymous);
     await users.load(cfg.users);
+    const admission = new Admission({ limits: cfg, clock: this.ctx.clock, log: this.log, refused: (reason) => this.counters.refused(reason) });
     const aedes = await Aedes.createBroker({
       id: `streetbox-${this.ctx.config.gateway.id}`,
       drainTimeout: 10_000,
+      // a backstop: admission.ts closes a connection without an authenticated CONNECT first (it counts from accept)
+      connectTimeout: cfg.connectTimeout + 1_000,
       authenticate: (client, username, password, done) => {
         users.login(username, password).then(
           (r) => {
             if (r.ok) {
               this.principals.set(client, r.principal);
+              // before the CONNACK: the client's next packets may be up to broker.maxPacketSize
+              if (client.conn instanceof GuardedConnection) client.conn.authenticated();
               done(null, true);
               return;
             }
@@ -151,19 +160,22 @@ class EmbeddedBroker implements BrokerComponent {
     aedes.on('clientError', (client, err) => this.log.debug({ clientId: client.id, err: errorMessage(err) }, 'mqtt client error'));
     aedes.on('connectionError', (client, err) => this.log.debug({ clientId: client.id, err: errorMessage(err) }, 'mqtt connection error'));
     this.aedes = aedes;
+    this.admission = admission;
 
     const publish = (topic: string, payload: string, retain: boolean): void => this.publish(topic, payload, retain);
     this.publisher = new Publisher({ bus: this.ctx.bus, store: this.ctx.store, clock: this.ctx.clock, log: this.log, topics: this.topics, publish, ...(this.deps.coalesceMs !== undefined ? { coalesceMs: this.deps.coalesceMs } : {}) });
     try {
       this.publisher.start();
       publish(this.topics.status, 'online', true);
+      // aedes reads only what the framing check let through, never the socket itself
       const onConnection = (socket: Socket): void => {
-        aedes.handle(socket);
+        const conn = admission.guard(socket);
+        if (conn) aedes.handle(conn);
       };
-      const plain = plainServer(onConnection);
+      const plain = plainServer(admission, onConnection);
       this.servers.push(plain);
       const plainPort = await listen(plain, cfg.port, cfg.host, 'broker');
-      const tls = tlsServer(cfg, this.ctx.configDir, onConnection);
+      const tls = tlsServer(cfg, this.ctx.configDir, admission, onConnection);
       let tlsPort: number | undefined;
       if (tls) {
         this.servers.push(tls);
@@ -187,9 +199,12 @@ class EmbeddedBroker implements BrokerComponent {
     });
     const closing = this.servers.map((s) => close(s));
     await new Promise<void>((r) => aedes.close(() => r()));
+    // connections that never logged in are not aedes' clients: the servers would wait for them
+    this.admission?.closeAll();
     await Promise.all(closing);
     this.servers = [];
     this.aedes = null;
+    this.admission = null;
     this.ports = null;
     this.log.info('mqtt broker stopped');
   }
@@ -231,13 +246,9 @@ class EmbeddedBroker implements BrokerComponent {
     const target = this.topics.setTarget(packet.topic);
     const who = this.principals.get(client);
     if (!target || !who || !this.publisher) return;
-    const raw = packet.payload.toString('utf8');
-    let body: unknown = raw;
-    try {
-      body = JSON.parse(raw);
-    } catch {
-      // handed over as it is: the pipeline rejects it with a reason and records it
-    }
+    // within the limits of edge/jsonLimits.ts; malformed JSON as it is and JSON past the limits
+    // as its reason: the pipeline rejects either with the reason and records it
+    const body = commandBody(packet.payload.toString('utf8'));
     const t = body !== null && typeof body === 'object' ? (body as { transaction?: unknown }).transaction : undefined;
     const transaction = typeof t === 'string' || typeof t === 'number' ? String(t) : undefined;
     this.counters.commandsSubmitted++;

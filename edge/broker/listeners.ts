@@ -1,7 +1,8 @@
 /**
  * The broker's sockets: plain MQTT on broker.host:broker.port, and MQTT over TLS on
  * broker.tlsPort when configured (cert, key and optional CA chain read from files relative to
- * the devices.yaml). Port 0 binds a free port; `port()` tells which.
+ * the devices.yaml). Port 0 binds a free port; `port()` tells which. Every TCP connection goes
+ * through the admission (admission.ts) first, the one under TLS before its handshake.
  */
 import { readFileSync } from 'node:fs';
 import { createServer as createNetServer, type AddressInfo, type Server, type Socket } from 'node:net';
@@ -9,6 +10,7 @@ import { resolve } from 'node:path';
 import { createServer as createTlsServer } from 'node:tls';
 import type { Config } from '../config/schema.js';
 import { errorMessage } from '../errors.js';
+import type { Admission } from './admission.js';
 import { BrokerError } from './errors.js';
 
 export type ConnectionHandler = (socket: Socket) => void;
@@ -21,16 +23,18 @@ function readPem(configDir: string, file: string, what: string): Buffer {
   }
 }
 
-export function plainServer(onConnection: ConnectionHandler): Server {
-  return createNetServer(onConnection);
+export function plainServer(admission: Admission, onConnection: ConnectionHandler): Server {
+  return createNetServer((socket) => {
+    if (admission.admit(socket)) onConnection(socket);
+  });
 }
 
 /** A TLS server, or null when broker.tlsPort is not set. */
-export function tlsServer(cfg: Config['broker'], configDir: string, onConnection: ConnectionHandler): Server | null {
+export function tlsServer(cfg: Config['broker'], configDir: string, admission: Admission, onConnection: ConnectionHandler): Server | null {
   if (cfg.tlsPort === undefined) return null;
   if (cfg.tls === undefined) throw new BrokerError('E_CONFIG', 'broker.tlsPort is set but broker.tls (cert, key) is not');
   const ca = cfg.tls.ca === undefined ? undefined : readPem(configDir, cfg.tls.ca, 'ca');
-  return createTlsServer(
+  const server = createTlsServer(
     {
       cert: readPem(configDir, cfg.tls.cert, 'cert'),
       key: readPem(configDir, cfg.tls.key, 'key'),
@@ -39,6 +43,12 @@ export function tlsServer(cfg: Config['broker'], configDir: string, onConnection
     },
     onConnection,
   );
+  // the raw TCP connection, before the handshake: the deadline covers the handshake too, and a
+  // refused one is closed before it costs a handshake's work
+  server.on('connection', (raw: Socket) => {
+    admission.admit(raw);
+  });
+  return server;
 }
 
 export function listen(server: Server, port: number, host: string, what: string): Promise<number> {

@@ -1,5 +1,6 @@
 /** Counters of the embedded broker, rendered on /metrics by the API (via main.ts). */
 import type { MetricSample } from '../api/metricsText.js';
+import { REFUSALS, type Refusal } from './admission.js';
 
 export class BrokerMetrics {
   connections = 0;
@@ -9,9 +10,14 @@ export class BrokerMetrics {
   subscriptionsDenied = 0;
   commandsSubmitted = 0;
   private readonly authFailures = new Map<string, number>();
+  private readonly refusals = new Map<Refusal, number>();
 
   authFailure(reason: string): void {
     this.authFailures.set(reason, (this.authFailures.get(reason) ?? 0) + 1);
+  }
+
+  refused(reason: Refusal): void {
+    this.refusals.set(reason, (this.refusals.get(reason) ?? 0) + 1);
   }
 
   authFailuresTotal(): number {
@@ -20,11 +26,13 @@ export class BrokerMetrics {
     return n;
   }
 
-  samples(clients: number): MetricSample[] {
+  /** `clients`: connected (authenticated) MQTT clients; `sockets`: TCP connections open, authenticated or not */
+  samples(clients: number, sockets: number): MetricSample[] {
     const c = (name: string, help: string, value: number, labels?: Record<string, string>): MetricSample =>
       labels ? { name, help, type: 'counter', value, labels } : { name, help, type: 'counter', value };
     return [
       { name: 'streetbox_broker_clients', help: 'MQTT clients connected to the embedded broker', type: 'gauge', value: clients },
+      { name: 'streetbox_broker_sockets', help: 'TCP connections open to the embedded broker, logged in or not', type: 'gauge', value: sockets },
       c('streetbox_broker_connections_total', 'MQTT connections accepted (authenticated)', this.connections),
       c('streetbox_broker_publishes_in_total', 'PUBLISH packets accepted from clients', this.publishesIn),
       c('streetbox_broker_publishes_out_total', 'PUBLISH packets forwarded to clients', this.publishesOut),
@@ -33,6 +41,9 @@ export class BrokerMetrics {
       c('streetbox_broker_commands_total', 'commands submitted through set topics', this.commandsSubmitted),
       ...['credentials', 'anonymous', 'busy'].map((reason) =>
         c('streetbox_broker_auth_failures_total', 'refused MQTT logins by reason', this.authFailures.get(reason) ?? 0, { reason }),
+      ),
+      ...REFUSALS.map((reason) =>
+        c('streetbox_broker_connections_refused_total', 'connections closed by the broker limits, by reason (too many, connect timeout, packet framing or size)', this.refusals.get(reason) ?? 0, { reason }),
       ),
     ];
   }

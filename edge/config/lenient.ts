@@ -3,10 +3,12 @@
  * only once the whole file is well-formed. So that a technician sees every issue at once,
  * the loader also runs them on the parts of a malformed file that are valid on their own:
  * each field is kept if it passes its schema, else left out; list items keep their index.
+ * (ranges.ts checks the same valid parts.)
  */
 import type { z } from 'zod';
-import { configSchema, crossCheck } from './schema.js';
+import { configSchema, crossCheck, type LeftOut } from './schema.js';
 import { unwrap } from './schemaWalk.js';
+import { didYouMean } from './suggest.js';
 
 type Schema = z.core.$ZodType;
 const FAIL = Symbol('invalid');
@@ -61,8 +63,61 @@ function lenient(schema: Schema, value: unknown): unknown {
   return FAIL;
 }
 
-/** The root: a section that fails (even a required one) is simply left out. */
-function lenientRoot(data: unknown): Record<string, unknown> | undefined {
+export interface ValidParts {
+  parts: Record<string, unknown>;
+  /** what the file wrote that `parts` lacks, for the checks between sections */
+  leftOut: LeftOut;
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
+type Section = Parameters<LeftOut['has']>[0];
+
+/**
+ * What the valid parts lack of what the file wrote: the names of list entries left out, a
+ * section left out whole, a position written but invalid. A reference to a name left out (or
+ * close to one: `rs485-1"` for `rs485-1`) is not reported; the invalid entry already is.
+ */
+function leftOutOf(data: Record<string, unknown>, parts: Record<string, unknown>): LeftOut {
+  const whole = new Set<Section>();
+  const names = new Map<Section, string[]>();
+  const name = (section: Section, v: unknown): void => {
+    if (typeof v === 'string') names.set(section, [...(names.get(section) ?? []), section === 'lorawan' ? v.toLowerCase() : v]);
+  };
+  const entries = (section: Section, raw: unknown, valid: unknown, field: string): void => {
+    if (raw === undefined) return;
+    if (!Array.isArray(raw) || !Array.isArray(valid)) return void whole.add(section);
+    raw.forEach((item, i) => {
+      if (!(i in valid) && isObject(item)) name(section, item[field]);
+    });
+  };
+  entries('buses', data.buses, parts.buses, 'id');
+  entries('groups', data.groups, parts.groups, 'id');
+  entries('profiles', data.profiles, parts.profiles, 'name');
+  const lorawan = isObject(data.lorawan) ? data.lorawan : undefined;
+  if (data.lorawan !== undefined && !isObject(parts.lorawan)) whole.add('lorawan');
+  else if (lorawan) entries('lorawan', lorawan.devices, (parts.lorawan as Record<string, unknown>).devices, 'devEui');
+  // groups are declared by devices too
+  if (Array.isArray(data.devices)) {
+    const valid = Array.isArray(parts.devices) ? parts.devices : [];
+    data.devices.forEach((d, i) => {
+      const kept = valid[i] as Record<string, unknown> | undefined;
+      if (isObject(d) && Array.isArray(d.groups) && !Array.isArray(kept?.groups)) d.groups.forEach((g) => name('groups', g));
+    });
+  } else if (data.devices !== undefined) whole.add('groups');
+  const gw = isObject(data.gateway) ? data.gateway : {};
+  const kept = isObject(parts.gateway) ? parts.gateway : {};
+  return {
+    has: (section, n) => whole.has(section) || (names.get(section) ?? []).includes(n) || didYouMean(n, names.get(section) ?? []) !== undefined,
+    position: (gw.lat !== undefined && kept.lat === undefined) || (gw.lon !== undefined && kept.lon === undefined),
+  };
+}
+
+/** The valid parts of `data`: a section that fails (even a required one) is left out, or
+ * replaced by its defaults. Undefined when `data` is not a mapping. */
+export function validParts(data: unknown): ValidParts | undefined {
   if (data === null || typeof data !== 'object' || Array.isArray(data)) return undefined;
   const def = defOf(unwrap(configSchema));
   const out: Record<string, unknown> = {};
@@ -75,7 +130,7 @@ function lenientRoot(data: unknown): Record<string, unknown> | undefined {
       if (fallback.success && fallback.data !== undefined) out[key] = fallback.data;
     }
   }
-  return out;
+  return { parts: out, leftOut: leftOutOf(data as Record<string, unknown>, out) };
 }
 
 export interface CrossIssue {
@@ -83,11 +138,9 @@ export interface CrossIssue {
   message: string;
 }
 
-/** The cross-check issues of the valid parts of `data` (best effort: never throws). */
-export function crossCheckValidParts(data: unknown): CrossIssue[] {
+/** The cross-check issues of the valid parts of a file (best effort: never throws). */
+export function crossCheckValidParts({ parts, leftOut }: ValidParts): CrossIssue[] {
   const issues: CrossIssue[] = [];
-  const parts = lenientRoot(data);
-  if (parts === undefined) return issues;
   const ctx = {
     addIssue(issue: { path?: PropertyKey[]; message?: string } | string): void {
       if (typeof issue === 'string') issues.push({ path: [], message: issue });
@@ -96,7 +149,7 @@ export function crossCheckValidParts(data: unknown): CrossIssue[] {
     value: parts,
   };
   try {
-    crossCheck(parts as Parameters<typeof crossCheck>[0], ctx as unknown as Parameters<typeof crossCheck>[1]);
+    crossCheck(parts as Parameters<typeof crossCheck>[0], ctx as unknown as Parameters<typeof crossCheck>[1], leftOut);
   } catch {
     // a part the checks cannot read (a LoRaWAN device without a valid devEui, …): keep what was found
   }

@@ -5,14 +5,17 @@
  */
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
-import { LineCounter, parseDocument, type Document } from 'yaml';
+import { LineCounter, parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { ConfigError, formatPath, sortIssues, type ConfigIssue } from './errors.js';
-import { configSchema, type Config } from './schema.js';
-import { keyAt, pathKey, toTree, type Tree } from './yamlTree.js';
+import { configSchema, NOTHING_LEFT_OUT, type Config } from './schema.js';
+import { pathKey, toTree, type Tree } from './yamlTree.js';
+import { duplicateKeyIssues, duplicateSection, syntaxIssues, YAML_OPTIONS, type Place } from './yamlErrors.js';
 import { explainIssue, type PlacedIssue } from './zodIssues.js';
-import { crossCheckValidParts } from './lenient.js';
-import { isSecretKey } from './redact.js';
+import { crossCheckValidParts, validParts } from './lenient.js';
+import { rangeIssues } from './ranges.js';
+import { followsFromMisplaced, misplacedAt, misplacedSections, type Misplaced } from './misplaced.js';
+import { isSecretPath } from './redact.js';
 
 export interface LoadedConfig {
   config: Config;
@@ -53,8 +56,6 @@ function readFailure(err: unknown, file: string): string {
   return `the file cannot be read: ${err instanceof Error ? err.message : String(err)}`;
 }
 
-type Place = (offset: number, path: readonly PropertyKey[], message: string) => ConfigIssue;
-
 /** Validates configuration text as if it had been read from `opts.file`. */
 export function parseConfig(source: string, opts: ParseOptions): LoadedConfig {
   const file = opts.file;
@@ -62,15 +63,16 @@ export function parseConfig(source: string, opts: ParseOptions): LoadedConfig {
   const dir = opts.dir ?? dirname(absolute);
   const text = source.startsWith('\uFEFF') ? source.slice(1) : source;
   const lines = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+  const doc = parseDocument(text, { ...YAML_OPTIONS, lineCounter: lines });
   const place: Place = (offset, path, message) => {
     const { line, col } = lines.linePos(offset);
     return { file, line, col, path: formatPath(path), message };
   };
 
-  // 1. YAML itself. A duplicate key still leaves a usable document; other errors do not.
-  const yamlIssues = yamlErrors(doc, text, place);
-  if (doc.errors.some((e) => e.code !== 'DUPLICATE_KEY')) throw new ConfigError(sortIssues(yamlIssues));
+  // 1. YAML itself. A duplicate key still leaves a usable document; other errors do not, and
+  //    what the parser makes of the rest of a broken section is not reported (yamlErrors.ts).
+  if (doc.errors.some((e) => e.code !== 'DUPLICATE_KEY')) throw new ConfigError(sortIssues(syntaxIssues(doc, text, place)));
+  let yamlIssues = duplicateKeyIssues(doc, text, place);
 
   // 2. The shape of the document.
   if (doc.contents === null) {
@@ -78,88 +80,89 @@ export function parseConfig(source: string, opts: ParseOptions): LoadedConfig {
   }
   const tree = toTree(doc, opts.env ?? process.env);
   const treeIssues = tree.issues.map((t) => place(t.offset, t.path, t.message));
+  if (tree.refused) throw new ConfigError(sortIssues([...yamlIssues, ...treeIssues]));
   if (tree.data === null || typeof tree.data !== 'object' || Array.isArray(tree.data)) {
     const found = Array.isArray(tree.data) ? 'a list' : showValue(tree.data);
     const notMapping = place(doc.contents.range?.[0] ?? 0, [], `expected a mapping of sections (gateway, storage, buses, devices, …), got ${found}`);
     throw new ConfigError(sortIssues([...yamlIssues, ...treeIssues, notMapping]));
   }
 
-  // 3. The schema, then the references between sections.
+  // 3. The schema, the references between sections, the ranges a devices.yaml keeps to; a
+  //    section indented into another is one issue, not one for each key after it (misplaced.ts).
+  const misplaced = misplacedSections(tree, text);
+  if (misplaced.length > 0) yamlIssues = duplicateKeyIssues(doc, text, place, (_path, offset) => followsFromMisplaced(misplaced, offset));
+  const inPlace = misplaced.length === 0 && !duplicateSection(doc, text);
   const result = configSchema.safeParse(tree.data, { reportInput: true });
-  const all = [...yamlIssues, ...treeIssues, ...(result.success ? [] : schemaIssues(result.error.issues, tree, place))];
+  const all = [...yamlIssues, ...treeIssues, ...schemaIssues(result, tree, place, { misplaced, inPlace })];
   if (!result.success || all.length > 0) {
     throw new ConfigError(sortIssues(all.length > 0 ? all : [place(0, [], 'the configuration is not valid')]));
   }
   return { config: resolvePaths(result.data, dir), file: absolute, dir };
 }
 
-/** zod's issues, rewritten and placed; plus the cross-section checks of the valid parts. */
-function schemaIssues(zodIssues: readonly z.core.$ZodIssue[], tree: Tree, place: Place): ConfigIssue[] {
+/**
+ * zod's issues, rewritten and placed; the checks between sections on the valid parts of a
+ * malformed file (zod makes them only on a well-formed one); the ranges a devices.yaml keeps to.
+ */
+function schemaIssues(result: z.ZodSafeParseResult<Config>, tree: Tree, place: Place, sections: { misplaced: readonly Misplaced[]; inPlace: boolean }): ConfigIssue[] {
+  const { misplaced, inPlace } = sections;
   const out: ConfigIssue[] = [];
+  const hideSecrets = secretHider(tree);
   const add = (placed: PlacedIssue): void => {
-    if (!isMoot(placed, tree)) out.push(place(offsetOf(tree, placed), placed.path, hideSecrets(placed, tree)));
+    if (isMoot(placed, tree)) return;
+    const offset = offsetOf(tree, placed);
+    const section = placed.at === 'key' ? misplacedAt(misplaced, offset) : undefined;
+    if (section) placed = { ...placed, message: section.message };
+    else if (followsFromMisplaced(misplaced, offset)) return;
+    out.push(place(offset, placed.path, hideSecrets(placed)));
   };
-  const ctx = { root: configSchema, data: tree.data, got: gotText(tree), plainText: (p: readonly PropertyKey[]) => tree.plainText.get(pathKey(p)) };
-  for (const zi of zodIssues) explainIssue(zi, ctx).forEach(add);
-  // zod runs the cross-section checks only on a well-formed file; run them on its valid parts
-  const reported = zodIssues.flatMap((zi) => (zi.code === 'unrecognized_keys' ? zi.keys.map((k) => [...zi.path, k]) : [zi.path]));
-  for (const cross of crossCheckValidParts(tree.data)) {
-    if (!reported.some((p) => overlaps(p, cross.path))) add({ path: cross.path, at: 'value', message: cross.message });
+  const ctx = {
+    root: configSchema,
+    data: tree.data,
+    got: gotText(tree),
+    plainText: (p: readonly PropertyKey[]) => (isSecretPath(p) ? undefined : tree.plainText.get(pathKey(p))),
+  };
+  const ours = (path: PropertyKey[], message: string): PlacedIssue[] => explainIssue({ code: 'custom', path, message, input: undefined } as z.core.$ZodIssue, ctx);
+
+  const valid = result.success ? { parts: result.data, leftOut: NOTHING_LEFT_OUT } : validParts(tree.data)!;
+  const zodIssues = result.success ? [] : result.error.issues;
+  // with a section out of its place, what the checks between sections find follows from that
+  const between = new Set(inPlace ? [] : crossCheckValidParts(valid).map((c) => `${segKey(c.path)} ${c.message}`));
+  for (const zi of zodIssues) {
+    if (followsFromMisplaced(misplaced, undefined, zi.path) || between.has(`${segKey(zi.path)} ${zi.message}`)) continue;
+    explainIssue(zi, ctx).forEach(add);
   }
+  // an issue inside or around a field already reported would follow from it
+  const reported = new PathIndex(zodIssues.flatMap((zi) => (zi.code === 'unrecognized_keys' ? zi.keys.map((k) => [...zi.path, k]) : [zi.path])));
+  if (!result.success && inPlace) {
+    for (const cross of crossCheckValidParts(valid)) if (!reported.overlaps(cross.path)) ours(cross.path, cross.message).forEach(add);
+  }
+  for (const range of rangeIssues(valid.parts)) if (!reported.overlaps(range.path)) ours(range.path, range.message).forEach(add);
   return out;
 }
 
-function yamlErrors(doc: Document, text: string, issue: Place): ConfigIssue[] {
-  const seen = new Set<number>();
-  const out: ConfigIssue[] = [];
-  for (const err of doc.errors) {
-    const offset = err.pos[0];
-    if (seen.has(offset)) continue; // one error per position: the rest are echoes of the first
-    seen.add(offset);
-    if (err.code === 'DUPLICATE_KEY') {
-      const key = keyAt(doc, offset);
-      if (key) {
-        const first = key.first === undefined ? '' : ` (first written at line ${issue(key.first, [], '').line})`;
-        out.push(issue(offset, key.path, `duplicate key "${key.name}"${first}`));
-        continue;
-      }
+/** Paths of issues already reported: whether a path leads into one of them, or one into it. */
+class PathIndex {
+  private readonly paths = new Set<string>();
+  private readonly prefixes = new Set<string>();
+
+  constructor(paths: readonly (readonly PropertyKey[])[]) {
+    for (const p of paths) {
+      this.paths.add(segKey(p));
+      for (let n = 0; n <= p.length; n++) this.prefixes.add(segKey(p.slice(0, n)));
     }
-    if (err.code === 'MISSING_CHAR' && /closing ["']quote/.test(err.message)) {
-      // yaml reports an unclosed quote where the file ends; point at where it was opened
-      const quote = err.message.includes('"quote') ? '"' : "'";
-      out.push(issue(openingQuote(text, offset, quote), [], `YAML syntax error: a quoted string is never closed (missing closing ${quote})`));
-      continue;
-    }
-    const msg = err.code === 'TAB_AS_INDENT' ? 'a tab used for indentation; indent with spaces' : lowerFirst(err.message);
-    out.push(issue(offset, [], `YAML syntax error: ${msg}`));
   }
-  return out;
-}
 
-/** The quote that opens a string left unclosed at `end`: the last one before it not escaped. */
-function openingQuote(text: string, end: number, quote: string): number {
-  for (let i = Math.min(end, text.length) - 1; i >= 0; i--) {
-    if (text[i] !== quote) continue;
-    if (quote === "'" && text[i - 1] === "'") {
-      i--; // '' is an escaped single quote
-      continue;
-    }
-    let slashes = 0;
-    while (quote === '"' && text[i - 1 - slashes] === '\\') slashes++;
-    if (slashes % 2 === 0) return i;
+  overlaps(path: readonly PropertyKey[]): boolean {
+    if (this.prefixes.has(segKey(path))) return true;
+    for (let n = 0; n < path.length; n++) if (this.paths.has(segKey(path.slice(0, n)))) return true;
+    return false;
   }
-  return end;
 }
 
-function lowerFirst(s: string): string {
-  return s.length > 1 && /^[A-Z][a-z]/.test(s) ? s[0]!.toLowerCase() + s.slice(1) : s;
-}
-
-/** Whether one path leads into the other (an issue there would be a consequence of the other). */
-function overlaps(a: readonly PropertyKey[], b: readonly PropertyKey[]): boolean {
-  const n = Math.min(a.length, b.length);
-  for (let i = 0; i < n; i++) if (String(a[i]) !== String(b[i])) return false;
-  return true;
+/** A path as a key where 0 and "0" are the same segment (zod's paths and the data's agree on neither). */
+function segKey(path: readonly PropertyKey[]): string {
+  return JSON.stringify(path.map(String));
 }
 
 /** Issues about a value already reported (an unset variable, an unknown anchor) would only repeat it. */
@@ -184,14 +187,14 @@ function offsetOf(tree: Tree, placed: PlacedIssue): number {
 
 const MAX_SHOWN = 60;
 
-/** What follows "got": the value as written, but never a secret or a substituted value. */
+/** What follows "got": the value as written, but never a secret (of any type) or a substituted value. */
 function gotText(tree: Tree): (path: readonly PropertyKey[], value: unknown) => string {
   return (path, value) => {
     const sub = tree.substitutions.get(pathKey(path));
     if (sub) return `the value of ${sub.vars.map((v) => `\${${v}}`).join(', ')} (not shown)`;
-    const last = path[path.length - 1];
-    if (typeof last === 'string' && isSecretKey(last) && typeof value === 'string') {
-      return `a value of ${value.length} characters (not shown)`;
+    if (isSecretPath(path)) {
+      if (typeof value === 'string') return `a value of ${value.length} characters (not shown)`;
+      if (typeof value === 'number' || typeof value === 'bigint' || typeof value === 'boolean') return `a ${typeof value === 'bigint' ? 'number' : typeof value} (not shown)`;
     }
     return showValue(value);
   };
@@ -208,21 +211,43 @@ export function showValue(value: unknown): string {
   return String(value);
 }
 
-/** A cross-check message may quote a value; a substituted one is replaced by its ${VAR}. */
-function hideSecrets(placed: PlacedIssue, tree: Tree): string {
-  let message = placed.message;
-  const own = pathKey(placed.path);
-  for (const [k, sub] of tree.substitutions) {
-    if (sub.value === '') continue;
-    const ref = sub.vars.map((v) => `\${${v}}`).join('');
-    if (k === own || k.startsWith(`${own.slice(0, -1)},`)) {
-      message = message.split(JSON.stringify(sub.value)).join(`"${ref}"`);
-      if (sub.value.length >= 3) message = message.split(sub.value).join(ref);
-    } else if (sub.value.length >= 6) {
-      message = message.split(sub.value).join(ref);
+/**
+ * A cross-check message may quote a value; a substituted one is replaced by its ${VAR}: one at
+ * the issue's own path or under it even when short, any other when it has 6 characters or more.
+ * Built once per file, so aliases that repeat a substituted value cost nothing per issue.
+ */
+function secretHider(tree: Tree): (placed: PlacedIssue) => string {
+  const subs = [...tree.substitutions]
+    .filter(([, sub]) => sub.value !== '')
+    .map(([key, sub]) => ({ key, value: sub.value, ref: sub.vars.map((v) => `\${${v}}`).join('') }))
+    .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  const keys = subs.map((s) => s.key);
+  const long = [...new Map(subs.filter((s) => s.value.length >= 6).map((s) => [`${s.ref} ${s.value}`, s])).values()];
+  return (placed) => {
+    let message = placed.message;
+    const prefix = pathKey(placed.path).slice(0, -1); // `["a",1` : the path itself ends "]", a path under it ","
+    for (let i = lowerBound(keys, prefix); i < keys.length && keys[i]!.startsWith(prefix); i++) {
+      const next = keys[i]![prefix.length];
+      if (next !== ']' && next !== ',') continue;
+      const sub = subs[i]!;
+      message = message.split(JSON.stringify(sub.value)).join(`"${sub.ref}"`);
+      if (sub.value.length >= 3) message = message.split(sub.value).join(sub.ref);
     }
+    for (const sub of long) message = message.split(sub.value).join(sub.ref);
+    return message;
+  };
+}
+
+/** The first index of a sorted array whose string is not below `s`. */
+function lowerBound(sorted: readonly string[], s: string): number {
+  let lo = 0;
+  let hi = sorted.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (sorted[mid]! < s) lo = mid + 1;
+    else hi = mid;
   }
-  return message;
+  return lo;
 }
 
 /** File paths in the config, resolved against the directory of the devices.yaml. */

@@ -13,14 +13,22 @@ export function isSecretKey(key: string): boolean {
   return SECRET_KEYS.has(key);
 }
 
-function redactValue(value: unknown, path: readonly string[]): unknown {
-  if (Array.isArray(value)) return value.map((v) => redactValue(v, path));
+/**
+ * Whether the value at `path` is a secret or inside one, whatever its type: the one rule for
+ * redacting the config and for every error that shows a value (loader.ts).
+ */
+export function isSecretPath(path: readonly PropertyKey[]): boolean {
+  // sync.key: the upstream client's private key file
+  return path.some((seg, i) => typeof seg === 'string' && (isSecretKey(seg) || (i === 1 && path[0] === 'sync' && seg === 'key')));
+}
+
+function redactValue(value: unknown, path: readonly PropertyKey[]): unknown {
+  if (Array.isArray(value)) return value.map((v, i) => redactValue(v, [...path, i]));
   if (value === null || typeof value !== 'object') return value;
   const out: Record<string, unknown> = {};
   for (const [key, v] of Object.entries(value)) {
-    // sync.key: the upstream client's private key file
-    const secret = isSecretKey(key) || (path.length === 1 && path[0] === 'sync' && key === 'key');
-    out[key] = secret && v !== undefined ? REDACTED : redactValue(v, [...path, key]);
+    const at = [...path, key];
+    out[key] = isSecretPath(at) && v !== undefined ? REDACTED : redactValue(v, at);
   }
   return out;
 }

@@ -7,47 +7,13 @@ import { z } from 'zod';
 import { unknownName } from './suggest.js';
 import { loadZoneRules } from '../zoneinfo.js';
 import { isBcryptHash, isPasswordHash } from '../control/passwords.js';
+import { byteSize, duration, durationIn, port, remotePort } from './scalars.js';
 
 // ---------------------------------------------------------------------------------------
-// Scalars with units a technician can read: "5s", "250ms", "256MB".
+// Scalars with units a technician can read ("5s", "250ms", "256MB") and ports: scalars.ts.
+// A duration's range (`durationIn(min, max)`) and a port's 1..65535 hold for a devices.yaml.
 
-const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
-const DURATION_RE = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)$/;
-
-/** A duration in ms: a number of ms, or a string like "500ms", "5s", "2m", "1h", "1d". */
-export const duration = z
-  .union([
-    z.number().nonnegative(),
-    z.string().regex(DURATION_RE, { message: 'expected a duration like "500ms", "5s", "2m", "1h"' }),
-  ])
-  .transform((v) => {
-    if (typeof v === 'number') return v;
-    const m = DURATION_RE.exec(v)!;
-    return Math.round(Number(m[1]) * DURATION_UNITS[m[2]!]!);
-  });
-
-const BYTE_UNITS: Record<string, number> = {
-  B: 1,
-  KB: 1e3,
-  MB: 1e6,
-  GB: 1e9,
-  KIB: 1024,
-  MIB: 1024 ** 2,
-  GIB: 1024 ** 3,
-};
-const BYTES_RE = /^(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|KiB|MiB|GiB)$/i;
-
-/** A size in bytes: a number, or a string like "64MB", "1GiB". */
-export const byteSize = z
-  .union([
-    z.number().int().positive(),
-    z.string().regex(BYTES_RE, { message: 'expected a size like "64MB" or "1GiB"' }),
-  ])
-  .transform((v) => {
-    if (typeof v === 'number') return v;
-    const m = BYTES_RE.exec(v)!;
-    return Math.round(Number(m[1]) * BYTE_UNITS[m[2]!.toUpperCase()]!);
-  });
+export { byteSize, duration, durationIn } from './scalars.js';
 
 /** Ids used in MQTT topics and URLs: no '/', '+', '#', spaces. */
 export const identifier = z
@@ -56,7 +22,6 @@ export const identifier = z
     message: 'expected an id of letters, digits, "_", "-", "." (at most 64, no spaces or "/")',
   });
 
-const port = z.number().int().min(0).max(65535);
 const hex = (bytes: number, what: string) =>
   z
     .string()
@@ -100,19 +65,19 @@ export const storageSchema = z.strictObject({
   /** full: every commit survives power loss; normal: survives a crash of the process */
   durability: z.enum(['full', 'normal']).default('normal'),
   /** the batched writer commits every flushInterval or every flushRows readings, whichever first */
-  flushInterval: duration.default(200),
+  flushInterval: durationIn('10ms', '1h').default(200),
   flushRows: z.number().int().min(1).max(100_000).default(1000),
 });
 
 const busCommon = {
   id: identifier,
   /** how long to wait for an answer */
-  timeout: duration.default(1000),
+  timeout: durationIn('10ms', '60s').default(1000),
   retries: z.number().int().min(0).max(10).default(1),
   /** consecutive failures after which a device is marked offline */
   offlineAfter: z.number().int().min(1).max(100).default(3),
   /** how often an offline device is probed */
-  probeInterval: duration.default(30_000),
+  probeInterval: durationIn('1s', '1d').default(30_000),
   /** block reads: largest hole (in registers) bridged to merge two points into one request */
   maxGap: z.number().int().min(0).max(125).default(8),
 };
@@ -126,14 +91,14 @@ export const serialBusSchema = z.strictObject({
   parity: z.enum(['none', 'even', 'odd']).default('even'),
   stopBits: z.union([z.literal(1), z.literal(2)]).default(1),
   /** tolerance on top of t1.5 for a silence inside a frame (user-space timing; USB adapters deliver in chunks) */
-  interByteSlack: duration.default(5),
+  interByteSlack: durationIn('0ms', '1s').default(5),
 });
 
 export const tcpBusSchema = z.strictObject({
   ...busCommon,
   type: z.literal('tcp'),
   host: z.string().min(1),
-  port: port.default(502),
+  port: remotePort.default(502),
 });
 
 export const busSchema = z.discriminatedUnion('type', [serialBusSchema, tcpBusSchema]);
@@ -147,7 +112,7 @@ export const deviceSchema = z.strictObject({
   /** LoRaWAN: the node's DevEUI (keys under lorawan.devices) */
   devEui: hex(8, 'a DevEUI').optional(),
   profile: z.string().min(1),
-  poll: duration.default(5000),
+  poll: durationIn('100ms', '1d').default(5000),
   groups: z.array(identifier).default([]),
   /** traffic controllers: commands are refused unless this is true */
   allowCommands: z.boolean().default(false),
@@ -219,7 +184,20 @@ export const lorawanSchema = z.strictObject({
    * copies of one frame from several forwarders are merged within this window; with several
    * forwarders the class A answer waits for it, so it must leave RX1 (1 s after the uplink) reachable
    */
-  dedupWindow: duration.default(200),
+  dedupWindow: durationIn('0ms', '500ms').default(200),
+  /**
+   * the packet forwarders served, by gateway EUI (their `stat` becomes readings of gw-<eui>);
+   * any other EUI is refused. Without a list, at most 8 at a time, a slot freed by 10 min of silence.
+   */
+  forwarders: z
+    .array(z.strictObject({ eui: hex(8, 'a gateway EUI'), name: z.string().min(1).max(64).optional() }))
+    .superRefine((list, ctx) =>
+      list.forEach((f, i) => {
+        const first = list.findIndex((g) => g.eui.toLowerCase() === f.eui.toLowerCase());
+        if (first < i) ctx.addIssue({ code: 'custom', path: [i, 'eui'], message: `duplicate gateway EUI "${f.eui}" (first used at index ${first})` });
+      }),
+    )
+    .default([]),
   devices: z.array(lorawanDeviceSchema).default([]),
 });
 
@@ -278,6 +256,16 @@ export const brokerSchema = z.strictObject({
   tls: tlsSchema.optional(),
   allowAnonymous: z.boolean().default(false),
   users: z.array(userSchema).default([]),
+  /** the largest MQTT packet (header included) a logged-in client may send; a larger one closes its connection. Until its CONNECT is authenticated a client may send at most 8 KiB a packet. */
+  maxPacketSize: byteSize
+    .refine((n) => n >= 1024 && n <= 268_435_460, { message: 'expected between 1KiB and 256MiB (the MQTT 3.1.1 maximum)' })
+    .default(256 * 1024),
+  /** a connection that has not completed an authenticated CONNECT (TLS handshake included) by then is closed */
+  connectTimeout: duration.refine((ms) => ms >= 100, { message: 'expected at least 100ms' }).default(10_000),
+  /** connections open at once, logged in or not */
+  maxConnections: z.number().int().min(1).default(256),
+  /** connections open at once from one IP address */
+  maxConnectionsPerAddress: z.number().int().min(1).default(32),
 });
 
 export const apiSchema = z.strictObject({
@@ -340,10 +328,10 @@ export const syncSchema = z.strictObject({
   inFlight: z.number().int().min(1).max(64).default(4),
   compress: z.boolean().default(false),
   /** a batch not acknowledged (PUBACK) within this is resent over a new connection */
-  ackTimeout: duration.default(30_000),
+  ackTimeout: durationIn('1s', '1h').default(30_000),
   /** reconnect backoff: first delay and ceiling (exponential, with jitter) */
-  reconnectMin: duration.default(1000),
-  reconnectMax: duration.default(60_000),
+  reconnectMin: durationIn('100ms', '1h').default(1000),
+  reconnectMax: durationIn('1s', '1d').default(60_000),
 });
 
 export const simulateSchema = z.union([
@@ -374,7 +362,8 @@ export const configSchema = z
     sync: syncSchema.optional(),
     simulate: simulateSchema.default(false),
   })
-  .superRefine((cfg, ctx) => crossCheck(cfg, ctx));
+  // only on a well-formed config: on a malformed file the loader checks the valid parts (lenient.ts)
+  .superRefine((cfg, ctx) => crossCheck(cfg, ctx), { when: (payload) => payload.issues.length === 0 });
 
 export type Config = z.output<typeof configSchema>;
 export type ConfigInput = z.input<typeof configSchema>;
@@ -414,9 +403,19 @@ function duplicates<T>(ctx: Ctx, items: T[], key: (t: T) => string, path: (i: nu
   });
 }
 
+/** What the loader's check of the valid parts of a file left out as invalid (lenient.ts). */
+export interface LeftOut {
+  /** whether `name` may be an entry of `section` left out: a reference to it is not reported, the invalid entry is */
+  has(section: 'buses' | 'groups' | 'profiles' | 'lorawan', name: string): boolean;
+  /** gateway.lat or gateway.lon is written but invalid */
+  position: boolean;
+}
+
+export const NOTHING_LEFT_OUT: LeftOut = { has: () => false, position: false };
+
 /** References between sections: buses, profiles, groups and LoRaWAN keys named by devices exist.
  * Exported for the loader, which also runs it on the valid parts of a file that has other issues. */
-export function crossCheck(cfg: RawConfig, ctx: Ctx): void {
+export function crossCheck(cfg: RawConfig, ctx: Ctx, leftOut: LeftOut = NOTHING_LEFT_OUT): void {
   duplicates(ctx, cfg.buses, (b) => b.id, (i) => ['buses', i, 'id'], 'bus id');
   duplicates(ctx, cfg.devices, (d) => d.id, (i) => ['devices', i, 'id'], 'device id');
   duplicates(ctx, cfg.groups, (g) => g.id, (i) => ['groups', i, 'id'], 'group id');
@@ -434,13 +433,13 @@ export function crossCheck(cfg: RawConfig, ctx: Ctx): void {
       if (d.bus !== undefined || d.unit !== undefined) {
         ctx.addIssue({ code: 'custom', path: ['devices', i, 'devEui'], message: 'a device has either bus and unit (Modbus) or devEui (LoRaWAN), not both' });
       }
-      if (!loraEuis.has(d.devEui.toLowerCase())) {
+      if (!loraEuis.has(d.devEui.toLowerCase()) && !leftOut.has('lorawan', d.devEui.toLowerCase())) {
         ctx.addIssue({ code: 'custom', path: ['devices', i, 'devEui'], message: `no keys for DevEUI ${d.devEui} under lorawan.devices` });
       }
     } else {
       if (d.bus === undefined) {
         ctx.addIssue({ code: 'custom', path: ['devices', i], message: 'missing required key "bus" (with "unit", for Modbus) or "devEui" (for LoRaWAN)' });
-      } else if (!busIds.has(d.bus)) {
+      } else if (!busIds.has(d.bus) && !leftOut.has('buses', d.bus)) {
         ctx.addIssue({ code: 'custom', path: ['devices', i, 'bus'], message: unknownName('bus', d.bus, [...busIds], 'buses are') });
       }
       if (d.bus !== undefined && d.unit === undefined) {
@@ -454,7 +453,7 @@ export function crossCheck(cfg: RawConfig, ctx: Ctx): void {
         } else units.set(key, i);
       }
     }
-    if (!profiles.has(d.profile)) {
+    if (!profiles.has(d.profile) && !leftOut.has('profiles', d.profile)) {
       ctx.addIssue({ code: 'custom', path: ['devices', i, 'profile'], message: unknownName('profile', d.profile, [...profiles], 'known') });
     }
   });
@@ -462,19 +461,24 @@ export function crossCheck(cfg: RawConfig, ctx: Ctx): void {
   // Schedules: a group must exist (declared, or named by a device), so a typo never leaves a
   // street without its program; sun-anchored steps need the gateway's position.
   const knownGroups = new Set<string>([...cfg.groups.map((g) => g.id), ...cfg.devices.flatMap((d) => d.groups)]);
-  const hasPosition = cfg.gateway?.lat !== undefined && cfg.gateway.lon !== undefined;
+  const hasPosition = leftOut.position || (cfg.gateway?.lat !== undefined && cfg.gateway.lon !== undefined);
+  const sunSteps: { at: string; path: (string | number)[] }[] = [];
   cfg.schedules.forEach((s, i) => {
     s.groups.forEach((g, j) => {
-      if (!knownGroups.has(g)) {
+      if (!knownGroups.has(g) && !leftOut.has('groups', g)) {
         ctx.addIssue({ code: 'custom', path: ['schedules', i, 'groups', j], message: unknownName('group', g, [...knownGroups], 'groups are') });
       }
     });
     s.steps.forEach((step, j) => {
-      if (!hasPosition && /^sun(set|rise)/.test(step.at)) {
-        ctx.addIssue({ code: 'custom', path: ['schedules', i, 'steps', j, 'at'], message: `"${step.at}" needs the gateway's position: set gateway.lat and gateway.lon` });
-      }
+      if (/^sun(set|rise)/.test(step.at)) sunSteps.push({ at: step.at, path: ['schedules', i, 'steps', j, 'at'] });
     });
   });
+  const [firstSun] = sunSteps;
+  if (!hasPosition && firstSun) {
+    // one issue for the one fix, at the first step that needs it
+    const more = sunSteps.length > 1 ? ` (as do ${sunSteps.length - 1} more sun steps)` : '';
+    ctx.addIssue({ code: 'custom', path: firstSun.path, message: `"${firstSun.at}" needs the gateway's position: set gateway.lat and gateway.lon${more}` });
+  }
 
   if (cfg.lorawan && cfg.lorawan.dedupWindow > MAX_DEDUP_WINDOW_MS) {
     ctx.addIssue({

@@ -4,7 +4,7 @@
  * normal"). The loader rewrites zod's issues with these.
  */
 import type { z } from 'zod';
-import { byteSize, duration } from './schema.js';
+import { kindOf } from './scalars.js';
 
 type Schema = z.core.$ZodType;
 interface Def {
@@ -15,9 +15,6 @@ interface CheckDef {
   check: string;
   [key: string]: unknown;
 }
-
-const DURATION_TEXT = 'a duration like "500ms", "5s", "2m", "1h" or a number of milliseconds';
-const BYTES_TEXT = 'a size like "64MB", "1GiB" or a number of bytes';
 
 function defOf(s: Schema): Def {
   return s._zod.def as unknown as Def;
@@ -43,11 +40,12 @@ function checkMessage(c: CheckDef): string | undefined {
   return undefined;
 }
 
-/** The schema with optional/default/prefault/readonly wrappers removed (a pipe: its input side). */
+/** The schema with optional/default/prefault/readonly wrappers removed (a pipe: its input side;
+ * a duration, size or port of scalars.ts: itself). */
 export function unwrap(s: Schema): Schema {
   let cur = s;
   for (let i = 0; i < 20; i++) {
-    if (cur === duration || cur === byteSize) return cur;
+    if (kindOf(cur) !== undefined) return cur;
     const def = defOf(cur);
     if (['optional', 'nullable', 'default', 'prefault', 'readonly', 'catch', 'nonoptional'].includes(def.type)) {
       cur = def.innerType as Schema;
@@ -200,8 +198,8 @@ function literalsOf(s: Schema): unknown[] | undefined {
 /** What a schema expects, in words: "an integer 1..247", "one of full, normal", "a mapping". */
 export function describe(s: Schema): string {
   const cur = unwrap(s);
-  if (cur === duration) return DURATION_TEXT;
-  if (cur === byteSize) return BYTES_TEXT;
+  const kind = kindOf(cur);
+  if (kind !== undefined) return kind.expected;
   const literals = literalsOf(cur);
   if (literals !== undefined) {
     return literals.length === 1 ? JSON.stringify(literals[0]) : `one of ${literals.map(literalText).join(', ')}`;
@@ -226,4 +224,50 @@ export function describe(s: Schema): string {
     default:
       return def.type;
   }
+}
+
+/**
+ * Calls `visit` for every value of `data` (the root included) with the schema that validates
+ * it, following unions by the data; list holes (left by lenient.ts) are skipped.
+ */
+export function forEachField(root: Schema, data: unknown, visit: (schema: Schema, value: unknown, path: PropertyKey[], parent: unknown) => void): void {
+  const walk = (s: Schema, value: unknown, path: PropertyKey[], parent: unknown): void => {
+    visit(s, value, path, parent);
+    if (kindOf(unwrap(s)) !== undefined) return;
+    if (Array.isArray(value)) {
+      value.forEach((item, i) => {
+        const inner = step(s, i, value);
+        if (inner !== undefined) walk(inner, item, [...path, i], value);
+      });
+    } else if (isPlainObject(value)) {
+      for (const [key, v] of Object.entries(value)) {
+        const inner = step(s, key, value);
+        if (inner !== undefined) walk(inner, v, [...path, key], value);
+      }
+    }
+  };
+  walk(root, data, [], undefined);
+}
+
+const sectionKeysOf = new WeakMap<Schema, Map<string, Set<string>>>();
+
+/** The keys of each top-level section's mappings (of a list's items; of every option of a union). */
+export function sectionKeys(root: Schema): Map<string, Set<string>> {
+  const known = sectionKeysOf.get(root);
+  if (known !== undefined) return known;
+  const out = new Map<string, Set<string>>();
+  sectionKeysOf.set(root, out);
+  const shape = (defOf(unwrap(root)).shape ?? {}) as Record<string, Schema>;
+  for (const [name, section] of Object.entries(shape)) {
+    const keys = new Set<string>();
+    const collect = (s: Schema): void => {
+      const def = defOf(unwrap(s));
+      if (def.type === 'object') Object.keys((def.shape ?? {}) as object).forEach((k) => keys.add(k));
+      else if (def.type === 'array') collect(def.element as Schema);
+      else if (def.type === 'union') ((def.options ?? []) as Schema[]).forEach(collect);
+    };
+    collect(section);
+    if (keys.size > 0) out.set(name, keys);
+  }
+  return out;
 }

@@ -1,9 +1,11 @@
 /**
  * From a parsed YAML document to plain data, remembering where every value and key was
  * written (so an issue can point at its line and column) and substituting `${ENV_VAR}` in
- * string scalars. Aliases and `<<` merge keys are followed; a runaway expansion is cut off.
+ * string scalars. Aliases and `<<` merge keys are followed, each resolved once in a single
+ * pass over the document (yaml's own `Alias.resolve` walks the whole document for every alias:
+ * quadratic); a document whose aliases would expand it past MAX_NODES is refused unexpanded.
  */
-import { isAlias, isMap, isScalar, isSeq, parse as parseYaml, Scalar, type Document, type Node } from 'yaml';
+import { isAlias, isCollection, isMap, isScalar, isSeq, parse as parseYaml, Scalar, type Alias, type Document, type Node } from 'yaml';
 
 /** Offsets into the source (0-based); the loader turns them into line:col. */
 export interface NodePos {
@@ -34,23 +36,76 @@ export interface Tree {
   /** pathKey(path) → the text of an unquoted scalar read as a number or boolean (for a "quote it" hint) */
   plainText: Map<string, string>;
   issues: TreeIssue[];
+  /** the aliases would expand the document past MAX_NODES: nothing was expanded, `data` is undefined */
+  refused: boolean;
 }
 
 export function pathKey(path: readonly PropertyKey[]): string {
   return JSON.stringify(path.map((s) => (typeof s === 'number' ? s : String(s))));
 }
 
-const MAX_NODES = 100_000;
+/** values the document may expand to through its aliases (a "billion laughs" document is refused) */
+export const MAX_NODES = 100_000;
 const NAME_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const REF_RE = /\$(\$?)\{([^}]*)\}/g;
 const WHOLE_REF_RE = /^\$\{[A-Za-z_][A-Za-z0-9_]*\}$/;
 
-class TooLarge extends Error {}
+interface AliasPlan {
+  /** each alias → the node it stands for: the last one anchored with its name before it */
+  targets: Map<Alias, Node>;
+  /** the values of the document with its aliases expanded (merge keys counted as written) */
+  size: number;
+  /** the alias at which the expanded document passes MAX_NODES */
+  bomb?: Alias;
+}
+
+/**
+ * One pass in document order: resolves every alias and counts the values the document would
+ * expand to, each anchored node's expanded size computed once (linear in the document).
+ */
+function planAliases(root: Node | null): AliasPlan {
+  const anchors = new Map<string, Node>();
+  const sizes = new Map<Node, number>();
+  const plan: AliasPlan = { targets: new Map(), size: 0 };
+  const visit = (node: unknown): number => {
+    if (isAlias(node)) {
+      const target = anchors.get(node.source);
+      if (target === undefined) return 1;
+      plan.targets.set(node, target);
+      // a target still being visited contains this alias: a cycle, reported when converting
+      const size = sizes.get(target) ?? 1;
+      plan.size += size;
+      if (plan.bomb === undefined && plan.size > MAX_NODES) plan.bomb = node;
+      return size;
+    }
+    plan.size += 1;
+    if (!isScalar(node) && !isCollection(node)) return 1;
+    if (node.anchor) anchors.set(node.anchor, node);
+    let size = 1;
+    if (isSeq(node)) for (const item of node.items) size += visit(item);
+    if (isMap(node)) {
+      for (const pair of node.items) {
+        if (isScalar(pair.key) && pair.key.anchor) anchors.set(pair.key.anchor, pair.key); // `&k name: …` anchors the key
+        size += visit(pair.value);
+      }
+    }
+    sizes.set(node, size);
+    return size;
+  };
+  visit(root);
+  return plan;
+}
 
 /** Converts the document's contents; never throws for bad input (issues are collected). */
 export function toTree(doc: Document, env: NodeJS.ProcessEnv): Tree {
-  const tree: Tree = { data: undefined, positions: new Map(), substitutions: new Map(), badPaths: new Set(), plainText: new Map(), issues: [] };
-  let count = 0;
+  const tree: Tree = { data: undefined, positions: new Map(), substitutions: new Map(), badPaths: new Set(), plainText: new Map(), issues: [], refused: false };
+  const aliases = planAliases(doc.contents as Node | null);
+  if (aliases.bomb !== undefined) {
+    tree.refused = true;
+    const at = aliases.bomb;
+    tree.issues.push({ offset: at.range?.[0] ?? 0, path: [], message: `alias "*${at.source}" would expand the document to more than ${MAX_NODES} values (aliases of aliases); refused` });
+    return tree;
+  }
   const stack = new Set<Node>();
 
   const place = (path: PropertyKey[], node: Node | null, keyNode?: Node | null): void => {
@@ -101,10 +156,9 @@ export function toTree(doc: Document, env: NodeJS.ProcessEnv): Tree {
   };
 
   const convert = (node: Node | null, path: PropertyKey[]): unknown => {
-    if (++count > MAX_NODES) throw new TooLarge();
     if (node === null) return null;
     if (isAlias(node)) {
-      const target = node.resolve(doc);
+      const target = aliases.targets.get(node);
       if (target === undefined) {
         tree.badPaths.add(pathKey(path));
         tree.issues.push({ offset: node.range?.[0] ?? 0, path, message: `unknown anchor "*${node.source}" (an alias needs a "&${node.source}" earlier in the file)` });
@@ -151,6 +205,7 @@ export function toTree(doc: Document, env: NodeJS.ProcessEnv): Tree {
           continue;
         }
         const key = String(keyNode.value as string | number | boolean);
+        if (Object.hasOwn(obj, key)) continue; // written twice (reported): the first, where its issues point, is kept
         const childPath = [...path, key];
         place(childPath, valueNode, keyNode);
         Object.defineProperty(obj, key, { value: convert(valueNode, childPath), enumerable: true, writable: true, configurable: true });
@@ -174,38 +229,39 @@ export function toTree(doc: Document, env: NodeJS.ProcessEnv): Tree {
     return null;
   };
 
-  try {
-    place([], doc.contents as Node | null);
-    tree.data = convert(doc.contents as Node | null, []);
-  } catch (err) {
-    if (!(err instanceof TooLarge)) throw err;
-    tree.issues.push({ offset: 0, path: [], message: `the document expands to more than ${MAX_NODES} values (aliases nested too deeply)` });
-  }
+  place([], doc.contents as Node | null);
+  tree.data = convert(doc.contents as Node | null, []);
   return tree;
 }
 
-/** The path of the map key written at `offset`, and where the same key was first written. */
-export function keyAt(doc: Document, offset: number): { path: PropertyKey[]; name: string; first?: number } | undefined {
-  const search = (node: unknown, path: PropertyKey[]): ReturnType<typeof keyAt> => {
+/** A map key as written: its path, name, and where the same key was first written in its map. */
+export interface KeyAt {
+  path: PropertyKey[];
+  name: string;
+  first?: number;
+}
+
+/** Every scalar map key of the document by its offset (one pass: for the duplicate-key errors). */
+export function keysByOffset(doc: Document): Map<number, KeyAt> {
+  const out = new Map<number, KeyAt>();
+  const walk = (node: unknown, path: PropertyKey[]): void => {
     if (isSeq(node)) {
-      for (let i = 0; i < node.items.length; i++) {
-        const r = search(node.items[i], [...path, i]);
-        if (r) return r;
-      }
+      node.items.forEach((item, i) => walk(item, [...path, i]));
     } else if (isMap(node)) {
+      const firsts = new Map<string, number>();
       for (const pair of node.items) {
         if (!isScalar(pair.key)) continue;
         const name = String(pair.key.value);
-        if (pair.key.range?.[0] === offset) {
-          const first = node.items.find((p) => isScalar(p.key) && String(p.key.value) === name);
-          const firstOffset = isScalar(first?.key) ? first.key.range?.[0] : undefined;
-          return firstOffset === undefined || firstOffset === offset ? { path: [...path, name], name } : { path: [...path, name], name, first: firstOffset };
+        const offset = pair.key.range?.[0];
+        if (offset !== undefined) {
+          const first = firsts.get(name);
+          if (first === undefined) firsts.set(name, offset);
+          out.set(offset, first === undefined ? { path: [...path, name], name } : { path: [...path, name], name, first });
         }
-        const r = search(pair.value, [...path, name]);
-        if (r) return r;
+        walk(pair.value, [...path, name]);
       }
     }
-    return undefined;
   };
-  return search(doc.contents, []);
+  walk(doc.contents, []);
+  return out;
 }

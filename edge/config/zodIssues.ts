@@ -4,7 +4,7 @@
  */
 import type { z } from 'zod';
 import { didYouMean } from './suggest.js';
-import { allowedKeys, describe, discriminatorValues, isMissingKey, literalText, schemaAt, valueAt } from './schemaWalk.js';
+import { allowedKeys, describe, discriminatorValues, isMissingKey, literalText, schemaAt, sectionKeys, valueAt } from './schemaWalk.js';
 
 /** Where an issue points: the value at `path`, or the key written last in `path`. */
 export interface PlacedIssue {
@@ -18,7 +18,7 @@ export interface ExplainContext {
   data: unknown;
   /** how the value found at `path` is shown after "got" (secrets are never shown) */
   got: (path: readonly PropertyKey[], value: unknown) => string;
-  /** the text of an unquoted scalar YAML read as a number or boolean */
+  /** the text of an unquoted scalar YAML read as a number or boolean (never a secret's) */
   plainText?: (path: readonly PropertyKey[]) => string | undefined;
 }
 
@@ -27,6 +27,13 @@ function unknownKey(key: string, allowed: readonly string[]): string {
   if (hint !== undefined) return `unknown key "${key}"; did you mean "${hint}"?`;
   const shown = allowed.filter((k) => !k.startsWith('$'));
   return shown.length === 0 ? `unknown key "${key}"` : `unknown key "${key}"; expected one of: ${shown.join(', ')}`;
+}
+
+/** The one top-level section (other than the one at `path`) whose keys are all of `keys` (two or more). */
+function homeSection(root: z.core.$ZodType, keys: readonly string[], path: readonly PropertyKey[]): string | undefined {
+  if (keys.length < 2) return undefined;
+  const homes = [...sectionKeys(root)].filter(([name, known]) => name !== path[0] && keys.every((k) => known.has(k)));
+  return homes.length === 1 ? homes[0]![0] : undefined;
 }
 
 function plural(n: number, what: string): string {
@@ -48,6 +55,12 @@ export function explainIssue(issue: z.core.$ZodIssue, ctx: ExplainContext): Plac
 
   switch (issue.code) {
     case 'unrecognized_keys': {
+      const home = homeSection(ctx.root, issue.keys, path);
+      if (home !== undefined) {
+        // `storage:` deleted or misspelt: its keys land in the section above, one issue for the one fix
+        const keys = issue.keys.map((k) => `"${k}"`).join(', ');
+        return [{ path: [...path, issue.keys[0]!], at: 'key', message: `unknown keys ${keys}: they are keys of "${home}"; is the "${home}:" line above them missing?` }];
+      }
       const allowed = allowedKeys(ctx.root, ctx.data, path);
       return issue.keys.map((key) => ({ path: [...path, key], at: 'key' as const, message: unknownKey(key, allowed) }));
     }
@@ -67,10 +80,10 @@ export function explainIssue(issue: z.core.$ZodIssue, ctx: ExplainContext): Plac
         const choices = parentSchema ? discriminatorValues(parentSchema) : [];
         return at(`expected one of ${choices.map(literalText).join(', ')}, got ${got()}`);
       }
-      const text = ctx.plainText?.(path);
-      if (issue.code === 'invalid_type' && issue.expected === 'string' && text !== undefined) {
-        // `devAddr: 26011001` is a number to YAML; the hex digits must be quoted
-        return at(`expected ${expected()}, got ${got()} (a ${typeof value} to YAML; put it in quotes: "${text}")`);
+      if (issue.code === 'invalid_type' && issue.expected === 'string' && (typeof value === 'number' || typeof value === 'boolean')) {
+        // `devAddr: 26011001` is a number to YAML; the hex digits must be quoted (a secret's text is not shown)
+        const text = ctx.plainText?.(path);
+        return at(`expected ${expected()}, got ${got()} (a ${typeof value} to YAML; put it in quotes${text === undefined ? '' : `: "${text}"`})`);
       }
       return at(`expected ${expected()}, got ${got()}`);
     }

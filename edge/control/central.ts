@@ -19,7 +19,8 @@ export function centralCommandHandler(commands: CommandService, bus: EventBus, s
     const t = target as { kind?: unknown; id?: unknown } | null | undefined;
     if (typeof t !== 'object' || t === null || (t.kind !== 'device' && t.kind !== 'group') || typeof t.id !== 'string') {
       const error = 'target: expected { "kind": "device" | "group", "id": "<id>" }';
-      store.appendEvent({ kind: 'command.rejected', severity: 'warning', detail: { transaction: cmd.id, source: { role: 'central', principal: 'upstream' }, code: 'E_INVALID_COMMAND', error } });
+      // refused before it reached the pipeline: kept in the refusal share like every refusal (quota.ts)
+      store.appendEvent({ kind: 'command.rejected', severity: 'warning', detail: { transaction: cmd.id, source: { role: 'central', principal: 'upstream' }, code: 'E_INVALID_COMMAND', error } }, { refusal: true });
       return { id: cmd.id, status: 'rejected', code: 'E_INVALID_COMMAND', error };
     }
     const row = commands.submit({ kind: t.kind, id: t.id }, { transaction: cmd.id, ...body }, { role: 'central', principal: 'upstream' });

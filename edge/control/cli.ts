@@ -129,7 +129,7 @@ const BAD = new Set(['failed', 'rejected']);
 
 /** A status word as a person sees it: ✔ green, ✘ red, the rest yellow or cyan; piped, the word alone. */
 function statusText(s: Style, status: string): string {
-  if (!s.color) return status;
+  if (!s.marks) return status;
   if (GOOD.has(status)) return s.ok(s.green(status));
   if (BAD.has(status)) return s.fail(s.red(status));
   return status === 'expired' ? s.yellow(status) : s.cyan(status);
@@ -138,6 +138,7 @@ function statusText(s: Style, status: string): string {
 /** Who sent a command, once: `technician:demo-technician`, `schedule:park-night` (whose principal already names its role). */
 export function sourceText(source: { role: string; principal: string } | undefined): string {
   if (!source) return '';
+  // rows stored before the principal lost its role prefix ("schedule:schedule:park-night")
   return source.principal.startsWith(`${source.role}:`) ? source.principal : `${source.role}:${source.principal}`;
 }
 

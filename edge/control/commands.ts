@@ -8,7 +8,9 @@
  *   program                   → a traffic-controller program request with a dead-man (traffic.ts)
  *   write                     → a raw point write (technician only; never to a traffic controller)
  *
- * A rejected command sends nothing to any device.
+ * A rejected command sends nothing to any device. Every refusal, from whichever door, leaves through
+ * one place (`rejected` in submit), where the refusal ledger (refusals.ts) bounds what is stored per
+ * principal; the requester's answer is the same row either way.
  */
 import { randomUUID } from 'node:crypto';
 import type { Clock } from '../clock.js';
@@ -23,6 +25,7 @@ import { TRAFFIC_EXPIRY_POINT, TRAFFIC_REQUEST_POINT, type Catalog, type Catalog
 import { ControlError } from './errors.js';
 import type { Lighting } from './lighting.js';
 import type { CommandRecorder } from './record.js';
+import type { RefusalLedger, RefusalSample } from './refusals.js';
 import { can, type Principal } from './roles.js';
 import type { Traffic } from './traffic.js';
 import { parseBody, validateCommand, type ParsedCommand, type ProgramCommand, type WriteCommand } from './validate.js';
@@ -52,6 +55,7 @@ export class CommandPipeline implements CommandService {
     private readonly recorder: CommandRecorder,
     private readonly clock: Clock,
     private readonly log: Logger,
+    private readonly refusals: RefusalLedger,
   ) {}
 
   /** Attached by the component's start(); before that (and after stop) every command is rejected. */
@@ -94,8 +98,15 @@ export class CommandPipeline implements CommandService {
       const t = params.transaction;
       const transaction = typeof t === 'string' || typeof t === 'number' ? { transaction: t } : {};
       const result = { ...r, ...transaction };
-      this.log.info({ command: id, target: tgt, action, code: r.code, error: r.error, principal: who.principal }, 'command rejected');
-      return this.recorder.create({ ...base, action, params, status: 'rejected', result }, { code: r.code, error: r.error });
+      const sample: RefusalSample = { action, target: tgt, code: r.code, error: r.error, ...transaction };
+      if (this.refusals.admit(source, sample)) {
+        this.log.info({ command: id, target: tgt, action, code: r.code, error: r.error, principal: who.principal }, 'command rejected');
+        return this.recorder.create({ ...base, action, params, status: 'rejected', result }, { code: r.code, error: r.error }, { refusal: true });
+      }
+      // counted in the principal's `command.rejected.suppressed` summary: the same row as the
+      // store would have made, answered but not stored (GET /api/v1/commands/:id does not know it)
+      const now = this.clock.now();
+      return { ...base, ts: now, action, params, priority: 0, expiresAt: null, status: 'rejected', result, updatedAt: now };
     };
     if (!v.ok) {
       // keep the caller's correlation id even when the rest of the body is wrong

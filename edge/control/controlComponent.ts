@@ -18,6 +18,7 @@ import { ControlError } from './errors.js';
 import { LightDriver } from './lightDriver.js';
 import { Lighting } from './lighting.js';
 import { CommandRecorder } from './record.js';
+import { RefusalLedger, type RefusalLimits } from './refusals.js';
 import type { DeviceKind, Principal } from './roles.js';
 import { Traffic } from './traffic.js';
 
@@ -32,6 +33,8 @@ export interface ControlDeps {
   loraTimeoutMs?: number;
   /** a LoRaWAN uplink after this much silence re-asserts the node's level (default 2 h) */
   loraSilenceMs?: number;
+  /** how many refused commands are stored per principal (refusals.ts DEFAULT_REFUSAL_LIMITS) */
+  refusals?: Partial<RefusalLimits>;
 }
 
 /** For a device's status: the level it should have and why, the level last asked and last verified. */
@@ -48,6 +51,8 @@ export interface ControlComponent extends Component, CommandService {
   guardWrite(device: string, point: string): void;
   /** 'lighting' | 'traffic' for the broker's ACL (roles.ts mqttAllowed deviceKind). */
   deviceKind(deviceId: string): DeviceKind | undefined;
+  /** Refused commands since start: recorded in full, only counted (refusals.ts), principals tracked now (for /metrics). */
+  refusalCounts(): { recorded: number; suppressed: number; principals: number };
 }
 
 export function createControl(ctx: GatewayContext, deps: ControlDeps = {}): ControlComponent {
@@ -66,6 +71,7 @@ class Control implements ControlComponent {
   private readonly log: Logger;
   private readonly recorder: CommandRecorder;
   private readonly pipeline: CommandPipeline;
+  private readonly refusals: RefusalLedger;
   private running: Running | null = null;
   /** set at the first start: the previous run's open commands are closed once per process */
   private interruptedClosed = false;
@@ -76,7 +82,8 @@ class Control implements ControlComponent {
   ) {
     this.log = ctx.log.child({ module: 'control' });
     this.recorder = new CommandRecorder(ctx.store, this.log);
-    this.pipeline = new CommandPipeline(ctx.store, this.recorder, ctx.clock, this.log);
+    this.refusals = new RefusalLedger({ recorder: this.recorder, clock: ctx.clock, log: this.log, limits: deps.refusals });
+    this.pipeline = new CommandPipeline(ctx.store, this.recorder, ctx.clock, this.log, this.refusals);
   }
 
   async start(): Promise<void> {
@@ -152,6 +159,8 @@ class Control implements ControlComponent {
   }
 
   async stop(): Promise<void> {
+    // the refusals counted so far are written now, not at the end of their window
+    this.refusals.flush();
     const r = this.running;
     if (!r) return;
     this.running = null;
@@ -184,5 +193,9 @@ class Control implements ControlComponent {
 
   deviceKind(deviceId: string): DeviceKind | undefined {
     return this.running?.catalog.kindOf(deviceId);
+  }
+
+  refusalCounts(): { recorded: number; suppressed: number; principals: number } {
+    return { recorded: this.refusals.recorded, suppressed: this.refusals.suppressed, principals: this.refusals.principals };
   }
 }

@@ -221,7 +221,7 @@ export class Lighting {
   /** Drives a device to its wanted level on the gateway's own account, recorded as an `assert` command. */
   private assert(dev: CatalogDevice, reason: string, w: Wanted = this.arbiter.wanted({ kind: 'device', id: dev.id })): void {
     const { recorder, driver, log } = this.o;
-    const source = w.source.kind === 'schedule' ? { role: 'schedule' as const, principal: `schedule:${w.source.schedule}` } : { role: 'system' as const, principal: 'control' };
+    const source = w.source.kind === 'schedule' ? { role: 'schedule' as const, principal: w.source.schedule } : { role: 'system' as const, principal: 'control' };
     const params: Record<string, unknown> = { level: w.level, reason, wanted: describe(w) };
     let row: CommandRecord | null = null;
     try {

@@ -2,10 +2,11 @@
  * The audit trail of the command pipeline: every command is a row in the store's `command`
  * table (the store emits it on the bus 'command'), and every change of its status is also an
  * event `command.<status>` carrying the command id, the device(s) and the source (DESIGN.md
- * "Data model"). A store failure is logged, never thrown into a driver callback.
+ * "Data model"). A store failure is logged, never thrown into a driver callback. A command refused
+ * at the door is written with `{ refusal: true }`: into the store's refusal share (quota.ts).
  */
 import type { Logger } from '../log.js';
-import type { Store } from '../store/api.js';
+import type { Store, WriteOptions } from '../store/api.js';
 import type { CommandRecord, CommandStatus, NewCommand, Severity } from '../store/types.js';
 
 const SEVERITY: Record<CommandStatus, Severity> = {
@@ -26,9 +27,9 @@ export class CommandRecorder {
   ) {}
 
   /** Creates the row and records `command.<status>`. */
-  create(cmd: NewCommand & { id: string }, detail: Record<string, unknown> = {}): CommandRecord {
-    const row = this.store.createCommand(cmd);
-    this.event(row, row.status, detail);
+  create(cmd: NewCommand & { id: string }, detail: Record<string, unknown> = {}, opts: WriteOptions = {}): CommandRecord {
+    const row = this.store.createCommand(cmd, opts);
+    this.event(row, row.status, detail, opts);
     return row;
   }
 
@@ -45,19 +46,19 @@ export class CommandRecorder {
   }
 
   /** A `command.<status>` event for a row. */
-  event(row: CommandRecord, status: CommandStatus, detail: Record<string, unknown> = {}): void {
+  event(row: CommandRecord, status: CommandStatus, detail: Record<string, unknown> = {}, opts: WriteOptions = {}): void {
     this.append(row.target.kind === 'device' ? row.target.id : null, `command.${status}`, SEVERITY[status], {
       commandId: row.id,
       action: row.action,
       target: row.target,
       source: row.source,
       ...detail,
-    });
+    }, opts);
   }
 
-  append(device: string | null, kind: string, severity: Severity, detail: Record<string, unknown>): void {
+  append(device: string | null, kind: string, severity: Severity, detail: Record<string, unknown>, opts: WriteOptions = {}): void {
     try {
-      this.store.appendEvent({ device, kind, severity, detail });
+      this.store.appendEvent({ device, kind, severity, detail }, opts);
     } catch (err) {
       this.log.error({ err, kind, device }, 'control event not stored');
     }

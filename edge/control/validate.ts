@@ -4,6 +4,7 @@
  * reason naming the field ("level: expected an integer 0..100, got 150"), never an exception.
  */
 import { z } from 'zod';
+import { parseJsonWithin, valueBreach } from '../jsonLimits.js';
 import { identifier } from '../config/schema.js';
 import { MIN_CLAIM_PRIORITY } from './roles.js';
 
@@ -86,16 +87,19 @@ function at(obj: unknown, path: readonly PropertyKey[]): unknown {
   return cur;
 }
 
-/** Parses JSON text (a string or bytes) or takes an already parsed value. */
+/**
+ * Parses JSON text (a string or bytes) or takes an already parsed value, within the JSON limits
+ * of edge/jsonLimits.ts either way: whichever door a body came through (one that checked it
+ * already, or a flow's msg.payload), nothing deeper or larger reaches the validator.
+ */
 export function parseBody(body: unknown): { ok: true; value: unknown } | { ok: false; error: string } {
   if (typeof body === 'string' || body instanceof Uint8Array) {
-    const text = typeof body === 'string' ? body : Buffer.from(body).toString('utf8');
-    try {
-      return { ok: true, value: JSON.parse(text) as unknown };
-    } catch (err) {
-      return { ok: false, error: `body: malformed JSON (${err instanceof Error ? err.message : String(err)})` };
-    }
+    const r = parseJsonWithin(body);
+    if (r.ok) return r;
+    return { ok: false, error: r.limit !== null ? `body: ${r.error}` : `body: malformed JSON (${r.error})` };
   }
+  const breach = valueBreach(body);
+  if (breach) return { ok: false, error: `body: ${breach.reason}` };
   return { ok: true, value: body };
 }
 

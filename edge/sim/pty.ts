@@ -42,6 +42,23 @@ export function dieWithParent(bin: string, args: string[]): [string, string[]] {
   return existsSync(SETPRIV) ? [SETPRIV, ['--pdeathsig', 'TERM', '--', bin, ...args]] : [bin, args];
 }
 
+/**
+ * Without setpriv (not Debian), children are at least killed when this process exits by any
+ * path Node runs 'exit' handlers for (a signal handled, process.exit, an uncaught exception);
+ * only a SIGKILL can orphan them then.
+ */
+const children = new Set<ChildProcess>();
+let exitHook = false;
+function killOnExit(child: ChildProcess): void {
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+  if (exitHook) return;
+  exitHook = true;
+  process.once('exit', () => {
+    for (const c of children) c.kill('SIGTERM');
+  });
+}
+
 const PTY_RE = /PTY is (\/dev\/[^\s]+)/g;
 
 /** Starts `socat -d -d pty,raw,echo=0 pty,raw,echo=0` and resolves with both paths. */
@@ -54,6 +71,7 @@ export function openPtyPair(opts: PtyPairOptions = {}): Promise<PtyPair> {
       const master = opts.link === undefined ? 'pty,raw,echo=0' : `pty,raw,echo=0,link=${opts.link}`;
       const [cmd, args] = dieWithParent(bin, ['-d', '-d', 'pty,raw,echo=0', master]);
       child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+      killOnExit(child);
     } catch (err) {
       reject(missing(bin, err));
       return;
@@ -74,8 +92,8 @@ export function openPtyPair(opts: PtyPairOptions = {}): Promise<PtyPair> {
     }, timeoutMs);
     child.once('error', (err: NodeJS.ErrnoException) => fail(err.code === 'ENOENT' ? missing(bin, err) : err));
     child.once('exit', (code, signal) => {
-      // setpriv reports a socat it cannot find as exit 127 ("failed to execute socat")
-      if (code === 127 && /No such file|failed to execute/i.test(stderr)) return fail(missing(bin, new Error(stderr.trim())));
+      // setpriv reports a program it cannot run as exit 127 (in any locale); socat itself never exits 127
+      if (code === 127) return fail(missing(bin, new Error(stderr.trim())));
       fail(new StreetboxError('E_MODBUS_TRANSPORT', `socat exited (code ${code}, signal ${signal}) before reporting two PTYs: ${stderr.trim()}`));
     });
     child.stderr?.setEncoding('utf8');

@@ -30,19 +30,29 @@ export interface EventQuery {
   kind?: string;
 }
 
+/** Where a record is kept in the quota (quota.ts). */
+export interface WriteOptions {
+  /**
+   * A refused request (a command refused at the door, the events about refusals): kept in the
+   * refusal share, evicted first, never at the expense of a reading, an event or a genuine command.
+   * Read back like any other record (same seq space, same getCommand / events).
+   */
+  refusal?: boolean;
+}
+
 export interface Store {
   readonly path: string;
   /** Appends readings in one transaction; they are committed when this returns. */
   appendReadings(rows: readonly NewReading[]): CommitResult;
   /** Appends one event, committed when this returns. */
-  appendEvent(event: NewEvent): StoredEvent;
+  appendEvent(event: NewEvent, opts?: WriteOptions): StoredEvent;
   readings(q: ReadingQuery): Page<Reading>;
   events(q: EventQuery): Page<StoredEvent>;
   /** Latest value of every point of a device (or of all devices), as committed. */
   latest(device: string): Map<string, LatestValue>;
   latestAll(): Map<string, Map<string, LatestValue>>;
 
-  createCommand(cmd: NewCommand): CommandRecord;
+  createCommand(cmd: NewCommand, opts?: WriteOptions): CommandRecord;
   updateCommand(id: string, status: CommandStatus, result?: unknown): CommandRecord;
   getCommand(id: string): CommandRecord | undefined;
   listCommands(q: { after?: number; limit: number; status?: CommandStatus }): CommandRecord[];

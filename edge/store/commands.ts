@@ -1,4 +1,8 @@
-/** The `command` table: one row per command, its status and result (DESIGN.md "Data model"). */
+/**
+ * The command rows (DESIGN.md "Data model"): one row per command, its status and result. Genuine
+ * commands are in `command`; commands refused at the door are in `refusal_command`, the refusal
+ * share of the quota (quota.ts). `CommandRows` reads both as one.
+ */
 import type BetterSqlite3 from 'better-sqlite3';
 import type { CommandRecord, CommandSource, CommandStatus } from './types.js';
 
@@ -28,17 +32,17 @@ export class CommandTable {
   private readonly listStatus: Stmt;
   private readonly cnt: Stmt;
 
-  constructor(db: BetterSqlite3.Database) {
+  constructor(db: BetterSqlite3.Database, table: 'command' | 'refusal_command' = 'command') {
     this.ins = db.prepare(
-      `INSERT INTO command (id, ts, source, target_kind, target_id, action, params, priority, expires_at, status, result, updated_at)
+      `INSERT INTO ${table} (id, ts, source, target_kind, target_id, action, params, priority, expires_at, status, result, updated_at)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
-    this.sel = db.prepare('SELECT * FROM command WHERE id = ?');
-    this.upd = db.prepare('UPDATE command SET status = ?, result = ?, updated_at = ? WHERE id = ?');
-    this.updKeep = db.prepare('UPDATE command SET status = ?, updated_at = ? WHERE id = ?');
-    this.listAll = db.prepare('SELECT * FROM command WHERE ts > ? ORDER BY ts, rowid LIMIT ?');
-    this.listStatus = db.prepare('SELECT * FROM command WHERE ts > ? AND status = ? ORDER BY ts, rowid LIMIT ?');
-    this.cnt = db.prepare('SELECT count(*) FROM command').pluck();
+    this.sel = db.prepare(`SELECT * FROM ${table} WHERE id = ?`);
+    this.upd = db.prepare(`UPDATE ${table} SET status = ?, result = ?, updated_at = ? WHERE id = ?`);
+    this.updKeep = db.prepare(`UPDATE ${table} SET status = ?, updated_at = ? WHERE id = ?`);
+    this.listAll = db.prepare(`SELECT * FROM ${table} WHERE ts > ? ORDER BY ts, rowid LIMIT ?`);
+    this.listStatus = db.prepare(`SELECT * FROM ${table} WHERE ts > ? AND status = ? ORDER BY ts, rowid LIMIT ?`);
+    this.cnt = db.prepare(`SELECT count(*) FROM ${table}`).pluck();
   }
 
   insert(c: CommandRecord): void {
@@ -77,6 +81,62 @@ export class CommandTable {
 
   count(): number {
     return this.cnt.get() as number;
+  }
+}
+
+/**
+ * Genuine and refused commands read as one table: a refused command is found by its id and
+ * listed among the others (GET /api/v1/commands/:id answers for it as before), only its pages are
+ * counted in the refusal share. `refusals` is null for a database of schema 1 (a read-only view).
+ */
+export class CommandRows {
+  readonly main: CommandTable;
+  readonly refusals: CommandTable | null;
+
+  constructor(db: BetterSqlite3.Database, withRefusals: boolean) {
+    this.main = new CommandTable(db, 'command');
+    this.refusals = withRefusals ? new CommandTable(db, 'refusal_command') : null;
+  }
+
+  insert(c: CommandRecord, refusal: boolean): void {
+    if (refusal && this.refusals) this.refusals.insert(c);
+    else this.main.insert(c);
+  }
+
+  update(id: string, status: CommandStatus, result: unknown, now: number): CommandRecord | null {
+    return this.main.update(id, status, result, now) ?? this.refusals?.update(id, status, result, now) ?? null;
+  }
+
+  get(id: string): CommandRecord | undefined {
+    return this.main.get(id) ?? this.refusals?.get(id);
+  }
+
+  /** Both tables by ts, oldest first; at the same ts a genuine command before a refusal. */
+  list(after: number, limit: number, status: CommandStatus | undefined): CommandRecord[] {
+    const main = this.main.list(after, limit, status);
+    // refusal rows are all `rejected`
+    if (!this.refusals || (status !== undefined && status !== 'rejected')) return main;
+    const refused = this.refusals.list(after, limit, status);
+    if (refused.length === 0) return main;
+    const out: CommandRecord[] = [];
+    let i = 0;
+    let j = 0;
+    while (out.length < limit && (i < main.length || j < refused.length)) {
+      const a = main[i];
+      const b = refused[j];
+      if (a !== undefined && (b === undefined || a.ts <= b.ts)) {
+        out.push(a);
+        i++;
+      } else if (b !== undefined) {
+        out.push(b);
+        j++;
+      }
+    }
+    return out;
+  }
+
+  count(): number {
+    return this.main.count() + (this.refusals?.count() ?? 0);
   }
 }
 

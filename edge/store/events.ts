@@ -1,4 +1,4 @@
-/** Reading the `event` table: paging by seq with optional device and kind filters. */
+/** Reading the events (`event`, and `refusal_event` of the refusal share): paging by seq with optional device and kind filters. */
 import type BetterSqlite3 from 'better-sqlite3';
 import type { EventQuery } from './api.js';
 import type { Page, Severity, StoredEvent } from './types.js';
@@ -12,8 +12,12 @@ interface EventRow {
   detail: string;
 }
 
-/** `kind` may end in `*`: "command.*" matches every kind under command. */
-export function queryEvents(db: BetterSqlite3.Database, q: EventQuery, limit: number): Page<StoredEvent> {
+/**
+ * `kind` may end in `*`: "command.*" matches every kind under command. With `withRefusals`, the
+ * events of the refusal share (`refusal_event`, quota.ts) are read too, merged by seq: one
+ * sequence, one page, wherever an event is stored.
+ */
+export function queryEvents(db: BetterSqlite3.Database, q: EventQuery, limit: number, withRefusals = false): Page<StoredEvent> {
   const where = ['seq > ?'];
   const args: unknown[] = [q.after];
   if (q.device !== undefined) {
@@ -30,9 +34,29 @@ export function queryEvents(db: BetterSqlite3.Database, q: EventQuery, limit: nu
     }
   }
   args.push(limit);
-  const rows = db.prepare(`SELECT * FROM event WHERE ${where.join(' AND ')} ORDER BY seq LIMIT ?`).all(...args) as EventRow[];
+  const select = (table: string): EventRow[] => db.prepare(`SELECT * FROM ${table} WHERE ${where.join(' AND ')} ORDER BY seq LIMIT ?`).all(...args) as EventRow[];
+  const rows = withRefusals ? mergeBySeq(select('event'), select('refusal_event'), limit) : select('event');
   const items = rows.map(toEvent);
   return { items, next: items.length > 0 ? (items[items.length - 1] as StoredEvent).seq : q.after };
+}
+
+function mergeBySeq(a: EventRow[], b: EventRow[], limit: number): EventRow[] {
+  if (b.length === 0) return a;
+  const out: EventRow[] = [];
+  let i = 0;
+  let j = 0;
+  while (out.length < limit && (i < a.length || j < b.length)) {
+    const x = a[i];
+    const y = b[j];
+    if (x !== undefined && (y === undefined || x.seq < y.seq)) {
+      out.push(x);
+      i++;
+    } else if (y !== undefined) {
+      out.push(y);
+      j++;
+    }
+  }
+  return out;
 }
 
 function toEvent(r: EventRow): StoredEvent {

@@ -1,5 +1,5 @@
 /** The store as other components import it. */
-export type { Store, Ingest, ReadingQuery, EventQuery } from './api.js';
+export type { Store, Ingest, ReadingQuery, EventQuery, WriteOptions } from './api.js';
 export type * from './types.js';
 export { openStore, SqliteStore, type StoreOptions } from './store.js';
 export { openStoreReadOnly, type StoreView } from './readOnly.js';

@@ -80,7 +80,44 @@ export const STORE_MIGRATIONS: readonly Migration[] = [
     updated_at INTEGER NOT NULL
   );
   `,
+  // 2: the refusal share of the quota (quota.ts): commands refused at the door and the events
+  // about them live in tables of their own, so the pages they take are counted apart, exactly,
+  // and evicting them never frees or takes a page of the readings or of the audit trail.
+  `
+  CREATE TABLE refusal_event (
+    seq      INTEGER PRIMARY KEY,
+    ts       INTEGER NOT NULL,
+    device   TEXT,
+    kind     TEXT NOT NULL,
+    severity TEXT NOT NULL,
+    detail   TEXT NOT NULL
+  );
+
+  CREATE TABLE refusal_command (
+    id          TEXT PRIMARY KEY,
+    ts          INTEGER NOT NULL,
+    source      TEXT NOT NULL,
+    target_kind TEXT NOT NULL,
+    target_id   TEXT NOT NULL,
+    action      TEXT NOT NULL,
+    params      TEXT NOT NULL,
+    priority    INTEGER NOT NULL,
+    expires_at  INTEGER,
+    status      TEXT NOT NULL,
+    result      TEXT,
+    updated_at  INTEGER NOT NULL
+  );
+  CREATE INDEX refusal_command_ts ON refusal_command (ts);
+  `,
 ];
+
+/** The b-trees (tables and indexes) of the refusal share, as dbstat names them. */
+export const REFUSAL_BTREES = ['refusal_event', 'refusal_command', 'sqlite_autoindex_refusal_command_1', 'refusal_command_ts'] as const;
+
+/** Whether this database has the refusal tables (a read-only view may open a file of schema 1). */
+export function hasRefusalTables(db: BetterSqlite3.Database): boolean {
+  return db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'refusal_event'").get() !== undefined;
+}
 
 function ensureVersionTable(db: BetterSqlite3.Database): void {
   db.exec(`CREATE TABLE IF NOT EXISTS schema_version (

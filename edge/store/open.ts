@@ -125,12 +125,12 @@ function readMaxSeq(path: string): number | null {
     const meta = db.prepare("SELECT value FROM meta WHERE key = 'last_seq'").pluck().get();
     if (typeof meta !== 'number') return null;
     let max = meta;
-    for (const sql of ['SELECT max(seq) FROM reading', 'SELECT max(seq) FROM event']) {
+    for (const sql of ['SELECT max(seq) FROM reading', 'SELECT max(seq) FROM event', 'SELECT max(seq) FROM refusal_event']) {
       try {
         const v = db.prepare(sql).pluck().get();
         if (typeof v === 'number' && v > max) max = v;
       } catch {
-        // a damaged table: meta.last_seq alone is enough
+        // a damaged (or, before schema 2, missing) table: meta.last_seq alone is enough
       }
     }
     return max;

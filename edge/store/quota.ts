@@ -1,20 +1,59 @@
 /**
- * The quota: past `maxBytes` data is evicted in DESIGN.md's order: acknowledged readings,
- * then the oldest unacknowledged readings (counted exactly), and events and commands last of
- * all, only when no reading is left. Used bytes are the database's data pages,
- * (page_count - freelist_count) * page_size; eviction starts at HIGH_WATER of the quota and
- * goes down to LOW_WATER, deleting by seq range with a row count estimated from bytes per row.
+ * The quota: `maxBytes` in two shares, each with its own high- and low-water marks.
+ *
+ * The refusal share (REFUSAL_SHARE of maxBytes, at least 64 KiB, at most a quarter): commands
+ * refused at the door and the events about them (`refusal_command`, `refusal_event`; the command
+ * pipeline bounds how many it records per principal, edge/control/refusals.ts). Refusal records
+ * are the first thing evicted: the share is checked first, and past its HIGH_WATER its oldest
+ * records go, down to LOW_WATER, and nothing else does. Its pages are counted apart and exactly
+ * (the dbstat pages of its own b-trees), and the other share's budget excludes it, so no number of
+ * refusals can evict a reading, an event or a genuine command: they only recycle their own share.
+ *
+ * The main share (the rest): readings and the audit trail (events and genuine command rows), in
+ * DESIGN.md's order: acknowledged readings first, then the oldest unacknowledged readings (counted
+ * exactly), the audit trail last. Routine readings cannot take the audit trail's share: a reading
+ * is always evicted before any audit record, and an audit record goes only when, with no reading
+ * left, the audit trail alone is still at the share's HIGH_WATER: then the oldest events, then
+ * finished commands before pending ones, oldest first, down to LOW_WATER. So the audit trail is
+ * only ever trimmed by its own growth, never to make room for readings or refusals.
+ *
+ * Used bytes are the database's data pages, (page_count - freelist_count) * page_size; the main
+ * share's are those minus the refusal share's. Readings are deleted by seq range with a row count
+ * estimated from bytes per row.
  */
 import type BetterSqlite3 from 'better-sqlite3';
-import type { Consumer } from './types.js';
+import { REFUSAL_BTREES } from './migrations.js';
+import type { Consumer, NewEvent } from './types.js';
 
 export const HIGH_WATER = 0.95;
 export const LOW_WATER = 0.9;
+/** the refusal share of maxBytes (see above), bounded by MIN_REFUSAL_BYTES and a quarter of maxBytes */
+export const REFUSAL_SHARE = 0.05;
+const MIN_REFUSAL_BYTES = 64 * 1024;
 /** below this many readings a DELETE may free no whole page; evict at least this many per step */
 const MIN_STEP_ROWS = 256;
 /** events and commands are bigger and precious: smaller steps */
 const MIN_STEP_RECORDS = 16;
 const MAX_STEPS = 32;
+
+/** The bytes of the refusal share for a quota of `maxBytes`. */
+export function refusalShareBytes(maxBytes: number): number {
+  return Math.floor(Math.min(maxBytes / 4, Math.max(MIN_REFUSAL_BYTES, maxBytes * REFUSAL_SHARE)));
+}
+
+/** The `storage.dropped` event of an eviction that deleted unacknowledged readings. */
+export function droppedEvent(ev: Eviction): NewEvent {
+  const { readings, unacknowledged, fromSeq, toSeq, consumers } = ev;
+  return { kind: 'storage.dropped', severity: 'warning', detail: { readings, unacknowledged, fromSeq, toSeq, consumers, reason: 'quota' } };
+}
+
+/** What evicting the refusal share deleted. */
+export interface RefusalEviction {
+  usedBefore: number;
+  usedAfter: number;
+  events: number;
+  commands: number;
+}
 
 export interface Eviction {
   usedBefore: number;
@@ -36,6 +75,9 @@ type Stmt = BetterSqlite3.Statement<unknown[], unknown>;
 
 export class Quota {
   readonly maxBytes: number;
+  /** the refusal share; the main share is maxBytes - refusalMax */
+  readonly refusalMax: number;
+  readonly mainMax: number;
   private readonly pageCount: Stmt;
   private readonly freelistCount: Stmt;
   private readonly pageSize: number;
@@ -48,9 +90,18 @@ export class Quota {
   private readonly deleteEvents: Stmt;
   private readonly oldestCommands: Stmt;
   private readonly deleteCommand: Stmt;
+  private readonly refusalPages: Stmt;
+  private readonly refusalCount: Stmt;
+  private readonly nthRefusalEvent: Stmt;
+  private readonly deleteRefusalEvents: Stmt;
+  private readonly deleteOldestRefusalCommands: Stmt;
+  /** the refusal share's bytes as last measured; null when its tables changed since */
+  private refusalCache: number | null = null;
 
   constructor(db: BetterSqlite3.Database, maxBytes: number) {
     this.maxBytes = maxBytes;
+    this.refusalMax = refusalShareBytes(maxBytes);
+    this.mainMax = maxBytes - this.refusalMax;
     this.pageCount = db.prepare('PRAGMA page_count').pluck();
     this.freelistCount = db.prepare('PRAGMA freelist_count').pluck();
     this.pageSize = Number(db.pragma('page_size', { simple: true })) || 4096;
@@ -68,24 +119,78 @@ export class Quota {
       )
       .pluck();
     this.deleteCommand = db.prepare('DELETE FROM command WHERE id = ?');
+    // dbstat with name = … walks only those b-trees (a few ms for a full share of 12 MiB)
+    this.refusalPages = db
+      .prepare(`SELECT coalesce(sum(pgsize), 0) FROM dbstat WHERE aggregate = 1 AND name IN (${REFUSAL_BTREES.map(() => '?').join(', ')})`)
+      .pluck();
+    this.refusalCount = db.prepare('SELECT (SELECT count(*) FROM refusal_event) + (SELECT count(*) FROM refusal_command)').pluck();
+    this.nthRefusalEvent = db.prepare('SELECT seq FROM refusal_event ORDER BY seq LIMIT 1 OFFSET ?').pluck();
+    this.deleteRefusalEvents = db.prepare('DELETE FROM refusal_event WHERE seq <= ?');
+    this.deleteOldestRefusalCommands = db.prepare('DELETE FROM refusal_command WHERE rowid IN (SELECT rowid FROM refusal_command ORDER BY ts, rowid LIMIT ?)');
   }
 
+  /** All data pages in use, both shares. */
   usedBytes(): number {
     return ((this.pageCount.get() as number) - (this.freelistCount.get() as number)) * this.pageSize;
   }
 
+  /** The pages of the refusal share's b-trees, measured again only after they changed. */
+  refusalBytes(): number {
+    this.refusalCache ??= this.refusalPages.get(...REFUSAL_BTREES) as number;
+    return this.refusalCache;
+  }
+
+  /** The store wrote to (or rolled back) the refusal tables: measure them again. */
+  refusalsChanged(): void {
+    this.refusalCache = null;
+  }
+
+  /** The main share: readings, events, genuine commands and everything else but refusals. */
+  mainBytes(): number {
+    return this.usedBytes() - this.refusalBytes();
+  }
+
   overQuota(): boolean {
-    return this.usedBytes() >= this.maxBytes * HIGH_WATER;
+    return this.refusalBytes() >= this.refusalMax * HIGH_WATER || this.mainBytes() >= this.mainMax * HIGH_WATER;
   }
 
   /**
-   * Deletes until used bytes are at LOW_WATER. Call inside a transaction; `rowsHint` is the
-   * number of rows in the database (for the first bytes-per-row estimate). Null when under quota.
+   * The refusal share, first: past its HIGH_WATER its oldest records (events by seq, commands
+   * by ts) go until it is at LOW_WATER. Touches nothing else. Call inside a transaction; null when
+   * the share is under its mark.
+   */
+  evictRefusals(): RefusalEviction | null {
+    const usedBefore = this.refusalBytes();
+    if (usedBefore < this.refusalMax * HIGH_WATER) return null;
+    const target = this.refusalMax * LOW_WATER;
+    const ev: RefusalEviction = { usedBefore, usedAfter: usedBefore, events: 0, commands: 0 };
+    let used = usedBefore;
+    const bytesPerRecord = used / Math.max(1, this.refusalCount.get() as number);
+    for (let step = 0; step < MAX_STEPS && used > target; step++) {
+      const rows = Math.max(MIN_STEP_RECORDS, Math.ceil((used - target) / bytesPerRecord / 2));
+      const cut = (this.nthRefusalEvent.get(rows - 1) as number | undefined) ?? Number.MAX_SAFE_INTEGER;
+      const events = this.deleteRefusalEvents.run(cut).changes;
+      const commands = this.deleteOldestRefusalCommands.run(rows).changes;
+      ev.events += events;
+      ev.commands += commands;
+      this.refusalCache = null;
+      used = this.refusalBytes();
+      if (events + commands === 0) break; // only the empty b-trees' root pages are left
+    }
+    ev.usedAfter = used;
+    return ev;
+  }
+
+  /**
+   * The main share: deletes until its bytes are at LOW_WATER. Call inside a transaction, after
+   * evictRefusals; `rowsHint` is the number of readings and events (for the first bytes-per-row
+   * estimate). Null when the share is under its HIGH_WATER. `usedBefore`/`usedAfter` are the main
+   * share's bytes.
    */
   evict(consumers: readonly Consumer[], rowsHint: number): Eviction | null {
-    const usedBefore = this.usedBytes();
-    if (usedBefore < this.maxBytes * HIGH_WATER) return null;
-    const target = this.maxBytes * LOW_WATER;
+    const usedBefore = this.mainBytes();
+    if (usedBefore < this.mainMax * HIGH_WATER) return null;
+    const target = this.mainMax * LOW_WATER;
     const ev: Eviction = {
       usedBefore,
       usedAfter: usedBefore,
@@ -123,19 +228,20 @@ export class Quota {
         ev.toSeq = cut;
         ev.unacknowledged += deleted;
       }
-      const now = this.usedBytes();
+      const now = this.mainBytes();
       if (deleted > 0 && used - now > 0) bytesPerRow = (used - now) / deleted;
       used = now;
     }
 
-    // Events and commands only once no reading is left.
-    if (used > target && this.firstReading.get() === undefined) {
+    // The audit trail only when, with no reading left, it alone is still at the high-water mark:
+    // a reading never evicts an audit record.
+    if (used >= this.mainMax * HIGH_WATER && this.firstReading.get() === undefined) {
       for (let step = 0; step < MAX_STEPS && used > target; step++) {
         const rows = Math.max(MIN_STEP_RECORDS, Math.ceil((used - target) / bytesPerRow));
         const cut = (this.nthEvent.get(rows - 1) as number | undefined) ?? Number.MAX_SAFE_INTEGER;
         const deleted = this.deleteEvents.run(cut).changes;
         ev.events += deleted;
-        const now = this.usedBytes();
+        const now = this.mainBytes();
         if (deleted > 0 && used - now > 0) bytesPerRow = (used - now) / deleted;
         used = now;
         if (deleted === 0) break;
@@ -144,7 +250,7 @@ export class Quota {
         const ids = this.oldestCommands.all(Math.max(MIN_STEP_RECORDS, Math.ceil((used - target) / bytesPerRow))) as string[];
         if (ids.length === 0) break;
         for (const id of ids) ev.commands += this.deleteCommand.run(id).changes;
-        used = this.usedBytes();
+        used = this.mainBytes();
       }
     }
     ev.usedAfter = used;

@@ -8,12 +8,12 @@ import Database from 'better-sqlite3';
 import type BetterSqlite3 from 'better-sqlite3';
 import { errorMessage } from '../errors.js';
 import type { EventQuery, ReadingQuery } from './api.js';
-import { CommandTable } from './commands.js';
+import { CommandRows } from './commands.js';
 import { ConsumerTable } from './consumers.js';
 import { StoreError, isCorruptionError } from './errors.js';
 import { queryEvents } from './events.js';
 import { loadPoints } from './latest.js';
-import { schemaVersion, STORE_MIGRATIONS, STORE_MODULE } from './migrations.js';
+import { hasRefusalTables, schemaVersion, STORE_MIGRATIONS, STORE_MODULE } from './migrations.js';
 import { PointRegistry } from './points.js';
 import { ReadingPager, pageLimit } from './readings.js';
 import type { CommandRecord, CommandStatus, Consumer, LatestValue, Page, Reading, StoreStats, StoredEvent } from './types.js';
@@ -54,14 +54,17 @@ class ReadOnlyStore implements StoreView {
   private readonly db: BetterSqlite3.Database;
   private readonly points = new PointRegistry();
   private readonly pager: ReadingPager;
-  private readonly commands: CommandTable;
+  private readonly commands: CommandRows;
   private readonly consumerTable: ConsumerTable;
+  /** a file of schema 1 has no refusal tables */
+  private readonly refusals: boolean;
 
   constructor(path: string, db: BetterSqlite3.Database) {
     this.path = path;
     this.db = db;
     this.pager = new ReadingPager(db, this.points);
-    this.commands = new CommandTable(db);
+    this.refusals = hasRefusalTables(db);
+    this.commands = new CommandRows(db, this.refusals);
     this.consumerTable = new ConsumerTable(db);
   }
 
@@ -70,7 +73,7 @@ class ReadOnlyStore implements StoreView {
   }
 
   events(q: EventQuery): Page<StoredEvent> {
-    return queryEvents(this.db, q, pageLimit(q.limit));
+    return queryEvents(this.db, q, pageLimit(q.limit), this.refusals);
   }
 
   latest(device: string): Map<string, LatestValue> {
@@ -107,10 +110,12 @@ class ReadOnlyStore implements StoreView {
     const meta = new Map((this.db.prepare('SELECT key, value FROM meta').raw().all() as [string, number][]).map(([k, v]) => [k, v]));
     const one = (sql: string): number | null => this.db.prepare(sql).pluck().get() as number | null;
     const pageSize = one('PRAGMA page_size') ?? 4096;
+    const refusalSeq = this.refusals ? (one('SELECT max(seq) FROM refusal_event') ?? 0) : 0;
+    const refusalEvents = this.refusals ? (one('SELECT count(*) FROM refusal_event') ?? 0) : 0;
     return {
-      lastSeq: Math.max(meta.get('last_seq') ?? 0, one('SELECT max(seq) FROM reading') ?? 0, one('SELECT max(seq) FROM event') ?? 0),
+      lastSeq: Math.max(meta.get('last_seq') ?? 0, one('SELECT max(seq) FROM reading') ?? 0, one('SELECT max(seq) FROM event') ?? 0, refusalSeq),
       readings: one('SELECT count(*) FROM reading') ?? 0,
-      events: one('SELECT count(*) FROM event') ?? 0,
+      events: (one('SELECT count(*) FROM event') ?? 0) + refusalEvents,
       commands: this.commands.count(),
       oldestReadingSeq: one('SELECT seq FROM reading ORDER BY seq LIMIT 1'),
       usedBytes: ((one('PRAGMA page_count') ?? 0) - (one('PRAGMA freelist_count') ?? 0)) * pageSize,

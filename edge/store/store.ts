@@ -2,7 +2,9 @@
  * The SQLite buffer of DESIGN.md "Data model": readings, events, commands, consumer cursors and
  * the quota, in one better-sqlite3 connection. Readings and events share one seq space; seqs are
  * handed out from an in-memory counter that is also persisted (meta.last_seq) in every write
- * transaction, so a seq is never reused, not even after eviction deleted everything.
+ * transaction, so a seq is never reused, not even after eviction deleted everything. Refused
+ * requests (`WriteOptions.refusal`) are kept in tables of their own, the refusal share of the
+ * quota (quota.ts), and read back with the rest.
  */
 import { statSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
@@ -11,18 +13,18 @@ import type { EventBus } from '../bus.js';
 import { systemClock, type Clock, type Timer } from '../clock.js';
 import { errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
-import type { EventQuery, ReadingQuery, Store } from './api.js';
+import type { EventQuery, ReadingQuery, Store, WriteOptions } from './api.js';
 import { encodeFlags, storedValue } from './codec.js';
 import { StoreError } from './errors.js';
 import { STORE_MIGRATIONS, STORE_MODULE, applyMigrations, type Migration } from './migrations.js';
 import { openDatabase } from './open.js';
 import { PointRegistry, type PointEntry } from './points.js';
-import { Quota, type Eviction } from './quota.js';
+import { Quota, droppedEvent, type Eviction, type RefusalEviction } from './quota.js';
 import { loadPoints, persistLatest } from './latest.js';
 import { queryEvents } from './events.js';
 import { ReadingPager, pageLimit } from './readings.js';
 import { invalidReading } from './validate.js';
-import { CommandTable } from './commands.js';
+import { CommandRows } from './commands.js';
 import { ConsumerTable } from './consumers.js';
 import type {
   CommandRecord,
@@ -88,11 +90,14 @@ export class SqliteStore implements Store {
   private readonly latestPersistMs: number;
   private readonly points = new PointRegistry();
   private readonly quota: Quota;
-  private readonly commands: CommandTable;
+  private readonly commands: CommandRows;
   private readonly consumerTable: ConsumerTable;
   private lastSeq = 0;
   private readingCount = 0;
   private eventCount = 0;
+  /** rows in the refusal share's tables */
+  private refusalEvents = 0;
+  private refusalCommands = 0;
   private droppedTotal = 0;
   private evictedTotal = 0;
   private closed = false;
@@ -109,6 +114,7 @@ export class SqliteStore implements Store {
   private readonly insPoint: Stmt;
   private readonly setMeta: Stmt;
   private readonly insEvent: Stmt;
+  private readonly insRefusalEvent: Stmt;
   private readonly pager: ReadingPager;
 
   /** Use `openStore`: it opens, checks and migrates the file first. */
@@ -120,7 +126,7 @@ export class SqliteStore implements Store {
     this.bus = opts.bus;
     this.latestPersistMs = opts.latestPersistMs ?? DEFAULT_LATEST_PERSIST_MS;
     this.quota = new Quota(db, opts.maxBytes);
-    this.commands = new CommandTable(db);
+    this.commands = new CommandRows(db, true);
     this.consumerTable = new ConsumerTable(db);
     this.begin = db.prepare('BEGIN');
     this.commit = db.prepare('COMMIT');
@@ -132,6 +138,7 @@ export class SqliteStore implements Store {
     this.insPoint = db.prepare('INSERT INTO point (id, device, point, unit) VALUES (?, ?, ?, ?)');
     this.setMeta = db.prepare('UPDATE meta SET value = ? WHERE key = ?');
     this.insEvent = db.prepare('INSERT INTO event (seq, ts, device, kind, severity, detail) VALUES (?, ?, ?, ?, ?, ?)');
+    this.insRefusalEvent = db.prepare('INSERT INTO refusal_event (seq, ts, device, kind, severity, detail) VALUES (?, ?, ?, ?, ?, ?)');
     this.pager = new ReadingPager(db, this.points);
   }
 
@@ -141,11 +148,14 @@ export class SqliteStore implements Store {
     const meta = new Map((db.prepare('SELECT key, value FROM meta').raw().all() as [string, number][]).map(([k, v]) => [k, v]));
     const maxReading = (db.prepare('SELECT max(seq) FROM reading').pluck().get() as number | null) ?? 0;
     const maxEvent = (db.prepare('SELECT max(seq) FROM event').pluck().get() as number | null) ?? 0;
-    this.lastSeq = Math.max(meta.get('last_seq') ?? 0, maxReading, maxEvent, minSeq);
+    const maxRefusal = (db.prepare('SELECT max(seq) FROM refusal_event').pluck().get() as number | null) ?? 0;
+    this.lastSeq = Math.max(meta.get('last_seq') ?? 0, maxReading, maxEvent, maxRefusal, minSeq);
     this.droppedTotal = meta.get('dropped_total') ?? 0;
     this.evictedTotal = meta.get('evicted_total') ?? 0;
     this.readingCount = db.prepare('SELECT count(*) FROM reading').pluck().get() as number;
     this.eventCount = db.prepare('SELECT count(*) FROM event').pluck().get() as number;
+    this.refusalEvents = db.prepare('SELECT count(*) FROM refusal_event').pluck().get() as number;
+    this.refusalCommands = db.prepare('SELECT count(*) FROM refusal_command').pluck().get() as number;
     if (this.lastSeq > (meta.get('last_seq') ?? 0)) this.setMeta.run(this.lastSeq, 'last_seq');
     // for read-only views (the CLI), which do not know the configuration
     db.prepare("INSERT INTO meta (key, value) VALUES ('max_bytes', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value").run(this.quota.maxBytes);
@@ -262,9 +272,9 @@ export class SqliteStore implements Store {
 
   // ---- events --------------------------------------------------------------------------
 
-  appendEvent(event: NewEvent): StoredEvent {
+  appendEvent(event: NewEvent, opts: WriteOptions = {}): StoredEvent {
     this.assertOpen();
-    const stored = this.insertEvents([event])[0] as StoredEvent;
+    const stored = this.insertEvents([event], opts.refusal === true)[0] as StoredEvent;
     this.quotaAfterWrite();
     this.bus?.emit('event', stored);
     return stored;
@@ -272,12 +282,13 @@ export class SqliteStore implements Store {
 
   events(q: EventQuery): Page<StoredEvent> {
     this.assertOpen();
-    return queryEvents(this.sqlite, q, pageLimit(q.limit));
+    return queryEvents(this.sqlite, q, pageLimit(q.limit), true);
   }
 
-  /** Inserts events in one transaction (or inside the caller's). */
-  private insertEvents(events: readonly NewEvent[]): StoredEvent[] {
+  /** Inserts events in one transaction (or inside the caller's); `refusal`: in the refusal share. */
+  private insertEvents(events: readonly NewEvent[], refusal = false): StoredEvent[] {
     const out: StoredEvent[] = [];
+    const insert = refusal ? this.insRefusalEvent : this.insEvent;
     let seq = this.lastSeq;
     const write = this.sqlite.transaction(() => {
       for (const e of events) {
@@ -289,7 +300,7 @@ export class SqliteStore implements Store {
           severity: e.severity,
           detail: e.detail ?? {},
         };
-        this.insEvent.run(stored.seq, stored.ts, stored.device, stored.kind, stored.severity, JSON.stringify(stored.detail));
+        insert.run(stored.seq, stored.ts, stored.device, stored.kind, stored.severity, JSON.stringify(stored.detail));
         out.push(stored);
       }
       this.setMeta.run(seq, 'last_seq');
@@ -298,15 +309,18 @@ export class SqliteStore implements Store {
       write();
     } catch (err) {
       throw new StoreError('E_STORE', `appending an event failed: ${errorMessage(err)}`, { cause: err });
+    } finally {
+      if (refusal) this.quota.refusalsChanged();
     }
     this.lastSeq = seq;
-    this.eventCount += out.length;
+    if (refusal) this.refusalEvents += out.length;
+    else this.eventCount += out.length;
     return out;
   }
 
   // ---- commands ------------------------------------------------------------------------
 
-  createCommand(cmd: NewCommand): CommandRecord {
+  createCommand(cmd: NewCommand, opts: WriteOptions = {}): CommandRecord {
     this.assertOpen();
     const now = this.clock.now();
     const record: CommandRecord = {
@@ -322,7 +336,13 @@ export class SqliteStore implements Store {
       result: cmd.result ?? null,
       updatedAt: now,
     };
-    this.commands.insert(record);
+    const refusal = opts.refusal === true;
+    try {
+      this.commands.insert(record, refusal);
+    } finally {
+      if (refusal) this.quota.refusalsChanged();
+    }
+    if (refusal) this.refusalCommands++;
     this.quotaAfterWrite();
     this.bus?.emit('command', record);
     return record;
@@ -383,31 +403,33 @@ export class SqliteStore implements Store {
     // Deleting ~5 % of the file writes about as much to the WAL: start it empty and empty it
     // again after, so the file plus its WAL stays within the quota + 5 %.
     this.checkpoint();
+    let refused: RefusalEviction | null = null;
     let eviction: Eviction | null = null;
     let dropped: StoredEvent | undefined;
-    this.sqlite.transaction(() => {
-      eviction = this.quota.evict(consumers, this.readingCount + this.eventCount);
-      if (!eviction) return;
-      if (eviction.unacknowledged > 0) {
-        this.setMeta.run(this.droppedTotal + eviction.unacknowledged, 'dropped_total');
-        dropped = this.insertEvents([
-          {
-            kind: 'storage.dropped',
-            severity: 'warning',
-            detail: {
-              readings: eviction.readings,
-              unacknowledged: eviction.unacknowledged,
-              fromSeq: eviction.fromSeq,
-              toSeq: eviction.toSeq,
-              consumers: eviction.consumers,
-              reason: 'quota',
-            },
-          },
-        ])[0];
-      }
-      this.setMeta.run(this.evictedTotal + eviction.readings, 'evicted_total');
-    })();
+    try {
+      this.sqlite.transaction(() => {
+        // refusal records first: their share is counted apart, so this never touches the rest
+        refused = this.quota.evictRefusals();
+        eviction = this.quota.evict(consumers, this.readingCount + this.eventCount);
+        if (!eviction) return;
+        if (eviction.unacknowledged > 0) {
+          this.setMeta.run(this.droppedTotal + eviction.unacknowledged, 'dropped_total');
+          dropped = this.insertEvents([droppedEvent(eviction)])[0];
+        }
+        this.setMeta.run(this.evictedTotal + eviction.readings, 'evicted_total');
+      })();
+    } catch (err) {
+      // rolled back: the refusal tables are as they were, not as last measured
+      this.quota.refusalsChanged();
+      throw err;
+    }
     this.checkpoint();
+    const rf = refused as RefusalEviction | null;
+    if (rf) {
+      this.refusalEvents -= rf.events;
+      this.refusalCommands -= rf.commands;
+      this.log.debug({ ...rf, maxBytes: this.quota.refusalMax }, 'quota: refusal records evicted');
+    }
     const ev = eviction as Eviction | null;
     if (!ev) return;
     this.readingCount -= ev.readings;
@@ -415,7 +437,7 @@ export class SqliteStore implements Store {
     this.droppedTotal += ev.unacknowledged;
     this.evictedTotal += ev.readings;
     const level = ev.unacknowledged > 0 || ev.events > 0 || ev.commands > 0 ? 'warn' : 'debug';
-    this.log[level]({ ...ev, maxBytes: this.quota.maxBytes }, 'quota: evicted');
+    this.log[level]({ ...ev, maxBytes: this.quota.mainMax }, 'quota: evicted');
     if (dropped) this.bus?.emit('event', dropped);
   }
 
@@ -431,16 +453,18 @@ export class SqliteStore implements Store {
 
   stats(): StoreStats {
     this.assertOpen();
+    const { refusalEvents, refusalCommands } = this;
     return {
       lastSeq: this.lastSeq,
       readings: this.readingCount,
-      events: this.eventCount,
-      commands: this.commands.count(),
+      events: this.eventCount + refusalEvents,
+      commands: this.commands.main.count() + refusalCommands,
       oldestReadingSeq: (this.sqlite.prepare('SELECT seq FROM reading ORDER BY seq LIMIT 1').pluck().get() as number | undefined) ?? null,
       usedBytes: this.quota.usedBytes(),
       fileBytes: fileSize(this.path) + fileSize(this.path + '-wal'),
       maxBytes: this.quota.maxBytes,
       droppedTotal: this.droppedTotal,
+      refusals: { events: refusalEvents, commands: refusalCommands, usedBytes: this.quota.refusalBytes(), maxBytes: this.quota.refusalMax },
     };
   }
 

@@ -125,4 +125,15 @@ export interface StoreStats {
   fileBytes: number;
   maxBytes: number;
   droppedTotal: number;
+  /** the refusal share of the quota (quota.ts); absent for a file of schema 1; its records are counted in events and commands too */
+  refusals?: RefusalStats;
+}
+
+export interface RefusalStats {
+  events: number;
+  commands: number;
+  /** pages of the refusal tables, in bytes */
+  usedBytes: number;
+  /** the share of maxBytes kept for them */
+  maxBytes: number;
 }

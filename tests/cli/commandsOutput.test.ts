@@ -91,7 +91,7 @@ describe('commands', () => {
     // each line opens with its row's time, in Amsterdam, with the offset of that instant
     lines.forEach((line, i) => expect(line.startsWith(`${isoLocal(json[i]!.ts, ZONE)}  ${json[i]!.id.slice(0, 8)}  `), line).toBe(true));
     expect(lines[0]).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+0[12]:00 {2}/);
-    expect(json.some((row) => row.source.principal === 'schedule:park-night')).toBe(true);
+    expect(json.some((row) => row.source.role === 'schedule' && row.source.principal === 'park-night')).toBe(true);
     expect(r.stdout).toMatch(/ {2}assert 30 % .* {2}schedule:park-night$/m);
     expect(r.stdout).not.toContain('schedule:schedule:');
     expect(r.stdout).toMatch(/ {2}technician:demo-technician$/m);

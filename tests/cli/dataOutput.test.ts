@@ -91,15 +91,15 @@ describe('streetbox export', () => {
     const c = await runCli(['export', '--config', g.config, '--after', '0', '--limit', '2', '--format', 'csv'], { env: PIPED });
     expect(c.stderr).toBe('');
     expect(c.stdout).toBe(
-      'seq,ts,time,device,point,value,unit,quality\n' +
-        `1,${WINTER},2026-01-15T13:00:00.000+01:00,lamp-1,dim_level,40,%,good\n` +
-        `2,${SUMMER + 123},2026-07-15T14:00:00.123+02:00,lamp-1,lamp_ok,true,,good\n`,
+      'seq,ts,device,point,value,unit,quality,time\n' +
+        `1,${WINTER},lamp-1,dim_level,40,%,good,2026-01-15T13:00:00.000+01:00\n` +
+        `2,${SUMMER + 123},lamp-1,lamp_ok,true,,good,2026-07-15T14:00:00.123+02:00\n`,
     );
     const ev = await runCli(['export', '--config', g.config, '--after', '0', '--events', '--format', 'csv'], { env: { FORCE_COLOR: '1' } });
     expect(ev.stdout).toBe(
-      'seq,ts,time,device,kind,severity,detail\n' +
-        `3,${WINTER},2026-01-15T13:00:00.000+01:00,lamp-1,comms.lost,warning,"{""reason"":""timeout""}"\n` +
-        `4,${SUMMER},2026-07-15T14:00:00.000+02:00,lamp-1,comms.restored,info,{}\n`,
+      'seq,ts,device,kind,severity,detail,time\n' +
+        `3,${WINTER},lamp-1,comms.lost,warning,"{""reason"":""timeout""}",2026-01-15T13:00:00.000+01:00\n` +
+        `4,${SUMMER},lamp-1,comms.restored,info,{},2026-07-15T14:00:00.000+02:00\n`,
     );
     expect(ev.stderr).toBe(''); // colour forced, but stderr is no terminal: no progress line
   });
@@ -113,7 +113,7 @@ describe('streetbox export', () => {
     // every read of the clock is 400 ms later: long work
     await exportData(config, io, { after: 4, limit: Number.POSITIVE_INFINITY, format: 'csv', events: false, clock: () => (now += 400) });
     const lines = out.trim().split('\n');
-    expect(lines[0]).toBe('seq,ts,time,device,point,value,unit,quality');
+    expect(lines[0]).toBe('seq,ts,device,point,value,unit,quality,time');
     expect(lines).toHaveLength(2501);
     expect(out).not.toMatch(/rows/);
     expect(err).toMatch(/^\r\x1b\[Kexport readings: 1,000 rows · [\d,]+ rows\/s/);

@@ -84,7 +84,7 @@ describe('schedules', () => {
     await levelIs(rig, 2, 50);
     const asserts = rig.t.store.listCommands({ limit: 1000 }).filter((c) => c.action === 'assert' && c.source.role === 'schedule');
     expect(asserts.length).toBeGreaterThanOrEqual(3);
-    expect(asserts.at(-1)!.source).toEqual({ role: 'schedule', principal: 'schedule:night' });
+    expect(asserts.at(-1)!.source).toEqual({ role: 'schedule', principal: 'night' });
     await clock.advance(H); // 23:00
     await levelIs(rig, 3, 30);
     await clock.advance(7 * H); // 06:00

@@ -84,9 +84,9 @@ describe('streetbox CLI', () => {
     const paged = await runCli(['export', '--config', g.config, '--after', '1', '--limit', '2', '--format', 'csv']);
     expect(paged.code).toBe(0);
     expect(paged.stdout).toBe(
-      'seq,ts,time,device,point,value,unit,quality\n' +
-        `2,${t0},2026-11-24T12:00:00.000+00:00,lamp-1,lamp_ok,true,,good\n` +
-        `3,${t0 + 1},2026-11-24T12:00:00.001+00:00,lamp-2,note,"a ""quoted"", text",,good\n`,
+      'seq,ts,device,point,value,unit,quality,time\n' +
+        `2,${t0},lamp-1,lamp_ok,true,,good,2026-11-24T12:00:00.000+00:00\n` +
+        `3,${t0 + 1},lamp-2,note,"a ""quoted"", text",,good,2026-11-24T12:00:00.001+00:00\n`,
     );
 
     const ev = await runCli(['export', '--config', g.config, '--after', '0', '--events']);

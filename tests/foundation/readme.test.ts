@@ -10,7 +10,7 @@
  *   (`npm test`, the second command, is this very suite.)
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -114,6 +114,10 @@ describe('README', () => {
       process.kill(-npm.pid!, 'SIGINT');
     }
     const r = await done;
+    // npm returned only once the gateway had stopped and released its data file (Ctrl-C under
+    // `npm start` must not give the prompt back while the gateway still holds it)
+    expect(existsSync(join(co, 'data', 'streetbox.db.pid')), 'the pid lock is still held after npm start returned').toBe(false);
+    expect(r.code).toBe(0);
     expect(out + r.stdout).toContain('"msg":"gateway stopped"');
   }, 180_000);
 });

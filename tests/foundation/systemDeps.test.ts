@@ -35,7 +35,7 @@ describe('scripts/system-deps.sh', () => {
   });
 
   it('names the package of every program the tests run', () => {
-    for (const pkg of ['mosquitto', 'mosquitto-clients', 'socat', 'chromium', 'tzdata', 'openssl']) expect(installed()).toContain(pkg);
+    for (const pkg of ['mosquitto', 'mosquitto-clients', 'socat', 'chromium', 'tzdata', 'openssl', 'util-linux']) expect(installed()).toContain(pkg);
   });
 
   it('checks the helpers by running them: each imports what it needs here', () => {

@@ -3,6 +3,8 @@
  * whole help, and exits 2.
  */
 import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ROOT } from '../support/cli.js';
@@ -27,5 +29,22 @@ describe('usage errors', () => {
     expect(r.err.trimEnd().split('\n').at(-1)).toBe(hint);
     expect(r.err).not.toMatch(/Usage:|Options:|Commands:/);
     expect(r.err.trimEnd().split('\n').length).toBeLessThanOrEqual(3);
+  });
+});
+
+describe('a reader that goes away', () => {
+  it('ends `streetbox logs … | head -1` quietly: exit 0, no EPIPE stack', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'streetbox-epipe-'));
+    try {
+      const log = join(dir, 'big.log');
+      const line = `${JSON.stringify({ level: 30, time: 1_764_000_000_000, msg: 'a line of a big log' })}\n`;
+      writeFileSync(log, line.repeat(200_000)); // ~14 MB: far more than a pipe holds
+      const r = spawnSync('bash', ['-c', `set -o pipefail; "${process.execPath}" "${join(ROOT, 'bin/streetbox.js')}" logs "${log}" | head -1`], { encoding: 'utf8' });
+      expect(r.stdout).toContain('a line of a big log');
+      expect(r.stderr).not.toMatch(/EPIPE|Unhandled|at /);
+      expect(r.status).toBe(0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -11,8 +11,10 @@ const ROOT = join(fileURLToPath(new URL('.', import.meta.url)), '../..');
 
 export function startScriptEnv(): Record<string, string> {
   const start = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: { start: string } }).scripts.start;
-  const m = /^((?:\w+=(?:'[^']*'|\S+) )*)node bin\/streetbox\.js start$/.exec(start);
-  if (!m) throw new Error(`package.json "start" is not "[VAR=value …] node bin/streetbox.js start": ${start}`);
+  // `exec`: npm runs the script with sh -c; dash would otherwise keep a shell between npm and the
+  // gateway, which Ctrl-C kills at once while the gateway is still stopping
+  const m = /^((?:\w+=(?:'[^']*'|\S+) )*)exec node bin\/streetbox\.js start$/.exec(start);
+  if (!m) throw new Error(`package.json "start" is not "[VAR=value …] exec node bin/streetbox.js start": ${start}`);
   const env: Record<string, string> = {};
   for (const [, name, quoted, bare] of (m[1] ?? '').matchAll(/(\w+)=(?:'([^']*)'|(\S+)) /g)) env[name!] = quoted ?? bare!;
   return env;

@@ -5,7 +5,7 @@ import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { parse, stringify } from 'yaml';
 import { stripAnsi } from '../../edge/cliStyle.js';
-import { demoSecrets } from '../../edge/ops/demoSecrets.js';
+import { DEMO_SECRET_HASHES, secretHash, demoSecrets } from '../../edge/ops/demoSecrets.js';
 import { ROOT, collect, runCli, tempGateway } from '../support/cli.js';
 import { openPtyPair, type PtyPair } from '../helpers/pty.js';
 import { freePort } from '../helpers/ports.js';
@@ -177,6 +177,9 @@ buses:
       expect(demo.has(v)).toBe(true);
     }
     expect(demo.size).toBe(10);
+    // the doctor's frozen list is exactly the shipped file's secrets (it never reads the file: on
+    // a bench that file is the config a technician edits)
+    expect(new Map([...demo].map(([v, where]) => [secretHash(v), where]))).toEqual(DEMO_SECRET_HASHES);
 
     // the shipped demo as a technician might copy it to a cabinet
     const cfg = parse(shipped) as Record<string, Record<string, unknown>>;

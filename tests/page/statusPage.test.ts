@@ -257,7 +257,7 @@ describe.skipIf(!existsSync(CHROMIUM))('the status page in Chromium', () => {
     await page.locator('#pending li[data-status="verified"]').waitFor({ timeout: 10_000 });
     expect(await page.locator('#pending li').first().textContent()).toMatch(/dim 35 % → group main.*verified/);
     await expect.poll(() => cell(page, 'lamp-1', 'ch1_dim_setpoint').textContent(), { timeout: 5000 }).toBe('35 %');
-    await expect.poll(() => page.locator('#commands').textContent()).toMatch(/dim 35 % → group main by tech: verified/);
+    await expect.poll(() => page.locator('#commands').textContent()).toMatch(/dim 35 % → group main by technician:tech: verified/);
 
     // event details are text: markup in them is shown, never run
     gw.context.store.appendEvent({ device: 'lamp-1', kind: 'alarm.raised', severity: 'warning', detail: { note: '<img src=x id=injected onerror="window.pwned=1">' } });

@@ -8,10 +8,12 @@
  *   403 for E_FORBIDDEN and E_INTERLOCK (the caller may not: role, allowCommands, a traffic
  *   controller's signal point), 404 for E_NOT_FOUND (unknown device or group) and 400 for
  *   everything else (E_INVALID_COMMAND: malformed JSON, a bad action, level 150, a negative
- *   duration …). Malformed JSON is handed to the pipeline too, so it is recorded.
+ *   duration …). Malformed JSON is handed to the pipeline too, so it is recorded; so is JSON
+ *   past the limits of edge/jsonLimits.ts (`body: JSON nested deeper than 16 levels`, counted).
  * GET /api/v1/commands/:id, GET /api/v1/commands?limit=&status=.
  */
 import type { CommandTargetRef } from '../../control/api.js';
+import { commandBody } from '../../jsonLimits.js';
 import type { CommandRecord, CommandStatus } from '../../store/types.js';
 import { notFound, badInput } from '../errors.js';
 import { idParam, intParam, parseJson, query, readBody } from '../http.js';
@@ -36,14 +38,16 @@ export function commandRoutes(r: Router, env: RouteEnv): void {
   const submit = async (kind: CommandTargetRef['kind'], { req, url, params, principal }: ApiRequest): Promise<Reply> => {
     query(url, []);
     const id = idParam(params['id'], kind === 'device' ? 'device' : 'group')!;
-    const parsed = parseJson(await readBody(req));
-    const body = parsed.ok ? parsed.value : parsed.raw;
+    const raw = await readBody(req);
+    const parsed = parseJson(raw, env.metrics);
+    // malformed JSON as it is, JSON past the limits as its reason (never the text): recorded either way
+    const body = commandBody(raw, parsed);
     const transaction = transactionOf(body);
     const row: CommandRecord = env.deps.commands.submit({ kind, id }, body, principal!);
     if (row.status === 'rejected') {
       const result = (row.result ?? {}) as { code?: unknown; error?: unknown; field?: unknown };
       const code = typeof result.code === 'string' ? result.code : 'E_INVALID_COMMAND';
-      const error = parsed.ok ? (typeof result.error === 'string' ? result.error : 'rejected') : `body: malformed JSON (${parsed.error})`;
+      const error = parsed.ok ? (typeof result.error === 'string' ? result.error : 'rejected') : `body: ${parsed.error}`;
       const field = parsed.ok ? (typeof result.field === 'string' ? result.field : null) : 'body';
       return { status: rejectionStatus(code), body: { status: 'error', code, error, field, id: row.id, transaction: transaction ?? null } };
     }

@@ -26,7 +26,7 @@ export function consumerRoutes(r: Router, env: RouteEnv): void {
     query(url, []);
     const name = idParam(params['name'], 'name')!;
     if (name === UPSTREAM_CONSUMER) throw new ApiError(403, 'E_FORBIDDEN', `consumer "${name}" is the upstream sync's own cursor`, { field: 'name' });
-    const body = jsonObject(parseJson(await readBody(req)));
+    const body = jsonObject(parseJson(await readBody(req), env.metrics));
     for (const k of Object.keys(body)) if (k !== 'seq') throw badInput(k, 'unknown field (expected only "seq")');
     const seq = body['seq'];
     if (typeof seq !== 'number' || !Number.isSafeInteger(seq) || seq < 0) throw badInput('seq', `expected an integer >= 0, got ${JSON.stringify(seq) ?? 'nothing'}`);

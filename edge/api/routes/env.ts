@@ -3,6 +3,7 @@ import type { GatewayContext } from '../../component.js';
 import type { CommandService } from '../../control/api.js';
 import type { MetricSample } from '../metricsText.js';
 import type { ApiMetrics } from '../metrics.js';
+import type { LiveLimits } from './live.js';
 
 export interface ApiDeps {
   commands: CommandService;
@@ -12,6 +13,8 @@ export interface ApiDeps {
   devices?: () => unknown[];
   /** other components' figures for /metrics (broker, sync lag, LoRa rx/tx/rejected) */
   metrics?: () => MetricSample[];
+  /** the live feed's limits, where not the defaults (LIVE_LIMITS) */
+  live?: Partial<LiveLimits>;
 }
 
 export interface RouteEnv {

@@ -8,17 +8,26 @@
  * /api/v1/live?ticket=… (or with a bearer header, for curl) answers 401 without a valid one.
  *
  * The stream: one `snapshot` event (gateway with its time zone, components, buses and
- * devices, store, sync, latest values, recent events and commands), then `update` events:
- * values coalesced per point and flushed every FLUSH_MS, events and command changes as they
- * are committed, and the status every STATUS_MS. Memory per client is bounded: a client whose
- * socket is backed up past MAX_BACKLOG is skipped and gets a fresh snapshot once it drains (or
- * is dropped after STALL_MS). The bus listeners and timers exist only while a client is
- * connected.
+ * devices, store, sync, recent events and commands, and the latest values of the first devices
+ * that fit in a page), then `values` events with the latest values of the other devices, a page
+ * of about `pageBytes` at a time, then `update` events: values coalesced per point and flushed
+ * every FLUSH_MS, events and command changes as they are committed, and the status every
+ * STATUS_MS.
+ *
+ * A slow or stalled reader costs bounded memory and CPU and never holds the gateway up. Nothing
+ * more is written to a socket whose write() said it is backed up until it drains; meanwhile the
+ * reader is owed, not queued: the devices whose values changed (their latest values are read
+ * from the store when it drains: latest-value coalescing), the newest MAX_QUEUED events and
+ * command rows, and whether a status is due. A drain costs what fits before the socket backs up
+ * again, a page at a time, never a snapshot. A reader backed up for longer than `stallMs` is
+ * disconnected (the page reconnects with a new ticket and gets a fresh snapshot). At most
+ * `maxReaders` readers (503 past that). The bus listeners and timers exist only while a reader
+ * is connected.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
 import { can, type Principal } from '../../control/roles.js';
-import type { CommandRecord, Reading, StoredEvent } from '../../store/types.js';
+import type { CommandRecord, LatestValue, Reading, StoredEvent } from '../../store/types.js';
 import { zoneOffset } from '../../timeFormat.js';
 import { ApiError } from '../errors.js';
 import { SECURITY_HEADERS, query } from '../http.js';
@@ -27,40 +36,87 @@ import { safeDevices, type RouteEnv } from './env.js';
 
 export const TICKET_TTL_MS = 30_000;
 const MAX_TICKETS = 64;
-export const MAX_CLIENTS = 32;
 const FLUSH_MS = 500;
 const STATUS_MS = 2_000;
-const MAX_BACKLOG = 256 * 1024;
-const STALL_MS = 30_000;
 const RECENT_EVENTS = 20;
 const RECENT_COMMANDS = 10;
-/** events and command rows held between two flushes (the newest win) */
+/** events and command rows held between two flushes, and owed to a reader that is behind (the newest win) */
 const MAX_QUEUED = 50;
+
+export interface LiveLimits {
+  /** readers at once; one more is answered 503 */
+  maxReaders: number;
+  /** a reader whose socket stays backed up this long (ms) is disconnected */
+  stallMs: number;
+  /** the size (characters of JSON) a page of values is cut at: a snapshot's and a catching-up reader's */
+  pageBytes: number;
+}
+
+export const LIVE_LIMITS: Readonly<LiveLimits> = { maxReaders: 32, stallMs: 15_000, pageBytes: 16 * 1024 };
 
 type ValueCell = { v: Reading['value']; u: string | null; q: Reading['quality']; ts: number };
 
-interface Client {
+/** What a reader is owed: at most one entry per device, MAX_QUEUED events and command rows, one status. */
+interface Owed {
+  /** devices whose latest values it lacks; the snapshot's first, in the order of the config */
+  devices: Set<string>;
+  events: StoredEvent[];
+  commands: Map<string, CommandRecord>;
+  status: boolean;
+}
+
+interface Reader {
   res: ServerResponse;
   principal: Principal;
-  /** set while the socket is backed up: the client gets a snapshot once it drains */
-  stalledSince: number | null;
+  /** write() returned false: nothing more is written until the socket drains */
+  backedUp: boolean;
+  /** clock.monotonic() when it last backed up */
+  backedUpAt: number;
+  owed: Owed;
 }
 
 const sha = (s: string): string => createHash('sha256').update(s).digest('hex');
+const cell = (v: LatestValue): ValueCell => ({ v: v.value, u: v.unit, q: v.quality, ts: v.ts });
+const sse = (event: string, json: string): string => `event: ${event}\ndata: ${json}\n\n`;
+
+function owesNothing(o: Owed): boolean {
+  return o.devices.size === 0 && o.events.length === 0 && o.commands.size === 0 && !o.status;
+}
+
+/** Adds command rows to a map of the newest `MAX_QUEUED`, a row replacing the older one of its command. */
+function keepCommands(into: Map<string, CommandRecord>, rows: Iterable<CommandRecord>): void {
+  for (const c of rows) {
+    into.delete(c.id);
+    into.set(c.id, c);
+    if (into.size > MAX_QUEUED) into.delete(into.keys().next().value!);
+  }
+}
+
+function keepEvents(into: StoredEvent[], events: readonly StoredEvent[]): void {
+  into.push(...events);
+  if (into.length > MAX_QUEUED) into.splice(0, into.length - MAX_QUEUED);
+}
 
 export class LiveFeed {
   private readonly tickets = new Map<string, { principal: Principal; expires: number }>();
-  private readonly clients = new Set<Client>();
+  private readonly readers = new Set<Reader>();
+  private readonly limits: LiveLimits;
+  /** what the bus committed since the last flush: the latest value per point, the newest events and command rows */
   private values = new Map<string, Map<string, ValueCell>>();
   private events: StoredEvent[] = [];
   private commands = new Map<string, CommandRecord>();
   private flushTimer: NodeJS.Timeout | null = null;
   private statusTimer: NodeJS.Timeout | null = null;
 
-  constructor(private readonly env: RouteEnv) {}
+  constructor(
+    private readonly env: RouteEnv,
+    limits: Partial<LiveLimits> = {},
+  ) {
+    this.limits = { ...LIVE_LIMITS, ...limits };
+  }
 
   get clientCount(): number {
-    return this.clients.size;
+    return this.readers.size;
   }
 
   issueTicket(principal: Principal): string {
@@ -82,26 +138,31 @@ export class LiveFeed {
   }
 
   open(res: ServerResponse, principal: Principal): void {
-    if (this.clients.size >= MAX_CLIENTS) throw new ApiError(503, 'E_COMPONENT', `at most ${MAX_CLIENTS} live clients`, { headers: { 'Retry-After': '10' } });
+    const max = this.limits.maxReaders;
+    if (this.readers.size >= max) throw new ApiError(503, 'E_COMPONENT', `at most ${max} live clients`, { headers: { 'Retry-After': '10' } });
     res.writeHead(200, { ...SECURITY_HEADERS, 'Content-Type': 'text/event-stream; charset=utf-8', Connection: 'keep-alive', 'X-Accel-Buffering': 'no' });
-    const client: Client = { res, principal, stalledSince: null };
-    this.clients.add(client);
-    if (this.clients.size === 1) this.subscribe();
-    res.on('close', () => this.close(client));
+    const devices = new Set(this.env.ctx.config.devices.map((d) => d.id));
+    const reader: Reader = { res, principal, backedUp: false, backedUpAt: 0, owed: { devices, events: [], commands: new Map(), status: false } };
+    this.readers.add(reader);
+    this.env.metrics.liveReaders = this.readers.size;
+    if (this.readers.size === 1) this.subscribe();
+    res.on('close', () => this.close(reader));
     res.on('drain', () => {
-      if (client.stalledSince !== null && res.writableLength < MAX_BACKLOG) {
-        client.stalledSince = null;
-        this.write(client, 'snapshot', this.snapshot(client.principal));
-      }
+      reader.backedUp = false;
+      this.pump(reader);
     });
     // WHATWG HTML §9.2.6: `retry` sets the reconnection time; the page fetches a new ticket anyway
-    res.write('retry: 3000\n\n');
-    this.write(client, 'snapshot', this.snapshot(principal));
+    this.send(reader, 'retry: 3000\n\n');
+    // the head with the first page of values; the other devices' values follow as `values` pages
+    const page = this.valuesPage(devices) ?? '{}';
+    this.send(reader, sse('snapshot', `{"values":${page},${JSON.stringify(this.snapshot(principal)).slice(1)}`));
+    this.pump(reader);
   }
 
-  private close(client: Client): void {
-    if (!this.clients.delete(client)) return;
-    if (this.clients.size === 0) this.unsubscribe();
+  private close(reader: Reader): void {
+    if (!this.readers.delete(reader)) return;
+    this.env.metrics.liveReaders = this.readers.size;
+    if (this.readers.size === 0) this.unsubscribe();
   }
 
   private subscribe(): void {
@@ -113,15 +174,8 @@ export class LiveFeed {
         dev.set(r.point, { v: r.value, u: r.unit, q: r.quality, ts: r.ts });
       }
     });
-    bus.on(this, 'event', (e) => {
-      this.events.push(e);
-      if (this.events.length > MAX_QUEUED) this.events.shift();
-    });
-    bus.on(this, 'command', (c) => {
-      this.commands.delete(c.id);
-      this.commands.set(c.id, c);
-      if (this.commands.size > MAX_QUEUED) this.commands.delete(this.commands.keys().next().value!);
-    });
+    bus.on(this, 'event', (e) => keepEvents(this.events, [e]));
+    bus.on(this, 'command', (c) => keepCommands(this.commands, [c]));
     this.flushTimer = setInterval(() => this.flush(false), FLUSH_MS);
     this.statusTimer = setInterval(() => this.flush(true), STATUS_MS);
   }
@@ -136,31 +190,100 @@ export class LiveFeed {
     this.commands = new Map();
   }
 
+  /**
+   * One update, serialized once, to every reader that is up to date; a reader that is behind is
+   * owed it instead (coalesced), and one backed up past `stallMs` is disconnected.
+   */
   private flush(withStatus: boolean): void {
-    const update: Record<string, unknown> = {};
-    if (this.values.size > 0) update['values'] = Object.fromEntries([...this.values].map(([d, m]) => [d, Object.fromEntries(m)]));
-    if (this.events.length > 0) update['events'] = this.events;
-    if (this.commands.size > 0) update['commands'] = [...this.commands.values()];
-    if (withStatus) Object.assign(update, this.status());
+    const { values, events, commands } = this;
     this.values = new Map();
     this.events = [];
     this.commands = new Map();
-    if (Object.keys(update).length === 0) return;
-    const frame = `event: update\ndata: ${JSON.stringify(update)}\n\n`;
-    const now = this.env.ctx.clock.now();
-    for (const c of this.clients) {
-      if (c.stalledSince !== null) {
-        if (now - c.stalledSince > STALL_MS) c.res.destroy();
+    const status = withStatus ? this.status() : null;
+    const nothing = values.size === 0 && events.length === 0 && commands.size === 0 && !status;
+    let frame: string | null = null;
+    const now = this.env.ctx.clock.monotonic();
+    for (const r of this.readers) {
+      if (r.backedUp && now - r.backedUpAt > this.limits.stallMs) {
+        this.drop(r);
         continue;
       }
-      c.res.write(frame);
-      if (c.res.writableLength >= MAX_BACKLOG) c.stalledSince = now;
+      if (nothing) continue;
+      if (!r.backedUp && owesNothing(r.owed)) {
+        frame ??= sse('update', JSON.stringify(this.update(values, events, commands.values(), status)));
+        this.send(r, frame);
+        continue;
+      }
+      for (const d of values.keys()) r.owed.devices.add(d);
+      keepEvents(r.owed.events, events);
+      keepCommands(r.owed.commands, commands.values());
+      if (status) r.owed.status = true;
+      this.pump(r);
     }
   }
 
-  private write(client: Client, event: string, data: unknown): void {
-    client.res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
-    if (client.res.writableLength >= MAX_BACKLOG) client.stalledSince = this.env.ctx.clock.now();
+  private update(values: Map<string, Map<string, ValueCell>>, events: StoredEvent[], commands: Iterable<CommandRecord>, status: Record<string, unknown> | null): Record<string, unknown> {
+    const update: Record<string, unknown> = {};
+    if (values.size > 0) update['values'] = Object.fromEntries([...values].map(([d, m]) => [d, Object.fromEntries(m)]));
+    if (events.length > 0) update['events'] = events;
+    const rows = [...commands];
+    if (rows.length > 0) update['commands'] = rows;
+    if (status) Object.assign(update, status);
+    return update;
+  }
+
+  /**
+   * Writes what a reader is owed until its socket backs up: one update with the owed events,
+   * command rows and status, then pages of the owed devices' latest values.
+   */
+  private pump(reader: Reader): void {
+    const owed = reader.owed;
+    if (!reader.backedUp && (owed.events.length > 0 || owed.commands.size > 0 || owed.status)) {
+      const update = this.update(new Map(), owed.events, owed.commands.values(), owed.status ? this.status() : null);
+      owed.events = [];
+      owed.commands = new Map();
+      owed.status = false;
+      this.send(reader, sse('update', JSON.stringify(update)));
+    }
+    while (!reader.backedUp && owed.devices.size > 0) {
+      const page = this.valuesPage(owed.devices);
+      if (page !== null) this.send(reader, sse('values', `{"values":${page}}`));
+    }
+  }
+
+  /**
+   * `{ "<device>": { "<point>": cell } }` for the first devices of `devices` that fit in a page
+   * (taken out of the set), read from the store now; null when none of them has values.
+   */
+  private valuesPage(devices: Set<string>): string | null {
+    const parts: string[] = [];
+    let size = 0;
+    for (const d of devices) {
+      devices.delete(d);
+      const latest = this.env.ctx.store.latest(d);
+      if (latest.size === 0) continue;
+      const part = `${JSON.stringify(d)}:${JSON.stringify(Object.fromEntries([...latest].map(([p, v]) => [p, cell(v)])))}`;
+      parts.push(part);
+      size += part.length;
+      if (size >= this.limits.pageBytes) break;
+    }
+    return parts.length > 0 ? `{${parts.join(',')}}` : null;
+  }
+
+  private send(reader: Reader, chunk: string): void {
+    if (reader.res.destroyed) return;
+    this.env.metrics.liveBytes += Buffer.byteLength(chunk);
+    if (!reader.res.write(chunk)) {
+      reader.backedUp = true;
+      reader.backedUpAt = this.env.ctx.clock.monotonic();
+    }
+  }
+
+  private drop(reader: Reader): void {
+    this.env.metrics.liveDropped++;
+    this.env.ctx.log.info({ principal: reader.principal.principal, stalledMs: Math.round(this.env.ctx.clock.monotonic() - reader.backedUpAt) }, 'live reader not keeping up: disconnected');
+    reader.res.destroy();
+    this.close(reader);
   }
 
   /** Components, store, sync and the devices by bus: what the page refreshes every STATUS_MS. */
@@ -209,13 +332,10 @@ export class LiveFeed {
     };
   }
 
+  /** The snapshot's head: everything but the values, which are paged (open()). */
   private snapshot(principal: Principal): Record<string, unknown> {
     const { ctx, deps } = this.env;
     const groups = new Set<string>([...ctx.config.groups.map((g) => g.id), ...ctx.config.devices.flatMap((d) => d.groups)]);
-    const values: Record<string, Record<string, ValueCell>> = {};
-    for (const [device, points] of ctx.store.latestAll()) {
-      values[device] = Object.fromEntries([...points].map(([p, v]) => [p, { v: v.value, u: v.unit, q: v.quality, ts: v.ts }]));
-    }
     return {
       // the page shows times in the gateway's zone, not the browser's (edge/timeFormat.ts)
       gateway: { id: ctx.config.gateway.id, site: ctx.config.gateway.site ?? null, timezone: ctx.config.gateway.timezone },
@@ -224,7 +344,6 @@ export class LiveFeed {
       may: { commandLighting: can(principal.role, 'command.lighting') },
       groups: [...groups],
       ...this.status(),
-      values,
       events: this.recentEvents(),
       commands: deps.commands.list({ limit: RECENT_COMMANDS }),
     };
@@ -251,7 +370,7 @@ export class LiveFeed {
 }
 
 export function liveRoutes(r: Router, env: RouteEnv): LiveFeed {
-  const feed = new LiveFeed(env);
+  const feed = new LiveFeed(env, env.deps.live);
 
   r.add('POST', '/api/v1/live/ticket', 'read', ({ url, principal }) => {
     query(url, []);

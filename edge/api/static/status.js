@@ -105,6 +105,8 @@
     if (source) source.close();
     source = new EventSource('/api/v1/live?ticket=' + encodeURIComponent(t.ticket));
     source.addEventListener('snapshot', (e) => snapshot(JSON.parse(e.data)));
+    // the snapshot's other values, a page at a time (also when catching up after falling behind)
+    source.addEventListener('values', (e) => setValues(JSON.parse(e.data).values, false));
     source.addEventListener('update', (e) => update(JSON.parse(e.data)));
     source.onopen = () => setConn('live · ' + t.principal + ' (' + t.role + ')', 'live');
     source.onerror = () => {
@@ -122,7 +124,7 @@
     document.title = 'streetbox ' + s.gateway.id;
     devicesSeen = '';
     renderStatus(s);
-    for (const [device, points] of Object.entries(s.values)) for (const [p, c] of Object.entries(points)) setValue(device, p, c, false);
+    setValues(s.values, false);
     clear($('events'));
     addEvents(s.events);
     clear($('commands'));
@@ -132,7 +134,7 @@
 
   function update(u) {
     if (u.devices) renderStatus(u);
-    for (const [device, points] of Object.entries(u.values || {})) for (const [p, c] of Object.entries(points)) setValue(device, p, c, true);
+    setValues(u.values, true);
     if (u.events) addEvents(u.events);
     if (u.commands) addCommands(u.commands);
   }
@@ -203,6 +205,10 @@
     }
   }
 
+  function setValues(values, flash) {
+    for (const [device, points] of Object.entries(values || {})) for (const [p, c] of Object.entries(points)) setValue(device, p, c, flash);
+  }
+
   function setValue(device, point, c, flash) {
     const key = device + '\u0000' + point;
     let el = cells.get(key);
@@ -242,7 +248,7 @@
 
   function commandText(c) {
     const p = c.params && c.params.level !== undefined ? ' ' + c.params.level + ' %' : '';
-    return c.action + p + ' → ' + c.target.kind + ' ' + c.target.id + ' by ' + c.source.principal + ': ';
+    return c.action + p + ' → ' + c.target.kind + ' ' + c.target.id + ' by ' + (c.source.role ? c.source.role + ':' : '') + c.source.principal + ': ';
   }
 
   function addCommands(commands) {

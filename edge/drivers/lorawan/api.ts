@@ -17,7 +17,7 @@ export interface DownlinkCommand {
 
 export interface LorawanStatus {
   port: number;
-  forwarders: { gatewayEui: string; address: string | null; online: boolean; lastSeen: number | null; lastPull: number | null }[];
+  forwarders: { gatewayEui: string; name: string | null; address: string | null; online: boolean; lastSeen: number | null; lastPull: number | null }[];
   devices: {
     id: string;
     devEui: string;
@@ -51,4 +51,8 @@ export interface LorawanDriverOptions {
   leadMs?: number;
   classCAckTimeoutMs?: number;
   forwarderTimeoutMs?: number;
+  /** without lorawan.forwarders: the packet forwarders served at once (default 8) */
+  maxForwarders?: number;
+  /** without lorawan.forwarders: ms of silence (no PUSH_DATA / PULL_DATA) that frees a forwarder's slot (default 10 min) */
+  forwarderIdleMs?: number;
 }

@@ -21,6 +21,7 @@ import { LorawanMetrics, type LorawanMetricsSnapshot } from './metrics.js';
 import { drIndex, parseDatr } from './region/eu868.js';
 import type { GatewayBackend, UplinkRx } from './semtech/backend.js';
 import type { Stat } from './semtech/packet.js';
+import { ForwarderTable } from './semtech/forwarders.js';
 import { UdpGatewayBackend } from './semtech/udp.js';
 import { gatewayReadings, radioReadings, statusReadings } from './readings.js';
 import { AirtimeTable } from './storage/airtime.js';
@@ -98,6 +99,7 @@ export class LorawanNetworkServer implements LorawanDriver {
         port: cfg.port,
         clock,
         log: this.log,
+        forwarders: this.forwarderTable(),
         ...(this.opts.forwarderTimeoutMs !== undefined ? { forwarderTimeoutMs: this.opts.forwarderTimeoutMs } : {}),
       });
     const sender = new DownlinkSender({
@@ -156,6 +158,19 @@ export class LorawanNetworkServer implements LorawanDriver {
 
   port(): number {
     return this.backend?.port() ?? 0;
+  }
+
+  /** lorawan.forwarders, or without a list a bounded set of slots that silence frees. */
+  private forwarderTable(): ForwarderTable {
+    const table = new ForwarderTable({
+      allowed: this.cfg().forwarders,
+      ...(this.opts.maxForwarders !== undefined ? { max: this.opts.maxForwarders } : {}),
+      ...(this.opts.forwarderIdleMs !== undefined ? { idleMs: this.opts.forwarderIdleMs } : {}),
+    });
+    if (!table.configured) {
+      this.log.info({ max: table.max, idleMs: table.idleMs }, 'no lorawan.forwarders: serving the first packet forwarders that talk, a bounded set');
+    }
+    return table;
   }
 
   private indexDevices(): void {
@@ -380,6 +395,7 @@ export class LorawanNetworkServer implements LorawanDriver {
     this.accept(key, phy, meta, { device, dr: null, ts: device.lastUplink }, answer);
   }
 
+  /** Only admitted forwarders' stat arrives here (the backend refuses the rest), so gw-<EUI> devices stay bounded. */
   private onStat(gatewayEui: string, stat: Stat): void {
     const rows = gatewayReadings(gatewayEui, stat, this.ctx.clock.now());
     if (rows.length > 0) this.ctx.ingest.pushMany(rows);
@@ -417,6 +433,7 @@ export class LorawanNetworkServer implements LorawanDriver {
     const monoToWall = (m: number | null) => (m === null ? null : Math.round(this.ctx.clock.now() - (this.ctx.clock.monotonic() - m)));
     const forwarders = (backend?.forwarders() ?? []).map((f) => ({
       gatewayEui: f.gatewayEui,
+      name: f.name ?? null,
       address: f.address === null ? null : `${f.address}:${f.port}`,
       online: backend?.canSend(f.gatewayEui) ?? false,
       lastSeen: monoToWall(f.lastPullAt === null ? f.lastPushAt : f.lastPushAt === null ? f.lastPullAt : Math.max(f.lastPullAt, f.lastPushAt)),

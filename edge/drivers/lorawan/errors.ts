@@ -23,6 +23,23 @@ export class ProtocolError extends LoraError {
   }
 }
 
+/**
+ * A well-formed datagram from a forwarder that is not served (semtech/forwarders.ts): reason
+ * `unknown_forwarder` (not in lorawan.forwarders) or `forwarders_full` (no list, no free slot).
+ */
+export class ForwarderRefusedError extends LoraError {
+  readonly gatewayEui: string;
+
+  constructor(reason: 'unknown_forwarder' | 'forwarders_full', gatewayEui: string) {
+    super(
+      'E_LORA_PROTOCOL',
+      reason,
+      reason === 'unknown_forwarder' ? `gateway ${gatewayEui} is not in lorawan.forwarders` : `no free forwarder slot for gateway ${gatewayEui}`,
+    );
+    this.gatewayEui = gatewayEui;
+  }
+}
+
 /** A PHYPayload that lora-packet cannot parse, or with an MType we do not accept. */
 export class FrameError extends LoraError {
   constructor(reason: string, message: string, options?: { cause?: unknown }) {

@@ -15,7 +15,7 @@ export interface LorawanMetricsSnapshot {
   joins: number;
   downlinks: number;
   txAckErrors: number;
-  /** rejections by reason: mic, replay, fcnt_gap, malformed_json, too_short, too_long, … */
+  /** rejections by reason: mic, replay, fcnt_gap, malformed_json, too_short, too_long, unknown_forwarder, forwarders_full, … */
   rejected: Record<string, number>;
 }
 

@@ -16,7 +16,7 @@ import { parseUnits, parseValue, readDevice, scanBus, writeDevice } from './oneS
 type Io = CliIo & { outIsTTY?: boolean };
 
 /** ✔ green / ✘ red before a text on a terminal; piped, the text alone (for scripts). */
-const mark = (s: Style, good: boolean, text: string): string => (!s.color ? text : good ? s.ok(s.green(text)) : s.fail(s.red(text)));
+const mark = (s: Style, good: boolean, text: string): string => (!s.marks ? text : good ? s.ok(s.green(text)) : s.fail(s.red(text)));
 
 export function registerModbusCommands(program: Command, io: Io, defaultConfig: string): void {
   program
@@ -35,7 +35,7 @@ export function registerModbusCommands(program: Command, io: Io, defaultConfig: 
       const s = styleFor({ isTTY: io.outIsTTY });
       if (found.length === 0) io.out(`${mark(s, false, `no unit answered on ${opts.bus}`)} (tried ${units.length})\n`);
       // piped: one unit id a line, for scripts
-      else if (!s.color) io.out(`${found.join('\n')}\n`);
+      else if (!s.marks) io.out(`${found.join('\n')}\n`);
       else io.out(`${found.map((u) => mark(s, true, `unit ${u}`)).join('\n')}\n${s.dim(`${found.length} of ${units.length} answered on ${opts.bus}`)}\n`);
     });
 

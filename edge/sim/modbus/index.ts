@@ -9,6 +9,7 @@
  *   gets the PTY path the driver must open; a TCP bus gets 127.0.0.1 and the port served).
  */
 import { mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { Component, GatewayContext } from '../../component.js';
 import type { Config, ProfileConfig } from '../../config/schema.js';
@@ -275,7 +276,9 @@ export function simulateEnabled(config: Config): { enabled: boolean; speed: numb
 
 /** Where a simulated RS-485 line's driver end is linked: a stable path beside the data file. */
 export function simulatedLinePath(config: Config, busId: string): string {
-  return join(dirname(config.storage.path), 'sim', `${busId.replace(/[^A-Za-z0-9_.-]/g, '_')}.tty`);
+  // a store in memory (tests) has no data directory: the system's temp directory, per process
+  const base = config.storage.path === ':memory:' ? join(tmpdir(), `streetbox-sim-${process.pid}`) : dirname(config.storage.path);
+  return join(base, 'sim', `${busId.replace(/[^A-Za-z0-9_.-]/g, '_')}.tty`);
 }
 
 export type SimBusComponent = Component & { readonly bus: string; readonly simulators: ModbusSimulators | null };

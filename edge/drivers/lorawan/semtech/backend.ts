@@ -13,6 +13,11 @@ export interface UplinkRx {
   receivedAt: number;
 }
 
+/**
+ * What a backend reports. It reports datagrams of admitted forwarders only (semtech/forwarders.ts):
+ * anything the driver keeps per forwarder (readings of gw-<EUI>, routes, de-duplication) is
+ * bounded by that set; others go to `rejected`.
+ */
 export interface GatewayBackendHandlers {
   /** every datagram received, before it is parsed */
   datagram(): void;
@@ -26,6 +31,8 @@ export interface GatewayBackendHandlers {
 
 export interface ForwarderInfo {
   gatewayEui: string;
+  /** its name in lorawan.forwarders, if it has one */
+  name?: string;
   /** where PULL_RESP goes, as learnt from the last PULL_DATA; null when forgotten */
   address: string | null;
   port: number | null;

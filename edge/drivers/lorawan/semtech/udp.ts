@@ -2,12 +2,15 @@
  * Semtech UDP protocol server (PROTOCOL.TXT v1/v2) on lorawan.port: answers PUSH_DATA with
  * PUSH_ACK and PULL_DATA with PULL_ACK, remembers each forwarder's downlink address by
  * gateway EUI for as long as its PULL_DATA keepalives come, sends PULL_RESP and routes TX_ACK.
+ * Only admitted forwarders are served (forwarders.ts): another EUI's datagram is counted under
+ * its refusal, answered with nothing and leaves nothing behind.
  */
 import dgram from 'node:dgram';
 import type { Clock } from '../../../clock.js';
 import type { Logger } from '../../../log.js';
-import { ProtocolError, TxError } from '../errors.js';
+import { ForwarderRefusedError, ProtocolError, TxError } from '../errors.js';
 import type { ForwarderInfo, GatewayBackend, GatewayBackendHandlers } from './backend.js';
+import { ForwarderTable, type Forwarder, type ForwarderRefusal } from './forwarders.js';
 import { ack, parseDatagram, PULL_ACK, PUSH_ACK, pullResp, type TxPk } from './packet.js';
 
 export interface UdpBackendOptions {
@@ -17,14 +20,12 @@ export interface UdpBackendOptions {
   log: Logger;
   /** a forwarder's downlink address is forgotten this long after its last PULL_DATA (default 3 min; keepalives come every 10 s) */
   forwarderTimeoutMs?: number;
+  /** which forwarders are served (default: at most 8 at a time, none configured) */
+  forwarders?: ForwarderTable;
 }
 
-interface Forwarder extends ForwarderInfo {
-  family: string;
-}
-
-/** A cabinet has one or a few concentrators; past this, the least recently heard is forgotten (bounded memory under garbage). */
-const MAX_FORWARDERS = 64;
+/** Refused forwarders are logged at most this often (a flood of forged EUIs must not flood the log). */
+const REFUSAL_LOG_INTERVAL_MS = 60_000;
 
 const NOOP_HANDLERS: GatewayBackendHandlers = { datagram() {}, uplink() {}, stat() {}, txAck() {}, rejected() {} };
 
@@ -32,11 +33,13 @@ export class UdpGatewayBackend implements GatewayBackend {
   private readonly opts: UdpBackendOptions;
   private socket: dgram.Socket | null = null;
   private handlers: GatewayBackendHandlers = NOOP_HANDLERS;
-  private readonly fwd = new Map<string, Forwarder>();
+  private readonly fwd: ForwarderTable;
+  private refusals = { since: 0, loggedAt: -Infinity };
   private nextToken = Math.floor(Math.random() * 0x10000);
 
   constructor(opts: UdpBackendOptions) {
     this.opts = opts;
+    this.fwd = opts.forwarders ?? new ForwarderTable();
   }
 
   setHandlers(h: GatewayBackendHandlers): void {
@@ -74,24 +77,25 @@ export class UdpGatewayBackend implements GatewayBackend {
     return this.opts.forwarderTimeoutMs ?? 180_000;
   }
 
-  private forwarder(eui: string): Forwarder {
-    let f = this.fwd.get(eui);
-    if (!f) {
-      if (this.fwd.size >= MAX_FORWARDERS) this.evictOldest();
-      f = { gatewayEui: eui, address: null, port: null, family: 'IPv4', version: 2, lastPullAt: null, lastPushAt: null };
-      this.fwd.set(eui, f);
-    }
-    return f;
+  /** The admitted forwarder of a PUSH_DATA / PULL_DATA, or null when refused (counted, logged now and then). */
+  private forwarder(eui: string, now: number): Forwarder | null {
+    const f = this.fwd.admit(eui, now);
+    if (typeof f !== 'string') return f;
+    this.refuse(f, eui, now);
+    return null;
   }
 
-  private evictOldest(): void {
-    let oldest: Forwarder | null = null;
-    for (const f of this.fwd.values()) {
-      const seen = Math.max(f.lastPullAt ?? -Infinity, f.lastPushAt ?? -Infinity);
-      const o = oldest ? Math.max(oldest.lastPullAt ?? -Infinity, oldest.lastPushAt ?? -Infinity) : Infinity;
-      if (seen < o) oldest = f;
+  private refuse(reason: ForwarderRefusal, eui: string, now: number): void {
+    this.handlers.rejected(reason, new ForwarderRefusedError(reason, eui));
+    this.refusals.since++;
+    if (now - this.refusals.loggedAt < REFUSAL_LOG_INTERVAL_MS) return;
+    const refused = this.refusals.since;
+    this.refusals = { since: 0, loggedAt: now };
+    if (reason === 'unknown_forwarder') {
+      this.opts.log.warn({ gatewayEui: eui, reason, refused }, 'datagrams of packet forwarders not in lorawan.forwarders refused');
+    } else {
+      this.opts.log.warn({ gatewayEui: eui, reason, refused, max: this.fwd.max }, 'packet forwarders refused: every slot is taken; list yours under lorawan.forwarders');
     }
-    if (oldest) this.fwd.delete(oldest.gatewayEui);
   }
 
   private onMessage(msg: Buffer, rinfo: dgram.RemoteInfo): void {
@@ -107,9 +111,10 @@ export class UdpGatewayBackend implements GatewayBackend {
     try {
       switch (d.kind) {
         case 'push_data': {
+          const f = this.forwarder(d.gatewayEui, now);
+          if (!f) return;
           // PROTOCOL.TXT §3.3: acknowledge at once, echoing version and token.
           this.reply(ack(d.version, d.token, PUSH_ACK), rinfo);
-          const f = this.forwarder(d.gatewayEui);
           f.lastPushAt = now;
           if (d.stat) this.handlers.stat(d.gatewayEui, d.stat);
           for (const rxpk of d.rxpk) this.handlers.uplink({ gatewayEui: d.gatewayEui, rxpk, receivedAt: now });
@@ -117,7 +122,8 @@ export class UdpGatewayBackend implements GatewayBackend {
         }
         case 'pull_data': {
           // §5.3: PULL_ACK; the source address is where PULL_RESP must go.
-          const f = this.forwarder(d.gatewayEui);
+          const f = this.forwarder(d.gatewayEui, now);
+          if (!f) return;
           f.address = rinfo.address;
           f.port = rinfo.port;
           f.family = rinfo.family;
@@ -127,6 +133,11 @@ export class UdpGatewayBackend implements GatewayBackend {
           return;
         }
         case 'tx_ack':
+          // §5.5: only a forwarder we sent a PULL_RESP to can acknowledge it.
+          if (!this.fwd.get(d.gatewayEui)) {
+            this.refuse('unknown_forwarder', d.gatewayEui, now);
+            return;
+          }
           this.handlers.txAck(d.gatewayEui, d.token, d.error);
           return;
         default:
@@ -165,9 +176,11 @@ export class UdpGatewayBackend implements GatewayBackend {
   }
 
   forwarders(): ForwarderInfo[] {
-    return [...this.fwd.values()].map((f) => {
+    return this.fwd.list(this.opts.clock.monotonic()).map((f) => {
       this.canSend(f.gatewayEui);
-      return { gatewayEui: f.gatewayEui, address: f.address, port: f.port, version: f.version, lastPullAt: f.lastPullAt, lastPushAt: f.lastPushAt };
+      const info: ForwarderInfo = { gatewayEui: f.gatewayEui, address: f.address, port: f.port, version: f.version, lastPullAt: f.lastPullAt, lastPushAt: f.lastPushAt };
+      if (f.name !== undefined) info.name = f.name;
+      return info;
     });
   }
 }

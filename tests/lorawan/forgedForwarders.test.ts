@@ -1,0 +1,212 @@
+/**
+ * Issue 13, defect 4: forged `stat` datagrams must not create devices without end. Over real
+ * UDP on loopback to a real driver and store: 22,000 PUSH_DATA with a `stat` object, each from
+ * another gateway EUI. Without `lorawan.forwarders` (the demo) at most 8 forwarders are kept,
+ * a new one only in a free slot; with the list, only those forwarders are served. Either way
+ * the store's gw-<EUI> devices and points, the driver's forwarder table and the uplinks of the
+ * real forwarder stay as they were.
+ */
+import dgram from 'node:dgram';
+import { afterEach, describe, expect, it } from 'vitest';
+import { configSchema } from '../../edge/config/schema.js';
+import { silentLogger } from '../../edge/log.js';
+import { pullData, pushData, type Stat } from '../../edge/drivers/lorawan/semtech/packet.js';
+import { UdpGatewayBackend } from '../../edge/drivers/lorawan/semtech/udp.js';
+import { ForwarderTable } from '../../edge/drivers/lorawan/semtech/forwarders.js';
+import { startLorawanSimulator, type LorawanSimulator } from '../../edge/sim/lorawan/index.js';
+import { FakeClock } from '../support/fakeClock.js';
+import { ABP, GW, GW2, RawForwarder, dataUp, loraConfig, rxpk, sleep, startDriver, waitFor, type Harness } from './support.js';
+
+const STAT: Stat = { rxnb: 3, rxok: 3, rxfw: 3, ackr: 100, dwnb: 0, txnb: 0, lati: 52.1, long: 5.1, alti: 3 };
+const forgedEui = (i: number) => `ff${i.toString(16).padStart(14, '0')}`;
+
+let h: Harness | null = null;
+const sockets: RawForwarder[] = [];
+afterEach(async () => {
+  for (const s of sockets.splice(0)) await s.close();
+  await h?.close();
+  h = null;
+});
+
+async function forwarder(port: number, eui: string): Promise<RawForwarder> {
+  const f = await new RawForwarder(port, eui).bind();
+  sockets.push(f);
+  return f;
+}
+
+/** Sends `n` forged datagrams (each from forgedEui(i)) in bursts, letting the server catch up between them. */
+async function flood(harness: Harness, from: RawForwarder, n: number, make: (i: number) => Buffer): Promise<number> {
+  const base = harness.driver.metrics().datagrams;
+  for (let i = 0; i < n; i += 250) {
+    for (let j = i; j < Math.min(n, i + 250); j++) from.send(make(j));
+    const t0 = Date.now();
+    while (harness.driver.metrics().datagrams - base < i && Date.now() - t0 < 300) await sleep(1);
+  }
+  const t0 = Date.now();
+  while (harness.driver.metrics().datagrams - base < n && Date.now() - t0 < 1000) await sleep(5);
+  return harness.driver.metrics().datagrams - base;
+}
+
+function gatewayDevices(harness: Harness): { devices: string[]; points: number } {
+  harness.t.writer.flush();
+  const all = harness.t.store.latestAll();
+  const devices = [...all.keys()].filter((d) => d.startsWith('gw-'));
+  return { devices, points: devices.reduce((n, d) => n + all.get(d)!.size, 0) };
+}
+
+async function uplinkWorks(harness: Harness, fwd: RawForwarder, fCnt: number): Promise<void> {
+  const up0 = harness.driver.metrics().uplinks;
+  fwd.push(rxpk(dataUp(ABP, fCnt), { rssi: -77 }));
+  await waitFor(() => harness.driver.metrics().uplinks === up0 + 1, 2000, 'the real forwarder’s uplink');
+  await waitFor(() => harness.t.readings.some((r) => r.device === 'lamp-abp' && r.point === 'rssi' && r.value === -77), 2000, 'its readings');
+}
+
+describe('forged forwarders without lorawan.forwarders (the demo): a bounded set', () => {
+  it('22,000 forged stat datagrams with distinct EUIs leave at most 8 forwarders and gw- devices; the real one keeps working', async () => {
+    h = await startDriver({ leadMs: 20 });
+    h.t.keepReadings = false;
+    const real = await forwarder(h.port, GW);
+    real.pull();
+    await waitFor(() => real.received.some((r) => r.d?.kind === 'pull_ack'), 2000, 'PULL_ACK');
+    const forger = await forwarder(h.port, 'ffffffffffffffff');
+
+    const received = await flood(h, forger, 22_000, (i) => pushData(2, i & 0xffff, forgedEui(i), { stat: STAT }));
+    expect(received, 'loopback delivered most of the flood').toBeGreaterThan(20_000);
+
+    const m = h.driver.metrics();
+    expect(h.driver.status().forwarders.length).toBeLessThanOrEqual(8);
+    expect(h.driver.status().forwarders.map((f) => f.gatewayEui)).toContain(GW);
+    expect(m.rejected.forwarders_full).toBeGreaterThanOrEqual(received - 8);
+    // Only admitted forwarders' stat is stored: at most the 7 free slots beside the real one.
+    const forged = gatewayDevices(h);
+    expect(forged.devices.length).toBeLessThanOrEqual(7);
+    expect(forged.points).toBeLessThanOrEqual(7 * 9);
+    // The forged ones were refused: no PUSH_ACK to a datagram that is not served.
+    expect(forger.received.length).toBeLessThanOrEqual(7);
+
+    // The real forwarder: its stat is stored, its uplinks are served, its keepalive answered.
+    h.t.keepReadings = true;
+    real.send(pushData(2, 7, GW, { stat: { ...STAT, rxnb: 42 } }));
+    await waitFor(() => h!.t.store.latest(`gw-${GW}`).get('rxnb')?.value === 42, 2000, `gw-${GW} rxnb`);
+    await uplinkWorks(h, real, 1);
+    expect(gatewayDevices(h).devices.length).toBeLessThanOrEqual(8);
+  }, 30_000);
+});
+
+describe('forged forwarders with lorawan.forwarders: only those', () => {
+  it('refuses every other EUI (stat and rxpk), counted as unknown_forwarder and never stored', async () => {
+    h = await startDriver({ leadMs: 20 }, { forwarders: [{ eui: GW.toUpperCase(), name: 'cabinet-roof' }] });
+    h.t.keepReadings = false;
+    const real = await forwarder(h.port, GW);
+    real.pull();
+    await waitFor(() => real.received.some((r) => r.d?.kind === 'pull_ack'), 2000, 'PULL_ACK');
+    const forger = await forwarder(h.port, 'ffffffffffffffff');
+
+    const received = await flood(h, forger, 5_000, (i) => pushData(2, i & 0xffff, forgedEui(i), { stat: STAT }));
+    expect(received).toBeGreaterThan(4_500);
+    // A genuine frame relayed by a forwarder that is not listed is not served either.
+    const stranger = await forwarder(h.port, GW2);
+    stranger.pull();
+    stranger.push(rxpk(dataUp(ABP, 5)));
+    await waitFor(() => (h!.driver.metrics().rejected.unknown_forwarder ?? 0) >= received + 2, 2000, 'unknown_forwarder count');
+    // Every datagram but the real forwarder's PULL_DATA was refused; no frame reached the decoder.
+    expect(h.driver.metrics()).toMatchObject({ uplinks: 0, frames: 0, rejected: { unknown_forwarder: h.driver.metrics().datagrams - 1 } });
+    expect(forger.received).toHaveLength(0);
+    expect(stranger.received).toHaveLength(0);
+    expect(gatewayDevices(h)).toEqual({ devices: [], points: 0 });
+    expect(h.driver.status().forwarders).toEqual([expect.objectContaining({ gatewayEui: GW, name: 'cabinet-roof', online: true })]);
+
+    h.t.keepReadings = true;
+    real.send(pushData(2, 7, GW, { stat: STAT }));
+    await waitFor(() => gatewayDevices(h!).points === 9, 2000, `gw-${GW} readings`);
+    expect(gatewayDevices(h).devices).toEqual([`gw-${GW}`]);
+    await uplinkWorks(h, real, 6);
+  }, 30_000);
+});
+
+describe('the forwarder table: slots are freed by silence, never taken from a forwarder that talks', () => {
+  it('admits a ninth forwarder only after one of eight has been silent for 10 min', async () => {
+    const clock = new FakeClock();
+    const rejected: string[] = [];
+    const b = new UdpGatewayBackend({ host: '127.0.0.1', port: 0, clock, log: silentLogger() });
+    b.setHandlers({ datagram() {}, uplink() {}, stat() {}, txAck() {}, rejected: (reason) => rejected.push(reason) });
+    await b.start();
+    const s = dgram.createSocket('udp4');
+    await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()));
+    let acks = 0;
+    s.on('message', () => acks++);
+    const pull = async (eui: string) => {
+      const before = acks + rejected.length;
+      s.send(pullData(2, 1, eui), b.port(), '127.0.0.1');
+      await waitFor(() => acks + rejected.length > before, 2000, `PULL_DATA of ${eui} judged`);
+    };
+    try {
+      await pull(GW);
+      for (let i = 1; i < 8; i++) await pull(forgedEui(i));
+      expect(b.forwarders()).toHaveLength(8);
+      await pull(forgedEui(100));
+      expect(rejected).toEqual(['forwarders_full']);
+      // The real forwarder keeps its keepalives; the seven others fall silent.
+      for (let t = 0; t < 61; t++) {
+        await clock.advance(10_000);
+        await pull(GW);
+      }
+      await pull(forgedEui(100));
+      expect(rejected).toEqual(['forwarders_full']);
+      expect(b.forwarders().map((f) => f.gatewayEui).sort()).toEqual([GW, forgedEui(100)].sort());
+      expect(b.canSend(GW)).toBe(true);
+    } finally {
+      s.close();
+      await b.stop();
+    }
+  });
+
+  it('with a list, admits only the listed EUIs and keeps their names', () => {
+    const table = new ForwarderTable({ allowed: [{ eui: GW, name: 'roof' }] });
+    expect(table.admit(GW2, 0)).toBe('unknown_forwarder');
+    expect(table.admit(GW, 0)).toMatchObject({ gatewayEui: GW, name: 'roof' });
+    expect(table.list(Number.MAX_SAFE_INTEGER)).toHaveLength(1);
+  });
+});
+
+describe('lorawan.forwarders in the configuration', () => {
+  const parse = (forwarders: unknown) => configSchema.safeParse({ gateway: { id: 'gw-test' }, ...loraConfig({ forwarders }) });
+
+  it('takes { eui, name? } and defaults to none', () => {
+    expect(configSchema.parse({ gateway: { id: 'gw-test' }, ...loraConfig() }).lorawan!.forwarders).toEqual([]);
+    expect(parse([{ eui: 'AA555A0000000101', name: 'roof' }, { eui: GW2 }]).success).toBe(true);
+  });
+
+  it('refuses a malformed or repeated EUI, naming it', () => {
+    const bad = parse([{ eui: 'aa555a00' }]);
+    expect(bad.success).toBe(false);
+    expect(JSON.stringify(bad.error?.issues)).toContain('gateway EUI');
+    const dup = parse([{ eui: GW }, { eui: GW.toUpperCase() }]);
+    expect(dup.success).toBe(false);
+    expect(dup.error?.issues[0]).toMatchObject({ path: ['lorawan', 'forwarders', 1, 'eui'] });
+  });
+});
+
+describe('the demo simulator with a listed forwarder', () => {
+  let sim: LorawanSimulator | null = null;
+  afterEach(async () => {
+    await sim?.stop();
+    sim = null;
+  });
+
+  it('its forwarder, when listed, is served: uplinks and stat', async () => {
+    h = await startDriver({}, { forwarders: [{ eui: 'aa555a0000000001' }] });
+    sim = await startLorawanSimulator({
+      port: h.port,
+      host: '127.0.0.1',
+      devices: h.t.config.lorawan!.devices.filter((d) => d.devEui === ABP.devEui).map((d) => ({ ...d, id: 'lamp-abp' })),
+      uplinkIntervalMs: 200,
+      keepaliveMs: 200,
+      statIntervalMs: 200,
+      log: silentLogger(),
+    });
+    await waitFor(() => h!.driver.metrics().uplinks >= 2, 5000, 'simulated uplinks');
+    await waitFor(() => gatewayDevices(h!).devices.includes('gw-aa555a0000000001'), 3000, 'simulated stat');
+    expect(h.driver.metrics().rejected.unknown_forwarder ?? 0).toBe(0);
+  });
+});
