@@ -61,6 +61,7 @@ const PATHS = ['/api/v1/health', '/api/v1/status', '/api/v1/devices', '/api/v1/d
 export async function httpFuzz(gw: ChaosGateway, n = 3000): Promise<AttackResult> {
   const r = rng(1);
   const statuses = new Map<number, number>();
+  const fiveSamples: string[] = [];
   let deep = 0;
   await pool(n, 16, async (i) => {
     const kind = r();
@@ -73,13 +74,14 @@ export async function httpFuzz(gw: ChaosGateway, n = 3000): Promise<AttackResult
     const token = pick(r, [DEMO.technicianToken, DEMO.viewerToken, 'garbage-token-xxxxxxxxxxxx', '']);
     const headers: Record<string, string> = token ? auth(token) : {};
     if (r() < 0.3) headers['content-type'] = pick(r, ['application/json', 'text/plain', 'application/json; charset=latin1', '']);
-    const res = await fetch(`${gw.base}${pick(r, PATHS)}`, {
-      method: body !== undefined ? pick(r, ['POST', 'PUT', 'PATCH']) : pick(r, ['GET', 'DELETE', 'HEAD', 'OPTIONS']),
-      headers,
-      ...(body !== undefined ? { body } : {}),
-      signal: AbortSignal.timeout(10_000),
-    });
-    await res.arrayBuffer().catch(() => undefined);
+    const path = pick(r, PATHS);
+    const method = body !== undefined ? pick(r, ['POST', 'PUT', 'PATCH']) : pick(r, ['GET', 'DELETE', 'HEAD', 'OPTIONS']);
+    const res = await fetch(`${gw.base}${path}`, { method, headers, ...(body !== undefined ? { body } : {}), signal: AbortSignal.timeout(10_000) });
+    const text = await res.text().catch(() => '');
+    if (res.status >= 500 && fiveSamples.length < 3) {
+      const b = body === undefined ? 'none' : typeof body === 'string' ? JSON.stringify(body.slice(0, 20)) : `${body.length} random bytes`;
+      fiveSamples.push(`${method} ${path.slice(0, 50)} (${headers['content-type'] ?? 'no content-type'}, body ${b}) → ${res.status} ${text.slice(0, 120)}`);
+    }
     statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);
     if (i % 500 === 0) await sleep(1);
   });
@@ -89,7 +91,7 @@ export async function httpFuzz(gw: ChaosGateway, n = 3000): Promise<AttackResult
     load: `${n} requests (${deep} deep JSON)`,
     bad: n,
     faults: 0,
-    notes: [`statuses ${[...statuses].sort((a, b) => a[0] - b[0]).map(([s, c]) => `${s}×${c}`).join(' ')}`, five > 0 ? `FAIL ${five} answers 5xx` : 'no 5xx'],
+    notes: [`statuses ${[...statuses].sort((a, b) => a[0] - b[0]).map(([s, c]) => `${s}×${c}`).join(' ')}`, five > 0 ? `FAIL ${five} answers 5xx, e.g. ${fiveSamples.join(' | ')}` : 'no 5xx'],
   };
 }
 

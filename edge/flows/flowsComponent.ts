@@ -177,6 +177,14 @@ function whenFlowsStarted(red: NodeRedEmbed, timeoutMs: number): Promise<'starte
   });
 }
 
+/** The 4xx status an express error carries (http-errors' `status`/`statusCode`), or null. */
+function clientErrorStatus(err: unknown): number | null {
+  if (err === null || typeof err !== 'object') return null;
+  const e = err as { status?: unknown; statusCode?: unknown };
+  const status = typeof e.status === 'number' ? e.status : typeof e.statusCode === 'number' ? e.statusCode : null;
+  return status !== null && status >= 400 && status < 500 ? status : null;
+}
+
 /**
  * An express app mounted under `prefix`, as express's own app.use(prefix, app) does: the app sees
  * the path below the prefix, `originalUrl` keeps the whole one (the editor redirects /flows to /flows/).
@@ -190,11 +198,15 @@ function prefixed(prefix: string, app: ExpressApp, log: Logger): RequestListener
     req.url = rest === '' ? '/' : rest.startsWith('?') ? `/${rest}` : rest;
     try {
       app(req, res, (err?: unknown) => {
-        if (err) log.warn({ err, path: original.split('?')[0] }, 'node-red request failed');
+        // a bad request (malformed JSON, an unknown charset: body-parser's http-errors with a 4xx
+        // status) is the client's: that status, at debug level (a flood must not flood the log)
+        const status = clientErrorStatus(err);
+        if (err && status === null) log.warn({ err, path: original.split('?')[0] }, 'node-red request failed');
+        else if (err) log.debug({ status, path: original.split('?')[0] }, 'node-red refused a bad request');
         if (!res.headersSent) {
-          res.statusCode = err ? 500 : 404;
+          res.statusCode = err ? (status ?? 500) : 404;
           res.setHeader('Content-Type', 'text/plain; charset=utf-8');
-          res.end(err ? 'internal error' : 'not found');
+          res.end(err ? (status !== null ? 'bad request' : 'internal error') : 'not found');
         }
       });
     } catch (err) {
