@@ -50,6 +50,8 @@ export class CentralCommands {
   handler: CommandHandler | undefined;
   received = 0;
   rejected = 0;
+  private lastRejectLog = -Infinity;
+  private rejectedLogged = 0;
 
   constructor(private readonly opts: CentralCommandsOptions) {}
 
@@ -95,15 +97,26 @@ export class CentralCommands {
   private reject(client: MqttClient, id: string, code: ErrorCode, reason: string, extra: Record<string, unknown>): void {
     this.rejected++;
     try {
-      this.opts.store.appendEvent({
-        kind: 'command.rejected',
-        severity: 'warning',
-        detail: { id, source: { role: 'central', principal: 'upstream' }, code, reason, ...extra },
-      });
+      // in the refusal share of the quota (edge/store/quota.ts): a flood of malformed commands
+      // from upstream can only push out older refusals, never readings, events or commands
+      this.opts.store.appendEvent(
+        {
+          kind: 'command.rejected',
+          severity: 'warning',
+          detail: { id, source: { role: 'central', principal: 'upstream' }, code, reason, ...extra },
+        },
+        { refusal: true },
+      );
     } catch (err) {
       this.opts.log.error({ err, id }, 'recording a rejected command failed');
     }
-    this.opts.log.warn({ id, code, reason }, 'command from central rejected');
+    // logged at most every 10 s, with the count since (a flood must not flood the log)
+    const now = Date.now();
+    if (now - this.lastRejectLog >= 10_000) {
+      this.opts.log.warn({ id, code, reason, rejectedSinceLastLine: this.rejected - this.rejectedLogged }, 'command from central rejected');
+      this.lastRejectLog = now;
+      this.rejectedLogged = this.rejected;
+    }
     this.publish(client, { id, status: 'rejected', code, error: reason });
   }
 

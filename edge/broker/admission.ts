@@ -16,7 +16,7 @@ import { FRAMING_REFUSALS, GuardedConnection, PacketFramer, type FramingVerdict 
 /** The largest CONNECT: client id, credentials and a small will fit. Nothing after it is read before the login. */
 export const PRE_AUTH_MAX_PACKET = 8 * 1024;
 
-export const REFUSALS = ['max-connections', 'max-per-address', 'connect-timeout', ...FRAMING_REFUSALS] as const;
+export const REFUSALS = ['max-connections', 'max-pending', 'max-per-address', 'connect-timeout', ...FRAMING_REFUSALS] as const;
 export type Refusal = (typeof REFUSALS)[number];
 
 const LOG_EVERY_MS = 10_000;
@@ -44,6 +44,8 @@ export class Admission {
   /** by TCP 4-tuple: the TLS socket of a connection finds its raw socket (and deadline) here */
   private readonly pending = new Map<string, Pending>();
   private readonly logged = new Map<Refusal, { at: number; suppressed: number }>();
+  /** pending connections evicted whose 'close' has not come yet (still in `open`) */
+  private closing = 0;
 
   constructor(private readonly ctx: AdmissionContext) {}
 
@@ -61,8 +63,21 @@ export class Admission {
     }
     const address = clientAddress(raw.remoteAddress);
     const fromAddress = this.perAddress.get(address) ?? 0;
-    if (this.open.size >= maxConnections) return this.turnAway(raw, 'max-connections', address, { limit: maxConnections });
     if (fromAddress >= maxConnectionsPerAddress) return this.turnAway(raw, 'max-per-address', address, { limit: maxConnectionsPerAddress });
+    // Connections that have not logged in yet hold at most three quarters of the slots, and
+    // when they hold all they may, the oldest of them makes room for the newcomer (a client
+    // completes its CONNECT in milliseconds; sockets that never log in, from however many
+    // addresses, cannot keep the broker's clients out). Logged-in clients are never evicted.
+    const maxPending = Math.max(1, maxConnections - Math.floor(maxConnections / 4));
+    if (this.pending.size >= maxPending || (this.open.size - this.closing >= maxConnections && this.pending.size > 0)) {
+      const oldest = this.pending.values().next().value!;
+      this.pending.delete(tcpKey(oldest.raw));
+      this.closing++;
+      oldest.raw.once('close', () => this.closing--);
+      this.refused('max-pending', oldest.address, { limit: maxPending });
+      oldest.raw.destroy();
+    }
+    if (this.open.size - this.closing >= maxConnections) return this.turnAway(raw, 'max-connections', address, { limit: maxConnections });
 
     this.open.add(raw);
     this.perAddress.set(address, fromAddress + 1);

@@ -205,11 +205,15 @@ export function showValue(value: unknown): string {
   if (Array.isArray(value)) return value.length === 0 ? 'an empty list' : 'a list';
   if (typeof value === 'object') return 'a mapping';
   if (typeof value === 'string') {
-    const s = JSON.stringify(value);
+    // a password inside a URL ("mqtt://user:secret@host") is a secret wherever the URL stands
+    const s = JSON.stringify(value.replace(URL_PASSWORD, '$1:***@'));
     return s.length > MAX_SHOWN ? `${s.slice(0, MAX_SHOWN - 2)}…"` : s;
   }
   return String(value);
 }
+
+/** "scheme://user:password@": the password part of a URL */
+const URL_PASSWORD = /\b([a-z][a-z0-9+.-]*:\/\/[^\s/:@]*):[^\s/@]*@/gi;
 
 /**
  * A cross-check message may quote a value; a substituted one is replaced by its ${VAR}: one at

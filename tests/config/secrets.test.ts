@@ -123,3 +123,17 @@ describe('secrets are never shown in an error, whatever their type', () => {
     expect((err as ConfigError).message).toBe('devices.yaml:4:13 sync.password: expected a string, got the value of ${SYNC_PASS} (not shown) (a number to YAML; put it in quotes)');
   });
 });
+
+describe('a password inside a URL', () => {
+  it('is never shown in an error about that URL', () => {
+    let text = '';
+    try {
+      parseConfig('gateway: { id: gw }\nsync: { url: "ftp://user:s3cretpass@host:1883" }\n', { file: 'devices.yaml', dir: '/tmp', env: {} });
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err;
+      text = err.message + JSON.stringify(err.issues);
+    }
+    expect(text).toContain('sync.url');
+    expect(text).not.toContain('s3cretpass');
+  });
+});

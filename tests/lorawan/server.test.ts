@@ -47,12 +47,19 @@ describe('Semtech UDP: acknowledgements', () => {
     expect(raws).toContain('02123404');
   });
 
-  it('stat objects become gateway readings', async () => {
+  it('stat objects become gateway readings once the forwarder relayed a frame with a valid MIC', async () => {
+    // before: anyone can claim this EUI, so what it says of itself is not stored
+    const d0 = h.driver.metrics().datagrams;
+    fwd.send(pushData(2, 1, GW, { stat: { rxnb: 5, rxok: 5, rxfw: 5, ackr: 100, dwnb: 0, txnb: 0 } }));
+    await waitFor(() => h.driver.metrics().datagrams > d0, 2000, 'the first stat handled');
+    fwd.push(rxpk(dataUp(ABP, 0)));
+    await waitFor(() => h.driver.metrics().uplinks === 1, 2000, 'a valid uplink');
     fwd.send(pushData(2, 1, GW, { stat: { rxnb: 12, rxok: 11, rxfw: 11, ackr: 100, dwnb: 2, txnb: 2, lati: 52.1, long: 5.1, alti: 3 } }));
     await waitFor(() => readingsOf(`gw-${GW}`).length >= 9, 2000, 'gateway readings');
     const r = readingsOf(`gw-${GW}`);
     expect(r.find((x) => x.point === 'rxnb')?.value).toBe(12);
     expect(r.find((x) => x.point === 'ackr')).toMatchObject({ value: 100, unit: '%' });
+    expect(r.filter((x) => x.point === 'rxnb').map((x) => x.value)).toEqual([12]);
   });
 });
 

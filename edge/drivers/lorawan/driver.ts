@@ -63,6 +63,8 @@ export class LorawanNetworkServer implements LorawanDriver {
   private readonly devices = new Map<string, DeviceEntry>();
   private readonly ids = new Map<string, DeviceEntry>();
   private backend: GatewayBackend | null = null;
+  /** the forwarders served (null: a backend of its own was plugged in) */
+  private table: ForwarderTable | null = null;
   private sessions: SessionStore | null = null;
   private sender: DownlinkSender | null = null;
   private dedup: Deduplicator<Accepted> | null = null;
@@ -162,13 +164,13 @@ export class LorawanNetworkServer implements LorawanDriver {
 
   /** lorawan.forwarders, or without a list a bounded set of slots that silence frees. */
   private forwarderTable(): ForwarderTable {
-    const table = new ForwarderTable({
+    const table = (this.table = new ForwarderTable({
       allowed: this.cfg().forwarders,
       ...(this.opts.maxForwarders !== undefined ? { max: this.opts.maxForwarders } : {}),
       ...(this.opts.forwarderIdleMs !== undefined ? { idleMs: this.opts.forwarderIdleMs } : {}),
-    });
+    }));
     if (!table.configured) {
-      this.log.info({ max: table.max, idleMs: table.idleMs }, 'no lorawan.forwarders: serving the first packet forwarders that talk, a bounded set');
+      this.log.info({ max: table.max, maxPending: table.maxPending, idleMs: table.idleMs }, 'no lorawan.forwarders: serving any packet forwarder in a bounded table; a forwarder\'s stat is stored once it relays a valid frame');
     }
     return table;
   }
@@ -294,6 +296,8 @@ export class LorawanNetworkServer implements LorawanDriver {
     const dr = parsed ? drIndex(parsed) : null;
     device.lastUplink = now;
     device.gateway = rx.gatewayEui;
+    // a frame with a valid MIC of a configured device: its forwarder is a real one
+    this.table?.vouch(rx.gatewayEui);
     const status = this.applicationPayload(device, dec, now);
     const answer = (best: UplinkContext): void => this.sender!.onUplink(dec.session, best, dec.confirmed, dec.ack, status);
     this.accept(key, phy, meta, { device, dr, ts: now }, answer);
@@ -382,6 +386,7 @@ export class LorawanNetworkServer implements LorawanDriver {
     sessions.put(result.session);
     this.m.joins++;
     device.gateway = up.gatewayEui;
+    this.table?.vouch(up.gatewayEui); // a Join Request with a valid MIC
     device.lastUplink = this.ctx.clock.now();
     const accept = buildJoinAccept(
       { appNonce: result.appNonce, netId: result.netId, devAddr: result.session.devAddr, rx1DrOffset: cfg.rx1DrOffset, rx2Dr: cfg.rx2Dr, rx1Delay: cfg.rx1Delay },
@@ -395,8 +400,9 @@ export class LorawanNetworkServer implements LorawanDriver {
     this.accept(key, phy, meta, { device, dr: null, ts: device.lastUplink }, answer);
   }
 
-  /** Only admitted forwarders' stat arrives here (the backend refuses the rest), so gw-<EUI> devices stay bounded. */
+  /** Only a trusted forwarder's stat is stored (forwarders.ts): forged EUIs leave no gw-<EUI> device behind. */
   private onStat(gatewayEui: string, stat: Stat): void {
+    if (this.table && !this.table.trusted(gatewayEui)) return;
     const rows = gatewayReadings(gatewayEui, stat, this.ctx.clock.now());
     if (rows.length > 0) this.ctx.ingest.pushMany(rows);
   }
