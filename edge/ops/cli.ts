@@ -127,8 +127,9 @@ export function registerOpsCommands(program: Command, io: CliIo, defaultConfig: 
     .description('restore a backup: its devices.yaml at --config and its database at the storage.path it names; the files replaced are moved aside (refused while the gateway runs)')
     .option('-c, --config <file>', 'where the configuration goes', defaultConfig)
     .requiredOption('--from <path>', 'a backup written by `streetbox backup` (.tar.gz or directory)')
-    .action(async (opts: { config: string; from: string }) => {
-      const r = await restore(opts.from, opts.config, { progress: stderrProgress(io) });
+    .option('--anywhere', "let the backup write its database and Node-RED directory outside this configuration's directory and data directory")
+    .action(async (opts: { config: string; from: string; anywhere?: boolean }) => {
+      const r = await restore(opts.from, opts.config, { progress: stderrProgress(io), anywhere: opts.anywhere === true });
       const m = r.manifest;
       io.out(`restored gateway "${m.gateway}" (backup of ${m.createdAt}, last seq ${m.lastSeq}): ${r.config}, ${r.database}${r.nodeRed !== null ? `, ${r.nodeRed}` : ''}\n`);
       for (const p of r.movedAside) io.out(`moved aside: ${p}\n`);

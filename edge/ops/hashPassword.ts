@@ -18,33 +18,85 @@ export interface PasswordInput {
   fromPipe: boolean;
 }
 
-/** Reads one line from a terminal in raw mode: nothing is echoed. */
-function readHidden(stdin: NodeJS.ReadStream, err: (text: string) => void, prompt: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let typed = '';
-    const finish = (fn: () => void) => {
-      stdin.off('data', onData);
-      stdin.setRawMode(false);
-      stdin.pause();
-      err('\n');
-      fn();
-    };
-    const onData = (chunk: string) => {
-      for (const ch of chunk) {
-        if (ch === '\r' || ch === '\n') return finish(() => resolve(typed));
-        if (ch === '\u0003' || (ch === '\u0004' && typed === '')) return finish(() => reject(new StreetboxError('E_USAGE', 'no password given')));
-        if (ch === '\u007f' || ch === '\b') typed = [...typed].slice(0, -1).join('');
-        else if (ch === '\u0015') typed = ''; // Ctrl-U
-        else if (ch >= ' ') typed += ch;
+/**
+ * Lines typed on a terminal in raw mode: nothing is echoed. What is typed past one line's end (a
+ * pasted "pw\rpw\r") is kept for the next question; escape sequences (arrow, Home, Delete keys:
+ * ESC [ … final byte, ECMA-48 §5.4) are dropped, never taken into the password; the end of input
+ * (a closed session) or an error ends the question with a refusal and the terminal restored.
+ */
+function hiddenLines(stdin: NodeJS.ReadStream, err: (text: string) => void): { ask(prompt: string): Promise<string>; close(): void } {
+  let buffered = '';
+  let escape = 0; // 0: none; 1: after ESC; 2: inside a control sequence
+  let waiting: { resolve: (line: string) => void; reject: (e: Error) => void; typed: string } | null = null;
+  let ended: Error | null = null;
+  const take = (): void => {
+    const w = waiting;
+    if (!w) return;
+    while (buffered.length > 0) {
+      const ch = buffered[0]!;
+      buffered = buffered.slice(1);
+      if (escape === 1) {
+        escape = ch === '[' || ch === 'O' ? 2 : 0;
+        continue;
       }
-    };
-    stdin.setEncoding('utf8');
-    stdin.setRawMode(true);
-    // the prompt only once echo is off: what is typed after it is never shown
-    err(prompt);
-    stdin.on('data', onData);
-    stdin.resume();
-  });
+      if (escape === 2) {
+        if (ch >= '@' && ch <= '~') escape = 0;
+        continue;
+      }
+      if (ch === '\u001b') escape = 1;
+      else if (ch === '\r' || ch === '\n') {
+        if (ch === '\r' && buffered[0] === '\n') buffered = buffered.slice(1);
+        waiting = null;
+        err('\n');
+        return w.resolve(w.typed);
+      } else if (ch === '\u0003' || (ch === '\u0004' && w.typed === '')) {
+        waiting = null;
+        err('\n');
+        return w.reject(new StreetboxError('E_USAGE', 'no password given'));
+      } else if (ch === '\u007f' || ch === '\b') w.typed = [...w.typed].slice(0, -1).join('');
+      else if (ch === '\u0015') w.typed = ''; // Ctrl-U
+      else if (ch >= ' ') w.typed += ch;
+    }
+    if (ended) {
+      waiting = null;
+      w.reject(ended);
+    }
+  };
+  const onData = (chunk: string): void => {
+    buffered += chunk;
+    take();
+  };
+  const onEnd = (): void => {
+    ended = new StreetboxError('E_USAGE', 'no password given (the input ended)');
+    take();
+  };
+  const onError = (e: Error): void => {
+    ended = e;
+    take();
+  };
+  stdin.setEncoding('utf8');
+  stdin.setRawMode(true);
+  stdin.on('data', onData);
+  stdin.once('end', onEnd);
+  stdin.once('error', onError);
+  return {
+    ask(prompt) {
+      // the prompt only once echo is off: what is typed after it is never shown
+      err(prompt);
+      return new Promise<string>((resolve, reject) => {
+        waiting = { resolve, reject, typed: '' };
+        stdin.resume();
+        take();
+      });
+    },
+    close() {
+      stdin.off('data', onData);
+      stdin.off('end', onEnd);
+      stdin.off('error', onError);
+      if (stdin.isTTY) stdin.setRawMode(false);
+      stdin.pause();
+    },
+  };
 }
 
 /** Everything from a pipe, without one final newline. */
@@ -57,10 +109,15 @@ async function readPipe(stdin: NodeJS.ReadStream): Promise<string> {
 export async function readPassword(input: PasswordInput): Promise<string> {
   let password: string;
   if (input.stdin.isTTY) {
-    password = await readHidden(input.stdin, input.err, 'password: ');
-    if (password === '') throw new StreetboxError('E_USAGE', 'an empty password');
-    const again = await readHidden(input.stdin, input.err, 'again: ');
-    if (again !== password) throw new StreetboxError('E_USAGE', 'the two passwords differ');
+    const lines = hiddenLines(input.stdin, input.err);
+    try {
+      password = await lines.ask('password: ');
+      if (password === '') throw new StreetboxError('E_USAGE', 'an empty password');
+      const again = await lines.ask('again: ');
+      if (again !== password) throw new StreetboxError('E_USAGE', 'the two passwords differ');
+    } finally {
+      lines.close();
+    }
   } else if (input.fromPipe) {
     password = await readPipe(input.stdin);
   } else {

@@ -9,7 +9,7 @@
  * nothing is ever deleted.
  */
 import { chmodSync, chownSync, createReadStream, createWriteStream, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { dirname, isAbsolute, join, resolve } from 'node:path';
+import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { loadConfig, parseConfig } from '../config/index.js';
 import { StreetboxError, errorMessage } from '../errors.js';
@@ -130,7 +130,22 @@ function chownTree(path: string, uid: number, gid: number): void {
  * Refuses while a gateway runs on either the current or the restored data file; moves every
  * file it replaces aside.
  */
-export async function restore(from: string, configPath: string, opts: OpsOptions = {}): Promise<RestoreResult> {
+export interface RestoreOptions extends OpsOptions {
+  /**
+   * Let the backup put its database or Node-RED directory outside the configuration's directory
+   * and the current data directory (`--anywhere`). Without it such a backup is refused: a
+   * crafted archive run by root must not write over /root/.ssh or /etc.
+   */
+  anywhere?: boolean;
+}
+
+/** Whether `p` is `root` or inside it. */
+function within(p: string, root: string): boolean {
+  const r = relative(root, p);
+  return r === '' || (!r.startsWith('..') && !isAbsolute(r));
+}
+
+export async function restore(from: string, configPath: string, opts: RestoreOptions = {}): Promise<RestoreResult> {
   const now = opts.now ?? Date.now;
   const progress = opts.progress ?? noProgress;
   if (!existsSync(from)) throw new StreetboxError('E_USAGE', `--from ${from} does not exist`);
@@ -146,6 +161,15 @@ export async function restore(from: string, configPath: string, opts: OpsOptions
     const restored = parseConfig(backupConfig.toString('utf8'), { file: `${CONFIG_NAME} in ${from}`, dir: configDir }).config;
     const current = existsSync(configPath) ? tryStoragePath(configPath) : null;
     const target = restored.storage.path;
+    const roots = [configDir, ...(current !== null && current !== ':memory:' ? [dirname(current)] : [])];
+    const places = [target, ...(existsSync(join(dir, NODE_RED_DIR)) ? [nodeRedUserDir(restored, configDir)] : [])];
+    const outside = places.filter((p) => !roots.some((r) => within(resolve(p), resolve(r))));
+    if (outside.length > 0 && opts.anywhere !== true) {
+      throw new StreetboxError(
+        'E_USAGE',
+        `the backup would write ${outside.join(' and ')}, outside ${roots.join(' and ')}: check that it is yours and where it writes, then give --anywhere`,
+      );
+    }
     for (const db of [current, target]) {
       const pid = db === null ? null : runningGateway(db);
       if (pid !== null) throw opsError(`a gateway (pid ${pid}) is running on ${db}: stop it first (sudo systemctl stop streetbox)`);

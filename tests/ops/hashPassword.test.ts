@@ -123,6 +123,22 @@ describe('streetbox hash-password', () => {
     expect(differ.terminal).toContain('the two passwords differ');
     expect(differ.stdout).toBe('');
   });
+
+  it('drops arrow, Home and Delete keys (escape sequences) instead of taking them into the password, and keeps a pasted second line', async () => {
+    const keys = await onTerminal([], [
+      { prompt: 'password: ', type: 'long \x1b[Dpassword\x1b[3~ yz\x1b[H\x1bOF\r' },
+      { prompt: 'again: ', type: 'long password yz\r' },
+    ]);
+    expect(keys.code, keys.terminal).toBe(0);
+    const users = new BrokerUsers(false);
+    await users.load([{ username: 'tech', passwordHash: keys.stdout.trim(), role: 'technician' }]);
+    expect(await users.login('tech', Buffer.from('long password yz'))).toMatchObject({ ok: true });
+
+    // both answers pasted at the first prompt, in one piece
+    const pasted = await onTerminal([], [{ prompt: 'password: ', type: 'pasted password!\rpasted password!\r' }]);
+    expect(pasted.code, pasted.terminal).toBe(0);
+    expect(pasted.stdout.trim()).toMatch(/^scrypt\$/);
+  });
 });
 
 describe('validate: passwordHash', () => {
