@@ -80,15 +80,12 @@ export function parseJsonWithin(text: string | Uint8Array, limits: JsonLimits = 
 }
 
 /**
- * What a door hands the command pipeline for a command's text, so that every refusal is
- * recorded with its reason: the parsed value; malformed JSON as it is (the pipeline reports the
- * parser's message); a text past the limits as its reason in a JSON string, never the text
- * itself (the pipeline parses strings). The pipeline rejects that as not an object:
- * `body: expected a JSON object …, got "JSON nested deeper than 16 levels"`.
+ * What a door hands the command pipeline for a command's text: the value it parsed, or else the
+ * text itself, which the pipeline's own parse (control/validate.ts parseBody) refuses with the
+ * reason, under the same limits, and records. A door never has to dress a refusal up.
  */
 export function commandBody(text: string, parsed: JsonParsed = parseJsonWithin(text)): unknown {
-  if (parsed.ok) return parsed.value;
-  return parsed.limit === null ? text : JSON.stringify(parsed.error);
+  return parsed.ok ? parsed.value : text;
 }
 
 /** Members (array items and object properties, all levels) of a value handed over already parsed. */

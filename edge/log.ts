@@ -2,7 +2,7 @@ import { fstatSync } from 'node:fs';
 import { pino, type Logger, type LoggerOptions, type DestinationStream } from 'pino';
 import { REDACTED } from './config/redact.js';
 import { wantsColor } from './cliStyle.js';
-import { PrettyDestination, syslogPriority, type LineSink } from './logFormat.js';
+import { LineDestination, PrettyDestination, syslogPriority, type LineSink } from './logFormat.js';
 import { StreetboxError } from './errors.js';
 import { isoLocal } from './timeFormat.js';
 
@@ -135,7 +135,7 @@ export function stdoutIsJournal(env: NodeJS.ProcessEnv = process.env, fstat: () 
  */
 const NO_OBJ = Object.freeze({});
 
-class JournalPrefix {
+class JournalPrefix extends LineDestination {
   readonly [pino.symbols.needsMetadataGsym] = true as const;
   lastLevel = 30;
   lastObj: object = NO_OBJ;
@@ -143,26 +143,11 @@ class JournalPrefix {
   lastTime = '';
   lastLogger: Logger | undefined = undefined;
 
-  constructor(private readonly out: LineSink) {}
-
   write(line: string): void {
     // (pino also hands over the record and the logger: let them go, they may be large)
     this.lastObj = NO_OBJ;
     this.lastLogger = undefined;
     this.out.write(`<${syslogPriority(this.lastLevel)}>${line}`);
-  }
-
-  flush(cb?: (err?: Error | null) => void): void {
-    if (typeof this.out.flush === 'function') this.out.flush(cb);
-    else cb?.();
-  }
-
-  flushSync(): void {
-    this.out.flushSync?.();
-  }
-
-  end(): void {
-    this.out.end?.();
   }
 }
 

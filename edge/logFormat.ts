@@ -200,27 +200,11 @@ export interface PrettyDestinationOptions extends PrettyOptions {
   journald?: boolean;
 }
 
-/**
- * A pino destination that writes people's lines: pino hands it each record as one JSON line
- * (already redacted and serialized), it writes the formatted lines to `out`. Synchronous, in
- * the logging thread; only for a terminal (or `--log-format pretty`): JSON mode never parses.
- */
-export class PrettyDestination {
-  constructor(
-    private readonly out: LineSink,
-    private readonly opts: PrettyDestinationOptions = {},
-  ) {}
+/** A pino destination that writes lines to a sink: flushing and ending are the sink's. */
+export abstract class LineDestination {
+  constructor(protected readonly out: LineSink) {}
 
-  write(line: string): void {
-    const record = parseRecord(line);
-    if (!record) {
-      this.out.write(line);
-      return;
-    }
-    const lines = formatRecord(record, this.opts);
-    const prefix = this.opts.journald === true ? `<${syslogPriority(recordLevel(record))}>` : '';
-    this.out.write(`${prefix}${lines.join(`\n${prefix}`)}\n`);
-  }
+  abstract write(line: string): void;
 
   flush(cb?: (err?: Error | null) => void): void {
     if (typeof this.out.flush === 'function') this.out.flush(cb);
@@ -233,5 +217,30 @@ export class PrettyDestination {
 
   end(): void {
     this.out.end?.();
+  }
+}
+
+/**
+ * A pino destination that writes people's lines: pino hands it each record as one JSON line
+ * (already redacted and serialized), it writes the formatted lines to `out`. Synchronous, in
+ * the logging thread; only for a terminal (or `--log-format pretty`): JSON mode never parses.
+ */
+export class PrettyDestination extends LineDestination {
+  constructor(
+    out: LineSink,
+    private readonly opts: PrettyDestinationOptions = {},
+  ) {
+    super(out);
+  }
+
+  write(line: string): void {
+    const record = parseRecord(line);
+    if (!record) {
+      this.out.write(line);
+      return;
+    }
+    const lines = formatRecord(record, this.opts);
+    const prefix = this.opts.journald === true ? `<${syslogPriority(recordLevel(record))}>` : '';
+    this.out.write(`${prefix}${lines.join(`\n${prefix}`)}\n`);
   }
 }

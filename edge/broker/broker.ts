@@ -246,8 +246,8 @@ class EmbeddedBroker implements BrokerComponent {
     const target = this.topics.setTarget(packet.topic);
     const who = this.principals.get(client);
     if (!target || !who || !this.publisher) return;
-    // within the limits of edge/jsonLimits.ts; malformed JSON as it is and JSON past the limits
-    // as its reason: the pipeline rejects either with the reason and records it
+    // parsed within the limits of edge/jsonLimits.ts; a text that is not is handed over as it is,
+    // and the pipeline refuses it with the reason and records it
     const body = commandBody(packet.payload.toString('utf8'));
     const t = body !== null && typeof body === 'object' ? (body as { transaction?: unknown }).transaction : undefined;
     const transaction = typeof t === 'string' || typeof t === 'number' ? String(t) : undefined;

@@ -1,5 +1,5 @@
 /** Temp dirs and stores for the store tests; everything made here is removed by cleanup(). */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EventBus } from '../../edge/bus.js';
@@ -34,4 +34,17 @@ export class Sandbox {
 
 export function newBus(): EventBus {
   return new EventBus(silentLogger());
+}
+
+/** The database file and its WAL, in bytes: what the quota bounds on disk. */
+export function diskBytes(path: string): number {
+  let total = 0;
+  for (const p of [path, path + '-wal']) {
+    try {
+      total += statSync(p).size;
+    } catch {
+      // no WAL right now
+    }
+  }
+  return total;
 }

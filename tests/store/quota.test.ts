@@ -3,13 +3,12 @@
  * (counted exactly in storage.dropped events), events and commands last; the file plus its WAL
  * stays within maxBytes + 5 %; seqs are never reused after eviction.
  */
-import { statSync } from 'node:fs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../edge/log.js';
 import type { SqliteStore } from '../../edge/store/store.js';
 import type { NewReading, StoredEvent } from '../../edge/store/types.js';
 import { BatchWriter } from '../../edge/store/writer.js';
-import { Sandbox } from './helpers.js';
+import { Sandbox, diskBytes } from './helpers.js';
 
 const MAX = 2 * 1024 * 1024;
 
@@ -18,18 +17,6 @@ beforeEach(() => {
   sb = new Sandbox();
 });
 afterEach(() => sb.cleanup());
-
-function diskBytes(path: string): number {
-  let total = 0;
-  for (const p of [path, path + '-wal']) {
-    try {
-      total += statSync(p).size;
-    } catch {
-      // no WAL right now
-    }
-  }
-  return total;
-}
 
 function droppedEvents(store: SqliteStore): StoredEvent[] {
   const out: StoredEvent[] = [];

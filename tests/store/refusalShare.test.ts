@@ -3,13 +3,12 @@
  * keeps them in the refusal share of the quota (quota.ts): counted apart, evicted first and only
  * among themselves; and the audit trail is never evicted to make room for readings.
  */
-import { statSync } from 'node:fs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { openStoreReadOnly } from '../../edge/store/readOnly.js';
 import { refusalShareBytes } from '../../edge/store/quota.js';
 import type { SqliteStore } from '../../edge/store/store.js';
 import type { NewReading, StoredEvent } from '../../edge/store/types.js';
-import { Sandbox } from './helpers.js';
+import { Sandbox, diskBytes } from './helpers.js';
 
 const MAX = 2 * 1024 * 1024;
 
@@ -18,18 +17,6 @@ beforeEach(() => {
   sb = new Sandbox();
 });
 afterEach(() => sb.cleanup());
-
-function diskBytes(path: string): number {
-  let total = 0;
-  for (const p of [path, path + '-wal']) {
-    try {
-      total += statSync(p).size;
-    } catch {
-      // no WAL right now
-    }
-  }
-  return total;
-}
 
 let tick = 0;
 function readings(n: number): NewReading[] {
