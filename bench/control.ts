@@ -18,7 +18,8 @@ import { createControl, type ControlComponent } from '../edge/control/index.js';
 import { createModbusDriver, type ModbusDriver } from '../edge/drivers/modbus/index.js';
 import { t35Ms, transactionMs } from '../edge/sim/modbus/wireTime.js';
 import type { CommandRecord } from '../edge/store/types.js';
-import { makeContext, waitFor, type TestContext } from '../tests/helpers/context.js';
+import { makeContext, type TestContext } from '../tests/helpers/context.js';
+import { waitFor } from '../tests/helpers/wait.js';
 import { spawnSimulators } from '../tests/helpers/simProcess.js';
 import { median, result, table, writeResult, type BenchResult } from './lib.js';
 
@@ -78,7 +79,7 @@ function outcome(t: TestContext, id: string): Promise<CommandRecord> {
 }
 
 async function settle(t: TestContext, timeoutMs: number): Promise<void> {
-  await waitFor(() => t.store.listCommands({ limit: 10_000 }).every((c) => c.status !== 'queued' && c.status !== 'sent'), timeoutMs, 'start asserts');
+  await waitFor('start asserts', () => t.store.listCommands({ limit: 10_000 }).every((c) => c.status !== 'queued' && c.status !== 'sent'), timeoutMs);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -97,7 +98,7 @@ async function benchLatency(): Promise<{ p50: number; p90: number; p99: number; 
     for (let i = 0; i < WARMUP + N; i++) {
       const level = 10 + (i % 80);
       const t0 = performance.now();
-      const row = r.control.submit({ kind: 'device', id: 'lamp' }, { action: 'dim', level, durationS: 3600 }, TECH);
+      const row = r.control.submit({ kind: 'device', id: 'lamp' }, { action: 'dim', level, durationS: 3600 }, TECH).row;
       const done = await outcome(r.t, row.id);
       const ms = performance.now() - t0;
       if (done.status !== 'verified') failed++;
@@ -161,13 +162,13 @@ async function benchGroup(): Promise<GroupFigure> {
   try {
     // the first poll of every device and the start asserts, then a quiet line
     await settle(r.t, 120_000);
-    await waitFor(() => r.modbus.status().every((b) => b.devices.every((d) => d.polls >= 1)), 60_000, 'first polls');
+    await waitFor('first polls', () => r.modbus.status().every((b) => b.devices.every((d) => d.polls >= 1)), 60_000);
     const rounds: number[] = [];
     let done: CommandRecord | null = null;
     let verified = Infinity;
     for (const [i, level] of [40, 70, 30].entries()) {
       const t0 = performance.now();
-      const row = r.control.submit({ kind: 'group', id: 'city' }, { action: 'dim', level, durationS: 3600 }, TECH);
+      const row = r.control.submit({ kind: 'group', id: 'city' }, { action: 'dim', level, durationS: 3600 }, TECH).row;
       done = await outcome(r.t, row.id);
       rounds.push(performance.now() - t0);
       verified = Math.min(verified, Object.values((done.result as { devices: Record<string, { status: string }> }).devices).filter((d) => d.status === 'verified').length);

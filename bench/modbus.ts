@@ -18,7 +18,8 @@ import { pathToFileURL } from 'node:url';
 import type { ConfigInput, ProfileConfig } from '../edge/config/schema.js';
 import { createModbusDriver } from '../edge/drivers/modbus/index.js';
 import { t35Ms, transactionMs } from '../edge/sim/modbus/wireTime.js';
-import { makeContext, waitFor } from '../tests/helpers/context.js';
+import { makeContext } from '../tests/helpers/context.js';
+import { waitFor } from '../tests/helpers/wait.js';
 import { ModbusRTU } from '../tests/helpers/modbusSerial.js';
 import { spawnSimulators } from '../tests/helpers/simProcess.js';
 import { median, result, table, writeResult, type BenchResult } from './lib.js';
@@ -115,13 +116,13 @@ async function driverLoop(config: Omit<ConfigInput, 'gateway'>, pointsPerPoll: n
   const driver = createModbusDriver(ctx);
   try {
     await driver.start();
-    await waitFor(() => t.committed >= pointsPerPoll * 50, 10_000, 'first polls');
+    await waitFor('first polls', () => t.committed >= pointsPerPoll * 50, 10_000);
     // Polls counted by the driver itself (commits come in 200 ms batches); the store's commits
     // run on the same event loop, so their cost is in the figure.
     const polled = (): number => driver.status()[0]?.devices[0]?.polls ?? 0;
     const p0 = polled();
     const t0 = performance.now();
-    await waitFor(() => polled() - p0 >= polls || performance.now() - t0 > maxMs, maxMs + 5000, 'polls');
+    await waitFor('polls', () => polled() - p0 >= polls || performance.now() - t0 > maxMs, maxMs + 5000);
     const elapsed = performance.now() - t0;
     const done = polled() - p0;
     return { rate: done / (elapsed / 1000), polls: done };
@@ -199,7 +200,7 @@ async function benchRtu(baud: number): Promise<RtuFigure> {
   let lines: Awaited<ReturnType<typeof sim.stop>> = [];
   try {
     await driver.start();
-    await waitFor(() => t.committed >= perCycle, 20_000, 'a first full cycle');
+    await waitFor('a first full cycle', () => t.committed >= perCycle, 20_000);
     // Several windows of RTU_CYCLES cycles each; the median window is the figure.
     const windows: number[] = [];
     let cycles = 0;
@@ -207,7 +208,7 @@ async function benchRtu(baud: number): Promise<RtuFigure> {
       const c0 = t.committed;
       const t0 = performance.now();
       const maxMs = physicalCycleMs * RTU_CYCLES * 3;
-      await waitFor(() => t.committed - c0 >= RTU_CYCLES * perCycle || performance.now() - t0 > maxMs, maxMs + 5000, 'cycles');
+      await waitFor('cycles', () => t.committed - c0 >= RTU_CYCLES * perCycle || performance.now() - t0 > maxMs, maxMs + 5000);
       const n = (t.committed - c0) / perCycle;
       cycles += n;
       windows.push((performance.now() - t0) / n);

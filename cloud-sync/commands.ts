@@ -44,10 +44,11 @@ export interface CentralCommandsOptions {
   topics: GatewayTopics;
   log: Logger;
   clock: Clock;
+  /** undefined: every command is rejected (E_FORBIDDEN) */
+  handler?: CommandHandler | undefined;
 }
 
 export class CentralCommands {
-  handler: CommandHandler | undefined;
   received = 0;
   rejected = 0;
   private lastRejectLog = -Infinity;
@@ -81,7 +82,7 @@ export class CentralCommands {
     if (typeof msg.action !== 'string' || msg.action === '') {
       return this.reject(client, id, 'E_INVALID_COMMAND', 'malformed command: "action" must be a non-empty string', {});
     }
-    const handler = this.handler;
+    const handler = this.opts.handler;
     if (!handler) {
       return this.reject(client, id, 'E_FORBIDDEN', 'commands from central are not enabled on this gateway', { action: msg.action });
     }
@@ -103,7 +104,7 @@ export class CentralCommands {
         {
           kind: 'command.rejected',
           severity: 'warning',
-          detail: { id, source: { role: 'central', principal: 'upstream' }, code, reason, ...extra },
+          detail: { transaction: id, source: { role: 'central', principal: 'upstream' }, code, error: reason, ...extra },
         },
         { refusal: true },
       );

@@ -42,11 +42,10 @@ export interface SyncStatus {
 
 export interface SyncComponent extends Component {
   status(): SyncStatus;
-  /** Plugs the control pipeline in for commands from central (undefined: reject them all). */
-  setCommandHandler(handler: CommandHandler | undefined): void;
 }
 
 export interface SyncOptions {
+  /** the control pipeline's entry for commands from central (edge/control/central.ts); without it they are all rejected */
   onCommand?: CommandHandler;
   /** uniform [0, 1) for the backoff jitter (tests) */
   random?: () => number;
@@ -88,13 +87,8 @@ class UpstreamSync implements SyncComponent {
     this.cfg = ctx.config.sync?.enabled === false ? undefined : ctx.config.sync;
     this.gateway = ctx.config.gateway.id;
     this.topics = gatewayTopics(this.gateway);
-    this.commands = new CentralCommands({ store: ctx.store, topics: this.topics, log: this.log, clock: ctx.clock });
-    this.commands.handler = opts.onCommand;
+    this.commands = new CentralCommands({ store: ctx.store, topics: this.topics, log: this.log, clock: ctx.clock, handler: opts.onCommand });
     this.random = opts.random;
-  }
-
-  setCommandHandler(handler: CommandHandler | undefined): void {
-    this.commands.handler = handler;
   }
 
   async start(): Promise<void> {

@@ -14,11 +14,26 @@ export interface EventBusMap {
   command: [CommandRecord];
   /** A supervised component changed state. */
   component: [ComponentStateChange];
+  /**
+   * A running component lost a part it restores by itself (a Modbus bus reopening with backoff),
+   * or has it back: the supervisor shows the component degraded meanwhile, without restarting it.
+   */
+  health: [ComponentHealth];
 }
 
 export interface ComponentStateChange {
   name: string;
   state: ComponentState;
+  error?: string;
+}
+
+export interface ComponentHealth {
+  /** the component's name */
+  name: string;
+  /** what is lost or back, e.g. `bus rs485-1` */
+  part: string;
+  ok: boolean;
+  /** why it is lost */
   error?: string;
 }
 

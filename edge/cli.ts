@@ -11,6 +11,7 @@ import { registerOpsCommands } from './ops/cli.js';
 import { createLogger, type LogFormat } from './log.js';
 import { configuredZone, registerLogCommands } from './logCli.js';
 import { exportData, printStatus, readinessOf } from './cliData.js';
+import type { CliIo } from './cliIo.js';
 
 const DEFAULT_CONFIG = process.env.STREETBOX_CONFIG ?? 'devices.yaml';
 
@@ -30,16 +31,6 @@ function intArg(name: string, min: number) {
     if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`"${name}" must be an integer >= ${min}, got "${value}"`);
     return n;
   };
-}
-
-export interface CliIo {
-  out: (text: string) => void;
-  err: (text: string) => void;
-  /** out / err are terminals: colours and ✔/✘ (edge/cliStyle.ts, which also reads NO_COLOR and FORCE_COLOR), live progress; absent: not */
-  outIsTTY?: boolean;
-  errIsTTY?: boolean;
-  /** resolves true once out can take more, false once it is gone (its reader closed): long output (`export`) waits on it */
-  outReady?: () => Promise<boolean>;
 }
 
 const stdio: CliIo = {

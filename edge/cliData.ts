@@ -6,7 +6,7 @@
  */
 import { existsSync } from 'node:fs';
 import type { Writable } from 'node:stream';
-import type { CliIo } from './cli.js';
+import type { CliIo } from './cliIo.js';
 import { styleFor, type Style } from './cliStyle.js';
 import type { Config } from './config/schema.js';
 import { createProgress } from './progress.js';
@@ -15,16 +15,6 @@ import { lockHolder } from './pidLock.js';
 import { openStoreReadOnly } from './store/index.js';
 import type { Reading, StoredEvent } from './store/types.js';
 import { isoLocal, zoneOffset } from './timeFormat.js';
-
-/** What the output commands may know of their streams (edge/cli.ts fills it for stdout and stderr). */
-export type TermIo = CliIo & {
-  /** out is a terminal: colours and ✔/✘ (edge/cliStyle.ts also reads NO_COLOR and FORCE_COLOR) */
-  outIsTTY?: boolean;
-  /** err is a terminal: a live progress line */
-  errIsTTY?: boolean;
-  /** resolves true once out can take more, false when it is gone (its reader closed); absent: at once */
-  outReady?: () => Promise<boolean>;
-};
 
 /** `outReady` for a real stream: waits for 'drain'; false once the stream failed or closed (EPIPE). */
 export function readinessOf(stream: Writable): () => Promise<boolean> {
@@ -67,7 +57,7 @@ const SEVERITY_PAINT: Record<string, (s: Style, text: string) => string> = {
   info: (s, t) => s.dim(t),
 };
 
-export function printStatus(config: Config, io: TermIo, json: boolean): void {
+export function printStatus(config: Config, io: CliIo, json: boolean): void {
   const zone = config.gateway.timezone;
   const pid = lockHolder(`${config.storage.path}.pid`);
   const view = existsSync(config.storage.path) ? openView(config) : null;
@@ -170,7 +160,7 @@ export function csvField(v: unknown): string {
  * slow reader holds the export, not the memory). The buffer is opened at once, so a missing
  * one throws here; the rows follow in the promise.
  */
-export function exportData(config: Config, io: TermIo, opts: ExportOptions): Promise<void> {
+export function exportData(config: Config, io: CliIo, opts: ExportOptions): Promise<void> {
   const view = openView(config);
   return writeRows(view, config.gateway.timezone, io, opts).finally(() => view.close());
 }
@@ -213,7 +203,7 @@ function jsonLine(item: Reading | StoredEvent, time: string): string {
   return `${JSON.stringify({ seq: e.seq, ts: e.ts, time, device: e.device, kind: e.kind, severity: e.severity, detail: e.detail })}\n`;
 }
 
-async function writeRows(view: ReturnType<typeof openStoreReadOnly>, zone: string, io: TermIo, opts: ExportOptions): Promise<void> {
+async function writeRows(view: ReturnType<typeof openStoreReadOnly>, zone: string, io: CliIo, opts: ExportOptions): Promise<void> {
   const columns = opts.events ? EVENT_COLUMNS : READING_COLUMNS;
   // a live count on a terminal's stderr; nothing when stderr is not one (stdout is the data)
   const progress = createProgress(

@@ -19,6 +19,14 @@ export interface GatewayContext {
   clock: Clock;
 }
 
+/**
+ * A long-lived part of the gateway, run by the supervisor (edge/supervisor.ts): a start that
+ * throws leaves it degraded and restarted with backoff. At run time it reports on the bus:
+ * - `health` `{ name, part, ok: false, error }` when it lost a part that it restores by itself
+ *   (a Modbus bus reopening with backoff), `{ name, part, ok: true }` when that part is back:
+ *   it shows degraded meanwhile, running again once every part is back, and is not restarted;
+ * - `component` `{ name, state: 'degraded', error }` when it cannot go on: it is restarted.
+ */
 export interface Component {
   readonly name: string;
   start(): Promise<void>;

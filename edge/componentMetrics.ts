@@ -1,47 +1,39 @@
 /**
- * Other components' figures as Prometheus samples for GET /metrics: upstream sync lag and
- * LoRaWAN radio counters. (The API itself adds store, ingest, command, process figures.)
+ * Other components' figures for GET /metrics, read from their status at each scrape into a
+ * registry (edge/metrics.ts): upstream sync lag, command refusals, LoRaWAN radio counters.
+ * (The API itself adds store, ingest, command, process figures.)
  */
-import type { MetricSample } from './api/index.js';
-import type { LorawanDriver } from './drivers/lorawan/index.js';
+import { LorawanMetrics, type LorawanDriver } from './drivers/lorawan/index.js';
 import type { ControlComponent } from './control/index.js';
+import { MetricsRegistry, type MetricSample } from './metrics.js';
 import type { SyncComponent } from '../cloud-sync/index.js';
 
 export function syncMetrics(sync: SyncComponent): MetricSample[] {
   const s = sync.status();
-  return [
-    { name: 'streetbox_sync_connected', help: 'Whether the upstream MQTT link is up (1) or not (0).', type: 'gauge', value: s.connected ? 1 : 0 },
-    { name: 'streetbox_sync_lag_seq', help: 'Readings and events committed but not yet acknowledged upstream.', type: 'gauge', value: s.lagSeq },
-    { name: 'streetbox_sync_lag_seconds', help: 'Age of the oldest item not yet acknowledged upstream.', type: 'gauge', value: s.lagMs / 1000 },
-    { name: 'streetbox_sync_acked_seq', help: 'Everything up to this seq is acknowledged by the upstream broker.', type: 'gauge', value: s.ackedSeq },
-    { name: 'streetbox_sync_batches_total', help: 'Batches published upstream.', type: 'counter', value: s.sentBatches },
-    { name: 'streetbox_sync_resent_total', help: 'Batches published again after a reconnect or an ack timeout.', type: 'counter', value: s.resent },
-    { name: 'streetbox_sync_bytes_total', help: 'Payload bytes published upstream.', type: 'counter', value: s.sentBytes },
-  ];
+  const r = new MetricsRegistry();
+  r.gauge('streetbox_sync_connected', 'Whether the upstream MQTT link is up (1) or not (0).').set(s.connected ? 1 : 0);
+  r.gauge('streetbox_sync_lag_seq', 'Readings and events committed but not yet acknowledged upstream.').set(s.lagSeq);
+  r.gauge('streetbox_sync_lag_seconds', 'Age of the oldest item not yet acknowledged upstream.').set(s.lagMs / 1000);
+  r.gauge('streetbox_sync_acked_seq', 'Everything up to this seq is acknowledged by the upstream broker.').set(s.ackedSeq);
+  r.counter('streetbox_sync_batches_total', 'Batches published upstream.').set(s.sentBatches);
+  r.counter('streetbox_sync_resent_total', 'Batches published again after a reconnect or an ack timeout.').set(s.resent);
+  r.counter('streetbox_sync_bytes_total', 'Payload bytes published upstream.').set(s.sentBytes);
+  return r.samples();
 }
 
 /** Refused commands: stored in full while a principal is under its limit, counted beyond it. */
 export function refusalMetrics(control: Pick<ControlComponent, 'refusalCounts'>): MetricSample[] {
-  const r = control.refusalCounts();
-  return [
-    { name: 'streetbox_command_refusals_recorded_total', help: 'Refused commands stored in full (a command row and a command.rejected event).', type: 'counter', value: r.recorded },
-    { name: 'streetbox_command_refusals_suppressed_total', help: 'Refused commands past their principal\'s limit: counted in command.rejected.suppressed events, not stored one by one.', type: 'counter', value: r.suppressed },
-    { name: 'streetbox_command_refusal_principals', help: 'Principals whose refusals are being counted.', type: 'gauge', value: r.principals },
-  ];
+  const c = control.refusalCounts();
+  const r = new MetricsRegistry();
+  r.counter('streetbox_command_refusals_recorded_total', 'Refused commands stored in full (a command row and a command.rejected event).').set(c.recorded);
+  r.counter(
+    'streetbox_command_refusals_suppressed_total',
+    "Refused commands past their principal's limit: counted in command.rejected.suppressed events, not stored one by one.",
+  ).set(c.suppressed);
+  r.gauge('streetbox_command_refusal_principals', 'Principals whose refusals are being counted.').set(c.principals);
+  return r.samples();
 }
 
 export function lorawanMetrics(lora: LorawanDriver): MetricSample[] {
-  const m = lora.metrics();
-  const samples: MetricSample[] = [
-    { name: 'streetbox_lorawan_datagrams_total', help: 'UDP datagrams received from packet forwarders.', type: 'counter', value: m.datagrams },
-    { name: 'streetbox_lorawan_rx_total', help: 'LoRaWAN uplink frames accepted (after de-duplication).', type: 'counter', value: m.uplinks },
-    { name: 'streetbox_lorawan_duplicates_total', help: 'Extra copies of accepted frames heard by several forwarders.', type: 'counter', value: m.duplicates },
-    { name: 'streetbox_lorawan_joins_total', help: 'OTAA joins accepted.', type: 'counter', value: m.joins },
-    { name: 'streetbox_lorawan_tx_total', help: 'Downlinks sent to packet forwarders.', type: 'counter', value: m.downlinks },
-    { name: 'streetbox_lorawan_tx_ack_errors_total', help: 'TX_ACK errors reported by packet forwarders.', type: 'counter', value: m.txAckErrors },
-  ];
-  for (const [reason, value] of Object.entries(m.rejected)) {
-    samples.push({ name: 'streetbox_lorawan_rejected_total', help: 'Datagrams and frames rejected, by reason; never stored.', type: 'counter', value, labels: { reason } });
-  }
-  return samples;
+  return LorawanMetrics.fromSnapshot(lora.metrics()).samples();
 }

@@ -60,8 +60,8 @@ export async function buildComponents(ctx: GatewayContext, opts: BuildOptions): 
   const control = createControl(ctx, drivers);
   components.push(control);
 
-  const sync = createSyncComponent(ctx);
-  sync.setCommandHandler(centralCommandHandler(control, ctx.bus, ctx.store));
+  // commands from central go through the control pipeline: control is built first, sync hands them over
+  const sync = createSyncComponent(ctx, { onCommand: centralCommandHandler({ commands: control, store: ctx.store, clock: ctx.clock }) });
 
   let broker: BrokerComponent | undefined;
   if (config.broker.enabled) {
@@ -88,6 +88,7 @@ export async function buildComponents(ctx: GatewayContext, opts: BuildOptions): 
       ],
       metrics: () => [
         ...(broker?.metrics() ?? []),
+        ...(drivers.modbus?.metrics() ?? []),
         ...syncMetrics(sync),
         ...refusalMetrics(control),
         ...(drivers.lorawan ? lorawanMetrics(drivers.lorawan) : []),

@@ -11,7 +11,7 @@ import { createReadStream, readFileSync } from 'node:fs';
 import { StringDecoder } from 'node:string_decoder';
 import { Option, type Command } from 'commander';
 import { parse } from 'yaml';
-import type { CliIo } from './cli.js';
+import type { CliIo } from './cliIo.js';
 import { wantsColor } from './cliStyle.js';
 import { StreetboxError } from './errors.js';
 import { LEVEL_VALUES, formatRecord, parseRecord, recordLevel, type PrettyOptions } from './logFormat.js';

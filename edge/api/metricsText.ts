@@ -1,21 +1,15 @@
 /**
  * Prometheus text exposition format 0.0.4: one `# HELP` and one `# TYPE` line per metric
- * family, then its samples `name{label="value"} number`. Components hand their figures over as
- * MetricSample rows; this file renders them, grouping rows of one family together.
+ * family, then its samples `name{label="value"} number`. Components build their figures in a
+ * registry (edge/metrics.ts) and hand its samples over; this file renders them, grouping rows of
+ * one family together.
  * https://prometheus.io/docs/instrumenting/exposition_formats/#text-based-format
  */
 
-export type MetricType = 'counter' | 'gauge';
+import type { MetricSample, MetricType } from '../metrics.js';
 
-/** One sample of one metric family; other components return these from their `metrics()`. */
-export interface MetricSample {
-  /** `[a-zA-Z_:][a-zA-Z0-9_:]*`; counters end in `_total` */
-  name: string;
-  help: string;
-  type: MetricType;
-  value: number;
-  labels?: Record<string, string>;
-}
+/** Samples come from registries (edge/metrics.ts): components hand theirs over from `metrics()`. */
+export type { MetricSample, MetricType };
 
 export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
 

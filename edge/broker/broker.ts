@@ -11,6 +11,8 @@ import type { Component, GatewayContext } from '../component.js';
 import type { Config } from '../config/schema.js';
 import type { CommandService } from '../control/api.js';
 import { mqttAllowed, type DeviceKind, type Principal } from '../control/roles.js';
+import { describeDevice } from '../profiles/describe.js';
+import { loadProfiles } from '../profiles/index.js';
 import { errorMessage } from '../errors.js';
 import { commandBody } from '../jsonLimits.js';
 import type { Logger } from '../log.js';
@@ -50,14 +52,23 @@ export function createBroker(ctx: GatewayContext, deps: BrokerDeps): BrokerCompo
   return new EmbeddedBroker(ctx, deps);
 }
 
-/** The kind of each configured device from its built-in profile; custom profiles have none. */
+/**
+ * The kind of each configured device, as its profile declares it (edge/profiles/describe.ts);
+ * `other` is none. The profiles are read at the first question, not when the broker is built.
+ */
 export function deviceKindFromConfig(config: Config): (id: string) => DeviceKind | undefined {
-  const kinds = new Map<string, DeviceKind>();
-  for (const d of config.devices) {
-    if (d.profile === 'traffic-controller') kinds.set(d.id, 'traffic');
-    else if (d.profile === 'streetlight-controller' || d.profile === 'lora-streetlight') kinds.set(d.id, 'lighting');
-  }
-  return (id) => kinds.get(id);
+  let kinds: Map<string, DeviceKind> | undefined;
+  return (id) => {
+    if (!kinds) {
+      kinds = new Map();
+      const profiles = loadProfiles(config.profiles);
+      for (const d of config.devices) {
+        const { kind } = describeDevice(d, profiles);
+        if (kind !== 'other') kinds.set(d.id, kind);
+      }
+    }
+    return kinds.get(id);
+  };
 }
 
 function authError(message: string, returnCode: number): AuthenticateError {
@@ -253,7 +264,8 @@ class EmbeddedBroker implements BrokerComponent {
     const transaction = typeof t === 'string' || typeof t === 'number' ? String(t) : undefined;
     this.counters.commandsSubmitted++;
     try {
-      const row = this.publisher.submitWith(transaction, () => this.deps.commands.submit(target, body, who));
+      // the result goes out on commands/<id> as each status is committed (publisher.ts); nobody awaits the outcome here
+      const { row } = this.publisher.submitWith(transaction, () => this.deps.commands.submit(target, body, who));
       this.log.debug({ id: row.id, status: row.status, target, principal: who.principal }, 'mqtt command submitted');
     } catch (err) {
       this.log.error({ err, target, principal: who.principal }, 'command submit failed');

@@ -6,13 +6,16 @@
  *   events, and `online` from the first usable reading of a device not yet known;
  * - `events`: every event as JSON;
  * - `commands/<id>`: every command row as it is created and changes status, with the caller's
- *   `transaction` echoed (and `code`/`error` for a rejected one).
+ *   `transaction` echoed (and `code`/`error` for a rejected one). Statuses only move forward:
+ *   the store commits them in order and the bus carries them so; a copy of a row behind the one
+ *   published is never published (api.ts statusRank).
  */
 import type { Clock, Timer } from '../clock.js';
 import type { EventBus } from '../bus.js';
+import { statusRank, type Submitted } from '../control/api.js';
 import type { Logger } from '../log.js';
 import type { Store } from '../store/api.js';
-import type { CommandRecord, Reading, StoredEvent, Value } from '../store/types.js';
+import type { CommandRecord, CommandStatus, Reading, StoredEvent, Value } from '../store/types.js';
 import type { Topics } from './topics.js';
 
 export type PublishFn = (topic: string, payload: string, retain: boolean) => void;
@@ -89,36 +92,41 @@ export class Publisher {
 
   /**
    * Runs `submit` (the pipeline's synchronous submit) so that a row it announces on the bus
-   * before returning already carries `transaction`, then publishes the returned row unless the
-   * bus did.
+   * before returning already carries `transaction`. Each status is published from the bus as it
+   * is committed; the returned row only when the bus never carried it (a refusal that was only
+   * counted is not stored, refusals.ts). By the time submit returns, the bus may have carried
+   * the row further (`sent`): the returned `queued` copy is then not published again.
    */
-  submitWith(transaction: string | undefined, submit: () => CommandRecord): CommandRecord {
+  submitWith(transaction: string | undefined, submit: () => Submitted): Submitted {
     this.pendingTransaction = transaction;
-    let row: CommandRecord;
+    let submitted: Submitted;
     try {
-      row = submit();
+      submitted = submit();
     } finally {
       this.pendingTransaction = undefined;
     }
-    if (transaction !== undefined && !this.transactions.has(row.id) && this.lastCommand.get(row.id) === undefined) {
-      this.rememberTransaction(row.id, transaction);
+    const { row } = submitted;
+    if (!this.lastCommand.has(row.id)) {
+      if (transaction !== undefined) this.rememberTransaction(row.id, transaction);
+      this.onCommand(row);
     }
-    this.onCommand(row);
-    return row;
+    return submitted;
   }
 
   private pendingTransaction: string | undefined;
-  private readonly lastCommand = new Map<string, string>();
+  /** per command: the last change published, and its status */
+  private readonly lastCommand = new Map<string, { key: string; status: CommandStatus }>();
 
   private onCommand(c: CommandRecord): void {
     if (this.pendingTransaction !== undefined && !this.lastCommand.has(c.id)) {
       this.rememberTransaction(c.id, this.pendingTransaction);
       this.pendingTransaction = undefined;
     }
-    // the same row may arrive twice (the bus and submit's return value): publish each change once
+    // publish each change once, and never a status behind the one published
     const key = `${c.status}@${c.updatedAt}:${JSON.stringify(c.result ?? null)}`;
-    if (this.lastCommand.get(c.id) === key) return;
-    this.lastCommand.set(c.id, key);
+    const last = this.lastCommand.get(c.id);
+    if (last && (last.key === key || statusRank(c.status) < statusRank(last.status))) return;
+    this.lastCommand.set(c.id, { key, status: c.status });
     if (this.lastCommand.size > MAX_TRANSACTIONS) this.lastCommand.delete(this.lastCommand.keys().next().value!);
     this.o.publish(this.o.topics.command(c.id), JSON.stringify(this.commandPayload(c)), false);
   }

@@ -8,6 +8,7 @@ import { unknownName } from './suggest.js';
 import { loadZoneRules } from '../zoneinfo.js';
 import { isBcryptHash, isPasswordHash } from '../control/passwords.js';
 import { byteSize, duration, durationIn, port, remotePort } from './scalars.js';
+import { DEVICE_KINDS, MAX_CHANNELS, POINT_ROLE_NAMES, profileRoleIssues, type RoleProfile } from '../profiles/pointRoles.js';
 
 // ---------------------------------------------------------------------------------------
 // Scalars with units a technician can read ("5s", "250ms", "256MB") and ports: scalars.ts.
@@ -133,6 +134,10 @@ export const pointSchema = z.strictObject({
   offset: z.number().default(0),
   unit: z.string().optional(),
   access: z.enum(['r', 'rw']).default('r'),
+  /** what the point means to the gateway (edge/profiles/pointRoles.ts): targetLightLevel, switch, programRequest, … */
+  role: z.enum(POINT_ROLE_NAMES).optional(),
+  /** the output channel of a per-channel role (multi-channel controllers); default 1 */
+  channel: z.number().int().min(1).max(MAX_CHANNELS).optional(),
   description: z.string().optional(),
 });
 
@@ -144,15 +149,40 @@ export const alarmSchema = z.strictObject({
   severity: z.enum(['info', 'warning', 'error', 'critical']).default('warning'),
 });
 
-export const profileSchema = z.strictObject({
-  name: identifier,
-  description: z.string().optional(),
-  transport: z.enum(['modbus', 'lorawan']).default('modbus'),
-  /** what the device is: a traffic controller only ever takes program requests (DESIGN.md safety rules) */
-  kind: z.enum(['lighting', 'traffic', 'other']).optional(),
-  points: z.array(pointSchema).default([]),
-  alarms: z.array(alarmSchema).default([]),
-});
+export const profileSchema = z
+  .strictObject({
+    name: identifier,
+    description: z.string().optional(),
+    transport: z.enum(['modbus', 'lorawan']).default('modbus'),
+    /**
+     * what the device is: a light (dimmed through its targetLightLevel and switch points), a traffic
+     * controller (only ever takes program requests: DESIGN.md safety rules) or other (read only).
+     * Without kind and roles, the old point names decide (edge/profiles/describe.ts, deprecated).
+     */
+    kind: z.enum(DEVICE_KINDS).optional(),
+    points: z.array(pointSchema).default([]),
+    alarms: z.array(alarmSchema).default([]),
+  })
+  // the roles of the points (edge/profiles/pointRoles.ts), each issue at the point or key it concerns; also
+  // beside other issues of the profile (an unknown role, a bad address), so that all are reported at once
+  .superRefine(
+    (p, ctx) => {
+      for (const issue of profileRoleIssues(p)) ctx.addIssue({ code: 'custom', path: issue.path, message: issue.message });
+    },
+    { when: (payload) => isRoleProfile(payload.value) },
+  );
+
+/** Enough of a profile, even one with issues elsewhere, for its roles to be checked. */
+function isRoleProfile(v: unknown): v is RoleProfile {
+  if (v === null || typeof v !== 'object') return false;
+  const { name, points, kind } = v as Record<string, unknown>;
+  return (
+    typeof name === 'string' &&
+    (kind === undefined || (DEVICE_KINDS as readonly unknown[]).includes(kind)) &&
+    Array.isArray(points) &&
+    points.every((pt) => pt !== null && typeof pt === 'object' && typeof (pt as { name?: unknown }).name === 'string')
+  );
+}
 
 export const lorawanDeviceSchema = z.strictObject({
   devEui: hex(8, 'a DevEUI'),

@@ -44,6 +44,13 @@ function isScalarValue(v: unknown): boolean {
   return v === null || ['string', 'number', 'boolean'].includes(typeof v);
 }
 
+/** `; did you mean "switch"?` after a misspelt enum value (`role: swich`), else nothing. */
+function enumHint(issue: z.core.$ZodIssue, value: unknown): string {
+  if (issue.code !== 'invalid_value' || typeof value !== 'string') return '';
+  const hint = didYouMean(value, issue.values.filter((v): v is string => typeof v === 'string'));
+  return hint === undefined ? '' : `; did you mean "${hint}"?`;
+}
+
 /** One zod issue as zero or more placed issues (unrecognized_keys gives one per key). */
 export function explainIssue(issue: z.core.$ZodIssue, ctx: ExplainContext): PlacedIssue[] {
   const path = issue.path as PropertyKey[];
@@ -85,7 +92,7 @@ export function explainIssue(issue: z.core.$ZodIssue, ctx: ExplainContext): Plac
         const text = ctx.plainText?.(path);
         return at(`expected ${expected()}, got ${got()} (a ${typeof value} to YAML; put it in quotes${text === undefined ? '' : `: "${text}"`})`);
       }
-      return at(`expected ${expected()}, got ${got()}`);
+      return at(`expected ${expected()}, got ${got()}${enumHint(issue, value)}`);
     }
     case 'too_small':
     case 'too_big': {

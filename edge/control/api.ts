@@ -3,9 +3,10 @@
  * central, Node-RED, the CLI) see it. Implemented by the command pipeline (commands.ts).
  *
  * A request is validated, authorised, recorded as a command row and answered at once with
- * that row (status `queued`, or `rejected` with the reason); the outcome (`verified`,
- * `failed`, `expired`) follows asynchronously on the bus ('command') and as events
- * `command.*`, so every door reports it the same way.
+ * that row (status `queued`, or `rejected` with the reason) and a promise of its outcome
+ * (`verified`, `failed`, `expired`, `rejected`): the door that submitted awaits that promise. Every
+ * change of status also goes on the bus ('command') and is recorded as an event `command.*`, for
+ * observers (broker, API live feed, sync, flows).
  */
 import type { CommandRecord, CommandStatus } from '../store/types.js';
 import type { Principal } from './roles.js';
@@ -40,12 +41,29 @@ export interface CommandTargetRef {
   id: string;
 }
 
+/**
+ * A command as submitted: its row at once (status `queued`, or `rejected` with
+ * `result: { code, error }`; its id is what 202 returns), and a promise of the row in its first
+ * final status (verified, failed, expired, rejected). The promise never rejects; for a rejected
+ * command it is already resolved with the same row.
+ */
+export interface Submitted {
+  row: CommandRecord;
+  outcome: Promise<CommandRecord>;
+}
+
+/**
+ * Where a status stands on a command's road: queued 0, sent 1, a final one 2 (verified, failed,
+ * expired, rejected). Statuses only move forward; a door that may see a row twice (from submit and
+ * from the bus) drops the one behind what it already showed.
+ */
+export function statusRank(status: CommandStatus): number {
+  return status === 'queued' ? 0 : status === 'sent' ? 1 : 2;
+}
+
 export interface CommandService {
-  /**
-   * Validates, authorises and records a command; never throws for bad input (the returned
-   * row is `rejected` with `result: { code, error }`). The row's id is what 202 returns.
-   */
-  submit(target: CommandTargetRef, body: unknown, who: Principal): CommandRecord;
+  /** Validates, authorises, records and runs a command; never throws for bad input. */
+  submit(target: CommandTargetRef, body: unknown, who: Principal): Submitted;
   get(id: string): CommandRecord | undefined;
   list(q: { limit: number; status?: CommandStatus }): CommandRecord[];
 }

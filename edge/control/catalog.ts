@@ -1,27 +1,15 @@
 /**
- * What the command pipeline knows about the devices of devices.yaml: which are lights (Modbus
- * streetlight controllers with chN_dim_setpoint / chN_on channels, LoRaWAN streetlight nodes),
- * which are traffic controllers (a profile with `program_request`), the groups and their
+ * What the command pipeline knows about the devices of devices.yaml: what each device is (a
+ * light and its channels, a traffic controller and the points a program request writes, or
+ * something else), as its profile declares it (edge/profiles/describe.ts), the groups and their
  * members. Built once from the config and the profiles; no I/O afterwards.
  */
 import type { Config, DeviceConfig, ProfileConfig } from '../config/schema.js';
+import { describeDevice, type LightChannel, type TrafficPoints } from '../profiles/describe.js';
 import type { ProfileRegistry } from '../profiles/index.js';
 import type { DeviceKind } from './roles.js';
 
-/** The two points of a traffic controller a program request writes; nothing else is ever written. */
-export const TRAFFIC_REQUEST_POINT = 'program_request';
-export const TRAFFIC_EXPIRY_POINT = 'request_expiry';
-export const TRAFFIC_MODE_POINT = 'mode';
-
-export interface LightChannel {
-  n: number;
-  setpoint: string;
-  on: string;
-  /** chN_on is a bool point (coil, bit, bool): written true/false; else a register written 1/0 */
-  onBool: boolean;
-  /** a ramp-time register of the profile (seconds), when it has one */
-  ramp?: string;
-}
+export type { LightChannel, TrafficPoints } from '../profiles/describe.js';
 
 export interface CatalogDevice {
   id: string;
@@ -29,30 +17,12 @@ export interface CatalogDevice {
   kind: DeviceKind | 'other';
   transport: 'modbus' | 'lorawan';
   profile: ProfileConfig | undefined;
-  /** lights on Modbus: the channels of the profile */
+  /** lights on Modbus: the channels of the profile (roles targetLightLevel, switch, rampTime) */
   channels: LightChannel[];
+  /** traffic controllers that take program requests: the points of roles programRequest, requestExpiry, mode */
+  traffic?: TrafficPoints;
   groups: readonly string[];
   allowCommands: boolean;
-}
-
-const CHANNEL_RE = /^ch(\d+)_dim_setpoint$/;
-
-function channelsOf(profile: ProfileConfig | undefined): LightChannel[] {
-  if (!profile) return [];
-  const rw = new Map(profile.points.filter((p) => p.access === 'rw').map((p) => [p.name, p]));
-  const out: LightChannel[] = [];
-  for (const p of profile.points) {
-    const m = CHANNEL_RE.exec(p.name);
-    if (!m || p.access !== 'rw') continue;
-    const n = Number(m[1]);
-    const on = `ch${n}_on`;
-    const onPoint = rw.get(on);
-    if (!onPoint) continue;
-    const onBool = onPoint.type === 'bool' || onPoint.table === 'coil' || onPoint.bit !== undefined;
-    const ramp = [`ch${n}_ramp_s`, `ch${n}_ramp_time`, 'ramp_s', 'ramp_time'].find((r) => rw.has(r));
-    out.push(ramp === undefined ? { n, setpoint: p.name, on, onBool } : { n, setpoint: p.name, on, onBool, ramp });
-  }
-  return out.sort((a, b) => a.n - b.n);
 }
 
 export class Catalog {
@@ -62,13 +32,11 @@ export class Catalog {
   constructor(config: Pick<Config, 'devices' | 'groups'>, profiles: Pick<ProfileRegistry, 'get'>) {
     for (const g of config.groups) this.groups.set(g.id, []);
     for (const d of config.devices) {
-      const transport = d.devEui !== undefined ? 'lorawan' : 'modbus';
       const profile = profiles.get(d.profile);
-      const channels = transport === 'modbus' ? channelsOf(profile) : [];
-      const isTraffic =
-        profile?.kind === 'traffic' || d.profile === 'traffic-controller' || (profile?.points.some((p) => p.name === TRAFFIC_REQUEST_POINT) ?? false);
-      const kind: CatalogDevice['kind'] = isTraffic ? 'traffic' : transport === 'lorawan' || channels.length > 0 ? 'lighting' : 'other';
-      this.devices.set(d.id, { id: d.id, config: d, kind, transport, profile, channels, groups: d.groups, allowCommands: d.allowCommands });
+      const { kind, transport, channels, traffic } = describeDevice(d, profiles);
+      const dev: CatalogDevice = { id: d.id, config: d, kind, transport, profile, channels, groups: d.groups, allowCommands: d.allowCommands };
+      if (traffic) dev.traffic = traffic;
+      this.devices.set(d.id, dev);
       for (const g of d.groups) {
         const members = this.groups.get(g) ?? [];
         members.push(d.id);

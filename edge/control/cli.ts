@@ -10,7 +10,7 @@
  * Times are ISO 8601 in the gateway's zone (edge/timeFormat.ts).
  */
 import { InvalidArgumentError, Option, type Command } from 'commander';
-import type { CliIo } from '../cli.js';
+import type { CliIo } from '../cliIo.js';
 import { stripAnsi, styleFor, type Style } from '../cliStyle.js';
 import { loadConfig } from '../config/index.js';
 import type { Config } from '../config/schema.js';

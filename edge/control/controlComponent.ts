@@ -7,13 +7,14 @@ import type { Component, GatewayContext } from '../component.js';
 import type { LorawanDriver } from '../drivers/lorawan/index.js';
 import type { ModbusDriver } from '../drivers/modbus/index.js';
 import type { Logger } from '../log.js';
+import { legacyProfileHints } from '../profiles/describe.js';
 import { loadProfiles, type ProfileRegistry } from '../profiles/index.js';
 import type { CommandRecord, CommandStatus } from '../store/types.js';
-import type { CommandService, CommandTargetRef } from './api.js';
+import type { CommandService, CommandTargetRef, Submitted } from './api.js';
 import type { Wanted } from './arbiter.js';
 import { Catalog } from './catalog.js';
 import { ClaimStore } from './claimStore.js';
-import { CommandPipeline } from './commands.js';
+import { CommandPipeline, listCommands, refuseWhileStopped } from './commands.js';
 import { ControlError } from './errors.js';
 import { LightDriver } from './lightDriver.js';
 import { Lighting } from './lighting.js';
@@ -59,18 +60,19 @@ export function createControl(ctx: GatewayContext, deps: ControlDeps = {}): Cont
   return new Control(ctx, deps);
 }
 
+/** The parts of a running control plane, built together at start, the pipeline with all of them. */
 interface Running {
   catalog: Catalog;
   driver: LightDriver;
   lighting: Lighting;
   traffic: Traffic;
+  pipeline: CommandPipeline;
 }
 
 class Control implements ControlComponent {
   readonly name = 'control';
   private readonly log: Logger;
   private readonly recorder: CommandRecorder;
-  private readonly pipeline: CommandPipeline;
   private readonly refusals: RefusalLedger;
   private running: Running | null = null;
   /** set at the first start: the previous run's open commands are closed once per process */
@@ -83,7 +85,6 @@ class Control implements ControlComponent {
     this.log = ctx.log.child({ module: 'control' });
     this.recorder = new CommandRecorder(ctx.store, this.log);
     this.refusals = new RefusalLedger({ recorder: this.recorder, clock: ctx.clock, log: this.log, limits: deps.refusals });
-    this.pipeline = new CommandPipeline(ctx.store, this.recorder, ctx.clock, this.log, this.refusals);
   }
 
   async start(): Promise<void> {
@@ -94,7 +95,6 @@ class Control implements ControlComponent {
     const driver = new LightDriver({
       modbus: deps.modbus,
       lorawan: deps.lorawan,
-      bus: ctx.bus,
       clock: ctx.clock,
       log,
       ...(deps.rampStepMs !== undefined ? { rampStepMs: deps.rampStepMs } : {}),
@@ -110,6 +110,17 @@ class Control implements ControlComponent {
       ...(deps.loraSilenceMs !== undefined ? { loraSilenceMs: deps.loraSilenceMs } : {}),
     });
     const traffic = new Traffic({ catalog, modbus: deps.modbus, store: ctx.store, recorder: this.recorder, clock: ctx.clock, log });
+    const pipeline = new CommandPipeline({
+      catalog,
+      lighting,
+      traffic,
+      modbus: deps.modbus,
+      store: ctx.store,
+      recorder: this.recorder,
+      refusals: this.refusals,
+      clock: ctx.clock,
+      log,
+    });
     if (!this.interruptedClosed) {
       this.interruptedClosed = true;
       const n = this.closeInterrupted(claims);
@@ -124,9 +135,10 @@ class Control implements ControlComponent {
       driver.stop();
       throw err;
     }
-    this.running = { catalog, driver, lighting, traffic };
-    this.pipeline.attach({ catalog, lighting, traffic, modbus: deps.modbus });
+    this.running = { catalog, driver, lighting, traffic, pipeline };
     log.info({ lights: catalog.lights().length, groups: catalog.groupIds().length }, 'control started');
+    // a custom profile still read from its point names works, and says how to declare its roles
+    for (const hint of legacyProfileHints(ctx.config.profiles)) log.warn({ hint }, 'profile without roles: deprecated, read from its point names');
   }
 
   /**
@@ -164,22 +176,23 @@ class Control implements ControlComponent {
     const r = this.running;
     if (!r) return;
     this.running = null;
-    this.pipeline.attach(null);
     r.lighting.stop();
     r.traffic.stop();
     r.driver.stop();
   }
 
-  submit(target: CommandTargetRef, body: unknown, who: Principal): CommandRecord {
-    return this.pipeline.submit(target, body, who);
+  /** The door's way in: the running pipeline (commands.ts), or a refusal while stopped. */
+  submit(target: CommandTargetRef, body: unknown, who: Principal): Submitted {
+    const r = this.running;
+    return r ? r.pipeline.submit(target, body, who) : refuseWhileStopped(this.refusals, target, body, who);
   }
 
   get(id: string): CommandRecord | undefined {
-    return this.pipeline.get(id);
+    return this.ctx.store.getCommand(id);
   }
 
   list(q: { limit: number; status?: CommandStatus }): CommandRecord[] {
-    return this.pipeline.list(q);
+    return listCommands(this.ctx.store, this.ctx.clock, q);
   }
 
   wanted(deviceId: string): WantedStatus | undefined {

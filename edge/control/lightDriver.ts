@@ -5,22 +5,21 @@
  *   chN_on; the driver reads each write back (verified / failed with the reason). A ramp
  *   (TALQ dim with ramp time) uses the profile's ramp register when it has one; otherwise the
  *   gateway steps the setpoint every `rampStepMs` (1 s) from the level it last set.
- * - LoRaWAN streetlight nodes: a confirmed downlink (enqueueDownlink); the outcome is the
- *   driver's lorawan.downlink.verified / lorawan.downlink.failed event carrying the downlink id (reason
- *   "expired" when it could not be delivered in time).
+ * - LoRaWAN streetlight nodes: a confirmed downlink (enqueueDownlink), whose outcome promise
+ *   says verified (the node acknowledged), failed, or expired (not delivered before its
+ *   expiresAt; the network server sweeps those itself, so no timer of ours is needed).
  *
  * One Modbus drive at a time per device. A drive asked for while one runs waits and the newest level
  * wins (the waiters of superseded requests get the outcome of the one that ran); a ramp in
  * progress stops at its next step when a newer level is asked for. LoRaWAN downlinks are not
  * held back: the network server queues them per node, in order.
  */
-import type { EventBus } from '../bus.js';
-import type { Clock, Timer } from '../clock.js';
+import type { Clock } from '../clock.js';
+import type { DownlinkOutcome } from '../drivers/lorawan/api.js';
 import type { LorawanDriver } from '../drivers/lorawan/index.js';
 import type { ModbusDriver } from '../drivers/modbus/index.js';
 import { errorMessage, StreetboxError } from '../errors.js';
 import type { Logger } from '../log.js';
-import type { StoredEvent } from '../store/types.js';
 import type { CatalogDevice, LightChannel } from './catalog.js';
 
 export interface DeviceOutcome {
@@ -35,7 +34,6 @@ export interface DeviceOutcome {
 export interface LightDriverOptions {
   modbus?: ModbusDriver | undefined;
   lorawan?: LorawanDriver | undefined;
-  bus: EventBus;
   clock: Clock;
   log: Logger;
   /** the gateway's ramp step (default 1000 ms) */
@@ -58,27 +56,19 @@ interface Slot {
   wake: (() => void) | null;
 }
 
-interface LoraWait {
-  device: string;
-  level: number;
-  resolve: (o: DeviceOutcome) => void;
-  timer: Timer;
-}
-
 const SUPERSEDED = Symbol('superseded');
 
 const onValue = (c: LightChannel, on: boolean): boolean | number => (c.onBool ? on : on ? 1 : 0);
-const EARLY_MAX = 256;
 
 export class LightDriver {
   private readonly slots = new Map<string, Slot>();
   private readonly last = new Map<string, number>();
-  private readonly lora = new Map<string, LoraWait>();
-  /** LoRaWAN outcomes that arrived before enqueueDownlink returned their id */
-  private readonly early = new Map<string, StoredEvent>();
   private readonly stepMs: number;
   private readonly loraTimeoutMs: number;
   private running = false;
+  /** settles at stop: a downlink still awaited then ends failed for this run */
+  private stopped: Promise<void> = Promise.resolve();
+  private endRun: () => void = () => undefined;
 
   constructor(private readonly o: LightDriverOptions) {
     this.stepMs = o.rampStepMs ?? 1000;
@@ -88,18 +78,13 @@ export class LightDriver {
   start(): void {
     if (this.running) return;
     this.running = true;
-    this.o.bus.on(this, 'event', (e) => this.onEvent(e));
+    this.stopped = new Promise((resolve) => (this.endRun = resolve));
   }
 
   stop(): void {
     if (!this.running) return;
     this.running = false;
-    this.o.bus.off(this);
-    for (const [id, w] of this.lora) {
-      this.o.clock.clearTimeout(w.timer);
-      w.resolve({ device: w.device, status: 'failed', level: w.level, reason: 'the control plane stopped before the node answered', via: 'lorawan' });
-      this.lora.delete(id);
-    }
+    this.endRun();
     for (const slot of this.slots.values()) slot.wake?.();
   }
 
@@ -261,42 +246,17 @@ export class LightDriver {
     const lorawan = this.o.lorawan;
     if (!lorawan) return { device: dev.id, status: 'failed', level, reason: 'no LoRaWAN driver is running', code: 'E_COMPONENT', via: 'lorawan' };
     const expiresAt = this.o.clock.now() + this.loraTimeoutMs;
-    const { id } = lorawan.enqueueDownlink(dev.id, level === 0 ? { action: 'off', confirmed: true, expiresAt } : { action: 'dim', level, confirmed: true, expiresAt });
-    return new Promise((resolve) => {
-      // the driver sweeps expired downlinks itself; this is the backstop
-      const timer = this.o.clock.setTimeout(() => {
-        if (this.lora.delete(id)) resolve({ device: dev.id, status: 'expired', level, reason: 'no answer from the node in time', via: 'lorawan' });
-      }, this.loraTimeoutMs + 10_000);
-      this.lora.set(id, { device: dev.id, level, resolve, timer });
-      const early = this.early.get(id);
-      if (early) {
-        this.early.delete(id);
-        this.onEvent(early);
-      }
-    });
+    const { outcome } = lorawan.enqueueDownlink(dev.id, level === 0 ? { action: 'off', confirmed: true, expiresAt } : { action: 'dim', level, confirmed: true, expiresAt });
+    const stopped = this.stopped.then((): DeviceOutcome => ({ device: dev.id, status: 'failed', level, reason: 'the control plane stopped before the node answered', via: 'lorawan' }));
+    return Promise.race([outcome.then((o) => fromDownlink(dev.id, level, o)), stopped]);
   }
+}
 
-  private onEvent(e: StoredEvent): void {
-    if (e.kind !== 'lorawan.downlink.verified' && e.kind !== 'lorawan.downlink.failed') return;
-    const id = e.detail.id;
-    if (typeof id !== 'string') return;
-    const w = this.lora.get(id);
-    if (!w) {
-      if (e.detail.commandId === undefined) {
-        this.early.set(id, e);
-        if (this.early.size > EARLY_MAX) this.early.delete(this.early.keys().next().value!);
-      }
-      return;
-    }
-    this.lora.delete(id);
-    this.o.clock.clearTimeout(w.timer);
-    if (e.kind === 'lorawan.downlink.verified') {
-      w.resolve({ device: w.device, status: 'verified', level: w.level, via: 'lorawan' });
-      return;
-    }
-    const reason = typeof e.detail.reason === 'string' ? e.detail.reason : 'failed';
-    const out: DeviceOutcome = { device: w.device, status: reason === 'expired' ? 'expired' : 'failed', level: w.level, reason: `lorawan: ${reason}`, via: 'lorawan' };
-    if (typeof e.detail.code === 'string') out.code = e.detail.code;
-    w.resolve(out);
-  }
+/** A downlink's outcome as the outcome of a light: only an acknowledged (confirmed) downlink verifies a level. */
+function fromDownlink(device: string, level: number, o: DownlinkOutcome): DeviceOutcome {
+  if (o.status === 'verified') return { device, status: 'verified', level, via: 'lorawan' };
+  const reason = o.status === 'sent' ? 'sent without an acknowledgement: the level is not verified' : (o.reason ?? o.status);
+  const out: DeviceOutcome = { device, status: o.status === 'expired' ? 'expired' : 'failed', level, reason: `lorawan: ${reason}`, via: 'lorawan' };
+  if (o.code !== undefined) out.code = o.code;
+  return out;
 }

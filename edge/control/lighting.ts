@@ -1,5 +1,6 @@
 /**
- * Lighting: the arbiter's claims turned into light levels on the street.
+ * Lighting: the arbiter's claims turned into light levels on the street, and the executor of
+ * the light commands (`submit`: claim, row, drive, final status).
  *
  * dim / on / off / override become claims (schedule < maintenance < central < technician,
  * roles.ts); every affected device is driven to `arbiter.wanted()`. One timer, on ctx.clock,
@@ -15,12 +16,13 @@ import type { GatewayContext } from '../component.js';
 import { errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { CommandRecord, Reading, StoredEvent } from '../store/types.js';
+import type { Submitted } from './api.js';
 import { Arbiter, membershipFromConfig, type Claim, type Target, type Wanted } from './arbiter.js';
 import type { Catalog, CatalogDevice } from './catalog.js';
 import type { ClaimStore } from './claimStore.js';
 import { ControlError } from './errors.js';
 import type { DeviceOutcome, LightDriver } from './lightDriver.js';
-import type { CommandRecorder } from './record.js';
+import type { CommandRecorder, CommandRequest } from './record.js';
 import type { Principal } from './roles.js';
 import { createScheduler, type Scheduler } from './schedule.js';
 import type { ClaimCommand, ReleaseCommand } from './validate.js';
@@ -56,7 +58,8 @@ export function summarise(outcomes: readonly DeviceOutcome[]): GroupOutcome {
 }
 
 export class Lighting {
-  arbiter!: Arbiter;
+  /** the claims; its schedules are set at start */
+  readonly arbiter: Arbiter;
   private scheduler: Scheduler | null = null;
   private timer: Timer | null = null;
   private running = false;
@@ -67,6 +70,7 @@ export class Lighting {
 
   constructor(private readonly o: LightingOptions) {
     this.clock = o.ctx.clock;
+    this.arbiter = new Arbiter({ clock: this.clock, membership: membershipFromConfig(o.ctx.config), schedule: null });
   }
 
   start(): void {
@@ -79,7 +83,7 @@ export class Lighting {
       log.error({ err: errorMessage(err) }, 'control: schedules not usable; groups fall back to their defaultLevel');
       this.scheduler = null;
     }
-    this.arbiter = new Arbiter({ clock: this.clock, membership: membershipFromConfig(ctx.config), schedule: this.scheduler });
+    this.arbiter.setSchedule(this.scheduler);
     this.o.claims.open();
     const restored = this.arbiter.restore(this.o.claims.load());
     for (const bad of restored.invalid) log.error({ index: bad.index, error: bad.error }, 'control: stored claim dropped');
@@ -105,6 +109,36 @@ export class Lighting {
     const dev = this.o.catalog.device(deviceId);
     if (!dev || dev.kind !== 'lighting' || !this.running) return undefined;
     return { ...this.arbiter.wanted({ kind: 'device', id: deviceId }), asserted: this.asserted.get(deviceId) ?? null, verified: this.o.driver.lastVerified(deviceId) ?? null };
+  }
+
+  /**
+   * The executor of a light command: dim / on / off / override add a claim, release removes one;
+   * then the row, then every affected light driven to its wanted level. Throws ControlError before
+   * any row exists (a priority above the role's ceiling, nothing to release): the pipeline refuses.
+   */
+  submit(req: CommandRequest<ClaimCommand | ReleaseCommand>): Submitted {
+    const { recorder, catalog } = this.o;
+    const { id, target, command: cmd, who } = req;
+    const lights = req.devices.filter((d) => d.kind === 'lighting');
+    const skipped = req.devices.filter((d) => d.kind !== 'lighting').map((d) => d.id);
+    if (cmd.action === 'release') {
+      const claim = this.release(target, cmd, who);
+      // the devices the released claim covered (a commandId may name a claim on another target)
+      const covered = claim.target.kind === 'device' ? [claim.target.id] : (catalog.members(claim.target.id) ?? []);
+      const affected = covered.map((m) => catalog.device(m)).filter((d): d is CatalogDevice => d?.kind === 'lighting');
+      const { action: _a, ...params } = cmd;
+      const row = recorder.open(req, { params: { ...params, commandId: claim.id } });
+      return { row, outcome: this.drive(row, affected.length > 0 ? affected : lights, skipped, { released: claim.id }) };
+    }
+    const claim = this.claim(id, target, cmd, who);
+    let row: CommandRecord;
+    try {
+      row = recorder.open(req, { priority: claim.priority, expiresAt: claim.expiresAt });
+    } catch (err) {
+      this.arbiter.release(claim.id);
+      throw err;
+    }
+    return { row, outcome: this.drive(row, lights, skipped, {}) };
   }
 
   /** Adds the claim of a command (throws ControlError: the pipeline records a rejection). */
@@ -159,19 +193,43 @@ export class Lighting {
     return claim;
   }
 
-  /** Drives `devices` to their wanted level for a command row; returns the per-device outcome. */
-  async driveFor(row: CommandRecord, devices: readonly CatalogDevice[], onSent: () => void): Promise<GroupOutcome> {
-    const outcomes = await Promise.all(
-      devices.map((dev) => {
-        const w = this.arbiter.wanted({ kind: 'device', id: dev.id });
-        this.asserted.set(dev.id, w.level);
-        return this.o.driver.drive(dev, w.level, w.rampS ?? 0, onSent).then((o) => {
-          if (o.status !== 'verified' && this.asserted.get(dev.id) === w.level) this.asserted.delete(dev.id);
-          return { ...o, ...(w.source.kind === 'claim' && w.source.claim.id !== row.id ? { heldBy: w.source.claim.id } : {}) };
-        });
-      }),
-    );
-    return summarise(outcomes);
+  /**
+   * Drives `lights` to their wanted level for a command row: `sent` when the first frame goes
+   * out, then the row's final status with the outcome per device. Never rejects.
+   */
+  private async drive(row: CommandRecord, lights: readonly CatalogDevice[], skipped: string[], extra: Record<string, unknown>): Promise<CommandRecord> {
+    const { recorder, driver } = this.o;
+    const store = this.o.ctx.store;
+    const ids = lights.map((d) => d.id);
+    let sent = false;
+    const onSent = (): void => {
+      if (sent) return;
+      sent = true;
+      recorder.update(row, 'sent', undefined, { devices: ids });
+    };
+    try {
+      const outcomes = await Promise.all(
+        lights.map((dev) => {
+          const w = this.arbiter.wanted({ kind: 'device', id: dev.id });
+          this.asserted.set(dev.id, w.level);
+          return driver.drive(dev, w.level, w.rampS ?? 0, onSent).then((o) => {
+            if (o.status !== 'verified' && this.asserted.get(dev.id) === w.level) this.asserted.delete(dev.id);
+            return { ...o, ...(w.source.kind === 'claim' && w.source.claim.id !== row.id ? { heldBy: w.source.claim.id } : {}) };
+          });
+        }),
+      );
+      const out = summarise(outcomes);
+      const latest = store.getCommand(row.id) ?? row;
+      const prev = typeof latest.result === 'object' && latest.result !== null ? latest.result : {};
+      const result = { ...prev, ...extra, devices: out.devices, ...(skipped.length > 0 ? { skipped } : {}) };
+      // a claim that expired while its drive was under way keeps its row `expired`
+      const status = latest.status === 'expired' && out.status === 'verified' ? 'expired' : out.status;
+      const failedReasons = Object.entries(out.devices).filter(([, o]) => o.status !== 'verified').map(([d, o]) => `${d}: ${o.reason ?? o.status}`);
+      return recorder.update(latest, status, result, { devices: ids, ...(failedReasons.length > 0 ? { reason: failedReasons.slice(0, 10).join('; ') } : {}) });
+    } catch (err) {
+      this.o.log.error({ err, command: row.id }, 'light drive failed');
+      return recorder.update(row, 'failed', { code: 'E_COMPONENT', error: errorMessage(err) }, { devices: ids });
+    }
   }
 
   // ------------------------------------------------------------------ timers and re-assertion
@@ -269,7 +327,7 @@ export class Lighting {
     }
     const detail = { claim: how, level: c.level, priority: c.priority, endedAt: this.clock.now() };
     if (!row) {
-      recorder.append(c.target.kind === 'device' ? c.target.id : null, `command.${how}`, 'info', { commandId: c.id, target: c.target, ...detail });
+      recorder.append({ device: c.target.kind === 'device' ? c.target.id : null, kind: `command.${how}`, severity: 'info', detail: { commandId: c.id, target: c.target, ...detail } });
       return;
     }
     const result = { ...(typeof row.result === 'object' && row.result !== null ? row.result : {}), claim: how, claimEndedAt: detail.endedAt, ...(by !== undefined ? { by } : {}) };

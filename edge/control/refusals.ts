@@ -2,8 +2,8 @@
  * How many refused requests are stored, per principal (issue 13: a viewer token POSTing 5,000
  * forbidden commands in 12 s must not be able to erase the buffer and the audit trail).
  *
- * Every door (HTTP, MQTT, central, Node-RED, the CLI) refuses through the command pipeline's one
- * `rejected` path, which asks `admit()` before it records anything:
+ * Every door (HTTP, MQTT, central, Node-RED, the CLI) refuses through one path, `refuse()` below,
+ * which asks `admit()` before it records anything:
  *
  * - a token bucket per (principal, code) of `burst` tokens, refilled at `burst` per `windowMs`:
  *   while it has a token, the refusal is recorded in full, as before (a command row `rejected` and
@@ -21,7 +21,7 @@
 import type { Clock, Timer } from '../clock.js';
 import type { ErrorCode } from '../errors.js';
 import type { Logger } from '../log.js';
-import type { CommandSource, CommandTarget } from '../store/types.js';
+import type { CommandRecord, CommandSource, CommandTarget } from '../store/types.js';
 import type { CommandRecorder } from './record.js';
 
 export interface RefusalLimits {
@@ -36,6 +36,22 @@ export interface RefusalLimits {
 export const DEFAULT_REFUSAL_LIMITS: RefusalLimits = { burst: 10, windowMs: 60_000, maxPrincipals: 1000 };
 
 export const SUPPRESSED_KIND = 'command.rejected.suppressed';
+
+/** Why a command is refused: the code, a reason naming the field, and the field. */
+export interface Rejection {
+  code: ErrorCode;
+  error: string;
+  field?: string | null;
+}
+
+/** A refused command as it would be recorded (its row is made `rejected` with the rejection). */
+export interface RefusedCommand {
+  id: string;
+  source: CommandSource;
+  target: CommandTarget;
+  action: string;
+  params: Record<string, unknown>;
+}
 
 /** One refused request, as the summary's sample shows it. */
 export interface RefusalSample {
@@ -130,6 +146,26 @@ export class RefusalLedger {
     return false;
   }
 
+  /**
+   * The one way out for a refused command, from whichever door: recorded in full (a `rejected` row
+   * and its `command.rejected` event) while `admit` lets it, else only counted. The requester is
+   * answered the same row either way (one only counted is not stored: GET /api/v1/commands/:id
+   * does not know it).
+   */
+  refuse(cmd: RefusedCommand, why: Rejection): CommandRecord {
+    const t = cmd.params.transaction;
+    const transaction = typeof t === 'string' || typeof t === 'number' ? { transaction: t } : {};
+    const r = why.field === undefined ? { code: why.code, error: why.error } : { code: why.code, error: why.error, field: why.field };
+    const result = { ...r, ...transaction };
+    const sample: RefusalSample = { action: cmd.action, target: cmd.target, code: why.code, error: why.error, ...transaction };
+    if (this.admit(cmd.source, sample)) {
+      this.o.log.info({ command: cmd.id, target: cmd.target, action: cmd.action, code: why.code, error: why.error, principal: cmd.source.principal }, 'command rejected');
+      return this.o.recorder.create({ ...cmd, status: 'rejected', result }, { code: why.code, error: why.error }, { refusal: true });
+    }
+    const now = this.o.clock.now();
+    return { ...cmd, ts: now, priority: 0, expiresAt: null, status: 'rejected', result, updatedAt: now };
+  }
+
   /** Writes every open summary now (the control component's stop). */
   flush(): void {
     if (this.timer) this.o.clock.clearTimeout(this.timer);
@@ -186,7 +222,7 @@ export class RefusalLedger {
       total: t.suppressed,
     };
     this.o.log.warn({ principal: t.source.principal, role: t.source.role, count: s.count, codes: s.codes }, 'refused commands counted, not recorded one by one');
-    this.o.recorder.append(null, SUPPRESSED_KIND, 'warning', detail, { refusal: true });
+    this.o.recorder.append({ device: null, kind: SUPPRESSED_KIND, severity: 'warning', detail }, { refusal: true });
   }
 }
 

@@ -13,11 +13,13 @@ import { errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Store } from '../store/api.js';
 import type { CommandRecord } from '../store/types.js';
-import { TRAFFIC_EXPIRY_POINT, TRAFFIC_MODE_POINT, TRAFFIC_REQUEST_POINT, type Catalog, type CatalogDevice } from './catalog.js';
+import type { Submitted } from './api.js';
+import type { Catalog, CatalogDevice } from './catalog.js';
 import { ControlError } from './errors.js';
-import type { CommandRecorder } from './record.js';
+import type { CommandRecorder, CommandRequest } from './record.js';
+import type { Rejection } from './refusals.js';
 import { can, type Principal } from './roles.js';
-import { MAX_EXPIRY_S, type ProgramCommand } from './validate.js';
+import { MAX_EXPIRY_S, type ProgramCommand, type ReleaseCommand } from './validate.js';
 
 /** Controller modes (traffic-controller profile): only fixed-time (2) and vehicle-actuated (3) take requests. */
 export const MODE_NAMES: Readonly<Record<number, string>> = { 0: 'off', 1: 'flashing amber', 2: 'fixed-time', 3: 'vehicle-actuated', 4: 'manual (police panel)' };
@@ -25,9 +27,8 @@ export const MODES_ACCEPTING: ReadonlySet<number> = new Set([2, 3]);
 /** The controller counts request_expiry down once a second: a read-back this much lower is still our write. */
 const COUNTDOWN_SLACK_S = 2;
 
-export interface Refusal {
+export interface Refusal extends Rejection {
   code: 'E_FORBIDDEN' | 'E_INTERLOCK' | 'E_INVALID_COMMAND';
-  error: string;
 }
 
 export interface TrafficOptions {
@@ -94,16 +95,37 @@ export class Traffic {
     const dev = this.o.catalog.device(device);
     if (!dev) throw new ControlError('E_NOT_FOUND', `unknown device "${device}"`);
     if (dev.kind !== 'traffic') return;
-    if (point !== TRAFFIC_REQUEST_POINT && point !== TRAFFIC_EXPIRY_POINT) {
-      throw new ControlError('E_INTERLOCK', `refused: "${point}" of traffic controller ${device} is never written; only program requests (${TRAFFIC_REQUEST_POINT}, ${TRAFFIC_EXPIRY_POINT}) are`);
+    if (point !== dev.traffic?.request && point !== dev.traffic?.expiry) {
+      throw new ControlError('E_INTERLOCK', `refused: "${point}" of traffic controller ${device} is never written; only program requests (${dev.traffic ? `${dev.traffic.request}, ${dev.traffic.expiry}` : 'none: its profile has no programRequest point'}) are`);
     }
     if (!dev.allowCommands) throw new ControlError('E_FORBIDDEN', `traffic controller ${device} does not allow commands (allowCommands: false)`);
+  }
+
+  /**
+   * The executor of program requests (and of a release on a traffic controller, a request for
+   * program 0): the checks that need no I/O, then the row; a dry run is final at once, a request
+   * runs after the one before it on the same controller. A refusal records nothing.
+   */
+  submit(req: CommandRequest<ProgramCommand | ReleaseCommand>): Submitted | Refusal {
+    const { target, command: cmd, who } = req;
+    if (target.kind === 'group') return { code: 'E_INVALID_COMMAND', error: 'target: a program request goes to one traffic controller, not to a group', field: 'target' };
+    const dev = req.devices[0]!;
+    const program: ProgramCommand = cmd.action === 'program' ? cmd : { action: 'program', program: 0, expiresInS: 1 };
+    const refusal = this.refusal(dev, program, who);
+    if (refusal) return refusal;
+    if (cmd.action === 'program' && cmd.dryRun) {
+      const row = this.o.recorder.open(req, { status: 'verified', result: this.dryRunReport(dev, program) });
+      return { row, outcome: Promise.resolve(row) };
+    }
+    const row = this.o.recorder.open(req, { expiresAt: program.program === 0 ? null : this.o.clock.now() + program.expiresInS * 1000 });
+    return { row, outcome: this.execute(row, dev, program) };
   }
 
   /** The checks that need no I/O: role, device kind, allowCommands, the mode last polled. */
   refusal(dev: CatalogDevice, cmd: ProgramCommand, who: Principal): Refusal | null {
     if (!can(who.role, 'command.traffic')) return { code: 'E_FORBIDDEN', error: `role ${who.role} may not request traffic-controller programs (needs command.traffic)` };
     if (dev.kind !== 'traffic') return { code: 'E_INVALID_COMMAND', error: `action: "program" is for traffic controllers; ${dev.id} is not one` };
+    if (!dev.traffic) return { code: 'E_INVALID_COMMAND', error: `action: traffic controller ${dev.id} takes no program requests: its profile ${dev.config.profile} has no point of role programRequest` };
     if (!dev.allowCommands) return { code: 'E_FORBIDDEN', error: `traffic controller ${dev.id} does not allow commands (allowCommands: false in devices.yaml)` };
     const mode = this.lastMode(dev.id);
     if (cmd.program !== 0 && mode !== null && !MODES_ACCEPTING.has(mode)) return { code: 'E_INTERLOCK', error: modeRefusal(dev.id, mode) };
@@ -129,62 +151,57 @@ export class Traffic {
     };
   }
 
-  /** Runs a queued request (one at a time per controller). */
-  execute(row: CommandRecord, dev: CatalogDevice, cmd: ProgramCommand): Promise<void> {
+  /** Runs a queued request (one at a time per controller); resolves with its row in its final status. */
+  private execute(row: CommandRecord, dev: CatalogDevice, cmd: ProgramCommand): Promise<CommandRecord> {
     const prev = this.chains.get(dev.id) ?? Promise.resolve();
     const next = prev.then(() => this.run(row, dev, cmd)).catch((err: unknown) => {
       this.o.log.error({ err, command: row.id }, 'traffic request failed');
-      this.o.recorder.update(row, 'failed', { code: 'E_COMPONENT', error: errorMessage(err) });
+      return this.o.recorder.update(row, 'failed', { code: 'E_COMPONENT', error: errorMessage(err) });
     });
-    this.chains.set(dev.id, next);
-    void next.finally(() => {
-      if (this.chains.get(dev.id) === next) this.chains.delete(dev.id);
+    const link = next.then(() => undefined);
+    this.chains.set(dev.id, link);
+    void link.finally(() => {
+      if (this.chains.get(dev.id) === link) this.chains.delete(dev.id);
     });
     return next;
   }
 
-  private async run(row: CommandRecord, dev: CatalogDevice, cmd: ProgramCommand): Promise<void> {
+  private async run(row: CommandRecord, dev: CatalogDevice, cmd: ProgramCommand): Promise<CommandRecord> {
     const { recorder } = this.o;
     const modbus = this.o.modbus;
-    if (!modbus) {
-      recorder.update(row, 'failed', { code: 'E_COMPONENT', error: 'no Modbus driver is running' });
-      return;
-    }
-    if (cmd.program !== 0) {
+    if (!modbus) return recorder.update(row, 'failed', { code: 'E_COMPONENT', error: 'no Modbus driver is running' });
+    const points = dev.traffic;
+    if (!points) return recorder.update(row, 'failed', { code: 'E_INVALID_COMMAND', error: `its profile ${dev.config.profile} has no point of role programRequest` });
+    if (cmd.program !== 0 && points.mode !== undefined) {
       // the mode now, not as last polled: a police panel may have taken over since
       let mode: number | null = null;
       try {
-        const [v] = await modbus.read(dev.id, TRAFFIC_MODE_POINT);
+        const [v] = await modbus.read(dev.id, points.mode);
         if (typeof v?.value === 'number') mode = v.value;
       } catch (err) {
-        recorder.update(row, 'failed', { code: 'E_MODBUS_TRANSPORT', error: `${TRAFFIC_MODE_POINT}: ${errorMessage(err)}` }, { devices: [dev.id] });
-        return;
+        return recorder.update(row, 'failed', { code: 'E_MODBUS_TRANSPORT', error: `${points.mode}: ${errorMessage(err)}` }, { devices: [dev.id] });
       }
       if (mode !== null && !MODES_ACCEPTING.has(mode)) {
-        recorder.update(row, 'rejected', { code: 'E_INTERLOCK', error: modeRefusal(dev.id, mode) }, { devices: [dev.id] });
-        return;
+        return recorder.update(row, 'rejected', { code: 'E_INTERLOCK', error: modeRefusal(dev.id, mode) }, { devices: [dev.id] });
       }
     }
     let current = recorder.update(row, 'sent', undefined, { devices: [dev.id] });
-    const req = await modbus.write(dev.id, TRAFFIC_REQUEST_POINT, cmd.program);
+    const req = await modbus.write(dev.id, points.request, cmd.program);
     if (req.status === 'failed') {
-      recorder.update(current, 'failed', failure(req, cmd.program), { devices: [dev.id], reason: req.reason });
-      return;
+      return recorder.update(current, 'failed', failure(req, cmd.program, points.request), { devices: [dev.id], reason: req.reason });
     }
     const prior = this.active.get(dev.id);
     if (cmd.program === 0) {
       this.clear(dev.id, 'released', row.id);
-      recorder.update(current, 'verified', { device: dev.id, program: 0, released: prior?.row.id ?? null }, { devices: [dev.id] });
-      return;
+      return recorder.update(current, 'verified', { device: dev.id, program: 0, released: prior?.row.id ?? null }, { devices: [dev.id] });
     }
-    const exp = await modbus.write(dev.id, TRAFFIC_EXPIRY_POINT, cmd.expiresInS);
+    const exp = await modbus.write(dev.id, points.expiry, cmd.expiresInS);
     if (exp.status === 'failed' && !countdownOf(exp, cmd.expiresInS)) {
       // Never leave a program running without its dead-man: withdraw the request, so the
       // controller's own plan resumes at once (DESIGN.md safety rules).
-      const undo = await modbus.write(dev.id, TRAFFIC_REQUEST_POINT, 0).catch((err: unknown) => ({ status: 'failed' as const, reason: errorMessage(err) }));
+      const undo = await modbus.write(dev.id, points.request, 0).catch((err: unknown) => ({ status: 'failed' as const, reason: errorMessage(err) }));
       if (undo.status === 'verified') this.clear(dev.id, 'released', row.id);
-      recorder.update(current, 'failed', { ...failure(exp, cmd.program), withdrawn: undo.status === 'verified' }, { devices: [dev.id], reason: exp.reason });
-      return;
+      return recorder.update(current, 'failed', { ...failure(exp, cmd.program, points.request), withdrawn: undo.status === 'verified' }, { devices: [dev.id], reason: exp.reason });
     }
     const now = this.o.clock.now();
     const expiresAt = now + cmd.expiresInS * 1000;
@@ -194,6 +211,7 @@ export class Traffic {
     const timer = this.o.clock.setTimeout(() => this.lapsedSafely(dev.id, current.id), expiresAt - now);
     timer.unref?.();
     this.active.set(dev.id, { row: current, program: cmd.program, expiresAt, timer });
+    return current;
   }
 
   private lapsedSafely(deviceId: string, commandId: string): void {
@@ -227,7 +245,8 @@ export class Traffic {
 
   private lastMode(deviceId: string): number | null {
     try {
-      const v = this.o.store.latest(deviceId).get(TRAFFIC_MODE_POINT);
+      const point = this.o.catalog.device(deviceId)?.traffic?.mode;
+      const v = point === undefined ? undefined : this.o.store.latest(deviceId).get(point);
       return v && v.quality === 'good' && typeof v.value === 'number' ? v.value : null;
     } catch {
       return null;
@@ -244,9 +263,9 @@ function countdownOf(r: WriteResult, written: number): boolean {
   return r.code === 'E_MODBUS_VERIFY' && typeof r.readBack === 'number' && r.readBack <= written && r.readBack >= written - COUNTDOWN_SLACK_S;
 }
 
-function failure(r: WriteResult, program: number): Record<string, unknown> {
+function failure(r: WriteResult, program: number, requestPoint: string): Record<string, unknown> {
   let error = `${r.point}: ${r.reason ?? 'write failed'}`;
-  if (r.point === TRAFFIC_REQUEST_POINT && /ILLEGAL DATA VALUE/i.test(r.reason ?? '')) error += ` (the controller does not know program ${program})`;
+  if (r.point === requestPoint && /ILLEGAL DATA VALUE/i.test(r.reason ?? '')) error += ` (the controller does not know program ${program})`;
   if (/SERVER DEVICE BUSY|DEVICE BUSY/i.test(r.reason ?? '')) error += ' (the controller takes no requests in its current mode)';
   return { code: r.code ?? 'E_MODBUS_TRANSPORT', error };
 }

@@ -11,7 +11,7 @@
  */
 import type { EventBusMap } from '../bus.js';
 import type { GatewayContext } from '../component.js';
-import type { CommandService, CommandTargetRef, Principal } from '../control/api.js';
+import type { CommandService, CommandTargetRef, Principal, Submitted } from '../control/api.js';
 import { roleAtMost } from '../control/roles.js';
 import { Zone } from '../control/schedule.js';
 import { sunDay } from '../control/sun.js';
@@ -33,8 +33,8 @@ export interface StreetboxRuntime {
   onReadings(listener: (readings: Reading[]) => void): () => void;
   onEvent(listener: (event: StoredEvent) => void): () => void;
   onCommand(listener: (row: CommandRecord) => void): () => void;
-  /** The command pipeline: validated, authorised, recorded; the row comes back at once. */
-  submit(target: CommandTargetRef, body: unknown, who: Principal): CommandRecord;
+  /** The command pipeline: validated, authorised, recorded; the row comes back at once, with the promise of its outcome. */
+  submit(target: CommandTargetRef, body: unknown, who: Principal): Submitted;
   getCommand(id: string): CommandRecord | undefined;
   /** Reads a device's points now (Modbus devices); rejects E_NOT_FOUND for others. */
   read(device: string, point?: string): Promise<{ point: string; value: number | boolean | null; unit: string | null; quality: string; ts: number; error?: string }[]>;

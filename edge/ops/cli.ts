@@ -7,7 +7,7 @@
  * Results go to stdout; progress, prompts and warnings to stderr.
  */
 import { Option, type Command } from 'commander';
-import type { CliIo } from '../cli.js';
+import type { CliIo } from '../cliIo.js';
 import { chmodSync, existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { StreetboxError } from '../errors.js';

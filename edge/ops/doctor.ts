@@ -13,6 +13,7 @@ import { ConfigError, formatIssue, loadConfig } from '../config/index.js';
 import type { Config, SerialBusConfig, TcpBusConfig } from '../config/schema.js';
 import { errorMessage } from '../errors.js';
 import { lockHolder } from '../pidLock.js';
+import { legacyProfileHints } from '../profiles/describe.js';
 import { makeStyle, type Style } from '../cliStyle.js';
 import { DEMO_SECRET_HASHES, findDemoSecrets } from './demoSecrets.js';
 
@@ -66,6 +67,8 @@ export async function runDoctor(configPath: string, opts: DoctorOptions = {}): P
     detail: `${configPath} is valid: gateway "${config.gateway.id}", ${config.buses.length} bus(es), ${config.devices.length} device(s)`,
   });
   checks.push(secretsCheck(config));
+  const profiles = profilesCheck(config);
+  if (profiles) checks.push(profiles);
 
   // the demo's simulators replace every bus (serial lines by PTYs)
   const simulated = typeof config.simulate === 'boolean' ? config.simulate : config.simulate.enabled;
@@ -98,6 +101,18 @@ export function secretsCheck(config: Config): Check {
       'give each a fresh random value (`openssl rand -base64 32`), best as ${NAME} with NAME=value in /etc/streetbox/env; ' +
       'for a broker or Node-RED user, a passwordHash from `streetbox hash-password` (`--for node-red`); LoRaWAN keys are the nodes\' own, from their vendor. ' +
       '`streetbox init` writes a devices.yaml with fresh secrets',
+  };
+}
+
+/** Custom profiles still read from their point names (edge/profiles/describe.ts): a warning with the roles to declare. */
+export function profilesCheck(config: Config): Check | undefined {
+  const hints = legacyProfileHints(config.profiles);
+  if (hints.length === 0) return undefined;
+  return {
+    name: 'profiles',
+    status: 'warn',
+    detail: hints.join('\n'),
+    fix: 'declare the kind and the point roles named above in devices.yaml (README, "Kinds and roles"); inferring them from point names will be removed',
   };
 }
 

@@ -1,6 +1,8 @@
 /**
  * Device profiles as data: the built-in YAML files of this folder plus the custom profiles
- * of devices.yaml (`profiles:`). A custom profile with a built-in's name replaces it.
+ * of devices.yaml (`profiles:`). A custom profile with a built-in's name replaces it. What a
+ * device is (its kind, light channels, traffic request points) is answered by describe.ts from
+ * the kind and point roles of its profile (pointRoles.ts).
  */
 import { readFileSync } from 'node:fs';
 import { parse } from 'yaml';

@@ -4,7 +4,11 @@
  * listed in LORA_STREETLIGHT_POINTS. All multi-byte fields are big-endian.
  */
 
+import type { PointRole, ProfileKind } from './pointRoles.js';
+
 export const LORA_STREETLIGHT_PROFILE = 'lora-streetlight';
+/** what a node with this profile is (edge/profiles/describe.ts): a light, dimmed by downlink commands */
+export const LORA_STREETLIGHT_KIND: ProfileKind = 'lighting';
 /** uplink status frames */
 export const STATUS_FPORT = 2;
 /** downlink command frames */
@@ -43,19 +47,21 @@ export interface PointSpec {
   name: keyof StreetlightStatus;
   unit: string | null;
   description: string;
+  /** what the point means (edge/profiles/pointRoles.ts), as a Modbus profile's points declare it */
+  role?: PointRole;
 }
 
 export const LORA_STREETLIGHT_POINTS: readonly PointSpec[] = [
-  { name: 'dimLevel', unit: '%', description: 'dim level the driver is at' },
-  { name: 'power', unit: 'W', description: 'active power' },
-  { name: 'energy', unit: 'kWh', description: 'energy since commissioning' },
+  { name: 'dimLevel', unit: '%', description: 'dim level the driver is at', role: 'actualLightLevel' },
+  { name: 'power', unit: 'W', description: 'active power', role: 'activePower' },
+  { name: 'energy', unit: 'kWh', description: 'energy since commissioning', role: 'activeEnergy' },
   { name: 'lampOn', unit: null, description: 'lamp is lit' },
-  { name: 'lampFailure', unit: null, description: 'lamp failure (open circuit / no current while on)' },
+  { name: 'lampFailure', unit: null, description: 'lamp failure (open circuit / no current while on)', role: 'lampFailure' },
   { name: 'driverFault', unit: null, description: 'driver fault or over-temperature' },
   { name: 'mainsFailure', unit: null, description: 'mains supply out of range' },
   { name: 'manualOverride', unit: null, description: 'local manual override active' },
   { name: 'scheduleId', unit: null, description: 'active on-node schedule (0 = none)' },
-  { name: 'temperature', unit: '°C', description: 'driver temperature' },
+  { name: 'temperature', unit: '°C', description: 'driver temperature', role: 'temperature' },
 ];
 
 export class CodecError extends Error {}

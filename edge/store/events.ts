@@ -59,6 +59,7 @@ function mergeBySeq(a: EventRow[], b: EventRow[], limit: number): EventRow[] {
   return out;
 }
 
+/** A row as the store wrote it: its kind and detail came from a typed NewEvent (eventKinds.ts). */
 function toEvent(r: EventRow): StoredEvent {
   return {
     seq: r.seq,
@@ -66,6 +67,6 @@ function toEvent(r: EventRow): StoredEvent {
     device: r.device,
     kind: r.kind,
     severity: r.severity as Severity,
-    detail: JSON.parse(r.detail) as Record<string, unknown>,
-  };
+    detail: JSON.parse(r.detail) as unknown,
+  } as StoredEvent;
 }

@@ -292,14 +292,8 @@ export class SqliteStore implements Store {
     let seq = this.lastSeq;
     const write = this.sqlite.transaction(() => {
       for (const e of events) {
-        const stored: StoredEvent = {
-          seq: ++seq,
-          ts: e.ts ?? this.clock.now(),
-          device: e.device ?? null,
-          kind: e.kind,
-          severity: e.severity,
-          detail: e.detail ?? {},
-        };
+        // the kind and its detail travel together from the emitter's NewEvent (eventKinds.ts)
+        const stored: StoredEvent = { ...e, seq: ++seq, ts: e.ts ?? this.clock.now(), device: e.device ?? null };
         insert.run(stored.seq, stored.ts, stored.device, stored.kind, stored.severity, JSON.stringify(stored.detail));
         out.push(stored);
       }

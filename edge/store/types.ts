@@ -27,23 +27,7 @@ export interface Reading {
 
 export type Severity = 'debug' | 'info' | 'warning' | 'error' | 'critical';
 
-export interface NewEvent {
-  ts?: number;
-  device?: string | null;
-  /** alarm.raised, alarm.cleared, comms.lost, comms.restored, command.*, storage.dropped, … */
-  kind: string;
-  severity: Severity;
-  detail?: Record<string, unknown>;
-}
-
-export interface StoredEvent {
-  seq: number;
-  ts: number;
-  device: string | null;
-  kind: string;
-  severity: Severity;
-  detail: Record<string, unknown>;
-}
+export type { EventDetails, EventKind, EventOf, NewEvent, StoredEvent } from './eventKinds.js';
 
 export type CommandStatus = 'queued' | 'sent' | 'verified' | 'failed' | 'expired' | 'rejected';
 export type Role = 'technician' | 'maintenance' | 'central' | 'viewer';

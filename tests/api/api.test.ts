@@ -34,7 +34,7 @@ beforeAll(async () => {
     { ts: 1_700_000_000_200, device: 'lamp-1', point: 'power', value: 61.5, unit: 'W' },
   ]);
   a.t.ctx.ingest.flush();
-  a.t.store.appendEvent({ device: 'lamp-2', kind: 'comms.lost', severity: 'warning', detail: { error: 'timeout' } });
+  a.t.store.appendEvent({ device: 'lamp-2', kind: 'comms.lost', severity: 'warning', detail: { bus: 'tcp-1', unit: 2, error: 'timeout' } });
 });
 afterAll(async () => a?.close());
 

@@ -12,8 +12,9 @@ import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { jsonBreach, MAX_JSON_DEPTH } from '../../edge/jsonLimits.js';
 import { startGateway, type Gateway } from '../../edge/main.js';
+import { isEvent } from '../../edge/store/eventKinds.js';
 import { connect } from '../broker/support.js';
-import { waitFor } from '../helpers/context.js';
+import { waitFor } from '../helpers/wait.js';
 import { tempGateway } from '../support/cli.js';
 import { captureLog, observe, type LogCapture, type Observer } from '../sync/helpers.js';
 import { startMosquitto, type Mosquitto } from '../sync/mosquitto.js';
@@ -112,7 +113,7 @@ describe('MQTT: devices/<id>/set on the embedded broker', () => {
       await c.client.subscribeAsync(`streetbox/${GW}/commands/+`, { qos: 1 });
       for (const text of Object.values(DEEP)) await c.client.publishAsync(`streetbox/${GW}/devices/lamp-1/set`, text, { qos: 1 });
       const refusals = (): Record<string, unknown>[] => c.messages.map((m) => JSON.parse(m.payload) as Record<string, unknown>).filter((p) => p['status'] === 'rejected');
-      await waitFor(() => refusals().length >= 3, 5000, 'three refusals on commands/<id>');
+      await waitFor('three refusals on commands/<id>', () => refusals().length >= 3, 5000);
       for (const p of refusals()) expect(p).toMatchObject({ status: 'rejected', target: { kind: 'device', id: 'lamp-1' }, result: { code: 'E_INVALID_COMMAND', error: expect.stringContaining(REASON) } });
       expect(capture.lines.filter((l) => l['msg'] === 'command submit failed')).toEqual([]);
       expect(c.closed).toBe(false);
@@ -129,7 +130,7 @@ describe('central: down/commands over the upstream link', () => {
     // the sync publishes its status after subscribing to down/commands: then the subscription holds
     const status = await observe(upstream.url, `streetbox/${GW}/status`);
     try {
-      await waitFor(() => status.messages.some((m) => m.payload.toString() === 'online'), 10_000, 'the sync online upstream');
+      await waitFor('the sync online upstream', () => status.messages.some((m) => m.payload.toString() === 'online'), 10_000);
     } finally {
       await status.close();
     }
@@ -146,9 +147,9 @@ describe('central: down/commands over the upstream link', () => {
       await c.endAsync();
     }
     const got = (): Record<string, unknown>[] => outcomes.messages.map((m) => JSON.parse(m.payload.toString()) as Record<string, unknown>);
-    await waitFor(() => got().length >= 3, 15_000, 'three outcomes from central commands');
+    await waitFor('three outcomes from central commands', () => got().length >= 3, 15_000);
     for (const o of got()) expect(o).toMatchObject({ status: 'rejected', code: 'E_INVALID_COMMAND', error: `malformed command: ${REASON}` });
-    const recorded = gw.context.store.events({ after: 0, limit: 10_000 }).items.filter((e) => e.kind === 'command.rejected' && e.detail['reason'] === `malformed command: ${REASON}`);
+    const recorded = gw.context.store.events({ after: 0, limit: 10_000 }).items.filter((e) => isEvent(e, 'command.rejected')).filter((e) => e.detail.error === `malformed command: ${REASON}`);
     expect(recorded).toHaveLength(3);
   });
 });

@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type Gateway } from '../../edge/main.js';
 import { testLogger } from '../sync/helpers.js';
 import { tempGateway } from '../support/cli.js';
-import { waitFor } from '../helpers/context.js';
+import { waitFor } from '../helpers/wait.js';
 import { startApi, TOKENS, type Api } from './support/http.js';
 
 const TECH = 'live-technician-token-0000001';
@@ -53,8 +53,8 @@ async function rawReader(port: number, server: () => Socket[], token: string, fl
   else socket.pause();
   socket.write(`GET /api/v1/live HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${token}\r\n\r\n`);
   let mine: Socket | undefined;
-  await waitFor(() => (mine = server().find((s) => s.remotePort === socket.localPort)) !== undefined, 3000, 'the server side of the reader');
-  await waitFor(() => mine!.bytesWritten + mine!.writableLength > 0, 3000, 'the answer');
+  await waitFor('the server side of the reader', () => (mine = server().find((s) => s.remotePort === socket.localPort)) !== undefined, 3000);
+  await waitFor('the answer', () => mine!.bytesWritten + mine!.writableLength > 0, 3000);
   return {
     socket,
     server: mine!,
@@ -114,10 +114,10 @@ simulate: true
     port = gw.built.api!.port();
     gw.built.api!.server().on('connection', (s: Socket) => serverSockets.push(s));
     // every point of every controller: the snapshot is then some 330 KB, as in the issue
-    await waitFor(() => {
+    await waitFor('a poll of every controller', () => {
       const latest = gw.context.store.latestAll();
       return latest.size === LINES * PER_LINE && [...latest.values()].every((points) => points.size === POINTS);
-    }, 30_000, 'a poll of every controller');
+    }, 30_000);
   });
 
   afterAll(async () => {
@@ -134,8 +134,8 @@ simulate: true
 
   it('a reader that keeps up gets the whole snapshot, a page at a time, then updates', async () => {
     const r = await open(true);
-    await waitFor(() => devicesWithValues(r.frames()).size === LINES * PER_LINE, 10_000, 'values of every controller');
-    await waitFor(() => r.frames().some((f) => f.event === 'update' && f.data['values'] !== undefined), 5000, 'an update with values');
+    await waitFor('values of every controller', () => devicesWithValues(r.frames()).size === LINES * PER_LINE, 10_000);
+    await waitFor('an update with values', () => r.frames().some((f) => f.event === 'update' && f.data['values'] !== undefined), 5000);
     const frames = r.frames();
     expect(frames[0]!.event).toBe('snapshot');
     expect(frames.filter((f) => f.event === 'snapshot')).toHaveLength(1);
@@ -163,6 +163,7 @@ simulate: true
       expect(res.status).toBe(200);
       slowest = Math.max(slowest, performance.now() - t0);
       held = Math.max(held, stalled.server.writableLength, slow.server.writableLength);
+      // a sampling interval, not a wait for something: the test measures the gateway over 6 s of real load
       await new Promise((r) => setTimeout(r, 100));
     }
     // a deadline, not a benchmark: the watchdog's view of a gateway with a page open
@@ -221,6 +222,8 @@ describe('readers that cannot keep up (a small API)', () => {
       let n = 0;
       while (!closed && Date.now() - t0 < 30_000) {
         for (let p = 0; p < 32; p++) a.t.writer.push({ ts: Date.now(), device: 'lamp-1', point: `p${p}`, value: `${big}${n++}` });
+        // paces the bursts, not a wait for something: the loop's own condition (the close) ends it; the
+        // stall limit is real time (400 ms) during which the socket must stay backed up
         await new Promise((r) => setTimeout(r, 250));
       }
       expect(closed).toBe(true);
@@ -229,7 +232,7 @@ describe('readers that cannot keep up (a small API)', () => {
       // the one that keeps up is still served
       const before = other.received();
       a.t.writer.push({ ts: Date.now(), device: 'lamp-2', point: 'after', value: 1 });
-      await waitFor(() => other.received() > before, 3000, 'an update to the reader that keeps up');
+      await waitFor('an update to the reader that keeps up', () => other.received() > before, 3000);
       expect(other.socket.destroyed).toBe(false);
     } finally {
       stalled.socket.destroy();

@@ -6,6 +6,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { renderMetrics, type MetricSample } from '../../edge/api/index.js';
+import { MetricsRegistry } from '../../edge/metrics.js';
+import { waitFor } from '../helpers/wait.js';
 import { startApi, type Api } from './support/http.js';
 
 interface Parsed {
@@ -98,15 +100,18 @@ describe('/metrics', () => {
     const v = (p: Parsed, k: string): number => p.samples.get(k) ?? 0;
     a.t.ctx.ingest.pushMany(Array.from({ length: 25 }, (_, i) => ({ ts: 1_700_000_000_000 + i, device: 'lamp-2', point: 'level', value: i })));
     a.t.ctx.ingest.flush();
-    a.t.store.appendEvent({ device: 'lamp-2', kind: 'comms.lost', severity: 'warning', detail: {} });
+    a.t.store.appendEvent({ device: 'lamp-2', kind: 'comms.lost', severity: 'warning', detail: { bus: 'tcp-1', unit: 2, error: 'timeout' } });
     const r = await a.call('POST', '/api/v1/devices/lamp-1/commands', { role: 'technician', body: { action: 'on' } });
     a.commands.finish(r.json.id, 'sent');
     a.commands.finish(r.json.id, 'verified');
     a.commands.finish(r.json.id, 'verified'); // announced twice: counted once
     await a.call('POST', '/api/v1/devices/lamp-1/commands', { role: 'technician', body: { action: 'dim', level: 500 } });
     lag = 30;
-    await new Promise((r) => setTimeout(r, 100)); // a few event-loop delay samples (20 ms resolution)
-    const after = await scrape();
+    // a scrape once the event-loop delay has samples (20 ms resolution; each scrape resets them)
+    const after = await waitFor('event-loop delay samples', async () => {
+      const p = await scrape();
+      return v(p, 'streetbox_event_loop_lag_seconds{quantile="0.99"}') > 0 && p;
+    });
     expect(v(after, 'streetbox_event_loop_lag_seconds{quantile="0.99"}')).toBeGreaterThan(0);
     expect(v(after, 'streetbox_readings_ingested_total') - v(before, 'streetbox_readings_ingested_total')).toBe(25);
     expect(v(after, 'streetbox_store_readings') - v(before, 'streetbox_store_readings')).toBe(25);
@@ -129,6 +134,30 @@ describe('/metrics', () => {
     } finally {
       await open.close();
     }
+  });
+
+  it('one registry builds them all: counters and gauges, labelled series made on first use', () => {
+    const r = new MetricsRegistry();
+    const refused = r.counter('x_refused_total', 'refused, by reason', ['reason']);
+    const level = r.gauge('x_level', 'a level');
+    const seen: number[] = [];
+    r.onCollect(() => level.set(seen.length));
+    refused.labels({ reason: 'busy' });
+    refused.labels({ reason: 'credentials' }).inc();
+    refused.labels({ reason: 'credentials' }).inc(2);
+    seen.push(1, 2);
+    expect(r.samples()).toEqual([
+      { name: 'x_refused_total', help: 'refused, by reason', type: 'counter', value: 0, labels: { reason: 'busy' } },
+      { name: 'x_refused_total', help: 'refused, by reason', type: 'counter', value: 3, labels: { reason: 'credentials' } },
+      { name: 'x_level', help: 'a level', type: 'gauge', value: 2 },
+    ]);
+    expect(refused.get({ reason: 'credentials' })).toBe(3);
+    refused.clear();
+    expect(r.samples().filter((s) => s.name === 'x_refused_total')).toEqual([]);
+    expect(() => r.gauge('x_level', 'again')).toThrow('metric x_level is made twice');
+    expect(() => r.counter('bad name', 'h')).toThrow('metric name "bad name"');
+    expect(() => r.counter('y_total', 'h', ['__reserved'])).toThrow('label name "__reserved" of y_total');
+    parse(renderMetrics(r.samples()));
   });
 
   it('escapes label values and help text, and skips malformed names', () => {

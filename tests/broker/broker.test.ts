@@ -13,7 +13,8 @@ import { createBroker, type BrokerComponent } from '../../edge/broker/index.js';
 import { hashPassword } from '../../edge/control/passwords.js';
 import { ROLE_LIST, type Role } from '../../edge/control/roles.js';
 import { createLogger } from '../../edge/log.js';
-import { waitFor, type TestContext } from '../helpers/context.js';
+import type { TestContext } from '../helpers/context.js';
+import { waitFor } from '../helpers/wait.js';
 import { RecordingCommands } from '../api/support/commands.js';
 import { GW, KNOWN, gatewayContext } from '../api/support/context.js';
 import { connect, connectCode, subscribeCodes, type TestClient } from './support.js';
@@ -153,11 +154,11 @@ describe('ACL matrix', () => {
           const calls = commands.calls.length;
           c.client.publish(tp, body, { qos: 1 });
           if (allowed) {
-            await waitFor(() => watcher.messages.some((m) => m.topic === tp && m.payload === body), 3000, `${r} publish to ${tp} delivered`);
+            await waitFor(`${r} publish to ${tp} delivered`, () => watcher.messages.some((m) => m.topic === tp && m.payload === body), 3000);
             expect(c.closed, `${r} on ${tp}`).toBe(false);
             await c.end();
           } else {
-            await waitFor(() => c.closed, 3000, `${r} disconnected after publishing to ${tp}`);
+            await waitFor(`${r} disconnected after publishing to ${tp}`, () => c.closed, 3000);
             expect(watcher.messages.some((m) => m.topic === tp && m.payload === body), `${r} on ${tp} not delivered`).toBe(false);
             expect(commands.calls.length).toBe(calls);
           }
@@ -182,12 +183,20 @@ describe('topic API', () => {
   });
 
   it('keeps a retained state {ts, values} and availability from readings and comms events', async () => {
-    t.ctx.ingest.pushMany([
-      { ts: 1_700_000_000_000, device: 'lamp-2', point: 'level', value: 40, unit: '%' },
-      { ts: 1_700_000_000_100, device: 'lamp-2', point: 'power', value: 61.5, unit: 'W' },
-    ]);
-    t.ctx.ingest.flush();
-    await new Promise((r) => setTimeout(r, 200));
+    // a watcher subscribed beforehand sees the broker publish them (aedes stores a retained message before it forwards it)
+    const watcher = await login('viewer');
+    try {
+      await watcher.client.subscribeAsync(topic('devices/lamp-2/+'), { qos: 1 });
+      t.ctx.ingest.pushMany([
+        { ts: 1_700_000_000_000, device: 'lamp-2', point: 'level', value: 40, unit: '%' },
+        { ts: 1_700_000_000_100, device: 'lamp-2', point: 'power', value: 61.5, unit: 'W' },
+      ]);
+      t.ctx.ingest.flush();
+      await waitFor('the state of lamp-2 published', () => watcher.messages.some((m) => m.topic === topic('devices/lamp-2/state') && JSON.parse(m.payload).values.power === 61.5));
+      await watcher.waitMessages(topic('devices/lamp-2/availability'));
+    } finally {
+      await watcher.end();
+    }
 
     // a client arriving later gets both retained messages at once
     const c = await login('viewer');
@@ -199,7 +208,7 @@ describe('topic API', () => {
       const [avail] = await c.waitMessages(topic('devices/lamp-2/availability'));
       expect(avail).toMatchObject({ payload: 'online', retain: true });
 
-      t.store.appendEvent({ device: 'lamp-2', kind: 'comms.lost', severity: 'warning', detail: { error: 'timeout' } });
+      t.store.appendEvent({ device: 'lamp-2', kind: 'comms.lost', severity: 'warning', detail: { bus: 'tcp-1', unit: 2, error: 'timeout after 3 retries' } });
       const av = await c.waitMessages(topic('devices/lamp-2/availability'), 2);
       expect(av[1]!.payload).toBe('offline');
     } finally {
@@ -211,7 +220,7 @@ describe('topic API', () => {
       await late.client.subscribeAsync(topic('devices/lamp-2/availability'), { qos: 1 });
       const [m] = await late.waitMessages(topic('devices/lamp-2/availability'));
       expect(m).toMatchObject({ payload: 'offline', retain: true });
-      t.store.appendEvent({ device: 'lamp-2', kind: 'comms.restored', severity: 'info', detail: {} });
+      t.store.appendEvent({ device: 'lamp-2', kind: 'comms.restored', severity: 'info', detail: { bus: 'tcp-1', unit: 2, offlineMs: 1200 } });
       const ms = await late.waitMessages(topic('devices/lamp-2/availability'), 2);
       expect(ms[1]!.payload).toBe('online');
     } finally {
@@ -223,15 +232,15 @@ describe('topic API', () => {
     const c = await login('viewer');
     try {
       await c.client.subscribeAsync(topic('devices/lamp-1/state'), { qos: 1 });
-      await new Promise((r) => setTimeout(r, 50));
       const t0 = Date.now();
       for (let i = 0; i < 30; i++) {
         t.ctx.ingest.push({ ts: 1_700_000_001_000 + i, device: 'lamp-1', point: 'level', value: i });
         t.ctx.ingest.flush();
+        // not a wait: the input is a stream of commits 10 ms apart, which coalescing must thin out
         await new Promise((r) => setTimeout(r, 10));
       }
       const elapsed = Date.now() - t0;
-      await waitFor(() => c.messages.some((m) => m.topic === topic('devices/lamp-1/state') && JSON.parse(m.payload).values.level === 29), 3000, 'final state');
+      await waitFor('final state', () => c.messages.some((m) => m.topic === topic('devices/lamp-1/state') && JSON.parse(m.payload).values.level === 29), 3000);
       const states = c.messages.filter((m) => m.topic === topic('devices/lamp-1/state') && !m.retain);
       // 30 commits in `elapsed` ms with coalesceMs 150: at most one per 150 ms (+ the first at once)
       expect(states.length).toBeLessThanOrEqual(Math.ceil(elapsed / 150) + 2);
@@ -246,7 +255,7 @@ describe('topic API', () => {
     const c = await login('central');
     try {
       await c.client.subscribeAsync(topic('events'), { qos: 1 });
-      const e = t.store.appendEvent({ device: 'tlc-1', kind: 'alarm.raised', severity: 'critical', detail: { fault: 'lamp' } });
+      const e = t.store.appendEvent({ device: 'tlc-1', kind: 'alarm.raised', severity: 'critical', detail: { alarm: 'signal_conflict', point: 'faults', value: 2, bit: 1 } });
       const [m] = await c.waitMessages(topic('events'));
       expect(JSON.parse(m!.payload)).toEqual(e);
       expect(m!.retain).toBe(false);
@@ -263,7 +272,7 @@ describe('set topics', () => {
       await c.client.subscribeAsync(topic('commands/+'), { qos: 1 });
       const before = commands.calls.length;
       await c.client.publishAsync(topic('devices/lamp-1/set'), JSON.stringify({ action: 'dim', level: 40, durationS: 7200, transaction: 'tx-42' }), { qos: 1, retain: true });
-      await waitFor(() => commands.calls.length > before, 3000, 'submit');
+      await waitFor('submit', () => commands.calls.length > before, 3000);
       const call = commands.calls.at(-1)!;
       expect(call.target).toEqual({ kind: 'device', id: 'lamp-1' });
       expect(call.who).toEqual({ role: 'maintenance', principal: USER.maintenance });
@@ -283,9 +292,11 @@ describe('set topics', () => {
     // a set is never kept as retained (it would replay the command to every later subscriber)
     const late = await login('viewer');
     try {
-      await late.client.subscribeAsync(topic('devices/lamp-1/set'), { qos: 1 });
-      await new Promise((r) => setTimeout(r, 200));
-      expect(late.messages).toEqual([]);
+      // one SUBSCRIBE, the set topic first: aedes sends the retained messages of the filters in
+      // their order, so once the retained status has come, anything retained on the set topic has too
+      await late.client.subscribeAsync([topic('devices/lamp-1/set'), topic('status')], { qos: 1 });
+      await late.waitMessages(topic('status'));
+      expect(late.messages.map((m) => m.topic)).toEqual([topic('status')]);
     } finally {
       await late.end();
     }
@@ -298,7 +309,7 @@ describe('set topics', () => {
       const before = commands.calls.length;
       await c.client.publishAsync(topic('groups/street-a/set'), '{"action": "dim", level', { qos: 1 });
       await c.client.publishAsync(topic('groups/street-a/set'), JSON.stringify({ action: 'dim', level: 150, transaction: 7 }), { qos: 1 });
-      await waitFor(() => commands.calls.length >= before + 2, 3000, 'two submits');
+      await waitFor('two submits', () => commands.calls.length >= before + 2, 3000);
       const [bad, high] = commands.calls.slice(before);
       expect(bad!.body).toBe('{"action": "dim", level');
       expect(bad!.who).toEqual({ role: 'central', principal: USER.central });
@@ -316,7 +327,7 @@ describe('set topics', () => {
     const c = await login('technician');
     const before = commands.calls.length;
     c.client.publish(topic('devices/lamp-1/set'), JSON.stringify({ action: 'on', pad: 'x'.repeat(70_000) }), { qos: 1 });
-    await waitFor(() => c.closed, 3000, 'disconnect');
+    await waitFor('disconnect', () => c.closed, 3000);
     expect(commands.calls.length).toBe(before);
   });
 });

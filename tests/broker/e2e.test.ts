@@ -63,7 +63,7 @@ describe('doors on the real pipeline', () => {
       await new Promise<void>((resolve, reject) =>
         execFile('mosquitto_pub', ['-h', '127.0.0.1', '-p', String(broker.port()), '-u', 'maint', '-P', 'maint-password-1', '-q', '1', '-t', topic('devices/lamp-2/set'), '-m', JSON.stringify({ action: 'dim', level: 35, durationS: 600, transaction: 'e2e-1' })], (err) => (err ? reject(err) : resolve())),
       );
-      await waitFor(() => watcher.messages.some((m) => JSON.parse(m.payload).transaction === 'e2e-1' && JSON.parse(m.payload).status === 'verified'), 5000, 'verified on commands/<id>');
+      await waitFor('verified on commands/<id>', () => watcher.messages.some((m) => JSON.parse(m.payload).transaction === 'e2e-1' && JSON.parse(m.payload).status === 'verified'), 5000);
       const statuses = watcher.messages.map((m) => JSON.parse(m.payload)).filter((p) => p.transaction === 'e2e-1');
       expect(statuses[0]).toMatchObject({ status: 'queued', source: { role: 'maintenance', principal: 'maint' } });
       expect(statuses.at(-1)).toMatchObject({ status: 'verified' });
@@ -77,7 +77,7 @@ describe('doors on the real pipeline', () => {
     const m = await connect(broker.port(), 'maint', 'maint-password-1');
     const writesTc = rig.writes.filter((w) => w.unit === 10).length;
     m.client.publish(topic('devices/tc-1/set'), JSON.stringify({ action: 'program', program: 2, expiresInS: 60 }), { qos: 1 });
-    await waitFor(() => m.closed, 3000, 'disconnect');
+    await waitFor('disconnect', () => m.closed, 3000);
     expect(rig.writes.filter((w) => w.unit === 10).length).toBe(writesTc);
 
     const c = await connect(broker.port(), 'city', 'city-password-1');
@@ -85,7 +85,7 @@ describe('doors on the real pipeline', () => {
       await c.client.subscribeAsync(topic('commands/+'), { qos: 1 });
       await c.client.publishAsync(topic('devices/lamp-1/set'), JSON.stringify({ action: 'dim', level: 150, transaction: 'e2e-150' }), { qos: 1 });
       await c.client.publishAsync(topic('devices/lamp-1/set'), 'not json', { qos: 1 });
-      await waitFor(() => c.messages.length >= 2, 3000, 'two rejections');
+      await waitFor('two rejections', () => c.messages.length >= 2, 3000);
       const [high, bad] = c.messages.map((x) => JSON.parse(x.payload));
       expect(high).toMatchObject({ status: 'rejected', transaction: 'e2e-150', code: 'E_INVALID_COMMAND' });
       expect(bad).toMatchObject({ status: 'rejected', code: 'E_INVALID_COMMAND' });

@@ -11,7 +11,8 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createBroker, type BrokerComponent } from '../../edge/broker/index.js';
 import type { ConfigInput } from '../../edge/config/schema.js';
-import { waitFor, type TestContext } from '../helpers/context.js';
+import type { TestContext } from '../helpers/context.js';
+import { waitFor } from '../helpers/wait.js';
 import { RecordingCommands } from '../api/support/commands.js';
 import { GW, KNOWN, gatewayContext } from '../api/support/context.js';
 import { connect, connectCode, subscribeCodes } from './support.js';
@@ -83,7 +84,7 @@ describe('broker lifecycle', () => {
     try {
       expect(await subscribeCodes(c, [`streetbox/${GW}/#`, '#'])).toEqual([1, 128]);
       c.client.publish(`streetbox/${GW}/devices/lamp-1/set`, '{"action":"on"}', { qos: 1 });
-      await waitFor(() => c.closed, 3000, 'anonymous publish refused');
+      await waitFor('anonymous publish refused', () => c.closed, 3000);
       expect(commands.calls).toEqual([]);
     } finally {
       await c.end();
@@ -101,7 +102,7 @@ describe('broker lifecycle', () => {
     await b.stop(); // idempotent
     const ms = await c.waitMessages(`streetbox/${GW}/status`, 2);
     expect(ms.map((m) => m.payload)).toEqual(['online', 'offline']);
-    await waitFor(() => c.closed, 3000, 'client closed by stop');
+    await waitFor('client closed by stop', () => c.closed, 3000);
     await b.start();
     expect(await connectCode(b.port(), 'tech', 'tech-password-123')).toBe(0);
   });

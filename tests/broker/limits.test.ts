@@ -20,7 +20,7 @@ import { createBroker, type BrokerComponent } from '../../edge/broker/index.js';
 import type { ConfigInput } from '../../edge/config/schema.js';
 import { hashPassword } from '../../edge/control/passwords.js';
 import { createLogger } from '../../edge/log.js';
-import { waitFor } from '../helpers/context.js';
+import { waitFor } from '../helpers/wait.js';
 import { RecordingCommands } from '../api/support/commands.js';
 import { KNOWN, gatewayContext } from '../api/support/context.js';
 import { connect, type TestClient } from './support.js';
@@ -91,7 +91,7 @@ function raw(port: number, localAddress?: string, useTls = false): Promise<Raw> 
 }
 
 async function closedWithin(r: Raw, ms: number): Promise<number> {
-  await waitFor(() => r.closedAfter !== null, ms, 'the broker to close the connection');
+  await waitFor('the broker to close the connection', () => r.closedAfter !== null, ms);
   return r.closedAfter!;
 }
 
@@ -249,6 +249,7 @@ describe('unauthenticated clients cannot take the memory', () => {
     const silent = await raw(b.port());
     const partial = await raw(b.port());
     partial.socket.write(Buffer.from([0x10, 40, 0x00, 0x04])); // a CONNECT's first 4 of 42 bytes, then nothing
+    const clientOpened = Date.now();
     const client = await connect(b.port(), 'tech', PASSWORD);
     cleanups.push(() => client.end());
     for (const r of [silent, partial]) {
@@ -256,16 +257,18 @@ describe('unauthenticated clients cannot take the memory', () => {
       expect(ms).toBeGreaterThanOrEqual(250);
     }
     expect(refusals(b)['connect-timeout']).toBe(2);
-    await new Promise((r) => setTimeout(r, 400));
+    // no condition shows a close that does not happen: stay until the client's own connectTimeout
+    // (300 ms from its socket) has passed, with 100 ms to spare, and see it still open
+    await new Promise((r) => setTimeout(r, Math.max(0, clientOpened + 300 + 100 - Date.now())));
     expect(client.closed).toBe(false);
     await client.client.publishAsync('site/alive', 'yes', { qos: 1 });
-    await waitFor(() => gauge(b, 'streetbox_broker_sockets') === 1, 2000, 'only the logged-in client left');
+    await waitFor('only the logged-in client left', () => gauge(b, 'streetbox_broker_sockets') === 1, 2000);
   });
 
   it('refuses the N+1th connection from one address and the connection past maxConnections, and logs them rate-limited', async () => {
     const { b, logs } = await startBroker({ maxConnectionsPerAddress: 3, maxConnections: 4 });
     const held = [await raw(b.port()), await raw(b.port()), await raw(b.port())];
-    await waitFor(() => gauge(b, 'streetbox_broker_sockets') === 3, 2000, 'three admitted');
+    await waitFor('three admitted', () => gauge(b, 'streetbox_broker_sockets') === 3, 2000);
 
     const fourth = await raw(b.port());
     await closedWithin(fourth, 2000);
@@ -285,7 +288,7 @@ describe('unauthenticated clients cannot take the memory', () => {
     // a client that logs in is never the one evicted, however many sockets come and idle
     const c = await connect(b.port(), 'tech', PASSWORD);
     for (let i = 0; i < 6; i++) await raw(b.port(), `127.0.0.${10 + i}`);
-    await waitFor(() => (refusals(b)['max-pending'] ?? 0) >= 5 && gauge(b, 'streetbox_broker_sockets') <= 4, 2000, 'idle sockets evicted');
+    await waitFor('idle sockets evicted', () => (refusals(b)['max-pending'] ?? 0) >= 5 && gauge(b, 'streetbox_broker_sockets') <= 4, 2000);
     expect(c.client.connected).toBe(true);
     await c.client.publishAsync('site/still-here', 'x', { qos: 1 });
     await c.end();
@@ -315,7 +318,7 @@ describe('logged-in clients', () => {
     expect(m!.payload).toHaveLength(big.length);
 
     sender.client.publish('site/huge', 'y'.repeat(40 * 1024), { qos: 0 });
-    await waitFor(() => sender.closed, 3000, 'the sender to be closed');
+    await waitFor('the sender to be closed', () => sender.closed, 3000);
     expect(refusals(b)['packet-too-large']).toBe(1);
 
     // the watcher is untouched and still gets what others send
@@ -355,18 +358,18 @@ describe('the TLS listener', () => {
     const garbage = await raw(tlsPort);
     garbage.socket.write(connectPacket('not-tls', 'tech', PASSWORD));
     await closedWithin(garbage, 2000);
-    await waitFor(() => gauge(b, 'streetbox_broker_sockets') === 0, 2000, 'the slot freed');
+    await waitFor('the slot freed', () => gauge(b, 'streetbox_broker_sockets') === 0, 2000);
 
     // one plain and one TLS connection from 127.0.0.1 fill its two slots
     const plain = await raw(b.port());
     const tls = await raw(tlsPort, undefined, true);
-    await waitFor(() => gauge(b, 'streetbox_broker_sockets') === 2, 2000, 'two admitted');
+    await waitFor('two admitted', () => gauge(b, 'streetbox_broker_sockets') === 2, 2000);
     const ca = readFileSync(join(dir, 'cert.pem'));
     expect(await closedBeforeConnack(tlsPort, { ca, rejectUnauthorized: true }, 'mqtts')).toBe(true);
     expect(refusals(b)['max-per-address']).toBe(1);
     plain.socket.destroy();
     tls.socket.destroy();
-    await waitFor(() => gauge(b, 'streetbox_broker_sockets') === 0, 2000, 'both closed');
+    await waitFor('both closed', () => gauge(b, 'streetbox_broker_sockets') === 0, 2000);
     const c = await connect(tlsPort, 'tech', PASSWORD, { ca, rejectUnauthorized: true }, 'mqtts');
     await c.client.publishAsync('site/tls', 'ok', { qos: 1 });
     await c.end();

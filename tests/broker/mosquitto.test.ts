@@ -9,9 +9,11 @@
 import { execFile, spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createBroker, type BrokerComponent } from '../../edge/broker/index.js';
-import { waitFor, type TestContext } from '../helpers/context.js';
+import type { TestContext } from '../helpers/context.js';
+import { waitFor } from '../helpers/wait.js';
 import { RecordingCommands } from '../api/support/commands.js';
 import { GW, KNOWN, gatewayContext } from '../api/support/context.js';
+import { connect } from './support.js';
 
 const USERS = [
   { username: 'tech', password: 'tech-password-123', role: 'technician' as const },
@@ -54,26 +56,31 @@ function run(cmd: string, args: string[], timeoutMs = 8000): Promise<Run> {
 
 const auth = (u: string, p: string): string[] => ['-h', '127.0.0.1', '-p', String(port), '-u', u, '-P', p, '-V', 'mqttv311'];
 const topic = (rest: string): string => `streetbox/${GW}/${rest}`;
+const publishesDenied = (): number => broker.metrics().find((m) => m.name === 'streetbox_broker_publishes_denied_total')!.value;
 
 describe('mosquitto clients', () => {
   it('mosquitto_pub sends a command; mosquitto_sub receives its outcome', async () => {
-    // a subscriber for the outcome, running while the command is sent
-    const sub = spawn('mosquitto_sub', [...auth('view', 'view-password-123'), '-t', topic('commands/+'), '-C', '2', '-W', '8', '-v'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    // a subscriber for the outcome, running while the command is sent; -d reports its SUBACK
+    // (stdbuf: mosquitto_sub flushes the messages it prints, not its debug lines)
+    const sub = spawn('stdbuf', ['-oL', 'mosquitto_sub', ...auth('view', 'view-password-123'), '-t', topic('commands/+'), '-C', '2', '-W', '8', '-v', '-d'], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     sub.stdout.on('data', (d: Buffer) => (out += d.toString()));
     const exited = new Promise<number | null>((r) => sub.on('exit', (code) => r(code)));
     try {
-      await new Promise((r) => setTimeout(r, 300)); // let it subscribe
+      await waitFor('mosquitto_sub to receive its SUBACK', () => out.includes('received SUBACK'));
       const before = commands.calls.length;
       const pub = await run('mosquitto_pub', [...auth('maint', 'maint-password-123'), '-q', '1', '-t', topic('devices/lamp-1/set'), '-m', JSON.stringify({ action: 'dim', level: 30, transaction: 'mosq-1' })]);
       expect(pub.code, pub.stderr).toBe(0);
-      await waitFor(() => commands.calls.length > before, 3000, 'submit');
+      await waitFor('submit', () => commands.calls.length > before, 3000);
       const call = commands.calls.at(-1)!;
       expect(call.who).toEqual({ role: 'maintenance', principal: 'maint' });
       expect(call.body).toEqual({ action: 'dim', level: 30, transaction: 'mosq-1' });
       commands.finish(call.row.id, 'verified', { level: 30 });
       expect(await exited).toBe(0);
-      const lines = out.trim().split('\n');
+      const lines = out
+        .trim()
+        .split('\n')
+        .filter((l) => l.startsWith(topic(''))); // the messages, not -d's lines
       expect(lines).toHaveLength(2);
       const [t1, ...rest1] = lines[0]!.split(' ');
       expect(t1).toBe(topic(`commands/${call.row.id}`));
@@ -85,9 +92,17 @@ describe('mosquitto clients', () => {
   });
 
   it('a fresh mosquitto_sub gets the retained state and availability', async () => {
-    t.ctx.ingest.pushMany([{ ts: 1_700_000_000_000, device: 'tlc-1', point: 'program', value: 3 }]);
-    t.ctx.ingest.flush();
-    await new Promise((r) => setTimeout(r, 150));
+    // a watcher subscribed beforehand sees the broker publish them (aedes stores a retained message before it forwards it)
+    const watcher = await connect(port, 'view', 'view-password-123');
+    try {
+      await watcher.client.subscribeAsync(topic('devices/tlc-1/+'), { qos: 1 });
+      t.ctx.ingest.pushMany([{ ts: 1_700_000_000_000, device: 'tlc-1', point: 'program', value: 3 }]);
+      t.ctx.ingest.flush();
+      await watcher.waitMessages(topic('devices/tlc-1/state'));
+      await watcher.waitMessages(topic('devices/tlc-1/availability'));
+    } finally {
+      await watcher.end();
+    }
     const r = await run('mosquitto_sub', [...auth('view', 'view-password-123'), '-t', topic('devices/tlc-1/#'), '-C', '2', '-W', '5', '-v', '--retained-only']);
     expect(r.code, r.stderr).toBe(0);
     const byTopic = Object.fromEntries(r.stdout.trim().split('\n').map((l) => [l.split(' ')[0], l.split(' ').slice(1).join(' ')]));
@@ -106,8 +121,10 @@ describe('mosquitto clients', () => {
     expect(hash.stdout).toBe('');
 
     const before = commands.calls.length;
+    const denied = publishesDenied();
     await run('mosquitto_pub', [...auth('view', 'view-password-123'), '-q', '1', '-t', topic('devices/lamp-1/set'), '-m', '{"action":"off"}'], 3000);
-    await new Promise((r) => setTimeout(r, 200));
+    // the broker decides on the PUBLISH before it would hand it over: once it counts it denied, no command can follow
+    await waitFor('the publish denied', () => publishesDenied() > denied);
     expect(commands.calls.length).toBe(before);
   });
 });

@@ -1,6 +1,6 @@
 /** MQTT clients for the broker tests: mqtt.js on 127.0.0.1, no reconnects, collected messages. */
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
-import { waitFor } from '../helpers/context.js';
+import { waitFor } from '../helpers/wait.js';
 
 export interface Msg {
   topic: string;
@@ -32,7 +32,7 @@ export async function connect(port: number, username?: string, password?: string
     closed: false,
     async waitMessages(topic, n = 1, timeoutMs = 5000) {
       const of = (): Msg[] => t.messages.filter((m) => m.topic === topic);
-      await waitFor(() => of().length >= n, timeoutMs, `${n} message(s) on ${topic}`);
+      await waitFor(`${n} message(s) on ${topic}`, () => of().length >= n, timeoutMs);
       return of();
     },
     async end() {

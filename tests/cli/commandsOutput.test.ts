@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../edge/log.js';
 import { startGateway, type Gateway } from '../../edge/main.js';
 import { isoLocal } from '../../edge/timeFormat.js';
+import { waitFor } from '../helpers/wait.js';
 import { runCli, tempGateway } from '../support/cli.js';
 
 const ANSI = /\x1b\[/;
@@ -42,10 +43,7 @@ simulate: true
   gw = await startGateway({ configPath: dir.config, log: silentLogger() });
   url = `http://127.0.0.1:${gw.built.api!.port()}`;
   // the schedule's own commands: the gateway asserts the scheduled level at start
-  for (const until = Date.now() + 5000; gw.context.store.latest('lamp-1').get('ch1_dim_setpoint')?.value !== 30; ) {
-    if (Date.now() > until) throw new Error('the schedule did not set lamp-1 to 30 %');
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  await waitFor('the schedule to set lamp-1 to 30 %', () => gw!.context.store.latest('lamp-1').get('ch1_dim_setpoint')?.value === 30);
 });
 
 afterAll(async () => {

@@ -6,12 +6,14 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { exportData, exportTime, readinessOf, type TermIo } from '../../edge/cliData.js';
+import { exportData, exportTime, readinessOf } from '../../edge/cliData.js';
+import type { CliIo } from '../../edge/cliIo.js';
 import { createProgress } from '../../edge/progress.js';
 import { loadConfig } from '../../edge/config/index.js';
 import { silentLogger } from '../../edge/log.js';
 import { openStore } from '../../edge/store/index.js';
 import { isoLocal } from '../../edge/timeFormat.js';
+import { waitFor } from '../helpers/wait.js';
 import { runCli, tempGateway } from '../support/cli.js';
 
 const ANSI = /\x1b\[/;
@@ -33,8 +35,8 @@ beforeAll(() => {
     { ts: WINTER, device: 'lamp-1', point: 'dim_level', value: 40, unit: '%', quality: 'good' },
     { ts: SUMMER + 123, device: 'lamp-1', point: 'lamp_ok', value: true, quality: 'good' },
   ]);
-  store.appendEvent({ ts: WINTER, kind: 'comms.lost', severity: 'warning', device: 'lamp-1', detail: { reason: 'timeout' } });
-  store.appendEvent({ ts: SUMMER, kind: 'comms.restored', severity: 'info', device: 'lamp-1' });
+  store.appendEvent({ ts: WINTER, kind: 'comms.lost', severity: 'warning', device: 'lamp-1', detail: { bus: 'rs485-1', unit: 1, error: 'timeout' } });
+  store.appendEvent({ ts: SUMMER, kind: 'comms.restored', severity: 'info', device: 'lamp-1', detail: { bus: 'rs485-1', unit: 1 } });
   // many rows for the paging tests: 2,500 more readings
   for (let b = 0; b < 5; b++) {
     store.appendReadings(Array.from({ length: 500 }, (_, i) => ({ ts: SUMMER + 1000 * (b * 500 + i), device: 'lamp-2', point: 'power', value: i, unit: 'W', quality: 'good' as const })));
@@ -98,8 +100,8 @@ describe('streetbox export', () => {
     const ev = await runCli(['export', '--config', g.config, '--after', '0', '--events', '--format', 'csv'], { env: { FORCE_COLOR: '1' } });
     expect(ev.stdout).toBe(
       'seq,ts,device,kind,severity,detail,time\n' +
-        `3,${WINTER},lamp-1,comms.lost,warning,"{""reason"":""timeout""}",2026-01-15T13:00:00.000+01:00\n` +
-        `4,${SUMMER},lamp-1,comms.restored,info,{},2026-07-15T14:00:00.000+02:00\n`,
+        `3,${WINTER},lamp-1,comms.lost,warning,"{""bus"":""rs485-1"",""unit"":1,""error"":""timeout""}",2026-01-15T13:00:00.000+01:00\n` +
+        `4,${SUMMER},lamp-1,comms.restored,info,"{""bus"":""rs485-1"",""unit"":1}",2026-07-15T14:00:00.000+02:00\n`,
     );
     expect(ev.stderr).toBe(''); // colour forced, but stderr is no terminal: no progress line
   });
@@ -109,7 +111,7 @@ describe('streetbox export', () => {
     let out = '';
     let err = '';
     let now = 0;
-    const io: TermIo = { out: (t) => void (out += t), err: (t) => void (err += t), errIsTTY: true };
+    const io: CliIo = { out: (t) => void (out += t), err: (t) => void (err += t), errIsTTY: true };
     // every read of the clock is 400 ms later: long work
     await exportData(config, io, { after: 4, limit: Number.POSITIVE_INFINITY, format: 'csv', events: false, clock: () => (now += 400) });
     const lines = out.trim().split('\n');
@@ -145,16 +147,17 @@ describe('streetbox export', () => {
     const { config } = loadConfig(g.config);
     const pages: number[] = [];
     let release: (ok: boolean) => void = () => undefined;
-    const io: TermIo = {
+    let asked = 0;
+    const io: CliIo = {
       out: (t) => void pages.push(t.split('\n').length - 1),
       err: () => undefined,
-      outReady: () => new Promise<boolean>((done) => (release = done)),
+      outReady: () => new Promise<boolean>((done) => ((release = done), asked++)),
     };
     const done = exportData(config, io, { after: 4, limit: Number.POSITIVE_INFINITY, format: 'jsonl', events: false });
-    await new Promise((r) => setTimeout(r, 50));
+    await waitFor('the export to ask for room', () => asked === 1);
     expect(pages).toEqual([1000]); // one page, then it waits
     release(true);
-    await new Promise((r) => setTimeout(r, 50));
+    await waitFor('the export to ask for room again', () => asked === 2);
     expect(pages).toEqual([1000, 1000]);
     release(false); // EPIPE: the reader closed
     await expect(done).rejects.toThrow(/output closed after 2000 rows/);

@@ -41,7 +41,7 @@ function standInApi(r: Rig): Server {
       req.setEncoding('utf8');
       req.on('data', (d: string) => (text += d));
       req.on('end', () => {
-        const row = r.control.submit({ kind: post[1] === 'groups' ? 'group' : 'device', id: decodeURIComponent(post[2]!) }, text, who);
+        const row = r.control.submit({ kind: post[1] === 'groups' ? 'group' : 'device', id: decodeURIComponent(post[2]!) }, text, who).row;
         if (row.status === 'rejected') return send(400, { status: 'error', id: row.id, ...(row.result as object) });
         send(202, { id: row.id, status: row.status });
       });

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../edge/log.js';
 import { startGateway, type Gateway } from '../../edge/main.js';
+import { isEvent } from '../../edge/store/eventKinds.js';
 import { openStore } from '../../edge/store/index.js';
 import { oneLampGateway } from '../support/cli.js';
 
@@ -36,7 +37,7 @@ describe('commands interrupted by a restart', () => {
       expect(s.getCommand(row.id)).toMatchObject({ status: 'failed', result: { code: 'E_INTERRUPTED' } });
     }
     expect(s.getCommand(done.id)).toMatchObject({ status: 'verified', result: { readBack: 0 } });
-    const failed = s.events({ after: 0, limit: 1000, kind: 'command.failed' }).items.map((e) => (e.detail as { commandId: string; reason: string }));
+    const failed = s.events({ after: 0, limit: 1000, kind: 'command.failed' }).items.filter((e) => isEvent(e, 'command.failed')).map((e) => e.detail);
     expect(failed.map((d) => d.commandId).sort()).toEqual([sent.id, queued.id].sort());
     expect(failed.every((d) => d.reason === 'interrupted')).toBe(true);
   });
@@ -45,7 +46,7 @@ describe('commands interrupted by a restart', () => {
     dir = oneLampGateway('restart-claim-gw');
     gw = await startGateway({ configPath: dir.config, log: silentLogger() });
     const tech = { role: 'technician', principal: 'tech-anna' } as const;
-    const row = gw.built.control.submit({ kind: 'device', id: 'lamp-1' }, { action: 'override', level: 35, durationS: 3600 }, tech);
+    const row = gw.built.control.submit({ kind: 'device', id: 'lamp-1' }, { action: 'override', level: 35, durationS: 3600 }, tech).row;
     await expect.poll(() => gw!.context.store.getCommand(row.id)?.status, { timeout: 5000 }).toBe('verified');
     await gw.stop();
     // the power went while the command was still being carried out

@@ -1,6 +1,7 @@
 // Lighting commands end to end: CommandService.submit → arbiter → Modbus driver → TCP simulator
 // registers → read-back → row verified, events recorded. Real store, real sockets.
 import { afterEach, describe, expect, it } from 'vitest';
+import { isEvent } from '../../edge/store/eventKinds.js';
 import type { CommandRecord } from '../../edge/store/types.js';
 import { CENTRAL, MAINT, TECH, settled, startRig, waitFor, type Rig } from './rig.js';
 
@@ -10,7 +11,7 @@ afterEach(async () => {
   rig = undefined;
 });
 
-const events = (r: Rig, id: string) => r.t.events.filter((e) => e.detail.commandId === id).map((e) => e.kind);
+const events = (r: Rig, id: string) => r.t.events.filter((e) => 'commandId' in e.detail && e.detail.commandId === id).map((e) => e.kind);
 
 describe('lighting commands against the Modbus TCP simulator', () => {
   it('asserts the group defaultLevel at start, then a dim reaches both channels and comes back verified', async () => {
@@ -18,7 +19,7 @@ describe('lighting commands against the Modbus TCP simulator', () => {
     await settled(rig);
     // no schedule: defaultLevel 80 of group "main", never dark
     for (const u of [1, 2, 3]) expect(rig.level(u)).toEqual({ setpoint: 80, on: 1 });
-    const row = rig.control.submit({ kind: 'device', id: 'lamp-1' }, { action: 'dim', level: 40, durationS: 3600 }, MAINT);
+    const row = rig.control.submit({ kind: 'device', id: 'lamp-1' }, { action: 'dim', level: 40, durationS: 3600 }, MAINT).row;
     expect(row.status).toBe('queued');
     expect(row.priority).toBe(50);
     const done = await rig.final(row.id);
@@ -28,7 +29,7 @@ describe('lighting commands against the Modbus TCP simulator', () => {
     expect(rig.level(1, 2)).toEqual({ setpoint: 40, on: 1 });
     expect(rig.level(2)).toEqual({ setpoint: 80, on: 1 });
     expect(events(rig, row.id)).toEqual(['command.queued', 'command.sent', 'command.verified']);
-    const ev = rig.t.events.find((e) => e.kind === 'command.verified' && e.detail.commandId === row.id)!;
+    const ev = rig.t.events.filter((e) => isEvent(e, 'command.verified')).find((e) => e.detail.commandId === row.id)!;
     expect(ev.device).toBe('lamp-1');
     expect(ev.detail.source).toEqual(MAINT);
     expect(rig.control.wanted('lamp-1')).toMatchObject({ level: 40, asserted: 40, verified: 40, source: { kind: 'claim' } });
@@ -37,12 +38,12 @@ describe('lighting commands against the Modbus TCP simulator', () => {
   it('off switches every channel off; on brings it back at 100 %', async () => {
     rig = await startRig();
     await settled(rig);
-    const off = await rig.final(rig.control.submit({ kind: 'device', id: 'lamp-2' }, { action: 'off', durationS: 600 }, TECH).id);
+    const off = await rig.final(rig.control.submit({ kind: 'device', id: 'lamp-2' }, { action: 'off', durationS: 600 }, TECH).row.id);
     expect(off.status).toBe('verified');
     expect(rig.level(2, 1)).toEqual({ setpoint: 0, on: 0 });
     expect(rig.level(2, 2)).toEqual({ setpoint: 0, on: 0 });
     expect(rig.lamp(2).points.get('ch1_dim_level')).toBe(0);
-    const on = await rig.final(rig.control.submit({ kind: 'device', id: 'lamp-2' }, { action: 'on', durationS: 600 }, TECH).id);
+    const on = await rig.final(rig.control.submit({ kind: 'device', id: 'lamp-2' }, { action: 'on', durationS: 600 }, TECH).row.id);
     expect(on.status).toBe('verified');
     expect(rig.level(2)).toEqual({ setpoint: 100, on: 1 });
   });
@@ -51,7 +52,7 @@ describe('lighting commands against the Modbus TCP simulator', () => {
     rig = await startRig();
     await settled(rig);
     const before = rig.writes.filter((w) => w.unit === 10).length;
-    const row = rig.control.submit({ kind: 'group', id: 'main' }, { action: 'override', level: 25, durationS: 900, reason: 'street works' }, CENTRAL);
+    const row = rig.control.submit({ kind: 'group', id: 'main' }, { action: 'override', level: 25, durationS: 900, reason: 'street works' }, CENTRAL).row;
     const done = await rig.final(row.id);
     expect(done.status).toBe('verified');
     expect(done.target).toEqual({ kind: 'group', id: 'main' });
@@ -65,8 +66,8 @@ describe('lighting commands against the Modbus TCP simulator', () => {
   it('a lower-priority dim under a higher override is recorded but the light stays at the override', async () => {
     rig = await startRig();
     await settled(rig);
-    await rig.final(rig.control.submit({ kind: 'device', id: 'lamp-3' }, { action: 'override', level: 90, durationS: 600, reason: 'accident' }, TECH).id);
-    const dim = await rig.final(rig.control.submit({ kind: 'device', id: 'lamp-3' }, { action: 'dim', level: 20, durationS: 600 }, MAINT).id);
+    await rig.final(rig.control.submit({ kind: 'device', id: 'lamp-3' }, { action: 'override', level: 90, durationS: 600, reason: 'accident' }, TECH).row.id);
+    const dim = await rig.final(rig.control.submit({ kind: 'device', id: 'lamp-3' }, { action: 'dim', level: 20, durationS: 600 }, MAINT).row.id);
     expect(dim.status).toBe('verified');
     expect(dim.result).toMatchObject({ devices: { 'lamp-3': { level: 90, heldBy: expect.any(String) } } });
     expect(rig.level(3).setpoint).toBe(90);
@@ -75,20 +76,20 @@ describe('lighting commands against the Modbus TCP simulator', () => {
   it('release by command id, and release of the caller\'s own claim, fall back to the next level', async () => {
     rig = await startRig();
     await settled(rig);
-    const dim = await rig.final(rig.control.submit({ kind: 'device', id: 'lamp-1' }, { action: 'dim', level: 60, durationS: 3600 }, MAINT).id);
-    const ovr = await rig.final(rig.control.submit({ kind: 'device', id: 'lamp-1' }, { action: 'override', level: 10, durationS: 3600, reason: 'test' }, TECH).id);
+    const dim = await rig.final(rig.control.submit({ kind: 'device', id: 'lamp-1' }, { action: 'dim', level: 60, durationS: 3600 }, MAINT).row.id);
+    const ovr = await rig.final(rig.control.submit({ kind: 'device', id: 'lamp-1' }, { action: 'override', level: 10, durationS: 3600, reason: 'test' }, TECH).row.id);
     expect(rig.level(1).setpoint).toBe(10);
-    const rel = await rig.final(rig.control.submit({ kind: 'device', id: 'lamp-1' }, { action: 'release', commandId: ovr.id }, TECH).id);
+    const rel = await rig.final(rig.control.submit({ kind: 'device', id: 'lamp-1' }, { action: 'release', commandId: ovr.id }, TECH).row.id);
     expect(rel.status).toBe('verified');
     expect(rig.level(1).setpoint).toBe(60);
     expect((rig.t.store.getCommand(ovr.id)!.result as { claim: string }).claim).toBe('released');
     // maintenance releases its own claim without naming it
-    const own = await rig.final(rig.control.submit({ kind: 'device', id: 'lamp-1' }, { action: 'release' }, MAINT).id);
+    const own = await rig.final(rig.control.submit({ kind: 'device', id: 'lamp-1' }, { action: 'release' }, MAINT).row.id);
     expect(own.status).toBe('verified');
     expect(own.params.commandId).toBe(dim.id);
     expect(rig.level(1).setpoint).toBe(80);
     // nothing left to release
-    const none = rig.control.submit({ kind: 'device', id: 'lamp-1' }, { action: 'release' }, MAINT);
+    const none = rig.control.submit({ kind: 'device', id: 'lamp-1' }, { action: 'release' }, MAINT).row;
     expect(none.status).toBe('rejected');
     expect(none.result).toMatchObject({ code: 'E_NOT_FOUND' });
   });
@@ -96,10 +97,10 @@ describe('lighting commands against the Modbus TCP simulator', () => {
   it('a new command of the same caller on the same target replaces its previous claim', async () => {
     rig = await startRig();
     await settled(rig);
-    const first = await rig.final(rig.control.submit({ kind: 'device', id: 'lamp-2' }, { action: 'dim', level: 40, durationS: 3600 }, MAINT).id);
-    await rig.final(rig.control.submit({ kind: 'device', id: 'lamp-2' }, { action: 'dim', level: 60, durationS: 3600 }, MAINT).id);
+    const first = await rig.final(rig.control.submit({ kind: 'device', id: 'lamp-2' }, { action: 'dim', level: 40, durationS: 3600 }, MAINT).row.id);
+    await rig.final(rig.control.submit({ kind: 'device', id: 'lamp-2' }, { action: 'dim', level: 60, durationS: 3600 }, MAINT).row.id);
     expect(rig.t.store.getCommand(first.id)!.result).toMatchObject({ claim: 'superseded' });
-    await rig.final(rig.control.submit({ kind: 'device', id: 'lamp-2' }, { action: 'release' }, MAINT).id);
+    await rig.final(rig.control.submit({ kind: 'device', id: 'lamp-2' }, { action: 'release' }, MAINT).row.id);
     // back to the default, not to the superseded 40
     expect(rig.level(2).setpoint).toBe(80);
   });
@@ -107,7 +108,7 @@ describe('lighting commands against the Modbus TCP simulator', () => {
   it('commands in quick succession: the newest level wins on the controller, every row ends final', async () => {
     rig = await startRig();
     await settled(rig);
-    const ids = [10, 20, 30, 40, 50, 60, 70].map((level) => rig!.control.submit({ kind: 'device', id: 'lamp-3' }, { action: 'dim', level, durationS: 600 }, MAINT).id);
+    const ids = [10, 20, 30, 40, 50, 60, 70].map((level) => rig!.control.submit({ kind: 'device', id: 'lamp-3' }, { action: 'dim', level, durationS: 600 }, MAINT).row.id);
     const rows = await Promise.all(ids.map((id) => rig!.final(id)));
     expect(rows.every((r) => r.status === 'verified')).toBe(true);
     expect(rig.level(3, 1)).toEqual({ setpoint: 70, on: 1 });
@@ -119,8 +120,8 @@ describe('lighting commands against the Modbus TCP simulator', () => {
   it('maintenance cannot release a technician override', async () => {
     rig = await startRig();
     await settled(rig);
-    const ovr = await rig.final(rig.control.submit({ kind: 'device', id: 'lamp-1' }, { action: 'override', level: 5, durationS: 600, reason: 'x' }, TECH).id);
-    const rel = rig.control.submit({ kind: 'device', id: 'lamp-1' }, { action: 'release', commandId: ovr.id }, MAINT);
+    const ovr = await rig.final(rig.control.submit({ kind: 'device', id: 'lamp-1' }, { action: 'override', level: 5, durationS: 600, reason: 'x' }, TECH).row.id);
+    const rel = rig.control.submit({ kind: 'device', id: 'lamp-1' }, { action: 'release', commandId: ovr.id }, MAINT).row;
     expect(rel.status).toBe('rejected');
     expect(rel.result).toMatchObject({ code: 'E_FORBIDDEN' });
     expect(rig.level(1).setpoint).toBe(5);
@@ -130,7 +131,7 @@ describe('lighting commands against the Modbus TCP simulator', () => {
     rig = await startRig();
     await settled(rig);
     rig.sims.setFault('tcp', 2, { kind: 'noAnswer' });
-    const row = await rig.final(rig.control.submit({ kind: 'device', id: 'lamp-2' }, { action: 'dim', level: 30, durationS: 60 }, TECH).id, 8000);
+    const row = await rig.final(rig.control.submit({ kind: 'device', id: 'lamp-2' }, { action: 'dim', level: 30, durationS: 60 }, TECH).row.id, 8000);
     expect(row.status).toBe('failed');
     const r = row.result as { devices: Record<string, { status: string; reason: string }> };
     expect(r.devices['lamp-2']!.reason).toMatch(/ch1_dim_setpoint/);
@@ -141,7 +142,7 @@ describe('lighting commands against the Modbus TCP simulator', () => {
     rig = await startRig({ deps: { rampStepMs: 40 } });
     await settled(rig);
     const mark = rig.writes.length;
-    const row = await rig.final(rig.control.submit({ kind: 'device', id: 'lamp-1' }, { action: 'dim', level: 20, rampS: 0.4, durationS: 600 }, TECH).id);
+    const row = await rig.final(rig.control.submit({ kind: 'device', id: 'lamp-1' }, { action: 'dim', level: 20, rampS: 0.4, durationS: 600 }, TECH).row.id);
     expect(row.status).toBe('verified');
     const setpoints = rig.writes.slice(mark).filter((w) => w.unit === 1 && w.address === 11).map((w) => w.values[0]!);
     expect(setpoints.length).toBeGreaterThanOrEqual(9);
@@ -153,14 +154,13 @@ describe('lighting commands against the Modbus TCP simulator', () => {
   it('lists recent commands newest first and finds one by id', async () => {
     rig = await startRig();
     await settled(rig);
-    const a = rig.control.submit({ kind: 'device', id: 'lamp-1' }, { action: 'dim', level: 50, durationS: 60 }, TECH);
-    const b = rig.control.submit({ kind: 'device', id: 'lamp-1' }, { action: 'dim', level: 150 }, TECH);
+    const a = rig.control.submit({ kind: 'device', id: 'lamp-1' }, { action: 'dim', level: 50, durationS: 60 }, TECH).row;
+    const b = rig.control.submit({ kind: 'device', id: 'lamp-1' }, { action: 'dim', level: 150 }, TECH).row;
     await rig.final(a.id);
     const list = rig.control.list({ limit: 2 });
     expect(list.map((c: CommandRecord) => c.id)).toEqual([b.id, a.id]);
     expect(rig.control.list({ limit: 5, status: 'rejected' }).map((c) => c.id)).toEqual([b.id]);
     expect(rig.control.get(a.id)?.status).toBe('verified');
-    await waitFor(() => true);
   });
 });
 
@@ -190,10 +190,10 @@ describe('a profile with its own ramp register', () => {
     const control = createControl(t.ctx, { modbus, rampStepMs: 20 });
     try {
       await control.start();
-      await waitFor(() => t.store.listCommands({ limit: 10 }).every((c) => c.status === 'verified'), 5000, 'start assert');
+      await waitFor('start assert', () => t.store.listCommands({ limit: 10 }).every((c) => c.status === 'verified'), 5000);
       const mark = writes.length;
-      const row = control.submit({ kind: 'device', id: 'ramp-1' }, { action: 'dim', level: 30, rampS: 12, durationS: 60 }, TECH);
-      await waitFor(() => t.store.getCommand(row.id)?.status === 'verified', 5000, 'verified');
+      const row = control.submit({ kind: 'device', id: 'ramp-1' }, { action: 'dim', level: 30, rampS: 12, durationS: 60 }, TECH).row;
+      await waitFor('verified', () => t.store.getCommand(row.id)?.status === 'verified', 5000);
       expect(writes.slice(mark)).toEqual([
         { address: 2, value: 12 },
         { address: 1, value: 30 },

@@ -5,7 +5,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { createControl, type ControlComponent } from '../../edge/control/index.js';
 import { silentLogger } from '../../edge/log.js';
 import { startLorawanSimulator, type LorawanSimulator } from '../../edge/sim/lorawan/index.js';
-import { makeContext, waitFor, type TestContext } from '../helpers/context.js';
+import { makeContext, type TestContext } from '../helpers/context.js';
+import { waitFor } from '../helpers/wait.js';
 import { CLASS_C, loraConfig, startDriver, type Harness } from '../lorawan/support.js';
 import { MAINT, TECH } from './rig.js';
 
@@ -44,21 +45,21 @@ describe('LoRaWAN lights', () => {
       log: silentLogger(),
     });
     const node = sim.nodes[0]!;
-    await waitFor(() => h!.driver.status().devices.find((x) => x.id === 'lamp-c')!.lastUplink !== null, 5000, 'first uplink');
+    await waitFor('first uplink', () => h!.driver.status().devices.find((x) => x.id === 'lamp-c')!.lastUplink !== null, 5000);
     control = createControl(t.ctx, { lorawan: h.driver, loraTimeoutMs: 3000, loraSilenceMs: 400 });
     await control.start();
     const start = t.store.listCommands({ limit: 100 }).find((c) => c.action === 'assert' && c.target.id === 'lamp-c')!;
-    await waitFor(() => t.store.getCommand(start.id)!.status === 'verified', 5000, 'start assert verified');
+    await waitFor('start assert verified', () => t.store.getCommand(start.id)!.status === 'verified', 5000);
     expect(node.state.dimLevel).toBe(70);
 
-    const dim = control.submit({ kind: 'device', id: 'lamp-c' }, { action: 'dim', level: 30, durationS: 600 }, MAINT);
-    await waitFor(() => ['verified', 'failed', 'expired'].includes(t.store.getCommand(dim.id)!.status), 5000, 'dim outcome');
+    const dim = control.submit({ kind: 'device', id: 'lamp-c' }, { action: 'dim', level: 30, durationS: 600 }, MAINT).row;
+    await waitFor('dim outcome', () => ['verified', 'failed', 'expired'].includes(t.store.getCommand(dim.id)!.status), 5000);
     expect(t.store.getCommand(dim.id)!.status).toBe('verified');
     expect(t.store.getCommand(dim.id)!.result).toMatchObject({ devices: { 'lamp-c': { status: 'verified', level: 30, via: 'lorawan' } } });
     expect(node.state.dimLevel).toBe(30);
 
-    const off = control.submit({ kind: 'device', id: 'lamp-c' }, { action: 'off', durationS: 600 }, TECH);
-    await waitFor(() => t.store.getCommand(off.id)!.status === 'verified', 5000, 'off verified');
+    const off = control.submit({ kind: 'device', id: 'lamp-c' }, { action: 'off', durationS: 600 }, TECH).row;
+    await waitFor('off verified', () => t.store.getCommand(off.id)!.status === 'verified', 5000);
     expect(node.state.lampOn).toBe(false);
 
     // the node reboots to full light and is silent for a while; its next uplink brings the wanted level back
@@ -66,9 +67,11 @@ describe('LoRaWAN lights', () => {
     node.state.dimLevel = 100;
     const reasserts = () => t.store.listCommands({ limit: 1000 }).filter((c) => c.action === 'assert' && c.params.reason === 'uplink-after-silence');
     const before = new Set(reasserts().map((c) => c.id));
-    await new Promise((r) => setTimeout(r, 600));
+    // the silence is the input: the next uplink comes more than loraSilenceMs after the last reading stored
+    const lastHeard = (): number => Math.max(...[...t.store.latest('lamp-c').values()].map((v) => v.ts));
+    await waitFor('a silence longer than loraSilenceMs', () => t.ctx.clock.now() - lastHeard() > 400, 3000);
     sim.uplink(node);
-    await waitFor(() => reasserts().some((c) => !before.has(c.id) && c.status === 'verified'), 5000, 'the re-assert');
+    await waitFor('the re-assert', () => reasserts().some((c) => !before.has(c.id) && c.status === 'verified'), 5000);
     expect(node.state.lampOn).toBe(false);
   });
 
@@ -77,8 +80,8 @@ describe('LoRaWAN lights', () => {
     h = await startDriver({}, {}, t);
     control = createControl(t.ctx, { lorawan: h.driver, loraTimeoutMs: 1500 });
     await control.start();
-    const row = control.submit({ kind: 'device', id: 'lamp-otaa' }, { action: 'dim', level: 20, durationS: 600 }, TECH);
-    await waitFor(() => ['verified', 'failed', 'expired'].includes(t.store.getCommand(row.id)!.status), 8000, 'the downlink to expire');
+    const row = control.submit({ kind: 'device', id: 'lamp-otaa' }, { action: 'dim', level: 20, durationS: 600 }, TECH).row;
+    await waitFor('the downlink to expire', () => ['verified', 'failed', 'expired'].includes(t.store.getCommand(row.id)!.status), 8000);
     const done = t.store.getCommand(row.id)!;
     expect(done.status).toBe('expired');
     expect(done.result).toMatchObject({ devices: { 'lamp-otaa': { status: 'expired' } } });

@@ -3,20 +3,21 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CommandTargetRef, Principal } from '../../edge/control/index.js';
 import { ControlError } from '../../edge/control/index.js';
-import { CENTRAL, MAINT, TECH, VIEWER, settled, startRig, type Rig } from './rig.js';
+import { CENTRAL, MAINT, TECH, VIEWER, settled, startRig, waitFor, type Rig } from './rig.js';
 
 let rig: Rig;
 beforeAll(async () => {
   rig = await startRig({ poll: 200 });
   await settled(rig);
-  // traffic controllers polled once, so their mode is known
-  await new Promise((r) => setTimeout(r, 400));
+  await waitFor('the traffic controllers polled once, so their mode is known', () => rig.t.store.latest('tc-1').has('mode') && rig.t.store.latest('tc-2').has('mode'), 3000);
 });
 afterAll(async () => {
   await rig.close();
 });
 
 const dev = (id: string): CommandTargetRef => ({ kind: 'device', id });
+/** ch2_dim_setpoint in edge/profiles/streetlight-controller.yaml */
+const PROBE_ADDRESS = 21;
 const grp = (id: string): CommandTargetRef => ({ kind: 'group', id });
 
 interface Case {
@@ -56,7 +57,7 @@ const cases: Case[] = [
 describe('rejected commands send nothing', () => {
   it.each(cases)('$name', (c) => {
     const writes = rig.writes.length;
-    const row = rig.control.submit(c.target, c.body, c.who);
+    const row = rig.control.submit(c.target, c.body, c.who).row;
     expect(row.status).toBe('rejected');
     const result = row.result as { code: string; error: string };
     expect(result.code).toBe(c.code);
@@ -72,8 +73,10 @@ describe('rejected commands send nothing', () => {
   it('nothing was written to any unit by all of the above, even later', async () => {
     const writes = rig.writes.length;
     for (const c of cases) rig.control.submit(c.target, c.body, c.who);
-    await new Promise((r) => setTimeout(r, 300));
-    expect(rig.writes.length).toBe(writes);
+    // then a command that is not refused, on the same bus: by its outcome, anything queued before it has reached the wire
+    const probe = rig.control.submit(dev('lamp-2'), { action: 'write', point: 'ch2_dim_setpoint', value: 17 }, TECH);
+    expect((await probe.outcome).status).toBe('verified');
+    expect(rig.writes.slice(writes)).toEqual([{ unit: 2, table: 'holding', address: PROBE_ADDRESS, values: [17] }]);
   });
 
   it('guardWrite refuses every traffic-controller point but the request registers, and needs allowCommands', () => {
@@ -92,18 +95,18 @@ describe('rejected commands send nothing', () => {
   });
 
   it('a technician raw write of a light point is verified by read-back', async () => {
-    const row = rig.control.submit(dev('lamp-3'), { action: 'write', point: 'ch2_dim_setpoint', value: 33 }, TECH);
+    const row = rig.control.submit(dev('lamp-3'), { action: 'write', point: 'ch2_dim_setpoint', value: 33 }, TECH).row;
     const done = await rig.final(row.id);
     expect(done.status).toBe('verified');
     expect(rig.level(3, 2).setpoint).toBe(33);
   });
 
   it('the transaction id of a rejected command is echoed', () => {
-    const row = rig.control.submit(dev('lamp-1'), { action: 'dim', level: 101, transaction: 'abc-1' }, TECH);
+    const row = rig.control.submit(dev('lamp-1'), { action: 'dim', level: 101, transaction: 'abc-1' }, TECH).row;
     expect(row.status).toBe('rejected');
     expect(row.result).toMatchObject({ transaction: 'abc-1', code: 'E_INVALID_COMMAND' });
-    expect(rig.control.submit(dev('lamp-1'), '{"action":"dim","level":-1,"transaction":42}', TECH).result).toMatchObject({ transaction: 42 });
-    const bad = rig.control.submit(dev('nope'), { action: 'dim', level: 10, transaction: 'abc-2' }, TECH);
+    expect(rig.control.submit(dev('lamp-1'), '{"action":"dim","level":-1,"transaction":42}', TECH).row.result).toMatchObject({ transaction: 42 });
+    const bad = rig.control.submit(dev('nope'), { action: 'dim', level: 10, transaction: 'abc-2' }, TECH).row;
     expect(bad.result).toMatchObject({ transaction: 'abc-2', code: 'E_NOT_FOUND' });
   });
 });

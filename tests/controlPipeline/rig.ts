@@ -2,7 +2,7 @@
  * A real control plane on real parts: the Modbus TCP simulator (streetlight controllers and
  * traffic controllers) on 127.0.0.1, the Modbus driver, a SQLite store in a temp dir, and the
  * control component; optionally a fake clock for the control plane's own timers (schedules,
- * expiry, ramps). Every write that reaches a simulated unit is logged, refused ones included.
+ * expiry, ramps) and simulated units whose time the test moves (`simTime: 'manual'`). Every write that reaches a simulated unit is logged, refused ones included.
  */
 import type { Clock } from '../../edge/clock.js';
 import type { ConfigInput } from '../../edge/config/schema.js';
@@ -10,7 +10,8 @@ import { createControl, type ControlComponent, type ControlDeps } from '../../ed
 import { createModbusDriver, type ModbusDriver } from '../../edge/drivers/modbus/index.js';
 import { startModbusSimulators, type ModbusSimulators, type StreetlightModel, type TrafficModel } from '../../edge/sim/modbus/index.js';
 import type { CommandRecord } from '../../edge/store/types.js';
-import { makeContext, waitFor, type TestContext } from '../helpers/context.js';
+import { makeContext, type TestContext } from '../helpers/context.js';
+import { waitFor } from '../helpers/wait.js';
 
 export const TECH = { role: 'technician', principal: 'tech-anna' } as const;
 export const MAINT = { role: 'maintenance', principal: 'maint-bob' } as const;
@@ -32,7 +33,12 @@ export interface RigOptions {
   deps?: Omit<ControlDeps, 'modbus'>;
   /** do not start the control component */
   noControl?: boolean;
+  /** 'manual': the simulated units' time moves only by `sims.tick(ms)` (default: with real time) */
+  simTime?: 'real' | 'manual';
 }
+
+/** setInterval's longest delay: a simulator ticking this rarely never ticks on its own within a test */
+const NEVER_MS = 2_147_483_647;
 
 export interface Rig {
   t: TestContext;
@@ -64,6 +70,7 @@ export async function startRig(opts: RigOptions = {}): Promise<Rig> {
         ],
       },
     ],
+    ...(opts.simTime === 'manual' ? { tickMs: NEVER_MS } : {}),
   });
   const writes: WireWrite[] = [];
   for (const [unit, bank] of sims.bus('tcp').units.banks) {
@@ -105,10 +112,10 @@ export async function startRig(opts: RigOptions = {}): Promise<Rig> {
     },
     async final(id, timeoutMs = 5000) {
       let row: CommandRecord | undefined;
-      await waitFor(() => {
+      await waitFor(`command ${id} to finish`, () => {
         row = t.store.getCommand(id);
         return row !== undefined && ['verified', 'failed', 'expired', 'rejected'].includes(row.status);
-      }, timeoutMs, `command ${id} to finish`);
+      }, timeoutMs);
       return row!;
     },
     async startControl(clock) {
@@ -130,7 +137,7 @@ export async function startRig(opts: RigOptions = {}): Promise<Rig> {
 
 /** The asserts issued at start are done (every light verified or failed). */
 export async function settled(rig: Rig, timeoutMs = 5000): Promise<void> {
-  await waitFor(() => rig.t.store.listCommands({ limit: 10_000 }).every((c) => c.status !== 'queued' && c.status !== 'sent'), timeoutMs, 'commands to settle');
+  await waitFor('commands to settle', () => rig.t.store.listCommands({ limit: 10_000 }).every((c) => c.status !== 'queued' && c.status !== 'sent'), timeoutMs);
 }
 
 export { waitFor };

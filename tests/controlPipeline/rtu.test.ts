@@ -5,7 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createControl, type ControlComponent } from '../../edge/control/index.js';
 import { createModbusDriver, type ModbusDriver } from '../../edge/drivers/modbus/index.js';
 import { startModbusSimulators, type ModbusSimulators, type StreetlightModel } from '../../edge/sim/modbus/index.js';
-import { makeContext, waitFor, type TestContext } from '../helpers/context.js';
+import { makeContext, type TestContext } from '../helpers/context.js';
+import { waitFor } from '../helpers/wait.js';
 import { CENTRAL } from './rig.js';
 
 const UNITS = [1, 2, 3, 4];
@@ -38,11 +39,11 @@ afterAll(async () => {
 
 describe('commands over Modbus RTU (PTY)', () => {
   it('start asserts the defaultLevel, then a group override is verified on every controller', async () => {
-    await waitFor(() => t.store.listCommands({ limit: 100 }).every((c) => c.status === 'verified'), 15_000, 'start asserts');
+    await waitFor('start asserts', () => t.store.listCommands({ limit: 100 }).every((c) => c.status === 'verified'), 15_000);
     const sp = (unit: number, ch: number) => sims.model<StreetlightModel>('line', unit).points.get(`ch${ch}_dim_setpoint`);
     for (const u of UNITS) expect([sp(u, 1), sp(u, 2)]).toEqual([90, 90]);
-    const row = control.submit({ kind: 'group', id: 'quay' }, { action: 'override', level: 35, durationS: 600, reason: 'festival' }, CENTRAL);
-    await waitFor(() => ['verified', 'failed'].includes(t.store.getCommand(row.id)!.status), 15_000, 'the group override');
+    const row = control.submit({ kind: 'group', id: 'quay' }, { action: 'override', level: 35, durationS: 600, reason: 'festival' }, CENTRAL).row;
+    await waitFor('the group override', () => ['verified', 'failed'].includes(t.store.getCommand(row.id)!.status), 15_000);
     const done = t.store.getCommand(row.id)!;
     expect(done.status).toBe('verified');
     for (const u of UNITS) expect([sp(u, 1), sp(u, 2)]).toEqual([35, 35]);

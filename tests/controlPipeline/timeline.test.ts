@@ -18,7 +18,7 @@ const lamp1 = { kind: 'device', id: 'lamp-1' } as const;
 /** both channels of a unit at `level` (and on unless 0) */
 async function levelIs(r: Rig, unit: number, level: number): Promise<void> {
   const at = (ch: number) => r.level(unit, ch).setpoint === level && r.level(unit, ch).on === (level > 0 ? 1 : 0);
-  await waitFor(() => at(1) && at(2), 5000, `unit ${unit} at ${level} %`);
+  await waitFor(`unit ${unit} at ${level} %`, () => at(1) && at(2), 5000);
 }
 
 describe('priority and expiry on a fake clock', () => {
@@ -27,9 +27,9 @@ describe('priority and expiry on a fake clock', () => {
     rig = await startRig({ clock });
     await settled(rig);
     await levelIs(rig, 1, 80); // group defaultLevel
-    const maint = await rig.final(rig.control.submit(lamp1, { action: 'dim', level: 40, durationS: 3 * 3600 }, MAINT).id);
-    const central = await rig.final(rig.control.submit(lamp1, { action: 'override', level: 60, durationS: 2 * 3600, reason: 'event' }, CENTRAL).id);
-    const tech = await rig.final(rig.control.submit(lamp1, { action: 'override', level: 0, durationS: 3600, reason: 'cable work' }, TECH).id);
+    const maint = await rig.final(rig.control.submit(lamp1, { action: 'dim', level: 40, durationS: 3 * 3600 }, MAINT).row.id);
+    const central = await rig.final(rig.control.submit(lamp1, { action: 'override', level: 60, durationS: 2 * 3600, reason: 'event' }, CENTRAL).row.id);
+    const tech = await rig.final(rig.control.submit(lamp1, { action: 'override', level: 0, durationS: 3600, reason: 'cable work' }, TECH).row.id);
     expect([maint.status, central.status, tech.status]).toEqual(['verified', 'verified', 'verified']);
     expect(rig.level(1)).toEqual({ setpoint: 0, on: 0 });
 
@@ -54,8 +54,8 @@ describe('priority and expiry on a fake clock', () => {
     const clock = new FakeClock(Date.UTC(2026, 5, 1, 12, 0));
     rig = await startRig({ clock });
     await settled(rig);
-    await rig.final(rig.control.submit({ kind: 'group', id: 'main' }, { action: 'override', level: 30, durationS: 600, reason: 'x' }, CENTRAL).id);
-    await rig.final(rig.control.submit(lamp1, { action: 'dim', level: 90, durationS: 1200 }, MAINT).id);
+    await rig.final(rig.control.submit({ kind: 'group', id: 'main' }, { action: 'override', level: 30, durationS: 600, reason: 'x' }, CENTRAL).row.id);
+    await rig.final(rig.control.submit(lamp1, { action: 'dim', level: 90, durationS: 1200 }, MAINT).row.id);
     for (const u of [1, 2, 3]) expect(rig.level(u).setpoint).toBe(30);
     await clock.advance(10 * M);
     await levelIs(rig, 1, 90);
@@ -76,7 +76,7 @@ describe('schedules', () => {
     });
     await settled(rig);
     await levelIs(rig, 2, 100); // 06:00 step still in force
-    const dim = await rig.final(rig.control.submit({ kind: 'device', id: 'lamp-2' }, { action: 'dim', level: 70 }, MAINT).id);
+    const dim = await rig.final(rig.control.submit({ kind: 'device', id: 'lamp-2' }, { action: 'dim', level: 70 }, MAINT).row.id);
     expect(dim.expiresAt).toBe(Date.UTC(2026, 5, 1, 22, 0));
     await levelIs(rig, 2, 70);
     await clock.advance(10 * M); // 22:00
@@ -97,8 +97,8 @@ describe('restart and recovery', () => {
     const clock = new FakeClock(Date.UTC(2026, 5, 1, 12, 0));
     rig = await startRig({ clock });
     await settled(rig);
-    const ovr = await rig.final(rig.control.submit(lamp1, { action: 'override', level: 15, durationS: 2 * 3600, reason: 'works' }, TECH).id);
-    const short = await rig.final(rig.control.submit({ kind: 'device', id: 'lamp-2' }, { action: 'override', level: 35, durationS: 600, reason: 'short' }, TECH).id);
+    const ovr = await rig.final(rig.control.submit(lamp1, { action: 'override', level: 15, durationS: 2 * 3600, reason: 'works' }, TECH).row.id);
+    const short = await rig.final(rig.control.submit({ kind: 'device', id: 'lamp-2' }, { action: 'override', level: 35, durationS: 600, reason: 'short' }, TECH).row.id);
     await rig.control.stop();
     // the controllers lose their settings (a power cut) while the gateway is down, for 30 minutes
     for (const u of [1, 2]) rig.lamp(u).points.set('ch1_dim_setpoint', 100);
@@ -117,15 +117,15 @@ describe('restart and recovery', () => {
   it('when a controller comes back online (comms.restored) its wanted level is asserted again', async () => {
     rig = await startRig({ poll: 100 });
     await settled(rig);
-    await rig.final(rig.control.submit({ kind: 'device', id: 'lamp-3' }, { action: 'override', level: 45, durationS: 600, reason: 'x' }, TECH).id);
+    await rig.final(rig.control.submit({ kind: 'device', id: 'lamp-3' }, { action: 'override', level: 45, durationS: 600, reason: 'x' }, TECH).row.id);
     rig.sims.setFault('tcp', 3, { kind: 'noAnswer' });
-    await waitFor(() => rig!.t.events.some((e) => e.kind === 'comms.lost' && e.device === 'lamp-3'), 5000, 'comms.lost');
+    await waitFor('comms.lost', () => rig!.t.events.some((e) => e.kind === 'comms.lost' && e.device === 'lamp-3'), 5000);
     rig.lamp(3).points.set('ch1_dim_setpoint', 100); // rebooted with its factory default
     rig.lamp(3).points.set('ch2_dim_setpoint', 100);
     rig.sims.setFault('tcp', 3, null);
-    await waitFor(() => rig!.t.events.some((e) => e.kind === 'comms.restored' && e.device === 'lamp-3'), 5000, 'comms.restored');
+    await waitFor('comms.restored', () => rig!.t.events.some((e) => e.kind === 'comms.restored' && e.device === 'lamp-3'), 5000);
     await levelIs(rig, 3, 45);
-    await waitFor(() => rig!.level(3, 2).setpoint === 45, 5000, 'channel 2 back at 45 %');
+    await waitFor('channel 2 back at 45 %', () => rig!.level(3, 2).setpoint === 45, 5000);
     const re = rig.t.store.listCommands({ limit: 1000 }).filter((c) => c.action === 'assert' && c.params.reason === 'comms.restored');
     expect(re.map((c) => c.target.id)).toEqual(['lamp-3']);
   });

@@ -2,6 +2,7 @@
 // program_request then request_expiry (the dead-man), renewal, lapse, release, dry runs, refusals.
 import { afterEach, describe, expect, it } from 'vitest';
 import { REQUEST_STATUS, TRAFFIC_MODES } from '../../edge/sim/modbus/index.js';
+import { FakeClock } from '../support/fakeClock.js';
 import { CENTRAL, TECH, settled, startRig, waitFor, type Rig } from './rig.js';
 
 let rig: Rig | undefined;
@@ -12,10 +13,11 @@ afterEach(async () => {
 
 const tc1 = { kind: 'device', id: 'tc-1' } as const;
 
-async function ready(): Promise<Rig> {
-  const r = await startRig({ poll: 200 });
+/** `clock`: the control plane on it, and the simulated controllers' time moved only by the test */
+async function ready(clock?: FakeClock): Promise<Rig> {
+  const r = await startRig({ poll: 200, ...(clock ? { clock, simTime: 'manual' as const } : {}) });
   await settled(r);
-  await waitFor(() => r.t.store.latest('tc-1').has('mode'), 3000, 'the first traffic poll');
+  await waitFor('the first traffic poll', () => r.t.store.latest('tc-1').has('mode'), 3000);
   return r;
 }
 
@@ -23,7 +25,7 @@ describe('traffic-controller program requests', () => {
   it('writes program_request then request_expiry; the controller runs it; the source is recorded', async () => {
     rig = await ready();
     const mark = rig.writes.length;
-    const row = rig.control.submit(tc1, { action: 'program', program: 2, expiresInS: 30 }, CENTRAL);
+    const row = rig.control.submit(tc1, { action: 'program', program: 2, expiresInS: 30 }, CENTRAL).row;
     expect(row.status).toBe('queued');
     const done = await rig.final(row.id);
     expect(done.status).toBe('verified');
@@ -37,7 +39,7 @@ describe('traffic-controller program requests', () => {
     const tc = rig.tc(10);
     expect(tc.points.get('active_program')).toBe(2);
     expect(tc.points.get('request_status')).toBe(REQUEST_STATUS.active);
-    expect(rig.t.events.filter((e) => e.detail.commandId === row.id).map((e) => e.kind)).toEqual(['command.queued', 'command.sent', 'command.verified']);
+    expect(rig.t.events.filter((e) => 'commandId' in e.detail && e.detail.commandId === row.id).map((e) => e.kind)).toEqual(['command.queued', 'command.sent', 'command.verified']);
   });
 
   it('lapses when not renewed: the controller resumes its own plan and the row turns expired', async () => {
@@ -45,38 +47,46 @@ describe('traffic-controller program requests', () => {
     const tc = rig.tc(10);
     const own = tc.points.get('active_program');
     const pick = own === 4 ? 3 : 4;
-    const row = await rig.final(rig.control.submit(tc1, { action: 'program', program: pick, expiresInS: 2 }, TECH).id);
+    const row = await rig.final(rig.control.submit(tc1, { action: 'program', program: pick, expiresInS: 2 }, TECH).row.id);
     expect(row.status).toBe('verified');
     expect(tc.points.get('active_program')).toBe(pick);
-    await waitFor(() => rig!.t.store.getCommand(row.id)?.status === 'expired', 6000, 'the dead-man to lapse');
-    await waitFor(() => tc.points.get('request_status') === REQUEST_STATUS.expired, 3000, 'the controller to drop the request');
+    await waitFor('the dead-man to lapse', () => rig!.t.store.getCommand(row.id)?.status === 'expired', 6000);
+    await waitFor('the controller to drop the request', () => tc.points.get('request_status') === REQUEST_STATUS.expired, 3000);
     expect(tc.points.get('active_program')).toBe(own);
     expect(rig.t.store.getCommand(row.id)!.result).toMatchObject({ request: 'lapsed' });
     expect(rig.t.events.some((e) => e.kind === 'command.expired' && e.detail.commandId === row.id)).toBe(true);
   });
 
   it('a new request renews the dead-man before it lapses', async () => {
-    rig = await ready();
+    const clock = new FakeClock();
+    rig = await ready(clock);
     const tc = rig.tc(10);
-    const first = await rig.final(rig.control.submit(tc1, { action: 'program', program: 3, expiresInS: 2 }, TECH).id);
-    await new Promise((r) => setTimeout(r, 1200));
-    const second = await rig.final(rig.control.submit(tc1, { action: 'program', program: 3, expiresInS: 3 }, TECH).id);
+    /** the gateway's clock and the controller's time move together */
+    const pass = async (ms: number): Promise<void> => {
+      rig!.sims.tick(ms);
+      await clock.advance(ms);
+    };
+    const first = await rig.final(rig.control.submit(tc1, { action: 'program', program: 3, expiresInS: 2 }, TECH).row.id);
+    await pass(1200);
+    const second = await rig.final(rig.control.submit(tc1, { action: 'program', program: 3, expiresInS: 3 }, TECH).row.id);
     expect(second.status).toBe('verified');
     expect(second.result).toMatchObject({ renews: first.id });
     // past the first expiry: still running
-    await new Promise((r) => setTimeout(r, 1500));
+    await pass(1500);
     expect(tc.points.get('request_status')).toBe(REQUEST_STATUS.active);
     expect(tc.points.get('active_program')).toBe(3);
     expect(rig.t.store.getCommand(first.id)!.status).toBe('verified');
     expect(rig.t.store.getCommand(first.id)!.result).toMatchObject({ request: 'renewed', by: second.id });
-    await waitFor(() => rig!.t.store.getCommand(second.id)?.status === 'expired', 5000, 'the renewed request to lapse');
+    await pass(1500);
+    await waitFor('the renewed request to lapse', () => rig!.t.store.getCommand(second.id)?.status === 'expired', 5000);
+    expect(tc.points.get('request_status')).toBe(REQUEST_STATUS.expired);
   });
 
   it('release (or program 0) hands control back to the controller at once', async () => {
     rig = await ready();
     const tc = rig.tc(10);
-    const req = await rig.final(rig.control.submit(tc1, { action: 'program', program: 2, expiresInS: 60 }, TECH).id);
-    const rel = await rig.final(rig.control.submit(tc1, { action: 'release' }, TECH).id);
+    const req = await rig.final(rig.control.submit(tc1, { action: 'program', program: 2, expiresInS: 60 }, TECH).row.id);
+    const rel = await rig.final(rig.control.submit(tc1, { action: 'release' }, TECH).row.id);
     expect(rel.status).toBe('verified');
     expect(rel.result).toMatchObject({ program: 0, released: req.id });
     expect(tc.points.get('request_status')).toBe(REQUEST_STATUS.none);
@@ -85,23 +95,27 @@ describe('traffic-controller program requests', () => {
   });
 
   it('after a restart: a request that lapsed meanwhile is recorded expired, a running one can be renewed', async () => {
-    rig = await ready();
-    const short = await rig.final(rig.control.submit(tc1, { action: 'program', program: 2, expiresInS: 1 }, TECH).id);
+    const clock = new FakeClock();
+    rig = await ready(clock);
+    const short = await rig.final(rig.control.submit(tc1, { action: 'program', program: 2, expiresInS: 1 }, TECH).row.id);
     const tc2 = { kind: 'device', id: 'tc-1' } as const;
     await rig.control.stop();
-    await new Promise((r) => setTimeout(r, 1300));
-    await rig.startControl();
+    // the gateway is down past the request's expiry; the controller drops it meanwhile
+    rig.sims.tick(1300);
+    await clock.advance(1300);
+    expect(rig.tc(10).points.get('request_status')).toBe(REQUEST_STATUS.expired);
+    await rig.startControl(clock);
     expect(rig.t.store.getCommand(short.id)!.status).toBe('expired');
-    const long = await rig.final(rig.control.submit(tc2, { action: 'program', program: 3, expiresInS: 30 }, TECH).id);
+    const long = await rig.final(rig.control.submit(tc2, { action: 'program', program: 3, expiresInS: 30 }, TECH).row.id);
     await rig.control.stop();
-    await rig.startControl();
-    const renew = await rig.final(rig.control.submit(tc2, { action: 'program', program: 3, expiresInS: 30 }, TECH).id);
+    await rig.startControl(clock);
+    const renew = await rig.final(rig.control.submit(tc2, { action: 'program', program: 3, expiresInS: 30 }, TECH).row.id);
     expect(renew.result).toMatchObject({ renews: long.id });
   });
 
   it('a program the controller does not know fails with the controller\'s reason', async () => {
     rig = await ready();
-    const row = await rig.final(rig.control.submit(tc1, { action: 'program', program: 9, expiresInS: 30 }, TECH).id);
+    const row = await rig.final(rig.control.submit(tc1, { action: 'program', program: 9, expiresInS: 30 }, TECH).row.id);
     expect(row.status).toBe('failed');
     expect((row.result as { error: string }).error).toMatch(/does not know program 9/);
   });
@@ -109,12 +123,12 @@ describe('traffic-controller program requests', () => {
   it('dry run: says whether it would be accepted and sends nothing', async () => {
     rig = await ready();
     const mark = rig.writes.length;
-    const ok = rig.control.submit(tc1, { action: 'program', program: 2, dryRun: true }, CENTRAL);
+    const ok = rig.control.submit(tc1, { action: 'program', program: 2, dryRun: true }, CENTRAL).row;
     expect(ok.status).toBe('verified');
     expect(ok.result).toMatchObject({ dryRun: true, accepted: true, mode: { value: TRAFFIC_MODES.actuated }, online: true });
     rig.tc(10).setMode(TRAFFIC_MODES.flashing);
-    await waitFor(() => rig!.t.store.latest('tc-1').get('mode')?.value === TRAFFIC_MODES.flashing, 3000, 'the mode poll');
-    const no = rig.control.submit(tc1, { action: 'program', program: 2, dryRun: true }, CENTRAL);
+    await waitFor('the mode poll', () => rig!.t.store.latest('tc-1').get('mode')?.value === TRAFFIC_MODES.flashing, 3000);
+    const no = rig.control.submit(tc1, { action: 'program', program: 2, dryRun: true }, CENTRAL).row;
     expect(no.status).toBe('rejected');
     expect(no.result).toMatchObject({ code: 'E_INTERLOCK' });
     expect((no.result as { error: string }).error).toMatch(/mode 1 \(flashing amber\)/);
@@ -124,10 +138,10 @@ describe('traffic-controller program requests', () => {
   it('a controller that switched to manual since its last poll is caught by the live mode read: rejected, nothing written', async () => {
     rig = await startRig({ poll: 60_000 });
     await settled(rig);
-    await waitFor(() => rig!.t.store.latest('tc-1').has('mode'), 3000, 'the first traffic poll');
+    await waitFor('the first traffic poll', () => rig!.t.store.latest('tc-1').has('mode'), 3000);
     rig.tc(10).setMode(TRAFFIC_MODES.manual);
     const mark = rig.writes.length;
-    const row = rig.control.submit(tc1, { action: 'program', program: 2, expiresInS: 30 }, TECH);
+    const row = rig.control.submit(tc1, { action: 'program', program: 2, expiresInS: 30 }, TECH).row;
     expect(row.status).toBe('queued');
     const done = await rig.final(row.id);
     expect(done.status).toBe('rejected');

@@ -13,7 +13,8 @@ import { configSchema } from '../../edge/config/schema.js';
 import { createFlowsComponent, DEFAULT_FLOW_FILE, nightCheck, preparePaths } from '../../edge/flows/index.js';
 import type { CommandService } from '../../edge/control/api.js';
 import { makeContext } from '../helpers/context.js';
-import { startFlowsRig, waitFor } from './rig.js';
+import { waitFor } from '../helpers/wait.js';
+import { startFlowsRig } from './rig.js';
 
 const loadedNodeRed = (): string[] => Object.keys(createRequire(import.meta.url).cache).filter((k) => /[\\/]node_modules[\\/](node-red|@node-red)[\\/]/.test(k));
 
@@ -69,7 +70,7 @@ describe('nodeRed options', () => {
       expect((await fetch(`${rig.base}/flows/`)).status).toBe(404);
       expect((await fetch(`${rig.base}/flows/flows`)).status).toBe(404);
       expect((await fetch(`${rig.base}/flows/auth/login`)).status).toBe(404);
-      await waitFor(() => rig.t.store.latest('lamp-1').get('ch1_dim_setpoint')?.value === 80, 5000, 'lamp-1 polled at its default level');
+      await waitFor('lamp-1 polled at its default level', () => rig.t.store.latest('lamp-1').get('ch1_dim_setpoint')?.value === 80, 5000);
       const state = async (): Promise<Record<string, unknown>> => {
         const r = await fetch(`${rig.base}/local/state`);
         expect(r.status).toBe(200);
@@ -91,7 +92,7 @@ describe('nodeRed options', () => {
       await rig.flows.stop();
       expect((await fetch(`${rig.base}/local/state`)).status).toBe(404);
       await rig.flows.start();
-      await waitFor(() => rig.t.store.latest('lamp-1').get('ch1_dim_setpoint')?.value === 45, 5000, 'lamp-1 polled at 45');
+      await waitFor('lamp-1 polled at 45', () => rig.t.store.latest('lamp-1').get('ch1_dim_setpoint')?.value === 45, 5000);
       expect(await state()).toMatchObject({ ch1_dim_setpoint: 45 });
       expect(rig.api.server().listenerCount('upgrade')).toBe(upgrades);
     } finally {

@@ -14,7 +14,7 @@ import { createFlowsComponent, DEFAULT_FLOW_FILE, type FlowsComponent } from '..
 import { startModbusSimulators, type ModbusSimulators, type StreetlightModel, type TrafficModel } from '../../edge/sim/modbus/index.js';
 import type { ConfigInput } from '../../edge/config/schema.js';
 import { createLogger } from '../../edge/log.js';
-import { makeContext, waitFor, type TestContext } from '../helpers/context.js';
+import { makeContext, type TestContext } from '../helpers/context.js';
 import { tempDir, type TempDir } from '../helpers/tmp.js';
 
 export const USER = { username: 'anna', password: 'flows-test-password-1' } as const;
@@ -110,5 +110,3 @@ export async function startFlowsRig(opts: { nodeRed?: Partial<NonNullable<Config
     },
   };
 }
-
-export { waitFor };

@@ -72,7 +72,7 @@ describe('streetbox CLI', () => {
       { ts: t0 + 1, device: 'lamp-2', point: 'note', value: 'a "quoted", text', quality: 'good' },
       { ts: t0 + 2, device: 'lamp-2', point: 'power', value: null, quality: 'bad' },
     ]);
-    store.appendEvent({ kind: 'comms.lost', severity: 'warning', device: 'lamp-2', detail: { reason: 'timeout' } });
+    store.appendEvent({ kind: 'comms.lost', severity: 'warning', device: 'lamp-2', detail: { bus: 'rs485-1', unit: 2, error: 'timeout' } });
     store.close();
 
     const all = await runCli(['export', '--config', g.config, '--after', '0']);

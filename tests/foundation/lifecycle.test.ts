@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { existsSync } from 'node:fs';
 import { openStoreReadOnly } from '../../edge/store/index.js';
+import { waitFor } from '../helpers/wait.js';
 import { collect, spawnCli, tempGateway } from '../support/cli.js';
 
 // A gateway on simulated Modbus TCP devices (no PTY needed). Nothing is committed before the
@@ -23,14 +24,6 @@ simulate: true
 let cleanup: (() => void) | undefined;
 afterEach(() => cleanup?.());
 
-async function waitFor(pred: () => boolean, ms: number): Promise<void> {
-  const end = Date.now() + ms;
-  while (!pred()) {
-    if (Date.now() > end) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 describe('gateway lifecycle', () => {
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     it(`stops in reverse order on ${signal}, flushing the buffer, and exits 0`, async () => {
@@ -40,9 +33,11 @@ describe('gateway lifecycle', () => {
       const done = collect(child, 30_000);
       let out = '';
       child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-      await waitFor(() => out.includes('"gateway running"'), 20_000);
-      // let a few polls happen (every 100 ms), none committed yet
-      await waitFor(() => (out.match(/"msg":"component started"/g) ?? []).length >= 5, 5_000);
+      await waitFor('the gateway running', () => out.includes('"gateway running"'), 20_000);
+      await waitFor('five components started', () => (out.match(/"msg":"component started"/g) ?? []).length >= 5, 5_000);
+      // let a few polls happen (every 100 ms). A fixed wait, as no condition is visible from
+      // outside: nothing is committed before the stop (that is what this test proves) and a
+      // poll does not log. 800 ms is eight poll periods; the assert below needs three.
       await new Promise((r) => setTimeout(r, 800));
       child.kill(signal);
       const r = await done;
@@ -81,7 +76,7 @@ describe('gateway lifecycle', () => {
     const firstDone = collect(first, 30_000);
     let out = '';
     first.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-    await waitFor(() => out.includes('"gateway running"'), 20_000);
+    await waitFor('the gateway running', () => out.includes('"gateway running"'), 20_000);
     const second = await collect(spawnCli(['start', '--config', g.config]), 20_000);
     expect(second.code).toBe(1);
     expect(second.stderr).toMatch(/another streetbox \(pid \d+\) is using this data file/);
@@ -108,8 +103,8 @@ simulate: false
     const done = collect(child, 30_000);
     let out = '';
     child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-    await waitFor(() => out.includes('"gateway running"'), 20_000);
-    await waitFor(() => out.includes('missing-line') && out.includes('/dev/does-not-exist-0'), 10_000);
+    await waitFor('the gateway running', () => out.includes('"gateway running"'), 20_000);
+    await waitFor('the missing line reported', () => out.includes('missing-line') && out.includes('/dev/does-not-exist-0'), 10_000);
     child.kill('SIGTERM');
     const r = await done;
     expect(r.code).toBe(0);

@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ROOT, collect } from '../support/cli.js';
 import { tempDir } from '../helpers/tmp.js';
-import { waitFor } from '../helpers/context.js';
+import { waitFor } from '../helpers/wait.js';
 
 const README = readFileSync(join(ROOT, 'README.md'), 'utf8');
 
@@ -66,18 +66,16 @@ describe('README', () => {
     let out = '';
     npm.stdout!.on('data', (d: Buffer) => (out += d.toString()));
     try {
-      await waitFor(() => out.includes('"msg":"streetbox running"'), 60_000, `the demo running:\n${out}`);
+      await waitFor(`the demo running:\n${out}`, () => out.includes('"msg":"streetbox running"'), 60_000);
       const T = 'demo-technician-token-0001';
       // every simulated device answers before the commands that drive them
       await waitFor(
-        async () => {
+        'the demo devices online', async () => {
           const r = await fetch('http://127.0.0.1:8080/api/v1/devices', { headers: { authorization: `Bearer ${T}` } }).catch(() => null);
           if (!r || r.status !== 200) return false;
           const body = (await r.json()) as { devices: { id: string; online: boolean | null }[] };
           return ['lamp-ctrl-03', 'tc-01'].every((id) => body.devices.find((d) => d.id === id)?.online === true);
-        },
-        30_000,
-        'the demo devices online',
+        }, 30_000,
       );
 
       const lines = shellLines(blockAfter('Try it while it runs', 'sh'));

@@ -20,7 +20,7 @@ import { spawn } from 'node:child_process';
 import { BIN, DEMO, collect, demoConfig, startDemo, type DemoGateway } from '../helpers/demoGateway.js';
 import { tempDir } from '../helpers/tmp.js';
 import { login } from '../flows/support.js';
-import { waitFor } from '../helpers/context.js';
+import { waitFor } from '../helpers/wait.js';
 
 const log = createLogger({ level: 'silent' });
 
@@ -51,7 +51,7 @@ describe('the signal logic of streetbox start', () => {
     await running;
     expect(codes).toEqual([]);
     signals.emit('SIGTERM', 'SIGTERM');
-    await waitFor(() => codes.length > 0, 2000, 'exit');
+    await waitFor('exit', () => codes.length > 0, 2000);
     expect(fake.stops).toBe(1);
     expect(codes).toEqual([0]);
     expect(signals.listenerCount('SIGTERM')).toBe(0);
@@ -68,7 +68,7 @@ describe('the signal logic of streetbox start', () => {
       void runUntilSignal({ gateway: { configPath: 'x' }, log, signals, duplicateMs: 0, exit: (c) => void codes.push(c), start: async () => fake.gateway, onRunning: () => onRunning() }),
     );
     signals.emit(sig, sig);
-    await waitFor(() => fake.stops === 1, 2000, 'stop called');
+    await waitFor('stop called', () => fake.stops === 1, 2000);
     expect(codes).toEqual([]);
     signals.emit(sig, sig);
     expect(codes).toEqual([code]);
@@ -84,10 +84,10 @@ describe('the signal logic of streetbox start', () => {
     );
     signals.emit('SIGINT', 'SIGINT');
     signals.emit('SIGINT', 'SIGINT');
-    await waitFor(() => fake.stops === 1, 2000, 'stop called');
+    await waitFor('stop called', () => fake.stops === 1, 2000);
     expect(codes).toEqual([]);
     fake.release();
-    await waitFor(() => codes.length > 0, 2000, 'exit');
+    await waitFor('exit', () => codes.length > 0, 2000);
     expect(codes).toEqual([0]);
   });
 
@@ -101,7 +101,7 @@ describe('the signal logic of streetbox start', () => {
       void runUntilSignal({ gateway: { configPath: 'x' }, log: logged, signals, deadlineMs: 200, exit: (c) => void codes.push(c), start: async () => fake.gateway, onRunning: () => onRunning() }),
     );
     signals.emit('SIGTERM', 'SIGTERM');
-    await waitFor(() => codes.length > 0, 3000, 'deadline exit');
+    await waitFor('deadline exit', () => codes.length > 0, 3000);
     expect(codes).toEqual([0]);
     expect(lines.join('')).toContain('stop did not finish in time');
     fake.release();
@@ -121,10 +121,10 @@ describe('the signal logic of streetbox start', () => {
       start: () => new Promise<Gateway>((r) => (started = () => r(fake.gateway))),
       onRunning: () => void onRunning++,
     });
-    await waitFor(() => signals.listenerCount('SIGTERM') === 1, 2000, 'handler installed before start-up ends');
+    await waitFor('handler installed before start-up ends', () => signals.listenerCount('SIGTERM') === 1, 2000);
     signals.emit('SIGTERM', 'SIGTERM');
     started();
-    await waitFor(() => codes.length > 0, 2000, 'exit');
+    await waitFor('exit', () => codes.length > 0, 2000);
     expect(codes).toEqual([0]);
     expect(fake.stops).toBe(1);
     expect(onRunning).toBe(0);
@@ -161,7 +161,7 @@ describe('the built gateway on the demo', () => {
     let out = '';
     child.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
     // as soon as the first component runs, well before Node-RED and the rest
-    await waitFor(() => out.includes('"msg":"component started"'), 30_000, 'the first component started');
+    await waitFor('the first component started', () => out.includes('"msg":"component started"'), 30_000);
     child.kill('SIGTERM');
     const r = await collect(child, 5000);
     expect(r.code, out.slice(-2000)).toBe(0);
@@ -209,7 +209,7 @@ describe('the built gateway on the demo', () => {
     expect(kids.length, 'the demo runs its RS-485 line on socat').toBeGreaterThan(0);
     gw.child.kill('SIGKILL');
     await gw.exited(5000);
-    await waitFor(() => kids.every((k) => !alive(k.pid)), 5000, 'socat gone after its gateway was killed');
+    await waitFor('socat gone after its gateway was killed', () => kids.every((k) => !alive(k.pid)), 5000);
   }, 90_000);
 
   it('without socat, only the simulated RS-485 line is down: the TCP traffic controller runs', async () => {
@@ -218,12 +218,10 @@ describe('the built gateway on the demo', () => {
     await gw.waitFor(/"component":"modbus-sim:rs485-1"[^\n]*apt-get install socat/);
     const headers = { authorization: `Bearer ${DEMO.technicianToken}` };
     await waitFor(
-      async () => {
+      'tc-01 online', async () => {
         const r = (await (await fetch(`http://127.0.0.1:${gw!.port}/api/v1/devices/tc-01`, { headers })).json()) as { online?: boolean | null };
         return r.online === true;
-      },
-      20_000,
-      'tc-01 online',
+      }, 20_000,
     );
     const status = (await (await fetch(`http://127.0.0.1:${gw.port}/api/v1/status`, { headers })).json()) as { components: { name: string; state: string }[] };
     const state = Object.fromEntries(status.components.map((c) => [c.name, c.state]));

@@ -78,6 +78,42 @@ describe('Supervisor', () => {
     await sup.stopAll();
   });
 
+  it('shows a component degraded while a part it restores by itself is lost, without restarting it', async () => {
+    const { sup, clock, bus } = setup();
+    const log: string[] = [];
+    const changes: string[] = [];
+    bus.on('test', 'component', (c) => changes.push(`${c.state}${c.error ? ` (${c.error})` : ''}`));
+    sup.add(recorder(log, 'modbus'));
+    await sup.startAll();
+    bus.emit('health', { name: 'modbus', part: 'bus rs485-1', ok: false, error: 'serial port gone' });
+    bus.emit('health', { name: 'modbus', part: 'bus tcp1', ok: false, error: 'connection closed' });
+    expect(sup.status()[0]).toMatchObject({ state: 'degraded', lastError: 'serial port gone; connection closed', restarts: 0, failures: 0 });
+    await clock.advance(60_000);
+    expect(log).toEqual(['start modbus']);
+    bus.emit('health', { name: 'modbus', part: 'bus rs485-1', ok: true });
+    expect(sup.status()[0]).toMatchObject({ state: 'degraded', lastError: 'connection closed' });
+    bus.emit('health', { name: 'modbus', part: 'bus tcp1', ok: true });
+    expect(sup.status()[0]!.state).toBe('running');
+    expect(changes).toEqual(['starting', 'running', 'degraded (serial port gone)', 'running']);
+    expect(clock.pendingTimers).toBe(0);
+    await sup.stopAll();
+  });
+
+  it('still restarts a component that reports itself failed while it is degraded by a lost part', async () => {
+    const { sup, clock, bus } = setup();
+    const log: string[] = [];
+    sup.add(recorder(log, 'modbus'));
+    await sup.startAll();
+    bus.emit('health', { name: 'modbus', part: 'bus tcp1', ok: false, error: 'connection closed' });
+    bus.emit('component', { name: 'modbus', state: 'degraded', error: 'poll loop ended' });
+    expect(sup.status()[0]).toMatchObject({ state: 'degraded', lastError: 'poll loop ended', failures: 1 });
+    await clock.advance(1000);
+    expect(log).toEqual(['start modbus', 'stop modbus', 'start modbus']);
+    // the new run starts clean: what the old one reported lost is forgotten
+    expect(sup.status()[0]).toMatchObject({ state: 'running', restarts: 1 });
+    await sup.stopAll();
+  });
+
   it('does not restart anything after stopAll', async () => {
     const { sup, clock } = setup();
     const log: string[] = [];

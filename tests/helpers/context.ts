@@ -58,11 +58,3 @@ export function makeContext(input: Omit<ConfigInput, 'gateway'> & { gateway?: Co
   return t;
 }
 
-/** Resolves once `pred` holds (polled every 10 ms), or rejects after `timeoutMs`. */
-export async function waitFor(pred: () => boolean | Promise<boolean>, timeoutMs = 5000, what = 'condition'): Promise<void> {
-  const t0 = Date.now();
-  while (!(await pred())) {
-    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}

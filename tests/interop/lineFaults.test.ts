@@ -9,7 +9,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createModbusDriver, type ModbusDriver } from '../../edge/drivers/modbus/index.js';
 import { startModbusSimulators, type Fault, type ModbusSimulators } from '../../edge/sim/modbus/index.js';
-import { makeContext, waitFor, type TestContext } from '../helpers/context.js';
+import { isEvent, type EventKind } from '../../edge/store/eventKinds.js';
+import { makeContext, type TestContext } from '../helpers/context.js';
+import { waitFor } from '../helpers/wait.js';
 
 const POLL_MS = 100;
 const WINDOW_MS = 2000;
@@ -26,14 +28,16 @@ let driver: ModbusDriver;
 
 const polls = (): Record<string, number> => Object.fromEntries(driver.status()[0]!.devices.map((d) => [d.id, d.polls]));
 
+/** The polls of each device in WINDOW_MS of real time. */
 async function pollsInWindow(): Promise<Record<string, number>> {
   const before = polls();
+  // a measurement window, not a wait: the test bounds a poll rate, which only real time on a real line can show
   await new Promise((r) => setTimeout(r, WINDOW_MS));
   const after = polls();
   return Object.fromEntries(Object.keys(after).map((id) => [id, after[id]! - (before[id] ?? 0)]));
 }
 
-const eventsOf = (device: string, kind: string) => t.events.filter((e) => e.device === device && e.kind === kind);
+const eventsOf = <K extends EventKind>(device: string, kind: K) => t.events.filter((e) => isEvent(e, kind)).filter((e) => e.device === device);
 
 beforeAll(async () => {
   sims = await startModbusSimulators({
@@ -45,7 +49,7 @@ beforeAll(async () => {
   });
   driver = createModbusDriver(t.ctx);
   await driver.start();
-  await waitFor(() => Object.values(polls()).every((n) => n >= 3), 10_000, 'first polls');
+  await waitFor('first polls', () => Object.values(polls()).every((n) => n >= 3), 10_000);
   const healthy = await pollsInWindow();
   for (const id of HEALTHY) expect(healthy[id], id).toBeGreaterThanOrEqual((WINDOW_MS / POLL_MS) * 0.6);
 });
@@ -76,19 +80,19 @@ describe('one broken unit on a shared RTU line', () => {
       const during = await pollsInWindow();
       for (const id of HEALTHY) expect(during[id], `${id} polls with lamp-3 broken vs healthy ${healthyPolls[id]}`).toBeGreaterThanOrEqual(Math.floor(healthyPolls[id]! * BOUND));
 
-      await waitFor(() => eventsOf('lamp-3', 'comms.lost').length > lost0, 5000, 'comms.lost');
+      await waitFor('comms.lost', () => eventsOf('lamp-3', 'comms.lost').length > lost0, 5000);
       const lamp3 = driver.status()[0]!.devices.find((d) => d.id === 'lamp-3')!;
       expect(lamp3.online).toBe(false);
       expect(t.store.latest('lamp-3').get('ch1_power')?.quality).toBe('bad');
       expect(driver.status()[0]!.devices.filter((d) => HEALTHY.includes(d.id)).every((d) => d.online)).toBe(true);
 
       sims.setFault('line', 3, null);
-      await waitFor(() => eventsOf('lamp-3', 'comms.restored').length > restored0, 5000, 'comms.restored');
-      await waitFor(() => t.store.latest('lamp-3').get('ch1_power')?.quality === 'good', 2000, 'good readings of lamp-3 again');
+      await waitFor('comms.restored', () => eventsOf('lamp-3', 'comms.restored').length > restored0, 5000);
+      await waitFor('good readings of lamp-3 again', () => t.store.latest('lamp-3').get('ch1_power')?.quality === 'good', 2000);
       expect(driver.status()[0]!.devices.find((d) => d.id === 'lamp-3')!.online).toBe(true);
     } finally {
       sims.setFault('line', 3, null);
-      await waitFor(() => driver.status()[0]!.devices.every((d) => d.online), 5000, 'all online again').catch(() => undefined);
+      await waitFor('all online again', () => driver.status()[0]!.devices.every((d) => d.online), 5000).catch(() => undefined);
     }
   });
 
@@ -104,7 +108,7 @@ describe('one broken unit on a shared RTU line', () => {
     expect(eventsOf('lamp-3', 'comms.lost').length).toBe(lost0);
     expect(driver.status()[0]!.devices.find((d) => d.id === 'lamp-3')!.online).toBe(true);
     sims.setFault('line', 3, null);
-    await waitFor(() => t.store.latest('lamp-3').get('ch1_power')?.quality === 'good', 2000, 'good readings of lamp-3 again');
+    await waitFor('good readings of lamp-3 again', () => t.store.latest('lamp-3').get('ch1_power')?.quality === 'good', 2000);
   });
 
   it('a late answer (past the timeout) never lands on another device: the others stay online with right values', async () => {
@@ -116,7 +120,7 @@ describe('one broken unit on a shared RTU line', () => {
     // A late answer collides with the next transaction (as it would on the wire), so a looser bound here.
     for (const id of HEALTHY) expect(during[id], id).toBeGreaterThanOrEqual(Math.floor(healthyPolls[id]! * 0.5));
     expect(driver.status()[0]!.devices.filter((d) => HEALTHY.includes(d.id)).every((d) => d.online)).toBe(true);
-    await waitFor(() => eventsOf('lamp-3', 'comms.lost').length > lost0, 5000, 'comms.lost');
+    await waitFor('comms.lost', () => eventsOf('lamp-3', 'comms.lost').length > lost0, 5000);
     sims.setFault('line', 3, null);
     // Values stored for the healthy lamps were never lamp-3's late answers (each lamp has its own energy counter).
     for (const id of HEALTHY) {
@@ -125,6 +129,6 @@ describe('one broken unit on a shared RTU line', () => {
       expect(Math.abs(energy - sims.model('line', unit).points.get('ch1_energy')), id).toBeLessThan(1);
     }
     expect(light3.points.get('ch1_energy')).toBeGreaterThan(0);
-    await waitFor(() => driver.status()[0]!.devices.find((d) => d.id === 'lamp-3')!.online, 5000, 'lamp-3 back online');
+    await waitFor('lamp-3 back online', () => driver.status()[0]!.devices.find((d) => d.id === 'lamp-3')!.online, 5000);
   });
 });

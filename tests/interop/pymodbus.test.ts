@@ -7,7 +7,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ConfigInput, ProfileConfig } from '../../edge/config/schema.js';
 import { createModbusDriver, type ModbusDriver } from '../../edge/drivers/modbus/index.js';
-import { makeContext, waitFor, type TestContext } from '../helpers/context.js';
+import { isEvent } from '../../edge/store/eventKinds.js';
+import { makeContext, type TestContext } from '../helpers/context.js';
+import { waitFor } from '../helpers/wait.js';
 import { expected, startPymodbusRtu, startPymodbusTcp, type Overrides, type PymodbusServer } from '../helpers/pymodbus.js';
 import { openPtyPair, type PtyPair } from '../helpers/pty.js';
 
@@ -132,7 +134,7 @@ describe.each(transports)('driver against pymodbus over $name', (transport) => {
   });
 
   it('polls every point type of every table into the store with the values pymodbus holds', async () => {
-    await waitFor(() => Object.keys(expectedValues).every((p) => t.store.latest('dev1').get(p)?.quality === 'good'), 10_000, 'all points of dev1');
+    await waitFor('all points of dev1', () => Object.keys(expectedValues).every((p) => t.store.latest('dev1').get(p)?.quality === 'good'), 10_000);
     const latest = t.store.latest('dev1');
     for (const [point, want] of Object.entries(expectedValues)) {
       const got = latest.get(point)!.value;
@@ -155,8 +157,8 @@ describe.each(transports)('driver against pymodbus over $name', (transport) => {
   });
 
   it('reports pymodbus exception 2 by name and keeps the device online', async () => {
-    await waitFor(() => t.events.some((e) => e.device === 'far' && e.kind === 'comms.error'), 10_000, 'comms.error of far');
-    const e = t.events.find((x) => x.device === 'far' && x.kind === 'comms.error')!;
+    await waitFor('comms.error of far', () => t.events.some((e) => e.device === 'far' && e.kind === 'comms.error'), 10_000);
+    const e = t.events.filter((x) => isEvent(x, 'comms.error')).find((x) => x.device === 'far')!;
     expect(e.detail.exceptionCode).toBe(2);
     expect(String(e.detail.exception)).toMatch(/ILLEGAL.?DATA.?ADDRESS/i);
     expect(t.store.latest('far').get('nowhere')?.quality).toBe('bad');
@@ -165,7 +167,7 @@ describe.each(transports)('driver against pymodbus over $name', (transport) => {
   });
 
   it('marks a unit pymodbus does not serve offline with comms.lost, and scans the units that answer', async () => {
-    await waitFor(() => t.events.some((e) => e.device === 'gone' && e.kind === 'comms.lost'), 15_000, 'comms.lost of gone');
+    await waitFor('comms.lost of gone', () => t.events.some((e) => e.device === 'gone' && e.kind === 'comms.lost'), 15_000);
     expect(driver.status()[0]!.devices.find((d) => d.id === 'gone')!.online).toBe(false);
     expect(t.store.latest('gone').get('plain')?.quality).toBe('bad');
     expect(await driver.scan('bus', [1, 2, 3, 4], { timeoutMs: 300 })).toEqual([1, 3]);

@@ -8,7 +8,7 @@ import { SerialPort } from 'serialport';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { serialBusSchema } from '../../edge/config/schema.js';
 import { ModbusClient } from '../../edge/drivers/modbus/index.js';
-import { withCrc } from '../../edge/sim/modbus/crc.js';
+import { withCrc } from '../../edge/drivers/modbus/crc.js';
 import { openPtyPair, type PtyPair } from '../helpers/pty.js';
 
 let pty: PtyPair;

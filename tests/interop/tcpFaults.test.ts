@@ -8,13 +8,15 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createModbusDriver, type ModbusDriver } from '../../edge/drivers/modbus/index.js';
 import { startModbusSimulators, type Fault, type ModbusSimulators, type TrafficModel } from '../../edge/sim/modbus/index.js';
-import { makeContext, waitFor, type TestContext } from '../helpers/context.js';
+import { isEvent, type EventKind } from '../../edge/store/eventKinds.js';
+import { makeContext, type TestContext } from '../helpers/context.js';
+import { waitFor } from '../helpers/wait.js';
 
 let sims: ModbusSimulators;
 let t: TestContext;
 let driver: ModbusDriver;
 
-const eventsOf = (device: string, kind: string) => t.events.filter((e) => e.device === device && e.kind === kind);
+const eventsOf = <K extends EventKind>(device: string, kind: K) => t.events.filter((e) => isEvent(e, kind)).filter((e) => e.device === device);
 const tcpBus = () => driver.status().find((b) => b.id === 'tc-net')!;
 const device = (id: string) => tcpBus().devices.find((d) => d.id === id)!;
 
@@ -35,7 +37,7 @@ beforeAll(async () => {
   });
   driver = createModbusDriver(t.ctx);
   await driver.start();
-  await waitFor(() => device('tc-1').polls >= 3 && device('lamp-2').polls >= 3, 10_000, 'first polls');
+  await waitFor('first polls', () => device('tc-1').polls >= 3 && device('lamp-2').polls >= 3, 10_000);
 });
 
 afterAll(async () => {
@@ -62,26 +64,26 @@ describe('one broken unit behind a Modbus TCP gateway', () => {
     const tcPolls0 = device('tc-1').polls;
     sims.setFault('tc-net', 2, fault);
     try {
-      await waitFor(() => eventsOf('lamp-2', 'comms.lost').length > lost0, 5000, 'comms.lost');
+      await waitFor('comms.lost', () => eventsOf('lamp-2', 'comms.lost').length > lost0, 5000);
       expect(device('lamp-2').online).toBe(false);
       expect(t.store.latest('lamp-2').get('mains_voltage')?.quality).toBe('bad');
       // tc-1 kept being polled, and what it stored is its own: mode 3 (actuated)
-      await waitFor(() => device('tc-1').polls >= tcPolls0 + 10, 3000, 'tc-1 polls');
+      await waitFor('tc-1 polls', () => device('tc-1').polls >= tcPolls0 + 10, 3000);
       expect(eventsOf('tc-1', 'comms.lost').length, 'tc-1 went offline too').toBe(tcLost0);
       expect(t.store.latest('tc-1').get('mode')).toMatchObject({ value: 3, quality: 'good' });
       sims.setFault('tc-net', 2, null);
-      await waitFor(() => eventsOf('lamp-2', 'comms.restored').length > restored0, 5000, 'comms.restored');
+      await waitFor('comms.restored', () => eventsOf('lamp-2', 'comms.restored').length > restored0, 5000);
       expect(device('lamp-2').online).toBe(true);
     } finally {
       // Leave the bus healthy for the next row, whatever happened in this one.
       sims.setFault('tc-net', 2, null);
-      await waitFor(() => device('lamp-2').online && device('tc-1').online, 8000, 'both online again').catch(() => undefined);
+      await waitFor('both online again', () => device('lamp-2').online && device('tc-1').online, 8000).catch(() => undefined);
     }
   });
 
   it('an exception response keeps the device online and is reported by name', async () => {
     sims.setFault('tc-net', 2, { kind: 'exception', code: 6 });
-    await waitFor(() => eventsOf('lamp-2', 'comms.error').some((e) => e.detail.exceptionCode === 6), 3000, 'comms.error with exception 6');
+    await waitFor('comms.error with exception 6', () => eventsOf('lamp-2', 'comms.error').some((e) => e.detail.exceptionCode === 6), 3000);
     const e = eventsOf('lamp-2', 'comms.error').find((x) => x.detail.exceptionCode === 6)!;
     expect(String(e.detail.exception)).toMatch(/BUSY/i);
     expect(device('lamp-2').online).toBe(true);
@@ -92,7 +94,7 @@ describe('one broken unit behind a Modbus TCP gateway', () => {
     // Drop every connection from the server side: a controller rebooting.
     const polls0 = device('tc-1').polls;
     sims.dropConnections('tc-net');
-    await waitFor(() => device('tc-1').polls >= polls0 + 5, 10_000, 'polls after the reconnect');
+    await waitFor('polls after the reconnect', () => device('tc-1').polls >= polls0 + 5, 10_000);
     expect(tcpBus().state).toBe('connected');
     expect(tcpBus().counters.connects).toBeGreaterThanOrEqual(2);
   });

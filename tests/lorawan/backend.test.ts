@@ -16,12 +16,16 @@ import { makeContext } from '../helpers/context.js';
 import { ABP, GW, dataUp, loraConfig, rxpk, waitFor } from './support.js';
 
 class RecordingBackend implements GatewayBackend {
-  h!: GatewayBackendHandlers;
+  h: GatewayBackendHandlers | null = null;
   sent: { gatewayEui: string; txpk: TxPk; token: number }[] = [];
-  setHandlers(h: GatewayBackendHandlers) {
+  async start(h: GatewayBackendHandlers) {
     this.h = h;
   }
-  async start() {}
+  /** the handlers the driver started this backend with */
+  get handlers(): GatewayBackendHandlers {
+    if (!this.h) throw new Error('the backend was not started');
+    return this.h;
+  }
   async stop() {}
   port() {
     return 0;
@@ -47,16 +51,16 @@ describe('GatewayBackend port', () => {
     await driver.start();
     try {
       const { id } = driver.enqueueDownlink('lamp-abp', { action: 'dim', level: 55 });
-      backend.h.uplink({ gatewayEui: GW, rxpk: rxpk(dataUp(ABP, 7), { tmst: 123, freq: 868.3, datr: 'SF10BW125' }), receivedAt: performance.now() });
+      backend.handlers.uplink({ gatewayEui: GW, rxpk: rxpk(dataUp(ABP, 7), { tmst: 123, freq: 868.3, datr: 'SF10BW125' }), receivedAt: performance.now() });
       expect(backend.sent).toHaveLength(1);
       const { txpk } = backend.sent[0]!;
       expect(txpk).toMatchObject({ tmst: 1_000_123, freq: 868.3, datr: 'SF10BW125', ipol: true, imme: false });
       const p = loraPacket.fromWire(Buffer.from(txpk.data, 'base64'));
       expect(p.getFPort()).toBe(10);
       expect(loraPacket.decrypt(p, Buffer.from(ABP.appSKey, 'hex'), Buffer.from(ABP.nwkSKey, 'hex')).toString('hex')).toBe('0137');
-      await waitFor(() => t.events.some((e) => e.kind === 'lorawan.downlink.sent' && e.detail.id === id), 2000, 'lorawan.downlink.sent');
+      await waitFor('lorawan.downlink.sent', () => t.events.some((e) => e.kind === 'lorawan.downlink.sent' && e.detail.id === id), 2000);
       // TX_ACK errors are matched by token; an unknown token is counted.
-      backend.h.txAck(GW, 999, 'NONE');
+      backend.handlers.txAck(GW, 999, 'NONE');
       expect(driver.metrics().rejected.unknown_tx_ack).toBe(1);
     } finally {
       await driver.stop();
@@ -69,8 +73,7 @@ describe('forwarder registry (UDP backend)', () => {
   it('keeps a forwarder address while its keepalives come, forgets it 3 min after they stop', async () => {
     const clock = new FakeClock();
     const b = new UdpGatewayBackend({ host: '127.0.0.1', port: 0, clock, log: silentLogger() });
-    b.setHandlers({ datagram() {}, uplink() {}, stat() {}, txAck() {}, rejected() {} });
-    await b.start();
+    await b.start({ datagram() {}, uplink() {}, stat() {}, txAck() {}, rejected() {} });
     const s = dgram.createSocket('udp4');
     await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()));
     const acks: Buffer[] = [];
@@ -79,7 +82,7 @@ describe('forwarder registry (UDP backend)', () => {
       for (let i = 0; i < 30; i++) {
         // a keepalive every 10 s for 5 minutes
         s.send(pullData(2, i, GW), b.port(), '127.0.0.1');
-        await waitFor(() => acks.length === i + 1, 2000, 'PULL_ACK');
+        await waitFor('PULL_ACK', () => acks.length === i + 1, 2000);
         await clock.advance(10_000);
         expect(b.canSend(GW)).toBe(true);
       }

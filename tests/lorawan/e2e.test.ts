@@ -33,20 +33,24 @@ describe('lorawan end to end (simulated forwarder + nodes over UDP)', () => {
       log: silentLogger(),
     });
     const [abp, otaa] = sim.nodes;
-    await waitFor(() => otaa!.joined && otaa!.stats.uplinks >= 2 && abp!.stats.uplinks >= 2, 8000, 'join and uplinks');
-    await waitFor(() => h!.t.readings.some((r) => r.device === 'lamp-otaa' && r.point === 'dimLevel'), 3000, 'otaa readings');
+    await waitFor('join and uplinks', () => otaa!.joined && otaa!.stats.uplinks >= 2 && abp!.stats.uplinks >= 2, 8000);
+    await waitFor('otaa readings', () => h!.t.readings.some((r) => r.device === 'lamp-otaa' && r.point === 'dimLevel'), 3000);
     expect(h.t.events.some((e) => e.kind === 'lorawan.joined' && e.device === 'lamp-otaa')).toBe(true);
 
     const unconfirmed = h.driver.enqueueDownlink('lamp-otaa', { action: 'dim', level: 40 });
     const confirmed = h.driver.enqueueDownlink('lamp-abp', { action: 'dim', level: 25, confirmed: true });
-    await waitFor(() => h!.t.events.filter((e) => e.kind === 'lorawan.downlink.verified').length >= 2, 8000, 'two command.verified');
-    const ev = (id: string, kind: string) => h!.t.events.find((e) => e.kind === kind && e.detail.id === id);
+    // The caller's outcomes: the node ACKed the confirmed one; the unconfirmed one went on the air.
+    expect(await confirmed.outcome).toEqual({ id: confirmed.id, device: 'lamp-abp', status: 'verified' });
+    expect(await unconfirmed.outcome).toEqual({ id: unconfirmed.id, device: 'lamp-otaa', status: 'sent' });
+    // Observers see more: the node's next report verifies the unconfirmed one too.
+    const ev = (id: string, kind: string) => h!.t.events.find((e) => e.kind === kind && 'id' in e.detail && e.detail.id === id);
+    await waitFor('the report that verifies the unconfirmed command', () => ev(unconfirmed.id, 'lorawan.downlink.verified'), 8000);
     expect(ev(unconfirmed.id, 'lorawan.downlink.sent')?.detail).toMatchObject({ window: 'rx1', action: 'dim' });
     expect(ev(unconfirmed.id, 'lorawan.downlink.verified')?.detail).toMatchObject({ via: 'report' });
     expect(ev(confirmed.id, 'lorawan.downlink.verified')?.detail).toMatchObject({ via: 'ack' });
     expect(otaa!.state.dimLevel).toBe(40);
     expect(abp!.state.dimLevel).toBe(25);
-    await waitFor(() => h!.t.readings.some((r) => r.device === 'lamp-otaa' && r.point === 'dimLevel' && r.value === 40), 3000, 'reported level');
+    await waitFor('reported level', () => h!.t.readings.some((r) => r.device === 'lamp-otaa' && r.point === 'dimLevel' && r.value === 40), 3000);
     for (const point of ['power', 'energy', 'lampOn', 'rssi', 'snr', 'dr']) {
       expect(h.t.readings.some((r) => r.device === 'lamp-abp' && r.point === point), point).toBe(true);
     }
@@ -70,9 +74,11 @@ describe('lorawan end to end (simulated forwarder + nodes over UDP)', () => {
       log: silentLogger(),
     });
     const node = sim.nodes[0]!;
-    await waitFor(() => node.stats.uplinks >= 1 && h!.driver.status().devices.find((x) => x.id === 'lamp-c')!.lastUplink !== null, 5000, 'first uplink');
-    const { id } = h.driver.enqueueDownlink('lamp-c', { action: 'off' });
-    await waitFor(() => h!.t.events.some((e) => e.kind === 'lorawan.downlink.verified' && e.detail.id === id), 5000, 'class C verified');
+    await waitFor('first uplink', () => node.stats.uplinks >= 1 && h!.driver.status().devices.find((x) => x.id === 'lamp-c')!.lastUplink !== null, 5000);
+    const { id, outcome } = h.driver.enqueueDownlink('lamp-c', { action: 'off' });
+    expect(await outcome).toEqual({ id, device: 'lamp-c', status: 'sent' });
+    // for observers: the node's next report verifies it
+    await waitFor('class C verified', () => h!.t.events.some((e) => e.kind === 'lorawan.downlink.verified' && e.detail.id === id), 5000);
     const tx = sim.forwarders[0]!.received.at(-1)!.txpk;
     expect(tx).toMatchObject({ imme: true, freq: 869.525, datr: 'SF12BW125', ipol: true });
     expect(node.state.lampOn).toBe(false);

@@ -9,6 +9,8 @@ import { makeContext, type TestContext } from '../helpers/context.js';
 
 export const GW = 'aa555a0000000101';
 export const GW2 = 'aa555a0000000102';
+/** a forwarder that only pushes (never PULL_DATA): it cannot transmit */
+export const GW3 = 'aa555a0000000103';
 
 export const ABP = {
   devEui: '0004a30b001c0001',
@@ -110,6 +112,15 @@ export function dataUp(
   return p.getPHYPayload()!;
 }
 
+/** A Join Request of the OTAA device, signed with `appKey`. */
+export function joinRequest(devNonce: number, appKey: string = OTAA.appKey): Buffer {
+  const nonce = Buffer.alloc(2);
+  nonce.writeUInt16BE(devNonce);
+  return loraPacket
+    .fromFields({ MType: 'Join Request', AppEUI: Buffer.from(OTAA.joinEui, 'hex'), DevEUI: Buffer.from(OTAA.devEui, 'hex'), DevNonce: nonce }, undefined, undefined, Buffer.from(appKey, 'hex'))
+    .getPHYPayload()!;
+}
+
 export function rxpk(phy: Buffer, over: Partial<RxPk> = {}): RxPk {
   return { tmst: 1_000_000, chan: 0, rfch: 0, freq: 868.1, stat: 1, modu: 'LORA', datr: 'SF7BW125', codr: '4/5', rssi: -70, lsnr: 7.5, size: phy.length, data: phy.toString('base64'), ...over };
 }
@@ -154,5 +165,4 @@ export class RawForwarder {
   }
 }
 
-export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-export { waitFor } from '../helpers/context.js';
+export { waitFor } from '../helpers/wait.js';

@@ -17,7 +17,8 @@ import {
   ModbusExceptionError,
   ModbusFrameError,
 } from '../../edge/drivers/modbus/index.js';
-import { crc16, encodeMbap, encodeRtuFrame, rtuCrcOk, rtuRequestLength, rtuResponseLength, serialTiming, wireMs } from '../../edge/drivers/modbus/framing.js';
+import { crc16, crcOk } from '../../edge/drivers/modbus/crc.js';
+import { encodeMbap, encodeRtuFrame, rtuRequestLength, rtuResponseLength, serialTiming, wireMs } from '../../edge/drivers/modbus/framing.js';
 
 const hex = (s: string) => Buffer.from(s.replace(/\s+/g, ''), 'hex');
 
@@ -43,14 +44,14 @@ describe('RTU frames', () => {
   it.each(requestFrames)('%s', (_name, unit, pdu, frame) => {
     const adu = encodeRtuFrame(unit, pdu);
     expect(adu.toString('hex')).toBe(hex(frame).toString('hex'));
-    expect(rtuCrcOk(adu)).toBe(true);
+    expect(crcOk(adu)).toBe(true);
     expect(rtuRequestLength(adu)).toBe(adu.length);
   });
 
   it('a flipped bit fails the CRC', () => {
     const adu = encodeRtuFrame(1, encodeReadRequest(3, 0, 10));
     adu[3]! ^= 0x10;
-    expect(rtuCrcOk(adu)).toBe(false);
+    expect(crcOk(adu)).toBe(false);
   });
 
   it('response lengths by function code, byte count and exception', () => {
@@ -59,8 +60,8 @@ describe('RTU frames', () => {
     expect(rtuResponseLength(hex('01 83 02 c0f1'))).toBe(5);
     expect(rtuResponseLength(hex('01 06 0001'))).toBe(8);
     expect(rtuResponseLength(hex('01 2b 00'))).toBe(-1);
-    expect(rtuCrcOk(hex('01 03 04 1234 abcd 0020'))).toBe(true);
-    expect(rtuCrcOk(hex('01 83 02 c0f1'))).toBe(true);
+    expect(crcOk(hex('01 03 04 1234 abcd 0020'))).toBe(true);
+    expect(crcOk(hex('01 83 02 c0f1'))).toBe(true);
     expect(crc16(hex('01 03 00 00 00 0a'))).toBe(0xcdc5);
   });
 

@@ -8,6 +8,7 @@ import { configSchema, type SerialBusConfig } from '../../edge/config/schema.js'
 import { ModbusClient, ModbusCrcError, ModbusExceptionError, ModbusFrameError, ModbusTimeoutError } from '../../edge/drivers/modbus/index.js';
 import { serialTiming } from '../../edge/drivers/modbus/framing.js';
 import { openPtyPair, type PtyPair } from '../../edge/sim/pty.js';
+import { waitFor } from '../helpers/wait.js';
 import { RtuResponder } from './helpers/rtuResponder.js';
 
 let pty: PtyPair;
@@ -87,10 +88,10 @@ describe('RTU transport over a PTY', () => {
     slave.behaviour.set(1, 'split');
     await expect(c.readHoldingRegisters(1, 0, 3)).rejects.toThrow(ModbusFrameError);
     expect(c.counters.frameErrors).toBeGreaterThanOrEqual(1);
-    await new Promise((r) => setTimeout(r, 60)); // the tail of the split frame arrives and is discarded
+    // the tail of the split frame arrives and is discarded: all 11 bytes of the answer (5 + 3 × 2)
+    await waitFor('the tail of the split frame discarded', () => c.counters.discardedBytes >= 11);
     slave.behaviour.delete(1);
     expect(await c.readHoldingRegisters(1, 0, 3)).toEqual([2301, 5000, 215]);
-    expect(c.counters.discardedBytes).toBeGreaterThan(0);
   });
 
   it('garbage from the asked unit is a frame error; the line recovers', async () => {
@@ -112,9 +113,10 @@ describe('RTU transport over a PTY', () => {
     expect(elapsed).toBeLessThan(400);
     // a late answer after the timeout is discarded, not taken for the next request's
     slave.behaviour.set(1, { lateMs: 200 });
+    const discarded = c.counters.discardedBytes;
     await expect(c.readHoldingRegisters(1, 0, 1)).rejects.toThrow(ModbusTimeoutError);
     slave.behaviour.delete(1);
-    await new Promise((r) => setTimeout(r, 100));
+    await waitFor('the late answer (7 bytes) discarded', () => c.counters.discardedBytes >= discarded + 7);
     expect(await c.readHoldingRegisters(1, 1, 1)).toEqual([5000]);
   });
 

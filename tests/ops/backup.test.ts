@@ -9,6 +9,7 @@ import { createLogger } from '../../edge/log.js';
 import { nodeRedUserDir } from '../../edge/ops/backup.js';
 import { openStore, openStoreReadOnly, type Reading } from '../../edge/store/index.js';
 import { ROOT, collect, runCli, spawnCli, tempGateway, type CliResult } from '../support/cli.js';
+import { waitFor } from '../helpers/wait.js';
 
 // A gateway ingesting from simulated Modbus TCP controllers (no PTY), committing every 100 ms.
 const CONFIG = `
@@ -28,14 +29,6 @@ const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
-
-async function waitFor(pred: () => boolean, ms: number): Promise<void> {
-  const end = Date.now() + ms;
-  while (!pred()) {
-    if (Date.now() > end) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 function dir(): { dir: string; config: string } {
   const g = tempGateway('');
@@ -58,7 +51,7 @@ async function startGateway(config: string): Promise<{ child: ChildProcess; stop
     return stopped;
   };
   cleanups.push(async () => void (await stop()));
-  await waitFor(() => out.includes('"gateway running"'), 20_000);
+  await waitFor('the gateway running', () => out.includes('"gateway running"'), 20_000);
   return { child, stop };
 }
 
@@ -86,7 +79,7 @@ describe('streetbox backup / restore', () => {
     cleanups.push(g.cleanup);
     const db = join(g.dir, 'data/gw.db');
     const gw = await startGateway(g.config);
-    await waitFor(() => existsSync(db) && allReadings(db).length > 50, 15_000);
+    await waitFor('more than 50 readings committed', () => existsSync(db) && allReadings(db).length > 50, 15_000);
 
     const before = allReadings(db);
     const out = join(g.dir, 'backup.tar.gz');
@@ -98,7 +91,7 @@ describe('streetbox backup / restore', () => {
     expect(b.stderr).toContain(`${out} holds secrets: devices.yaml's passwords and tokens, the LoRaWAN session keys in the database`);
     // still ingesting after the backup: the gateway was never paused
     const lastBefore = before.at(-1)!.seq;
-    await waitFor(() => allReadings(db).at(-1)!.seq > lastBefore + 20, 10_000);
+    await waitFor('20 readings committed after the backup', () => allReadings(db).at(-1)!.seq > lastBefore + 20, 10_000);
 
     // a standard tar reads it
     const listing = execFileSync('tar', ['-tzf', out], { encoding: 'utf8' }).trim().split('\n');
@@ -127,7 +120,7 @@ describe('streetbox backup / restore', () => {
 
     // the restored gateway starts on it and goes on counting after the backup's last seq
     const again = await startGateway(fresh.config);
-    await waitFor(() => allReadings(restoredDb).at(-1)!.seq > manifest.lastSeq, 10_000);
+    await waitFor('a reading past the backup\'s last seq', () => allReadings(restoredDb).at(-1)!.seq > manifest.lastSeq, 10_000);
     expect((await again.stop()).code).toBe(0);
   });
 
@@ -136,7 +129,7 @@ describe('streetbox backup / restore', () => {
     cleanups.push(g.cleanup);
     const gw = await startGateway(g.config);
     const db = join(g.dir, 'data/gw.db');
-    await waitFor(() => existsSync(db) && allReadings(db).length > 10, 15_000);
+    await waitFor('more than 10 readings committed', () => existsSync(db) && allReadings(db).length > 10, 15_000);
     const out = join(g.dir, 'backup-dir');
     const b = await runCli(['backup', '--config', g.config, '--out', out]);
     expect(b.code, b.stderr).toBe(0);

@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { Clock } from '../../edge/clock.js';
 import { createLogger } from '../../edge/log.js';
 import { createClockWatch } from '../../edge/ops/clockWatch.js';
+import { isEvent } from '../../edge/store/eventKinds.js';
 import { openStore, type SqliteStore } from '../../edge/store/index.js';
 import { FakeClock } from '../support/fakeClock.js';
 import { tempDir, type TempDir } from '../helpers/tmp.js';
@@ -35,7 +36,7 @@ function setup(clock: Clock): SqliteStore {
   return store;
 }
 
-const jumps = (s: SqliteStore) => s.events({ after: 0, limit: 100, kind: 'clock.jumped' }).items;
+const jumps = (s: SqliteStore) => s.events({ after: 0, limit: 100, kind: 'clock.jumped' }).items.filter((e) => isEvent(e, 'clock.jumped'));
 
 describe('clock-jump detection', () => {
   it('records a clock.jumped event when NTP steps the wall clock, and nothing while both clocks agree', async () => {

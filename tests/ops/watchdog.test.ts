@@ -8,6 +8,7 @@ import { openStore, type SqliteStore } from '../../edge/store/index.js';
 import { FakeClock } from '../support/fakeClock.js';
 import { collect, oneLampGateway, spawnCli } from '../support/cli.js';
 import { tempDir, type TempDir } from '../helpers/tmp.js';
+import { waitFor } from '../helpers/wait.js';
 
 // A stand-in for systemd's notification socket: a unix datagram socket (which Node's dgram
 // cannot open) under /usr/bin/python3, printing each message on a line; it closes the
@@ -39,14 +40,6 @@ function store(dir: TempDir): SqliteStore {
   return s;
 }
 
-async function waitFor(pred: () => boolean, ms: number): Promise<void> {
-  const end = Date.now() + ms;
-  while (!pred()) {
-    if (Date.now() > end) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
 describe('systemd watchdog', () => {
   it('takes its period from WATCHDOG_USEC, for this process only', () => {
     expect(watchdogIntervalMs({ WATCHDOG_USEC: '30000000' })).toBe(15_000);
@@ -63,14 +56,14 @@ describe('systemd watchdog', () => {
     cleanups.push(() => py.kill('SIGKILL'));
     let got = '';
     py.stdout!.setEncoding('utf8').on('data', (d: string) => (got += d));
-    await waitFor(() => got.includes('listening'), 5000);
+    await waitFor('the notify socket listening', () => got.includes('listening'), 5000);
 
     const env = { ...process.env, NOTIFY_SOCKET: socket, WATCHDOG_USEC: '400000' };
     const wd = createWatchdog({ clock: systemClock, store: store(dir), log }, { env });
     await wd.start();
-    await waitFor(() => (got.match(/^WATCHDOG=1$/gm) ?? []).length >= 3, 5000);
+    await waitFor('three WATCHDOG=1', () => (got.match(/^WATCHDOG=1$/gm) ?? []).length >= 3, 5000);
     await wd.stop();
-    await waitFor(() => got.includes('STOPPING=1'), 5000);
+    await waitFor('STOPPING=1', () => got.includes('STOPPING=1'), 5000);
     const messages = got.split('\n').filter((l) => l !== '' && l !== 'listening' && l !== 'BARRIER=1');
     expect(messages[0]).toBe('READY=1');
     expect(messages.at(-1)).toBe('STOPPING=1');
@@ -113,14 +106,14 @@ describe('systemd watchdog', () => {
     const sent: string[] = [];
     const wd = createWatchdog({ clock: systemClock, store: store(dir), log }, { notify: async (m) => void sent.push(m), intervalMs: 400 });
     await wd.start();
-    await waitFor(() => sent.includes('WATCHDOG=1'), 3000);
+    await waitFor('a WATCHDOG=1', () => sent.includes('WATCHDOG=1'), 3000);
     const end = Date.now() + 500;
     while (Date.now() < end) {
       // a blocked event loop
     }
-    await waitFor(() => wd.lastProblem !== null, 3000);
+    await waitFor('the blocked loop noticed', () => wd.lastProblem !== null, 3000);
     expect(wd.lastProblem).toMatch(/^event loop blocked for \d+ ms$/);
-    await waitFor(() => wd.lastProblem === null, 3000);
+    await waitFor('healthy again', () => wd.lastProblem === null, 3000);
     await wd.stop();
   });
 
@@ -132,20 +125,20 @@ describe('systemd watchdog', () => {
     cleanups.push(() => py.kill('SIGKILL'));
     let got = '';
     py.stdout!.setEncoding('utf8').on('data', (d: string) => (got += d));
-    await waitFor(() => got.includes('listening'), 5000);
+    await waitFor('the notify socket listening', () => got.includes('listening'), 5000);
     const child = spawnCli(['start', '--config', g.config], { env: { NOTIFY_SOCKET: socket, WATCHDOG_USEC: '1000000' } });
     const done = collect(child, 30_000);
     cleanups.push(() => child.kill('SIGKILL'));
     let out = '';
     child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-    await waitFor(() => (got.match(/^WATCHDOG=1$/gm) ?? []).length >= 2, 20_000);
+    await waitFor('two WATCHDOG=1', () => (got.match(/^WATCHDOG=1$/gm) ?? []).length >= 2, 20_000);
     // READY=1 came after every other component had started
     expect(got.indexOf('READY=1')).toBeLessThan(got.indexOf('WATCHDOG=1'));
     const started = out.split('\n').filter((l) => l.includes('"component started"')).map((l) => (JSON.parse(l) as { component: string }).component);
     expect(started.at(-1)).toBe('watchdog');
     child.kill('SIGTERM');
     expect((await done).code).toBe(0);
-    await waitFor(() => got.includes('STOPPING=1'), 5000);
+    await waitFor('STOPPING=1', () => got.includes('STOPPING=1'), 5000);
   });
 
   it('does nothing outside systemd (no $NOTIFY_SOCKET)', async () => {

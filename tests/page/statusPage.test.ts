@@ -164,7 +164,7 @@ describe('the live feed (GET /api/v1/live)', () => {
   });
 });
 
-/** The frames of a live stream (bearer `token`) over `ms`. */
+/** The frames of a live stream (bearer `token`) over `ms`: a measurement window (the test bounds the update rate), not a wait. */
 function collectLive(token: string, ms: number): Promise<{ event: string; data: Record<string, unknown> }[]> {
   return new Promise((resolve, reject) => {
     let text = '';
@@ -260,18 +260,19 @@ describe.skipIf(!existsSync(CHROMIUM))('the status page in Chromium', () => {
     await expect.poll(() => page.locator('#commands').textContent()).toMatch(/dim 35 % → group main by technician:tech: verified/);
 
     // event details are text: markup in them is shown, never run
-    gw.context.store.appendEvent({ device: 'lamp-1', kind: 'alarm.raised', severity: 'warning', detail: { note: '<img src=x id=injected onerror="window.pwned=1">' } });
+    gw.context.store.appendEvent({ device: 'lamp-1', kind: 'alarm.raised', severity: 'warning', detail: { alarm: '<img src=x id=injected onerror="window.pwned=1">', point: 'ch1_status', value: 1, bit: 0 } });
     await expect.poll(() => page.locator('#events').textContent()).toContain('<img src=x id=injected');
     expect(await page.locator('#injected').count()).toBe(0);
     expect(await page.evaluate('window.pwned')).toBeUndefined();
 
     // times: the gateway's zone with the offset of each instant, not the browser's New York time
-    gw.context.store.appendEvent({ ts: WINTER, device: 'lamp-2', kind: 'test.winter', severity: 'info' });
-    gw.context.store.appendEvent({ ts: SUMMER, device: 'lamp-2', kind: 'test.summer', severity: 'info' });
-    await expect.poll(() => page.locator('#events').textContent()).toContain('test.summer');
-    expect(await page.locator('#events li', { hasText: 'test.winter' }).locator('time').textContent()).toBe('2026-01-15T13:00:00+01:00');
-    expect(await page.locator('#events li', { hasText: 'test.summer' }).locator('time').textContent()).toBe('2026-07-15T14:00:00+02:00');
-    expect(await page.locator('#events li', { hasText: 'test.summer' }).locator('time').getAttribute('datetime')).toBe(new Date(SUMMER).toISOString());
+    // (two alarms the profile does not have, named for the season, so each row can be found by its text)
+    gw.context.store.appendEvent({ ts: WINTER, device: 'lamp-2', kind: 'alarm.cleared', severity: 'info', detail: { alarm: 'winter_check', point: 'ch1_status', value: 0 } });
+    gw.context.store.appendEvent({ ts: SUMMER, device: 'lamp-2', kind: 'alarm.cleared', severity: 'info', detail: { alarm: 'summer_check', point: 'ch1_status', value: 0 } });
+    await expect.poll(() => page.locator('#events').textContent()).toContain('summer_check');
+    expect(await page.locator('#events li', { hasText: 'winter_check' }).locator('time').textContent()).toBe('2026-01-15T13:00:00+01:00');
+    expect(await page.locator('#events li', { hasText: 'summer_check' }).locator('time').textContent()).toBe('2026-07-15T14:00:00+02:00');
+    expect(await page.locator('#events li', { hasText: 'summer_check' }).locator('time').getAttribute('datetime')).toBe(new Date(SUMMER).toISOString());
     const offsetNow = isoLocal(Date.now(), ZONE).slice(-6);
     const commandTime = await page.locator('#commands li time').first().textContent();
     expect(commandTime).toMatch(ISO);

@@ -8,7 +8,8 @@ import { afterAll, expect, it } from 'vitest';
 import { loadConfig } from '../../edge/config/index.js';
 import { createModbusDriver, type ModbusDriver } from '../../edge/drivers/modbus/index.js';
 import { createModbusSimComponents } from '../../edge/sim/modbus/index.js';
-import { makeContext, waitFor, type TestContext } from '../helpers/context.js';
+import { makeContext, type TestContext } from '../helpers/context.js';
+import { waitFor } from '../helpers/wait.js';
 
 const DEMO = fileURLToPath(new URL('../../devices.yaml', import.meta.url));
 let t: TestContext | undefined;
@@ -37,7 +38,7 @@ it('runs every Modbus device of the demo devices.yaml on the simulators', async 
   await driver.start();
   const ids = t.config.devices.map((d) => d.id);
   expect(ids).toHaveLength(5);
-  await waitFor(() => ids.every((id) => t!.store.latest(id).size > 0), 15_000, 'readings of every demo device');
+  await waitFor('readings of every demo device', () => ids.every((id) => t!.store.latest(id).size > 0), 15_000);
   for (const b of driver.status()) {
     expect(b.state, b.id).toBe('connected');
     for (const d of b.devices) expect(d.online, d.id).toBe(true);

@@ -5,9 +5,10 @@
  */
 import { SerialPort } from 'serialport';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { crcOk, withCrc } from '../../edge/sim/modbus/crc.js';
+import { crcOk, withCrc } from '../../edge/drivers/modbus/crc.js';
 import { charsMs, startModbusSimulators, t35Ms, type ModbusSimulators, type StreetlightModel } from '../../edge/sim/modbus/index.js';
 import { runPyClient } from '../helpers/pyclient.js';
+import { waitFor } from '../helpers/wait.js';
 
 let sims: ModbusSimulators;
 let master: SerialPort;
@@ -43,8 +44,9 @@ async function openMaster(path: string): Promise<void> {
 }
 
 /**
- * Writes one frame and returns what came back within `waitMs` (or as soon as `expectBytes`
- * arrived), and when its last chunk arrived.
+ * Writes one frame and returns what came back, and when its last chunk arrived: as soon as
+ * `expectBytes` arrived (`waitMs` then only bounds the wait), or without it everything within
+ * the `waitMs` window, which is how a test shows that nothing (more) comes.
  */
 async function transact(frame: Buffer, waitMs = 80, expectBytes = Infinity): Promise<{ data: Buffer; ms: number }> {
   received = [];
@@ -67,6 +69,8 @@ async function transact(frame: Buffer, waitMs = 80, expectBytes = Infinity): Pro
     };
   });
   master.off('data', onData);
+  // the master's t3.5 of silence before its next request (Modbus over serial line 2.5.1.1), and then some
+  if (got >= expectBytes) await new Promise((r) => setTimeout(r, 10));
   return { data: Buffer.concat(received), ms: last - t0 };
 }
 
@@ -100,7 +104,7 @@ describe('RTU simulator frames and faults (raw bytes)', () => {
   beforeAll(async () => openMaster(sims.bus('line').path!));
 
   it('answers a read with a CRC-valid frame, drops a request with a bad CRC, and applies a broadcast write to every unit silently', async () => {
-    const ok = await transact(read(1, 3, 0, 2));
+    const ok = await transact(read(1, 3, 0, 2), 1000, 9);
     expect(ok.data.length).toBe(9);
     expect(crcOk(ok.data)).toBe(true);
     const bad = read(1, 3, 0, 2);
@@ -111,45 +115,47 @@ describe('RTU simulator frames and faults (raw bytes)', () => {
     // broadcast (unit 0) FC 6: channel 2 setpoint on every streetlight, no answer
     const bc = await transact(withCrc(Buffer.from([0, 6, 0, 21, 0, 20])));
     expect(bc.data.length).toBe(0);
+    await waitFor('the broadcast applied', () => sims.model<StreetlightModel>('line', 2).points.get('ch2_dim_setpoint') === 20);
     expect(sims.model<StreetlightModel>('line', 1).points.get('ch2_dim_setpoint')).toBe(20);
     expect(sims.model<StreetlightModel>('line', 2).points.get('ch2_dim_setpoint')).toBe(20);
   });
 
   it('answers an unknown function code with exception 1 once the line goes silent', async () => {
-    const r = await transact(withCrc(Buffer.from([2, 0x2b, 0x0e, 1, 0])));
+    const r = await transact(withCrc(Buffer.from([2, 0x2b, 0x0e, 1, 0])), 1000, 5);
     expect([...r.data.subarray(0, 3)]).toEqual([2, 0xab, 1]);
     expect(crcOk(r.data)).toBe(true);
   });
 
   it('injects each fault on one unit while its neighbours answer normally', async () => {
-    const cases: [Parameters<ModbusSimulators['setFault']>[2], (d: Buffer) => void][] = [
+    // with the bytes each fault answers (then the neighbour's exact answer shows that nothing more came); none: a window shows silence
+    const cases: [Parameters<ModbusSimulators['setFault']>[2], (d: Buffer) => void, number?][] = [
       [{ kind: 'noAnswer' }, (d) => expect(d.length).toBe(0)],
       [{ kind: 'crc' }, (d) => {
         expect(d.length).toBe(9);
         expect(crcOk(d)).toBe(false);
-      }],
-      [{ kind: 'exception', code: 4 }, (d) => expect([...d.subarray(0, 3)]).toEqual([2, 0x83, 4])],
-      [{ kind: 'garbage', bytes: 13 }, (d) => expect(d.length).toBe(13)],
-      [{ kind: 'truncated' }, (d) => expect(d.length).toBe(4)],
+      }, 9],
+      [{ kind: 'exception', code: 4 }, (d) => expect([...d.subarray(0, 3)]).toEqual([2, 0x83, 4]), 5],
+      [{ kind: 'garbage', bytes: 13 }, (d) => expect(d.length).toBe(13), 13],
+      [{ kind: 'truncated' }, (d) => expect(d.length).toBe(4), 4],
       [{ kind: 'wrongUnit' }, (d) => {
         expect(d[0]).toBe(3);
         expect(crcOk(d)).toBe(true);
-      }],
+      }, 9],
     ];
-    for (const [fault, check] of cases) {
+    for (const [fault, check, bytes] of cases) {
       sims.setFault('line', 2, fault);
-      check((await transact(read(2, 3, 0, 2))).data);
-      const neighbour = await transact(read(1, 3, 0, 2));
+      check((await (bytes === undefined ? transact(read(2, 3, 0, 2)) : transact(read(2, 3, 0, 2), 1000, bytes))).data);
+      const neighbour = await transact(read(1, 3, 0, 2), 1000, 9);
       expect(neighbour.data.length).toBe(9);
       expect(crcOk(neighbour.data)).toBe(true);
     }
     sims.setFault('line', 2, null);
-    expect((await transact(read(2, 3, 0, 2))).data.length).toBe(9);
+    expect((await transact(read(2, 3, 0, 2), 1000, 9)).data.length).toBe(9);
   });
 
   it('answers late by the given ms', async () => {
     sims.setFault('line', 1, { kind: 'late', ms: 150 }, { count: 1 });
-    const r = await transact(read(1, 3, 0, 2), 250);
+    const r = await transact(read(1, 3, 0, 2), 1000, 9);
     expect(r.data.length).toBe(9);
     expect(r.ms).toBeGreaterThanOrEqual(145);
   });
@@ -166,7 +172,6 @@ describe('RTU wire-time emulation', () => {
       const r = await transact(read(1, 3, 0, 20), 1000, 45);
       expect(r.data.length).toBe(45);
       times.push(r.ms);
-      await new Promise((res) => setTimeout(res, 10)); // the master's t3.5 and then some
     }
     // Never earlier than the wire allows; the fastest of five is close to it (the others may
     // be delayed by other test files sharing the two cores).

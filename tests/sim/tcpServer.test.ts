@@ -6,6 +6,7 @@ import { connect, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startModbusSimulators, type ModbusSimulators, type StreetlightModel, type TrafficModel } from '../../edge/sim/modbus/index.js';
 import { runPyClient } from '../helpers/pyclient.js';
+import { waitFor } from '../helpers/wait.js';
 
 let sims: ModbusSimulators;
 let port: number;
@@ -26,8 +27,12 @@ beforeAll(async () => {
 });
 afterAll(async () => sims.stop());
 
-/** A raw Modbus TCP client: sends frames, collects whatever comes back within `waitMs`. */
-async function raw(frames: Buffer[], waitMs = 150): Promise<{ data: Buffer; closed: boolean }> {
+/**
+ * A raw Modbus TCP client: sends frames and collects what comes back until `bytes` arrived or
+ * the server closed the connection; or, with `windowMs`, everything that comes within that
+ * window, which is how a test shows that nothing (more) comes: a fault's answer is all there is.
+ */
+async function raw(frames: Buffer[], until: { bytes: number } | { windowMs: number } | 'close'): Promise<{ data: Buffer; closed: boolean }> {
   const s: Socket = connect(port, '127.0.0.1');
   await new Promise<void>((resolve, reject) => s.once('connect', resolve).once('error', reject));
   const chunks: Buffer[] = [];
@@ -35,7 +40,9 @@ async function raw(frames: Buffer[], waitMs = 150): Promise<{ data: Buffer; clos
   s.on('data', (d) => chunks.push(d));
   s.on('close', () => (closed = true));
   for (const f of frames) s.write(f);
-  await new Promise((r) => setTimeout(r, waitMs));
+  if (until === 'close') await waitFor('the server to close the connection', () => closed);
+  else if ('bytes' in until) await waitFor(`${until.bytes} bytes`, () => closed || chunks.reduce((n, c) => n + c.length, 0) >= until.bytes);
+  else await new Promise((r) => setTimeout(r, until.windowMs));
   s.destroy();
   return { data: Buffer.concat(chunks), closed };
 }
@@ -87,7 +94,7 @@ describe('TCP simulator with the pymodbus client', () => {
 
 describe('TCP simulator fault injection (raw bytes)', () => {
   it('answers pipelined requests in order with their transaction ids', async () => {
-    const { data } = await raw([Buffer.concat([readHolding(1, 2, 0, 1), readHolding(2, 2, 1, 2), readHolding(3, 2, 10, 1)])]);
+    const { data } = await raw([Buffer.concat([readHolding(1, 2, 0, 1), readHolding(2, 2, 1, 2), readHolding(3, 2, 10, 1)])], { bytes: 11 + 13 + 11 });
     expect(data.length).toBe(11 + 13 + 11);
     expect([data.readUInt16BE(0), data.readUInt16BE(11), data.readUInt16BE(24)]).toEqual([1, 2, 3]);
   });
@@ -104,28 +111,28 @@ describe('TCP simulator fault injection (raw bytes)', () => {
     ];
     for (const [fault, check] of cases) {
       sims.setFault('tcp', 2, fault, { count: 1 });
-      const { data } = await raw([readHolding(0x1234, 2, 0, 2)], 60);
+      const { data } = await raw([readHolding(0x1234, 2, 0, 2)], { windowMs: 60 });
       check(data);
       // the fault was for one request only
-      const again = await raw([readHolding(7, 2, 0, 2)], 60);
+      const again = await raw([readHolding(7, 2, 0, 2)], { bytes: 13 });
       expect(again.data.length).toBe(13);
     }
   });
 
   it('answers late by the given ms', async () => {
     sims.setFault('tcp', 2, { kind: 'late', ms: 120 });
-    const early = await raw([readHolding(1, 2, 0, 1)], 60);
+    const early = await raw([readHolding(1, 2, 0, 1)], { windowMs: 60 }); // half the delay: nothing yet
     expect(early.data.length).toBe(0);
-    const late = await raw([readHolding(1, 2, 0, 1)], 250);
+    const late = await raw([readHolding(1, 2, 0, 1)], { bytes: 11 });
     expect(late.data.length).toBe(11);
     sims.setFault('tcp', 2, null);
   });
 
   it('counts requests per unit and closes a connection that sends no Modbus framing', async () => {
     const before = sims.stats('tcp', 1).requests;
-    await raw([readHolding(1, 1, 0, 1), readHolding(2, 1, 0, 1)]);
+    await raw([readHolding(1, 1, 0, 1), readHolding(2, 1, 0, 1)], { bytes: 22 });
     expect(sims.stats('tcp', 1).requests).toBe(before + 2);
-    const junk = await raw([Buffer.from('GET / HTTP/1.1\r\n\r\n')]);
+    const junk = await raw([Buffer.from('GET / HTTP/1.1\r\n\r\n')], 'close');
     expect(junk.closed).toBe(true);
     expect(junk.data.length).toBe(0);
   });

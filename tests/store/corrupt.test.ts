@@ -2,6 +2,7 @@
 import { existsSync, openSync, readdirSync, readFileSync, statSync, writeFileSync, writeSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { isEvent, type EventOf } from '../../edge/store/eventKinds.js';
 import type { StoredEvent } from '../../edge/store/types.js';
 import { Sandbox } from './helpers.js';
 
@@ -24,8 +25,8 @@ function overwrite(path: string, offset: number, bytes: Buffer): void {
   closeSync(fd);
 }
 
-function corruptEvent(events: StoredEvent[]): StoredEvent {
-  const e = events.find((x) => x.kind === 'storage.corrupt');
+function corruptEvent(events: StoredEvent[]): EventOf<'storage.corrupt'> {
+  const e = events.find((x) => isEvent(x, 'storage.corrupt'));
   if (!e) throw new Error('no storage.corrupt event');
   return e;
 }
@@ -42,7 +43,7 @@ describe('a corrupt database', () => {
     const store = sb.open();
     const ev = corruptEvent(store.events({ after: 0, limit: 10 }).items);
     expect(ev.severity).toBe('error');
-    const { movedTo, reason } = ev.detail as { movedTo: string; reason: string };
+    const { movedTo, reason } = ev.detail;
     expect(movedTo).toMatch(/streetbox\.db\.corrupt-/);
     expect(reason).toMatch(/not a database|corrupt/i);
     // moved, never deleted: same bytes past the header, and the WAL went along
@@ -73,7 +74,7 @@ describe('a corrupt database', () => {
     const store = sb.open();
     const ev = corruptEvent(store.events({ after: 0, limit: 10 }).items);
     expect(ev.seq).toBe(lastSeq + 1);
-    expect(existsSync((ev.detail as { movedTo: string }).movedTo)).toBe(true);
+    expect(existsSync(ev.detail.movedTo)).toBe(true);
     expect(store.appendReadings([{ ts: 1, device: 'd', point: 'p', value: true }]).firstSeq).toBe(lastSeq + 2);
   });
 

@@ -6,8 +6,10 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../edge/log.js';
 import type { SqliteStore } from '../../edge/store/store.js';
-import type { NewReading, StoredEvent } from '../../edge/store/types.js';
+import { isEvent, type EventOf } from '../../edge/store/eventKinds.js';
+import type { NewReading } from '../../edge/store/types.js';
 import { BatchWriter } from '../../edge/store/writer.js';
+import { testEvent } from '../helpers/events.js';
 import { Sandbox, diskBytes } from './helpers.js';
 
 const MAX = 2 * 1024 * 1024;
@@ -18,22 +20,14 @@ beforeEach(() => {
 });
 afterEach(() => sb.cleanup());
 
-function droppedEvents(store: SqliteStore): StoredEvent[] {
-  const out: StoredEvent[] = [];
+function droppedEvents(store: SqliteStore): EventOf<'storage.dropped'>[] {
+  const out: EventOf<'storage.dropped'>[] = [];
   for (let after = 0; ; ) {
     const page = store.events({ after, limit: 1000, kind: 'storage.dropped' });
     if (page.items.length === 0) return out;
-    out.push(...page.items);
+    out.push(...page.items.filter((e) => isEvent(e, 'storage.dropped')));
     after = page.next;
   }
-}
-
-interface Detail {
-  readings: number;
-  unacknowledged: number;
-  fromSeq: number;
-  toSeq: number;
-  consumers: Record<string, number>;
 }
 
 /** Pushes `n` realistic readings through a writer, calling `afterFlush` after each commit. */
@@ -73,7 +67,7 @@ describe('quota', () => {
     const remaining = remainingSeqs(store).size;
     const events = droppedEvents(store);
     expect(events.length).toBeGreaterThan(1);
-    const details = events.map((e) => e.detail as unknown as Detail);
+    const details = events.map((e) => e.detail);
     const sum = details.reduce((a, d) => a + d.readings, 0);
     expect(sum).toBe(seqs.length - remaining);
     // no consumer: nothing was acknowledged, everything dropped was unacknowledged
@@ -108,7 +102,7 @@ describe('quota', () => {
     const left = remainingSeqs(store);
     const gone = (acked: number): number => all.filter((s) => s > acked && !left.has(s)).length;
 
-    const details = droppedEvents(store).map((e) => e.detail as unknown as Detail);
+    const details = droppedEvents(store).map((e) => e.detail);
     expect(details.length).toBeGreaterThan(0);
     expect(gone(upstreamAt)).toBeGreaterThan(0);
     expect(gone(centralAt)).toBeGreaterThan(gone(upstreamAt));
@@ -124,7 +118,7 @@ describe('quota', () => {
 
   it('keeps events while readings can go, then the oldest events, then commands', () => {
     const store = sb.open({ maxBytes: MAX });
-    const alarm = store.appendEvent({ kind: 'alarm.raised', severity: 'critical', device: 'tlc-1', detail: { fault: 'lamp' } });
+    const alarm = store.appendEvent({ kind: 'alarm.raised', severity: 'critical', device: 'tlc-1', detail: { alarm: 'ch1_driver_fault', point: 'ch1_status', value: 2, bit: 1 } });
     const cmd = store.createCommand({ source: { role: 'central', principal: 'city' }, target: { kind: 'device', id: 'lamp-1' }, action: 'dim', params: { level: 40 } });
     fill(store, 120_000);
     expect(store.events({ after: 0, limit: 1 }).items[0]).toEqual(alarm);
@@ -134,7 +128,7 @@ describe('quota', () => {
     const big = 'x'.repeat(8000);
     let lastSeq = 0;
     for (let i = 0; i < 400; i++) {
-      lastSeq = store.appendEvent({ kind: 'debug.blob', severity: 'debug', detail: { i, big } }).seq;
+      lastSeq = store.appendEvent(testEvent({ kind: 'debug.blob', severity: 'debug', detail: { i, big } })).seq;
       store.enforceQuota();
       expect(diskBytes(store.path)).toBeLessThanOrEqual(MAX * 1.05);
     }

@@ -17,7 +17,7 @@ describe('openStoreReadOnly', () => {
       { ts: 1, device: 'lamp-1', point: 'level', value: 40, unit: '%' },
       { ts: 2, device: 'lamp-2', point: 'on', value: true },
     ]);
-    store.appendEvent({ kind: 'comms.lost', severity: 'warning', device: 'lamp-2' });
+    store.appendEvent({ kind: 'comms.lost', severity: 'warning', device: 'lamp-2', detail: { bus: 'rs485-1', unit: 2, error: 'timeout' } });
     store.registerConsumer('upstream');
     store.ackConsumer('upstream', 2);
 

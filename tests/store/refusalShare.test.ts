@@ -7,7 +7,9 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { openStoreReadOnly } from '../../edge/store/readOnly.js';
 import { refusalShareBytes } from '../../edge/store/quota.js';
 import type { SqliteStore } from '../../edge/store/store.js';
+import { isEvent } from '../../edge/store/eventKinds.js';
 import type { NewReading, StoredEvent } from '../../edge/store/types.js';
+import { testEvent } from '../helpers/events.js';
 import { Sandbox, diskBytes } from './helpers.js';
 
 const MAX = 2 * 1024 * 1024;
@@ -66,7 +68,7 @@ function refuse(store: SqliteStore, i: number): string {
 describe('the refusal share', () => {
   it('5,000 refusals on a full 2 MB store evict no reading, no event and no genuine command', () => {
     const store = sb.open({ maxBytes: MAX });
-    const started = store.appendEvent({ kind: 'gateway.started', severity: 'info', detail: { pid: 1 } });
+    const started = store.appendEvent({ kind: 'gateway.started', severity: 'info', detail: { pid: 1, config: '/etc/streetbox/streetbox.yaml' } });
     const genuine = store.createCommand({ source: { role: 'technician', principal: 'tech-anna' }, target: { kind: 'device', id: 'lamp-1' }, action: 'dim', params: { level: 40 } });
     store.updateCommand(genuine.id, 'verified', { devices: { 'lamp-1': { status: 'verified' } } });
     fillUntilDropped(store);
@@ -91,7 +93,7 @@ describe('the refusal share', () => {
     expect(audit[0]).toEqual(started);
     expect(store.getCommand(genuine.id)?.status).toBe('verified');
     expect(store.getCommand(pending.id)?.status).toBe('queued');
-    expect(store.stats().droppedTotal).toBe(eventsBefore.filter((e) => e.kind === 'storage.dropped').reduce((a, e) => a + (e.detail.readings as number), 0));
+    expect(store.stats().droppedTotal).toBe(eventsBefore.filter((e) => isEvent(e, 'storage.dropped')).reduce((a, e) => a + e.detail.readings, 0));
 
     // the refusals recycled their own share: the newest are kept and read back like any record
     const stats = store.stats();
@@ -114,9 +116,9 @@ describe('the refusal share', () => {
 
   it('events page by seq across both shares, also in a read-only view and after a reopen', () => {
     const store = sb.open({ maxBytes: MAX });
-    const a = store.appendEvent({ kind: 'gateway.started', severity: 'info' });
+    const a = store.appendEvent({ kind: 'gateway.started', severity: 'info', detail: { pid: 1, config: '/etc/streetbox/streetbox.yaml' } });
     const refusedId = refuse(store, 0);
-    const b = store.appendEvent({ kind: 'comms.lost', severity: 'warning', device: 'lamp-2' });
+    const b = store.appendEvent({ kind: 'comms.lost', severity: 'warning', device: 'lamp-2', detail: { bus: 'rs485-1', unit: 2, error: 'timeout' } });
     const kinds = (s: { events(q: { after: number; limit: number }): { items: StoredEvent[] } }, after: number, limit: number) => s.events({ after, limit }).items.map((e) => e.kind);
     expect(kinds(store, 0, 10)).toEqual(['gateway.started', 'command.rejected', 'comms.lost']);
     expect(kinds(store, a.seq, 1)).toEqual(['command.rejected']);
@@ -133,20 +135,20 @@ describe('the refusal share', () => {
     }
     store.close();
     const again = sb.open({ maxBytes: MAX });
-    expect(again.appendEvent({ kind: 'x', severity: 'debug' }, { refusal: true }).seq).toBe(b.seq + 1);
+    expect(again.appendEvent(testEvent({ kind: 'x', severity: 'debug', detail: {} }), { refusal: true }).seq).toBe(b.seq + 1);
   });
 
   it('a reading never evicts an audit record: with the audit trail between the marks, readings go and events stay', () => {
     const store = sb.open({ maxBytes: MAX });
     const big = 'x'.repeat(8000);
     // events until the audit trail alone has been trimmed once (it sits at the low-water mark)
-    let first = store.appendEvent({ kind: 'debug.blob', severity: 'debug', detail: { i: -1, big } }).seq;
+    let first = store.appendEvent(testEvent({ kind: 'debug.blob', severity: 'debug', detail: { i: -1, big } })).seq;
     for (let i = 0; i < 1000 && store.events({ after: 0, limit: 1 }).items[0]?.seq === first; i++) {
-      store.appendEvent({ kind: 'debug.blob', severity: 'debug', detail: { i, big } });
+      store.appendEvent(testEvent({ kind: 'debug.blob', severity: 'debug', detail: { i, big } }));
     }
     first = store.events({ after: 0, limit: 1 }).items[0]!.seq;
     // a few more, still under the high-water mark: above the low-water mark now
-    for (let i = 0; i < 3; i++) store.appendEvent({ kind: 'debug.blob', severity: 'debug', detail: { i, big } });
+    for (let i = 0; i < 3; i++) store.appendEvent(testEvent({ kind: 'debug.blob', severity: 'debug', detail: { i, big } }));
     const blobs = (): number => store.events({ after: 0, limit: 10_000, kind: 'debug.blob' }).items.length;
     const before = blobs();
 

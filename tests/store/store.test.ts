@@ -2,6 +2,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { StreetboxError } from '../../edge/errors.js';
 import type { CommandRecord, NewReading, StoredEvent } from '../../edge/store/types.js';
+import { testEvent } from '../helpers/events.js';
 import { Sandbox, newBus } from './helpers.js';
 
 let sb: Sandbox;
@@ -52,7 +53,7 @@ describe('readings', () => {
   it('pages by seq cursor, with and without a device filter', () => {
     const store = sb.open();
     store.appendReadings([...rows(5, 'a'), ...rows(5, 'b', 5)]);
-    store.appendEvent({ kind: 'comms.lost', severity: 'warning', device: 'a' }); // seq 11
+    store.appendEvent({ kind: 'comms.lost', severity: 'warning', device: 'a', detail: { bus: 'rs485-1', unit: 1, error: 'timeout' } }); // seq 11
     store.appendReadings(rows(4, 'a', 10)); // 12..15
 
     const seen: number[] = [];
@@ -120,7 +121,7 @@ describe('seqs', () => {
   it('are shared by readings and events and never reused after a reopen', () => {
     const store = sb.open();
     store.appendReadings(rows(3));
-    const ev = store.appendEvent({ kind: 'alarm.raised', severity: 'error', device: 'lamp-1', detail: { code: 7 } });
+    const ev = store.appendEvent({ kind: 'alarm.raised', severity: 'error', device: 'lamp-1', detail: { alarm: 'ch1_driver_fault', point: 'ch1_status', value: 2, bit: 1 } });
     expect(ev.seq).toBe(4);
     expect(store.appendReadings(rows(2)).firstSeq).toBe(5);
     // delete everything behind the store's back: seqs still continue after the highest ever given
@@ -129,7 +130,7 @@ describe('seqs', () => {
     const again = sb.open();
     expect(again.stats().lastSeq).toBe(6);
     expect(again.appendReadings(rows(1)).firstSeq).toBe(7);
-    expect(again.appendEvent({ kind: 'x', severity: 'info' }).seq).toBe(8);
+    expect(again.appendEvent(testEvent({ kind: 'x', severity: 'info', detail: {} })).seq).toBe(8);
   });
 });
 
@@ -139,18 +140,20 @@ describe('events', () => {
     const emitted: StoredEvent[] = [];
     bus.on('test', 'event', (e) => emitted.push(e));
     const store = sb.open({ bus });
-    const e1 = store.appendEvent({ kind: 'command.sent', severity: 'info', device: 'lamp-1', detail: { id: 'c1' } });
+    const command = { commandId: 'c1', action: 'on', target: { kind: 'device', id: 'lamp-1' }, source: { role: 'technician', principal: 'tech-anna' } } as const;
+    const e1 = store.appendEvent({ kind: 'command.sent', severity: 'info', device: 'lamp-1', detail: command });
     store.appendReadings(rows(2));
-    store.appendEvent({ kind: 'alarm.raised', severity: 'critical', device: 'lamp-2', ts: 123 });
-    store.appendEvent({ kind: 'command.verified', severity: 'info', device: 'lamp-1' });
+    const alarm = { alarm: 'ch1_lamp_failure', point: 'ch1_status', value: 1, bit: 0 };
+    store.appendEvent({ kind: 'alarm.raised', severity: 'critical', device: 'lamp-2', ts: 123, detail: alarm });
+    store.appendEvent({ kind: 'command.verified', severity: 'info', device: 'lamp-1', detail: command });
     expect(emitted.map((e) => e.kind)).toEqual(['command.sent', 'alarm.raised', 'command.verified']);
-    expect(e1).toMatchObject({ seq: 1, device: 'lamp-1', detail: { id: 'c1' } });
+    expect(e1).toMatchObject({ seq: 1, device: 'lamp-1', detail: { commandId: 'c1' } });
 
     expect(store.events({ after: 0, limit: 10 }).items.map((e) => e.seq)).toEqual([1, 4, 5]);
     expect(store.events({ after: 0, limit: 10, device: 'lamp-1' }).items.map((e) => e.kind)).toEqual(['command.sent', 'command.verified']);
     expect(store.events({ after: 1, limit: 10, kind: 'command.*' }).items.map((e) => e.seq)).toEqual([5]);
     const one = store.events({ after: 0, limit: 10, kind: 'alarm.raised' });
-    expect(one.items).toEqual([{ seq: 4, ts: 123, device: 'lamp-2', kind: 'alarm.raised', severity: 'critical', detail: {} }]);
+    expect(one.items).toEqual([{ seq: 4, ts: 123, device: 'lamp-2', kind: 'alarm.raised', severity: 'critical', detail: alarm }]);
     expect(one.next).toBe(4);
     expect(store.events({ after: 5, limit: 10 })).toEqual({ items: [], next: 5 });
   });

@@ -2,9 +2,11 @@
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../edge/log.js';
+import { isEvent } from '../../edge/store/eventKinds.js';
 import type { SqliteStore } from '../../edge/store/store.js';
 import type { NewReading, Reading } from '../../edge/store/types.js';
 import { BatchWriter, type BatchWriterOptions } from '../../edge/store/writer.js';
+import { waitFor } from '../helpers/wait.js';
 import { Sandbox, newBus } from './helpers.js';
 
 let sb: Sandbox;
@@ -35,16 +37,6 @@ function reading(i: number, device = 'lamp-1'): NewReading {
   return { ts: 1000 + i, device, point: 'level', value: i, unit: '%' };
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function until(cond: () => boolean, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error('timed out waiting');
-    await sleep(5);
-  }
-}
-
 describe('BatchWriter', () => {
   it('commits when flushRows are buffered, in one transaction, and emits the readings with their seqs', () => {
     const bus = newBus();
@@ -73,7 +65,7 @@ describe('BatchWriter', () => {
     w.start();
     w.push(reading(1));
     const t0 = Date.now();
-    await until(() => w.pending === 0);
+    await waitFor('the buffer committed', () => w.pending === 0);
     expect(Date.now() - t0).toBeGreaterThanOrEqual(20);
     expect(store.readings({ after: 0, limit: 10 }).items).toHaveLength(1);
   });
@@ -120,7 +112,7 @@ describe('BatchWriter', () => {
       for (let i = 0; i < 25; i++) w.push(reading(i));
       expect(w.flush()).toBeNull();
       expect(w.pending).toBe(25);
-      await sleep(150); // retries fail meanwhile
+      await waitFor('the retries to fail too', () => w.failedFlushes > 1);
       expect(w.failedFlushes).toBeGreaterThan(1);
       expect(store.stats().readings).toBe(0);
       for (let i = 25; i < 30; i++) w.push(reading(i));
@@ -128,7 +120,7 @@ describe('BatchWriter', () => {
       other.exec('COMMIT');
       other.close();
     }
-    await until(() => w.pending === 0);
+    await waitFor('the buffer committed', () => w.pending === 0);
     expect(seen).toEqual(Array.from({ length: 30 }, (_, i) => i));
     expect(store.readings({ after: 0, limit: 100 }).items.map((r) => r.value)).toEqual(seen);
   });
@@ -148,10 +140,10 @@ describe('BatchWriter', () => {
       other.exec('COMMIT');
       other.close();
     }
-    await until(() => w.pending === 0);
+    await waitFor('the buffer committed', () => w.pending === 0);
     expect(store.readings({ after: 0, limit: 1000 }).items.map((r) => r.value)).toEqual(Array.from({ length: 100 }, (_, i) => 200 + i));
-    const dropped = store.events({ after: 0, limit: 10, kind: 'storage.dropped' }).items;
-    expect(dropped.reduce((a, e) => a + (e.detail.readings as number), 0)).toBe(200);
+    const dropped = store.events({ after: 0, limit: 10, kind: 'storage.dropped' }).items.filter((e) => isEvent(e, 'storage.dropped'));
+    expect(dropped.reduce((a, e) => a + e.detail.readings, 0)).toBe(200);
     expect(dropped.every((e) => e.detail.reason === 'buffer-overflow')).toBe(true);
   });
 
@@ -171,7 +163,7 @@ describe('BatchWriter', () => {
     store.close();
     w.push(reading(1));
     expect(() => w.flush()).not.toThrow();
-    await sleep(50);
+    await waitFor('a failed flush', () => w.failedFlushes > 0);
     expect(w.failedFlushes).toBeGreaterThan(0);
     await w.stop(); // gives up after a few tries, without throwing
     expect(w.pending).toBe(0);

@@ -8,9 +8,9 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openStore } from '../../edge/store/index.js';
-import { waitFor } from '../helpers/context.js';
+import { waitFor } from '../helpers/wait.js';
 import { tempDir, type TempDir } from '../helpers/tmp.js';
-import { GW, observe, outputSeqs, startReceiver, storeSeqs, testLogger, writeBacklog } from './helpers.js';
+import { GW, observe, outputSeqs, receiverSubscribed, startReceiver, storeSeqs, testLogger, writeBacklog } from './helpers.js';
 import { startMosquitto, type Mosquitto } from './mosquitto.js';
 
 const FIXTURE = fileURLToPath(new URL('./fixtures/gateway.ts', import.meta.url));
@@ -23,13 +23,15 @@ interface StatusLine {
 
 interface GatewayProcess {
   child: ChildProcess;
+  /** the last status line; null again when the ingest stops (SIGUSR2), until the next one */
   last: StatusLine | null;
+  ingestStopped: boolean;
   exited: Promise<void>;
 }
 
 async function spawnGateway(spec: object): Promise<GatewayProcess> {
   const child = spawn(process.execPath, ['--import', 'tsx', FIXTURE, JSON.stringify(spec)], { stdio: ['ignore', 'pipe', 'pipe'] });
-  const g: GatewayProcess = { child, last: null, exited: new Promise((r) => child.once('exit', () => r())) };
+  const g: GatewayProcess = { child, last: null, ingestStopped: false, exited: new Promise((r) => child.once('exit', () => r())) };
   let buf = '';
   let err = '';
   child.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
@@ -44,6 +46,9 @@ async function spawnGateway(spec: object): Promise<GatewayProcess> {
         if (line === 'ready') {
           clearTimeout(timer);
           resolve();
+        } else if (line === 'ingest stopped') {
+          g.ingestStopped = true;
+          g.last = null;
         } else if (line.startsWith('status ')) g.last = JSON.parse(line.slice(7)) as StatusLine;
       }
     });
@@ -81,24 +86,25 @@ describe('gateway killed mid-drain', () => {
     const receiver = startReceiver({ broker: broker.url, out, reorderWindowMs: 60_000 });
     const status = await observe(broker.url, `streetbox/${GW}/status`);
     try {
-      await new Promise((r) => setTimeout(r, 200));
+      await receiverSubscribed(broker, receiver);
       const spec = { db, gateway: GW, sync: { url: broker.url, batchSize: 100, inFlight: 2, reconnectMin: 50, reconnectMax: 500 }, ingestPerTick: 20 };
       const first = await spawnGateway(spec);
       children.push(first.child);
-      await waitFor(() => (receiver.report?.items ?? 0) >= 3000, 20_000, 'the drain under way');
+      await waitFor('the drain under way', () => (receiver.report?.items ?? 0) >= 3000, 20_000);
       first.child.kill('SIGKILL');
       await first.exited;
       const atKill = receiver.report?.items ?? 0;
       expect(atKill).toBeLessThan(20_000); // killed in the middle of the backlog
       // MQTT 3.1.1 §3.1.2.5: the broker publishes the will when the network connection drops
-      await waitFor(() => status.messages.some((m) => m.payload.toString() === 'offline'), 5000, 'the last will');
+      await waitFor('the last will', () => status.messages.some((m) => m.payload.toString() === 'offline'), 5000);
 
       const second = await spawnGateway(spec);
       children.push(second.child);
-      await waitFor(() => (receiver.report?.items ?? 0) > 20_000, 30_000, 'the backlog through after the restart');
+      await waitFor('the backlog through after the restart', () => (receiver.report?.items ?? 0) > 20_000, 30_000);
       second.child.kill('SIGUSR2');
-      await new Promise((r) => setTimeout(r, 150));
-      await waitFor(() => second.last !== null && second.last.connected && second.last.lagSeq === 0 && (receiver.report?.items ?? 0) > 20_000, 10_000, 'the drain to finish after the restart');
+      // only a status printed after the ingest stopped can say the drain is through
+      await waitFor('the gateway to stop ingesting', () => second.ingestStopped, 5000);
+      await waitFor('the drain to finish after the restart', () => second.last !== null && second.last.connected && second.last.lagSeq === 0 && (receiver.report?.items ?? 0) > 20_000, 10_000);
       second.child.kill('SIGTERM');
       await second.exited;
       expect(second.child.exitCode).toBe(0);

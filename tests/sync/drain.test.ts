@@ -7,9 +7,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSyncComponent, type CommandHandler, type SyncComponent } from '../../cloud-sync/index.js';
 import { decodePayload } from '../../cloud-sync/payload.js';
-import { makeContext, waitFor, type TestContext } from '../helpers/context.js';
+import { makeContext, type TestContext } from '../helpers/context.js';
+import { waitFor } from '../helpers/wait.js';
 import { tempDir, type TempDir } from '../helpers/tmp.js';
-import { GW, captureLog, observe, outputSeqs, reading, startReceiver, storeSeqs, writeBacklog } from './helpers.js';
+import { GW, captureLog, observe, outputSeqs, reading, receiverSubscribed, startReceiver, storeSeqs, writeBacklog } from './helpers.js';
 import { startMosquitto, type Mosquitto } from './mosquitto.js';
 
 let broker: Mosquitto;
@@ -42,14 +43,13 @@ describe('upstream drain', () => {
     const receiver = startReceiver({ broker: broker.url, out });
     const observer = await observe(broker.url, `streetbox/${GW}/#`);
     try {
-      await waitFor(() => true); // the receiver subscribes on connect
-      await new Promise((r) => setTimeout(r, 200));
+      await receiverSubscribed(broker, receiver);
       const lastSeq = writeBacklog(t.store, 20_000, { eventEvery: 97 });
       const total = storeSeqs(t.store).length;
       expect(total).toBeGreaterThan(20_100);
       await withSync(t, async (sync) => {
         await receiver.waitItems(total, 30_000);
-        await waitFor(() => sync.status().ackedSeq === lastSeq, 5000, 'cursor at the last seq');
+        await waitFor('cursor at the last seq', () => sync.status().ackedSeq === lastSeq, 5000);
         // live readings keep flowing, woken by the bus
         for (let i = 0; i < 300; i++) t.writer.push(reading(i, Date.now()));
         await receiver.waitItems(total + 300, 10_000);
@@ -91,7 +91,7 @@ describe('upstream drain', () => {
     const receiver = startReceiver({ broker: broker.url, out, gateways: ['gw-zip'] });
     const observer = await observe(broker.url, 'streetbox/gw-zip/up/#');
     try {
-      await new Promise((r) => setTimeout(r, 200));
+      await receiverSubscribed(broker, receiver);
       writeBacklog(t.store, 5000, { eventEvery: 0 });
       await withSync(t, async () => {
         await receiver.waitItems(5000, 20_000);
@@ -111,33 +111,44 @@ describe('upstream drain', () => {
     }
   });
 
-  it('rejects commands from central when no handler is plugged in: event recorded, outcome published', async () => {
+  it('rejects commands from central when built without a handler: event recorded, outcome published', async () => {
     const t = makeContext({ gateway: { id: 'gw-cmd' }, sync: { url: broker.url } });
     const observer = await observe(broker.url, 'streetbox/gw-cmd/commands/#');
+    // the sync does not report its subscription; the broker's log does
+    const subscribed = (): number => broker.subscriptions({ filter: 'streetbox/gw-cmd/down/commands' });
     try {
+      let before = subscribed();
       await withSync(t, async (sync) => {
-        await waitFor(() => sync.status().connected, 5000, 'connected');
-        await new Promise((r) => setTimeout(r, 100)); // the subscription is in place
+        await waitFor('connected', () => sync.status().connected, 5000);
+        await waitFor('the sync subscribed to commands', () => subscribed() > before, 5000);
         await observer.client.publishAsync('streetbox/gw-cmd/down/commands', JSON.stringify({ id: 'c-1', action: 'dim', target: { kind: 'group', id: 'main' }, level: 40 }), { qos: 1 });
         await observer.client.publishAsync('streetbox/gw-cmd/down/commands', 'not json', { qos: 1 });
-        await waitFor(() => observer.messages.length >= 2, 5000, 'two outcomes');
+        await waitFor('two outcomes', () => observer.messages.length >= 2, 5000);
         const c1 = observer.messages.find((m) => m.topic === 'streetbox/gw-cmd/commands/c-1');
         expect(JSON.parse(c1!.payload.toString())).toMatchObject({ id: 'c-1', status: 'rejected', code: 'E_FORBIDDEN' });
         const bad = observer.messages.find((m) => m.topic !== 'streetbox/gw-cmd/commands/c-1');
         expect(JSON.parse(bad!.payload.toString())).toMatchObject({ status: 'rejected', code: 'E_INVALID_COMMAND' });
         const events = t.store.events({ after: 0, limit: 10, kind: 'command.rejected' }).items;
         expect(events).toHaveLength(2);
-        expect(events[0]!.detail).toMatchObject({ id: 'c-1', code: 'E_FORBIDDEN', source: { role: 'central' } });
+        expect(events[0]!.detail).toMatchObject({ transaction: 'c-1', code: 'E_FORBIDDEN', source: { role: 'central' } });
         // the rejections go upstream like every event
-        await waitFor(() => sync.status().ackedSeq >= events[1]!.seq, 5000, 'events synced');
-
-        // a handler plugged in later answers instead
-        sync.setCommandHandler(async (cmd) => ({ id: cmd.id, status: 'queued', result: { action: cmd.message.action } }));
-        await observer.client.publishAsync('streetbox/gw-cmd/down/commands', JSON.stringify({ id: 'c-2', action: 'switch' }), { qos: 1 });
-        await waitFor(() => observer.messages.some((m) => m.topic === 'streetbox/gw-cmd/commands/c-2'), 5000, 'outcome of c-2');
-        const c2 = observer.messages.find((m) => m.topic === 'streetbox/gw-cmd/commands/c-2');
-        expect(JSON.parse(c2!.payload.toString())).toEqual({ id: 'c-2', status: 'queued', result: { action: 'switch' } });
+        await waitFor('events synced', () => sync.status().ackedSeq >= events[1]!.seq, 5000);
       });
+
+      // a sync built with a handler (SyncOptions.onCommand, wired at construction) answers instead
+      before = subscribed();
+      await withSync(
+        t,
+        async (sync) => {
+          await waitFor('connected', () => sync.status().connected, 5000);
+          await waitFor('the sync subscribed to commands', () => subscribed() > before, 5000);
+          await observer.client.publishAsync('streetbox/gw-cmd/down/commands', JSON.stringify({ id: 'c-2', action: 'switch' }), { qos: 1 });
+          await waitFor('outcome of c-2', () => observer.messages.some((m) => m.topic === 'streetbox/gw-cmd/commands/c-2'), 5000);
+          const c2 = observer.messages.find((m) => m.topic === 'streetbox/gw-cmd/commands/c-2');
+          expect(JSON.parse(c2!.payload.toString())).toEqual({ id: 'c-2', status: 'queued', result: { action: 'switch' } });
+        },
+        async (cmd) => ({ id: cmd.id, status: 'queued', result: { action: cmd.message.action } }),
+      );
     } finally {
       await observer.close();
       await t.close();
@@ -148,15 +159,15 @@ describe('upstream drain', () => {
     const t = makeContext({ gateway: { id: 'gw-status' }, sync: { url: broker.url } });
     try {
       await withSync(t, async (sync) => {
-        await waitFor(() => sync.status().connected, 5000, 'connected');
+        await waitFor('connected', () => sync.status().connected, 5000);
         const o = await observe(broker.url, 'streetbox/gw-status/status');
-        await waitFor(() => o.messages.length > 0, 5000, 'retained status');
+        await waitFor('retained status', () => o.messages.length > 0, 5000);
         expect(o.messages[0]).toMatchObject({ retain: true });
         expect(o.messages[0]!.payload.toString()).toBe('online');
         await o.close();
       });
       const o = await observe(broker.url, 'streetbox/gw-status/status');
-      await waitFor(() => o.messages.length > 0, 5000, 'retained status');
+      await waitFor('retained status', () => o.messages.length > 0, 5000);
       expect(o.messages[0]!.payload.toString()).toBe('offline');
       await o.close();
     } finally {

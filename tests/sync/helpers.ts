@@ -9,7 +9,8 @@ import { createLogger, type Logger } from '../../edge/log.js';
 import type { Store } from '../../edge/store/api.js';
 import type { NewReading } from '../../edge/store/types.js';
 import { runReceiver, type ReceiverOptions, type ReceiverReport } from '../../cloud-sync/receiver.js';
-import { waitFor } from '../helpers/context.js';
+import { waitFor } from '../helpers/wait.js';
+import type { Mosquitto } from './mosquitto.js';
 
 export const GW = 'gw-test';
 
@@ -25,7 +26,7 @@ export function writeBacklog(store: Store, n: number, opts: { eventEvery?: numbe
     for (let k = 0; k < chunk && i < n; k++, i++) rows.push(reading(i, t0 + i));
     last = store.appendReadings(rows).lastSeq;
     if (eventEvery > 0 && i % eventEvery === 0) {
-      last = store.appendEvent({ kind: 'alarm.raised', severity: 'warning', device: `lamp-${i % 10}`, detail: { at: i } }).seq;
+      last = store.appendEvent({ kind: 'alarm.raised', severity: 'warning', device: `lamp-${i % 10}`, detail: { alarm: 'ch1_lamp_failure', point: 'ch1_status', value: 1, bit: 0 } }).seq;
     }
   }
   return last;
@@ -39,6 +40,8 @@ export function reading(i: number, ts: number): NewReading {
 }
 
 export interface RunningReceiver {
+  /** its MQTT client id, e.g. to wait for its subscription at the broker (Mosquitto.subscriptions) */
+  readonly clientId: string;
   readonly report: ReceiverReport | null;
   waitItems(n: number, timeoutMs?: number): Promise<void>;
   stop(): Promise<ReceiverReport>;
@@ -47,20 +50,22 @@ export interface RunningReceiver {
 export function startReceiver(opts: Omit<ReceiverOptions, 'log' | 'signal'> & { log?: Logger }): RunningReceiver {
   const ac = new AbortController();
   let report: ReceiverReport | null = null;
+  const clientId = opts.clientId ?? `receiver-${Math.random().toString(36).slice(2, 8)}`;
   const done = runReceiver({
     reconnectMs: 100,
-    clientId: `receiver-${Math.random().toString(36).slice(2, 8)}`,
     ...opts,
+    clientId,
     log: opts.log ?? testLogger(),
     signal: ac.signal,
     onProgress: (r) => (report = r),
   });
   let final: Promise<ReceiverReport> | null = null;
   return {
+    clientId,
     get report() {
       return report;
     },
-    waitItems: (n, timeoutMs = 30_000) => waitFor(() => (report?.items ?? 0) >= n, timeoutMs, `${n} items at the receiver (has ${report?.items ?? 0})`),
+    waitItems: async (n, timeoutMs = 30_000) => void (await waitFor(`${n} items at the receiver (has ${report?.items ?? 0})`, () => (report?.items ?? 0) >= n, timeoutMs)),
     stop() {
       final ??= (async () => {
         ac.abort();
@@ -69,6 +74,11 @@ export function startReceiver(opts: Omit<ReceiverOptions, 'log' | 'signal'> & { 
       return final;
     },
   };
+}
+
+/** Until the broker holds the receiver's subscription (it subscribes once connected). */
+export async function receiverSubscribed(broker: Mosquitto, receiver: RunningReceiver, timeoutMs = 10_000): Promise<void> {
+  await waitFor(`receiver ${receiver.clientId} subscribed`, () => broker.subscriptions({ clientId: receiver.clientId }) > 0, timeoutMs);
 }
 
 /** Seqs of the receiver's output file, checked: strictly rising (each once, in order). */

@@ -10,6 +10,7 @@ import { connect } from 'node:net';
 import { userInfo } from 'node:os';
 import { freePort } from '../helpers/ports.js';
 import { tempDir, type TempDir } from '../helpers/tmp.js';
+import { waitFor } from '../helpers/wait.js';
 
 export const MOSQUITTO = '/usr/sbin/mosquitto';
 
@@ -34,12 +35,17 @@ export interface Mosquitto {
   /** stop and remove the temp dir */
   close(): Promise<void>;
   logText(): string;
+  /**
+   * How many subscriptions the broker has taken (of `filter`, from `clientId`, when given), as
+   * its log says: `log_type subscribe` writes one line per filter once the subscription is in place.
+   */
+  subscriptions(match?: { clientId?: string; filter?: string }): number;
 }
 
 export async function startMosquitto(opts: MosquittoOptions = {}): Promise<Mosquitto> {
   const dir = tempDir('streetbox-mosquitto-');
   const port = await freePort();
-  const lines = [`listener ${port} 127.0.0.1`, `user ${userInfo().username}`, `log_dest file ${dir.file('mosquitto.log')}`, 'log_type error', 'log_type warning', 'log_type notice'];
+  const lines = [`listener ${port} 127.0.0.1`, `user ${userInfo().username}`, `log_dest file ${dir.file('mosquitto.log')}`, 'log_type error', 'log_type warning', 'log_type notice', 'log_type subscribe'];
   if (opts.users && opts.users.length > 0) {
     const pw = dir.file('passwd');
     writeFileSync(pw, '');
@@ -101,6 +107,15 @@ export async function startMosquitto(opts: MosquittoOptions = {}): Promise<Mosqu
       dir.remove();
     },
     logText: () => safeRead(dir.file('mosquitto.log')),
+    subscriptions(match = {}) {
+      let n = 0;
+      for (const line of safeRead(dir.file('mosquitto.log')).split('\n')) {
+        // "<time>: <client id> <qos> <filter>" (mosquitto 2.0 handle_subscribe.c)
+        const sub = /^\d+: (\S+) (\d+) (\S+)$/.exec(line);
+        if (sub && (match.clientId === undefined || sub[1] === match.clientId) && (match.filter === undefined || sub[3] === match.filter)) n++;
+      }
+      return n;
+    },
   };
   try {
     await m.start();
@@ -119,22 +134,21 @@ function safeRead(path: string): string {
   }
 }
 
-/** Polls a TCP connect to the port every 20 ms until it succeeds; bounded by `timeoutMs`. */
+/** Until a TCP connect to the port succeeds; fails at once when `dead` says why mosquitto is gone. */
 async function waitListening(port: number, timeoutMs: number, dead: () => string | null): Promise<void> {
-  const t0 = Date.now();
-  for (;;) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = connect({ port, host: '127.0.0.1' });
-      s.once('connect', () => {
-        s.destroy();
-        resolve(true);
-      });
-      s.once('error', () => resolve(false));
+  const outcome = await waitFor(`mosquitto listening on ${port}`, async () => ((await accepts(port)) ? LISTENING : dead()), timeoutMs);
+  if (outcome !== LISTENING) throw new Error(outcome);
+}
+
+const LISTENING = 'listening';
+
+function accepts(port: number): Promise<boolean> {
+  return new Promise<boolean>((resolve) => {
+    const s = connect({ port, host: '127.0.0.1' });
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
     });
-    if (ok) return;
-    const why = dead();
-    if (why !== null) throw new Error(why);
-    if (Date.now() - t0 > timeoutMs) throw new Error(`mosquitto not listening on ${port} after ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
+    s.once('error', () => resolve(false));
+  });
 }

@@ -7,7 +7,8 @@
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createSyncComponent } from '../../cloud-sync/index.js';
-import { makeContext, waitFor } from '../helpers/context.js';
+import { makeContext } from '../helpers/context.js';
+import { waitFor } from '../helpers/wait.js';
 import { freePort } from '../helpers/ports.js';
 import { GW, captureLog, writeBacklog } from './helpers.js';
 
@@ -94,7 +95,7 @@ describe('misbehaving brokers', () => {
     cleanups.push(() => sync.stop());
     await sync.start();
     const firstBatch = (): SeenPublish[] => broker.publishes.filter((p) => p.topic === `streetbox/${GW}/up/readings` && (JSON.parse(p.payload.toString()) as { fromSeq: number }).fromSeq === 1);
-    await waitFor(() => new Set(firstBatch().map((p) => p.connection)).size >= 3, 10_000, 'batch 1 sent over three connections');
+    await waitFor('batch 1 sent over three connections', () => new Set(firstBatch().map((p) => p.connection)).size >= 3, 10_000);
     const st = sync.status();
     expect(st.resent).toBeGreaterThanOrEqual(2);
     expect(st.ackedSeq).toBe(0);
@@ -119,7 +120,7 @@ describe('misbehaving brokers', () => {
     cleanups.push(() => sync.stop());
     await sync.start();
     const retries = () => cap.lines.filter((l) => l.msg === 'upstream retry scheduled');
-    await waitFor(() => retries().length >= 6, 10_000, 'six retries');
+    await waitFor('six retries', () => retries().length >= 6, 10_000);
     expect(sync.status().lastError).toMatch(/cannot reach mqtt:\/\/127\.0\.0\.1:\d+: .*ECONNREFUSED/);
     expect(cap.count('upstream unavailable; retrying with backoff')).toBe(1);
     const delays = retries().map((l) => l.delayMs as number);

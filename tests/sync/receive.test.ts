@@ -7,7 +7,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { collect, spawnCli } from '../support/cli.js';
-import { waitFor } from '../helpers/context.js';
+import { waitFor } from '../helpers/wait.js';
 import { tempDir, type TempDir } from '../helpers/tmp.js';
 import { startMosquitto, type Mosquitto } from './mosquitto.js';
 
@@ -34,17 +34,17 @@ describe('streetbox receive', () => {
     let stderr = '';
     child.stderr!.on('data', (d: string) => (stderr += d));
     try {
-      await waitFor(() => stderr.includes('receiver connected'), 15_000, 'the receiver to connect');
-      await new Promise((r) => setTimeout(r, 200)); // its SUBSCRIBE is in place
+      await waitFor('the receiver to connect', () => stderr.includes('receiver connected'), 15_000);
+      await waitFor('its SUBSCRIBE in place', () => broker.subscriptions({ clientId: 'cli-test', filter: 'streetbox/gw-cli/up/#' }) > 0, 5000);
       const pub = await mqtt.connectAsync(broker.url, { reconnectPeriod: 0 });
       await pub.publishAsync('streetbox/gw-cli/up/readings', batch(1, 3, [1, 2, 3]), { qos: 1 });
       await pub.publishAsync('streetbox/gw-cli/up/readings', batch(1, 3, [1, 2, 3]), { qos: 1 });
-      await pub.publishAsync('streetbox/gw-cli/up/events', JSON.stringify({ gateway: 'gw-cli', fromSeq: 4, toSeq: 4, items: [{ seq: 4, ts: 1, device: null, kind: 'comms.lost', severity: 'warning', detail: {} }] }), { qos: 1 });
+      await pub.publishAsync('streetbox/gw-cli/up/events', JSON.stringify({ gateway: 'gw-cli', fromSeq: 4, toSeq: 4, items: [{ seq: 4, ts: 1, device: 'lamp-1', kind: 'comms.lost', severity: 'warning', detail: { bus: 'rs485-1', unit: 1, error: 'timeout after 3 retries' } }] }), { qos: 1 });
       await pub.publishAsync('streetbox/gw-cli/up/readings', batch(8, 9, [8, 9]), { qos: 1 }); // 5..7 never arrive
       await pub.publishAsync('streetbox/other-gw/up/readings', batch(1, 1, [1]), { qos: 1 }); // not subscribed
       await pub.endAsync();
       // the receiver creates the file with its first line
-      await waitFor(() => existsSync(out) && readFileSync(out, 'utf8').split('\n').length >= 5, 5000, 'four lines written');
+      await waitFor('four lines written', () => existsSync(out) && readFileSync(out, 'utf8').split('\n').length >= 5, 5000);
     } finally {
       child.kill('SIGTERM');
     }

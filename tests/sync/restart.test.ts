@@ -6,9 +6,10 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSyncComponent } from '../../cloud-sync/index.js';
-import { makeContext, waitFor } from '../helpers/context.js';
+import { makeContext } from '../helpers/context.js';
+import { waitFor } from '../helpers/wait.js';
 import { tempDir, type TempDir } from '../helpers/tmp.js';
-import { GW, captureLog, outputSeqs, reading, startReceiver, storeSeqs, writeBacklog } from './helpers.js';
+import { GW, captureLog, outputSeqs, reading, receiverSubscribed, startReceiver, storeSeqs, writeBacklog } from './helpers.js';
 import { startMosquitto, type Mosquitto } from './mosquitto.js';
 
 let broker: Mosquitto;
@@ -38,13 +39,13 @@ describe('broker restarts during a drain', () => {
       for (let i = 0; i < 40; i++) t.writer.push(reading(ingested++, Date.now()));
     }, 20);
     try {
-      await new Promise((r) => setTimeout(r, 200));
+      await receiverSubscribed(broker, receiver);
       writeBacklog(t.store, 20_000, { eventEvery: 250 });
       await sync.start();
       const progressAt: number[] = [];
       for (let round = 0; round < 10; round++) {
         const before = receiver.report?.items ?? 0;
-        await waitFor(() => (receiver.report?.items ?? 0) >= before + 400, 15_000, `progress before restart ${round + 1}`);
+        await waitFor(`progress before restart ${round + 1}`, () => (receiver.report?.items ?? 0) >= before + 400, 15_000);
         progressAt.push(receiver.report?.items ?? 0);
         await broker.restart();
       }
@@ -52,7 +53,7 @@ describe('broker restarts during a drain', () => {
       t.writer.flush();
       const total = storeSeqs(t.store).length;
       await receiver.waitItems(total, 30_000);
-      await waitFor(() => sync.status().lagSeq === 0, 10_000, 'cursor caught up');
+      await waitFor('cursor caught up', () => sync.status().lagSeq === 0, 10_000);
       const st = sync.status();
       const report = await receiver.stop();
       const seqs = outputSeqs(out);

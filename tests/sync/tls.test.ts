@@ -7,10 +7,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSyncComponent } from '../../cloud-sync/index.js';
 import type { ConfigInput } from '../../edge/config/schema.js';
-import { makeContext, waitFor } from '../helpers/context.js';
+import { makeContext } from '../helpers/context.js';
+import { waitFor } from '../helpers/wait.js';
 import { tempDir, type TempDir } from '../helpers/tmp.js';
 import { makePki, type TestPki } from './certs.js';
-import { GW, captureLog, outputSeqs, startReceiver, storeSeqs, writeBacklog } from './helpers.js';
+import { GW, captureLog, outputSeqs, receiverSubscribed, startReceiver, storeSeqs, writeBacklog } from './helpers.js';
 import { startMosquitto, type Mosquitto } from './mosquitto.js';
 
 let dir: TempDir;
@@ -47,7 +48,7 @@ async function failingSync(sync: SyncInput) {
   try {
     writeBacklog(t.store, 500, { eventEvery: 0 });
     await s.start();
-    await waitFor(() => cap.lines.filter((l) => l.msg === 'upstream retry scheduled').length >= 4, 10_000, 'four failed attempts');
+    await waitFor('four failed attempts', () => cap.lines.filter((l) => l.msg === 'upstream retry scheduled').length >= 4, 10_000);
     return { status: s.status(), cap, acked: t.store.consumer('upstream')?.ackedSeq };
   } finally {
     await s.stop();
@@ -70,12 +71,12 @@ describe('TLS and credentials', () => {
     const receiver = startReceiver({ broker: tlsBroker.url, out, ca: pki.ca, cert: pki.clientCert, key: pki.clientKey });
     const s = createSyncComponent(t.ctx);
     try {
-      await new Promise((r) => setTimeout(r, 300));
+      await receiverSubscribed(tlsBroker, receiver);
       writeBacklog(t.store, 3000, { eventEvery: 500 });
       await s.start();
       const total = storeSeqs(t.store).length;
       await receiver.waitItems(total, 15_000);
-      await waitFor(() => s.status().lagSeq === 0, 5000, 'cursor caught up');
+      await waitFor('cursor caught up', () => s.status().lagSeq === 0, 5000);
       await receiver.stop();
       expect(outputSeqs(out)).toEqual(storeSeqs(t.store));
     } finally {
@@ -115,7 +116,7 @@ describe('TLS and credentials', () => {
     const receiver = startReceiver({ broker: authBroker.url, out, username: 'central', password: 'central-secret', protocolVersion: 5 });
     const s = createSyncComponent(t.ctx);
     try {
-      await new Promise((r) => setTimeout(r, 300));
+      await receiverSubscribed(authBroker, receiver);
       writeBacklog(t.store, 2000, { eventEvery: 400 });
       await s.start();
       await receiver.waitItems(storeSeqs(t.store).length, 15_000);

@@ -44,8 +44,8 @@ describe('Batcher', () => {
     contexts.push(t);
     const s = t.store;
     s.appendReadings([0, 1, 2].map((i) => reading(i, 1000 + i))); // 1..3
-    s.appendEvent({ kind: 'alarm.raised', severity: 'warning', device: 'lamp-1' }); // 4
-    s.appendEvent({ kind: 'alarm.cleared', severity: 'info', device: 'lamp-1' }); // 5
+    s.appendEvent({ kind: 'alarm.raised', severity: 'warning', device: 'lamp-1', detail: { alarm: 'ch1_lamp_failure', point: 'ch1_status', value: 1, bit: 0 } }); // 4
+    s.appendEvent({ kind: 'alarm.cleared', severity: 'info', device: 'lamp-1', detail: { alarm: 'ch1_lamp_failure', point: 'ch1_status', value: 0, bit: 0 } }); // 5
     s.appendReadings([3, 4, 5, 6, 7].map((i) => reading(i, 1000 + i))); // 6..10
     const b = new Batcher({ store: s, gateway: 'gw-b', batchSize: 3, batchBytes: 1 << 20 });
     const cuts: [BatchKind, number, number, number][] = [];

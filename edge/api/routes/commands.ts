@@ -14,7 +14,7 @@
  */
 import type { CommandTargetRef } from '../../control/api.js';
 import { commandBody } from '../../jsonLimits.js';
-import type { CommandRecord, CommandStatus } from '../../store/types.js';
+import type { CommandStatus } from '../../store/types.js';
 import { notFound, badInput } from '../errors.js';
 import { idParam, intParam, parseJson, query, readBody } from '../http.js';
 import type { Reply, Router, ApiRequest } from '../router.js';
@@ -43,7 +43,8 @@ export function commandRoutes(r: Router, env: RouteEnv): void {
     // malformed JSON as it is, JSON past the limits as its reason (never the text): recorded either way
     const body = commandBody(raw, parsed);
     const transaction = transactionOf(body);
-    const row: CommandRecord = env.deps.commands.submit({ kind, id }, body, principal!);
+    // answered at once with the row; its outcome is for GET /api/v1/commands/:id and the live feed
+    const { row } = env.deps.commands.submit({ kind, id }, body, principal!);
     if (row.status === 'rejected') {
       const result = (row.result ?? {}) as { code?: unknown; error?: unknown; field?: unknown };
       const code = typeof result.code === 'string' ? result.code : 'E_INVALID_COMMAND';

@@ -3,7 +3,16 @@ import type { GatewayContext } from '../../component.js';
 import type { CommandService } from '../../control/api.js';
 import type { MetricSample } from '../metricsText.js';
 import type { ApiMetrics } from '../metrics.js';
-import type { LiveLimits } from './live.js';
+
+/** The live feed's limits (edge/api/routes/live.ts; LIVE_LIMITS there are the defaults). */
+export interface LiveLimits {
+  /** readers at once; one more is answered 503 */
+  maxReaders: number;
+  /** a reader whose socket stays backed up this long (ms) is disconnected */
+  stallMs: number;
+  /** the size (characters of JSON) a page of values is cut at: a snapshot's and a catching-up reader's */
+  pageBytes: number;
+}
 
 export interface ApiDeps {
   commands: CommandService;

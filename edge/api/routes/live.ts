@@ -32,7 +32,9 @@ import { zoneOffset } from '../../timeFormat.js';
 import { ApiError } from '../errors.js';
 import { SECURITY_HEADERS, query } from '../http.js';
 import type { Router } from '../router.js';
-import { safeDevices, type RouteEnv } from './env.js';
+import { safeDevices, type LiveLimits, type RouteEnv } from './env.js';
+
+export type { LiveLimits };
 
 export const TICKET_TTL_MS = 30_000;
 const MAX_TICKETS = 64;
@@ -42,15 +44,6 @@ const RECENT_EVENTS = 20;
 const RECENT_COMMANDS = 10;
 /** events and command rows held between two flushes, and owed to a reader that is behind (the newest win) */
 const MAX_QUEUED = 50;
-
-export interface LiveLimits {
-  /** readers at once; one more is answered 503 */
-  maxReaders: number;
-  /** a reader whose socket stays backed up this long (ms) is disconnected */
-  stallMs: number;
-  /** the size (characters of JSON) a page of values is cut at: a snapshot's and a catching-up reader's */
-  pageBytes: number;
-}
 
 export const LIVE_LIMITS: Readonly<LiveLimits> = { maxReaders: 32, stallMs: 15_000, pageBytes: 16 * 1024 };
 

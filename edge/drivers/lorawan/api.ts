@@ -15,6 +15,26 @@ export interface DownlinkCommand {
   expiresAt?: number;
 }
 
+/**
+ * What became of a queued downlink. `verified`: a confirmed downlink acknowledged by the node;
+ * `sent`: an unconfirmed one transmitted by the forwarder (tx_ack without error), which is as far
+ * as the network can know; `failed` / `expired` with the reason (expired: not delivered before
+ * its expiresAt; failed: e.g. no ack after the retries, or the driver stopped).
+ */
+export interface DownlinkOutcome {
+  id: string;
+  device: string;
+  status: 'verified' | 'sent' | 'failed' | 'expired';
+  reason?: string;
+  code?: string;
+}
+
+/** A downlink just queued: its id at once, its outcome when it is known (the promise never rejects). */
+export interface QueuedDownlink {
+  id: string;
+  outcome: Promise<DownlinkOutcome>;
+}
+
 export interface LorawanStatus {
   port: number;
   forwarders: { gatewayEui: string; name: string | null; address: string | null; online: boolean; lastSeen: number | null; lastPull: number | null }[];
@@ -36,8 +56,12 @@ export interface LorawanStatus {
 }
 
 export interface LorawanDriver extends Component {
-  /** Queues a command for a device (its devices.yaml id, or its DevEUI); the outcome comes as command.* events with this id. */
-  enqueueDownlink(device: string, command: DownlinkCommand): { id: string };
+  /**
+   * Queues a command for a device (its devices.yaml id, or its DevEUI); throws E_NOT_FOUND /
+   * E_INVALID_COMMAND at once. Returns the downlink's id and a promise of its outcome; the
+   * lorawan.downlink.* events with this id are for observers, not for the caller.
+   */
+  enqueueDownlink(device: string, command: DownlinkCommand): QueuedDownlink;
   status(): LorawanStatus;
   metrics(): LorawanMetricsSnapshot;
   /** the bound UDP port (after start) */

@@ -7,8 +7,8 @@ import type { GatewayContext } from '../../component.js';
 import type { LorawanDriver, LorawanDriverOptions } from './api.js';
 import { LorawanNetworkServer } from './driver.js';
 
-export type { DownlinkCommand, LorawanDriver, LorawanDriverOptions, LorawanStatus } from './api.js';
-export type { LorawanMetricsSnapshot } from './metrics.js';
+export type { DownlinkCommand, DownlinkOutcome, LorawanDriver, LorawanDriverOptions, LorawanStatus, QueuedDownlink } from './api.js';
+export { LorawanMetrics, type LorawanMetricsSnapshot } from './metrics.js';
 export type { GatewayBackend, GatewayBackendHandlers, ForwarderInfo, UplinkRx } from './semtech/backend.js';
 
 export function createLorawanDriver(ctx: GatewayContext, opts: LorawanDriverOptions = {}): LorawanDriver {

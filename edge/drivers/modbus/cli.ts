@@ -5,10 +5,11 @@
  * ✔/✘ and colours (edge/cliStyle.ts); piped, the plain lines a script reads.
  */
 import type { Command } from 'commander';
-import type { CliIo } from '../../cli.js';
+import type { CliIo } from '../../cliIo.js';
 import { styleFor, type Style } from '../../cliStyle.js';
 import { loadConfig } from '../../config/index.js';
 import { StreetboxError } from '../../errors.js';
+import { describeDevice } from '../../profiles/describe.js';
 import { loadProfiles } from '../../profiles/index.js';
 import { parseUnits, parseValue, readDevice, scanBus, writeDevice } from './oneShot.js';
 
@@ -75,11 +76,10 @@ export function registerModbusCommands(program: Command, io: Io, defaultConfig: 
     .action(async (device: string, point: string, value: string, opts: { config: string }) => {
       const { config } = loadConfig(opts.config);
       const dev = config.devices.find((d) => d.id === device);
-      const profile = dev ? loadProfiles(config.profiles).get(dev.profile) : undefined;
       // DESIGN.md safety rules: a traffic controller is never written directly, only asked for a program through the
-      // command path, where the request is checked, recorded with its source and given a dead-man expiry. A device
-      // counts as one by its built-in profile or by a program-request point in a custom profile (as edge/control does).
-      if (dev?.profile === 'traffic-controller' || profile?.kind === 'traffic' || profile?.points.some((p) => p.name === 'program_request')) {
+      // command path, where the request is checked, recorded with its source and given a dead-man expiry. What a
+      // device is comes from its profile (edge/profiles/describe.ts), as for edge/control and the broker.
+      if (dev && describeDevice(dev, loadProfiles(config.profiles)).kind === 'traffic') {
         throw new StreetboxError('E_INTERLOCK', `refused: ${device} is a traffic controller; request a program with a command (POST /api/v1/devices/${device}/commands {"action":"program",…})`);
       }
       const result = await writeDevice(config, device, point, parseValue(value));

@@ -9,6 +9,7 @@ import type { Clock, Timer } from '../../clock.js';
 import type { DeviceConfig, PointConfig, ProfileConfig } from '../../config/schema.js';
 import { errorMessage } from '../../errors.js';
 import type { Logger } from '../../log.js';
+import type { AlarmDetail, CommsDetail } from '../../store/eventKinds.js';
 import type { NewEvent, NewReading, Quality } from '../../store/types.js';
 import { planBlocks, type ReadBlock } from './blocks.js';
 import { decodeResponse, encodeReadRequest } from './codec.js';
@@ -120,7 +121,7 @@ export class ModbusDevice implements ScheduledDevice {
       this.alarmActive.set(a.name, active);
       // The first read after start raises the alarms that are set; after that, changes only.
       if (was === active || (was === undefined && !active)) continue;
-      const detail: Record<string, unknown> = { alarm: a.name, point: a.point, value: raw };
+      const detail: AlarmDetail = { alarm: a.name, point: a.point, value: raw };
       if (a.bit !== undefined) detail.bit = a.bit;
       this.sinks.event({
         ts,
@@ -185,7 +186,7 @@ export class ModbusDevice implements ScheduledDevice {
 
   restored(): void {
     const ts = this.sinks.clock.now();
-    const detail: Record<string, unknown> = { bus: this.busId, unit: this.unit };
+    const detail: CommsDetail & { offlineMs?: number } = { bus: this.busId, unit: this.unit };
     if (this.lostAt !== null) detail.offlineMs = ts - this.lostAt;
     this.lostAt = null;
     this.reportedError = null;

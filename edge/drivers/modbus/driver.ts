@@ -1,21 +1,25 @@
 /**
  * The Modbus driver component: every device of the config that has a `bus`, polled through
  * one BusScheduler per bus, readings into ctx.ingest, events into ctx.store. A bus that cannot
- * be opened (a serial path that does not exist, a refused connection) is degraded and retried
- * with backoff; the other buses and the rest of the gateway run on.
+ * be opened (a serial path that does not exist, a refused connection) or is lost (the device
+ * vanished, the peer went away) is degraded and reopened with backoff, and reported to the
+ * supervisor until it is back; the other buses and the rest of the gateway run on.
  */
 import type { Component, GatewayContext } from '../../component.js';
 import type { BusConfig } from '../../config/schema.js';
 import { StreetboxError, errorMessage } from '../../errors.js';
 import type { Logger } from '../../log.js';
+import type { MetricSample } from '../../metrics.js';
 import type { NewEvent } from '../../store/types.js';
 import { loadProfiles, type ProfileRegistry } from '../../profiles/index.js';
 import { scanUnits } from './client.js';
 import { ModbusDevice } from './device.js';
+import { ModbusMetrics } from './metrics.js';
 import { readPoints, writePoint, type PointValue, type WriteResult } from './points.js';
 import { BusScheduler, type DeviceCommsState } from './scheduler.js';
 import { createTransport, type TransportDeps } from './transport/index.js';
-import type { ModbusTransport, TransportCounters } from './transport/types.js';
+import type { StateListener } from './transport/connection.js';
+import type { ModbusTransport, TransportCounters, TransportState } from './transport/types.js';
 
 export interface DeviceStatus {
   id: string;
@@ -50,6 +54,8 @@ export interface ModbusDriver extends Component {
   /** The unit ids among `units` that answer on `bus`. */
   scan(bus: string, units: number[], opts?: { timeoutMs?: number }): Promise<number[]>;
   status(): BusStatus[];
+  /** the buses' counters for GET /metrics */
+  metrics(): MetricSample[];
 }
 
 export interface ModbusDriverOptions {
@@ -61,7 +67,7 @@ export interface ModbusDriverOptions {
 interface BusRuntime {
   config: BusConfig;
   transport: ModbusTransport;
-  scheduler: BusScheduler;
+  scheduler: BusScheduler<ModbusDevice>;
   devices: { device: ModbusDevice; comms: DeviceCommsState }[];
 }
 
@@ -74,45 +80,22 @@ class ModbusDriverImpl implements ModbusDriver {
   private buses = new Map<string, BusRuntime>();
   private byDevice = new Map<string, { bus: BusRuntime; device: ModbusDevice }>();
   private running = false;
-  private log: Logger | undefined;
+  private readonly log: Logger;
+  /** counts across restarts: the series of a bus outlive its transport */
+  private readonly counters = new ModbusMetrics();
 
   constructor(
     private readonly ctx: GatewayContext,
     private readonly opts: ModbusDriverOptions,
-  ) {}
+  ) {
+    this.log = ctx.log.child({ module: 'modbus' });
+  }
 
   async start(): Promise<void> {
     if (this.running) return;
-    const { ctx } = this;
-    const log = (this.log = ctx.log.child({ module: 'modbus' }));
+    const { ctx, log } = this;
     const profiles = this.opts.profiles ?? loadProfiles(ctx.config.profiles);
-    const event = (e: NewEvent) => {
-      try {
-        ctx.store.appendEvent(e);
-      } catch (err) {
-        log.error({ err: errorMessage(err), kind: e.kind, device: e.device }, 'modbus: event not stored');
-      }
-    };
-    for (const bus of ctx.config.buses) {
-      const deps: TransportDeps = { clock: ctx.clock, log };
-      if (this.opts.rtu) deps.rtu = this.opts.rtu;
-      const transport = createTransport(bus, deps);
-      const runtime: BusRuntime = { config: bus, transport, scheduler: undefined as unknown as BusScheduler, devices: [] };
-      const deviceOf = (id: string) => this.byDevice.get(id)?.device;
-      runtime.scheduler = new BusScheduler({
-        busId: bus.id,
-        transport,
-        clock: ctx.clock,
-        log,
-        timing: { timeout: bus.timeout, retries: bus.retries, offlineAfter: bus.offlineAfter, probeInterval: bus.probeInterval },
-        hooks: {
-          onPollFailed: (d, err) => deviceOf(d.id)?.pollFailed(err),
-          onLost: (d, err) => deviceOf(d.id)?.lost(err),
-          onRestored: (d) => deviceOf(d.id)?.restored(),
-        },
-      });
-      this.buses.set(bus.id, runtime);
-    }
+    for (const bus of ctx.config.buses) this.buses.set(bus.id, this.wireBus(bus));
     for (const cfg of ctx.config.devices) {
       if (cfg.bus === undefined) continue;
       const bus = this.buses.get(cfg.bus);
@@ -124,7 +107,7 @@ class ModbusDriverImpl implements ModbusDriver {
       const device = new ModbusDevice(cfg, profile, bus.config.id, bus.config.maxGap, {
         push: (r) => ctx.ingest.push(r),
         pushMany: (rs) => ctx.ingest.pushMany(rs),
-        event,
+        event: (e) => this.event(e),
         clock: ctx.clock,
         log,
       });
@@ -133,18 +116,64 @@ class ModbusDriverImpl implements ModbusDriver {
       this.byDevice.set(cfg.id, { bus, device });
     }
     for (const bus of this.buses.values()) {
-      // Failed opens are logged by the transport (with the retry delay); a loss is logged here.
-      let previous = bus.transport.state;
-      bus.transport.onState = (state, error) => {
-        if (previous === 'connected' && state === 'degraded') log.error({ bus: bus.config.id, err: error }, 'modbus bus lost');
-        previous = state;
-      };
       bus.transport.start();
       bus.scheduler.start();
       for (const d of bus.devices) d.device.startStaleTimer();
     }
     this.running = true;
     log.info({ buses: this.buses.size, devices: this.byDevice.size }, 'modbus driver started');
+  }
+
+  /**
+   * One bus, wired whole: its transport, its scheduler (whose hooks go to the devices it
+   * polls) and the report of its losses. A bus lost after it was open (the serial device
+   * vanished, the peer went away), or that cannot be opened, is reported to the supervisor
+   * (bus 'health'): the driver shows degraded until the transport has reopened it.
+   */
+  private wireBus(config: BusConfig): BusRuntime {
+    const { ctx, log } = this;
+    const deps: TransportDeps = { clock: ctx.clock, log, metrics: this.counters, onState: this.busWatch(config.id) };
+    if (this.opts.rtu) deps.rtu = this.opts.rtu;
+    const transport = createTransport(config, deps);
+    const scheduler = new BusScheduler<ModbusDevice>({
+      busId: config.id,
+      transport,
+      clock: ctx.clock,
+      log,
+      timing: { timeout: config.timeout, retries: config.retries, offlineAfter: config.offlineAfter, probeInterval: config.probeInterval },
+      hooks: {
+        onPollFailed: (device, err) => device.pollFailed(err),
+        onLost: (device, err) => device.lost(err),
+        onRestored: (device) => device.restored(),
+      },
+    });
+    return { config, transport, scheduler, devices: [] };
+  }
+
+  /** Logs a bus lost (failed opens are logged by the connection, with the retry delay) and reports it lost and back. */
+  private busWatch(busId: string): StateListener {
+    const part = `bus ${busId}`;
+    let previous: TransportState = 'closed';
+    let reported = false;
+    return (state, error) => {
+      if (previous === 'connected' && state === 'degraded') this.log.error({ bus: busId, err: error }, 'modbus bus lost');
+      previous = state;
+      if (state === 'degraded' && !reported) {
+        reported = true;
+        this.ctx.bus.emit('health', { name: this.name, part, ok: false, error: error ?? `${part} lost` });
+      } else if (state === 'connected' && reported) {
+        reported = false;
+        this.ctx.bus.emit('health', { name: this.name, part, ok: true });
+      }
+    };
+  }
+
+  private event(e: NewEvent): void {
+    try {
+      this.ctx.store.appendEvent(e);
+    } catch (err) {
+      this.log.error({ err: errorMessage(err), kind: e.kind, device: e.device }, 'modbus: event not stored');
+    }
   }
 
   async stop(): Promise<void> {
@@ -191,7 +220,7 @@ class ModbusDriverImpl implements ModbusDriver {
     if (result.status === 'verified' && result.readBack !== undefined) {
       this.ctx.ingest.push({ ts: this.ctx.clock.now(), device: deviceId, point: p.name, value: result.readBack, unit: p.unit ?? null, quality: 'good' });
     }
-    this.log?.info({ device: deviceId, point: p.name, value, status: result.status, reason: result.reason }, 'modbus write');
+    this.log.info({ device: deviceId, point: p.name, value, status: result.status, reason: result.reason }, 'modbus write');
     return result;
   }
 
@@ -204,6 +233,10 @@ class ModbusDriverImpl implements ModbusDriver {
       units,
       opts.timeoutMs,
     );
+  }
+
+  metrics(): MetricSample[] {
+    return this.counters.samples();
   }
 
   status(): BusStatus[] {
@@ -224,7 +257,7 @@ class ModbusDriverImpl implements ModbusDriver {
           cycleMs: comms.cycleMs,
           pollMs: comms.pollMs,
         })),
-        counters: { ...b.transport.counters },
+        counters: b.transport.counters,
       };
       if (b.transport.lastError !== undefined) s.lastError = b.transport.lastError;
       return s;

@@ -1,42 +1,18 @@
 /**
  * Application data units around a PDU: the RTU frame (address, PDU, CRC-16) and the TCP MBAP
  * header, plus the serial-line timing (character time, t1.5, t3.5) the RTU transport keeps.
+ * The CRC-16 itself is crc.ts.
  */
 
-// Modbus over serial line V1.02 §6.2.2: CRC-16, polynomial 0xA001 (reflected 0x8005), init 0xFFFF,
-// low byte sent first. Table-driven for speed.
-const CRC_TABLE = (() => {
-  const t = new Uint16Array(256);
-  for (let i = 0; i < 256; i++) {
-    let c = i;
-    for (let k = 0; k < 8; k++) c = c & 1 ? (c >>> 1) ^ 0xa001 : c >>> 1;
-    t[i] = c;
-  }
-  return t;
-})();
-
-export function crc16(buf: Uint8Array, start = 0, end = buf.length): number {
-  let crc = 0xffff;
-  for (let i = start; i < end; i++) crc = (crc >>> 8) ^ CRC_TABLE[(crc ^ buf[i]!) & 0xff]!;
-  return crc;
-}
+import { putCrc } from './crc.js';
 
 /** Modbus over serial line 2.5.1: [address][PDU][CRC lo][CRC hi]. */
 export function encodeRtuFrame(unit: number, pdu: Uint8Array): Buffer {
   const frame = Buffer.allocUnsafe(pdu.length + 3);
   frame[0] = unit;
   frame.set(pdu, 1);
-  const crc = crc16(frame, 0, pdu.length + 1);
-  frame[pdu.length + 1] = crc & 0xff;
-  frame[pdu.length + 2] = crc >>> 8;
+  putCrc(frame, pdu.length + 1);
   return frame;
-}
-
-/** true when the last two bytes of `frame` are the CRC of the rest. */
-export function rtuCrcOk(frame: Uint8Array): boolean {
-  if (frame.length < 4) return false;
-  const crc = crc16(frame, 0, frame.length - 2);
-  return frame[frame.length - 2] === (crc & 0xff) && frame[frame.length - 1] === crc >>> 8;
 }
 
 /**

@@ -9,6 +9,7 @@
  * line one short timeout per probe interval; when it answers again it is online and polled
  * at once. Time comes from the injected clock (edge/clock.ts).
  */
+import { backoffDelay } from '../../backoff.js';
 import type { Clock, Timer } from '../../clock.js';
 import { errorMessage } from '../../errors.js';
 import type { Logger } from '../../log.js';
@@ -53,13 +54,13 @@ export interface ScheduledDevice {
   probePdu(): Buffer;
 }
 
-export interface DeviceHooks {
+export interface DeviceHooks<D extends ScheduledDevice = ScheduledDevice> {
   /** a poll (after its retries) failed; `consecutive` counts failed polls in a row */
-  onPollFailed?(device: ScheduledDevice, err: unknown, consecutive: number): void;
+  onPollFailed?(device: D, err: unknown, consecutive: number): void;
   /** the device just went offline */
-  onLost?(device: ScheduledDevice, err: unknown): void;
+  onLost?(device: D, err: unknown): void;
   /** the device answered again after being offline */
-  onRestored?(device: ScheduledDevice): void;
+  onRestored?(device: D): void;
 }
 
 export interface DeviceCommsState {
@@ -82,8 +83,8 @@ interface Job {
   reject: (err: Error) => void;
 }
 
-interface Slot {
-  device: ScheduledDevice;
+interface Slot<D extends ScheduledDevice> {
+  device: D;
   state: DeviceCommsState;
   lastPollStart: number | null;
   wake: (() => void) | undefined;
@@ -96,10 +97,10 @@ const RETRY_BASE_MS = 50;
 const RETRY_MAX_MS = 2000;
 const MIN_BACKOFF_MS = 100;
 
-export class BusScheduler {
+export class BusScheduler<D extends ScheduledDevice = ScheduledDevice> {
   private readonly commands: Job[] = [];
   private readonly polls: Job[] = [];
-  private readonly slots = new Map<string, Slot>();
+  private readonly slots = new Map<string, Slot<D>>();
   private readonly sleepers = new Set<{ timer: Timer; resolve: () => void }>();
   private active = false;
   private stopped = false;
@@ -112,7 +113,7 @@ export class BusScheduler {
       clock: Clock;
       timing: SchedulerTiming;
       log: Logger;
-      hooks?: DeviceHooks;
+      hooks?: DeviceHooks<D>;
     },
   ) {}
 
@@ -133,7 +134,7 @@ export class BusScheduler {
     let err = firstError;
     for (let attempt = 0; ; attempt++) {
       if (this.stopped || attempt >= o.retries || !isRetryable(err)) throw err;
-      await this.sleep(Math.min(RETRY_MAX_MS, RETRY_BASE_MS * 2 ** attempt));
+      await this.sleep(backoffDelay(attempt, RETRY_BASE_MS, RETRY_MAX_MS));
       try {
         return await this.enqueue(o.priority, o.due ?? 0, () => this.opts.transport.transact(unit, pdu, o.timeoutMs));
       } catch (e) {
@@ -207,7 +208,7 @@ export class BusScheduler {
   // -------------------------------------------------------------------------------------
   // Devices
 
-  addDevice(device: ScheduledDevice): DeviceCommsState {
+  addDevice(device: D): DeviceCommsState {
     const state: DeviceCommsState = {
       online: true,
       consecutiveFailures: 0,
@@ -237,7 +238,7 @@ export class BusScheduler {
   }
 
   /** Waits until monotonic time `at`, or until woken (a command found the device alive). */
-  private waitUntil(slot: Slot, at: number): Promise<void> {
+  private waitUntil(slot: Slot<D>, at: number): Promise<void> {
     const delay = at - this.opts.clock.monotonic();
     if (delay <= 0) return Promise.resolve();
     return new Promise<void>((resolve) => {
@@ -252,7 +253,7 @@ export class BusScheduler {
     });
   }
 
-  private async loop(slot: Slot): Promise<void> {
+  private async loop(slot: Slot<D>): Promise<void> {
     const { clock, timing } = this.opts;
     const { device, state } = slot;
     let due = clock.monotonic();
@@ -308,14 +309,14 @@ export class BusScheduler {
         } else {
           // Exponential backoff: the next poll after n failures in a row waits poll × 2^(n-1).
           // (at least 100 ms, so a bus that fails at once never spins)
-          const backoff = Math.max(MIN_BACKOFF_MS, Math.min(device.pollMs * 2 ** (state.consecutiveFailures - 1), timing.probeInterval));
+          const backoff = Math.max(MIN_BACKOFF_MS, backoffDelay(state.consecutiveFailures - 1, device.pollMs, timing.probeInterval));
           due = clock.monotonic() + backoff;
         }
       }
     }
   }
 
-  private markAlive(slot: Slot): void {
+  private markAlive(slot: Slot<D>): void {
     const { state } = slot;
     state.consecutiveFailures = 0;
     state.lastSeen = this.opts.clock.now();

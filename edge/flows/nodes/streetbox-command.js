@@ -1,7 +1,8 @@
 /**
  * streetbox command: sends msg.payload as a command through the gateway's command pipeline
  * (validated, authorised with the node's role, recorded with its principal) and outputs the
- * outcome once the command row is final (verified, failed, expired or rejected).
+ * outcome once the command row is final (verified, failed, expired or rejected): the pipeline's
+ * promise of it, awaited up to the node's timeout (then the row as it stands, `timedOut`).
  *
  * Flows act at maintenance priority unless configured otherwise, so a technician's override
  * still wins.
@@ -59,14 +60,6 @@ module.exports = function (RED) {
       node.status({ fill, shape: 'dot', text: `${row.target.id}: ${what} ${row.status}` });
     };
 
-    const off = sb.onCommand((row) => {
-      try {
-        if (pending.has(row.id) && FINAL.has(row.status)) finish(row.id, row);
-      } catch (err) {
-        node.error(`streetbox command: ${errorText(err)}`);
-      }
-    });
-
     node.on('input', (msg, send, done) => {
       const target = fixedTarget || parseTarget(msg.target);
       if (!target) {
@@ -75,13 +68,14 @@ module.exports = function (RED) {
       }
       let body = bodyOf(msg.payload);
       if (body && typeof body === 'object' && priority !== undefined && body.priority === undefined && body.action !== 'release' && body.action !== 'program') body.priority = priority;
-      let row;
+      let submitted;
       try {
-        row = sb.submit(target, body, { role, principal });
+        submitted = sb.submit(target, body, { role, principal });
       } catch (err) {
         done(err);
         return;
       }
+      const { row, outcome } = submitted;
       if (FINAL.has(row.status)) {
         show(row);
         msg.payload = row;
@@ -101,13 +95,11 @@ module.exports = function (RED) {
         const oldest = pending.keys().next().value;
         finish(oldest, sb.getCommand(oldest) || row, { timedOut: true });
       }
-      // the outcome may have been committed before we started waiting
-      const latest = sb.getCommand(row.id);
-      if (latest && FINAL.has(latest.status)) finish(row.id, latest);
+      // the pipeline's promise of the final row never rejects; a finish() that throws is reported
+      outcome.then((final) => finish(row.id, final)).catch((err) => node.error(`streetbox command: ${errorText(err)}`));
     });
 
     node.on('close', (done) => {
-      off();
       for (const p of pending.values()) {
         clearTimeout(p.timer);
         p.done();

@@ -15,7 +15,7 @@
 import { SerialPort } from 'serialport';
 import { StreetboxError } from '../../errors.js';
 import type { Logger } from '../../log.js';
-import { crcOk, withCrc } from './crc.js';
+import { crcOk, withCrc } from '../../drivers/modbus/crc.js';
 import { garbage } from './faults.js';
 import { rtuRequestLength, WRITE_FUNCTIONS } from './pdu.js';
 import type { UnitRegistry } from './units.js';

@@ -4,9 +4,10 @@
  * doors are run on the real one in tests/broker/e2e.test.ts. This one records
  * every submit call, validates like the pipeline's contract says (never throws: a bad request
  * becomes a `rejected` row with `result: { code, error }`), writes real rows to the real store
- * (so the bus 'command' events are the store's own) and lets a test finish a command.
+ * (so the bus 'command' events are the store's own) and lets a test finish a command, which
+ * settles the outcome `submit` returned.
  */
-import type { CommandRequestBody, CommandService, CommandTargetRef, Principal } from '../../../edge/control/api.js';
+import type { CommandRequestBody, CommandService, CommandTargetRef, Principal, Submitted } from '../../../edge/control/api.js';
 import { can } from '../../../edge/control/roles.js';
 import type { Store } from '../../../edge/store/api.js';
 import type { CommandRecord, CommandStatus } from '../../../edge/store/types.js';
@@ -20,15 +21,18 @@ export interface SubmitCall {
 
 const ACTIONS = new Set(['dim', 'on', 'off', 'override', 'release', 'program']);
 
+const FINAL = new Set<CommandStatus>(['verified', 'failed', 'expired', 'rejected']);
+
 export class RecordingCommands implements CommandService {
   readonly calls: SubmitCall[] = [];
+  private readonly outcomes = new Map<string, (row: CommandRecord) => void>();
 
   constructor(
     private readonly store: Store,
     private readonly known: { devices: Record<string, 'lighting' | 'traffic'>; groups: string[] },
   ) {}
 
-  submit(target: CommandTargetRef, body: unknown, who: Principal): CommandRecord {
+  submit(target: CommandTargetRef, body: unknown, who: Principal): Submitted {
     const reject = (code: string, error: string): CommandRecord => {
       const b = body !== null && typeof body === 'object' ? (body as Record<string, unknown>) : {};
       const row = this.store.createCommand({
@@ -56,7 +60,8 @@ export class RecordingCommands implements CommandService {
       }
     }
     this.calls.push({ target, body, who, row });
-    return row;
+    if (FINAL.has(row.status)) return { row, outcome: Promise.resolve(row) };
+    return { row, outcome: new Promise((resolve) => this.outcomes.set(row.id, resolve)) };
   }
 
   get(id: string): CommandRecord | undefined {
@@ -69,6 +74,11 @@ export class RecordingCommands implements CommandService {
 
   /** The outcome a driver would report. */
   finish(id: string, status: CommandStatus, result?: unknown): CommandRecord {
-    return this.store.updateCommand(id, status, result);
+    const row = this.store.updateCommand(id, status, result);
+    if (FINAL.has(status)) {
+      this.outcomes.get(id)?.(row);
+      this.outcomes.delete(id);
+    }
+    return row;
   }
 }

@@ -7,7 +7,8 @@
 import { performance } from 'node:perf_hooks';
 import { SerialPort } from 'serialport';
 import { ModbusExceptionError, encodeExceptionResponse } from '../../../edge/drivers/modbus/index.js';
-import { encodeRtuFrame, rtuCrcOk, rtuRequestLength } from '../../../edge/drivers/modbus/framing.js';
+import { crcOk } from '../../../edge/drivers/modbus/crc.js';
+import { encodeRtuFrame, rtuRequestLength } from '../../../edge/drivers/modbus/framing.js';
 import { UnitTables, executeRequest } from './tcpServer.js';
 
 export type RtuBehaviour = 'ok' | 'silent' | 'crc' | 'wrongUnitFirst' | 'sameBurst' | 'split' | 'garbage' | { lateMs: number };
@@ -75,7 +76,7 @@ export class RtuResponder {
       if (this.rx.length < need) return;
       const frame = this.rx.subarray(0, need);
       this.rx = this.rx.subarray(need);
-      if (rtuCrcOk(frame)) this.answer(frame[0]!, frame.subarray(1, need - 2));
+      if (crcOk(frame)) this.answer(frame[0]!, frame.subarray(1, need - 2));
     }
   }
 

@@ -2,9 +2,11 @@
  * The downlink queue: one FIFO per device of commands from the control plane. The head is
  * `queued` until it is handed to a forwarder, then `sent` until the node ACKs it (confirmed)
  * or reports the commanded state (unconfirmed); a miss sends it again, up to MAX_ATTEMPTS.
+ * Each item carries the resolver of its caller's outcome promise (enqueueDownlink).
  */
 import type { Timer } from '../../../clock.js';
 import type { StreetlightCommand } from '../../../profiles/loraStreetlight.js';
+import type { DownlinkOutcome } from '../api.js';
 
 export const MAX_ATTEMPTS = 3;
 export const MAX_QUEUE_PER_DEVICE = 32;
@@ -23,6 +25,26 @@ export interface QueueItem {
   state: 'queued' | 'sent';
   /** class C: retry / ACK-timeout timer */
   timer: Timer | null;
+  /** settles the caller's outcome; the first call counts, later ones are ignored */
+  readonly settle: (outcome: Settled) => void;
+}
+
+/** An outcome as the sender states it (id and device come from the item). */
+export type Settled = Omit<DownlinkOutcome, 'id' | 'device'>;
+
+export type NewQueueItem = Omit<QueueItem, 'attempts' | 'state' | 'timer' | 'settle'>;
+
+/** A queued item and the promise of its outcome, which never rejects. */
+export function queueItem(init: NewQueueItem): { item: QueueItem; outcome: Promise<DownlinkOutcome> } {
+  let resolve: (o: DownlinkOutcome) => void = () => {};
+  const outcome = new Promise<DownlinkOutcome>((r) => (resolve = r));
+  let settled = false;
+  const settle = (o: Settled): void => {
+    if (settled) return;
+    settled = true;
+    resolve({ id: init.id, device: init.device, ...o });
+  };
+  return { item: { ...init, attempts: 0, state: 'queued', timer: null, settle }, outcome };
 }
 
 export class DownlinkQueue {
@@ -64,5 +86,12 @@ export class DownlinkQueue {
 
   all(): QueueItem[] {
     return [...this.byDevice.values()].flat();
+  }
+
+  /** Empties the queue; returns what it held. */
+  clear(): QueueItem[] {
+    const out = this.all();
+    this.byDevice.clear();
+    return out;
   }
 }

@@ -3,21 +3,30 @@
  * commands from the queue in the RX windows after an uplink (class A) or at once (class C),
  * ACKs for confirmed uplinks, join accepts; TX_ACK errors become events and fall back to
  * RX2; duty cycle and time on air are accounted before anything is sent.
+ *
+ * Each command's outcome settles its caller's promise once: `verified` (ACK, or the node's
+ * report), `sent` (an unconfirmed command the forwarder transmitted: TX_ACK without error),
+ * `failed` (no ACK after MAX_ATTEMPTS, not applied, duty cycle, driver stopped) or `expired`.
+ * The lorawan.downlink.* events tell observers the same story, step by step.
  */
-import type { Clock } from '../../../clock.js';
+import type { Clock, Timer } from '../../../clock.js';
 import type { Logger } from '../../../log.js';
 import { statusConfirms, type StreetlightStatus } from '../../../profiles/loraStreetlight.js';
-import type { Severity } from '../../../store/types.js';
+import type { EventDetails, EventKind, Severity } from '../../../store/types.js';
+import type { QueuedDownlink } from '../api.js';
+import { StreetboxError } from '../../../errors.js';
 import { DutyCycleError, LoraError, TxError } from '../errors.js';
 import type { LorawanMetrics } from '../metrics.js';
 import { DutyCycleLedger } from '../region/dutyCycle.js';
 import type { GatewayBackend } from '../semtech/backend.js';
 import type { Session, SessionStore } from '../storage/sessions.js';
 import { buildDataDownlink } from './data.js';
-import { MAX_ATTEMPTS, type DownlinkQueue, type QueueItem } from './queue.js';
+import { MAX_ATTEMPTS, queueItem, type DownlinkQueue, type NewQueueItem, type QueueItem } from './queue.js';
 import { planClassA, planClassC, type RxWindowSettings, type TxPlan, type UplinkContext } from './scheduler.js';
 
-export type EmitEvent = (device: string | null, kind: string, severity: Severity, detail: Record<string, unknown>) => void;
+/** The driver's events: their kinds and details are declared in store/eventKinds.ts. */
+export type LorawanEventKind = Extract<EventKind, `lorawan.${string}`>;
+export type EmitEvent = <K extends LorawanEventKind>(device: string | null, kind: K, severity: Severity, detail: EventDetails[K]) => void;
 
 export interface SenderDeps {
   backend: GatewayBackend;
@@ -48,30 +57,61 @@ interface PendingTx {
 /** TX_ACKs come within a second; older entries are dropped (bounded memory). */
 const PENDING_TX_TTL_MS = 30_000;
 
+/** how often expired commands are swept from the queue (an uplink sweeps too) */
+export const EXPIRY_SWEEP_MS = 1_000;
+
 export class DownlinkSender {
   readonly ledger: DutyCycleLedger;
   private readonly d: SenderDeps;
   private readonly pending = new Map<string, PendingTx>();
+  private sweep: Timer | null = null;
 
   constructor(deps: SenderDeps) {
     this.d = deps;
     this.ledger = deps.ledger ?? new DutyCycleLedger();
   }
 
+  /** Starts sweeping expired commands every EXPIRY_SWEEP_MS (on the injected clock). */
+  start(): void {
+    if (this.sweep) return;
+    const tick = (): void => {
+      this.expire();
+      this.sweep = this.d.clock.setTimeout(tick, EXPIRY_SWEEP_MS);
+      this.sweep.unref?.();
+    };
+    this.sweep = this.d.clock.setTimeout(tick, EXPIRY_SWEEP_MS);
+    this.sweep.unref?.();
+  }
+
   // ------------------------------------------------------------------ commands
 
-  private finish(item: QueueItem, kind: 'lorawan.downlink.verified' | 'lorawan.downlink.failed', detail: Record<string, unknown>): void {
+  /**
+   * Queues a command; class C goes out at once. Throws E_INVALID_COMMAND when the device's
+   * queue is full. The outcome promise never rejects.
+   */
+  enqueue(init: NewQueueItem): QueuedDownlink {
+    const { item, outcome } = queueItem(init);
+    if (!this.d.queue.push(item)) throw new StreetboxError('E_INVALID_COMMAND', `the downlink queue of ${item.device} is full`);
+    if (this.d.classOf(item.devEui) === 'C' && this.d.queue.head(item.devEui) === item) this.sendClassC(item);
+    return { id: item.id, outcome };
+  }
+
+  private finish(item: QueueItem, kind: 'lorawan.downlink.verified' | 'lorawan.downlink.failed', detail: { reason?: string; code?: string; via?: 'ack' | 'report'; error?: string }): void {
     if (item.timer) this.d.clock.clearTimeout(item.timer);
     item.timer = null;
     this.d.queue.remove(item);
     this.d.emit(item.device, kind, kind === 'lorawan.downlink.failed' ? 'warning' : 'info', { id: item.id, action: item.command.action, attempts: item.attempts, ...detail });
+    if (kind === 'lorawan.downlink.verified') item.settle({ status: 'verified' });
+    else item.settle({ status: 'failed', reason: detail.reason ?? 'failed', ...(detail.code !== undefined ? { code: detail.code } : {}) });
   }
 
-  /** Fails every expired command. */
+  /** Ends every expired command: expired. */
   expire(): void {
     for (const item of this.d.queue.expire(this.d.clock.now())) {
       if (item.timer) this.d.clock.clearTimeout(item.timer);
+      item.timer = null;
       this.d.emit(item.device, 'lorawan.downlink.failed', 'warning', { id: item.id, action: item.command.action, attempts: item.attempts, reason: 'expired' });
+      item.settle({ status: 'expired', reason: 'expired' });
     }
   }
 
@@ -265,7 +305,11 @@ export class DownlinkSender {
       return;
     }
     this.pending.delete(key);
-    if (error === 'NONE' || error === '') return;
+    if (error === 'NONE' || error === '') {
+      // An unconfirmed command on the air is as far as the network can know (its report may still verify it).
+      if (p.item && !p.item.confirmed) p.item.settle({ status: 'sent' });
+      return;
+    }
     this.d.metrics.txAckErrors++;
     this.ledger.refund(p.plan.gatewayEui, p.plan.freq, p.plan.airtimeMs, p.at);
     const next = p.fallback[0];
@@ -285,11 +329,14 @@ export class DownlinkSender {
     }
   }
 
-  /** Clears every timer (on stop). */
+  /** Clears every timer (on stop); the commands still queued end: failed, the driver stopped. */
   stop(): void {
-    for (const item of this.d.queue.all()) {
+    if (this.sweep) this.d.clock.clearTimeout(this.sweep);
+    this.sweep = null;
+    for (const item of this.d.queue.clear()) {
       if (item.timer) this.d.clock.clearTimeout(item.timer);
       item.timer = null;
+      item.settle({ status: 'failed', reason: 'stopped', code: 'E_INTERRUPTED' });
     }
     this.pending.clear();
   }

@@ -1,7 +1,7 @@
 /**
  * The radio side behind a port (as ChirpStack's `gateway/backend`): the network server hands
  * a txpk to a GatewayBackend and learns about uplinks, gateway stats and TX_ACKs through the
- * handlers it registers. `UdpGatewayBackend` (udp.ts) speaks the Semtech UDP protocol;
+ * handlers it starts it with. `UdpGatewayBackend` (udp.ts) speaks the Semtech UDP protocol;
  * tests may implement this interface to read back the frames that would have been sent.
  */
 import type { RxPk, Stat, TxPk } from './packet.js';
@@ -42,8 +42,8 @@ export interface ForwarderInfo {
 }
 
 export interface GatewayBackend {
-  setHandlers(h: GatewayBackendHandlers): void;
-  start(): Promise<void>;
+  /** Starts serving; what it hears goes to `handlers` from then on. */
+  start(handlers: GatewayBackendHandlers): Promise<void>;
   stop(): Promise<void>;
   /** the bound port (useful with port 0) */
   port(): number;

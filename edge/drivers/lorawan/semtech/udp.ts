@@ -42,12 +42,9 @@ export class UdpGatewayBackend implements GatewayBackend {
     this.fwd = opts.forwarders ?? new ForwarderTable();
   }
 
-  setHandlers(h: GatewayBackendHandlers): void {
-    this.handlers = h;
-  }
-
-  async start(): Promise<void> {
+  async start(handlers: GatewayBackendHandlers): Promise<void> {
     if (this.socket) return;
+    this.handlers = handlers;
     const type = this.opts.host.includes(':') ? 'udp6' : 'udp4';
     const socket = dgram.createSocket({ type, recvBufferSize: 4 * 1024 * 1024 });
     socket.on('message', (msg, rinfo) => this.onMessage(msg, rinfo));

@@ -42,10 +42,14 @@ export class SessionStore {
   private readonly nonceInsert: BetterSqlite3.Statement;
   private readonly nonceExists: BetterSqlite3.Statement;
   private readonly now: () => number;
+  /** called with the error when writing counters fails (the driver logs it); they are written again later */
+  private readonly flushError: (err: unknown) => void;
+  private failed: Session[] = [];
 
-  constructor(db: BetterSqlite3.Database, now: () => number) {
+  constructor(db: BetterSqlite3.Database, now: () => number, flushError: (err: unknown) => void = () => {}) {
     this.db = db;
     this.now = now;
+    this.flushError = flushError;
     this.upsertStmt = db.prepare(
       `INSERT INTO lorawan_session (dev_eui, dev_addr, nwk_s_key, app_s_key, activation, f_cnt_up, n_f_cnt_down, updated_at)
        VALUES (@devEui, @devAddr, @nwkSKey, @appSKey, @activation, @fCntUp, @nFCntDown, @ts)
@@ -121,7 +125,7 @@ export class SessionStore {
         this.flush();
       } catch (err) {
         // a full or failing disk: keep the counters dirty and try again; never crash from a timer
-        this.flushError?.(err);
+        this.flushError(err);
         for (const s of this.failed) this.dirty.add(s);
         this.failed = [];
         if (!this.flushScheduled) {
@@ -132,15 +136,11 @@ export class SessionStore {
     }, COUNTER_FLUSH_MS).unref();
   }
 
-  /** Called with the error when writing counters fails (the driver logs it). */
-  flushError: ((err: unknown) => void) | undefined;
-  private failed: Session[] = [];
-
   private retryFlush(): void {
     try {
       this.flush();
     } catch (err) {
-      this.flushError?.(err);
+      this.flushError(err);
       for (const s of this.failed) this.dirty.add(s);
       this.failed = [];
       this.flushScheduled = true;

@@ -1,9 +1,9 @@
 /**
  * De-duplication of one frame heard by several forwarders (as ChirpStack's
- * deduplication): copies with the same (DevAddr, FCnt) and the same bytes within a short
- * window are merged into the first; the best RSSI/SNR is kept for the readings that are
- * written when the window closes, and for the answer, which the forwarder that heard the
- * device best then transmits.
+ * deduplication): an accepted frame opens a window of `windowMs`; copies with the same
+ * (DevAddr, FCnt) and the same bytes that arrive in it are merged into it. When the window
+ * closes, the promise `open` returned resolves with every copy, best first: the best RSSI/SNR
+ * goes into the readings, the best forwarder that can transmit sends the answer.
  */
 import type { Clock, Timer } from '../../../clock.js';
 import type { UplinkContext } from '../downlink/scheduler.js';
@@ -16,54 +16,59 @@ export interface RxMeta {
   up: UplinkContext;
 }
 
-interface Entry<T> {
-  phy: Buffer;
+/** What the window saw of one frame. */
+export interface Heard {
+  /** the copy with the best SNR (then RSSI) */
   best: RxMeta;
-  /** every copy, best first once the window closes */
-  heard: RxMeta[];
-  copies: number;
-  payload: T;
-  timer: Timer;
+  /** every copy, best first */
+  copies: readonly RxMeta[];
 }
 
-export class Deduplicator<T> {
-  private readonly entries = new Map<string, Entry<T>>();
+interface Entry {
+  phy: Buffer;
+  best: RxMeta;
+  copies: RxMeta[];
+  timer: Timer;
+  resolve: (heard: Heard) => void;
+}
+
+export class Deduplicator {
+  private readonly entries = new Map<string, Entry>();
   private readonly clock: Clock;
   private readonly windowMs: number;
-  private readonly onClose: (payload: T, best: RxMeta, copies: number, heard: readonly RxMeta[]) => void;
 
-  constructor(clock: Clock, windowMs: number, onClose: (payload: T, best: RxMeta, copies: number, heard: readonly RxMeta[]) => void) {
+  constructor(clock: Clock, windowMs: number) {
     this.clock = clock;
     this.windowMs = windowMs;
-    this.onClose = onClose;
   }
 
   static key(devAddr: string, fCnt16: number): string {
     return `${devAddr}:${fCnt16}`;
   }
 
-  /** True when this is a copy of an open frame (merged); false when the caller should process it. */
+  /** True when this is a copy of a frame whose window is open (merged); false when the caller should process it. */
   merge(key: string, phy: Buffer, meta: RxMeta): boolean {
     const e = this.entries.get(key);
     if (!e || !e.phy.equals(phy)) return false;
-    e.copies++;
-    e.heard.push(meta);
+    e.copies.push(meta);
     if (better(meta, e.best)) e.best = meta;
     return true;
   }
 
-  /** Opens a window for an accepted frame. */
-  open(key: string, phy: Buffer, meta: RxMeta, payload: T): void {
-    const timer = this.clock.setTimeout(() => this.close(key), this.windowMs);
-    timer.unref?.();
-    this.entries.set(key, { phy, best: meta, heard: [meta], copies: 1, payload, timer });
+  /** Opens the window of an accepted frame; resolves with its copies when the window closes. */
+  open(key: string, phy: Buffer, meta: RxMeta): Promise<Heard> {
+    return new Promise((resolve) => {
+      const timer = this.clock.setTimeout(() => this.close(key), this.windowMs);
+      timer.unref?.();
+      this.entries.set(key, { phy, best: meta, copies: [meta], timer, resolve });
+    });
   }
 
   private close(key: string): void {
     const e = this.entries.get(key);
     if (!e) return;
     this.entries.delete(key);
-    this.onClose(e.payload, e.best, e.copies, e.heard.sort((a, b) => (better(a, b) ? -1 : better(b, a) ? 1 : 0)));
+    e.resolve({ best: e.best, copies: e.copies.sort((a, b) => (better(a, b) ? -1 : better(b, a) ? 1 : 0)) });
   }
 
   /** Closes every open window now (on stop). */

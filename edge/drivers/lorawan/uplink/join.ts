@@ -16,6 +16,8 @@ export interface OtaaKeys {
 }
 
 export interface JoinResult {
+  /** the keys the Join Request was verified with (its AppKey encrypts the Join Accept) */
+  keys: OtaaKeys;
   session: Session;
   devNonce: number;
   appNonce: Buffer;
@@ -57,5 +59,5 @@ export function handleJoinRequest(
     fCntUp: null,
     nFCntDown: 0,
   };
-  return { session, devNonce, appNonce, netId };
+  return { keys, session, devNonce, appNonce, netId };
 }

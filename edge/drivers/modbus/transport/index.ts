@@ -2,6 +2,8 @@
 import type { Clock } from '../../../clock.js';
 import type { BusConfig } from '../../../config/schema.js';
 import type { Logger } from '../../../log.js';
+import type { ModbusMetrics } from '../metrics.js';
+import type { StateListener } from './connection.js';
 import { RtuTransport, type RtuTransportOptions } from './rtu.js';
 import { TcpTransport } from './tcp.js';
 import type { ModbusTransport } from './types.js';
@@ -15,11 +17,17 @@ export interface TransportDeps {
   log: Logger;
   /** RTU only: see RtuTransportOptions */
   rtu?: Pick<RtuTransportOptions, 'interByteSlackMs' | 'createPort'>;
+  /** the driver's bus counters; default: each transport its own */
+  metrics?: ModbusMetrics;
+  /** told every state change of the bus's connection */
+  onState?: StateListener;
 }
 
 export function createTransport(bus: BusConfig, deps: TransportDeps): ModbusTransport {
+  const counters = deps.metrics?.bus(bus.id);
+  const onState = deps.onState;
   if (bus.type === 'tcp') {
-    return new TcpTransport({ busId: bus.id, host: bus.host, port: bus.port, clock: deps.clock, log: deps.log });
+    return new TcpTransport({ busId: bus.id, host: bus.host, port: bus.port, clock: deps.clock, log: deps.log, ...(counters ? { counters } : {}), ...(onState ? { onState } : {}) });
   }
   return new RtuTransport({
     busId: bus.id,
@@ -31,6 +39,8 @@ export function createTransport(bus: BusConfig, deps: TransportDeps): ModbusTran
     interByteSlackMs: bus.interByteSlack,
     clock: deps.clock,
     log: deps.log,
+    ...(counters ? { counters } : {}),
+    ...(onState ? { onState } : {}),
     ...deps.rtu,
   });
 }

@@ -1,6 +1,6 @@
 /**
  * Modbus TCP (Modbus Messaging on TCP/IP Implementation Guide V1.0b): one persistent connection
- * per bus, Nagle off, reconnect with exponential backoff. Transaction ids are generated per
+ * per bus, Nagle off, kept open by connection.ts (reconnect with backoff). Transaction ids are generated per
  * request and checked on the answer (§3.1.3); an answer with another transaction id or unit
  * id is discarded and counted. One transaction in flight (no pipelining).
  */
@@ -10,7 +10,9 @@ import { errorMessage } from '../../../errors.js';
 import type { Logger } from '../../../log.js';
 import { ModbusTimeoutError, ModbusTransportError } from '../errors.js';
 import { MBAP_LENGTH, encodeMbap } from '../framing.js';
-import { Backoff, newCounters, type ModbusTransport, type TransportState } from './types.js';
+import { BusConnection, ConnectedTransport, type StateListener } from './connection.js';
+import { ModbusMetrics, type BusCounters } from '../metrics.js';
+import type { ModbusTransport, TransportCounters } from './types.js';
 
 export interface TcpTransportOptions {
   busId: string;
@@ -19,6 +21,10 @@ export interface TcpTransportOptions {
   clock: Clock;
   log: Logger;
   connectTimeoutMs?: number;
+  /** where the bus counts (the driver's registry); default its own */
+  counters?: BusCounters;
+  /** told every state change of the connection */
+  onState?: StateListener;
 }
 
 interface InFlight {
@@ -29,43 +35,43 @@ interface InFlight {
   timer: Timer;
 }
 
-export class TcpTransport implements ModbusTransport {
+export class TcpTransport extends ConnectedTransport<Socket> implements ModbusTransport {
   readonly kind = 'tcp';
   readonly busId: string;
-  readonly counters = newCounters();
-  state: TransportState = 'closed';
-  lastError: string | undefined;
-  onState: ((state: TransportState, error?: string) => void) | undefined;
+  private readonly c: BusCounters;
 
   private readonly opts: TcpTransportOptions;
-  private readonly backoff: Backoff;
-  private socket: Socket | undefined;
-  private connecting: Promise<void> | undefined;
+  protected readonly conn: BusConnection<Socket>;
   private rx: Buffer | undefined;
   private inFlight: InFlight | undefined;
   private nextTid = 1;
-  private keepOpen = false;
-  private closing = false;
 
   constructor(opts: TcpTransportOptions) {
+    super();
     this.opts = opts;
     this.busId = opts.busId;
-    this.backoff = new Backoff(opts.clock);
+    this.c = opts.counters ?? new ModbusMetrics().bus(opts.busId);
+    this.conn = new BusConnection<Socket>({
+      busId: opts.busId,
+      clock: opts.clock,
+      log: opts.log,
+      notOpen: 'not connected',
+      opened: { message: 'modbus tcp connected', fields: { host: opts.host, port: opts.port } },
+      connects: this.c.connects,
+      onState: opts.onState,
+      open: (lost) => this.open(lost),
+      close: (socket) => closeSocket(socket),
+    });
   }
 
-  private setState(state: TransportState, error?: string): void {
-    this.state = state;
-    if (error !== undefined) this.lastError = error;
-    this.onState?.(state, error);
+  get counters(): TransportCounters {
+    return this.c.snapshot();
   }
 
-  connect(): Promise<void> {
-    if (this.state === 'connected') return Promise.resolve();
-    if (this.connecting) return this.connecting;
+  /** Connects a socket: Nagle off, keep-alive on; a loss fails the transaction in flight. */
+  private open(lost: (reason: string) => void): Promise<Socket> {
     const { host, port, busId } = this.opts;
-    this.closing = false;
-    this.setState('connecting');
-    const attempt = new Promise<void>((resolve, reject) => {
+    return new Promise<Socket>((resolve, reject) => {
       const socket = new Socket();
       let settled = false;
       const fail = (err: Error) => {
@@ -78,69 +84,26 @@ export class TcpTransport implements ModbusTransport {
       socket.once('error', fail);
       socket.connect({ host, port }, () => {
         if (settled) return;
-        if (this.closing) {
-          fail(new Error('bus closed while connecting'));
-          return;
-        }
         settled = true;
         socket.setTimeout(0);
         socket.removeListener('error', fail);
         socket.setNoDelay(true);
         socket.setKeepAlive(true, 10_000);
-        this.attach(socket);
-        resolve();
+        this.rx = undefined;
+        let lastError: string | undefined;
+        socket.on('data', (chunk: Buffer) => this.onData(chunk));
+        socket.on('error', (err) => {
+          lastError = `bus "${busId}": ${errorMessage(err)}`;
+          this.conn.noteError(lastError);
+        });
+        socket.on('close', () => {
+          if (this.conn.channel !== socket) return; // closed by us: close() has failed what was in flight
+          this.rx = undefined;
+          this.fail(new ModbusTransportError(`bus "${busId}": connection closed`));
+          lost(lastError ?? `bus "${busId}": connection closed`);
+        });
+        resolve(socket);
       });
-    });
-    this.connecting = attempt.then(
-      () => {
-        this.connecting = undefined;
-        this.counters.connects++;
-        this.backoff.reset();
-        this.setState('connected');
-        this.opts.log.info({ bus: busId, host, port }, 'modbus tcp connected');
-      },
-      (err: unknown) => {
-        this.connecting = undefined;
-        this.setState('degraded', errorMessage(err));
-        throw err;
-      },
-    );
-    return this.connecting;
-  }
-
-  start(): void {
-    this.keepOpen = true;
-    this.closing = false;
-    this.reconnectNow();
-  }
-
-  private reconnectNow(): void {
-    if (!this.keepOpen || this.state === 'connected' || this.connecting) return;
-    this.connect().catch((err: unknown) => {
-      if (!this.keepOpen) return;
-      const delay = this.backoff.schedule(() => this.reconnectNow());
-      this.opts.log.warn({ bus: this.busId, err: errorMessage(err), retryInMs: delay }, 'modbus bus degraded');
-    });
-  }
-
-  private attach(socket: Socket): void {
-    this.socket = socket;
-    this.rx = undefined;
-    socket.on('data', (chunk: Buffer) => this.onData(chunk));
-    socket.on('error', (err) => {
-      this.lastError = `bus "${this.busId}": ${errorMessage(err)}`;
-    });
-    socket.on('close', () => {
-      if (this.socket !== socket) return;
-      this.socket = undefined;
-      this.rx = undefined;
-      this.fail(new ModbusTransportError(`bus "${this.busId}": connection closed`));
-      if (this.keepOpen) {
-        this.setState('degraded', this.lastError ?? `bus "${this.busId}": connection closed`);
-        this.backoff.schedule(() => this.reconnectNow());
-      } else {
-        this.setState('closed');
-      }
     });
   }
 
@@ -166,16 +129,16 @@ export class TcpTransport implements ModbusTransport {
         // Incomplete. If it is not our answer and our answer's header follows, it never will be.
         const at = pending && rx.readUInt16BE(0) !== pending.tid ? findHeader(rx, pending.tid, 1) : -1;
         if (at < 0) break;
-        this.counters.frameErrors++;
-        this.counters.discardedBytes += at;
+        this.c.frameErrors.inc();
+        this.c.discardedBytes.inc(at);
         rx = rx.subarray(at);
         continue;
       }
       // Not an MBAP header: skip to our answer's header, or drop what cannot start one.
-      this.counters.frameErrors++;
+      this.c.frameErrors.inc();
       const at = pending ? findHeader(rx, pending.tid, 1) : -1;
       const keep = at > 0 ? at : Math.max(1, rx.length - (MBAP_LENGTH - 1));
-      this.counters.discardedBytes += keep;
+      this.c.discardedBytes.inc(keep);
       rx = rx.subarray(keep);
     }
     this.rx = rx.length > 0 ? rx : undefined;
@@ -185,20 +148,20 @@ export class TcpTransport implements ModbusTransport {
     const tid = frame.readUInt16BE(0);
     const pending = this.inFlight;
     if (frame.readUInt16BE(2) !== 0) {
-      this.counters.frameErrors++;
+      this.c.frameErrors.inc();
       return;
     }
     if (!pending || tid !== pending.tid) {
-      this.counters.discardedTransaction++;
+      this.c.discardedTransaction.inc();
       return;
     }
     if (frame[6] !== pending.unit) {
-      this.counters.discardedUnit++;
+      this.c.discardedUnit.inc();
       return;
     }
     this.inFlight = undefined;
     this.opts.clock.clearTimeout(pending.timer);
-    this.counters.responses++;
+    this.c.responses.inc();
     pending.resolve(frame.subarray(MBAP_LENGTH));
   }
 
@@ -212,28 +175,22 @@ export class TcpTransport implements ModbusTransport {
 
   transact(unit: number, pdu: Buffer, timeoutMs: number): Promise<Buffer> {
     if (this.inFlight) return Promise.reject(new ModbusTransportError(`bus "${this.busId}": a transaction is already in flight`));
-    if (this.state === 'connected' && this.socket) return this.send(this.socket, unit, pdu, timeoutMs);
-    if (!this.connecting) {
-      return Promise.reject(new ModbusTransportError(`bus "${this.busId}": not connected${this.lastError ? ` (${this.lastError})` : ''}`));
-    }
-    // Connecting right now (start-up, or a reconnect): wait for it rather than fail at once.
-    return this.connecting.then(() => {
-      if (!this.socket) throw new ModbusTransportError(`bus "${this.busId}": not connected`);
-      return this.send(this.socket, unit, pdu, timeoutMs);
-    });
+    const socket = this.conn.channel;
+    if (socket) return this.send(socket, unit, pdu, timeoutMs);
+    return this.conn.ready().then((s) => this.send(s, unit, pdu, timeoutMs));
   }
 
   private send(socket: Socket, unit: number, pdu: Buffer, timeoutMs: number): Promise<Buffer> {
     const tid = this.nextTid;
     this.nextTid = (this.nextTid + 1) & 0xffff;
-    this.counters.requests++;
+    this.c.requests.inc();
     return new Promise<Buffer>((resolve, reject) => {
       const timer = this.opts.clock.setTimeout(() => {
         if (this.inFlight?.tid !== tid) return;
         this.inFlight = undefined;
-        this.counters.timeouts++;
+        this.c.timeouts.inc();
         // A part of a frame left in the buffer would corrupt the next answer.
-        if (this.rx) this.counters.discardedBytes += this.rx.length;
+        if (this.rx) this.c.discardedBytes.inc(this.rx.length);
         this.rx = undefined;
         reject(new ModbusTimeoutError(`bus "${this.busId}" unit ${unit}: no answer within ${timeoutMs} ms`));
       }, timeoutMs);
@@ -243,21 +200,17 @@ export class TcpTransport implements ModbusTransport {
   }
 
   async close(): Promise<void> {
-    this.keepOpen = false;
-    this.closing = true;
-    this.backoff.cancel();
     this.fail(new ModbusTransportError(`bus "${this.busId}": closed`));
-    const socket = this.socket;
-    this.socket = undefined;
-    if (socket) {
-      await new Promise<void>((resolve) => {
-        socket.once('close', () => resolve());
-        socket.destroy();
-      });
-    }
-    await this.connecting?.catch(() => undefined);
-    this.setState('closed');
+    await this.conn.close();
   }
+}
+
+function closeSocket(socket: Socket): Promise<void> {
+  if (socket.destroyed) return Promise.resolve();
+  return new Promise<void>((resolve) => {
+    socket.once('close', () => resolve());
+    socket.destroy();
+  });
 }
 
 /** The first index ≥ from where an MBAP header with transaction id `tid` starts, or -1. */

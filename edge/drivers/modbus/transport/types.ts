@@ -1,9 +1,8 @@
 /**
  * What the bus scheduler needs from a transport: one request/response transaction at a time,
- * plus the connection state. RTU (rtu.ts) and TCP (tcp.ts) implement it.
+ * plus the connection state. RTU (rtu.ts) and TCP (tcp.ts) implement it; both keep their
+ * connection through connection.ts.
  */
-import type { Clock, Timer } from '../../../clock.js';
-
 export type TransportState = 'connecting' | 'connected' | 'degraded' | 'closed';
 
 export interface TransportCounters {
@@ -22,25 +21,12 @@ export interface TransportCounters {
   connects: number;
 }
 
-export function newCounters(): TransportCounters {
-  return {
-    requests: 0,
-    responses: 0,
-    timeouts: 0,
-    crcErrors: 0,
-    frameErrors: 0,
-    discardedUnit: 0,
-    discardedTransaction: 0,
-    discardedBytes: 0,
-    connects: 0,
-  };
-}
-
 export interface ModbusTransport {
   readonly kind: 'rtu' | 'tcp';
   readonly busId: string;
   readonly state: TransportState;
   readonly lastError: string | undefined;
+  /** the bus's counters as they are now (edge/drivers/modbus/metrics.ts counts them) */
   readonly counters: TransportCounters;
   /** One attempt to open/connect; rejects with an error naming the bus. */
   connect(): Promise<void>;
@@ -53,43 +39,4 @@ export interface ModbusTransport {
    * response: the caller decodes it). Only one transaction may be in flight.
    */
   transact(unit: number, pdu: Buffer, timeoutMs: number): Promise<Buffer>;
-  /** Called on every state change. */
-  onState?: ((state: TransportState, error?: string) => void) | undefined;
-}
-
-/** Exponential backoff for reconnects: 500 ms doubling up to 30 s, reset after a success. */
-export class Backoff {
-  private attempt = 0;
-  private timer: Timer | undefined;
-
-  constructor(
-    private readonly clock: Clock,
-    private readonly minMs = 500,
-    private readonly maxMs = 30_000,
-  ) {}
-
-  get nextDelayMs(): number {
-    return Math.min(this.maxMs, this.minMs * 2 ** this.attempt);
-  }
-
-  schedule(fn: () => void): number {
-    this.cancel();
-    const delay = this.nextDelayMs;
-    this.attempt++;
-    this.timer = this.clock.setTimeout(() => {
-      this.timer = undefined;
-      fn();
-    }, delay);
-    this.timer.unref?.();
-    return delay;
-  }
-
-  reset(): void {
-    this.attempt = 0;
-  }
-
-  cancel(): void {
-    if (this.timer) this.clock.clearTimeout(this.timer);
-    this.timer = undefined;
-  }
 }

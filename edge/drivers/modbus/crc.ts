@@ -1,6 +1,7 @@
 /**
- * CRC-16/MODBUS. // Modbus over serial line V1.02 §6.2.2: polynomial 0xA001 (reflected 0x8005),
- * initial value 0xFFFF, appended low byte first.
+ * CRC-16/MODBUS, the one implementation the driver (framing.ts) and the simulator
+ * (edge/sim/modbus/rtuServer.ts) share. // Modbus over serial line V1.02 §6.2.2: polynomial
+ * 0xA001 (reflected 0x8005), initial value 0xFFFF, appended low byte first. Table-driven for speed.
  */
 const TABLE = (() => {
   const t = new Uint16Array(256);
@@ -18,13 +19,18 @@ export function crc16(buf: Uint8Array, start = 0, end = buf.length): number {
   return crc;
 }
 
-/** A frame (unit + PDU) with its CRC appended, low byte first. */
+/** Writes the CRC of `buf[0, end)` into `buf[end]` (low byte) and `buf[end + 1]`. */
+export function putCrc(buf: Uint8Array, end: number): void {
+  const crc = crc16(buf, 0, end);
+  buf[end] = crc & 0xff;
+  buf[end + 1] = crc >>> 8;
+}
+
+/** A frame (unit + PDU) with its CRC appended. */
 export function withCrc(frame: Uint8Array): Buffer {
   const out = Buffer.allocUnsafe(frame.length + 2);
   out.set(frame, 0);
-  const crc = crc16(frame);
-  out[frame.length] = crc & 0xff;
-  out[frame.length + 1] = crc >>> 8;
+  putCrc(out, frame.length);
   return out;
 }
 
