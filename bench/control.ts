@@ -65,19 +65,6 @@ async function rig(config: Omit<ConfigInput, 'gateway'>): Promise<Rig> {
   };
 }
 
-/** Resolves with the final row of `id` as the bus carries it. */
-function outcome(t: TestContext, id: string): Promise<CommandRecord> {
-  return new Promise((resolve) => {
-    const owner = {};
-    t.ctx.bus.on(owner, 'command', (row) => {
-      if (row.id === id && row.status !== 'queued' && row.status !== 'sent') {
-        t.ctx.bus.off(owner);
-        resolve(row);
-      }
-    });
-  });
-}
-
 async function settle(t: TestContext, timeoutMs: number): Promise<void> {
   await waitFor('start asserts', () => t.store.listCommands({ limit: 10_000 }).every((c) => c.status !== 'queued' && c.status !== 'sent'), timeoutMs);
 }
@@ -98,8 +85,7 @@ async function benchLatency(): Promise<{ p50: number; p90: number; p99: number; 
     for (let i = 0; i < WARMUP + N; i++) {
       const level = 10 + (i % 80);
       const t0 = performance.now();
-      const row = r.control.submit({ kind: 'device', id: 'lamp' }, { action: 'dim', level, durationS: 3600 }, TECH).row;
-      const done = await outcome(r.t, row.id);
+      const done = await r.control.submit({ kind: 'device', id: 'lamp' }, { action: 'dim', level, durationS: 3600 }, TECH).outcome;
       const ms = performance.now() - t0;
       if (done.status !== 'verified') failed++;
       if (i >= WARMUP) lat.push(ms);
@@ -168,11 +154,11 @@ async function benchGroup(): Promise<GroupFigure> {
     let verified = Infinity;
     for (const [i, level] of [40, 70, 30].entries()) {
       const t0 = performance.now();
-      const row = r.control.submit({ kind: 'group', id: 'city' }, { action: 'dim', level, durationS: 3600 }, TECH).row;
-      done = await outcome(r.t, row.id);
+      const final = await r.control.submit({ kind: 'group', id: 'city' }, { action: 'dim', level, durationS: 3600 }, TECH).outcome;
+      done = final;
       rounds.push(performance.now() - t0);
-      verified = Math.min(verified, Object.values((done.result as { devices: Record<string, { status: string }> }).devices).filter((d) => d.status === 'verified').length);
-      log(`group round ${i + 1}: ${rounds.at(-1)!.toFixed(0)} ms, ${done.status}`);
+      verified = Math.min(verified, Object.values((final.result as { devices: Record<string, { status: string }> }).devices).filter((d) => d.status === 'verified').length);
+      log(`group round ${i + 1}: ${rounds.at(-1)!.toFixed(0)} ms, ${final.status}`);
     }
     const ms = median(rounds);
     // reference: the same writes through the Modbus driver alone (no pipeline), all devices at once

@@ -1,7 +1,8 @@
 /**
  * Exponential backoff, written once: the Modbus bus reconnects (edge/drivers/modbus/transport/
- * connection.ts), the bus scheduler's retries and slowed polls, and the supervisor's restarts
- * all take their delays from here. Delays double from `minMs` up to `maxMs`; with `jitter:
+ * connection.ts), the bus scheduler's retries and slowed polls, the supervisor's restarts, the
+ * batched writer's flush retries (store/writer.ts) and the CLI's polls for a command's outcome
+ * (control/cli.ts) all take their delays from here. Delays double from `minMs` up to `maxMs`; with `jitter:
  * 'equal'` half of each delay is fixed and half random, so a city's gateways that lost the
  * same peer do not all come back in the same second, and no delay collapses to zero.
  */

@@ -54,21 +54,18 @@ export function createBroker(ctx: GatewayContext, deps: BrokerDeps): BrokerCompo
 
 /**
  * The kind of each configured device, as its profile declares it (edge/profiles/describe.ts);
- * `other` is none. The profiles are read at the first question, not when the broker is built.
+ * `other` is none. Computed here, once, from the config (validated by then, profiles included):
+ * the broker calls it when it is built, so a profile that cannot be read fails the broker's
+ * construction, never an ACL question inside authorizePublish.
  */
-export function deviceKindFromConfig(config: Config): (id: string) => DeviceKind | undefined {
-  let kinds: Map<string, DeviceKind> | undefined;
-  return (id) => {
-    if (!kinds) {
-      kinds = new Map();
-      const profiles = loadProfiles(config.profiles);
-      for (const d of config.devices) {
-        const { kind } = describeDevice(d, profiles);
-        if (kind !== 'other') kinds.set(d.id, kind);
-      }
-    }
-    return kinds.get(id);
-  };
+export function deviceKindFromConfig(config: Pick<Config, 'devices' | 'profiles'>): (id: string) => DeviceKind | undefined {
+  const kinds = new Map<string, DeviceKind>();
+  const profiles = loadProfiles(config.profiles);
+  for (const d of config.devices) {
+    const { kind } = describeDevice(d, profiles);
+    if (kind !== 'other') kinds.set(d.id, kind);
+  }
+  return (id) => kinds.get(id);
 }
 
 function authError(message: string, returnCode: number): AuthenticateError {

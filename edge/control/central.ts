@@ -51,10 +51,16 @@ function within(outcome: Promise<CommandRecord>, ms: number, clock: Clock, now: 
   return new Promise((resolve) => {
     const timer = clock.setTimeout(() => resolve(now()), ms);
     timer.unref?.();
-    // the outcome never rejects (api.ts Submitted)
-    void outcome.then((row) => {
-      clock.clearTimeout(timer);
-      resolve(row);
-    });
+    // the outcome never rejects (api.ts Submitted); a failure here would be a bug, answered with the row as it stands
+    outcome.then(
+      (row) => {
+        clock.clearTimeout(timer);
+        resolve(row);
+      },
+      () => {
+        clock.clearTimeout(timer);
+        resolve(now());
+      },
+    );
   });
 }

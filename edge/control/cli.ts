@@ -10,6 +10,7 @@
  * Times are ISO 8601 in the gateway's zone (edge/timeFormat.ts).
  */
 import { InvalidArgumentError, Option, type Command } from 'commander';
+import { Backoff } from '../backoff.js';
 import type { CliIo } from '../cliIo.js';
 import { stripAnsi, styleFor, type Style } from '../cliStyle.js';
 import { loadConfig } from '../config/index.js';
@@ -178,12 +179,14 @@ async function submitAndWait(io: Io, opts: ApiOptions, targetId: string, body: R
   if (!opts.wait) return;
   const deadline = Date.now() + opts.timeout * 1000;
   let last: Row | null = first;
-  for (let delay = 50; Date.now() < deadline; delay = Math.min(delay * 2, 500)) {
+  const polls = new Backoff({ minMs: 50, maxMs: 500 });
+  while (Date.now() < deadline) {
     const got = await call(c, 'GET', `/api/v1/commands/${encodeURIComponent(id)}`);
     if (got.status >= 400 && got.status !== 404) throw new StreetboxError('E_COMPONENT', `could not read command ${id} (${got.status}): ${errorOf(got.body)}`);
     last = rowOf(got.body) ?? last;
     if (last && FINAL.has(last.status)) return finish(io, last);
-    await new Promise((r) => setTimeout(r, Math.min(delay, Math.max(0, deadline - Date.now()))));
+    // 50 ms doubling to 500 ms, never past the deadline
+    await new Promise((r) => setTimeout(r, Math.min(polls.next(), Math.max(0, deadline - Date.now()))));
   }
   throw new StreetboxError('E_COMPONENT', `no outcome for command ${id} within ${opts.timeout} s (still ${last?.status ?? 'unknown'})`);
 }

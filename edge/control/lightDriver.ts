@@ -31,6 +31,12 @@ export interface DeviceOutcome {
   via: 'modbus' | 'lorawan';
 }
 
+/** A drive under way: `sent` when its first frame goes out (false: none went), then its outcome. */
+export interface Drive {
+  sent: Promise<boolean>;
+  outcome: Promise<DeviceOutcome>;
+}
+
 export interface LightDriverOptions {
   modbus?: ModbusDriver | undefined;
   lorawan?: LorawanDriver | undefined;
@@ -66,9 +72,8 @@ export class LightDriver {
   private readonly stepMs: number;
   private readonly loraTimeoutMs: number;
   private running = false;
-  /** settles at stop: a downlink still awaited then ends failed for this run */
-  private stopped: Promise<void> = Promise.resolve();
-  private endRun: () => void = () => undefined;
+  /** the LoRaWAN drives awaiting their node: each ends failed at stop, and leaves the set when it settles */
+  private readonly awaiting = new Set<() => void>();
 
   constructor(private readonly o: LightDriverOptions) {
     this.stepMs = o.rampStepMs ?? 1000;
@@ -78,13 +83,12 @@ export class LightDriver {
   start(): void {
     if (this.running) return;
     this.running = true;
-    this.stopped = new Promise((resolve) => (this.endRun = resolve));
   }
 
   stop(): void {
     if (!this.running) return;
     this.running = false;
-    this.endRun();
+    for (const end of [...this.awaiting]) end();
     for (const slot of this.slots.values()) slot.wake?.();
   }
 
@@ -93,12 +97,25 @@ export class LightDriver {
     return this.last.get(deviceId);
   }
 
-  /** Drives `dev` to `level` (0..100); `onSent` runs when the first frame is about to go out. */
-  drive(dev: CatalogDevice, level: number, rampS = 0, onSent?: () => void): Promise<DeviceOutcome> {
+  /**
+   * Drives `dev` to `level` (0..100). `sent` settles true when the first frame is about to go out
+   * (false when the drive ended without sending anything); `outcome` settles after it, never rejects.
+   */
+  drive(dev: CatalogDevice, level: number, rampS = 0): Drive {
+    let markSent: (went: boolean) => void = () => undefined;
+    const sent = new Promise<boolean>((resolve) => (markSent = resolve));
+    const outcome = this.begin(dev, level, rampS, () => markSent(true)).then((o) => {
+      markSent(false);
+      return o;
+    });
+    return { sent, outcome };
+  }
+
+  private begin(dev: CatalogDevice, level: number, rampS: number, onSent: () => void): Promise<DeviceOutcome> {
     if (dev.transport === 'lorawan') {
       // the network server keeps a downlink queue per node, in order: a newer level is queued
       // behind an older one instead of waiting for it (a class A node may take minutes to answer)
-      onSent?.();
+      onSent();
       return this.downlink(dev, level).then(
         (o) => {
           if (o.status === 'verified') this.last.set(dev.id, o.level);
@@ -114,7 +131,7 @@ export class LightDriver {
       req.level = level;
       req.rampS = rampS;
       req.waiters.push(resolve);
-      if (onSent) req.onSent.push(onSent);
+      req.onSent.push(onSent);
       slot.pending = req;
       slot.wake?.();
       if (!slot.busy) {
@@ -247,8 +264,18 @@ export class LightDriver {
     if (!lorawan) return { device: dev.id, status: 'failed', level, reason: 'no LoRaWAN driver is running', code: 'E_COMPONENT', via: 'lorawan' };
     const expiresAt = this.o.clock.now() + this.loraTimeoutMs;
     const { outcome } = lorawan.enqueueDownlink(dev.id, level === 0 ? { action: 'off', confirmed: true, expiresAt } : { action: 'dim', level, confirmed: true, expiresAt });
-    const stopped = this.stopped.then((): DeviceOutcome => ({ device: dev.id, status: 'failed', level, reason: 'the control plane stopped before the node answered', via: 'lorawan' }));
-    return Promise.race([outcome.then((o) => fromDownlink(dev.id, level, o)), stopped]);
+    return new Promise((resolve) => {
+      const end = (): void => {
+        this.awaiting.delete(end);
+        resolve({ device: dev.id, status: 'failed', level, reason: 'the control plane stopped before the node answered', via: 'lorawan' });
+      };
+      this.awaiting.add(end);
+      // the outcome promise never rejects (lorawan/api.ts); a settled one is ignored by resolve
+      void outcome.then((o) => {
+        this.awaiting.delete(end);
+        resolve(fromDownlink(dev.id, level, o));
+      });
+    });
   }
 }
 

@@ -201,23 +201,19 @@ export class Lighting {
     const { recorder, driver } = this.o;
     const store = this.o.ctx.store;
     const ids = lights.map((d) => d.id);
-    let sent = false;
-    const onSent = (): void => {
-      if (sent) return;
-      sent = true;
-      recorder.update(row, 'sent', undefined, { devices: ids });
-    };
     try {
-      const outcomes = await Promise.all(
-        lights.map((dev) => {
-          const w = this.arbiter.wanted({ kind: 'device', id: dev.id });
-          this.asserted.set(dev.id, w.level);
-          return driver.drive(dev, w.level, w.rampS ?? 0, onSent).then((o) => {
-            if (o.status !== 'verified' && this.asserted.get(dev.id) === w.level) this.asserted.delete(dev.id);
-            return { ...o, ...(w.source.kind === 'claim' && w.source.claim.id !== row.id ? { heldBy: w.source.claim.id } : {}) };
-          });
-        }),
-      );
+      const drives = lights.map((dev) => {
+        const w = this.arbiter.wanted({ kind: 'device', id: dev.id });
+        this.asserted.set(dev.id, w.level);
+        const d = driver.drive(dev, w.level, w.rampS ?? 0);
+        const outcome = d.outcome.then((o) => {
+          if (o.status !== 'verified' && this.asserted.get(dev.id) === w.level) this.asserted.delete(dev.id);
+          return { ...o, ...(w.source.kind === 'claim' && w.source.claim.id !== row.id ? { heldBy: w.source.claim.id } : {}) };
+        });
+        return { sent: d.sent, outcome };
+      });
+      if (await anyTrue(drives.map((d) => d.sent))) recorder.update(row, 'sent', undefined, { devices: ids });
+      const outcomes = await Promise.all(drives.map((d) => d.outcome));
       const out = summarise(outcomes);
       const latest = store.getCommand(row.id) ?? row;
       const prev = typeof latest.result === 'object' && latest.result !== null ? latest.result : {};
@@ -291,7 +287,7 @@ export class Lighting {
     this.asserted.set(dev.id, w.level);
     void driver
       .drive(dev, w.level, w.rampS ?? 0)
-      .then((o) => {
+      .outcome.then((o) => {
         if (o.status !== 'verified' && this.asserted.get(dev.id) === w.level) this.asserted.delete(dev.id);
         const { device: _d, ...rest } = o;
         if (row) recorder.update(row, o.status, { devices: { [dev.id]: rest } }, { devices: [dev.id], ...(o.reason ? { reason: o.reason } : {}) });
@@ -354,4 +350,19 @@ function describe(w: Wanted): Record<string, unknown> {
   if (s.kind === 'claim') return { kind: 'claim', commandId: s.claim.id, priority: s.claim.priority };
   if (s.kind === 'schedule') return { kind: 'schedule', schedule: s.schedule, step: s.step, group: s.group, since: s.since };
   return { kind: 'default', group: s.group };
+}
+
+/** True as soon as one of `flags` settles true; false once all settled false. */
+function anyTrue(flags: readonly Promise<boolean>[]): Promise<boolean> {
+  return new Promise((resolve) => {
+    let left = flags.length;
+    if (left === 0) resolve(false);
+    for (const f of flags) {
+      void f.then((v) => {
+        left--;
+        if (v) resolve(true);
+        else if (left === 0) resolve(false);
+      });
+    }
+  });
 }

@@ -7,13 +7,17 @@
  * A profile that declares roles (pointRoles.ts) is read as written. One written before roles
  * (no point has a role) is read by the rule of those days, kept so that an upgrade starts the
  * same gateway: `chN_dim_setpoint` + `chN_on` (rw) make light channel N, a `program_request`
- * point (or the name `traffic-controller`) a traffic controller writing `request_expiry` as its
- * dead-man and checking `mode`. Such a profile carries a deprecation hint naming the roles to
- * declare (`streetbox doctor` shows it).
+ * or `request_expiry` point (or the name `traffic-controller`) a traffic controller writing
+ * `request_expiry` as its dead-man and checking `mode`. Such a profile carries a deprecation hint
+ * naming the roles to declare (`streetbox doctor` shows it).
+ *
+ * Those names are a traffic controller's in every profile, roles or not: the config refuses one
+ * that says otherwise (pointRoles.ts trafficNameIssues), and a profile that reached here anyway
+ * unchecked is read as a traffic controller that takes no requests, so nothing of it is written.
  */
 import type { DeviceConfig, PointConfig, ProfileConfig } from '../config/schema.js';
 import { LORA_STREETLIGHT_KIND, LORA_STREETLIGHT_POINTS, LORA_STREETLIGHT_PROFILE } from './loraStreetlight.js';
-import { channelOf, isBoolPoint, legacyChannels, LEGACY_NAMES, POINT_ROLES, type PointRole, type ProfileKind } from './pointRoles.js';
+import { channelOf, isBoolPoint, legacyChannels, LEGACY_NAMES, POINT_ROLES, trafficNameIssues, type PointRole, type ProfileKind } from './pointRoles.js';
 
 export type { PointRole, ProfileKind } from './pointRoles.js';
 
@@ -66,6 +70,8 @@ export function describeDevice(device: Pick<DeviceConfig, 'profile' | 'devEui'>,
 /** What a device with this (Modbus) profile is; an unknown profile is an `other` with nothing to write. */
 export function describeProfile(profile: ProfileConfig | undefined): DeviceDescription {
   if (!profile) return { kind: 'other', transport: 'modbus', channels: [], roles: [] };
+  // never valid config (the schema refuses it): the safe reading, a controller nothing writes
+  if (trafficNameIssues(profile).length > 0) return { kind: 'traffic', transport: 'modbus', channels: [], roles: [] };
   const declared = profile.points.some((p) => p.role !== undefined);
   return declared ? fromRoles(profile) : fromLegacyNames(profile);
 }
@@ -108,7 +114,7 @@ function fromLegacyNames(profile: ProfileConfig): DeviceDescription {
   const expiry = names.get(LEGACY_NAMES.requestExpiry);
   const legacy = legacyChannels(profile);
   const kind: ProfileKind =
-    profile.kind ?? (request !== undefined || profile.name === LEGACY_NAMES.trafficProfile ? 'traffic' : legacy.length > 0 ? 'lighting' : 'other');
+    profile.kind ?? (request !== undefined || expiry !== undefined || profile.name === LEGACY_NAMES.trafficProfile ? 'traffic' : legacy.length > 0 ? 'lighting' : 'other');
   const out: DeviceDescription = { kind, transport: 'modbus', channels: [], roles: [] };
   const inferred: string[] = [];
   if (kind === 'lighting') {

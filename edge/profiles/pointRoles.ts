@@ -116,8 +116,9 @@ const kindList = (kinds: readonly ProfileKind[]): string => kinds.map((k) => `"$
  * The issues of a profile's roles: a role on a point of the wrong access or type, a channel
  * without a per-channel role, a role twice on one channel, roles without a `kind`, a role of
  * another kind, a lighting profile without a dimmable channel, a program request without its
- * dead-man. A profile without any role is checked as legacy (describe.ts infers its roles from
- * the old point names): only a kind its names contradict is an issue.
+ * dead-man; in every profile, roles or not, a traffic controller's names under another kind
+ * (trafficNameIssues). A profile without any role is otherwise checked as legacy (describe.ts
+ * infers its roles from the old point names): only a lighting kind without a dimmable channel.
  */
 export function profileRoleIssues(p: RoleProfile): RoleIssue[] {
   const issues: RoleIssue[] = [];
@@ -149,6 +150,8 @@ export function profileRoleIssues(p: RoleProfile): RoleIssue[] {
     } else seen.set(key, i);
   });
 
+  const named = trafficNameIssues(p);
+  issues.push(...named);
   if (declared) {
     if (p.kind === undefined) {
       issues.push({ path: [], message: `profile "${p.name}" gives its points roles but no kind: add kind: ${DEVICE_KINDS.join(' | ')}` });
@@ -158,7 +161,53 @@ export function profileRoleIssues(p: RoleProfile): RoleIssue[] {
     if (p.kind === 'traffic') issues.push(...trafficIssues(p));
     return issues;
   }
-  return [...issues, ...legacyIssues(p)];
+  // a kind the names contradict is the issue; whether it could be dimmed is beside the point
+  return named.length > 0 ? issues : [...issues, ...legacyIssues(p)];
+}
+
+/** The point names of a traffic controller's request (the built-in profile's), and the role each must carry. */
+const TRAFFIC_REQUEST_NAMES: ReadonlyMap<string, { role: PointRole; what: string }> = new Map([
+  [LEGACY_NAMES.programRequest, { role: 'programRequest', what: 'program request register' }],
+  [LEGACY_NAMES.requestExpiry, { role: 'requestExpiry', what: "request's dead-man timer" }],
+]);
+
+/**
+ * The names no profile may contradict, roles or not (DESIGN.md safety rules): a point named
+ * `program_request` or `request_expiry` is a traffic controller's request register, and a profile
+ * named `traffic-controller` replaces the built-in traffic controller. Such a profile is kind
+ * traffic (one without roles and without kind is read as traffic from these names, describe.ts),
+ * and where it declares roles those points carry programRequest / requestExpiry. The control plane
+ * then knows them: a raw write to them (to any point of a traffic controller) is refused, and only
+ * a program request, with its dead-man, writes them. Any other reading would let a technician's
+ * point write (`streetbox write`, action `write`) reach the request register with no dead-man.
+ */
+export function trafficNameIssues(p: RoleProfile): RoleIssue[] {
+  const declared = p.points.some((pt) => isPointRole(pt.role));
+  const traffic = p.kind === 'traffic' || (p.kind === undefined && !declared);
+  const says = p.kind === undefined ? 'declares no kind' : `says kind "${p.kind}"`;
+  const issues: RoleIssue[] = [];
+  if (p.name === LEGACY_NAMES.trafficProfile && !traffic) {
+    issues.push({
+      path: p.kind === undefined ? ['name'] : ['kind'],
+      message: `profile "${p.name}" replaces the built-in traffic controller, but ${says}: declare kind: traffic (a traffic controller is never written, except by a program request with its dead-man)`,
+    });
+  }
+  p.points.forEach((pt, i) => {
+    const known = TRAFFIC_REQUEST_NAMES.get(pt.name);
+    if (known === undefined) return;
+    if (!traffic) {
+      issues.push({
+        path: ['points', i, 'name'],
+        message: `a "${pt.name}" point is a traffic controller's ${known.what}, but the profile ${says}: declare kind: traffic and give the point role: ${known.role}, so that only a program request with its dead-man writes it`,
+      });
+    } else if (declared && pt.role !== known.role && (pt.role === undefined || isPointRole(pt.role))) {
+      issues.push({
+        path: ['points', i, pt.role === undefined ? 'name' : 'role'],
+        message: `the "${pt.name}" point of a traffic controller is its ${known.what}: give it role: ${known.role}${pt.role === undefined ? '' : ` (not "${pt.role}")`}, so that only a program request with its dead-man writes it`,
+      });
+    }
+  });
+  return issues;
 }
 
 function describeBool(pt: RolePoint): string {
@@ -206,16 +255,11 @@ function trafficIssues(p: RoleProfile): RoleIssue[] {
 }
 
 /**
- * A profile without roles: its kind comes from `kind:` or from the old names. A declared kind
- * the names contradict is refused (a `program_request` point in a profile that says it is not a
- * traffic controller would be written like any other point); a declared lighting kind without the
- * old channel names cannot be dimmed, and says so.
+ * A profile without roles: its kind comes from `kind:` or from the old names. A declared kind the
+ * names contradict is trafficNameIssues'; a declared lighting kind without the old channel names
+ * cannot be dimmed, and says so.
  */
 function legacyIssues(p: RoleProfile): RoleIssue[] {
-  const request = p.points.findIndex((pt) => pt.name === LEGACY_NAMES.programRequest);
-  if (request >= 0 && p.kind !== undefined && p.kind !== 'traffic') {
-    return [{ path: ['points', request, 'name'], message: `a "${LEGACY_NAMES.programRequest}" point makes this a traffic controller, but the profile says kind "${p.kind}": say kind: traffic, or give the points roles` }];
-  }
   if (p.kind === 'lighting' && (p.transport ?? 'modbus') === 'modbus' && legacyChannels(p).length === 0) {
     return [{ path: ['kind'], message: NO_DIMMABLE_CHANNEL }];
   }

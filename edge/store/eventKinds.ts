@@ -6,7 +6,7 @@
  * Adding a kind: add it here (its detail type), emit it, and say in DESIGN.md who reads it.
  */
 import type { ErrorCode } from '../errors.js';
-import type { CommandSource, CommandTarget, Severity } from './types.js';
+import type { CommandSource, CommandTarget, Severity } from './vocabulary.js';
 
 /** `command.<status>`: a command row changed status (control/record.ts). */
 export interface CommandEventDetail {

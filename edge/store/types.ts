@@ -1,4 +1,7 @@
 /** The data model of DESIGN.md, as the rest of the gateway sees it. */
+import type { CommandSource, CommandTarget } from './vocabulary.js';
+
+export type { CommandSource, CommandTarget, Role, Severity } from './vocabulary.js';
 
 export type Quality = 'good' | 'stale' | 'bad';
 export type Value = number | boolean | string | null;
@@ -25,22 +28,10 @@ export interface Reading {
   quality: Quality;
 }
 
-export type Severity = 'debug' | 'info' | 'warning' | 'error' | 'critical';
 
 export type { EventDetails, EventKind, EventOf, NewEvent, StoredEvent } from './eventKinds.js';
 
 export type CommandStatus = 'queued' | 'sent' | 'verified' | 'failed' | 'expired' | 'rejected';
-export type Role = 'technician' | 'maintenance' | 'central' | 'viewer';
-
-export interface CommandSource {
-  role: Role | 'schedule' | 'system';
-  principal: string;
-}
-
-export interface CommandTarget {
-  kind: 'device' | 'group';
-  id: string;
-}
 
 export interface NewCommand {
   id?: string;

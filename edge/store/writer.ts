@@ -6,6 +6,7 @@
  * its rows and is retried with backoff; past `maxBuffered` the oldest rows are dropped and
  * counted in a `storage.dropped` event. Nothing here throws into a driver or rejects unhandled.
  */
+import { backoffDelay } from '../backoff.js';
 import type { EventBus } from '../bus.js';
 import { systemClock, type Clock, type Timer } from '../clock.js';
 import type { Logger } from '../log.js';
@@ -164,7 +165,8 @@ export class BatchWriter implements Ingest {
       this.log.error({ err, buffered: this.buffer.length, failures: this.failures }, 'flush failed; readings kept, retrying');
     }
     // Retry even when stopped: stop() drives its own retries, and buffered rows must not sit forever.
-    this.schedule(Math.min(this.maxRetryMs, this.flushIntervalMs * 2 ** Math.min(this.failures, 10)));
+    // flushIntervalMs × 2^failures (the exponent held at 10), at most maxRetryMs
+    this.schedule(backoffDelay(Math.min(this.failures, 10), this.flushIntervalMs, this.maxRetryMs));
   }
 
   private overflow(): void {

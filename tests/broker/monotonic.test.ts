@@ -106,7 +106,8 @@ describe('command statuses only move forward', () => {
       });
       expect(r.status).toBe(202);
       const { id, status } = (await r.json()) as { id: string; status: CommandStatus };
-      expect(status).toBe('queued');
+      // the status as stored when the answer left: queued, or sent if a frame already went out
+      expect(['queued', 'sent']).toContain(status);
       const seen: CommandStatus[] = [status];
       await waitFor('verified, polled over HTTP', async () => {
         const got = await fetch(`http://127.0.0.1:${api.port()}/api/v1/commands/${id}`, { headers: { Authorization: `Bearer ${TECH}` } });
@@ -124,7 +125,8 @@ describe('command statuses only move forward', () => {
           .filter((c) => c.id === id)
           .map((c) => c.status);
       await waitFor('verified on the live feed', () => fromFeed().includes('verified'), 10_000);
-      expect(forward([status, ...fromFeed()])).toBe(true);
+      // the feed coalesces to the latest value per command: what it carries only moves forward
+      expect(forward(fromFeed())).toBe(true);
     } finally {
       ac.abort();
       await reading;

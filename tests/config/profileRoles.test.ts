@@ -12,17 +12,20 @@ import { profilesCheck } from '../../edge/ops/doctor.js';
 import { describeDevice, describeProfile } from '../../edge/profiles/describe.js';
 import { loadProfiles } from '../../edge/profiles/index.js';
 
-/** A devices.yaml with one device of profile acme-lc200, whose body (from `kind:` or `points:` on) is given. */
-function withProfile(body: string): string {
+/** A devices.yaml with one device of profile `name`, whose body (from `kind:` or `points:` on) is given. */
+function withNamedProfile(name: string, device: string, body: string): string {
   return `gateway: { id: gw }
 buses:
   - { id: b, type: tcp, host: 10.0.0.2 }
 devices:
-  - { id: l1, bus: b, unit: 1, profile: acme-lc200 }
+  - { id: ${device}, bus: b, unit: 1, profile: ${name} }
 profiles:
-  - name: acme-lc200
+  - name: ${name}
 ${body}`;
 }
+
+/** The same with a vendor profile acme-lc200. */
+const withProfile = (body: string): string => withNamedProfile('acme-lc200', 'l1', body);
 
 /** The issues of a devices.yaml, each as `line:col path: message`. */
 function issues(text: string): string[] {
@@ -159,6 +162,106 @@ describe('point roles in devices.yaml', () => {
   });
 });
 
+/** A custom profile named traffic-controller (it replaces the built-in). */
+const withTrafficController = (body: string): string => withNamedProfile('traffic-controller', 'tc', body);
+
+describe("a traffic controller's names are refused under another kind, roles or not", () => {
+  it('a custom traffic-controller of kind other with a role and unroled request points is refused', () => {
+    const text = withTrafficController(`    kind: other
+    points:
+      - { name: temp, table: input, address: 2, role: temperature }
+      - { name: program_request, table: holding, address: 0, access: rw }
+      - { name: request_expiry, table: holding, address: 1, access: rw }
+`);
+    expect(issues(text)).toEqual([
+      '8:11 profiles[0].kind: profile "traffic-controller" replaces the built-in traffic controller, but says kind "other": declare kind: traffic (a traffic controller is never written, except by a program request with its dead-man)',
+      '11:17 profiles[0].points[1].name: a "program_request" point is a traffic controller\'s program request register, but the profile says kind "other": declare kind: traffic and give the point role: programRequest, so that only a program request with its dead-man writes it',
+      '12:17 profiles[0].points[2].name: a "request_expiry" point is a traffic controller\'s request\'s dead-man timer, but the profile says kind "other": declare kind: traffic and give the point role: requestExpiry, so that only a program request with its dead-man writes it',
+    ]);
+  });
+
+  it('a light with roles and an unroled program_request point is refused', () => {
+    expect(
+      issues(
+        withProfile(`    kind: lighting
+    points:
+      - { name: lamp_level, table: holding, address: 100, access: rw, role: targetLightLevel }
+      - { name: relay, table: coil, address: 3, type: bool, access: rw, role: switch }
+      - { name: program_request, table: holding, address: 0, access: rw }
+`),
+      ),
+    ).toEqual([
+      '12:17 profiles[0].points[2].name: a "program_request" point is a traffic controller\'s program request register, but the profile says kind "lighting": declare kind: traffic and give the point role: programRequest, so that only a program request with its dead-man writes it',
+    ]);
+  });
+
+  it('a custom traffic-controller profile is kind traffic: another kind, or roles without a kind, is refused', () => {
+    // before roles: old light channel names do not make the built-in's name a light
+    expect(
+      issues(
+        withTrafficController(`    kind: lighting
+    points:
+      - { name: ch1_dim_setpoint, table: holding, address: 11, access: rw }
+      - { name: ch1_on, table: holding, address: 10, access: rw }
+`),
+      ),
+    ).toEqual([
+      '8:11 profiles[0].kind: profile "traffic-controller" replaces the built-in traffic controller, but says kind "lighting": declare kind: traffic (a traffic controller is never written, except by a program request with its dead-man)',
+    ]);
+    expect(
+      issues(
+        withTrafficController(`    points:
+      - { name: temp, table: input, address: 2, role: temperature }
+`),
+      ),
+    ).toEqual([
+      '7:5 profiles[0]: profile "traffic-controller" gives its points roles but no kind: add kind: lighting | traffic | other',
+      '7:11 profiles[0].name: profile "traffic-controller" replaces the built-in traffic controller, but declares no kind: declare kind: traffic (a traffic controller is never written, except by a program request with its dead-man)',
+    ]);
+    // without kind and roles it is read as a traffic controller, as before roles
+    const legacy = withTrafficController('    points:\n      - { name: temp, table: input, address: 2 }\n');
+    expect(issues(legacy)).toEqual([]);
+    expect(described(legacy).kind).toBe('traffic');
+  });
+
+  it('in a traffic profile with roles, program_request and request_expiry carry their roles', () => {
+    const text = withTrafficController(`    kind: traffic
+    points:
+      - { name: state, table: input, address: 0, role: mode }
+      - { name: program_request, table: holding, address: 0, access: rw }
+      - { name: request_expiry, table: holding, address: 1, access: rw, role: activeProgram }
+`);
+    expect(issues(text)).toEqual([
+      '11:17 profiles[0].points[1].name: the "program_request" point of a traffic controller is its program request register: give it role: programRequest, so that only a program request with its dead-man writes it',
+      '12:79 profiles[0].points[2].role: the "request_expiry" point of a traffic controller is its request\'s dead-man timer: give it role: requestExpiry (not "activeProgram"), so that only a program request with its dead-man writes it',
+    ]);
+    // as declared: valid, and the request points are the ones a program request writes
+    const fixed = text.replace('access: rw }\n      - { name: request_expiry', 'access: rw, role: programRequest }\n      - { name: request_expiry').replace('role: activeProgram', 'role: requestExpiry');
+    expect(issues(fixed)).toEqual([]);
+    expect(described(fixed)).toMatchObject({ kind: 'traffic', traffic: { request: 'program_request', expiry: 'request_expiry', mode: 'state' } });
+  });
+
+  it('a traffic role in a profile of another kind is already refused', () => {
+    expect(
+      issues(
+        withProfile(`    kind: other
+    points:
+      - { name: plan, table: holding, address: 0, access: rw, role: programRequest }
+      - { name: ttl, table: holding, address: 1, access: rw, role: requestExpiry }
+`),
+      ),
+    ).toEqual([
+      '10:69 profiles[0].points[0].role: role "programRequest" belongs to a "traffic" profile; this one is kind "other"',
+      '11:68 profiles[0].points[1].role: role "requestExpiry" belongs to a "traffic" profile; this one is kind "other"',
+    ]);
+  });
+
+  it('a profile that escaped the check is read as a traffic controller that nothing writes', () => {
+    const unchecked = { name: 'acme', kind: 'lighting' as const, transport: 'modbus' as const, alarms: [], points: [{ name: 'program_request', table: 'holding' as const, address: 0, type: 'uint16' as const, wordOrder: 'big' as const, scale: 1, offset: 0, access: 'rw' as const }] };
+    expect(describeProfile(unchecked)).toEqual({ kind: 'traffic', transport: 'modbus', channels: [], roles: [] });
+  });
+});
+
 describe('profiles written before roles', () => {
   it('old channel names still make a light, with a hint naming the roles to declare', () => {
     const text = withProfile(`    points:
@@ -194,8 +297,21 @@ describe('profiles written before roles', () => {
     expect(described(text)).toMatchObject({ kind: 'traffic', traffic: { request: 'program_request', expiry: 'request_expiry' } });
     expect(described(text).legacyHint).toMatch(/declare kind: traffic, and on its points program_request \{ role: programRequest \}/);
     expect(issues(text.replace('    points:', '    kind: lighting\n    points:'))).toEqual([
-      '10:17 profiles[0].points[0].name: a "program_request" point makes this a traffic controller, but the profile says kind "lighting": say kind: traffic, or give the points roles',
+      '10:17 profiles[0].points[0].name: a "program_request" point is a traffic controller\'s program request register, but the profile says kind "lighting": declare kind: traffic and give the point role: programRequest, so that only a program request with its dead-man writes it',
+      '11:17 profiles[0].points[1].name: a "request_expiry" point is a traffic controller\'s request\'s dead-man timer, but the profile says kind "lighting": declare kind: traffic and give the point role: requestExpiry, so that only a program request with its dead-man writes it',
     ]);
+  });
+
+  it('a request_expiry point alone also makes a traffic controller (never a writable light or other)', () => {
+    const text = withProfile(`    points:
+      - { name: request_expiry, table: holding, address: 1, access: rw }
+      - { name: ch1_dim_setpoint, table: holding, address: 11, access: rw }
+      - { name: ch1_on, table: holding, address: 10, access: rw }
+`);
+    expect(issues(text)).toEqual([]);
+    expect(described(text)).toMatchObject({ kind: 'traffic', channels: [] });
+    expect(described(text).traffic).toBeUndefined();
+    expect(issues(text.replace('    points:', '    kind: other\n    points:'))).toEqual([expect.stringMatching(/^10:17 profiles\[0\]\.points\[0\]\.name: a "request_expiry" point is a traffic controller's/)]);
   });
 
   it('the README\'s old example (no kind, no roles, no old names) stays valid and is read only; kind: lighting on it is refused', () => {

@@ -149,3 +149,42 @@ describe('traffic-controller program requests', () => {
     expect(rig.writes.length).toBe(mark);
   });
 });
+
+describe('a custom traffic-controller profile with roles (it replaces the built-in)', () => {
+  it("a technician's raw write to its request points is refused E_INTERLOCK; only a program request writes them", async () => {
+    rig = await startRig({
+      poll: 200,
+      config: {
+        profiles: [
+          {
+            name: 'traffic-controller',
+            kind: 'traffic',
+            points: [
+              { name: 'mode', table: 'input', address: 0, type: 'uint16', role: 'mode' },
+              { name: 'active_program', table: 'input', address: 1, type: 'uint16', role: 'activeProgram' },
+              { name: 'temp', table: 'input', address: 2, type: 'uint16', role: 'temperature' },
+              { name: 'program_request', table: 'holding', address: 0, type: 'uint16', access: 'rw', role: 'programRequest' },
+              { name: 'request_expiry', table: 'holding', address: 1, type: 'uint16', access: 'rw', role: 'requestExpiry' },
+            ],
+          },
+        ],
+      },
+    });
+    await settled(rig);
+    await waitFor('the first traffic poll', () => rig!.t.store.latest('tc-1').has('mode'), 3000);
+    const mark = rig.writes.length;
+    for (const point of ['program_request', 'request_expiry']) {
+      const row = rig.control.submit(tc1, { action: 'write', point, value: 3 }, TECH).row;
+      expect(row.status).toBe('rejected');
+      expect(row.result).toMatchObject({ code: 'E_INTERLOCK', field: 'point', error: expect.stringMatching(new RegExp(`"${point}" of traffic controller tc-1 is written only by a program request`)) });
+    }
+    expect(rig.writes.length).toBe(mark);
+    // the roled points are the ones a program request writes, with its dead-man
+    const done = await rig.final(rig.control.submit(tc1, { action: 'program', program: 2, expiresInS: 30 }, CENTRAL).row.id);
+    expect(done.status).toBe('verified');
+    expect(rig.writes.slice(mark).filter((x) => x.unit === 10).map((x) => [x.address, x.values[0]])).toEqual([
+      [0, 2],
+      [1, 30],
+    ]);
+  });
+});

@@ -7,6 +7,7 @@
  * command comes back verified.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { deviceKindFromConfig } from '../../edge/broker/index.js';
 import { parseConfig } from '../../edge/config/index.js';
 import { silentLogger } from '../../edge/log.js';
 import { startGateway, type Gateway } from '../../edge/main.js';
@@ -92,6 +93,8 @@ afterAll(async () => {
 describe('a vendor profile with its own register names is dimmable from its profile alone', () => {
   it('the control plane and the broker see a light', () => {
     expect(gw.built.control.deviceKind('acme-1')).toBe('lighting');
+    // the broker's own answer, from the same config, when it is not handed the control plane's
+    expect(deviceKindFromConfig(gw.context.config)('acme-1')).toBe('lighting');
   });
 
   it('over HTTP: a dim writes lamp_level (scaled) and the relay coil, and the command is verified', async () => {

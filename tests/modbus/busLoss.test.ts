@@ -2,7 +2,8 @@
 // TCP server stopped and restarted on its port, and the simulated RS-485 line (a socat PTY
 // pair behind a stable link) killed and made again. The supervisor shows the modbus component
 // degraded (bus 'component' and its status, which /api/v1/status serves) while the bus is
-// gone, and running once the driver has reopened it; the component is never restarted.
+// gone, and running once the driver has reopened it and it stayed open `stableMs` (1 s here,
+// 10 s by default: busFlap.test.ts); the component is never restarted.
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ComponentStateChange } from '../../edge/bus.js';
 import type { ConfigInput } from '../../edge/config/schema.js';
@@ -59,7 +60,7 @@ describe('a bus lost after start', () => {
     const changes: ComponentStateChange[] = [];
     t.ctx.bus.on('test', 'component', (c) => changes.push(c));
     const supervisor = new Supervisor({ log: t.ctx.log, bus: t.ctx.bus, clock: t.ctx.clock });
-    const driver = createModbusDriver(t.ctx);
+    const driver = createModbusDriver(t.ctx, { stableMs: 1000 });
     supervisor.add(driver);
     await supervisor.startAll();
     cleanup.push(() => supervisor.stopAll());
@@ -76,7 +77,7 @@ describe('a bus lost after start', () => {
     expect(driver.status()[0]!.state).toBe('degraded');
 
     sims = await row.peer(dir, sims);
-    // the connection reopens on its own backoff (0.5 s, 1 s, 2 s, …)
+    // the connection reopens on its own backoff (0.5 s, 1 s, 2 s, …), reported back 1 s later
     await waitFor('modbus running again', () => modbus().state === 'running', 15_000);
     // the device went offline with its bus: it is polled again after its next probe (1 s)
     const back = polls();

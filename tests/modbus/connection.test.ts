@@ -1,9 +1,10 @@
 // The lifecycle of a bus connection (transport/connection.ts), once for both transports, with a
-// fake clock and a scripted channel: reopen with doubling backoff, reset after a success, a
-// loss reported and reopened, close cancelling everything. The real RTU and TCP transports
+// fake clock and a scripted channel: reopen with doubling backoff, reset by a channel that stayed
+// open STABLE_MS (not by one that is lost at once: a flapping peer), a loss reported and
+// reopened, close cancelling everything. The real RTU and TCP transports
 // run through it in rtu.pty.test.ts, driver.tcp.test.ts and busLoss.test.ts.
 import { describe, expect, it } from 'vitest';
-import { BusConnection } from '../../edge/drivers/modbus/transport/connection.js';
+import { BusConnection, STABLE_MS } from '../../edge/drivers/modbus/transport/connection.js';
 import type { TransportState } from '../../edge/drivers/modbus/transport/types.js';
 import { silentLogger } from '../../edge/log.js';
 import { Series } from '../../edge/metrics.js';
@@ -46,7 +47,7 @@ function rig(failFirst: number) {
 }
 
 describe('BusConnection', () => {
-  it('reopens with doubling backoff until it opens, then resets the backoff', async () => {
+  it('reopens with doubling backoff until it opens, and starts over once it stayed open', async () => {
     const r = rig(3);
     r.conn.start();
     await r.clock.advance(0);
@@ -54,14 +55,15 @@ describe('BusConnection', () => {
     expect(r.attempts).toEqual([0, 500, 1500, 3500]);
     expect(r.conn.state).toBe('connected');
     expect(r.connects.value).toBe(1);
-    // lost: reopened after the first delay again (the backoff was reset by the success)
+    // lost after STABLE_MS open: reopened after the first delay again
+    await r.clock.advance(STABLE_MS);
     r.fail(1);
     r.conn.channel!.lost('peer gone');
     expect(r.conn.state).toBe('degraded');
     expect(r.conn.lastError).toBe('peer gone');
     await expect(r.conn.ready()).rejects.toThrow('bus "b1": not connected (peer gone)');
     await r.clock.advance(500);
-    expect(r.attempts.at(-1)).toBe(4000);
+    expect(r.attempts.at(-1)).toBe(3500 + STABLE_MS + 500);
     await r.clock.advance(1000);
     expect(r.conn.channel?.id).toBe(2);
     expect(r.states).toEqual([
@@ -79,6 +81,24 @@ describe('BusConnection', () => {
       'connecting',
       'connected',
     ]);
+    await r.conn.close();
+    expect(r.clock.pendingTimers).toBe(0);
+  });
+
+  it('a channel lost soon after it opened (a flapping peer) is reopened with growing delays', async () => {
+    const r = rig(0);
+    r.conn.start();
+    await r.clock.advance(0);
+    for (let i = 0; i < 8; i++) {
+      await r.clock.advance(1000);
+      // open for a second, then dropped: the delays go on growing
+      r.conn.channel!.lost('dropped');
+      while (r.conn.channel === undefined) await r.clock.advance(100);
+    }
+    const gaps = r.attempts.slice(1).map((at, i) => at - r.attempts[i]!);
+    // (each gap: a second open, then the delay)
+    expect(gaps).toEqual([1500, 2000, 3000, 5000, 9000, 17_000, 31_000, 31_000]);
+    expect(r.connects.value).toBe(9);
     await r.conn.close();
     expect(r.clock.pendingTimers).toBe(0);
   });

@@ -52,10 +52,13 @@ export function commandRoutes(r: Router, env: RouteEnv): void {
       const field = parsed.ok ? (typeof result.field === 'string' ? result.field : null) : 'body';
       return { status: rejectionStatus(code), body: { status: 'error', code, error, field, id: row.id, transaction: transaction ?? null } };
     }
+    // the status as stored now: a drive may have sent its first frame while submit returned, and
+    // the answer must not be behind what the live feed and the broker already carried
+    const status = env.deps.commands.get(row.id)?.status ?? row.status;
     return {
       status: 202,
       headers: { Location: `/api/v1/commands/${row.id}` },
-      body: { id: row.id, status: row.status, ...(transaction !== undefined ? { transaction } : {}) },
+      body: { id: row.id, status, ...(transaction !== undefined ? { transaction } : {}) },
     };
   };
 

@@ -1,9 +1,10 @@
 /**
  * The LoRaWAN network-server component. start() builds the running parts in one go — the
- * devices, the session store, the Semtech UDP backend, the downlink sender and the uplink
- * handler — wires each through its constructor and starts the backend with its handlers:
- * uplinks go to uplink/handler.ts (receive → decode → store → answer), TX_ACKs to the sender,
- * stats to gateway readings. The control plane queues downlinks here (enqueueDownlink) and
+ * devices, the session store, the events sink, the Semtech UDP backend, the downlink sender
+ * and the uplink handler — wires each through its constructor and starts the backend with its
+ * handlers: uplinks go straight to UplinkHandler.receive (receive → claim → decode → store →
+ * answer), TX_ACKs straight to DownlinkSender.onTxAck, stats to gateway readings. The roads
+ * are listed in README.md. The control plane queues downlinks here (enqueueDownlink) and
  * awaits their outcome; the API reads status() and metrics().
  */
 import { randomUUID } from 'node:crypto';
@@ -11,12 +12,12 @@ import type { GatewayContext } from '../../component.js';
 import { StreetboxError } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import { COMMAND_FPORT } from '../../profiles/loraStreetlight.js';
-import type { NewEvent } from '../../store/types.js';
 import type { DownlinkCommand, LorawanDriver, LorawanDriverOptions, LorawanStatus, QueuedDownlink } from './api.js';
 import { DeviceIndex, loadAbpSessions } from './devices.js';
 import { parseCommand } from './downlink/command.js';
 import { DownlinkQueue } from './downlink/queue.js';
-import { DownlinkSender, type EmitEvent } from './downlink/sender.js';
+import { DownlinkSender } from './downlink/sender.js';
+import { StoreEvents } from './events.js';
 import { LorawanMetrics, type LorawanMetricsSnapshot } from './metrics.js';
 import { gatewayReadings } from './readings.js';
 import { DUTY_CYCLE_WINDOW_MS, DutyCycleLedger } from './region/dutyCycle.js';
@@ -68,7 +69,7 @@ export class LorawanNetworkServer implements LorawanDriver {
     const cfg = this.cfg();
     const { clock, bus } = this.ctx;
     const log = this.log;
-    const emit: EmitEvent = (device, kind, severity, detail) => this.event({ device, kind, severity, detail } as NewEvent);
+    const events = new StoreEvents(this.ctx.store, clock, log);
 
     const devices = new DeviceIndex(cfg.devices, this.ctx.config.devices);
     const db = lorawanDatabase(this.ctx.store, log);
@@ -97,14 +98,9 @@ export class LorawanNetworkServer implements LorawanDriver {
       clock,
       log,
       settings: { rx1Delay: cfg.rx1Delay, rx1DrOffset: cfg.rx1DrOffset, rx2Dr: cfg.rx2Dr, leadMs: this.opts.leadMs ?? 50 },
-      emit,
+      devices,
+      events,
       classCAckTimeoutMs: this.opts.classCAckTimeoutMs ?? 5_000,
-      gatewayFor: (devEui) => {
-        const gw = devices.byDevEui(devEui)?.gateway ?? null;
-        if (gw !== null && backend.canSend(gw)) return gw;
-        return backend.forwarders().find((f) => backend.canSend(f.gatewayEui))?.gatewayEui ?? null;
-      },
-      classOf: (devEui) => devices.byDevEui(devEui)?.class ?? 'A',
       ledger: new DutyCycleLedger(DUTY_CYCLE_WINDOW_MS, journal),
     });
     const uplinks = new UplinkHandler({
@@ -119,14 +115,14 @@ export class LorawanNetworkServer implements LorawanDriver {
       metrics: this.m,
       clock,
       log,
-      emit,
+      events,
     });
 
     await backend.start({
       datagram: () => this.m.datagrams++,
-      uplink: (rx) => uplinks.receive(rx),
+      uplink: uplinks.receive,
       stat: (eui, stat) => this.onStat(table, eui, stat),
-      txAck: (eui, token, error) => sender.onTxAck(eui, token, error),
+      txAck: sender.onTxAck,
       rejected: (reason, err) => {
         this.m.reject(reason);
         if (reason === 'handler_error') log.error({ err }, 'lorawan handler failed');
@@ -171,14 +167,6 @@ export class LorawanNetworkServer implements LorawanDriver {
       this.log.info({ max: table.max, maxPending: table.maxPending, idleMs: table.idleMs }, 'no lorawan.forwarders: serving any packet forwarder in a bounded table; a forwarder\'s stat is stored once it relays a valid frame');
     }
     return table;
-  }
-
-  private event(e: NewEvent): void {
-    try {
-      this.ctx.store.appendEvent({ ...e, ts: this.ctx.clock.now() });
-    } catch (err) {
-      this.log.error({ err, kind: e.kind }, 'could not store a lorawan event');
-    }
   }
 
   /** Only a trusted forwarder's stat is stored (forwarders.ts): forged EUIs leave no gw-<EUI> device behind. */

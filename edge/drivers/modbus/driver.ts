@@ -3,8 +3,10 @@
  * one BusScheduler per bus, readings into ctx.ingest, events into ctx.store. A bus that cannot
  * be opened (a serial path that does not exist, a refused connection) or is lost (the device
  * vanished, the peer went away) is degraded and reopened with backoff, and reported to the
- * supervisor until it is back; the other buses and the rest of the gateway run on.
+ * supervisor until it has been back STABLE_MS (a flapping bus stays reported lost); the other
+ * buses and the rest of the gateway run on.
  */
+import type { Timer } from '../../clock.js';
 import type { Component, GatewayContext } from '../../component.js';
 import type { BusConfig } from '../../config/schema.js';
 import { StreetboxError, errorMessage } from '../../errors.js';
@@ -18,7 +20,7 @@ import { ModbusMetrics } from './metrics.js';
 import { readPoints, writePoint, type PointValue, type WriteResult } from './points.js';
 import { BusScheduler, type DeviceCommsState } from './scheduler.js';
 import { createTransport, type TransportDeps } from './transport/index.js';
-import type { StateListener } from './transport/connection.js';
+import { STABLE_MS, type StateListener } from './transport/connection.js';
 import type { ModbusTransport, TransportCounters, TransportState } from './transport/types.js';
 
 export interface DeviceStatus {
@@ -62,7 +64,12 @@ export interface ModbusDriverOptions {
   /** default: loadProfiles(ctx.config.profiles) */
   profiles?: ProfileRegistry;
   rtu?: TransportDeps['rtu'];
+  /** how long a reopened bus must stay open before it is reported back (default STABLE_MS, 10 s) */
+  stableMs?: number;
 }
+
+/** The 'modbus bus lost' line of one bus is logged at most this often; the lines left out are counted in the next. */
+const LOST_LOG_EVERY_MS = 60_000;
 
 interface BusRuntime {
   config: BusConfig;
@@ -150,20 +157,47 @@ class ModbusDriverImpl implements ModbusDriver {
     return { config, transport, scheduler, devices: [] };
   }
 
-  /** Logs a bus lost (failed opens are logged by the connection, with the retry delay) and reports it lost and back. */
+  /**
+   * Logs a bus lost (failed opens are logged by the connection, with the retry delay) and
+   * reports it lost at once, and back once it has stayed open `stableMs`: a flapping bus (a
+   * peer that accepts and drops) stays reported lost, so the supervisor does not flap with it.
+   * The 'bus lost' line is logged at most every LOST_LOG_EVERY_MS, with the count left out.
+   */
   private busWatch(busId: string): StateListener {
+    const { clock } = this.ctx;
     const part = `bus ${busId}`;
+    const stableMs = this.opts.stableMs ?? STABLE_MS;
     let previous: TransportState = 'closed';
     let reported = false;
+    let backTimer: Timer | undefined;
+    let lastLostLog = -Infinity;
+    let suppressed = 0;
+    const cancelBack = (): void => {
+      if (backTimer) clock.clearTimeout(backTimer);
+      backTimer = undefined;
+    };
     return (state, error) => {
-      if (previous === 'connected' && state === 'degraded') this.log.error({ bus: busId, err: error }, 'modbus bus lost');
+      if (previous === 'connected' && state === 'degraded') {
+        const now = clock.monotonic();
+        if (now - lastLostLog >= LOST_LOG_EVERY_MS) {
+          this.log.error({ bus: busId, err: error, ...(suppressed > 0 ? { suppressed } : {}) }, 'modbus bus lost');
+          lastLostLog = now;
+          suppressed = 0;
+        } else suppressed++;
+      }
       previous = state;
+      if (state !== 'connected') cancelBack();
       if (state === 'degraded' && !reported) {
         reported = true;
         this.ctx.bus.emit('health', { name: this.name, part, ok: false, error: error ?? `${part} lost` });
       } else if (state === 'connected' && reported) {
-        reported = false;
-        this.ctx.bus.emit('health', { name: this.name, part, ok: true });
+        cancelBack();
+        backTimer = clock.setTimeout(() => {
+          backTimer = undefined;
+          reported = false;
+          this.ctx.bus.emit('health', { name: this.name, part, ok: true });
+        }, stableMs);
+        backTimer.unref?.();
       }
     };
   }

@@ -12,10 +12,11 @@
 import type { Clock, Timer } from '../../../clock.js';
 import type { Logger } from '../../../log.js';
 import { statusConfirms, type StreetlightStatus } from '../../../profiles/loraStreetlight.js';
-import type { EventDetails, EventKind, Severity } from '../../../store/types.js';
 import type { QueuedDownlink } from '../api.js';
 import { StreetboxError } from '../../../errors.js';
+import type { DeviceIndex } from '../devices.js';
 import { DutyCycleError, LoraError, TxError } from '../errors.js';
+import type { LorawanEvents } from '../events.js';
 import type { LorawanMetrics } from '../metrics.js';
 import { DutyCycleLedger } from '../region/dutyCycle.js';
 import type { GatewayBackend } from '../semtech/backend.js';
@@ -23,10 +24,6 @@ import type { Session, SessionStore } from '../storage/sessions.js';
 import { buildDataDownlink } from './data.js';
 import { MAX_ATTEMPTS, queueItem, type DownlinkQueue, type NewQueueItem, type QueueItem } from './queue.js';
 import { planClassA, planClassC, type RxWindowSettings, type TxPlan, type UplinkContext } from './scheduler.js';
-
-/** The driver's events: their kinds and details are declared in store/eventKinds.ts. */
-export type LorawanEventKind = Extract<EventKind, `lorawan.${string}`>;
-export type EmitEvent = <K extends LorawanEventKind>(device: string | null, kind: K, severity: Severity, detail: EventDetails[K]) => void;
 
 export interface SenderDeps {
   backend: GatewayBackend;
@@ -36,12 +33,11 @@ export interface SenderDeps {
   clock: Clock;
   log: Logger;
   settings: RxWindowSettings;
-  emit: EmitEvent;
+  /** each device's class, and the forwarder that last answered it (uplink/handler.ts keeps it) */
+  devices: DeviceIndex;
+  events: LorawanEvents;
   /** class C: how long to wait for the ACK of a confirmed downlink before sending it again */
   classCAckTimeoutMs: number;
-  /** which gateway can reach a device now (the last that heard it, if its keepalives come) */
-  gatewayFor(devEui: string): string | null;
-  classOf(devEui: string): 'A' | 'C';
   /** the duty-cycle ledger (default: one in memory) */
   ledger?: DutyCycleLedger;
 }
@@ -92,7 +88,7 @@ export class DownlinkSender {
   enqueue(init: NewQueueItem): QueuedDownlink {
     const { item, outcome } = queueItem(init);
     if (!this.d.queue.push(item)) throw new StreetboxError('E_INVALID_COMMAND', `the downlink queue of ${item.device} is full`);
-    if (this.d.classOf(item.devEui) === 'C' && this.d.queue.head(item.devEui) === item) this.sendClassC(item);
+    if (this.classOf(item.devEui) === 'C' && this.d.queue.head(item.devEui) === item) this.sendClassC(item);
     return { id: item.id, outcome };
   }
 
@@ -100,7 +96,7 @@ export class DownlinkSender {
     if (item.timer) this.d.clock.clearTimeout(item.timer);
     item.timer = null;
     this.d.queue.remove(item);
-    this.d.emit(item.device, kind, kind === 'lorawan.downlink.failed' ? 'warning' : 'info', { id: item.id, action: item.command.action, attempts: item.attempts, ...detail });
+    this.d.events.emit({ device: item.device, kind, severity: kind === 'lorawan.downlink.failed' ? 'warning' : 'info', detail: { id: item.id, action: item.command.action, attempts: item.attempts, ...detail } });
     if (kind === 'lorawan.downlink.verified') item.settle({ status: 'verified' });
     else item.settle({ status: 'failed', reason: detail.reason ?? 'failed', ...(detail.code !== undefined ? { code: detail.code } : {}) });
   }
@@ -110,7 +106,7 @@ export class DownlinkSender {
     for (const item of this.d.queue.expire(this.d.clock.now())) {
       if (item.timer) this.d.clock.clearTimeout(item.timer);
       item.timer = null;
-      this.d.emit(item.device, 'lorawan.downlink.failed', 'warning', { id: item.id, action: item.command.action, attempts: item.attempts, reason: 'expired' });
+      this.d.events.emit({ device: item.device, kind: 'lorawan.downlink.failed', severity: 'warning', detail: { id: item.id, action: item.command.action, attempts: item.attempts, reason: 'expired' } });
       item.settle({ status: 'expired', reason: 'expired' });
     }
   }
@@ -136,7 +132,7 @@ export class DownlinkSender {
       }
     }
     const item = head?.state === 'queued' ? head : null;
-    if (item && this.d.classOf(devEui) === 'C' && !confirmedUp) {
+    if (item && this.classOf(devEui) === 'C' && !confirmedUp) {
       this.sendClassC(item);
       return;
     }
@@ -159,9 +155,9 @@ export class DownlinkSender {
     item.timer = null;
     if (this.d.queue.head(item.devEui) !== item || item.state !== 'queued') return;
     const session = this.d.sessions.get(item.devEui);
-    const gateway = this.d.gatewayFor(item.devEui);
+    const gateway = this.gatewayFor(item.devEui);
     if (!session || gateway === null) {
-      this.d.emit(item.device, 'lorawan.downlink.delayed', 'warning', { id: item.id, reason: session ? 'no_forwarder' : 'not_joined' });
+      this.d.events.emit({ device: item.device, kind: 'lorawan.downlink.delayed', severity: 'warning', detail: { id: item.id, reason: session ? 'no_forwarder' : 'not_joined' } });
       this.retryLater(item, 5_000);
       return;
     }
@@ -173,7 +169,7 @@ export class DownlinkSender {
       if (item.expiresAt !== null && this.d.clock.now() + waitMs > item.expiresAt) {
         this.finish(item, 'lorawan.downlink.failed', { reason: 'duty_cycle', code: r.error.code, error: r.error.message });
       } else {
-        this.d.emit(item.device, 'lorawan.downlink.delayed', 'warning', { id: item.id, reason: 'duty_cycle', code: r.error.code, error: r.error.message, delayMs: Math.ceil(waitMs) });
+        this.d.events.emit({ device: item.device, kind: 'lorawan.downlink.delayed', severity: 'warning', detail: { id: item.id, reason: 'duty_cycle', code: r.error.code, error: r.error.message, delayMs: Math.ceil(waitMs) } });
         this.retryLater(item, waitMs);
       }
       return;
@@ -232,15 +228,20 @@ export class DownlinkSender {
   private markSent(item: QueueItem, plan: TxPlan, fCntDown: number): void {
     item.state = 'sent';
     item.attempts++;
-    this.d.emit(item.device, 'lorawan.downlink.sent', 'info', {
-      id: item.id,
-      action: item.command.action,
-      attempt: item.attempts,
-      confirmed: item.confirmed,
-      window: plan.window,
-      gateway: plan.gatewayEui,
-      fCntDown,
-      airtimeMs: Math.round(plan.airtimeMs * 10) / 10,
+    this.d.events.emit({
+      device: item.device,
+      kind: 'lorawan.downlink.sent',
+      severity: 'info',
+      detail: {
+        id: item.id,
+        action: item.command.action,
+        attempt: item.attempts,
+        confirmed: item.confirmed,
+        window: plan.window,
+        gateway: plan.gatewayEui,
+        fCntDown,
+        airtimeMs: Math.round(plan.airtimeMs * 10) / 10,
+      },
     });
   }
 
@@ -250,9 +251,9 @@ export class DownlinkSender {
     const device = item?.device ?? devEui;
     if (err instanceof DutyCycleError) {
       // Class A: the command stays queued for the next uplink's RX windows.
-      this.d.emit(device, 'lorawan.downlink.delayed', 'warning', { id: item?.id ?? null, reason: 'duty_cycle', code: err.code, error: err.message });
+      this.d.events.emit({ device, kind: 'lorawan.downlink.delayed', severity: 'warning', detail: { id: item?.id ?? null, reason: 'duty_cycle', code: err.code, error: err.message } });
     } else if (err instanceof TxError) {
-      this.d.emit(device, 'lorawan.downlink.missed', 'warning', { id: item?.id ?? null, reason: err.reason, code: err.code, error: err.message });
+      this.d.events.emit({ device, kind: 'lorawan.downlink.missed', severity: 'warning', detail: { id: item?.id ?? null, reason: err.reason, code: err.code, error: err.message } });
     } else {
       this.d.log.error({ err, devEui }, 'downlink failed');
     }
@@ -296,8 +297,8 @@ export class DownlinkSender {
     }
   }
 
-  /** PROTOCOL.TXT §5.5: TX_ACK. An error is an event; RX1 falls back to RX2 when there is one. */
-  onTxAck(gatewayEui: string, token: number, error: string): void {
+  /** The backend's TX_ACK handler (PROTOCOL.TXT §5.5). An error is an event; RX1 falls back to RX2 when there is one. */
+  readonly onTxAck = (gatewayEui: string, token: number, error: string): void => {
     const key = `${gatewayEui}:${token}`;
     const p = this.pending.get(key);
     if (!p) {
@@ -313,20 +314,31 @@ export class DownlinkSender {
     this.d.metrics.txAckErrors++;
     this.ledger.refund(p.plan.gatewayEui, p.plan.freq, p.plan.airtimeMs, p.at);
     const next = p.fallback[0];
-    this.d.emit(p.device, 'lorawan.tx_ack.error', 'warning', {
-      gateway: gatewayEui,
-      error,
-      window: p.plan.window,
-      id: p.item?.id ?? null,
-      fallback: next ? next.window : null,
+    this.d.events.emit({
+      device: p.device,
+      kind: 'lorawan.tx_ack.error',
+      severity: 'warning',
+      detail: { gateway: gatewayEui, error, window: p.plan.window, id: p.item?.id ?? null, fallback: next ? next.window : null },
     });
     if (next && this.transmit([next, ...p.fallback.slice(1)], p.device, p.item)) return;
     if (p.item && p.item.state === 'sent') {
       // Not on the air: the command goes out again (next uplink, or now for class C).
       p.item.attempts = Math.max(0, p.item.attempts - 1);
       p.item.state = 'queued';
-      if (this.d.classOf(p.item.devEui) === 'C') this.sendClassC(p.item);
+      if (this.classOf(p.item.devEui) === 'C') this.sendClassC(p.item);
     }
+  };
+
+  private classOf(devEui: string): 'A' | 'C' {
+    return this.d.devices.byDevEui(devEui)?.class ?? 'A';
+  }
+
+  /** Which forwarder can reach a device now: the last that answered it if its keepalives come, else any that can transmit. */
+  private gatewayFor(devEui: string): string | null {
+    const { backend } = this.d;
+    const gw = this.d.devices.byDevEui(devEui)?.gateway ?? null;
+    if (gw !== null && backend.canSend(gw)) return gw;
+    return backend.forwarders().find((f) => backend.canSend(f.gatewayEui))?.gatewayEui ?? null;
   }
 
   /** Clears every timer (on stop); the commands still queued end: failed, the driver stopped. */

@@ -1,9 +1,12 @@
 /**
- * De-duplication of one frame heard by several forwarders (as ChirpStack's
- * deduplication): an accepted frame opens a window of `windowMs`; copies with the same
- * (DevAddr, FCnt) and the same bytes that arrive in it are merged into it. When the window
- * closes, the promise `open` returned resolves with every copy, best first: the best RSSI/SNR
- * goes into the readings, the best forwarder that can transmit sends the answer.
+ * De-duplication of one frame heard by several forwarders (as ChirpStack's deduplication), in
+ * one call: `claim` says whether a frame is a copy of one whose window is open (the same key —
+ * (DevAddr, FCnt) or (DevEUI, DevNonce) — and the same bytes: merged, nothing more to do) or
+ * the first of its kind, and then hands back its window, still closed. The uplink opens it
+ * once the frame is accepted (MIC, counter, DevNonce), so a rejected frame's copies are
+ * decoded and counted by their own reason, and a forged frame never holds a window. The open
+ * window collects copies for `windowMs`; `heard` then resolves with every copy, best first:
+ * the best RSSI/SNR goes into the readings, the best forwarder that can transmit answers.
  */
 import type { Clock, Timer } from '../../../clock.js';
 import type { UplinkContext } from '../downlink/scheduler.js';
@@ -32,6 +35,15 @@ interface Entry {
   resolve: (heard: Heard) => void;
 }
 
+/** What `claim` says of a frame: a copy merged into an open window, or the first, with its window. */
+export type Claim = { copy: true } | { copy: false; window: DedupWindow };
+
+/** The window of a frame seen first: `open` it once the frame is accepted. */
+export interface DedupWindow {
+  /** Opens the window (once; later calls return the same promise): resolves with every copy when it closes. */
+  open(): Promise<Heard>;
+}
+
 export class Deduplicator {
   private readonly entries = new Map<string, Entry>();
   private readonly clock: Clock;
@@ -46,17 +58,32 @@ export class Deduplicator {
     return `${devAddr}:${fCnt16}`;
   }
 
-  /** True when this is a copy of a frame whose window is open (merged); false when the caller should process it. */
-  merge(key: string, phy: Buffer, meta: RxMeta): boolean {
+  /**
+   * A copy of a frame whose window is open (same key, same bytes) is merged into it; any other
+   * frame gets its window, closed until the caller accepts the frame and opens it.
+   */
+  claim(key: string, phy: Buffer, meta: RxMeta): Claim {
     const e = this.entries.get(key);
-    if (!e || !e.phy.equals(phy)) return false;
-    e.copies.push(meta);
-    if (better(meta, e.best)) e.best = meta;
-    return true;
+    if (e && e.phy.equals(phy)) {
+      e.copies.push(meta);
+      if (better(meta, e.best)) e.best = meta;
+      return { copy: true };
+    }
+    let heard: Promise<Heard> | null = null;
+    return { copy: false, window: { open: () => (heard ??= this.open(key, phy, meta)) } };
   }
 
-  /** Opens the window of an accepted frame; resolves with its copies when the window closes. */
-  open(key: string, phy: Buffer, meta: RxMeta): Promise<Heard> {
+  /**
+   * Opens the window of an accepted frame. A window still open under the same key (another
+   * frame with the same key, accepted too) closes first: its chain gets the copies it had
+   * rather than a promise that never settles.
+   */
+  private open(key: string, phy: Buffer, meta: RxMeta): Promise<Heard> {
+    const old = this.entries.get(key);
+    if (old) {
+      this.clock.clearTimeout(old.timer);
+      this.close(key);
+    }
     return new Promise((resolve) => {
       const timer = this.clock.setTimeout(() => this.close(key), this.windowMs);
       timer.unref?.();

@@ -1,9 +1,10 @@
 /**
  * The road of an uplink, top to bottom (as ChirpStack's uplink/data.rs and uplink/join.rs):
- * receive (CRC, length, parse) → de-duplicate → decode (session, FCnt, MIC) → commit the
- * counter → store the status → answer in RX1/RX2 → store the radio readings. One function
- * per frame kind (dataUplink, joinRequest), each step in order, ending in `answer`, the one
- * step that awaits the de-duplication window where the answer needs it.
+ * receive (CRC, length, parse) → claim (a copy of a frame being handled: counted, done) →
+ * decode (session, FCnt, MIC) → commit the counter → open the de-duplication window → store
+ * the status → answer in RX1/RX2 → store the radio readings. One function per frame kind
+ * (dataUplink, joinRequest), each step in order, ending in `answer`, the one step that awaits
+ * the window where the answer needs it.
  *
  * With one forwarder the answer goes at once. With several, the window collects the copies
  * first (RX1 is 1 s after the uplink, the window at most 500 ms) and the best forwarder that
@@ -16,8 +17,9 @@ import { decodeStatus, STATUS_FPORT, type StreetlightStatus } from '../../../pro
 import type { Ingest } from '../../../store/api.js';
 import type { DeviceEntry, DeviceIndex } from '../devices.js';
 import { buildJoinAccept } from '../downlink/join.js';
-import type { DownlinkSender, EmitEvent } from '../downlink/sender.js';
+import type { DownlinkSender } from '../downlink/sender.js';
 import { LoraError } from '../errors.js';
+import type { LorawanEvents } from '../events.js';
 import type { LorawanMetrics } from '../metrics.js';
 import { radioReadings, statusReadings } from '../readings.js';
 import { drIndex, parseDatr } from '../region/eu868.js';
@@ -25,7 +27,7 @@ import type { GatewayBackend, UplinkRx } from '../semtech/backend.js';
 import type { ForwarderTable } from '../semtech/forwarders.js';
 import type { Session, SessionStore } from '../storage/sessions.js';
 import { decodeDataUplink, type DataUplink } from './data.js';
-import type { Deduplicator, Heard, RxMeta } from './dedup.js';
+import type { DedupWindow, Deduplicator, Heard, RxMeta } from './dedup.js';
 import { handleJoinRequest } from './join.js';
 import { receiveFrame, type ReceivedFrame } from './receive.js';
 
@@ -54,7 +56,7 @@ export interface UplinkDeps {
   metrics: LorawanMetrics;
   clock: Clock;
   log: Logger;
-  emit: EmitEvent;
+  events: LorawanEvents;
 }
 
 export class UplinkHandler {
@@ -69,7 +71,7 @@ export class UplinkHandler {
   }
 
   /** The backend's uplink handler: runs the chain of one rxpk; a rejected frame is counted by reason, never thrown. */
-  receive(rx: UplinkRx): void {
+  readonly receive = (rx: UplinkRx): void => {
     if (this.stopped) return;
     this.d.metrics.frames++;
     try {
@@ -80,7 +82,7 @@ export class UplinkHandler {
     } catch (err) {
       this.reject(err, rx.gatewayEui);
     }
-  }
+  };
 
   private readonly ended = (): void => {
     if (--this.running === 0) this.drained?.();
@@ -97,18 +99,20 @@ export class UplinkHandler {
     this.stopped = true;
   }
 
-  /** receive → de-duplicate → the chain of its kind; null for a copy merged into an open window. */
+  /** receive → claim → the chain of its kind; null for a copy merged into an open window. */
   private handle(rx: UplinkRx): Promise<void> | null {
     const frame = receiveFrame(rx);
-    if (this.d.dedup.merge(frame.key, frame.phy, frame.meta)) {
+    // claim: a copy of a frame whose window is open is merged into it; the first gets its window, opened once accepted
+    const claim = this.d.dedup.claim(frame.key, frame.phy, frame.meta);
+    if (claim.copy) {
       this.d.metrics.duplicates++;
       return null;
     }
-    return frame.join ? this.joinRequest(frame) : this.dataUplink(frame);
+    return frame.join ? this.joinRequest(frame, claim.window) : this.dataUplink(frame, claim.window);
   }
 
-  /** A data uplink (LoRaWAN 1.0.3 §4), after de-duplication. */
-  private dataUplink(frame: ReceivedFrame): Promise<void> {
+  /** A data uplink (LoRaWAN 1.0.3 §4), the first copy heard. */
+  private dataUplink(frame: ReceivedFrame, window: DedupWindow): Promise<void> {
     const { sessions, devices } = this.d;
     // decode: the session by DevAddr, the 32-bit FCnt, the MIC, the FRMPayload (uplink/data.ts)
     const dec = decodeDataUplink(frame.packet, (addr) => {
@@ -118,6 +122,8 @@ export class UplinkHandler {
     // FCnt: accepted, the counter is committed before anything else can fail
     dec.session.fCntUp = dec.fCnt;
     sessions.touch(dec.session);
+    // accepted: the window opens, copies from other forwarders are merged into it from now on
+    const heard = window.open();
     this.d.metrics.uplinks++;
     const now = this.d.clock.now();
     const device = this.heardFrom(dec.session.devEui, frame.meta, now);
@@ -125,16 +131,18 @@ export class UplinkHandler {
     const status = this.storeStatus(device, dec, now);
     // answer: the command in flight settles, the next one (and/or an ACK) goes in RX1/RX2
     const answer: Answer = { kind: 'data', session: dec.session, confirmed: dec.confirmed, ack: dec.ack, status };
-    return this.answer(device, frame, answer, drOf(frame.meta.up.datr), now);
+    return this.answer(device, frame.meta, heard, answer, drOf(frame.meta.up.datr), now);
   }
 
-  /** A Join Request (LoRaWAN 1.0.3 §6.2), after de-duplication: a new session and its Join Accept. */
-  private joinRequest(frame: ReceivedFrame): Promise<void> {
+  /** A Join Request (LoRaWAN 1.0.3 §6.2), the first copy heard: a new session and its Join Accept. */
+  private joinRequest(frame: ReceivedFrame, window: DedupWindow): Promise<void> {
     const { sessions, devices, join } = this.d;
     // decode: the device's keys, the MIC, an unused DevNonce; the session keys and a DevAddr (uplink/join.ts)
     const result = handleJoinRequest(frame.packet, (devEui) => devices.otaaKeys(devEui), sessions, join.netId);
     // store
     sessions.put(result.session);
+    // accepted: the window opens, copies from other forwarders are merged into it from now on
+    const heard = window.open();
     this.d.metrics.joins++;
     const now = this.d.clock.now();
     const device = this.heardFrom(result.session.devEui, frame.meta, now);
@@ -143,7 +151,7 @@ export class UplinkHandler {
       { appNonce: result.appNonce, netId: result.netId, devAddr: result.session.devAddr, rx1DrOffset: join.rx1DrOffset, rx2Dr: join.rx2Dr, rx1Delay: join.rx1Delay },
       result.keys.appKey,
     );
-    return this.answer(device, frame, { kind: 'join', joinAccept, devAddr: result.session.devAddr, devNonce: result.devNonce }, null, now);
+    return this.answer(device, frame.meta, heard, { kind: 'join', joinAccept, devAddr: result.session.devAddr, devNonce: result.devNonce }, null, now);
   }
 
   /**
@@ -151,14 +159,12 @@ export class UplinkHandler {
    * forwarder; with several, after the window, through the best forwarder that can transmit —
    * then the radio readings of all copies. Holds only what these steps need while it waits.
    */
-  private async answer(device: DeviceEntry, frame: ReceivedFrame, answer: Answer, dr: number | null, ts: number): Promise<void> {
-    const first = frame.meta;
-    const window = this.d.dedup.open(frame.key, frame.phy, first);
+  private async answer(device: DeviceEntry, first: RxMeta, heard: Promise<Heard>, answer: Answer, dr: number | null, ts: number): Promise<void> {
     try {
-      const via = this.severalForwarders() ? this.answerer(await window) : first;
+      const via = this.severalForwarders() ? this.answerer(await heard) : first;
       device.gateway = via.gatewayEui;
       if (!this.stopped) this.send(device, answer, via);
-      this.storeRadio(device, await window, dr, ts);
+      this.storeRadio(device, await heard, dr, ts);
     } catch (err) {
       this.reject(err, first.gatewayEui);
     }
@@ -171,7 +177,12 @@ export class UplinkHandler {
       return;
     }
     const sent = this.d.sender.sendJoinAccept(answer.joinAccept, via.up, device.id);
-    this.d.emit(device.id, 'lorawan.joined', 'info', { devEui: device.devEui, devAddr: answer.devAddr, devNonce: answer.devNonce, joinAcceptSent: sent, gateway: via.gatewayEui });
+    this.d.events.emit({
+      device: device.id,
+      kind: 'lorawan.joined',
+      severity: 'info',
+      detail: { devEui: device.devEui, devAddr: answer.devAddr, devNonce: answer.devNonce, joinAcceptSent: sent, gateway: via.gatewayEui },
+    });
   }
 
   /** An authentic frame of a configured device: the device was heard, and its forwarder is a real one. */

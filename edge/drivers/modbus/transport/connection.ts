@@ -5,6 +5,9 @@
  * and calls `lost` when an open channel ends by itself; this class owns the state, the reason,
  * the backoff timer and the log lines, as MQTT.js keeps reconnect in its client and its
  * transports are small builders.
+ *
+ * The backoff is reset only by a channel that stayed open `stableMs`: a peer that accepts and
+ * drops at once (a flapping bus) is retried with growing delays, not every 500 ms.
  */
 import { Backoff } from '../../../backoff.js';
 import type { Clock, Timer } from '../../../clock.js';
@@ -13,6 +16,9 @@ import type { Logger } from '../../../log.js';
 import type { Series } from '../../../metrics.js';
 import { ModbusTransportError } from '../errors.js';
 import type { TransportState } from './types.js';
+
+/** How long a channel must stay open to count as back for good (backoff reset, bus health). */
+export const STABLE_MS = 10_000;
 
 export interface ChannelOpener<C> {
   /**
@@ -34,8 +40,10 @@ export interface BusConnectionOptions<C> extends ChannelOpener<C> {
   opened: { message: string; fields: Record<string, unknown> };
   /** counts successful opens */
   connects: Series;
-  /** reopen delays: default 500 ms doubling up to 30 s, reset after a success */
+  /** reopen delays: default 500 ms doubling up to 30 s, reset by a channel that stayed open `stableMs` */
   backoff?: { minMs: number; maxMs: number };
+  /** how long a channel must stay open before its loss starts the backoff over (default STABLE_MS) */
+  stableMs?: number;
   /** called on every state change */
   onState?: StateListener | undefined;
 }
@@ -54,6 +62,8 @@ export class BusConnection<C> {
   private timer: Timer | undefined;
   private keepOpen = false;
   private closing = false;
+  /** clock.monotonic() when the open channel opened */
+  private openedAt = 0;
 
   constructor(opts: BusConnectionOptions<C>) {
     this.opts = opts;
@@ -86,7 +96,7 @@ export class BusConnection<C> {
         opened = channel;
         this.channel = channel;
         this.opts.connects.inc();
-        this.backoff.reset();
+        this.openedAt = this.opts.clock.monotonic();
         this.setState('connected');
         this.opts.log.info({ bus: this.opts.busId, ...this.opts.opened.fields }, this.opts.opened.message);
         return channel;
@@ -107,6 +117,8 @@ export class BusConnection<C> {
 
   /** Keeps the channel open: opens now, and again with backoff after a failure or a loss. */
   start(): void {
+    // a fresh start (not a second call while kept open) owes nothing to an earlier run's failures
+    if (!this.keepOpen) this.backoff.reset();
     this.keepOpen = true;
     this.closing = false;
     this.reopen();
@@ -139,6 +151,8 @@ export class BusConnection<C> {
 
   private onLost(reason: string): void {
     this.channel = undefined;
+    // only a channel that stayed open a while starts the backoff over; a flapping peer does not
+    if (this.opts.clock.monotonic() - this.openedAt >= (this.opts.stableMs ?? STABLE_MS)) this.backoff.reset();
     if (this.keepOpen) {
       this.setState('degraded', reason);
       this.schedule();
