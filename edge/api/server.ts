@@ -46,7 +46,7 @@ class HttpApi implements ApiComponent {
   private readonly router = new Router();
   private readonly env: RouteEnv;
   private readonly mounts = new Map<string, RequestListener>();
-  private tokens: TokenTable | null = null;
+  private readonly tokens: TokenTable;
   private http: Server | null = null;
   private boundPort: number | null = null;
 
@@ -56,6 +56,8 @@ class HttpApi implements ApiComponent {
   ) {
     this.log = ctx.log.child({ module: 'api' });
     this.env = { ctx, deps, metrics: new ApiMetrics(ctx.bus), availability: new Map() };
+    this.tokens = new TokenTable(ctx.config.api.tokens);
+    for (const add of [systemRoutes, deviceRoutes, dataRoutes, consumerRoutes, commandRoutes, pageRoutes]) add(this.router, this.env);
   }
 
   port(): number {
@@ -83,10 +85,6 @@ class HttpApi implements ApiComponent {
   async start(): Promise<void> {
     if (this.http) return;
     const cfg = this.ctx.config.api;
-    this.tokens = new TokenTable(cfg.tokens);
-    if (this.router.list().length === 0) {
-      for (const add of [systemRoutes, deviceRoutes, dataRoutes, consumerRoutes, commandRoutes, pageRoutes]) add(this.router, this.env);
-    }
     this.env.metrics.start();
     this.ctx.bus.on(this, 'event', (e) => {
       if (e.device === null) return;
@@ -151,7 +149,7 @@ class HttpApi implements ApiComponent {
         throw new ApiError(404, 'E_NOT_FOUND', `no route ${url.pathname}`);
       }
       if ('allow' in match) throw new ApiError(405, 'E_USAGE', `${req.method ?? ''} is not allowed on ${url.pathname}`, { headers: { Allow: match.allow.join(', ') } });
-      const check = this.tokens!.check(req);
+      const check = this.tokens.check(req);
       const principal = check.kind === 'ok' ? check.principal : null;
       who = principal?.principal ?? null;
       const access = match.route.access;
