@@ -59,7 +59,7 @@ export class Family<L extends string = never> extends Series {
 
   /** The series of these label values, made (at 0) on first use. */
   labels(values: Record<L, string>): Series {
-    const key = this.labelNames.map((l) => values[l]).join('\u0000');
+    const key = this.key(values);
     let entry = this.series.get(key);
     if (!entry) {
       const labels = {} as Record<L, string>;
@@ -71,7 +71,13 @@ export class Family<L extends string = never> extends Series {
 
   /** The value of the series with these label values; 0 if it was never made. */
   get(values: Record<L, string>): number {
-    return this.series.get(this.labelNames.map((l) => values[l]).join('\u0000'))?.series.value ?? 0;
+    return this.series.get(this.key(values))?.series.value ?? 0;
+  }
+
+  /** The series key of these label values; with one label (a reason: counted per frame) its value, no array built. */
+  private key(values: Record<L, string>): string {
+    const names = this.labelNames;
+    return names.length === 1 ? (values[names[0]!] ?? '') : names.map((l) => values[l]).join('\u0000');
   }
 
   /** The label values and value of every series, in the order they were made. */

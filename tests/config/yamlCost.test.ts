@@ -43,36 +43,57 @@ function mergedDevices(n: number): string {
   return lines.join('\n');
 }
 
-describe('aliases cost what they expand to', () => {
-  it('8,000 merge-key aliases validate well within 3 s (52 s before)', () => {
-    const text = mergedDevices(8000);
+/** The least disturbed of two runs of `fn`, in ms (a shared machine slows some runs down). */
+function bestMs(fn: () => void): number {
+  let best = Infinity;
+  for (let i = 0; i < 2; i++) {
     const started = performance.now();
+    fn();
+    best = Math.min(best, performance.now() - started);
+  }
+  return best;
+}
+
+/**
+ * How the cost grows from 1,000 to 8,000 aliases, measured in the same run (a ratio, not a time,
+ * so a slow machine does not fail it): linear is about 8, the old walk per alias about 64.
+ */
+function growth(run: (n: number) => void): number {
+  return bestMs(() => run(8000)) / bestMs(() => run(1000));
+}
+
+const LINEAR = 24;
+
+describe('aliases cost what they expand to', () => {
+  it('8,000 merge-key aliases validate in linear time (52 s before)', () => {
+    const text = mergedDevices(8000);
     const { config } = parse(text);
-    expect(performance.now() - started).toBeLessThan(3000);
+    expect(growth((n) => parse(mergedDevices(n)))).toBeLessThan(LINEAR);
     expect(config.devices).toHaveLength(8000);
     expect(config.devices[7999]).toMatchObject({ id: 'lamp-7999', bus: 'line-32', poll: 5000, groups: ['street'] });
   });
 
-  it('8,000 aliases in one list, each an error of its own, within 3 s', () => {
-    const text = ['gateway: { id: gw }', 'groups:', '  - &g { id: street }', ...Array.from({ length: 8000 }, () => '  - *g')].join('\n');
-    const started = performance.now();
-    const issues = issuesOf(text);
-    expect(performance.now() - started).toBeLessThan(3000);
+  it('8,000 aliases in one list, each an error of its own, in linear time', () => {
+    const listOf = (n: number) => ['gateway: { id: gw }', 'groups:', '  - &g { id: street }', ...Array.from({ length: n }, () => '  - *g')].join('\n');
+    const issues = issuesOf(listOf(8000));
+    expect(growth((n) => issuesOf(listOf(n)))).toBeLessThan(LINEAR);
     expect(issues).toHaveLength(8000);
     // an issue inside an aliased value is placed where the value is written: at the anchor
     expect(issues[0]).toMatchObject({ line: 3, col: 14, path: 'groups[1].id', message: 'duplicate group id "street" (first used at index 0)' });
   });
 
-  it('8,000 aliases of a value from the environment: its ${VAR} shown in each issue, within 3 s', () => {
-    const text = ['gateway: { id: gw }', 'groups:', '  - { id: &g "${GROUP}" }', ...Array.from({ length: 8000 }, () => '  - { id: *g }')].join('\n');
-    const started = performance.now();
-    let issues: ConfigIssue[] = [];
-    try {
-      parseConfig(text, { file: 'devices.yaml', env: { GROUP: 'street-42' } });
-    } catch (err) {
-      issues = [...(err as ConfigError).issues];
-    }
-    expect(performance.now() - started).toBeLessThan(3000);
+  it('8,000 aliases of a value from the environment: its ${VAR} shown in each issue, in linear time', () => {
+    const envOf = (n: number) => ['gateway: { id: gw }', 'groups:', '  - { id: &g "${GROUP}" }', ...Array.from({ length: n }, () => '  - { id: *g }')].join('\n');
+    const issuesWithEnv = (n: number): ConfigIssue[] => {
+      try {
+        parseConfig(envOf(n), { file: 'devices.yaml', env: { GROUP: 'street-42' } });
+      } catch (err) {
+        return [...(err as ConfigError).issues];
+      }
+      return [];
+    };
+    const issues = issuesWithEnv(8000);
+    expect(growth(issuesWithEnv)).toBeLessThan(LINEAR);
     expect(issues).toHaveLength(8000);
     expect(issues[7999]!.message).toBe('duplicate group id "${GROUP}" (first used at index 0)');
   });
@@ -80,9 +101,10 @@ describe('aliases cost what they expand to', () => {
   it('a billion laughs is refused at once, at the alias that would pass the limit, without expanding it', () => {
     const lines = ['gateway: { id: gw }', 'lol0: &lol0 "lol"'];
     for (let i = 1; i <= 9; i++) lines.push(`lol${i}: &lol${i} [${Array(10).fill(`*lol${i - 1}`).join(', ')}]`);
+    // refused before expanding: expanding would take minutes and gigabytes; the bound only keeps a hang short
     const started = performance.now();
     const issues = issuesOf(lines.join('\n'));
-    expect(performance.now() - started).toBeLessThan(1000);
+    expect(performance.now() - started).toBeLessThan(10_000);
     // lol4 stands for 11,111 values: the eighth *lol4 in lol5 (line 7) takes the document past 100,000
     expect(issues.map((i) => `${i.line}:${i.col} ${i.message}`)).toEqual(['7:63 alias "*lol4" would expand the document to more than 100000 values (aliases of aliases); refused']);
   });

@@ -52,13 +52,12 @@ export function commandRoutes(r: Router, env: RouteEnv): void {
       const field = parsed.ok ? (typeof result.field === 'string' ? result.field : null) : 'body';
       return { status: rejectionStatus(code), body: { status: 'error', code, error, field, id: row.id, transaction: transaction ?? null } };
     }
-    // the status as stored now: a drive may have sent its first frame while submit returned, and
-    // the answer must not be behind what the live feed and the broker already carried
-    const status = env.deps.commands.get(row.id)?.status ?? row.status;
+    // `queued`: the status at acceptance, the first of this door's sequence (GET /api/v1/commands/:id
+    // continues it forwards); the live feed is a sequence of its own
     return {
       status: 202,
       headers: { Location: `/api/v1/commands/${row.id}` },
-      body: { id: row.id, status, ...(transaction !== undefined ? { transaction } : {}) },
+      body: { id: row.id, status: row.status, ...(transaction !== undefined ? { transaction } : {}) },
     };
   };
 
