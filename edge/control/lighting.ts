@@ -58,9 +58,9 @@ export function summarise(outcomes: readonly DeviceOutcome[]): GroupOutcome {
 }
 
 export class Lighting {
-  /** the claims; its schedules are set at start */
+  /** the claims, over the schedules of the config */
   readonly arbiter: Arbiter;
-  private scheduler: Scheduler | null = null;
+  private readonly scheduler: Scheduler | null;
   private timer: Timer | null = null;
   private running = false;
   /** the level last asked of each device */
@@ -70,20 +70,13 @@ export class Lighting {
 
   constructor(private readonly o: LightingOptions) {
     this.clock = o.ctx.clock;
-    this.arbiter = new Arbiter({ clock: this.clock, membership: membershipFromConfig(o.ctx.config), schedule: null });
+    this.scheduler = schedulerOf(o.ctx.config, o.log);
+    this.arbiter = new Arbiter({ clock: this.clock, membership: membershipFromConfig(o.ctx.config), schedule: this.scheduler });
   }
 
   start(): void {
     if (this.running) return;
     const { ctx, log } = this.o;
-    try {
-      this.scheduler = createScheduler(ctx.config.schedules, ctx.config.gateway);
-    } catch (err) {
-      // a schedule that cannot run must not leave the street dark: defaultLevel applies
-      log.error({ err: errorMessage(err) }, 'control: schedules not usable; groups fall back to their defaultLevel');
-      this.scheduler = null;
-    }
-    this.arbiter.setSchedule(this.scheduler);
     this.o.claims.open();
     const restored = this.arbiter.restore(this.o.claims.load());
     for (const bad of restored.invalid) log.error({ index: bad.index, error: bad.error }, 'control: stored claim dropped');
@@ -350,6 +343,16 @@ function describe(w: Wanted): Record<string, unknown> {
   if (s.kind === 'claim') return { kind: 'claim', commandId: s.claim.id, priority: s.claim.priority };
   if (s.kind === 'schedule') return { kind: 'schedule', schedule: s.schedule, step: s.step, group: s.group, since: s.since };
   return { kind: 'default', group: s.group };
+}
+
+/** The config's schedules compiled; a schedule that cannot run must not leave the street dark: defaultLevel applies. */
+function schedulerOf(config: GatewayContext['config'], log: Logger): Scheduler | null {
+  try {
+    return createScheduler(config.schedules, config.gateway);
+  } catch (err) {
+    log.error({ err: errorMessage(err) }, 'control: schedules not usable; groups fall back to their defaultLevel');
+    return null;
+  }
 }
 
 /** True as soon as one of `flags` settles true; false once all settled false. */
