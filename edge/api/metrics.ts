@@ -9,11 +9,9 @@ import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import type { EventBus } from '../bus.js';
 import type { JsonLimit } from '../jsonLimits.js';
 import type { Store } from '../store/api.js';
-import type { CommandStatus } from '../store/types.js';
+import { COMMAND_STATUSES as STATUSES, FINAL_STATUSES as FINAL, type CommandStatus } from '../store/types.js';
 import { MetricsRegistry, type MetricSample } from '../metrics.js';
 
-const STATUSES: readonly CommandStatus[] = ['queued', 'sent', 'verified', 'failed', 'expired', 'rejected'];
-const FINAL = new Set<CommandStatus>(['verified', 'failed', 'expired', 'rejected']);
 /** commands followed until they end; past this many open ones the oldest are forgotten */
 const MAX_OPEN = 10_000;
 

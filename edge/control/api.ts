@@ -8,7 +8,7 @@
  * change of status also goes on the bus ('command') and is recorded as an event `command.*`, for
  * observers (broker, API live feed, sync, flows).
  */
-import type { CommandRecord, CommandStatus } from '../store/types.js';
+import { FINAL_STATUSES, type CommandRecord, type CommandStatus } from '../store/types.js';
 import type { Principal } from './roles.js';
 
 export type { Principal };
@@ -58,7 +58,7 @@ export interface Submitted {
  * from the bus) drops the one behind what it already showed.
  */
 export function statusRank(status: CommandStatus): number {
-  return status === 'queued' ? 0 : status === 'sent' ? 1 : 2;
+  return FINAL_STATUSES.has(status) ? 2 : status === 'sent' ? 1 : 0;
 }
 
 export interface CommandService {

@@ -17,14 +17,13 @@ import { loadConfig } from '../config/index.js';
 import type { Config } from '../config/schema.js';
 import { StreetboxError, errorMessage } from '../errors.js';
 import { isoLocal } from '../timeFormat.js';
+import { FINAL_STATUSES, isCommandStatus, type CommandStatus } from '../store/types.js';
 import { createScheduler, formatPreview } from './schedule.js';
 
 /** out is a terminal (edge/cli.ts sets it): colours and ✔/✘ */
 type Io = CliIo & { outIsTTY?: boolean };
 
 const DEFAULT_CONFIG = process.env.STREETBOX_CONFIG ?? 'devices.yaml';
-const FINAL = new Set(['verified', 'failed', 'expired', 'rejected']);
-const STATUSES = new Set(['queued', 'sent', ...FINAL]);
 const UNITS: Record<string, number> = { ms: 0.001, s: 1, m: 60, h: 3600, d: 86_400 };
 
 /** "2h", "90m", "10s", "1.5h", or plain seconds → seconds. */
@@ -108,13 +107,13 @@ async function call(c: Client, method: 'GET' | 'POST', path: string, body?: unkn
   return { status: res.status, body: parsed };
 }
 
-type Row = { id: string; status: string; action: string; target: { kind: string; id: string }; ts: number; source?: { role: string; principal: string }; result?: unknown; params?: Record<string, unknown> };
+type Row = { id: string; status: CommandStatus; action: string; target: { kind: string; id: string }; ts: number; source?: { role: string; principal: string }; result?: unknown; params?: Record<string, unknown> };
 
 function rowOf(body: unknown): Row | null {
   if (body === null || typeof body !== 'object') return null;
   const b = body as Record<string, unknown>;
   const r = (typeof b.command === 'object' && b.command !== null ? b.command : b) as Partial<Row>;
-  return typeof r.id === 'string' && typeof r.status === 'string' && STATUSES.has(r.status) && typeof r.action === 'string' ? (r as Row) : null;
+  return typeof r.id === 'string' && typeof r.status === 'string' && isCommandStatus(r.status) && typeof r.action === 'string' ? (r as Row) : null;
 }
 
 function errorOf(body: unknown): string {
@@ -184,7 +183,7 @@ async function submitAndWait(io: Io, opts: ApiOptions, targetId: string, body: R
     const got = await call(c, 'GET', `/api/v1/commands/${encodeURIComponent(id)}`);
     if (got.status >= 400 && got.status !== 404) throw new StreetboxError('E_COMPONENT', `could not read command ${id} (${got.status}): ${errorOf(got.body)}`);
     last = rowOf(got.body) ?? last;
-    if (last && FINAL.has(last.status)) return finish(io, last);
+    if (last && FINAL_STATUSES.has(last.status)) return finish(io, last);
     // 50 ms doubling to 500 ms, never past the deadline
     await new Promise((r) => setTimeout(r, Math.min(polls.next(), Math.max(0, deadline - Date.now()))));
   }

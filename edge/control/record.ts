@@ -32,8 +32,6 @@ const SEVERITY: Record<CommandStatus, Severity> = {
 /** What a step adds to its `command.<status>` event beyond the row's own id, action, target and source. */
 export type StepDetail = Omit<Partial<CommandEventDetail>, 'commandId' | 'action' | 'target' | 'source'>;
 
-export const FINAL: ReadonlySet<CommandStatus> = new Set(['verified', 'failed', 'expired', 'rejected']);
-
 /**
  * A command that passed validation, with its target resolved, as the pipeline hands it to the
  * executor of its kind (lighting.ts, traffic.ts, the point write in commands.ts).

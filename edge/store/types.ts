@@ -33,6 +33,16 @@ export type { EventDetails, EventKind, EventOf, NewEvent, StoredEvent } from './
 
 export type CommandStatus = 'queued' | 'sent' | 'verified' | 'failed' | 'expired' | 'rejected';
 
+/** Every command status, in the order a command moves through them (the final ones last). */
+export const COMMAND_STATUSES: readonly CommandStatus[] = ['queued', 'sent', 'verified', 'failed', 'expired', 'rejected'];
+
+/** The statuses a command ends in: its outcome. */
+export const FINAL_STATUSES: ReadonlySet<CommandStatus> = new Set(['verified', 'failed', 'expired', 'rejected']);
+
+export function isCommandStatus(s: unknown): s is CommandStatus {
+  return typeof s === 'string' && (COMMAND_STATUSES as readonly string[]).includes(s);
+}
+
 export interface NewCommand {
   id?: string;
   ts?: number;

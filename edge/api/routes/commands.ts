@@ -14,13 +14,12 @@
  */
 import type { CommandTargetRef } from '../../control/api.js';
 import { commandBody } from '../../jsonLimits.js';
-import type { CommandStatus } from '../../store/types.js';
+import { COMMAND_STATUSES, isCommandStatus } from '../../store/types.js';
 import { notFound, badInput } from '../errors.js';
 import { idParam, intParam, parseJson, query, readBody } from '../http.js';
 import type { Reply, Router, ApiRequest } from '../router.js';
 import type { RouteEnv } from './env.js';
 
-const STATUSES: readonly CommandStatus[] = ['queued', 'sent', 'verified', 'failed', 'expired', 'rejected'];
 
 /** The HTTP status of a rejected command, by the pipeline's error code. */
 export function rejectionStatus(code: string | undefined): number {
@@ -77,8 +76,8 @@ export function commandRoutes(r: Router, env: RouteEnv): void {
     const q = query(url, ['limit', 'status']);
     const limit = intParam(q, 'limit', 100, 1, 10_000);
     const status = q.get('status');
-    if (status !== undefined && !STATUSES.includes(status as CommandStatus)) throw badInput('status', `expected one of ${STATUSES.join(', ')}, got ${JSON.stringify(status.slice(0, 40))}`);
-    const commands = env.deps.commands.list({ limit, ...(status !== undefined ? { status: status as CommandStatus } : {}) });
+    if (status !== undefined && !isCommandStatus(status)) throw badInput('status', `expected one of ${COMMAND_STATUSES.join(', ')}, got ${JSON.stringify(status.slice(0, 40))}`);
+    const commands = env.deps.commands.list({ limit, ...(status !== undefined ? { status } : {}) });
     return { status: 200, body: { commands } };
   });
 }
