@@ -16,6 +16,12 @@ export interface BuiltBatch {
   itemsJson: string[];
   /** uncompressed payload size */
   bytes: number;
+  /**
+   * The batch could still grow: it is neither full (batchSize items, or the next item would pass
+   * batchBytes) nor closed (an item of the other kind follows it in the seq line). Only an open
+   * readings batch may linger (cloud-sync/linger.ts).
+   */
+  open: boolean;
 }
 
 export interface BatcherOptions {
@@ -41,20 +47,26 @@ export class Batcher {
   }
 
   private cut(kind: BatchKind, after: number, items: readonly (Reading | StoredEvent)[], before: number): BuiltBatch {
-    const { gateway, batchBytes } = this.opts;
+    const { gateway, batchSize, batchBytes } = this.opts;
     const itemsJson: string[] = [];
     let bytes = envelopeBytes(gateway, after + items.length + 1);
     let toSeq = after;
+    let full = false;
     for (const item of items) {
       if (item.seq >= before) break;
       const json = kind === 'readings' ? this.readingJson(item as Reading) : JSON.stringify(item);
       const size = Buffer.byteLength(json) + 1;
-      if (itemsJson.length > 0 && bytes + size > batchBytes) break;
+      if (itemsJson.length > 0 && bytes + size > batchBytes) {
+        full = true;
+        break;
+      }
       itemsJson.push(json);
       bytes += size;
       toSeq = item.seq;
     }
-    return { kind, fromSeq: after + 1, toSeq, itemsJson, bytes };
+    // `items` came with limit batchSize: fewer means every item of this kind up to `before` is in
+    const open = !full && itemsJson.length < batchSize && before === Infinity;
+    return { kind, fromSeq: after + 1, toSeq, itemsJson, bytes, open };
   }
 
   /** JSON-escaped device, point, unit and quality strings: a gateway has a few hundred of them. */

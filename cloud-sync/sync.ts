@@ -4,16 +4,21 @@
  * most `inFlight` unacknowledged; the `upstream` consumer cursor moves only over the contiguous
  * prefix of batches the broker acknowledged (PUBACK). On every connection the latest state of
  * each device goes first (retained), then the backlog from the cursor, oldest first. The store's
- * bus wakes the sync after each commit: no polling.
+ * bus wakes the sync after each commit: no polling. A readings batch that could still grow waits
+ * up to `sync.linger` for more (cloud-sync/linger.ts) on one timer; events go at once.
  */
+import type BetterSqlite3 from 'better-sqlite3';
 import type { IConnackPacket, MqttClient } from 'mqtt';
 import type { Component, GatewayContext } from '../edge/component.js';
 import { errorMessage } from '../edge/errors.js';
 import type { Logger } from '../edge/log.js';
 import type { Timer } from '../edge/clock.js';
+import type { Migration } from '../edge/store/index.js';
 import { Batcher } from './batcher.js';
 import { CentralCommands, type CommandHandler } from './commands.js';
+import { DailyBytes, SYNC_MIGRATIONS, SYNC_MODULE, type UpstreamBytes } from './dailyBytes.js';
 import { SyncError, classifyError, pubackError } from './errors.js';
+import { Linger } from './linger.js';
 import { UpstreamLink, type SyncConfig } from './link.js';
 import { encodePayload } from './payload.js';
 import { gatewayTopics, type GatewayTopics } from './topics.js';
@@ -21,7 +26,8 @@ import { AckWindow, type InFlightBatch } from './window.js';
 
 export const UPSTREAM_CONSUMER = 'upstream';
 
-export interface SyncStatus {
+/** bytesToday, bytesPerDay (the last 31 days), bytesPerMonthEstimate: cloud-sync/dailyBytes.ts */
+export interface SyncStatus extends UpstreamBytes {
   connected: boolean;
   lastError: string | null;
   /** everything up to this seq is acknowledged by the broker */
@@ -71,12 +77,17 @@ class UpstreamSync implements SyncComponent {
   private repump = false;
   private wakeScheduled = false;
   private ackTimer: Timer | undefined;
+  private linger = new Linger(0);
+  /** wakes the drain when a lingering batch is due; at most one, for the earliest due time */
+  private lingerTimer: Timer | undefined;
+  private lingerDueAt = Infinity;
   private lastSeq = 0;
   /** the highest seq published by this process: a batch starting at or below it is a resend */
   private highestSent = 0;
   private sentBatches = 0;
   private sentBytes = 0;
   private resent = 0;
+  private daily: DailyBytes | undefined;
   private readonly random: (() => number) | undefined;
 
   constructor(
@@ -104,14 +115,22 @@ class UpstreamSync implements SyncComponent {
     this.window = new AckWindow(consumer.ackedSeq);
     this.highestSent = consumer.ackedSeq;
     this.lastSeq = store.stats().lastSeq;
+    this.linger = new Linger(cfg.linger);
+    // what the buffer holds at start is seen now: a backlog from before a restart goes in full batches, its tail after linger
+    if (this.lastSeq > consumer.ackedSeq) this.linger.seen(this.lastSeq, this.ctx.clock.monotonic());
+    this.daily = new DailyBytes({ db: moduleDatabase(store, this.log), zone: this.ctx.config.gateway.timezone, clock: this.ctx.clock, log: this.log });
+    this.daily.load();
     this.batcher = new Batcher({ store, gateway: this.gateway, batchSize: cfg.batchSize, batchBytes: cfg.batchBytes });
     bus.on(this, 'readings', (rs) => {
       const last = rs[rs.length - 1];
-      if (last && last.seq > this.lastSeq) this.lastSeq = last.seq;
+      if (!last) return;
+      if (last.seq > this.lastSeq) this.lastSeq = last.seq;
+      this.linger.seen(last.seq, this.ctx.clock.monotonic());
       this.wake();
     });
     bus.on(this, 'event', (e) => {
       if (e.seq > this.lastSeq) this.lastSeq = e.seq;
+      this.linger.seen(e.seq, this.ctx.clock.monotonic());
       this.wake();
     });
     const { default: mqtt } = await import('mqtt');
@@ -139,6 +158,14 @@ class UpstreamSync implements SyncComponent {
     await this.link?.stop();
     this.link = undefined;
     this.clearAckTimer();
+    // what lingers stays in the buffer: the cursor has not passed it, it goes after the next start
+    this.clearLingerTimer();
+    try {
+      this.daily?.save();
+    } catch (err) {
+      this.log.warn({ err }, 'saving the upstream bytes per day failed');
+    }
+    this.daily?.stop();
   }
 
   status(): SyncStatus {
@@ -166,6 +193,7 @@ class UpstreamSync implements SyncComponent {
       sentBytes: this.sentBytes,
       resent: this.resent,
       lastConnectedAt: this.link?.lastConnectedAt ?? null,
+      ...(this.daily?.report() ?? { bytesToday: 0, bytesPerDay: [], bytesPerMonthEstimate: null }),
     };
   }
 
@@ -193,6 +221,7 @@ class UpstreamSync implements SyncComponent {
     this.client = undefined;
     this.window.clear();
     this.clearAckTimer();
+    this.clearLingerTimer();
   }
 
   /** The latest value of every point, one retained message per device, before any backlog. */
@@ -247,10 +276,18 @@ class UpstreamSync implements SyncComponent {
       while (client && client === this.client && this.window.size < cfg.inFlight) {
         const b = batcher.next(this.window.frontier);
         if (!b) break;
+        const wait = this.linger.waitMs(b, this.ctx.clock.monotonic());
+        if (wait > 0) {
+          this.armLingerTimer(wait);
+          break;
+        }
+        // the batch a timer waited for (if any) goes now
+        this.clearLingerTimer();
         const payload = encodePayload(this.gateway, b.fromSeq, b.toSeq, b.itemsJson, cfg.compress);
         const entry = this.window.add(b.fromSeq, b.toSeq, this.ctx.clock.monotonic());
         this.sentBatches++;
         this.sentBytes += payload.length;
+        this.daily?.add(payload.length);
         if (b.fromSeq <= this.highestSent) this.resent++;
         if (b.toSeq > this.highestSent) this.highestSent = b.toSeq;
         client.publish(this.topics.up(b.kind), payload, { qos: 1 }, (err) => this.onPuback(client, entry, err));
@@ -283,6 +320,7 @@ class UpstreamSync implements SyncComponent {
     this.link?.markHealthy();
     const moved = this.window.ack(batch.id);
     if (moved !== null) {
+      this.linger.acked(moved);
       try {
         this.ctx.store.ackConsumer(UPSTREAM_CONSUMER, moved);
       } catch (e) {
@@ -292,6 +330,28 @@ class UpstreamSync implements SyncComponent {
       this.armAckTimer();
     }
     this.wake();
+  }
+
+  // ---- the linger timer ----------------------------------------------------------------
+
+  /** One timer for the lingering batch: kept while it is due no later than `waitMs` from now. */
+  private armLingerTimer(waitMs: number): void {
+    const dueAt = this.ctx.clock.monotonic() + waitMs;
+    if (this.lingerTimer && this.lingerDueAt <= dueAt) return;
+    this.clearLingerTimer();
+    this.lingerDueAt = dueAt;
+    this.lingerTimer = this.ctx.clock.setTimeout(() => {
+      this.lingerTimer = undefined;
+      this.lingerDueAt = Infinity;
+      this.wake();
+    }, waitMs);
+    this.lingerTimer.unref?.();
+  }
+
+  private clearLingerTimer(): void {
+    if (this.lingerTimer) this.ctx.clock.clearTimeout(this.lingerTimer);
+    this.lingerTimer = undefined;
+    this.lingerDueAt = Infinity;
   }
 
   // ---- the ack timeout -----------------------------------------------------------------
@@ -317,4 +377,21 @@ class UpstreamSync implements SyncComponent {
     if (this.ackTimer) this.ctx.clock.clearTimeout(this.ackTimer);
     this.ackTimer = undefined;
   }
+}
+
+/** What the store exposes to module-owned tables (edge/store/store.ts `sqlite`, `migrate`). */
+interface ModuleDatabase {
+  readonly sqlite: BetterSqlite3.Database;
+  migrate(module: string, migrations: readonly Migration[]): number;
+}
+
+/** The store's database with the sync's table migrated; null for a store without module tables (a test double): counted in memory only. */
+function moduleDatabase(store: unknown, log: Logger): BetterSqlite3.Database | null {
+  const s = store as Partial<ModuleDatabase> | null;
+  if (typeof s?.migrate !== 'function' || typeof s.sqlite !== 'object' || s.sqlite === null) {
+    log.warn('store has no module tables: upstream bytes per day are kept in memory only');
+    return null;
+  }
+  s.migrate(SYNC_MODULE, SYNC_MIGRATIONS);
+  return s.sqlite;
 }

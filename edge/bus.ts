@@ -2,12 +2,21 @@ import type { Logger } from './log.js';
 import type { CommandRecord, Reading, StoredEvent } from './store/types.js';
 
 /**
- * The gateway's in-process fan-out, after data is committed to the store.
+ * The gateway's in-process fan-out: data committed to the store, and the values polled around it.
  * Listeners are registered under an owner so a component removes all of its own with one call.
+ * What they are given is shared with the other listeners (`polled` and `readings` share the
+ * Reading of a stored value): read it, never change it.
  */
 export interface EventBusMap {
-  /** Readings just committed to the store, in seq order. */
+  /** Readings just committed to the store, in seq order (what the report strategies kept: edge/report). */
   readings: [Reading[]];
+  /**
+   * Every value the devices reported since the last flush, stored or not, in the order polled: the
+   * latest value of a point is the last one here. `seq` is the stored reading's seq, or 0 when the
+   * point's report strategy did not store it (or its commit failed and waits for a retry; it comes
+   * on `readings` when committed). For what shows live values: status page, broker state, flows.
+   */
+  polled: [Reading[]];
   /** An event just committed to the store. */
   event: [StoredEvent];
   /** A command row was created or changed status. */

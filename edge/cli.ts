@@ -79,11 +79,17 @@ export function buildProgram(io: CliIo = stdio): Command {
     .command('validate')
     .description('check a configuration file and report every error with its file:line:col')
     .argument('[file]', 'the configuration', DEFAULT_CONFIG)
-    .action((file: string) => {
+    .option('--report [device]', "also list each point's report strategy (when a polled value is stored) and where it comes from")
+    .action(async (file: string, opts: { report?: string | true }) => {
       const { config } = loadConfig(file);
       const modbus = config.devices.filter((d) => d.bus !== undefined).length;
       const lora = config.devices.length - modbus;
       io.out(`${file}: ok — gateway "${config.gateway.id}", ${config.buses.length} bus(es), ${modbus} Modbus and ${lora} LoRaWAN device(s)\n`);
+      if (opts.report === undefined) return;
+      const { reportTable } = await import('./report/describeText.js');
+      const table = reportTable(config, opts.report === true ? undefined : opts.report);
+      if (table === null) throw new StreetboxError('E_USAGE', `--report: no device "${String(opts.report)}" in ${file}`);
+      io.out(table);
     });
 
   program

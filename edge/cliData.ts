@@ -6,14 +6,16 @@
  */
 import { existsSync } from 'node:fs';
 import type { Writable } from 'node:stream';
+import { readUpstreamBytes, type UpstreamBytes } from '../cloud-sync/dailyBytes.js';
 import type { CliIo } from './cliIo.js';
 import { styleFor, type Style } from './cliStyle.js';
 import type { Config } from './config/schema.js';
+import { autonomyText, measured, upstreamText } from './economyText.js';
 import { createProgress } from './progress.js';
 import { StreetboxError } from './errors.js';
 import { lockHolder } from './pidLock.js';
 import { openStoreReadOnly } from './store/index.js';
-import type { Reading, StoredEvent } from './store/types.js';
+import type { Reading, StoreStats, StoredEvent } from './store/types.js';
 import { isoLocal, zoneOffset } from './timeFormat.js';
 
 /** `outReady` for a real stream: waits for 'drain'; false once the stream failed or closed (EPIPE). */
@@ -57,12 +59,19 @@ const SEVERITY_PAINT: Record<string, (s: Style, text: string) => string> = {
   info: (s, t) => s.dim(t),
 };
 
+/**
+ * `streetbox status`, from the file alone (the gateway need not run): whether the gateway runs,
+ * the buffer with its offline autonomy at the load its readings show (edge/store/autonomy.ts),
+ * the upstream bytes per day as the sync last saved them (cloud-sync/dailyBytes.ts), consumers,
+ * devices and recent events.
+ */
 export function printStatus(config: Config, io: CliIo, json: boolean): void {
   const zone = config.gateway.timezone;
   const pid = lockHolder(`${config.storage.path}.pid`);
   const view = existsSync(config.storage.path) ? openView(config) : null;
   try {
     const stats = view?.stats() ?? null;
+    const upstream = view ? upstreamOf(config) : null;
     const consumers = view?.consumers() ?? [];
     const events = view ? lastEvents(view, 10) : [];
     const devices = view ? [...view.latestAll().entries()].map(([id, points]) => ({
@@ -79,6 +88,8 @@ export function printStatus(config: Config, io: CliIo, json: boolean): void {
       store: stats,
       consumers: consumers.map((c) => ({ ...c, lag: stats ? stats.lastSeq - c.ackedSeq : null })),
       devices,
+      // bytes per day as the sync last saved them; null when no sync has run on this buffer
+      upstream,
       recentEvents: events,
     };
     if (json) {
@@ -97,8 +108,11 @@ export function printStatus(config: Config, io: CliIo, json: boolean): void {
       lines.push(
         `             ${stats.readings} readings, ${stats.events} events, ${stats.commands} commands; last seq ${stats.lastSeq}`,
         `             ${pct >= 95 ? s.red(used) : pct >= 80 ? s.yellow(used) : used}, ${stats.droppedTotal > 0 ? s.yellow(`${stats.droppedTotal} readings dropped`) : '0 readings dropped'} by the quota`,
+        `             ${autonomyLine(stats.autonomy, config.storage.minAutonomyDays, s)}`,
       );
     } else lines.push(`             ${s.dim('(no database yet)')}`);
+    if (upstream) lines.push(`${head('upstream')}${upstreamText(upstream)}`);
+    else if (config.sync && config.sync.enabled) lines.push(`${head('upstream')}${s.dim('(nothing sent yet)')}`);
     lines.push(`${head('consumers')}${consumers.length === 0 ? s.dim('(none)') : ''}`.trimEnd());
     for (const c of status.consumers) lines.push(`  ${c.name.padEnd(20)} acked ${c.ackedSeq}, ${c.lag ?? '?'} behind`);
     lines.push(`${head('devices')}${devices.length === 0 ? s.dim('(no readings yet)') : ''}`.trimEnd());
@@ -111,6 +125,22 @@ export function printStatus(config: Config, io: CliIo, json: boolean): void {
     io.out(`${lines.join('\n')}\n`);
   } finally {
     view?.close();
+  }
+}
+
+/** The autonomy line, yellow under storage.minAutonomyDays (doctor warns then). */
+function autonomyLine(a: StoreStats['autonomy'] | undefined, minDays: number, s: Style): string {
+  const text = autonomyText(a);
+  if (!measured(a)) return s.dim(text);
+  return minDays > 0 && a.days < minDays ? s.yellow(`${text}: under storage.minAutonomyDays (${minDays})`) : text;
+}
+
+function upstreamOf(config: Config): UpstreamBytes | null {
+  try {
+    return readUpstreamBytes(config.storage.path, config.gateway.timezone, Date.now());
+  } catch {
+    // the figures of a file the view could open are a nicety: the rest of the status still shows
+    return null;
   }
 }
 

@@ -18,7 +18,13 @@ export function syncMetrics(sync: SyncComponent): MetricSample[] {
   r.counter('streetbox_sync_batches_total', 'Batches published upstream.').set(s.sentBatches);
   r.counter('streetbox_sync_resent_total', 'Batches published again after a reconnect or an ack timeout.').set(s.resent);
   r.counter('streetbox_sync_bytes_total', 'Payload bytes published upstream.').set(s.sentBytes);
-  return r.samples();
+  r.gauge('streetbox_sync_bytes_today', "Payload bytes published upstream today (the gateway's time zone), kept across restarts.").set(s.bytesToday);
+  const out = r.samples();
+  // absent before the first full day: no made-up figure
+  if (s.bytesPerMonthEstimate !== null) {
+    out.push({ name: 'streetbox_sync_bytes_per_month_estimate', help: 'Mean payload bytes of the full days counted (last 31) × 30.', type: 'gauge', value: s.bytesPerMonthEstimate });
+  }
+  return out;
 }
 
 /** Refused commands: stored in full while a principal is under its limit, counted beyond it. */

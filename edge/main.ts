@@ -11,6 +11,7 @@ import { loadConfig } from './config/index.js';
 import type { Config } from './config/schema.js';
 import { createLogger, type Logger } from './log.js';
 import { acquirePidLock, type PidLock } from './pidLock.js';
+import { reportPolicy } from './report/policy.js';
 import { openStore, BatchWriter } from './store/index.js';
 import type { Store } from './store/api.js';
 import { Supervisor, type ComponentStatus } from './supervisor.js';
@@ -84,6 +85,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     clock,
     flushIntervalMs: config.storage.flushInterval,
     flushRows: config.storage.flushRows,
+    report: reportPolicy(config),
   });
   const context: GatewayContext = { config, configDir: loaded.dir, store, ingest: writer, bus, log, clock };
 

@@ -1,6 +1,6 @@
 /**
- * The figures of GET /metrics: what the API counts itself from the bus (readings ingested,
- * comms losses per device, command outcomes by status), the store's depth, the process
+ * The figures of GET /metrics: what the API counts itself from the bus (readings ingested, values
+ * polled, comms losses per device, command outcomes by status), the store's depth, the process
  * (event-loop lag from perf_hooks, RSS), and what other components hand over from their own
  * registries (edge/metrics.ts: broker, sync lag, LoRa rx/tx/rejected, Modbus buses) through
  * deps.metrics.
@@ -9,7 +9,7 @@ import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import type { EventBus } from '../bus.js';
 import type { JsonLimit } from '../jsonLimits.js';
 import type { Store } from '../store/api.js';
-import { COMMAND_STATUSES as STATUSES, FINAL_STATUSES as FINAL, type CommandStatus } from '../store/types.js';
+import { COMMAND_STATUSES as STATUSES, FINAL_STATUSES as FINAL, type Autonomy, type CommandStatus } from '../store/types.js';
 import { MetricsRegistry, type MetricSample } from '../metrics.js';
 
 /** commands followed until they end; past this many open ones the oldest are forgotten */
@@ -23,6 +23,10 @@ export class ApiMetrics {
   private readonly registry = new MetricsRegistry();
   private readonly m = {
     readings: this.registry.counter('streetbox_readings_ingested_total', 'readings committed to the store since the gateway started'),
+    polled: this.registry.counter(
+      'streetbox_readings_polled_total',
+      'values polled from the devices since the gateway started, stored or not by the report strategies',
+    ),
     events: this.registry.counter('streetbox_events_recorded_total', 'events committed to the store since the gateway started'),
     storeReadings: this.registry.gauge('streetbox_store_readings', 'readings held in the store'),
     storeEvents: this.registry.gauge('streetbox_store_events', 'events held in the store'),
@@ -58,8 +62,8 @@ export class ApiMetrics {
   private readonly open = new Map<string, CommandStatus>();
   private readonly finished = new Set<string>();
   private loop: IntervalHistogram | null = null;
-  /** what samples() reads in at the scrape under way */
-  private scrape: { store: Store; devices: readonly unknown[] } | null = null;
+  /** what samples() reads in at the scrape under way; collect() leaves the figures that may be absent in `optional` */
+  private scrape: { store: Store; devices: readonly unknown[]; optional: MetricSample[] } | null = null;
 
   constructor(private readonly bus: EventBus) {
     for (const limit of ['bytes', 'depth'] as const) this.m.jsonRefused.labels({ limit });
@@ -69,6 +73,10 @@ export class ApiMetrics {
 
   get readingsIngested(): number {
     return this.m.readings.value;
+  }
+
+  get readingsPolled(): number {
+    return this.m.polled.value;
   }
 
   get eventsRecorded(): number {
@@ -105,6 +113,7 @@ export class ApiMetrics {
     this.loop = monitorEventLoopDelay({ resolution: 20 });
     this.loop.enable();
     this.bus.on(this, 'readings', (rs) => this.m.readings.inc(rs.length));
+    this.bus.on(this, 'polled', (rs) => this.m.polled.inc(rs.length));
     this.bus.on(this, 'event', (e) => {
       this.m.events.inc();
       if (e.kind === 'comms.lost' && e.device !== null) this.m.commsLost.labels({ device: e.device }).inc();
@@ -145,9 +154,10 @@ export class ApiMetrics {
    * `extra` the other components' samples.
    */
   samples(store: Store, devices: readonly unknown[], extra: readonly MetricSample[]): MetricSample[] {
-    this.scrape = { store, devices };
+    this.scrape = { store, devices, optional: [] };
     try {
-      return [...this.registry.samples(), ...extra];
+      const own = this.registry.samples(); // runs collect(), which fills `optional`
+      return [...own, ...this.scrape.optional, ...extra];
     } finally {
       this.scrape = null;
     }
@@ -155,8 +165,9 @@ export class ApiMetrics {
 
   private collect(): void {
     const { m } = this;
-    const { store, devices } = this.scrape!;
+    const { store, devices, optional } = this.scrape!;
     const s = store.stats();
+    optional.push(...autonomySamples(s.autonomy));
     m.storeReadings.set(s.readings);
     m.storeEvents.set(s.events);
     m.storeCommands.set(s.commands);
@@ -185,4 +196,22 @@ export class ApiMetrics {
     m.heap.set(mem.heapUsed);
     m.uptime.set(Math.round(process.uptime()));
   }
+}
+
+/**
+ * The buffer's offline autonomy (edge/store/autonomy.ts). The load and the days are absent
+ * while the store is still measuring: a scrape never shows a made-up 0 or a NaN.
+ */
+function autonomySamples(a: Autonomy | undefined): MetricSample[] {
+  if (!a) return [];
+  const out: MetricSample[] = [
+    { name: 'streetbox_storage_bytes_per_reading', help: 'bytes one stored reading takes in the buffer', type: 'gauge', value: a.bytesPerReading },
+  ];
+  if (a.readingsPerDay !== null) {
+    out.push({ name: 'streetbox_storage_readings_per_day', help: 'readings stored per day at the load measured', type: 'gauge', value: a.readingsPerDay });
+  }
+  if (a.days !== null) {
+    out.push({ name: 'streetbox_storage_autonomy_days', help: 'days of readings the buffer holds offline at the load measured', type: 'gauge', value: a.days });
+  }
+  return out;
 }

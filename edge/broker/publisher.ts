@@ -1,7 +1,8 @@
 /**
  * The gateway's side of the topic API: what it publishes, from the bus.
  * - `devices/<id>/state` (retained) `{ ts, values }`: the latest value of every point, from
- *   'readings'; coalesced to at most one publish per device per `coalesceMs`;
+ *   'polled' (every polled value, stored or not by the report strategies); coalesced to at most
+ *   one publish per device per `coalesceMs`;
  * - `devices/<id>/availability` (retained) online/offline: from comms.lost / comms.restored
  *   events, and `online` from the first usable reading of a device not yet known;
  * - `events`: every event as JSON;
@@ -52,7 +53,7 @@ export class Publisher {
     this.coalesceMs = o.coalesceMs ?? 100;
   }
 
-  /** Publishes the retained state of every device with committed values, then follows the bus. */
+  /** Publishes the retained state of every device with a latest value, then follows the bus. */
   start(): void {
     if (this.running) return;
     this.running = true;
@@ -64,7 +65,7 @@ export class Publisher {
       }
       this.flush(device);
     }
-    this.o.bus.on(this, 'readings', (rs) => this.onReadings(rs));
+    this.o.bus.on(this, 'polled', (rs) => this.onReadings(rs));
     this.o.bus.on(this, 'event', (e) => this.onEvent(e));
     this.o.bus.on(this, 'command', (c) => this.onCommand(c));
   }

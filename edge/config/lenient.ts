@@ -18,6 +18,8 @@ interface Def {
   shape?: Record<string, Schema>;
   element?: Schema;
   options?: Schema[];
+  keyType?: Schema;
+  valueType?: Schema;
 }
 
 function defOf(s: Schema): Def {
@@ -51,6 +53,15 @@ function lenient(schema: Schema, value: unknown): unknown {
       if (v !== FAIL) return v;
     }
     return FAIL;
+  }
+  if (def.type === 'record' && def.valueType && isObject(value)) {
+    // the entries that are valid (`points: { ch1_power: { report: … } }`)
+    const out: Record<string, unknown> = {};
+    for (const [key, item] of Object.entries(value)) {
+      const v = lenient(def.valueType, item);
+      if (v !== FAIL && def.keyType && (def.keyType as z.ZodType).safeParse(key).success) out[key] = v;
+    }
+    return out;
   }
   if (def.type === 'array' && def.element && Array.isArray(value)) {
     const out: unknown[] = new Array<unknown>(value.length);

@@ -13,6 +13,7 @@ import { pathKey, toTree, type Tree } from './yamlTree.js';
 import { duplicateKeyIssues, duplicateSection, syntaxIssues, YAML_OPTIONS, type Place } from './yamlErrors.js';
 import { explainIssue, type PlacedIssue } from './zodIssues.js';
 import { crossCheckValidParts, validParts } from './lenient.js';
+import { deviceReportCheck } from './deviceReports.js';
 import { rangeIssues } from './ranges.js';
 import { followsFromMisplaced, misplacedAt, misplacedSections, type Misplaced } from './misplaced.js';
 import { isSecretPath } from './redact.js';
@@ -102,7 +103,8 @@ export function parseConfig(source: string, opts: ParseOptions): LoadedConfig {
 
 /**
  * zod's issues, rewritten and placed; the checks between sections on the valid parts of a
- * malformed file (zod makes them only on a well-formed one); the ranges a devices.yaml keeps to.
+ * malformed file (zod makes them only on a well-formed one); the devices' `points:` against their
+ * profiles; the ranges a devices.yaml keeps to.
  */
 function schemaIssues(result: z.ZodSafeParseResult<Config>, tree: Tree, place: Place, sections: { misplaced: readonly Misplaced[]; inPlace: boolean }): ConfigIssue[] {
   const { misplaced, inPlace } = sections;
@@ -137,6 +139,9 @@ function schemaIssues(result: z.ZodSafeParseResult<Config>, tree: Tree, place: P
   if (!result.success && inPlace) {
     for (const cross of crossCheckValidParts(valid)) if (!reported.overlaps(cross.path)) ours(cross.path, cross.message).forEach(add);
   }
+  // the devices' `points:` against their profiles, not in the schema (deviceReports.ts): on a well-formed file too.
+  // It reads only what passed its schema (a refused report, device or profile is left out), so repeats nothing above.
+  if (result.success || inPlace) for (const issue of deviceReportCheck(valid)) ours(issue.path, issue.message).forEach(add);
   for (const range of rangeIssues(valid.parts)) if (!reported.overlaps(range.path)) ours(range.path, range.message).forEach(add);
   return out;
 }

@@ -9,6 +9,7 @@ import { loadZoneRules } from '../zoneinfo.js';
 import { isBcryptHash, isPasswordHash } from '../control/passwords.js';
 import { byteSize, duration, durationIn, port, remotePort } from './scalars.js';
 import { DEVICE_KINDS, MAX_CHANNELS, POINT_ROLE_NAMES, profileRoleIssues, type RoleProfile } from '../profiles/pointRoles.js';
+import { profileReportIssues, reportSchema } from './report.js';
 
 // ---------------------------------------------------------------------------------------
 // Scalars with units a technician can read ("5s", "250ms", "256MB") and ports: scalars.ts.
@@ -68,6 +69,8 @@ export const storageSchema = z.strictObject({
   /** the batched writer commits every flushInterval or every flushRows readings, whichever first */
   flushInterval: durationIn('10ms', '1h').default(200),
   flushRows: z.number().int().min(1).max(100_000).default(1000),
+  /** `streetbox doctor` warns when the buffer holds fewer days offline than this at the configured load; 0: no check */
+  minAutonomyDays: z.number().min(0).max(3650).default(7),
 });
 
 const busCommon = {
@@ -119,6 +122,10 @@ export const deviceSchema = z.strictObject({
   allowCommands: z.boolean().default(false),
   lat: z.number().min(-90).max(90).optional(),
   lon: z.number().min(-180).max(180).optional(),
+  /** when a polled value is stored, for all the device's points (edge/config/report.ts) */
+  report: reportSchema.optional(),
+  /** per point, the most specific: `ch1_power: { report: { deadband: 5 } }` */
+  points: z.record(identifier, z.strictObject({ report: reportSchema })).optional(),
 });
 
 export const pointSchema = z.strictObject({
@@ -139,6 +146,8 @@ export const pointSchema = z.strictObject({
   /** the output channel of a per-channel role (multi-channel controllers); default 1 */
   channel: z.number().int().min(1).max(MAX_CHANNELS).optional(),
   description: z.string().optional(),
+  /** when a polled value is stored, where the role's default does not fit (edge/report/defaults.ts) */
+  report: reportSchema.optional(),
 });
 
 export const alarmSchema = z.strictObject({
@@ -170,7 +179,11 @@ export const profileSchema = z
       for (const issue of profileRoleIssues(p)) ctx.addIssue({ code: 'custom', path: issue.path, message: issue.message });
     },
     { when: (payload) => isRoleProfile(payload.value) },
-  );
+  )
+  // a deadband or minimum interval on an alarm's input or a lamp failure (edge/report/everyChange.ts)
+  .superRefine((p, ctx) => {
+    for (const issue of profileReportIssues(p)) ctx.addIssue({ code: 'custom', path: issue.path, message: issue.message });
+  });
 
 /** Enough of a profile, even one with issues elsewhere, for its roles to be checked. */
 function isRoleProfile(v: unknown): v is RoleProfile {
@@ -356,7 +369,13 @@ export const syncSchema = z.strictObject({
   batchSize: z.number().int().min(1).max(10_000).default(500),
   batchBytes: byteSize.default(256 * 1024),
   inFlight: z.number().int().min(1).max(64).default(4),
-  compress: z.boolean().default(false),
+  /** deflate the items of a batch (cloud-sync/CONTRACT.md "Compressed batches"): ~8× fewer bytes on a metered uplink */
+  compress: z.boolean().default(true),
+  /**
+   * how long a readings batch that is neither full nor closed by an event waits for more
+   * readings: one batch per linger instead of one per commit; events never wait. 0: at once
+   */
+  linger: durationIn('0ms', '10m').default(30_000),
   /** a batch not acknowledged (PUBACK) within this is resent over a new connection */
   ackTimeout: durationIn('1s', '1h').default(30_000),
   /** reconnect backoff: first delay and ceiling (exponential, with jitter) */
@@ -444,7 +463,9 @@ export interface LeftOut {
 export const NOTHING_LEFT_OUT: LeftOut = { has: () => false, position: false };
 
 /** References between sections: buses, profiles, groups and LoRaWAN keys named by devices exist.
- * Exported for the loader, which also runs it on the valid parts of a file that has other issues. */
+ * Exported for the loader, which also runs it on the valid parts of a file that has other issues.
+ * A device's `points:` against its profile's points is the loader's (deviceReports.ts): it needs
+ * the built-in profiles, and reading them needs this schema. */
 export function crossCheck(cfg: RawConfig, ctx: Ctx, leftOut: LeftOut = NOTHING_LEFT_OUT): void {
   duplicates(ctx, cfg.buses, (b) => b.id, (i) => ['buses', i, 'id'], 'bus id');
   duplicates(ctx, cfg.devices, (d) => d.id, (i) => ['devices', i, 'id'], 'device id');

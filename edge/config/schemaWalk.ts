@@ -60,6 +60,15 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
   return v !== null && typeof v === 'object' && !Array.isArray(v);
 }
 
+/** The index of the option of the union at `s` that applies to `value` (a mapping or list), if `s` is a union and one does. */
+export function unionOptionIndex(s: Schema, value: unknown): number | undefined {
+  const cur = unwrap(s);
+  if (defOf(cur).type !== 'union') return undefined;
+  const option = pickOption(cur, value);
+  const i = option === undefined ? -1 : ((defOf(cur).options ?? []) as Schema[]).indexOf(option);
+  return i < 0 ? undefined : i;
+}
+
 /** The option of a union that applies to `value` (by discriminator, else by kind of value). */
 function pickOption(s: Schema, value: unknown): Schema | undefined {
   const def = defOf(s);
@@ -89,6 +98,7 @@ function step(s: Schema, seg: PropertyKey, value: unknown): Schema | undefined {
   const def = defOf(cur);
   if (def.type === 'object') return ((def.shape ?? {}) as Record<string, Schema>)[String(seg)];
   if (def.type === 'array') return def.element as Schema;
+  if (def.type === 'record') return def.valueType as Schema;
   return undefined;
 }
 

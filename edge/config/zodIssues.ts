@@ -4,7 +4,7 @@
  */
 import type { z } from 'zod';
 import { didYouMean } from './suggest.js';
-import { allowedKeys, describe, discriminatorValues, isMissingKey, literalText, schemaAt, sectionKeys, valueAt } from './schemaWalk.js';
+import { allowedKeys, describe, discriminatorValues, isMissingKey, literalText, schemaAt, sectionKeys, unionOptionIndex, valueAt } from './schemaWalk.js';
 
 /** Where an issue points: the value at `path`, or the key written last in `path`. */
 export interface PlacedIssue {
@@ -87,6 +87,12 @@ export function explainIssue(issue: z.core.$ZodIssue, ctx: ExplainContext): Plac
         const choices = parentSchema ? discriminatorValues(parentSchema) : [];
         return at(`expected one of ${choices.map(literalText).join(', ')}, got ${got()}`);
       }
+      // a mapping where a scalar would also do (`report: change` or `report: { … }`): the issues of the mapping's option
+      if (issue.code === 'invalid_union' && schema !== undefined) {
+        const option = unionOptionIndex(schema, value);
+        const inner = option === undefined ? [] : (issue.errors[option] ?? []);
+        if (inner.length > 0) return inner.flatMap((i) => explainIssue({ ...i, path: [...path, ...i.path] } as z.core.$ZodIssue, ctx));
+      }
       if (issue.code === 'invalid_type' && issue.expected === 'string' && (typeof value === 'number' || typeof value === 'boolean')) {
         // `devAddr: 26011001` is a number to YAML; the hex digits must be quoted (a secret's text is not shown)
         const text = ctx.plainText?.(path);
@@ -110,10 +116,18 @@ export function explainIssue(issue: z.core.$ZodIssue, ctx: ExplainContext): Plac
       const custom = issue.message.startsWith('expected ') ? issue.message : `expected ${expected()}`;
       return at(`${custom}, got ${got()}`);
     }
+    case 'invalid_key': {
+      // a name written as a key (`points: { "bad key": … }`): what the name's schema expects, at the key
+      const expectedName = issue.issues.find((i) => i.message.startsWith('expected '))?.message ?? 'expected a valid name';
+      return [{ path, at: 'key', message: `${expectedName}, got ${JSON.stringify(String(path[path.length - 1]))}` }];
+    }
     case 'custom': {
       // cross-checks between sections: their message is already written for a technician
       const withGot = issue.message.startsWith('expected ') && isScalarValue(value) && value !== undefined;
-      return at(withGot ? `${issue.message}, got ${got()}` : issue.message);
+      const message = withGot ? `${issue.message}, got ${got()}` : issue.message;
+      // about a whole mapping written under a name (`points: { ch1_pwr: { … } }`): at the name
+      const named = typeof path[path.length - 1] === 'string' && value !== null && typeof value === 'object' && !Array.isArray(value);
+      return named ? [{ path, at: 'key', message }] : at(message);
     }
     default:
       return at(`expected ${expected()}, got ${got()}`);

@@ -85,7 +85,8 @@ export class Lighting {
     log.info({ restored: restored.restored.length, expired: restored.expired.length }, 'control: claims restored');
     this.running = true;
     ctx.bus.on(this, 'event', (e) => this.onEvent(e));
-    ctx.bus.on(this, 'readings', (rs) => this.onReadings(rs));
+    // every uplink, stored or not: a node whose values do not change still ends a silence
+    ctx.bus.on(this, 'polled', (rs) => this.onReadings(rs));
     for (const dev of this.o.catalog.lights()) this.assert(dev, 'start');
     this.arm();
   }

@@ -1,6 +1,6 @@
 /**
- * What the streetbox nodes (edge/flows/nodes) see of the gateway: committed readings, events and
- * command changes from the bus, the command pipeline, on-demand Modbus reads, the latest state,
+ * What the streetbox nodes (edge/flows/nodes) see of the gateway: polled readings, committed events
+ * and command changes from the bus, the command pipeline, on-demand Modbus reads, the latest state,
  * and whether it is night at the gateway. The flows component puts one of these into Node-RED's
  * settings (`RED.settings.streetbox`) before RED.start(); the nodes call it directly, in process,
  * never over MQTT.
@@ -29,8 +29,12 @@ export interface FlowDevice {
 
 export interface StreetboxRuntime {
   readonly gatewayId: string;
-  /** Subscribes to committed data; returns the unsubscribe function. Listeners run synchronously. */
+  /**
+   * Subscribes to every polled value, stored or not by its point's report strategy (seq 0 when not
+   * stored); returns the unsubscribe function. Listeners run synchronously.
+   */
   onReadings(listener: (readings: Reading[]) => void): () => void;
+  /** Subscribe to committed events, and to command rows as they change; each returns its unsubscribe function. */
   onEvent(listener: (event: StoredEvent) => void): () => void;
   onCommand(listener: (row: CommandRecord) => void): () => void;
   /** The command pipeline: validated, authorised, recorded; the row comes back at once, with the promise of its outcome. */
@@ -38,7 +42,7 @@ export interface StreetboxRuntime {
   getCommand(id: string): CommandRecord | undefined;
   /** Reads a device's points now (Modbus devices); rejects E_NOT_FOUND for others. */
   read(device: string, point?: string): Promise<{ point: string; value: number | boolean | null; unit: string | null; quality: string; ts: number; error?: string }[]>;
-  /** The latest committed value of every point of a device (empty when none). */
+  /** The latest value of every point of a device, the last polled one (empty when none stored yet). */
   latest(device: string): Record<string, LatestValue>;
   devices(): FlowDevice[];
   groups(): string[];
@@ -75,7 +79,7 @@ export function createRuntime(ctx: GatewayContext, deps: RuntimeDeps, log: Logge
   return {
     gatewayId: ctx.config.gateway.id,
     log,
-    onReadings: (l) => subscribe('readings', l),
+    onReadings: (l) => subscribe('polled', l),
     onEvent: (l) => subscribe('event', l),
     onCommand: (l) => subscribe('command', l),
     submit: (target, body, who) => {

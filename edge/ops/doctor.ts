@@ -11,9 +11,11 @@ import { dirname, join, resolve } from 'node:path';
 import { userInfo } from 'node:os';
 import { ConfigError, formatIssue, loadConfig } from '../config/index.js';
 import type { Config, SerialBusConfig, TcpBusConfig } from '../config/schema.js';
+import { autonomyText, bytesText, measured } from '../economyText.js';
 import { errorMessage } from '../errors.js';
 import { lockHolder } from '../pidLock.js';
 import { legacyProfileHints } from '../profiles/describe.js';
+import { openStoreReadOnly, type Autonomy } from '../store/index.js';
 import { makeStyle, type Style } from '../cliStyle.js';
 import { DEMO_SECRET_HASHES, findDemoSecrets } from './demoSecrets.js';
 
@@ -82,6 +84,7 @@ export async function runDoctor(configPath: string, opts: DoctorOptions = {}): P
   pending.push(clockCheck(opts.ntpSynchronized ?? ntpSynchronized));
   checks.push(...(await Promise.all(pending)));
   checks.push(...dataDirChecks(config));
+  checks.push(autonomyCheck(config));
   checks.push(gatewayCheck(config));
 
   return { config: configPath, checks, exitCode: checks.some((c) => c.status === 'fail') ? 1 : 0 };
@@ -283,6 +286,43 @@ function fileSize(path: string): number {
   } catch {
     return 0;
   }
+}
+
+/**
+ * Days the buffer holds offline at the load measured from the file's own readings (the last
+ * day of them: edge/store/autonomy.ts), against storage.minAutonomyDays (0: no minimum). Read
+ * through the read-only view, so it works beside a running gateway and without one.
+ */
+export function autonomyCheck(config: Config): Check {
+  const name = 'autonomy';
+  const path = config.storage.path;
+  if (!existsSync(path)) return skip(name, `no buffer at ${path} yet: the load is measured once the gateway has run`);
+  let autonomy: Autonomy;
+  let quota: number;
+  try {
+    const view = openStoreReadOnly(path);
+    try {
+      ({ autonomy, maxBytes: quota } = view.stats());
+    } finally {
+      view.close();
+    }
+  } catch (err) {
+    return { name, status: 'warn', detail: `cannot read the buffer: ${errorMessage(err)}`, fix: `check ${path} with \`streetbox status\`; the gateway moves a corrupt buffer aside when it starts` };
+  }
+  if (!measured(autonomy)) return skip(name, 'no load measured yet: the buffer has too few readings (let the gateway run, then ask again)');
+  const min = config.storage.minAutonomyDays;
+  // the days are those of the quota the gateway last opened the buffer with
+  const pending = quota > 0 && quota !== config.storage.maxBytes ? `; at the quota the gateway last ran with, ${bytesText(quota)} (storage.maxBytes is now ${bytesText(config.storage.maxBytes)}: restart the gateway to apply it)` : '';
+  const text = `${autonomyText(autonomy)}${pending}`;
+  if (min > 0 && autonomy.days < min) {
+    return {
+      name,
+      status: 'warn',
+      detail: `${text}: under storage.minAutonomyDays (${min})`,
+      fix: 'raise storage.maxBytes (the disk check says what is free), or store fewer readings: wider deadbands and longer heartbeats in the report strategies (README, "Report strategies")',
+    };
+  }
+  return { name, status: 'ok', detail: `${text}${min > 0 ? `; the minimum is ${min} days` : ' (no minimum: storage.minAutonomyDays is 0)'}` };
 }
 
 function gatewayCheck(config: Config): Check {

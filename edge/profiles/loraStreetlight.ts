@@ -5,6 +5,7 @@
  */
 
 import type { PointRole, ProfileKind } from './pointRoles.js';
+import { DEFAULT_STRATEGY, type ReportStrategy } from '../report/strategy.js';
 
 export const LORA_STREETLIGHT_PROFILE = 'lora-streetlight';
 /** what a node with this profile is (edge/profiles/describe.ts): a light, dimmed by downlink commands */
@@ -49,7 +50,17 @@ export interface PointSpec {
   description: string;
   /** what the point means (edge/profiles/pointRoles.ts), as a Modbus profile's points declare it */
   role?: PointRole;
+  /** when a value is stored, where its role's default does not fit (edge/report/defaults.ts), as a Modbus profile's `report:` */
+  report?: ReportStrategy;
 }
+
+/**
+ * The heartbeat of a LoRaWAN node's points (edge/report/defaults.ts): uplinks come minutes apart,
+ * and the filter stores a heartbeat once the next uplink could come after it (since the last
+ * stored value + 1.5 × the uplink interval > heartbeat), so a 15 min heartbeat would store nearly
+ * every uplink of a node sending every 5–10 minutes. An hour is several uplink intervals.
+ */
+export const LORAWAN_HEARTBEAT = 60 * 60_000;
 
 export const LORA_STREETLIGHT_POINTS: readonly PointSpec[] = [
   { name: 'dimLevel', unit: '%', description: 'dim level the driver is at', role: 'actualLightLevel' },
@@ -61,8 +72,13 @@ export const LORA_STREETLIGHT_POINTS: readonly PointSpec[] = [
   { name: 'mainsFailure', unit: null, description: 'mains supply out of range' },
   { name: 'manualOverride', unit: null, description: 'local manual override active' },
   { name: 'scheduleId', unit: null, description: 'active on-node schedule (0 = none)' },
-  { name: 'temperature', unit: '°C', description: 'driver temperature', role: 'temperature' },
+  // whole degrees: a deadband of 1 (not the role's 0.5) passes a flicker between two of them
+  { name: 'temperature', unit: '°C', description: 'driver temperature', role: 'temperature', report: { ...DEFAULT_STRATEGY, deadband: 1, heartbeat: LORAWAN_HEARTBEAT } },
 ];
+
+/** The radio quality of every uplink, stored as points of the node beside the codec's (edge/drivers/lorawan/readings.ts radioReadings writes dr when known, gateways when more than one forwarder heard it). */
+export const RADIO_POINTS = ['rssi', 'snr', 'dr', 'gateways'] as const;
+export type RadioPoint = (typeof RADIO_POINTS)[number];
 
 export class CodecError extends Error {}
 

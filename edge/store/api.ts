@@ -48,7 +48,13 @@ export interface Store {
   appendEvent(event: NewEvent, opts?: WriteOptions): StoredEvent;
   readings(q: ReadingQuery): Page<Reading>;
   events(q: EventQuery): Page<StoredEvent>;
-  /** Latest value of every point of a device (or of all devices), as committed. */
+  /**
+   * Polled values the report strategies did not store: they become the latest value of their
+   * point in memory (its ts, value and quality; seq stays the last stored reading's). A point
+   * that has no stored reading yet is left alone.
+   */
+  observe(readings: readonly NewReading[]): void;
+  /** Latest value of every point of a device (or of all devices): the last polled one (see observe). */
   latest(device: string): Map<string, LatestValue>;
   latestAll(): Map<string, Map<string, LatestValue>>;
 

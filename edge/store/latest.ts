@@ -4,6 +4,7 @@
  * plus the readings committed after it, replayed at open.
  */
 import type BetterSqlite3 from 'better-sqlite3';
+import { decodeValue, encodeFlags, encodeReading, qualityOf, storedValue } from './codec.js';
 import type { PointEntry, PointRegistry } from './points.js';
 
 type Row = [a: number, b: number, c: number, value: number | string | null, flags: number];
@@ -37,16 +38,22 @@ export function persistLatest(db: BetterSqlite3.Database, points: PointRegistry,
   );
   const setHw = db.prepare("UPDATE meta SET value = ? WHERE key = 'latest_seq'");
   db.transaction(() => {
-    for (const p of changed) upsert.run(p.id, p.seq, p.ts, p.value, p.flags);
+    for (const p of changed) {
+      // held in memory in the plain form, written in the compact one (codec.ts)
+      const { stored, flags } = encodeReading(decodeValue(p.value, p.flags), qualityOf(p.flags));
+      upsert.run(p.id, p.seq, p.ts, stored, flags);
+    }
     setHw.run(hw);
   })();
   for (const p of changed) p.persistedSeq = p.seq;
   return changed.length;
 }
 
+/** A row of the latest or reading table (compact form) as the latest value in memory (plain form, codec.ts). */
 function set(p: PointEntry, seq: number, ts: number, value: number | string | null, flags: number): void {
+  const v = decodeValue(value, flags);
   p.seq = seq;
   p.ts = ts;
-  p.value = value;
-  p.flags = flags;
+  p.value = storedValue(v);
+  p.flags = encodeFlags(v, qualityOf(flags));
 }

@@ -1,10 +1,11 @@
 /**
  * The in-memory side of the `point` and `latest` tables: (device, point, unit) → point id for
- * the writer, and the latest committed value of every point for `latest()` / `latestAll()`.
- * Lookups are two Map gets and no allocation; the latest value is updated in place.
+ * the writer, and the latest value of every point for `latest()` / `latestAll()`: the last one
+ * committed, or polled after it and not stored (`observe`). Lookups are two Map gets and no
+ * allocation; the latest value is updated in place.
  */
-import { decodeValue, qualityOf } from './codec.js';
-import type { LatestValue } from './types.js';
+import { decodeValue, encodeFlags, qualityOf, storedValue } from './codec.js';
+import type { LatestValue, NewReading } from './types.js';
 
 export interface PointEntry {
   readonly id: number;
@@ -13,8 +14,9 @@ export interface PointEntry {
   readonly unit: string | null;
   /** the same (device, point) with another unit: rare, chained */
   alt: PointEntry | null;
-  /** latest committed reading of this point (seq 0: none yet) */
+  /** seq of the latest committed reading of this point (0: none yet) */
   seq: number;
+  /** ts, value (plain form, codec.ts) and flags of the latest value: that reading's, or one polled after it (observe) */
   ts: number;
   value: number | string | null;
   flags: number;
@@ -102,14 +104,29 @@ export class PointRegistry {
     return this.byDevice.keys();
   }
 
-  /** Latest value per point name of a device; of several units, the most recent wins. */
+  /**
+   * A polled value the report strategy did not store becomes the latest value of its point when
+   * it is not older than the latest one; seq stays the last stored reading's. A point with no
+   * stored reading yet is left alone: its first value is always stored (edge/report/filter.ts).
+   */
+  observe(r: NewReading): void {
+    const e = this.find(r.device, r.point, r.unit ?? null);
+    if (e === undefined || e.seq === 0 || r.ts < e.ts) return;
+    e.ts = r.ts;
+    e.value = storedValue(r.value);
+    e.flags = encodeFlags(r.value, r.quality);
+  }
+
+  /** Latest value per point name of a device; of several units, the most recent (by ts, then seq) wins. */
   latest(device: string): Map<string, LatestValue> {
     const out = new Map<string, LatestValue>();
     const points = this.byDevice.get(device);
     if (!points) return out;
     for (const [name, first] of points) {
       let best: PointEntry | null = null;
-      for (let e: PointEntry | null = first; e; e = e.alt) if (e.seq > 0 && (!best || e.seq > best.seq)) best = e;
+      for (let e: PointEntry | null = first; e; e = e.alt) {
+        if (e.seq > 0 && (!best || e.ts > best.ts || (e.ts === best.ts && e.seq > best.seq))) best = e;
+      }
       if (best) out.set(name, latestValue(best));
     }
     return out;

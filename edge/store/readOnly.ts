@@ -7,6 +7,7 @@ import { statSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import type BetterSqlite3 from 'better-sqlite3';
 import { errorMessage } from '../errors.js';
+import { autonomyOf, measuredLoad, spaceUse } from './autonomy.js';
 import type { EventQuery, ReadingQuery } from './api.js';
 import { CommandRows } from './commands.js';
 import { ConsumerTable } from './consumers.js';
@@ -112,16 +113,22 @@ class ReadOnlyStore implements StoreView {
     const pageSize = one('PRAGMA page_size') ?? 4096;
     const refusalSeq = this.refusals ? (one('SELECT max(seq) FROM refusal_event') ?? 0) : 0;
     const refusalEvents = this.refusals ? (one('SELECT count(*) FROM refusal_event') ?? 0) : 0;
+    const readings = one('SELECT count(*) FROM reading') ?? 0;
+    const maxBytes = meta.get('max_bytes') ?? 0;
+    // no gateway here to count what it stores: the load the readings' timestamps show
+    const now = Date.now();
+    const load = measuredLoad(this.db, now);
     return {
       lastSeq: Math.max(meta.get('last_seq') ?? 0, one('SELECT max(seq) FROM reading') ?? 0, one('SELECT max(seq) FROM event') ?? 0, refusalSeq),
-      readings: one('SELECT count(*) FROM reading') ?? 0,
+      readings,
       events: (one('SELECT count(*) FROM event') ?? 0) + refusalEvents,
       commands: this.commands.count(),
       oldestReadingSeq: one('SELECT seq FROM reading ORDER BY seq LIMIT 1'),
       usedBytes: ((one('PRAGMA page_count') ?? 0) - (one('PRAGMA freelist_count') ?? 0)) * pageSize,
       fileBytes: fileSize(this.path) + fileSize(this.path + '-wal'),
-      maxBytes: meta.get('max_bytes') ?? 0,
+      maxBytes,
       droppedTotal: meta.get('dropped_total') ?? 0,
+      autonomy: autonomyOf(spaceUse(this.db, readings), maxBytes, load?.readingsPerDay ?? null, load?.fromMs ?? now),
     };
   }
 

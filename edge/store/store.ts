@@ -14,7 +14,7 @@ import { systemClock, type Clock, type Timer } from '../clock.js';
 import { errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { EventQuery, ReadingQuery, Store, WriteOptions } from './api.js';
-import { encodeFlags, storedValue } from './codec.js';
+import { encodeFlags, encodeInto, storedValue } from './codec.js';
 import { StoreError } from './errors.js';
 import { STORE_MIGRATIONS, STORE_MODULE, applyMigrations, type Migration } from './migrations.js';
 import { openDatabase } from './open.js';
@@ -26,6 +26,7 @@ import { ReadingPager, pageLimit } from './readings.js';
 import { invalidReading } from './validate.js';
 import { CommandRows } from './commands.js';
 import { ConsumerTable } from './consumers.js';
+import { AutonomyMeter } from './autonomy.js';
 import type {
   CommandRecord,
   CommandStatus,
@@ -92,6 +93,7 @@ export class SqliteStore implements Store {
   private readonly quota: Quota;
   private readonly commands: CommandRows;
   private readonly consumerTable: ConsumerTable;
+  private readonly autonomy: AutonomyMeter;
   private lastSeq = 0;
   private readingCount = 0;
   private eventCount = 0;
@@ -128,6 +130,7 @@ export class SqliteStore implements Store {
     this.quota = new Quota(db, opts.maxBytes);
     this.commands = new CommandRows(db, true);
     this.consumerTable = new ConsumerTable(db);
+    this.autonomy = new AutonomyMeter(db, clock, opts.maxBytes);
     this.begin = db.prepare('BEGIN');
     this.commit = db.prepare('COMMIT');
     this.rollback = db.prepare('ROLLBACK');
@@ -210,12 +213,10 @@ export class SqliteStore implements Store {
           this.insPoint.run(p.id, r.device, r.point, unit);
         }
         batchPoints[i] = p;
-        const v = r.value;
         args[o++] = ++seq;
         args[o++] = r.ts;
         args[o++] = p.id;
-        args[o++] = typeof v === 'boolean' ? (v ? 1 : 0) : v;
-        args[o++] = encodeFlags(v, r.quality);
+        o = encodeInto(args, o, r.value, r.quality); // the compact form (codec.ts)
         if (o === args.length) {
           this.insReadings.run(args);
           o = 0;
@@ -231,6 +232,7 @@ export class SqliteStore implements Store {
     }
     this.lastSeq = seq;
     this.readingCount += n;
+    this.autonomy.add(n);
     // The latest values, in place: committed now.
     for (let i = 0, s = firstSeq; i < n; i++, s++) {
       const r = rows[i] as NewReading;
@@ -248,6 +250,14 @@ export class SqliteStore implements Store {
   readings(q: ReadingQuery): Page<Reading> {
     this.assertOpen();
     return this.pager.page(q, pageLimit(q.limit));
+  }
+
+  observe(readings: readonly NewReading[]): void {
+    this.assertOpen();
+    for (let i = 0; i < readings.length; i++) {
+      const r = readings[i] as NewReading;
+      if (invalidReading(r) === null) this.points.observe(r);
+    }
   }
 
   latest(device: string): Map<string, LatestValue> {
@@ -459,6 +469,7 @@ export class SqliteStore implements Store {
       maxBytes: this.quota.maxBytes,
       droppedTotal: this.droppedTotal,
       refusals: { events: refusalEvents, commands: refusalCommands, usedBytes: this.quota.refusalBytes(), maxBytes: this.quota.refusalMax },
+      autonomy: this.autonomy.measure(this.readingCount),
     };
   }
 

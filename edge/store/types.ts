@@ -112,6 +112,23 @@ export interface StoreStats {
   droppedTotal: number;
   /** the refusal share of the quota (quota.ts); absent for a file of schema 1; its records are counted in events and commands too */
   refusals?: RefusalStats;
+  /** how long the buffer would hold readings offline at the load measured (autonomy.ts) */
+  autonomy: Autonomy;
+}
+
+/**
+ * The buffer's offline autonomy as the store measures it: how many days of readings fit in
+ * maxBytes at the load of this run.
+ */
+export interface Autonomy {
+  /** bytes one stored reading takes in the reading table (measured, or a default until enough rows) */
+  bytesPerReading: number;
+  /** readings stored per day at the load measured; null until enough time has been measured */
+  readingsPerDay: number | null;
+  /** days of readings that fit in maxBytes less the events, commands and the refusal share; null while readingsPerDay is */
+  days: number | null;
+  /** ms since the epoch (store clock) from which readingsPerDay is measured */
+  measuredSinceMs: number;
 }
 
 export interface RefusalStats {

@@ -29,7 +29,7 @@ const TABLE: Record<string, Expected[]> = {
   'bad-unknown-top-key.yaml': [[3, 1, 'devics', 'unknown key "devics"; did you mean "devices"?']],
   'bad-unknown-nested-key.yaml': [
     [12, 5, 'devices[0].pol', 'unknown key "pol"; did you mean "poll"?'],
-    [13, 5, 'devices[0].colour', 'unknown key "colour"; expected one of: id, name, bus, unit, devEui, profile, poll, groups, allowCommands, lat, lon'],
+    [13, 5, 'devices[0].colour', 'unknown key "colour"; expected one of: id, name, bus, unit, devEui, profile, poll, groups, allowCommands, lat, lon, report, points'],
   ],
   'bad-missing-key.yaml': [[2, 3, 'gateway', 'missing required key "id"']],
   'bad-missing-gateway.yaml': [[2, 1, '', 'missing required key "gateway"']],

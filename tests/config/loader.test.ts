@@ -57,7 +57,7 @@ describe('a valid file', () => {
     expect(dir).toBe(FIXTURES);
     expect(config.gateway).toEqual({ id: 'cabinet-17', site: 'Main Street / Station Road', lat: 52.09, lon: 5.12, timezone: 'Europe/Amsterdam' });
     // units converted once, here: "64MB", "500ms", "2m"
-    expect(config.storage).toEqual({ path: join(FIXTURES, 'data/streetbox.db'), maxBytes: 64_000_000, durability: 'full', flushInterval: 200, flushRows: 1000 });
+    expect(config.storage).toEqual({ path: join(FIXTURES, 'data/streetbox.db'), maxBytes: 64_000_000, durability: 'full', flushInterval: 200, flushRows: 1000, minAutonomyDays: 7 });
     expect(config.buses[0]).toMatchObject({ id: 'rs485', type: 'serial', baud: 19200, timeout: 500, parity: 'even', dataBits: 8, stopBits: 1, retries: 1 });
     expect(config.buses[1]).toMatchObject({ id: 'traffic', type: 'tcp', port: 5020, timeout: 1000 });
     expect(config.devices.map((d) => [d.id, d.poll, d.allowCommands, d.groups])).toEqual([

@@ -14,7 +14,7 @@ storage: { path: data/gw.db, flushInterval: 1h, flushRows: 100000 }
 buses:
   - { id: net, type: tcp, host: 127.0.0.1, port: 0, timeout: 500ms }
 devices:
-  - { id: lamp-1, bus: net, unit: 1, profile: streetlight-controller, poll: 100ms }
+  - { id: lamp-1, bus: net, unit: 1, profile: streetlight-controller, poll: 100ms, report: poll }
   - { id: tc-1, bus: net, unit: 2, profile: traffic-controller, poll: 100ms }
 broker: { enabled: false }
 api: { enabled: false }

@@ -18,8 +18,8 @@ storage: { path: data/gw.db, flushInterval: 100ms }
 buses:
   - { id: net, type: tcp, host: 127.0.0.1, port: 0, timeout: 500ms }
 devices:
-  - { id: lamp-1, bus: net, unit: 1, profile: streetlight-controller, poll: 100ms }
-  - { id: tc-1, bus: net, unit: 2, profile: traffic-controller, poll: 100ms }
+  - { id: lamp-1, bus: net, unit: 1, profile: streetlight-controller, poll: 100ms, report: poll }
+  - { id: tc-1, bus: net, unit: 2, profile: traffic-controller, poll: 100ms, report: poll }
 broker: { enabled: false }
 api: { enabled: false }
 simulate: true

@@ -106,7 +106,7 @@ describe('the live feed (GET /api/v1/live)', () => {
     expect((await openLive('/api/v1/live', { Authorization: 'Bearer not-a-token-0000000' })).status).toBe(401);
     expect((await ticket('not-a-token-0000000')).status).toBe(401);
 
-    const atRest = readingsOwners();
+    const atRest = polledOwners();
     const t = await ticket(VIEWER);
     expect(t.status).toBe(200);
     expect(t.json).toMatchObject({ role: 'viewer', may: { commandLighting: false } });
@@ -117,11 +117,11 @@ describe('the live feed (GET /api/v1/live)', () => {
     expect(data).toMatchObject({ gateway: { id: 'page-gw', timezone: ZONE }, role: 'viewer', groups: ['main'], devices: [{ id: 'lamp-1', bus: 'net' }, { id: 'lamp-2', bus: 'net' }] });
     expect((await openLive(`/api/v1/live?ticket=${encodeURIComponent(t.json.ticket)}`)).status).toBe(401); // single-use
     // the client went away: the feed's bus listeners are gone with it
-    await expect.poll(() => readingsOwners()).toBe(atRest);
+    await expect.poll(() => polledOwners()).toBe(atRest);
   });
 
   it('holds at most 32 clients (503 past that) and lets go of them when they leave', async () => {
-    const atRest = readingsOwners();
+    const atRest = polledOwners();
     const held: ReturnType<typeof request>[] = [];
     const opened = await Promise.all(
       Array.from({ length: 33 }, () =>
@@ -139,14 +139,14 @@ describe('the live feed (GET /api/v1/live)', () => {
     expect(opened.filter((st) => st === 200)).toHaveLength(32);
     expect(opened.filter((st) => st === 503)).toHaveLength(1);
     for (const req of held) req.destroy();
-    await expect.poll(() => readingsOwners()).toBe(atRest);
+    await expect.poll(() => polledOwners()).toBe(atRest);
     expect((await openLive('/api/v1/live', { Authorization: `Bearer ${VIEWER}` })).status).toBe(200); // room again
   });
 
   it('coalesces values: one update per flush, the latest value per point', async () => {
     await expect.poll(() => gw.context.store.latestAll().size, { timeout: 5000 }).toBe(2); // both controllers polled
-    let committed = 0;
-    gw.context.bus.on('page-test', 'readings', (rows) => (committed += rows.length));
+    let polled = 0;
+    gw.context.bus.on('page-test', 'polled', (rows) => (polled += rows.length));
     const frames = await collectLive(TECH, 1600);
     gw.context.bus.off('page-test');
     expect(frames[0]!.event).toBe('snapshot');
@@ -156,11 +156,11 @@ describe('the live feed (GET /api/v1/live)', () => {
     const count = (values: unknown): number => Object.values((values ?? {}) as Record<string, object>).reduce((m, points) => m + Object.keys(points).length, 0);
     const points = [...gw.context.store.latestAll().values()].reduce((n, m) => n + m.size, 0); // every point of both controllers
     const perUpdate = updates.map((u) => count(u.data['values']));
-    // an update carries at most one value per point, however many readings were committed meanwhile
+    // an update carries at most one value per point, however many values were polled meanwhile
     for (const n of perUpdate) expect(n).toBeLessThanOrEqual(points);
     const cells = perUpdate.reduce((a, b) => a + b, 0);
     expect(cells).toBeGreaterThan(0);
-    expect(cells).toBeLessThanOrEqual(committed);
+    expect(cells).toBeLessThanOrEqual(polled);
   });
 });
 
@@ -182,9 +182,9 @@ function collectLive(token: string, ms: number): Promise<{ event: string; data: 
   });
 }
 
-/** How many owners listen to committed readings on the gateway's bus (the live feed is one while a client is connected). */
-function readingsOwners(): number {
-  return (gw.context.bus as unknown as { listeners: Map<string, Map<object, unknown>> }).listeners.get('readings')?.size ?? 0;
+/** How many owners listen to polled values on the gateway's bus (the live feed is one while a client is connected). */
+function polledOwners(): number {
+  return (gw.context.bus as unknown as { listeners: Map<string, Map<object, unknown>> }).listeners.get('polled')?.size ?? 0;
 }
 
 describe('the server-rendered summary (GET / with a bearer token)', () => {

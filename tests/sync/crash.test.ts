@@ -87,7 +87,8 @@ describe('gateway killed mid-drain', () => {
     const status = await observe(broker.url, `streetbox/${GW}/status`);
     try {
       await receiverSubscribed(broker, receiver);
-      const spec = { db, gateway: GW, sync: { url: broker.url, batchSize: 100, inFlight: 2, reconnectMin: 50, reconnectMax: 500 }, ingestPerTick: 20 };
+      // linger 0: the end of the drain is read as lag 0 right after the ingest stops
+      const spec = { db, gateway: GW, sync: { url: broker.url, batchSize: 100, inFlight: 2, reconnectMin: 50, reconnectMax: 500, linger: 0 }, ingestPerTick: 20 };
       const first = await spawnGateway(spec);
       children.push(first.child);
       await waitFor('the drain under way', () => (receiver.report?.items ?? 0) >= 3000, 20_000);

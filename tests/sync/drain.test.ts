@@ -38,7 +38,8 @@ async function withSync<T>(t: TestContext, fn: (sync: SyncComponent) => Promise<
 describe('upstream drain', () => {
   it('drains a 20k backlog of readings and events: every seq once, in order, latest state first, then live readings', async () => {
     const cap = captureLog();
-    const t = makeContext({ gateway: { id: GW }, sync: { url: broker.url, batchSize: 500 } }, { log: cap.log });
+    // linger 0: live readings are expected upstream right after their commit, and the backlog's tail with it
+    const t = makeContext({ gateway: { id: GW }, sync: { url: broker.url, batchSize: 500, linger: 0 } }, { log: cap.log });
     const out = dir.file('normal.jsonl');
     const receiver = startReceiver({ broker: broker.url, out });
     const observer = await observe(broker.url, `streetbox/${GW}/#`);
@@ -86,7 +87,7 @@ describe('upstream drain', () => {
   });
 
   it('compresses batches (deflate, marked in the payload) and keeps them under batchBytes', async () => {
-    const t = makeContext({ gateway: { id: 'gw-zip' }, sync: { url: broker.url, compress: true, batchBytes: 32 * 1024, batchSize: 10_000 } });
+    const t = makeContext({ gateway: { id: 'gw-zip' }, sync: { url: broker.url, compress: true, batchBytes: 32 * 1024, batchSize: 10_000, linger: 0 } });
     const out = dir.file('zip.jsonl');
     const receiver = startReceiver({ broker: broker.url, out, gateways: ['gw-zip'] });
     const observer = await observe(broker.url, 'streetbox/gw-zip/up/#');

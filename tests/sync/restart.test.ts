@@ -27,8 +27,9 @@ afterAll(async () => {
 describe('broker restarts during a drain', () => {
   it('10 restarts while draining and ingesting: nothing missing, nothing out of order, duplicates counted', async () => {
     const cap = captureLog();
+    // linger 0: the last live readings are expected upstream right after the final flush
     const t = makeContext(
-      { gateway: { id: GW }, sync: { url: broker.url, batchSize: 200, inFlight: 4, reconnectMin: 50, reconnectMax: 400, ackTimeout: 5000 } },
+      { gateway: { id: GW }, sync: { url: broker.url, batchSize: 200, inFlight: 4, reconnectMin: 50, reconnectMax: 400, ackTimeout: 5000, linger: 0 } },
       { log: cap.log },
     );
     const out = dir.file('restart.jsonl');

@@ -48,19 +48,20 @@ describe('Batcher', () => {
     s.appendEvent({ kind: 'alarm.cleared', severity: 'info', device: 'lamp-1', detail: { alarm: 'ch1_lamp_failure', point: 'ch1_status', value: 0, bit: 0 } }); // 5
     s.appendReadings([3, 4, 5, 6, 7].map((i) => reading(i, 1000 + i))); // 6..10
     const b = new Batcher({ store: s, gateway: 'gw-b', batchSize: 3, batchBytes: 1 << 20 });
-    const cuts: [BatchKind, number, number, number][] = [];
+    const cuts: [BatchKind, number, number, number, boolean][] = [];
     let after = 0;
     for (let guard = 0; guard < 20; guard++) {
       const x = b.next(after);
       if (!x) break;
-      cuts.push([x.kind, x.fromSeq, x.toSeq, x.itemsJson.length]);
+      cuts.push([x.kind, x.fromSeq, x.toSeq, x.itemsJson.length, x.open]);
       after = x.toSeq;
     }
+    // open: the batch could still grow (neither full nor followed by the other kind); only such a readings batch may linger
     expect(cuts).toEqual([
-      ['readings', 1, 3, 3],
-      ['events', 4, 5, 2],
-      ['readings', 6, 8, 3], // batchSize
-      ['readings', 9, 10, 2],
+      ['readings', 1, 3, 3, false], // an event follows
+      ['events', 4, 5, 2, false], // a reading follows
+      ['readings', 6, 8, 3, false], // batchSize
+      ['readings', 9, 10, 2, true],
     ]);
   });
 
@@ -86,6 +87,7 @@ describe('Batcher', () => {
     t.store.appendReadings(Array.from({ length: 50 }, (_, i) => reading(i, 1000 + i)));
     const small = new Batcher({ store: t.store, gateway: 'gw-b', batchSize: 1000, batchBytes: 1000 }).next(0)!;
     expect(small.bytes).toBeLessThanOrEqual(1000);
+    expect(small.open).toBe(false); // full by its bytes
     expect(small.itemsJson.length).toBeGreaterThan(1);
     expect(small.itemsJson.length).toBeLessThan(50);
     const tiny = new Batcher({ store: t.store, gateway: 'gw-b', batchSize: 1000, batchBytes: 10 }).next(0)!;

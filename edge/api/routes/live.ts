@@ -10,9 +10,9 @@
  * The stream: one `snapshot` event (gateway with its time zone, components, buses and
  * devices, store, sync, recent events and commands, and the latest values of the first devices
  * that fit in a page), then `values` events with the latest values of the other devices, a page
- * of about `pageBytes` at a time, then `update` events: values coalesced per point and flushed
- * every FLUSH_MS, events and command changes as they are committed, and the status every
- * STATUS_MS.
+ * of about `pageBytes` at a time, then `update` events: values as polled (the bus's `polled`,
+ * stored or not by the report strategies) coalesced per point and flushed every FLUSH_MS, events
+ * and command changes as they are committed, and the status every STATUS_MS.
  *
  * A slow or stalled reader costs bounded memory and CPU and never holds the gateway up. Nothing
  * more is written to a socket whose write() said it is backed up until it drains; meanwhile the
@@ -94,7 +94,7 @@ export class LiveFeed {
   private readonly tickets = new Map<string, { principal: Principal; expires: number }>();
   private readonly readers = new Set<Reader>();
   private readonly limits: LiveLimits;
-  /** what the bus committed since the last flush: the latest value per point, the newest events and command rows */
+  /** what the bus carried since the last flush: the latest polled value per point, the newest events and command rows */
   private values = new Map<string, Map<string, ValueCell>>();
   private events: StoredEvent[] = [];
   private commands = new Map<string, CommandRecord>();
@@ -160,7 +160,7 @@ export class LiveFeed {
 
   private subscribe(): void {
     const bus = this.env.ctx.bus;
-    bus.on(this, 'readings', (rows) => {
+    bus.on(this, 'polled', (rows) => {
       for (const r of rows) {
         let dev = this.values.get(r.device);
         if (!dev) this.values.set(r.device, (dev = new Map()));

@@ -10,7 +10,9 @@
  */
 import { readFileSync } from 'node:fs';
 import { asset } from '../../assets.js';
+import type { SyncStatus } from '../../../cloud-sync/index.js';
 import { can } from '../../control/roles.js';
+import { autonomyText, upstreamText } from '../../economyText.js';
 import { isoLocal } from '../../timeFormat.js';
 import type { Router } from '../router.js';
 import { safeDevices, type RouteEnv } from './env.js';
@@ -36,7 +38,7 @@ const cell = (v: unknown): string => escapeHtml(v === null || v === undefined ? 
 
 function rendered(env: RouteEnv): string {
   const gw = env.ctx.config.gateway;
-  const status = env.deps.status() as { components?: { name?: unknown; state?: unknown; lastError?: unknown }[] } | null;
+  const status = env.deps.status() as { components?: { name?: unknown; state?: unknown; lastError?: unknown }[]; sync?: Partial<SyncStatus> } | null;
   const components = Array.isArray(status?.components) ? status.components : [];
   const rows = new Map(safeDevices(env).filter((d): d is { id: string } => typeof (d as { id?: unknown })?.id === 'string').map((d) => [d.id, d as Record<string, unknown>]));
   const avail = (id: string): string => {
@@ -49,7 +51,9 @@ function rendered(env: RouteEnv): string {
     `<h1>streetbox <span id="gw">${escapeHtml(gw.id)}</span></h1><p>${escapeHtml(gw.site ?? '')}</p>` +
       `<h2>Components</h2>${table(['component', 'state', 'last error'], components.map((c) => [cell(c.name), cell(c.state), cell(c.lastError)]))}` +
       `<h2>Devices</h2>${table(['device', 'profile', 'groups', 'availability', 'last seen'], env.ctx.config.devices.map((d) => [cell(d.id), cell(d.profile), cell(d.groups.join(', ')), avail(d.id), cell(typeof rows.get(d.id)?.['lastSeen'] === 'number' ? isoLocal(rows.get(d.id)!['lastSeen'] as number, gw.timezone) : null)]))}` +
-      `<h2>Buffer</h2><p>${stats.readings} readings, ${stats.events} events, ${Math.round(stats.usedBytes / 1024)} KiB of ${Math.round(stats.maxBytes / 1024)} KiB, ${stats.droppedTotal} dropped</p>`,
+      `<h2>Buffer</h2><p>${stats.readings} readings, ${stats.events} events, ${Math.round(stats.usedBytes / 1024)} KiB of ${Math.round(stats.maxBytes / 1024)} KiB, ${stats.droppedTotal} dropped</p>` +
+      `<p id="autonomy">${escapeHtml(autonomyText(stats.autonomy))}</p>` +
+      (typeof status?.sync?.bytesToday === 'number' ? `<h2>Upstream</h2><p id="upstream">${escapeHtml(upstreamText(status.sync as SyncStatus))}</p>` : ''),
   );
 }
 

@@ -57,6 +57,17 @@
   const fmt = (c) => (c.v === null ? '—' : typeof c.v === 'number' ? String(Math.round(c.v * 100) / 100) : String(c.v)) + (c.u ? ' ' + c.u : '');
   const size = (b) => (b >= 1048576 ? (b / 1048576).toFixed(1) + ' MiB' : Math.round(b / 1024) + ' KiB');
   const availability = (on) => (on === true ? 'online' : on === false ? 'offline' : 'unknown');
+  // the data economy as the CLI says it (edge/economyText.ts): decimal bytes, as plans are sold
+  const bytes = (n) => (n < 1e3 ? Math.round(n) + ' B' : n < 1e6 ? (n / 1e3).toFixed(1) + ' kB' : n < 1e9 ? (n / 1e6).toFixed(1) + ' MB' : (n / 1e9).toFixed(1) + ' GB');
+  function autonomyText(a) {
+    if (!a || typeof a.days !== 'number' || typeof a.readingsPerDay !== 'number') return 'buffer autonomy: measuring…';
+    const days = a.days < 10 ? a.days.toFixed(1) : String(Math.round(a.days));
+    return 'buffer holds ≈ ' + days + ' days offline at the current load (' + Math.round(a.readingsPerDay).toLocaleString('en-US') + ' readings/day, ' + a.bytesPerReading.toFixed(1) + ' B each)';
+  }
+  function upstreamText(u) {
+    if (!u || typeof u.bytesToday !== 'number') return '—';
+    return bytes(u.bytesToday) + ' sent today, ' + (typeof u.bytesPerMonthEstimate === 'number' ? '≈ ' + bytes(u.bytesPerMonthEstimate) + ' a month' : 'a month estimated after the first full day');
+  }
 
   async function api(path, opts) {
     return fetch(path, { ...opts, headers: { Authorization: 'Bearer ' + token, 'Content-Type': 'application/json' } });
@@ -149,10 +160,12 @@
     const rows = [
       ['health', bad === 0 ? 'all components running' : bad + ' component(s) not running'],
       ['buffer', st.readings + ' readings, ' + st.events + ' events · ' + size(st.usedBytes) + ' of ' + size(st.maxBytes) + (st.droppedTotal ? ' · ' + st.droppedTotal + ' dropped' : '')],
+      ['autonomy', autonomyText(st.autonomy)],
       ['sync', sync ? (sync.connected ? 'connected' : 'not connected') + ' · lag ' + sync.lagSeq + ' items, ' + Math.round(sync.lagMs / 1000) + ' s' + (sync.lastError ? ' · ' + sync.lastError : '') : '—'],
+      ['upstream', upstreamText(sync)],
       ['updated', timeText(s.now)],
     ];
-    for (const [k, v] of rows) health.append(h('dt', null, k), h('dd', null, v));
+    for (const [k, v] of rows) health.append(h('dt', null, k), h('dd', { 'data-row': k }, v));
     const comps = $('components');
     clear(comps);
     for (const c of s.components) comps.append(h('li', { class: c.state, title: c.lastError || '' }, c.name + ': ' + c.state));

@@ -3,7 +3,7 @@
  * lora-streetlight codec, the radio quality of each accepted uplink (best of all forwarders
  * that heard it), and the counters of each forwarder's `stat` object (PROTOCOL.TXT §4).
  */
-import { LORA_STREETLIGHT_POINTS, type StreetlightStatus } from '../../profiles/loraStreetlight.js';
+import { LORA_STREETLIGHT_POINTS, type RadioPoint, type StreetlightStatus } from '../../profiles/loraStreetlight.js';
 import type { NewReading } from '../../store/types.js';
 import type { Stat } from './semtech/packet.js';
 import type { RxMeta } from './uplink/dedup.js';
@@ -12,13 +12,12 @@ export function statusReadings(device: string, status: StreetlightStatus, ts: nu
   return LORA_STREETLIGHT_POINTS.map((p) => ({ ts, device, point: p.name, value: status[p.name], unit: p.unit, quality: 'good' }));
 }
 
+/** The radio points of one uplink (RADIO_POINTS: dr when known, gateways when more than one forwarder heard it). */
 export function radioReadings(device: string, ts: number, best: RxMeta, dr: number | null, copies: number): NewReading[] {
-  const rows: NewReading[] = [
-    { ts, device, point: 'rssi', value: best.rssi, unit: 'dBm', quality: 'good' },
-    { ts, device, point: 'snr', value: best.snr, unit: 'dB', quality: 'good' },
-  ];
-  if (dr !== null) rows.push({ ts, device, point: 'dr', value: dr, unit: null, quality: 'good' });
-  if (copies > 1) rows.push({ ts, device, point: 'gateways', value: copies, unit: null, quality: 'good' });
+  const row = (point: RadioPoint, value: number, unit: string | null): NewReading => ({ ts, device, point, value, unit, quality: 'good' });
+  const rows = [row('rssi', best.rssi, 'dBm'), row('snr', best.snr, 'dB')];
+  if (dr !== null) rows.push(row('dr', dr, null));
+  if (copies > 1) rows.push(row('gateways', copies, null));
   return rows;
 }
 

@@ -1,7 +1,8 @@
 /**
- * streetbox in: readings and events as the gateway commits them to its store, filtered by
- * device, point and event kind. One message per reading or event; past the node's rate limit
- * messages are dropped (and counted in its status), never queued.
+ * streetbox in: every value the gateway polls (stored or not by its point's report strategy: seq
+ * 0 when not) and the events it commits to its store, filtered by device, point and event kind.
+ * One message per reading or event; past the node's rate limit messages are dropped (and counted
+ * in its status), never queued.
  */
 'use strict';
 

@@ -1,6 +1,6 @@
 /**
- * streetbox state: the latest committed value of every point of a device, from the store (no
- * bus traffic). msg.payload maps point → value; msg.state keeps each value's time, unit and quality.
+ * streetbox state: the latest value of every point of a device (the last polled, stored or not),
+ * from the store (no bus traffic). msg.payload maps point → value; msg.state keeps each value's time, unit and quality.
  */
 'use strict';
 

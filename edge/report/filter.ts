@@ -1,0 +1,115 @@
+/**
+ * The report filter: decides, poll by poll, which values become rows of the buffer (strategy.ts).
+ * It sits at the door of the batched writer (edge/store/writer.ts), so every driver and simulator
+ * is filtered the same way. Per point it keeps the last stored value, its time and quality, and
+ * the time of the last poll and the point's poll interval (to keep the heartbeat's promise one
+ * poll ahead). Two Map gets and no allocation per reading once a point is known.
+ */
+import type { NewReading, Quality, Value } from '../store/types.js';
+import type { ReportPolicy, ReportStrategy } from './strategy.js';
+
+interface PointState {
+  readonly strategy: ReportStrategy;
+  /** whether a value of this point was stored since the filter started */
+  stored: boolean;
+  /** ts, value and quality of the last stored value */
+  ts: number;
+  value: Value;
+  quality: Quality;
+  /** ts of the last polled value, stored or not (kept for a heartbeat only, as is the interval) */
+  polledTs: number;
+  /** the point's poll interval (ms), averaged over the last INTERVALS_AVERAGED intervals or so */
+  interval: number;
+  /** intervals averaged into `interval` so far, up to INTERVALS_AVERAGED */
+  intervals: number;
+}
+
+/**
+ * A heartbeat stores a value when the next poll could come after the heartbeat: when the time
+ * since the last stored value plus this many poll intervals exceeds it. A scheduler that polls
+ * every P, each poll up to P/2 early or late, leaves up to 2P between two polls; the averaged
+ * interval may read up to 1/INTERVALS_AVERAGED short; 2.5 covers both. (The last interval alone
+ * is no guide: after a late poll the next one comes early, and the one after may be late again.)
+ */
+const HEARTBEAT_LOOKAHEAD = 2.5;
+/** The poll interval is the mean of the intervals seen, then a moving average over about this many. */
+const INTERVALS_AVERAGED = 8;
+
+export class ReportFilter {
+  private readonly policy: ReportPolicy;
+  private readonly points = new Map<string, Map<string, PointState>>();
+  /** values offered to `keep` */
+  polled = 0;
+  /** values `keep` said to store */
+  stored = 0;
+
+  constructor(policy: ReportPolicy) {
+    this.policy = policy;
+  }
+
+  /**
+   * Whether this polled value is stored, by its point's strategy; remembers it either way.
+   * Values of one point are offered in poll order.
+   */
+  keep(r: NewReading): boolean {
+    this.polled++;
+    let byPoint = this.points.get(r.device);
+    if (!byPoint) this.points.set(r.device, (byPoint = new Map()));
+    let s = byPoint.get(r.point);
+    if (!s) {
+      s = { strategy: this.policy.strategy(r.device, r.point), stored: false, ts: 0, value: null, quality: 'good', polledTs: r.ts, interval: 0, intervals: 0 };
+      byPoint.set(r.point, s);
+    }
+    if (s.strategy.heartbeat > 0) trackInterval(s, r.ts);
+    const quality = r.quality ?? 'good';
+    const store = !s.stored || quality !== s.quality || worthStoring(s, r.ts, r.value);
+    if (!store) return false;
+    s.stored = true;
+    s.ts = r.ts;
+    s.value = r.value;
+    s.quality = quality;
+    this.stored++;
+    return true;
+  }
+
+  /** Forgets every point: the next value of each is stored (after the strategies changed). */
+  reset(): void {
+    this.points.clear();
+  }
+}
+
+/** Takes the interval since the point's last poll into its averaged poll interval. */
+function trackInterval(s: PointState, ts: number): void {
+  const gap = ts - s.polledTs;
+  s.polledTs = ts;
+  // An interval longer than the heartbeat is contact lost and found again, not the poll rhythm:
+  // the value after it is stored anyway (its gap exceeds the heartbeat).
+  if (gap <= 0 || gap > s.strategy.heartbeat) return;
+  if (s.intervals < INTERVALS_AVERAGED) s.intervals++;
+  s.interval += (gap - s.interval) / s.intervals;
+}
+
+function worthStoring(s: PointState, ts: number, value: Value): boolean {
+  const { on, heartbeat, minInterval } = s.strategy;
+  const since = ts - s.ts;
+  if (heartbeat > 0 && since + HEARTBEAT_LOOKAHEAD * s.interval > heartbeat) return true;
+  if (typeOf(value) !== typeOf(s.value)) return true;
+  if (minInterval > 0 && since < minInterval) return false;
+  return on === 'poll' || changed(s.strategy, s.value, value);
+}
+
+/** number, boolean, string or null: a change of type is always stored */
+function typeOf(v: Value): string {
+  return v === null ? 'null' : typeof v;
+}
+
+/** Whether `value` differs from `last` by more than the strategy's deadband. */
+function changed(strategy: ReportStrategy, last: Value, value: Value): boolean {
+  if (value === last) return false;
+  if (typeof value !== 'number' || typeof last !== 'number') return true;
+  // NaN is unchanged only beside NaN; a deadband never hides a value becoming NaN or infinite
+  if (Number.isNaN(value) || Number.isNaN(last)) return !(Number.isNaN(value) && Number.isNaN(last));
+  if (!Number.isFinite(value) || !Number.isFinite(last)) return true;
+  const band = Math.max(strategy.deadband, (strategy.deadbandPercent / 100) * Math.abs(last));
+  return Math.abs(value - last) > band;
+}
