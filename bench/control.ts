@@ -12,7 +12,6 @@
  *     sizes of exactly the transactions the pipeline needs (Modbus over serial line V1.02
  *     §2.5.1.1: 11-bit characters, t3.5 silences).
  */
-import { pathToFileURL } from 'node:url';
 import type { ConfigInput } from '../edge/config/schema.js';
 import { createControl, type ControlComponent } from '../edge/control/index.js';
 import { createModbusDriver, type ModbusDriver } from '../edge/drivers/modbus/index.js';
@@ -21,7 +20,7 @@ import type { CommandRecord } from '../edge/store/types.js';
 import { makeContext, type TestContext } from '../tests/helpers/context.js';
 import { waitFor } from '../tests/helpers/wait.js';
 import { spawnSimulators } from '../tests/helpers/simProcess.js';
-import { median, result, table, writeResult, type BenchResult } from './lib.js';
+import { median, result, runWhenMain, type BenchResult } from './lib.js';
 
 const N = Number(process.env.BENCH_CONTROL_COMMANDS ?? 1000);
 const WARMUP = 50;
@@ -233,15 +232,4 @@ export async function run(): Promise<BenchResult[]> {
   return out;
 }
 
-if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  run().then(
-    (rs) => {
-      for (const r of rs) writeResult(r);
-      process.stdout.write(table(rs) + '\n');
-    },
-    (err: unknown) => {
-      process.stderr.write(`bench control failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-      process.exitCode = 1;
-    },
-  );
-}
+runWhenMain(import.meta.url, 'control', run);

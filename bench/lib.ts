@@ -5,7 +5,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 export interface Machine {
   cpus: number;
@@ -95,4 +95,23 @@ export function table(results: readonly BenchResult[]): string {
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((row) => (row[i] ?? '').length)));
   const line = (cells: string[]): string => cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ').trimEnd();
   return [line(head), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
+}
+
+/**
+ * Runs a bench's `run()` when its file is the script node was started with (`tsx bench/x.ts`,
+ * beside `npm run bench x`): writes the results and prints the table; a failure sets the exit code.
+ */
+export function runWhenMain(url: string, name: string, run: () => Promise<BenchResult | BenchResult[]>): void {
+  if (url !== pathToFileURL(process.argv[1] ?? '').href) return;
+  run().then(
+    (out) => {
+      const rs = Array.isArray(out) ? out : [out];
+      for (const r of rs) writeResult(r);
+      process.stdout.write(table(rs) + '\n');
+    },
+    (err: unknown) => {
+      process.stderr.write(`bench ${name} failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+      process.exitCode = 1;
+    },
+  );
 }

@@ -5,7 +5,11 @@
  *     transactions/s through the full driver (scheduler, codec, ingest into the SQLite store)
  *     versus a bare modbus-serial client loop (connectTCP) and a raw-socket ping-pong of the
  *     same frames, in the same run; rounds alternate the three loops and the ratio is the
- *     median of the per-round ratios.
+ *     median of the per-round ratios. The driver stores every poll (EVERY_POLL, the figure
+ *     compared across versions); the same driver with the built-in report strategies
+ *     (reportPolicy: the registers hold still, so after the first poll only a heartbeat would
+ *     be stored) is measured in the same rounds and reported in the details, as is the driver
+ *     with an ingest that stores nothing.
  *     Target: driver >= 0.9 × modbus-serial.
  * (b) RTU on a socat PTY at 9600, 19200 and 115200 baud, the simulator emulating wire time
  *     (8N2: 11-bit characters): the measured poll cycle of 10 devices × 20 registers versus
@@ -14,15 +18,16 @@
  */
 import { connect } from 'node:net';
 import { loadavg } from 'node:os';
-import { pathToFileURL } from 'node:url';
 import type { ConfigInput, ProfileConfig } from '../edge/config/schema.js';
 import { createModbusDriver } from '../edge/drivers/modbus/index.js';
+import { reportPolicy } from '../edge/report/policy.js';
 import { t35Ms, transactionMs } from '../edge/sim/modbus/wireTime.js';
+import { BatchWriter } from '../edge/store/writer.js';
 import { makeContext } from '../tests/helpers/context.js';
 import { waitFor } from '../tests/helpers/wait.js';
 import { ModbusRTU } from '../tests/helpers/modbusSerial.js';
 import { spawnSimulators } from '../tests/helpers/simProcess.js';
-import { median, result, table, writeResult, type BenchResult } from './lib.js';
+import { median, result, runWhenMain, type BenchResult } from './lib.js';
 
 const TCP_TX = Number(process.env.BENCH_MODBUS_TCP_TX ?? 20_000);
 const ROUNDS = Number(process.env.BENCH_MODBUS_ROUNDS ?? 5);
@@ -97,29 +102,41 @@ async function modbusSerialLoop(port: number, n: number): Promise<number> {
   return rate;
 }
 
-/** Polls per second through createModbusDriver: a device polled back to back (poll: 0), counted as committed readings. */
-async function driverLoop(config: Omit<ConfigInput, 'gateway'>, pointsPerPoll: number, polls: number, maxMs: number, store = true): Promise<{ rate: number; polls: number }> {
+/**
+ * How the driver's readings are ingested: every poll stored (the test context's writer), the
+ * built-in report strategies (a writer with reportPolicy of the config), or nothing stored
+ * (diagnosis only: an ingest that counts and drops, to split the store's share).
+ */
+type Ingesting = 'everyPoll' | 'strategies' | 'nothing';
+
+/** Polls per second through createModbusDriver: a device polled back to back (poll: 0), counted by the driver. */
+async function driverLoop(config: Omit<ConfigInput, 'gateway'>, polls: number, maxMs: number, ingesting: Ingesting = 'everyPoll'): Promise<{ rate: number; polls: number }> {
   const t = makeContext(config, { flushIntervalMs: 200 });
   t.keepReadings = false;
-  // Diagnosis only: the same driver with an ingest that counts and drops, to split the store's share.
-  const ctx = store
-    ? t.ctx
-    : {
-        ...t.ctx,
-        ingest: {
-          push: () => void t.committed++,
-          pushMany: (rs: readonly unknown[]) => void (t.committed += rs.length),
-          flush: () => null,
-          pending: 0,
-        },
-      };
+  const strategies =
+    ingesting === 'strategies'
+      ? new BatchWriter({ store: t.store, bus: t.ctx.bus, log: t.ctx.log, clock: t.ctx.clock, flushIntervalMs: 200, flushRows: 1000, report: reportPolicy(t.config) })
+      : null;
+  strategies?.start();
+  const ctx =
+    ingesting === 'everyPoll'
+      ? t.ctx
+      : {
+          ...t.ctx,
+          ingest: strategies ?? {
+            push: () => void t.committed++,
+            pushMany: (rs: readonly unknown[]) => void (t.committed += rs.length),
+            flush: () => null,
+            pending: 0,
+          },
+        };
   const driver = createModbusDriver(ctx);
   try {
     await driver.start();
-    await waitFor('first polls', () => t.committed >= pointsPerPoll * 50, 10_000);
-    // Polls counted by the driver itself (commits come in 200 ms batches); the store's commits
-    // run on the same event loop, so their cost is in the figure.
+    // Polls counted by the driver itself (commits come in 200 ms batches, and under report
+    // strategies hardly any); the store's commits run on the same event loop, so their cost is in the figure.
     const polled = (): number => driver.status()[0]?.devices[0]?.polls ?? 0;
+    await waitFor('first polls', () => polled() >= 50, 10_000);
     const p0 = polled();
     const t0 = performance.now();
     await waitFor('polls', () => polled() - p0 >= polls || performance.now() - t0 > maxMs, maxMs + 5000);
@@ -128,11 +145,25 @@ async function driverLoop(config: Omit<ConfigInput, 'gateway'>, pointsPerPoll: n
     return { rate: done / (elapsed / 1000), polls: done };
   } finally {
     await driver.stop();
+    await strategies?.stop();
     await t.close();
   }
 }
 
-async function benchTcp(): Promise<{ driver: number; modbusSerial: number; raw: number; ratio: number; rounds: Record<string, number[]> }> {
+export interface TcpFigures {
+  /** medians, transactions/s */
+  driver: number;
+  modbusSerial: number;
+  raw: number;
+  /** driver / modbus-serial: the median of the per-round ratios */
+  ratio: number;
+  /** the same for the driver under the built-in report strategies */
+  strategiesRatio: number;
+  rounds: Record<string, number[]>;
+}
+
+/** (a): `rounds` rounds of the four loops against one simulator (bench/economy.ts runs it too). */
+export async function benchTcp(rounds = ROUNDS): Promise<TcpFigures> {
   const profile = blockProfile('bench10', 10);
   const sim = await spawnSimulators({ tcp: [{ id: 'tcp', devices: [{ unit: 1, profile: 'bench10' }] }], profiles: [profile] });
   const port = sim.bus('tcp').port!;
@@ -141,25 +172,33 @@ async function benchTcp(): Promise<{ driver: number; modbusSerial: number; raw: 
     buses: [{ id: 'tcp', type: 'tcp', host: '127.0.0.1', port, timeout: 1000 }],
     devices: [{ id: 'dev', bus: 'tcp', unit: 1, profile: 'bench10', poll: 0 }],
   };
-  const rounds: Record<string, number[]> = { raw: [], modbusSerial: [], driver: [], driverWithoutStore: [] };
+  const loops: Record<string, number[]> = { raw: [], modbusSerial: [], driver: [], driverStrategies: [], driverWithoutStore: [] };
   try {
-    for (let r = 0; r < ROUNDS; r++) {
-      rounds.raw!.push(await rawPingPong(port, TCP_TX));
-      rounds.modbusSerial!.push(await modbusSerialLoop(port, TCP_TX));
-      rounds.driver!.push((await driverLoop(config, 10, TCP_TX, 15_000)).rate);
-      rounds.driverWithoutStore!.push((await driverLoop(config, 10, TCP_TX, 15_000, false)).rate);
+    for (let r = 0; r < rounds; r++) {
+      loops.raw!.push(await rawPingPong(port, TCP_TX));
+      loops.modbusSerial!.push(await modbusSerialLoop(port, TCP_TX));
+      loops.driver!.push((await driverLoop(config, TCP_TX, 15_000)).rate);
+      loops.driverStrategies!.push((await driverLoop(config, TCP_TX, 15_000, 'strategies')).rate);
+      loops.driverWithoutStore!.push((await driverLoop(config, TCP_TX, 15_000, 'nothing')).rate);
       log(
-        `tcp round ${r + 1}: raw ${rounds.raw!.at(-1)!.toFixed(0)}/s, modbus-serial ${rounds.modbusSerial!.at(-1)!.toFixed(0)}/s, ` +
-          `driver ${rounds.driver!.at(-1)!.toFixed(0)}/s (without the store ${rounds.driverWithoutStore!.at(-1)!.toFixed(0)}/s)`,
+        `tcp round ${r + 1}: raw ${loops.raw!.at(-1)!.toFixed(0)}/s, modbus-serial ${loops.modbusSerial!.at(-1)!.toFixed(0)}/s, ` +
+          `driver ${loops.driver!.at(-1)!.toFixed(0)}/s (report strategies ${loops.driverStrategies!.at(-1)!.toFixed(0)}/s, without the store ${loops.driverWithoutStore!.at(-1)!.toFixed(0)}/s)`,
       );
     }
   } finally {
     await sim.stop();
   }
-  // Rounds are paired (the three loops run back to back), so the ratio is the median of the
+  // Rounds are paired (the loops run back to back), so the ratio is the median of the
   // per-round ratios: a load spike from elsewhere on the machine hits one round, not one loop.
-  const ratios = rounds.driver!.map((d, i) => d / rounds.modbusSerial![i]!);
-  return { driver: median(rounds.driver!), modbusSerial: median(rounds.modbusSerial!), raw: median(rounds.raw!), ratio: median(ratios), rounds };
+  const ratioOf = (xs: number[]): number => median(xs.map((d, i) => d / loops.modbusSerial![i]!));
+  return {
+    driver: median(loops.driver!),
+    modbusSerial: median(loops.modbusSerial!),
+    raw: median(loops.raw!),
+    ratio: ratioOf(loops.driver!),
+    strategiesRatio: ratioOf(loops.driverStrategies!),
+    rounds: loops,
+  };
 }
 
 // ---------------------------------------------------------------------------------------
@@ -240,7 +279,7 @@ export async function run(): Promise<BenchResult> {
   // Timing figures mean little on a busy machine: the load is kept with the result.
   const loadBefore = loadavg();
   const only = process.env.BENCH_MODBUS_ONLY; // "tcp" or "rtu": a partial run, for diagnosis
-  const tcp = only === 'rtu' ? { driver: NaN, modbusSerial: NaN, raw: NaN, ratio: NaN, rounds: {} } : await benchTcp();
+  const tcp: TcpFigures = only === 'rtu' ? { driver: NaN, modbusSerial: NaN, raw: NaN, ratio: NaN, strategiesRatio: NaN, rounds: {} } : await benchTcp();
   const rtu: RtuFigure[] = [];
   for (const baud of only === 'tcp' ? [] : RTU_BAUDS) {
     const f = await benchRtu(baud);
@@ -265,6 +304,8 @@ export async function run(): Promise<BenchResult> {
         driver: Math.round(tcp.driver),
         modbusSerial: Math.round(tcp.modbusSerial),
         rawSocket: Math.round(tcp.raw),
+        driverStrategies: Math.round(median(tcp.rounds.driverStrategies ?? [])),
+        driverStrategiesRatio: tcp.strategiesRatio,
         driverWithoutStore: Math.round(median(tcp.rounds.driverWithoutStore ?? [])),
         driverVsRaw: tcp.driver / tcp.raw,
         transactionsPerRound: TCP_TX,
@@ -277,15 +318,4 @@ export async function run(): Promise<BenchResult> {
   });
 }
 
-if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  run().then(
-    (r) => {
-      writeResult(r);
-      process.stdout.write(table([r]) + '\n');
-    },
-    (err: unknown) => {
-      process.stderr.write(`bench modbus failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-      process.exitCode = 1;
-    },
-  );
-}
+runWhenMain(import.meta.url, 'modbus', run);

@@ -56,7 +56,8 @@ export async function run(): Promise<BenchResult> {
   const broker = await startMosquitto();
   try {
     const log = silentLogger();
-    const config = configSchema.parse({ gateway: { id: GW }, storage: { path: join(dir, 'bench.db') }, sync: { url: broker.url, compress: true } });
+    // linger 0: timed to the last ack, the backlog's open tail must not wait for more readings
+    const config = configSchema.parse({ gateway: { id: GW }, storage: { path: join(dir, 'bench.db') }, sync: { url: broker.url, compress: true, linger: 0 } });
     const sync = config.sync!;
     const bus = new EventBus(log);
     const store = openStore({ path: config.storage.path, maxBytes: 2 * 1024 ** 3, durability: 'normal', log, bus, clock: systemClock });
