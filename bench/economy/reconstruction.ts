@@ -8,9 +8,9 @@
  *   same comparison the filter makes), with the same quality; a change may wait out the point's
  *   minInterval;
  * - leave no gap between stored values (nor from the last one to the last poll) longer than the
- *   heartbeat. The filter stores a heartbeat one poll ahead, assuming the next poll comes within
- *   1.5 × the last poll interval (edge/report/filter.ts): a longer gap closed by a poll later
- *   than that is reported apart, as the lookahead's caveat, not as a violation.
+ *   heartbeat. The filter stores a heartbeat ahead of the next poll (edge/report/filter.ts: 2.5 ×
+ *   the mean poll interval); a longer gap closed by a poll later than 1.5 × the previous interval
+ *   (a stalled poll no lookahead plans for) is reported apart, as the lookahead's caveat.
  */
 import type { ReportPolicy, ReportStrategy } from '../../edge/report/strategy.js';
 import type { NewReading, Quality, Reading } from '../../edge/store/types.js';
@@ -155,7 +155,7 @@ function checkPoint(
     }
     const lastValue = numeric(last.value);
     const since = ts - last.ts;
-    const off = QUALITY[last.quality] !== quality || (Number.isNaN(lastValue) !== Number.isNaN(value)) || Math.abs(value - lastValue) > band(lastValue);
+    const off = QUALITY[last.quality] !== quality || (Number.isNaN(lastValue) !== Number.isNaN(value)) || Math.abs(value - lastValue) > band(lastValue) * (1 + 1e-9) + 1e-9 * Math.max(Math.abs(value), Math.abs(lastValue));
     if (off && !(minInterval > 0 && since < minInterval)) {
       violation(device, point, ts, `polled ${value} at ${iso(ts)}, stored ${String(last.value)} since ${iso(last.ts)}: beyond the deadband`);
     }

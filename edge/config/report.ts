@@ -18,7 +18,7 @@ import { z } from 'zod';
 import { isBoolPoint, type RolePoint } from '../profiles/pointRoles.js';
 import { everyChangeIssues, everyChangeReasons, type EveryChangePoint } from '../report/everyChange.js';
 import { DEFAULT_STRATEGY, EVERY_POLL_STRATEGY, type ReportStrategy } from '../report/strategy.js';
-import { durationIn, fieldKinds } from './scalars.js';
+import { durationIn, durationText, fieldKinds } from './scalars.js';
 import { didYouMean } from './suggest.js';
 
 const PERCENT_RE = /^(\d+(?:\.\d+)?)\s*%$/;
@@ -58,8 +58,8 @@ const reportMapping = z
     }
     const heartbeat = r.heartbeat ?? (poll ? 0 : DEFAULT_STRATEGY.heartbeat);
     if (r.minInterval !== undefined && r.minInterval > 0 && heartbeat > 0 && r.minInterval >= heartbeat) {
-      const which = r.heartbeat === undefined ? `the default heartbeat, ${showMs(heartbeat)}` : `heartbeat ${showMs(heartbeat)}`;
-      ctx.addIssue({ code: 'custom', path: ['minInterval'], message: `a heartbeat must be longer than the minimum interval: minInterval ${showMs(r.minInterval)} is not shorter than ${which}` });
+      const which = r.heartbeat === undefined ? `the default heartbeat, ${durationText(heartbeat)}` : `heartbeat ${durationText(heartbeat)}`;
+      ctx.addIssue({ code: 'custom', path: ['minInterval'], message: `a heartbeat must be longer than the minimum interval: minInterval ${durationText(r.minInterval)} is not shorter than ${which}` });
     }
   })
   .transform((r): ReportStrategy => {
@@ -79,13 +79,6 @@ export const reportSchema = z.union([
   z.enum(['poll', 'change']).transform((on): ReportStrategy => ({ ...(on === 'poll' ? EVERY_POLL_STRATEGY : DEFAULT_STRATEGY) })),
   reportMapping,
 ]);
-
-/** "15m", "1h", "1500ms": a duration as a technician writes it. */
-function showMs(ms: number): string {
-  const units: [string, number][] = [['d', 86_400_000], ['h', 3_600_000], ['m', 60_000], ['s', 1000]];
-  for (const [unit, size] of units) if (ms % size === 0) return `${ms / size}${unit}`;
-  return `${ms}ms`;
-}
 
 // ---------------------------------------------------------------------------------------
 // Checks against the device's profile

@@ -48,6 +48,14 @@ function wholeMs(ms: number): number | undefined {
   return Math.abs(ms - whole) <= 1e-9 * Math.max(1, ms) ? whole : undefined;
 }
 
+/** A duration as a technician writes it in devices.yaml: "15m", "1h", "1500ms", "0ms". */
+export function durationText(ms: number): string {
+  for (const [unit, size] of [['d', 86_400_000], ['h', 3_600_000], ['m', 60_000], ['s', 1000]] as const) {
+    if (ms >= size && ms % size === 0) return `${ms / size}${unit}`;
+  }
+  return `${ms}ms`;
+}
+
 /**
  * A duration in whole ms, within `min..max` in a devices.yaml (`durationIn('100ms', '1d')`).
  * The schema refuses what no timer can hold (a fraction of a ms, more than MAX_TIMER_MS).

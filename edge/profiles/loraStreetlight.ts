@@ -57,7 +57,7 @@ export interface PointSpec {
 /**
  * The heartbeat of a LoRaWAN node's points (edge/report/defaults.ts): uplinks come minutes apart,
  * and the filter stores a heartbeat once the next uplink could come after it (since the last
- * stored value + 1.5 × the uplink interval > heartbeat), so a 15 min heartbeat would store nearly
+ * stored value + 2.5 × the mean uplink interval > heartbeat), so a 15 min heartbeat would store nearly
  * every uplink of a node sending every 5–10 minutes. An hour is several uplink intervals.
  */
 export const LORAWAN_HEARTBEAT = 60 * 60_000;

@@ -2,6 +2,7 @@
  * `streetbox validate --report`: every point of a device with the strategy it follows and where
  * that comes from (README "Report strategies"), for a technician checking a devices.yaml.
  */
+import { durationText } from '../config/scalars.js';
 import type { Config } from '../config/schema.js';
 import { describeReport } from './policy.js';
 import type { ReportStrategy } from './strategy.js';
@@ -16,13 +17,6 @@ export function strategyText(s: ReportStrategy): string {
   if (s.minInterval > 0) parts.push(`at most every ${durationText(s.minInterval)}`);
   if (s.heartbeat > 0) parts.push(`heartbeat ${durationText(s.heartbeat)}`);
   return parts.join(', ');
-}
-
-function durationText(ms: number): string {
-  for (const [unit, n] of [['d', 86_400_000], ['h', 3_600_000], ['m', 60_000], ['s', 1000]] as const) {
-    if (ms >= n && ms % n === 0) return `${ms / n}${unit}`;
-  }
-  return `${ms}ms`;
 }
 
 /** The table of one device, or of every device when `deviceId` is undefined; null: no such device. */

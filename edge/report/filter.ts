@@ -32,6 +32,8 @@ interface PointState {
  * is no guide: after a late poll the next one comes early, and the one after may be late again.)
  */
 const HEARTBEAT_LOOKAHEAD = 2.5;
+/** Relative rounding of a double (a few ulps): a difference this close to the band is on it, not beyond. */
+const BAND_EPSILON = 1e-12;
 /** The poll interval is the mean of the intervals seen, then a moving average over about this many. */
 const INTERVALS_AVERAGED = 8;
 
@@ -71,11 +73,6 @@ export class ReportFilter {
     this.stored++;
     return true;
   }
-
-  /** Forgets every point: the next value of each is stored (after the strategies changed). */
-  reset(): void {
-    this.points.clear();
-  }
 }
 
 /** Takes the interval since the point's last poll into its averaged poll interval. */
@@ -92,6 +89,9 @@ function trackInterval(s: PointState, ts: number): void {
 function worthStoring(s: PointState, ts: number, value: Value): boolean {
   const { on, heartbeat, minInterval } = s.strategy;
   const since = ts - s.ts;
+  // the wall clock stepped back (NTP correcting a clock that ran ahead): the value is stored and
+  // becomes the baseline, or the minimum interval and the heartbeat would wait for the clock to catch up
+  if (since < 0) return true;
   if (heartbeat > 0 && since + HEARTBEAT_LOOKAHEAD * s.interval > heartbeat) return true;
   if (typeOf(value) !== typeOf(s.value)) return true;
   if (minInterval > 0 && since < minInterval) return false;
@@ -111,5 +111,6 @@ function changed(strategy: ReportStrategy, last: Value, value: Value): boolean {
   if (Number.isNaN(value) || Number.isNaN(last)) return !(Number.isNaN(value) && Number.isNaN(last));
   if (!Number.isFinite(value) || !Number.isFinite(last)) return true;
   const band = Math.max(strategy.deadband, (strategy.deadbandPercent / 100) * Math.abs(last));
-  return Math.abs(value - last) > band;
+  // "beyond" in decimal terms: 10.3 − 10.2 is 0.10000000000000142 in binary, not beyond a 0.1 band
+  return Math.abs(value - last) > band + BAND_EPSILON * Math.max(Math.abs(value), Math.abs(last));
 }

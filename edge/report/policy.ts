@@ -58,17 +58,22 @@ function resolveDevice(device: DeviceConfig, profiles: ProfileRegistry): PointRe
 function resolve(device: DeviceConfig, p: ReportPoint, lorawan: boolean): Omit<PointReport, 'point'> {
   const points = device.points ?? {};
   if (Object.hasOwn(points, p.name)) return { strategy: points[p.name]!.report, from: 'device point' };
-  if (device.report !== undefined) return fromDevice(device.report, p);
+  if (device.report !== undefined) return broad(device.report, p, 'device');
   if (p.report !== undefined) return { strategy: p.report, from: 'profile' };
   const builtIn: ReportDefault | undefined = p.radio ? RADIO_DEFAULTS[p.name as RadioPoint] : p.role === undefined ? undefined : ROLE_DEFAULTS[p.role];
   const lora = (s: ReportStrategy): ReportStrategy => (lorawan ? onLoRaWAN(s) : s);
-  if (builtIn !== undefined) return { strategy: lora(builtIn.strategy), from: 'role' };
+  if (builtIn !== undefined) return broad(lora(builtIn.strategy), p, 'role');
   return { strategy: lora(DEFAULT_STRATEGY), from: 'default' };
 }
 
-/** The device's report as one of its points takes it: one whose every change is stored, without deadband and minimum interval. */
-function fromDevice(report: ReportStrategy, p: ReportPoint): Omit<PointReport, 'point'> {
+/**
+ * A strategy not written for this point (the device's report, its role's default) as the point
+ * takes it: one whose every change is stored (an alarm's input) keeps it without deadband and
+ * minimum interval.
+ */
+function broad(report: ReportStrategy, p: ReportPoint, from: 'device' | 'role'): Omit<PointReport, 'point'> {
   const strategy = p.everyChange === undefined ? report : storingEveryChange(report);
-  if (strategy === report) return { strategy, from: 'device' };
-  return { strategy, from: 'device', note: `every change, without the device's deadband and minimum interval (${p.everyChange})` };
+  if (strategy === report) return { strategy, from };
+  const whose = from === 'device' ? "the device's" : "its role's";
+  return { strategy, from, note: `every change, without ${whose} deadband and minimum interval (${p.everyChange})` };
 }

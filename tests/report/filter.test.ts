@@ -157,22 +157,34 @@ describe('ReportFilter: the rules of a strategy', () => {
     expect({ polled: f.polled, stored: f.stored }).toEqual({ polled: 8, stored: 5 });
   });
 
+  it('a wall clock stepped back stores the next value and takes it as the baseline, so no change waits for the clock to catch up', () => {
+    const f = new ReportFilter({ strategy: () => strategy({ minInterval: 10_000, heartbeat: 60_000 }) });
+    const t0 = 3_600_000;
+    expect(f.keep(reading([t0, 1]))).toBe(true);
+    // NTP steps the clock back an hour: the first value after it is stored, then minInterval counts from it
+    expect(f.keep(reading([t0 - 3_600_000 + 1000, 2]))).toBe(true);
+    expect(f.keep(reading([t0 - 3_600_000 + 2000, 3]))).toBe(false);
+    expect(f.keep(reading([t0 - 3_600_000 + 12_000, 3]))).toBe(true);
+  });
+
+  it('a deadband compares in decimal terms: steps of exactly the band are on it, not beyond it', () => {
+    const f = new ReportFilter({ strategy: () => strategy({ deadband: 0.1 }) });
+    let v = 10;
+    const stored: boolean[] = [];
+    for (let i = 0; i < 200; i++) {
+      v = Math.round((v + 0.1) * 10) / 10; // 10.1, 10.2, …: each 0.1 from the last, in binary sometimes a hair above
+      stored.push(f.keep(reading([i * 1000, v])));
+    }
+    // the first value, then every second step: 0.2 from the last stored value, and only those
+    expect(stored.filter(Boolean).length).toBe(100);
+    expect(stored.every((s, i) => s === (i % 2 === 0))).toBe(true);
+  });
+
   it('EVERY_POLL stores every value', () => {
     const f = new ReportFilter(EVERY_POLL);
     const all = Array.from({ length: 50 }, (_, i) => f.keep(reading([i, 7])));
     expect(all.every(Boolean)).toBe(true);
     expect({ polled: f.polled, stored: f.stored }).toEqual({ polled: 50, stored: 50 });
-  });
-
-  it('reset() forgets every point: the next value of each is stored, by the strategy the policy gives now', () => {
-    let band = 100;
-    const f = new ReportFilter({ strategy: () => strategy({ deadband: band }) });
-    expect([f.keep(reading([0, 1])), f.keep(reading([100, 50])), f.keep(reading([100, 1], 'q'))]).toEqual([T, F, T]);
-    band = 1;
-    expect(f.keep(reading([200, 50]))).toBe(false); // the policy is asked once per point
-    f.reset();
-    expect([f.keep(reading([300, 50])), f.keep(reading([300, 1], 'q'))]).toEqual([T, T]); // unchanged, but stored
-    expect([f.keep(reading([400, 51.5])), f.keep(reading([500, 52]))]).toEqual([T, F]); // now with deadband 1
   });
 });
 

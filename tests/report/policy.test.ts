@@ -222,3 +222,29 @@ describe("a device's report on the points whose every change is stored", () => {
     expect(reportPolicy(cfg).strategy('node', 'lampFailure')).toEqual(EVERY_POLL_STRATEGY);
   });
 });
+
+describe("a role's default on a point an alarm reads", () => {
+  it('is taken without its deadband: the value that clears the alarm is stored like the one that raised it', () => {
+    const cfg = config(`profiles:
+  - name: cabinet-probe
+    kind: other
+    points:
+      - { name: temp, table: input, address: 0, type: int16, scale: 0.1, unit: °C, role: temperature }
+      - { name: humidity, table: input, address: 1, unit: '%' }
+    alarms:
+      - { name: overheat, point: temp, severity: warning }
+devices:
+  - { id: probe, bus: b, unit: 3, profile: cabinet-probe }
+`);
+    const probe = byPoint(describeReport(cfg, 'probe'));
+    expect(probe.get('temp')).toEqual({
+      strategy: change(),
+      from: 'role',
+      note: "every change, without its role's deadband and minimum interval (alarms are always stored: temp feeds alarm overheat)",
+    });
+    expect(reportPolicy(cfg).strategy('probe', 'temp')).toEqual(change());
+    // the role's deadband stays where no alarm reads the point
+    expect(ROLE_DEFAULTS.temperature.strategy.deadband).toBe(0.5);
+    expect(probe.get('humidity')).toEqual({ strategy: DEFAULT_STRATEGY, from: 'default' });
+  });
+});

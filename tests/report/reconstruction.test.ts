@@ -245,7 +245,8 @@ function checkPoint(point: string, st: ReportStrategy, polledValues: Reading[], 
 function within(st: ReportStrategy, last: Value, value: Value): boolean {
   if (typeof last !== 'number' || typeof value !== 'number') return Object.is(last, value);
   const band = Math.max(st.deadband, (st.deadbandPercent / 100) * Math.abs(last));
-  return Math.abs(value - last) <= band;
+  // on the band in decimal terms is within it (3.3 − 2.3 is 0.9999999999999996 or 1.0000000000000004 in binary)
+  return Math.abs(value - last) <= band * (1 + 1e-9) + 1e-9 * Math.max(Math.abs(value), Math.abs(last));
 }
 
 /** The last of `stored` (in ts order) at or before `ts`; of those at `ts` itself, only the ones `sameMs` accepts (by index). */
