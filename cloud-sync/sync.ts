@@ -13,7 +13,7 @@ import type { Component, GatewayContext } from '../edge/component.js';
 import { errorMessage } from '../edge/errors.js';
 import type { Logger } from '../edge/log.js';
 import type { Timer } from '../edge/clock.js';
-import type { Migration } from '../edge/store/index.js';
+import { moduleDatabase } from '../edge/store/modules.js';
 import { Batcher } from './batcher.js';
 import { CentralCommands, type CommandHandler } from './commands.js';
 import { DailyBytes, SYNC_MIGRATIONS, SYNC_MODULE, type UpstreamBytes } from './dailyBytes.js';
@@ -118,7 +118,7 @@ class UpstreamSync implements SyncComponent {
     this.linger = new Linger(cfg.linger);
     // what the buffer holds at start is seen now: a backlog from before a restart goes in full batches, its tail after linger
     if (this.lastSeq > consumer.ackedSeq) this.linger.seen(this.lastSeq, this.ctx.clock.monotonic());
-    this.daily = new DailyBytes({ db: moduleDatabase(store, this.log), zone: this.ctx.config.gateway.timezone, clock: this.ctx.clock, log: this.log });
+    this.daily = new DailyBytes({ db: this.bytesDatabase(), zone: this.ctx.config.gateway.timezone, clock: this.ctx.clock, log: this.log });
     this.daily.load();
     this.batcher = new Batcher({ store, gateway: this.gateway, batchSize: cfg.batchSize, batchBytes: cfg.batchBytes });
     bus.on(this, 'readings', (rs) => {
@@ -373,25 +373,15 @@ class UpstreamSync implements SyncComponent {
     this.ackTimer.unref?.();
   }
 
+  /** The sync's table of bytes per day; null for a store without module tables (a test double): counted in memory only. */
+  private bytesDatabase(): BetterSqlite3.Database | null {
+    const db = moduleDatabase(this.ctx.store, SYNC_MODULE, SYNC_MIGRATIONS);
+    if (db === null) this.log.warn('store has no module tables: upstream bytes per day are kept in memory only');
+    return db;
+  }
+
   private clearAckTimer(): void {
     if (this.ackTimer) this.ctx.clock.clearTimeout(this.ackTimer);
     this.ackTimer = undefined;
   }
-}
-
-/** What the store exposes to module-owned tables (edge/store/store.ts `sqlite`, `migrate`). */
-interface ModuleDatabase {
-  readonly sqlite: BetterSqlite3.Database;
-  migrate(module: string, migrations: readonly Migration[]): number;
-}
-
-/** The store's database with the sync's table migrated; null for a store without module tables (a test double): counted in memory only. */
-function moduleDatabase(store: unknown, log: Logger): BetterSqlite3.Database | null {
-  const s = store as Partial<ModuleDatabase> | null;
-  if (typeof s?.migrate !== 'function' || typeof s.sqlite !== 'object' || s.sqlite === null) {
-    log.warn('store has no module tables: upstream bytes per day are kept in memory only');
-    return null;
-  }
-  s.migrate(SYNC_MODULE, SYNC_MIGRATIONS);
-  return s.sqlite;
 }

@@ -8,6 +8,7 @@ import type BetterSqlite3 from 'better-sqlite3';
 import type { Logger } from '../log.js';
 import type { Store } from '../store/api.js';
 import type { Migration } from '../store/migrations.js';
+import { moduleDatabase } from '../store/modules.js';
 import type { ClaimRow } from './arbiter.js';
 
 export const CONTROL_MODULE = 'control';
@@ -21,16 +22,6 @@ export const CONTROL_MIGRATIONS: readonly Migration[] = [
    );`,
 ];
 
-interface SqlStore {
-  sqlite: BetterSqlite3.Database;
-  migrate(module: string, migrations: readonly Migration[]): number;
-}
-
-function hasTables(store: Store): store is Store & SqlStore {
-  const s = store as Partial<SqlStore>;
-  return typeof s.migrate === 'function' && s.sqlite !== undefined;
-}
-
 export class ClaimStore {
   private db: BetterSqlite3.Database | null = null;
   private memory: ClaimRow[] = [];
@@ -43,12 +34,12 @@ export class ClaimStore {
 
   /** Creates the table when needed; idempotent. */
   open(): void {
-    if (this.db || !hasTables(this.store)) {
-      if (!this.db) this.log.warn('control: the store keeps no module tables; claims are kept in memory only');
+    if (this.db) return;
+    const db = moduleDatabase(this.store, CONTROL_MODULE, CONTROL_MIGRATIONS);
+    if (db === null) {
+      this.log.warn('control: the store keeps no module tables; claims are kept in memory only');
       return;
     }
-    this.store.migrate(CONTROL_MODULE, CONTROL_MIGRATIONS);
-    const db = this.store.sqlite;
     const del = db.prepare('DELETE FROM control_claim');
     const ins = db.prepare('INSERT INTO control_claim (id, seq, row) VALUES (?, ?, ?)');
     this.replaceAll = db.transaction((rows: readonly ClaimRow[]) => {

@@ -5,14 +5,8 @@
 import Database from 'better-sqlite3';
 import type BetterSqlite3 from 'better-sqlite3';
 import type { Logger } from '../../../log.js';
-
-export type Migration = string | ((db: BetterSqlite3.Database) => void);
-
-/** What the store exposes to module-owned tables. */
-export interface ModuleDatabase {
-  readonly sqlite: BetterSqlite3.Database;
-  migrate(module: string, migrations: readonly Migration[]): void;
-}
+import type { Migration } from '../../../store/migrations.js';
+import { moduleDatabase } from '../../../store/modules.js';
 
 export const LORAWAN_MODULE = 'lorawan';
 
@@ -52,20 +46,13 @@ export const LORAWAN_MIGRATIONS: readonly Migration[] = [
   `,
 ];
 
-function hasModuleDb(store: unknown): store is ModuleDatabase {
-  const s = store as Partial<ModuleDatabase> | null;
-  return typeof s === 'object' && s !== null && typeof s.migrate === 'function' && typeof s.sqlite === 'object' && s.sqlite !== null;
-}
-
 /**
  * The store's database with the LoRaWAN tables migrated. A store without module tables
  * (a test double) gets an in-memory database: sessions then do not survive a restart.
  */
 export function lorawanDatabase(store: unknown, log: Logger): BetterSqlite3.Database {
-  if (hasModuleDb(store)) {
-    store.migrate(LORAWAN_MODULE, LORAWAN_MIGRATIONS);
-    return store.sqlite;
-  }
+  const tables = moduleDatabase(store, LORAWAN_MODULE, LORAWAN_MIGRATIONS);
+  if (tables !== null) return tables;
   log.warn('store has no module tables: LoRaWAN sessions are kept in memory only');
   const db = new Database(':memory:');
   for (const m of LORAWAN_MIGRATIONS) {
