@@ -7,57 +7,25 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { localDay } from '../../cloud-sync/dailyBytes.js';
-import type { SyncStatus } from '../../cloud-sync/index.js';
-import { systemClock, type Clock } from '../../edge/clock.js';
-import { createLogger } from '../../edge/log.js';
-import { startGateway, type Gateway } from '../../edge/main.js';
-import type { Autonomy } from '../../edge/store/types.js';
 import { waitFor } from '../helpers/wait.js';
-import { tempGateway } from '../support/cli.js';
-import { startMosquitto, type Mosquitto } from '../sync/mosquitto.js';
+import { startEconomyGateway, type EconomyGateway } from '../support/economyGateway.js';
 
 const TOKEN = 'economy-metrics-token-000001';
 const ZONE = 'Europe/Amsterdam';
 const HOUR_MS = 3_600_000;
 
-let gw: Gateway;
-let dir: ReturnType<typeof tempGateway>;
-let broker: Mosquitto;
-let base: string;
-let offset = 0;
-const clock: Clock = { ...systemClock, now: () => Date.now() + offset };
+let g: EconomyGateway;
 
 beforeAll(async () => {
-  broker = await startMosquitto();
-  dir = tempGateway(`
-gateway: { id: economy-metrics, timezone: ${ZONE} }
-storage: { path: data/gw.db }
-buses:
-  - { id: net, type: tcp, host: 127.0.0.1, port: 0, timeout: 500ms }
-devices:
-  - { id: lamp-1, bus: net, unit: 1, profile: streetlight-controller, poll: 250ms }
-  - { id: lamp-2, bus: net, unit: 2, profile: streetlight-controller, poll: 250ms }
-broker: { enabled: false }
-api:
-  host: 127.0.0.1
-  port: 0
-  tokens:
-    - { name: tech, token: ${TOKEN}, role: technician }
-sync: { url: "${broker.url}", reconnectMin: 100ms, reconnectMax: 1s }
-simulate: true
-`);
-  gw = await startGateway({ configPath: dir.config, log: createLogger({ level: 'silent' }), clock });
-  base = `http://127.0.0.1:${gw.built.api!.port()}`;
+  g = await startEconomyGateway('economy-metrics', ZONE, TOKEN);
 });
 
 afterAll(async () => {
-  await gw?.stop();
-  dir?.cleanup();
-  await broker?.close();
+  await g?.stop();
 });
 
 async function metrics(): Promise<{ text: string; value(name: string): number | undefined }> {
-  const text = await (await fetch(`${base}/metrics`, { headers: { Authorization: `Bearer ${TOKEN}` } })).text();
+  const text = await (await fetch(`${g.base}/metrics`, { headers: { Authorization: `Bearer ${TOKEN}` } })).text();
   return {
     text,
     value: (name) => {
@@ -67,13 +35,9 @@ async function metrics(): Promise<{ text: string; value(name: string): number | 
   };
 }
 
-async function status(): Promise<{ store: { autonomy: Autonomy }; sync: SyncStatus }> {
-  return (await (await fetch(`${base}/api/v1/status`, { headers: { Authorization: `Bearer ${TOKEN}` } })).json()) as never;
-}
-
 describe('the data economy in /metrics and /api/v1/status', () => {
   it('while measuring: bytes per reading only, no NaN; the bytes sent today beside the counter', async () => {
-    await waitFor('bytes sent upstream', async () => (await status()).sync.bytesToday > 0, 15_000);
+    await waitFor('bytes sent upstream', async () => (await g.status()).sync.bytesToday > 0, 15_000);
     const m = await metrics();
     expect(m.text).not.toMatch(/ NaN$/m);
     expect(m.text).toContain('# TYPE streetbox_storage_bytes_per_reading gauge');
@@ -87,17 +51,17 @@ describe('the data economy in /metrics and /api/v1/status', () => {
     expect(today).toBeLessThanOrEqual(m.value('streetbox_sync_bytes_total')!);
     expect(m.text).not.toContain('streetbox_sync_bytes_per_month_estimate');
 
-    const st = await status();
+    const st = await g.status();
     expect(st.store.autonomy).toMatchObject({ readingsPerDay: null, days: null });
-    expect(st.sync.bytesPerDay).toEqual([{ day: localDay(clock.now(), ZONE), bytes: st.sync.bytesToday }]);
+    expect(st.sync.bytesPerDay).toEqual([{ day: localDay(g.now(), ZONE), bytes: st.sync.bytesToday }]);
     expect(st.sync.bytesPerMonthEstimate).toBeNull();
   });
 
   it('once the load is measured: the days and the load as gauges, as the status has them', async () => {
-    offset = HOUR_MS;
-    await waitFor('a measured autonomy', async () => (await status()).store.autonomy.days !== null, 10_000);
+    g.advance(HOUR_MS);
+    await waitFor('a measured autonomy', async () => (await g.status()).store.autonomy.days !== null, 10_000);
     const m = await metrics();
-    const a = (await status()).store.autonomy;
+    const a = (await g.status()).store.autonomy;
     expect(m.text).not.toMatch(/ NaN$/m);
     expect(m.text).toContain('# TYPE streetbox_storage_autonomy_days gauge');
     const days = m.value('streetbox_storage_autonomy_days')!;
