@@ -4,17 +4,17 @@
  * editor and finds the streetbox nodes in the palette. The screenshot is kept in tests/artifacts/.
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, statSync } from 'node:fs';
+import { mkdirSync, statSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
-import { chromium, type BrowserContext } from 'playwright-core';
+import type { BrowserContext } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tempDir } from '../helpers/tmp.js';
 import { USER, startFlowsRig, type FlowsRig } from './rig.js';
 import { admin, login } from './support.js';
+import { HAS_CHROMIUM, launchChromium } from '../support/chromium.js';
 
 const VIEWER = { username: 'vic', password: 'flows-viewer-password-2' };
-const CHROMIUM = '/usr/bin/chromium';
 const ARTIFACTS = join(import.meta.dirname, '..', 'artifacts');
 
 let rig: FlowsRig;
@@ -82,14 +82,9 @@ describe('embedded Node-RED: the editor in a browser', () => {
     profile.remove();
   });
 
-  it.skipIf(!existsSync(CHROMIUM))('logs in and finds the streetbox nodes in the palette', async () => {
+  it.skipIf(!HAS_CHROMIUM)('logs in and finds the streetbox nodes in the palette', async () => {
     // a fresh profile directory (playwright passes it as --user-data-dir)
-    browser = await chromium.launchPersistentContext(profile.path, {
-      executablePath: CHROMIUM,
-      headless: true,
-      viewport: { width: 1400, height: 900 },
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    });
+    browser = await launchChromium(profile.path, { width: 1400, height: 900 });
     const page = await browser.newPage();
     await page.goto(`${rig.base}/flows/`);
     await page.locator('#node-dialog-login-username').fill(USER.username);

@@ -4,20 +4,20 @@
  * devices with live values, dims a group and sees the command verified. Screenshot kept in
  * tests/artifacts/.
  */
-import { existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium, type BrowserContext } from 'playwright-core';
+import type { BrowserContext } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../edge/log.js';
 import { startGateway, type Gateway } from '../../edge/main.js';
 import { tempDir } from '../helpers/tmp.js';
 import { ROOT } from '../support/cli.js';
+import { HAS_CHROMIUM, launchChromium } from '../support/chromium.js';
 
-const CHROMIUM = '/usr/bin/chromium';
 const ARTIFACTS = join(import.meta.dirname, '..', 'artifacts');
 const TOKEN = 'demo-technician-token-0001'; // the demo's own technician token
 
-describe.skipIf(!existsSync(CHROMIUM))('the status page of the demo', () => {
+describe.skipIf(!HAS_CHROMIUM)('the status page of the demo', () => {
   const data = tempDir('streetbox-demo-');
   const profile = tempDir('streetbox-chromium-');
   let gw: Gateway;
@@ -35,12 +35,7 @@ describe.skipIf(!existsSync(CHROMIUM))('the status page of the demo', () => {
         for (const b of c.buses) if (b.type === 'tcp') b.port = 0;
       },
     });
-    browser = await chromium.launchPersistentContext(profile.path, {
-      executablePath: CHROMIUM,
-      headless: true,
-      viewport: { width: 1280, height: 1000 },
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    });
+    browser = await launchChromium(profile.path, { width: 1280, height: 1000 });
     mkdirSync(ARTIFACTS, { recursive: true });
   });
 

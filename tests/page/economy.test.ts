@@ -6,14 +6,13 @@
  * bytes sent upstream today; the server-rendered summary says the same. The gateway's wall clock
  * is moved forward by hand to end the measuring (timers run in real time).
  */
-import { existsSync } from 'node:fs';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import type { BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tempDir } from '../helpers/tmp.js';
 import { waitFor } from '../helpers/wait.js';
 import { startEconomyGateway, type EconomyGateway } from '../support/economyGateway.js';
+import { HAS_CHROMIUM, launchChromium } from '../support/chromium.js';
 
-const CHROMIUM = '/usr/bin/chromium';
 const TECH = 'economy-technician-token-0001';
 const HOUR_MS = 3_600_000;
 
@@ -27,17 +26,12 @@ afterAll(async () => {
   await g?.stop();
 });
 
-describe.skipIf(!existsSync(CHROMIUM))('the status page: autonomy and upstream bytes', () => {
+describe.skipIf(!HAS_CHROMIUM)('the status page: autonomy and upstream bytes', () => {
   let browser: BrowserContext;
   const profile = tempDir('streetbox-chromium-');
 
   beforeAll(async () => {
-    browser = await chromium.launchPersistentContext(profile.path, {
-      executablePath: CHROMIUM,
-      headless: true,
-      viewport: { width: 1280, height: 900 },
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    });
+    browser = await launchChromium(profile.path, { width: 1280, height: 900 });
   });
   afterAll(async () => {
     await browser?.close();

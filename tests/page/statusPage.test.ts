@@ -7,19 +7,19 @@
  * times are ISO 8601 in the gateway's zone (not the browser's), with each instant's offset.
  * Screenshots (desktop and a 375 px phone) go to tests/artifacts/.
  */
-import { existsSync, mkdirSync, statSync } from 'node:fs';
+import { mkdirSync, statSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import type { BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../edge/log.js';
 import { startGateway, type Gateway } from '../../edge/main.js';
 import { isoLocal } from '../../edge/timeFormat.js';
 import { tempDir } from '../helpers/tmp.js';
 import { tempGateway } from '../support/cli.js';
+import { HAS_CHROMIUM, launchChromium } from '../support/chromium.js';
 
-const CHROMIUM = '/usr/bin/chromium';
 const ARTIFACTS = join(import.meta.dirname, '..', 'artifacts');
 const TECH = 'page-technician-token-00000001';
 const VIEWER = 'page-viewer-token-000000000001';
@@ -198,18 +198,12 @@ describe('the server-rendered summary (GET / with a bearer token)', () => {
   });
 });
 
-describe.skipIf(!existsSync(CHROMIUM))('the status page in Chromium', () => {
+describe.skipIf(!HAS_CHROMIUM)('the status page in Chromium', () => {
   let browser: BrowserContext;
   const profile = tempDir('streetbox-chromium-');
 
   beforeAll(async () => {
-    browser = await chromium.launchPersistentContext(profile.path, {
-      executablePath: CHROMIUM,
-      headless: true,
-      viewport: { width: 1280, height: 900 },
-      timezoneId: 'America/New_York',
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    });
+    browser = await launchChromium(profile.path, { width: 1280, height: 900, timezoneId: 'America/New_York' });
     mkdirSync(ARTIFACTS, { recursive: true });
   });
   afterAll(async () => {
