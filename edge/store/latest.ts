@@ -1,7 +1,11 @@
 /**
  * The latest value per point survives a restart through the `latest` table: a snapshot written
  * off the hot path (every few seconds and at close) with its high-water seq in meta.latest_seq,
- * plus the readings committed after it, replayed at open.
+ * plus the readings committed after it, replayed at open. A point is written when a reading of it
+ * was stored since the last snapshot, with the value `latest()` shows then: the last polled one,
+ * which a report strategy may not have stored (Store.observe), under the seq of the last stored
+ * reading. So after a restart a point shows the last value known at the snapshot, not an older
+ * stored one; a polled value newer than the point's last stored reading waits for the next one.
  */
 import type BetterSqlite3 from 'better-sqlite3';
 import { decodeValue, encodeFlags, encodeReading, qualityOf, storedValue } from './codec.js';
