@@ -116,7 +116,7 @@ export function printStatus(config: Config, io: CliIo, json: boolean): void {
     lines.push(`${head('consumers')}${consumers.length === 0 ? s.dim('(none)') : ''}`.trimEnd());
     for (const c of status.consumers) lines.push(`  ${c.name.padEnd(20)} acked ${c.ackedSeq}, ${c.lag ?? '?'} behind`);
     lines.push(`${head('devices')}${devices.length === 0 ? s.dim('(no readings yet)') : ''}`.trimEnd());
-    for (const d of devices) lines.push(`  ${d.id.padEnd(20)} ${d.points} points, last reading ${isoLocal(d.lastSeen, zone)}`);
+    for (const d of devices) lines.push(`  ${d.id.padEnd(20)} ${d.points} points, last stored reading ${isoLocal(d.lastSeen, zone)}`);
     lines.push(s.bold('recent events'));
     for (const e of events) {
       const paint = SEVERITY_PAINT[e.severity] ?? ((_s: Style, t: string) => t);

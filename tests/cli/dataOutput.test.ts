@@ -56,7 +56,7 @@ describe('streetbox status', () => {
     expect(r.stdout).toContain('  2026-01-15T13:00:00+01:00 warning  comms.lost lamp-1');
     expect(r.stdout).toContain('  2026-07-15T14:00:00+02:00 info     comms.restored lamp-1');
     // the last reading of lamp-2: SUMMER + 2,499 s
-    expect(r.stdout).toMatch(/lamp-2 +1 points, last reading 2026-07-15T14:41:39\+02:00$/m);
+    expect(r.stdout).toMatch(/lamp-2 +1 points, last stored reading 2026-07-15T14:41:39\+02:00$/m);
     expect(r.stdout).not.toMatch(/\d\d:\d\d:\d\d(\.\d+)?Z/);
     const json = JSON.parse((await runCli(['status', '--config', g.config, '--json'], { env: PIPED })).stdout) as { timezone: string; recentEvents: { ts: number }[] };
     expect(json.timezone).toBe('Europe/Amsterdam');
