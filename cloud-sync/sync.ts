@@ -81,6 +81,8 @@ class UpstreamSync implements SyncComponent {
   /** wakes the drain when a lingering batch is due; at most one, for the earliest due time */
   private lingerTimer: Timer | undefined;
   private lingerDueAt = Infinity;
+  /** an event was committed since the linger timer was armed: the waiting batch is closed */
+  private eventWhileLingering = false;
   private lastSeq = 0;
   /** the highest seq published by this process: a batch starting at or below it is a resend */
   private highestSent = 0;
@@ -130,6 +132,7 @@ class UpstreamSync implements SyncComponent {
     });
     bus.on(this, 'event', (e) => {
       if (e.seq > this.lastSeq) this.lastSeq = e.seq;
+      this.eventWhileLingering = true;
       this.linger.seen(e.seq, this.ctx.clock.monotonic());
       this.wake();
     });
@@ -270,6 +273,7 @@ class UpstreamSync implements SyncComponent {
       this.repump = true;
       return;
     }
+    if (this.stillLingering(cfg.batchSize)) return;
     this.pumping = true;
     try {
       const client = this.client;
@@ -335,8 +339,20 @@ class UpstreamSync implements SyncComponent {
   // ---- the linger timer ----------------------------------------------------------------
 
   /** One timer for the lingering batch: kept while it is due no later than `waitMs` from now. */
+  /**
+   * A readings batch waits out its linger and a commit of readings woke the drain: it cannot end
+   * the wait unless it may fill the batch by count, so the batch is not read and serialized again
+   * at every commit. (One full by bytes before count, with a small batchBytes, goes when the timer
+   * fires: within linger.) An event closes the batch: it is built and goes at once.
+   */
+  private stillLingering(batchSize: number): boolean {
+    return this.lingerTimer !== undefined && !this.eventWhileLingering && this.lastSeq - this.window.frontier < batchSize;
+  }
+
   private armLingerTimer(waitMs: number): void {
     const dueAt = this.ctx.clock.monotonic() + waitMs;
+    // the batch was just built and waits: the events committed so far are in it, or past it
+    this.eventWhileLingering = false;
     if (this.lingerTimer && this.lingerDueAt <= dueAt) return;
     this.clearLingerTimer();
     this.lingerDueAt = dueAt;

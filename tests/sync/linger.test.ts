@@ -117,6 +117,37 @@ describe('sync.linger against mosquitto', () => {
     }
   });
 
+  it('while a batch lingers, a commit of readings does not read and serialize it again', async () => {
+    let reads = 0;
+    const r = await rig('gw-linger-reads', { linger: LINGER }, {
+      before: (t) => {
+        const read = t.store.readings.bind(t.store);
+        t.store.readings = (q) => {
+          reads++;
+          return read(q);
+        };
+      },
+    });
+    try {
+      const before = reads;
+      r.commit(1);
+      await waitFor('the batch built and found waiting', () => reads > before);
+      const first = reads;
+      for (let i = 0; i < 10; i++) {
+        await r.clock.advance(100);
+        r.commit(3);
+      }
+      // woken 10 times within the linger: the waiting batch was not built again
+      expect(reads).toBe(first);
+      await r.clock.advance(LINGER);
+      expect(r.sync.status().sentBatches).toBe(1);
+      await waitFor('the batch at the broker', () => r.batches().length === 1);
+      expect(r.batches()[0]!.items).toHaveLength(31);
+    } finally {
+      await r.close();
+    }
+  });
+
   it('an event goes at once and takes the readings before it', async () => {
     const r = await rig('gw-linger-event', { linger: LINGER });
     try {
