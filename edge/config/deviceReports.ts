@@ -5,18 +5,11 @@
  * well-formed one), so its issues come at file:line:col with the others. It is not part of the
  * schema's crossCheck: it needs the built-in profiles, and reading those needs the schema.
  */
-import { loadProfiles, type ProfileRegistry } from '../profiles/index.js';
+import { loadProfiles } from '../profiles/index.js';
 import { devicePoints } from '../report/points.js';
 import type { CrossIssue, ValidParts } from './lenient.js';
 import { deviceReportIssues } from './report.js';
 import type { DeviceConfig, ProfileConfig } from './schema.js';
-
-let builtins: ProfileRegistry | undefined;
-
-/** The built-in profiles, read once. */
-function builtinProfiles(): ProfileRegistry {
-  return (builtins ??= loadProfiles());
-}
 
 /** A profile with all its points and alarms (in a malformed file, one left out leaves a hole: lenient.ts). */
 function wholeProfile(p: ProfileConfig): boolean {
@@ -32,7 +25,7 @@ export function deviceReportCheck({ parts, leftOut }: ValidParts): CrossIssue[] 
   const profileOf = (name: string): ProfileConfig | undefined => {
     const found = custom.find((p) => p?.name === name);
     if (found !== undefined) return wholeProfile(found) ? found : undefined;
-    return leftOut.has('profiles', name) ? undefined : builtinProfiles().get(name);
+    return leftOut.has('profiles', name) ? undefined : loadProfiles().get(name);
   };
   const issues: CrossIssue[] = [];
   devices.forEach((d, i) => {

@@ -66,13 +66,14 @@ export function checkProfile(p: ProfileConfig, where: string): void {
   }
 }
 
+/** The built-in profiles, read and checked once per process (the gateway's parts each ask at start). */
+let builtins: readonly ProfileConfig[] | undefined;
+
 export function loadProfiles(custom: readonly ProfileConfig[] = []): ProfileRegistry {
   const byName = new Map<string, ProfileConfig>();
   const customNames = new Set<string>();
-  for (const file of BUILTIN_PROFILE_FILES) {
-    const p = loadProfileFile(asset(file));
-    byName.set(p.name, p);
-  }
+  builtins ??= BUILTIN_PROFILE_FILES.map((file) => loadProfileFile(asset(file)));
+  for (const p of builtins) byName.set(p.name, p);
   for (const p of custom) {
     checkProfile(p, 'devices.yaml profiles');
     byName.set(p.name, p);
