@@ -6,6 +6,8 @@
  * each device goes first (retained), then the backlog from the cursor, oldest first. The store's
  * bus wakes the sync after each commit: no polling. A readings batch that could still grow waits
  * up to `sync.linger` for more (cloud-sync/linger.ts) on one timer; events go at once.
+ * Central's doors in the same session: commands (commands.ts) and configuration (configDoor.ts).
+ * start() reads the `sync` section again, so a configuration change restarts it with stop/start.
  */
 import type BetterSqlite3 from 'better-sqlite3';
 import type { IConnackPacket, MqttClient } from 'mqtt';
@@ -13,9 +15,11 @@ import type { Component, GatewayContext } from '../edge/component.js';
 import { errorMessage } from '../edge/errors.js';
 import type { Logger } from '../edge/log.js';
 import type { Timer } from '../edge/clock.js';
+import type { ConfigService } from '../edge/reconfig/types.js';
 import { moduleDatabase } from '../edge/store/modules.js';
 import { Batcher } from './batcher.js';
 import { CentralCommands, type CommandHandler } from './commands.js';
+import { CentralConfigDoor } from './configDoor.js';
 import { DailyBytes, SYNC_MIGRATIONS, SYNC_MODULE, type UpstreamBytes } from './dailyBytes.js';
 import { SyncError, classifyError, pubackError } from './errors.js';
 import { Linger } from './linger.js';
@@ -53,8 +57,18 @@ export interface SyncComponent extends Component {
 export interface SyncOptions {
   /** the control pipeline's entry for commands from central (edge/control/central.ts); without it they are all rejected */
   onCommand?: CommandHandler;
+  /**
+   * The configuration service (edge/reconfig): with it, changes from central on `down/config` are
+   * handed to it and its stage reports go upstream on `up/config/<id>` (cloud-sync/configDoor.ts)
+   */
+  config?: ConfigService;
   /** uniform [0, 1) for the backoff jitter (tests) */
   random?: () => number;
+}
+
+/** The `sync` section, or undefined when the sync is off. */
+function syncConfigOf(ctx: GatewayContext): SyncConfig | undefined {
+  return ctx.config.sync?.enabled === false ? undefined : ctx.config.sync;
 }
 
 export function createSyncComponent(ctx: GatewayContext, opts: SyncOptions = {}): SyncComponent {
@@ -64,10 +78,12 @@ export function createSyncComponent(ctx: GatewayContext, opts: SyncOptions = {})
 class UpstreamSync implements SyncComponent {
   readonly name = 'sync';
   private readonly log: Logger;
-  private readonly cfg: SyncConfig | undefined;
+  /** read again at every start: a configuration change restarts the sync with a new `sync` section */
+  private cfg: SyncConfig | undefined;
   private readonly gateway: string;
   private readonly topics: GatewayTopics;
   private readonly commands: CentralCommands;
+  private readonly configDoor: CentralConfigDoor | undefined;
   private link: UpstreamLink | undefined;
   private window = new AckWindow(0);
   private batcher: Batcher | undefined;
@@ -97,16 +113,17 @@ class UpstreamSync implements SyncComponent {
     opts: SyncOptions,
   ) {
     this.log = ctx.log.child({ module: 'sync' });
-    this.cfg = ctx.config.sync?.enabled === false ? undefined : ctx.config.sync;
+    this.cfg = syncConfigOf(ctx);
     this.gateway = ctx.config.gateway.id;
     this.topics = gatewayTopics(this.gateway);
     this.commands = new CentralCommands({ store: ctx.store, topics: this.topics, log: this.log, clock: ctx.clock, handler: opts.onCommand });
+    this.configDoor = opts.config ? new CentralConfigDoor({ service: opts.config, topics: this.topics, log: this.log }) : undefined;
     this.random = opts.random;
   }
 
   async start(): Promise<void> {
     if (this.started) return;
-    const cfg = this.cfg;
+    const cfg = (this.cfg = syncConfigOf(this.ctx));
     if (!cfg) {
       this.log.info('upstream sync not configured');
       return;
@@ -136,6 +153,8 @@ class UpstreamSync implements SyncComponent {
       this.linger.seen(e.seq, this.ctx.clock.monotonic());
       this.wake();
     });
+    // a report added inside the manager's work: published after it, from the outbox
+    if (this.configDoor) bus.on(this, 'configReport', () => setImmediate(() => this.configDoor?.wake()));
     const { default: mqtt } = await import('mqtt');
     if (!this.started) return; // stopped while mqtt.js was loading
     this.link = new UpstreamLink({
@@ -206,22 +225,31 @@ class UpstreamSync implements SyncComponent {
     this.client = client;
     this.window.clear();
     client.on('message', (topic, payload) => {
-      if (topic !== this.topics.commandsDown || client !== this.client) return;
-      void this.commands.handle(client, topic, payload).catch((err: unknown) => this.log.error({ err }, 'handling a command from central failed'));
+      if (client !== this.client) return;
+      if (topic === this.topics.commandsDown) {
+        void this.commands.handle(client, topic, payload).catch((err: unknown) => this.log.error({ err }, 'handling a command from central failed'));
+      } else if (topic === this.topics.configDown) {
+        // without a service, a subscription the persistent session kept from an earlier run
+        if (this.configDoor) this.configDoor.handle(payload);
+        else this.log.warn({ bytes: payload.length }, 'configuration from central is not enabled on this gateway; message ignored');
+      }
     });
-    // The persistent session keeps the subscription (sessionPresent); subscribing again is
+    // The persistent session keeps the subscriptions (sessionPresent); subscribing again is
     // harmless and covers a session the broker lost.
     this.commands.subscribe(client);
+    this.configDoor?.subscribe(client);
     this.log.debug({ sessionPresent: connack.sessionPresent }, 'upstream session');
     client.publish(this.topics.status, 'online', { qos: 1, retain: true }, (err) => {
       if (!err && client === this.client) this.link?.markHealthy();
     });
     this.publishLatestState(client);
+    this.configDoor?.connected(client);
     this.wake();
   }
 
   private onDown(): void {
     this.client = undefined;
+    this.configDoor?.disconnected();
     this.window.clear();
     this.clearAckTimer();
     this.clearLingerTimer();

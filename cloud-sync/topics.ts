@@ -13,6 +13,10 @@ export interface GatewayTopics {
   commandsDown: string;
   /** the outcome of one command from central */
   commandOutcome(id: string): string;
+  /** configuration changes from central (edge/reconfig, cloud-sync/configDoor.ts) */
+  configDown: string;
+  /** the stage reports of one configuration change, retained: the latest stage stays */
+  configReport(id: string): string;
 }
 
 export function gatewayTopics(gateway: string): GatewayTopics {
@@ -23,6 +27,8 @@ export function gatewayTopics(gateway: string): GatewayTopics {
     deviceState: (device) => `${base}/devices/${device}/state`,
     commandsDown: `${base}/down/commands`,
     commandOutcome: (id) => `${base}/commands/${id}`,
+    configDown: `${base}/down/config`,
+    configReport: (id) => `${base}/up/config/${id}`,
   };
 }
 

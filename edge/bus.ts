@@ -1,5 +1,6 @@
 import type { Logger } from './log.js';
 import type { CommandRecord, Reading, StoredEvent } from './store/types.js';
+import type { ConfigStageReport } from './reconfig/records.js';
 
 /**
  * The gateway's in-process fan-out: data committed to the store, and the values polled around it.
@@ -28,6 +29,8 @@ export interface EventBusMap {
    * or has it back: the supervisor shows the component degraded meanwhile, without restarting it.
    */
   health: [ComponentHealth];
+  /** A configuration change reached a stage (edge/reconfig): the sync publishes it on `up/config/<id>` from the store's outbox. */
+  configReport: [ConfigStageReport];
 }
 
 export interface ComponentStateChange {

@@ -8,6 +8,7 @@ import { EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK, StreetboxError, errorMessage, ty
 import { registerModbusCommands } from './drivers/modbus/cli.js';
 import { registerControlCommands } from './control/cli.js';
 import { registerOpsCommands } from './ops/cli.js';
+import { registerConfigCommands } from './reconfig/cli.js';
 import { createLogger, type LogFormat } from './log.js';
 import { configuredZone, registerLogCommands } from './logCli.js';
 import { exportData, printStatus, readinessOf } from './cliData.js';
@@ -152,6 +153,7 @@ export function buildProgram(io: CliIo = stdio): Command {
   registerControlCommands(program, io);
   registerOpsCommands(program, io, DEFAULT_CONFIG);
   registerLogCommands(program, io);
+  registerConfigCommands(program, io);
   return program;
 }
 

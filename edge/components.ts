@@ -17,6 +17,7 @@ import { createFlowsComponent } from './flows/index.js';
 import { lorawanMetrics, refusalMetrics, syncMetrics } from './componentMetrics.js';
 import { createClockWatch } from './ops/clockWatch.js';
 import { createWatchdog } from './ops/watchdog.js';
+import type { ConfigService } from './reconfig/types.js';
 
 export interface BuiltComponents {
   components: Component[];
@@ -34,6 +35,8 @@ const LORA_SILENCE_MS = 2 * 3_600_000;
 export interface BuildOptions {
   /** the gateway's status, for GET /api/v1/status */
   status: () => unknown;
+  /** configuration changes: central's down/config (sync) and the /api/v1/config routes */
+  config?: ConfigService;
 }
 
 export async function buildComponents(ctx: GatewayContext, opts: BuildOptions): Promise<BuiltComponents> {
@@ -61,7 +64,10 @@ export async function buildComponents(ctx: GatewayContext, opts: BuildOptions): 
   components.push(control);
 
   // commands from central go through the control pipeline: control is built first, sync hands them over
-  const sync = createSyncComponent(ctx, { onCommand: centralCommandHandler({ commands: control, store: ctx.store, clock: ctx.clock }) });
+  const sync = createSyncComponent(ctx, {
+    onCommand: centralCommandHandler({ commands: control, store: ctx.store, clock: ctx.clock }),
+    ...(opts.config ? { config: opts.config } : {}),
+  });
 
   let broker: BrokerComponent | undefined;
   if (config.broker.enabled) {
@@ -73,6 +79,7 @@ export async function buildComponents(ctx: GatewayContext, opts: BuildOptions): 
   if (config.api.enabled) {
     api = createApi(ctx, {
       commands: control,
+      ...(opts.config ? { config: opts.config } : {}),
       status: () => ({ ...(opts.status() as object), sync: sync.status(), lorawan: drivers.lorawan?.status() }),
       devices: () => [
         ...(drivers.modbus?.status().flatMap((b) => b.devices.map((d) => ({ ...d, bus: b.id }))) ?? []),

@@ -2,9 +2,12 @@
  * One error hierarchy for the whole gateway. Every error carries a code from this union
  * and, where it wraps another, the cause. Never throw a string.
  */
+import type { ConfigRefusalCode } from './reconfig/records.js';
+
 export type ErrorCode =
   | 'E_CONFIG'
   | 'E_CONFIG_ENV'
+  | ConfigRefusalCode
   | 'E_STORE'
   | 'E_STORE_CORRUPT'
   | 'E_COMPONENT'

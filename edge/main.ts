@@ -16,6 +16,9 @@ import { openStore, BatchWriter } from './store/index.js';
 import type { Store } from './store/api.js';
 import { Supervisor, type ComponentStatus } from './supervisor.js';
 import { buildComponents, type BuiltComponents } from './components.js';
+import { GatewayApplier } from './reconfig/applier.js';
+import { ConfigManager } from './reconfig/manager.js';
+import { ConfigVersions } from './reconfig/versions.js';
 
 export interface GatewayOptions {
   configPath: string;
@@ -36,6 +39,10 @@ export interface Gateway {
   readonly components: readonly Component[];
   /** the components by role, for tests and tools */
   readonly built: BuiltComponents;
+  /** configuration changes (edge/reconfig); undefined with a store that keeps no module tables */
+  readonly configChanges: ConfigManager | undefined;
+  /** SIGHUP / `streetbox reload`: devices.yaml as it is on disk now goes the road of a change */
+  reload(principal?: string): void;
   status(): GatewayStatus;
   /** `budgetMs`: how long the components may take to stop, all together (default: the start option) */
   stop(budgetMs?: number): Promise<void>;
@@ -47,6 +54,8 @@ export interface GatewayStatus {
   components: ComponentStatus[];
   store: ReturnType<Store['stats']>;
   ingestPending: number;
+  /** the configuration version that runs, and one awaiting a manual confirm */
+  config: { version: number | null; sha256: string | null; awaitingConfirm: { version: number; confirmBy: number } | null };
 }
 
 /**
@@ -58,6 +67,8 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   const clock = opts.clock ?? systemClock;
   const loaded = loadConfig(opts.configPath, opts.env ? { env: opts.env } : {});
   const config = loaded.config;
+  // as the text declares it (what a change is compared with), before the start-up overrides
+  const declared = structuredClone(config);
   opts.override?.(config);
   const log = (opts.log ?? createLogger()).child({ gateway: config.gateway.id });
 
@@ -91,17 +102,26 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
 
   const supervisor = new Supervisor({ log: log.child({ module: 'supervisor' }), bus, clock });
   const startedAt = clock.now();
-  const status = (): GatewayStatus => ({
-    gateway: config.gateway.id,
-    startedAt,
-    components: supervisor.status(),
-    store: store.stats(),
-    ingestPending: writer.pending,
-  });
+  let configChanges: ConfigManager | undefined;
+  const status = (): GatewayStatus => {
+    const running = configChanges?.running();
+    return {
+      gateway: context.config.gateway.id,
+      startedAt,
+      components: supervisor.status(),
+      store: store.stats(),
+      ingestPending: writer.pending,
+      config: { version: running?.version ?? null, sha256: running?.sha256 ?? null, awaitingConfirm: configChanges?.awaitingConfirm() ?? null },
+    };
+  };
   let built: BuiltComponents;
   let components: Component[];
   try {
-    built = await buildComponents(context, { status });
+    const versions = ConfigVersions.open(store, log);
+    if (versions) {
+      configChanges = new ConfigManager({ ctx: context, file: loaded.file, dir: loaded.dir, ...(opts.env ? { env: opts.env } : {}), versions, startText: loaded.source });
+    }
+    built = await buildComponents(context, { status, ...(configChanges ? { config: configChanges } : {}) });
     components = [
       {
         name: 'ingest',
@@ -112,6 +132,11 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     ];
     for (const c of components) supervisor.add(c);
     store.appendEvent({ kind: 'gateway.started', severity: 'info', detail: { pid: process.pid, config: loaded.file } });
+    if (configChanges) {
+      configChanges.attach(new GatewayApplier({ ctx: context, supervisor, built, writer, declared, override: opts.override }));
+      // the version record agrees with the file the gateway starts from (a change cut short by a crash included)
+      configChanges.reconcile();
+    }
   } catch (err) {
     // nothing was started: leave the data file as we found it
     store.close();
@@ -119,18 +144,32 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     throw err;
   }
   await supervisor.startAll(opts.signal);
-  log.info({ components: components.map((c) => c.name), config: loaded.file }, 'gateway running');
+  configChanges?.start();
+  log.info({ components: components.map((c) => c.name), config: loaded.file, version: configChanges?.running()?.version }, 'gateway running');
 
   let stopped: Promise<void> | null = null;
   return {
-    config,
+    get config() {
+      return context.config;
+    },
     context,
     components,
     built,
+    configChanges,
     status,
+    reload(principal = 'file') {
+      if (stopped) return;
+      if (!configChanges) {
+        log.warn('reload: this gateway keeps no configuration versions (its store has no module tables)');
+        return;
+      }
+      const submitted = configChanges.reloadFromFile(principal);
+      void submitted.outcome.then((r) => log.info({ id: r.id, version: r.version, stage: r.stage, code: r.code }, 'reload: devices.yaml went its road'));
+    },
     stop(budgetMs?: number) {
       stopped ??= (async () => {
         log.info('gateway stopping');
+        configChanges?.stop();
         await supervisor.stopAll(budgetMs ?? opts.stopBudgetMs);
         try {
           store.appendEvent({ kind: 'gateway.stopped', severity: 'info', detail: {} });

@@ -16,6 +16,9 @@
  * - A gateway whose components all failed at start stays up, degraded, and retries them
  *   (the supervisor's backoff); it never falls off the end of an empty event loop with
  *   Node's exit code 13 ("unsettled top-level await") and no word why.
+ * - SIGHUP: devices.yaml as it is on disk now goes the road of a configuration change
+ *   (edge/reconfig: validated, applied to what it touches, confirmed or rolled back); before the
+ *   gateway runs, and while it stops, SIGHUP is ignored (never Node's default: exit).
  * - A stop that cannot finish within EXIT_DEADLINE_MS is cut short: the component that hung is
  *   logged as an error and the process exits 0 all the same (committed data is safe in the WAL;
  *   exit 0 keeps a unit's stop a stop, not a failure to restart from).
@@ -85,15 +88,26 @@ export async function runUntilSignal(opts: RunOptions): Promise<void> {
     }, deadlineMs).unref();
     onSignal?.(s);
   };
+  let running: Gateway | null = null;
+  const onHangup = (): void => {
+    if (!running || signalled) {
+      log.warn('SIGHUP before the gateway runs or while it stops: ignored');
+      return;
+    }
+    log.info('SIGHUP: reloading devices.yaml');
+    running.reload('file');
+  };
   // Installed before anything starts: a SIGTERM during start-up is a stop, not a kill.
   signals.on('SIGINT', handler);
   signals.on('SIGTERM', handler);
+  signals.on('SIGHUP', onHangup);
   // The process lives until a signal, even with every component degraded and waiting for a retry.
   const keepAlive = setInterval(() => undefined, 1 << 30);
   const cleanup = (): void => {
     clearInterval(keepAlive);
     signals.off('SIGINT', handler);
     signals.off('SIGTERM', handler);
+    signals.off('SIGHUP', onHangup);
   };
 
   const start = opts.start ?? (await import('./main.js')).startGateway;
@@ -105,6 +119,7 @@ export async function runUntilSignal(opts: RunOptions): Promise<void> {
     throw err;
   }
   if (!signalled) {
+    running = gateway;
     try {
       opts.onRunning?.(gateway);
     } catch (err) {

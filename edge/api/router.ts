@@ -34,7 +34,7 @@ export interface Reply {
 export type Handler = (r: ApiRequest) => Reply | Promise<Reply>;
 
 export interface Route {
-  method: 'GET' | 'POST';
+  method: 'GET' | 'POST' | 'PUT';
   pattern: string;
   access: Access;
   handler: Handler;

@@ -7,6 +7,7 @@
 import { createServer, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Component, GatewayContext } from '../component.js';
+import type { Config } from '../config/schema.js';
 import { can } from '../control/roles.js';
 import { StreetboxError, errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -16,6 +17,7 @@ import { send, sendJson } from './http.js';
 import { ApiMetrics } from './metrics.js';
 import { Router, type Reply, type Route } from './router.js';
 import { commandRoutes } from './routes/commands.js';
+import { configRoutes } from './routes/config.js';
 import { consumerRoutes } from './routes/consumers.js';
 import { dataRoutes } from './routes/data.js';
 import { deviceRoutes } from './routes/devices.js';
@@ -34,6 +36,11 @@ export interface ApiComponent extends Component {
   mount(prefix: string, handler: RequestListener): void;
   unmount(prefix: string): void;
   routes(): readonly Route[];
+  /**
+   * Replaces the bearer tokens (a config change, issue 16): the next request is checked against
+   * them; requests under way and open connections (the live feed) are left as they are.
+   */
+  setTokens(tokens: Config['api']['tokens']): void;
 }
 
 export function createApi(ctx: GatewayContext, deps: ApiDeps): ApiComponent {
@@ -46,7 +53,7 @@ class HttpApi implements ApiComponent {
   private readonly router = new Router();
   private readonly env: RouteEnv;
   private readonly mounts = new Map<string, RequestListener>();
-  private readonly tokens: TokenTable;
+  private tokens: TokenTable;
   private http: Server | null = null;
   private boundPort: number | null = null;
 
@@ -57,7 +64,8 @@ class HttpApi implements ApiComponent {
     this.log = ctx.log.child({ module: 'api' });
     this.env = { ctx, deps, metrics: new ApiMetrics(ctx.bus), availability: new Map() };
     this.tokens = new TokenTable(ctx.config.api.tokens);
-    for (const add of [systemRoutes, deviceRoutes, dataRoutes, consumerRoutes, commandRoutes, pageRoutes]) add(this.router, this.env);
+    // configRoutes adds nothing without deps.config
+    for (const add of [systemRoutes, deviceRoutes, dataRoutes, consumerRoutes, commandRoutes, configRoutes, pageRoutes]) add(this.router, this.env);
   }
 
   port(): number {
@@ -80,6 +88,12 @@ class HttpApi implements ApiComponent {
 
   routes(): readonly Route[] {
     return this.router.list();
+  }
+
+  setTokens(tokens: Config['api']['tokens']): void {
+    this.tokens = new TokenTable(tokens);
+    // the tokens' names only, never a token
+    this.log.info({ tokens: this.tokens.size, names: tokens.map((t) => t.name) }, 'api tokens replaced');
   }
 
   async start(): Promise<void> {

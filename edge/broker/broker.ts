@@ -2,7 +2,9 @@
  * The embedded MQTT broker (aedes, MQTT 3.1.1): logins from broker.users (edge/broker/auth.ts),
  * the ACL of each user's role (edge/control/roles.ts `mqttAllowed`) as aedes' authorize hooks,
  * and the topic API of DESIGN.md: retained status, state and availability, events, set topics
- * handed to the command pipeline, and command results on `commands/<id>`.
+ * handed to the command pipeline, and command results on `commands/<id>`. `setAuth` swaps the
+ * users in place (a config change, issue 16): only the connections whose login no longer stands
+ * are closed.
  */
 import { Aedes, type AedesPublishPacket, type AuthenticateError, type Client, type PublishPacket, type Subscription } from 'aedes';
 import type { Server, Socket } from 'node:net';
@@ -17,7 +19,7 @@ import { errorMessage } from '../errors.js';
 import { commandBody } from '../jsonLimits.js';
 import type { Logger } from '../log.js';
 import { Admission } from './admission.js';
-import { BrokerUsers } from './auth.js';
+import { BrokerUsers, type Login } from './auth.js';
 import { GuardedConnection } from './framing.js';
 import { close, listen, plainServer, tlsServer } from './listeners.js';
 import { BrokerMetrics } from './metrics.js';
@@ -38,6 +40,14 @@ export interface BrokerComponent extends Component {
   /** the MQTT-over-TLS port, once started, or undefined when not configured */
   tlsPort(): number | undefined;
   metrics(): MetricSample[];
+  /**
+   * Swaps the users (and allowAnonymous) of the running broker: new logins are checked against
+   * them once it resolves; connections of users removed, or whose password, passwordHash or role
+   * changed, (and anonymous ones when anonymous is no longer allowed) are closed, every other
+   * connection stays as it is. `closed`: how many. Not running: nothing to do ({ closed: 0 }).
+   * Rejects with E_CONFIG (a malformed passwordHash), the old users still in force.
+   */
+  setAuth(broker: Pick<Config['broker'], 'users' | 'allowAnonymous'>): Promise<{ closed: number }>;
 }
 
 /** A command on a set topic larger than this is refused (the client is disconnected). */
@@ -79,6 +89,9 @@ class EmbeddedBroker implements BrokerComponent {
   private readonly deviceKind: (id: string) => DeviceKind | undefined;
   private readonly counters = new BrokerMetrics();
   private readonly principals = new WeakMap<Client, Principal>();
+  /** the connections logged in now, with what they logged in as (setAuth closes those whose login no longer stands) */
+  private readonly logins = new Map<Client, Login>();
+  private users: BrokerUsers | null = null;
   private aedes: Aedes | null = null;
   private admission: Admission | null = null;
   private publisher: Publisher | null = null;
@@ -133,8 +146,11 @@ class EmbeddedBroker implements BrokerComponent {
       authenticate: (client, username, password, done) => {
         users.login(username, password).then(
           (r) => {
+            // the users were swapped while the password was checked, and this login no longer stands
+            if (r.ok && !users.holds(r.login)) r = { ok: false, reason: 'credentials' };
             if (r.ok) {
               this.principals.set(client, r.principal);
+              this.loggedIn(client, r.login);
               // before the CONNACK: the client's next packets may be up to broker.maxPacketSize
               if (client.conn instanceof GuardedConnection) client.conn.authenticated();
               done(null, true);
@@ -169,6 +185,7 @@ class EmbeddedBroker implements BrokerComponent {
     aedes.on('connectionError', (client, err) => this.log.debug({ clientId: client.id, err: errorMessage(err) }, 'mqtt connection error'));
     this.aedes = aedes;
     this.admission = admission;
+    this.users = users;
 
     const publish = (topic: string, payload: string, retain: boolean): void => this.publish(topic, payload, retain);
     this.publisher = new Publisher({ bus: this.ctx.bus, store: this.ctx.store, clock: this.ctx.clock, log: this.log, topics: this.topics, publish, ...(this.deps.coalesceMs !== undefined ? { coalesceMs: this.deps.coalesceMs } : {}) });
@@ -213,8 +230,47 @@ class EmbeddedBroker implements BrokerComponent {
     this.servers = [];
     this.aedes = null;
     this.admission = null;
+    this.users = null;
+    this.logins.clear();
     this.ports = null;
     this.log.info('mqtt broker stopped');
+  }
+
+  setAuth(broker: Pick<Config['broker'], 'users' | 'allowAnonymous'>): Promise<{ closed: number }> {
+    // in turn with start and stop: never against a broker half started or stopped
+    const run = this.busy.catch(() => undefined).then(() => this.doSetAuth(broker));
+    this.busy = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    return run;
+  }
+
+  private async doSetAuth(broker: Pick<Config['broker'], 'users' | 'allowAnonymous'>): Promise<{ closed: number }> {
+    const users = this.users;
+    if (!users || !this.aedes) return { closed: 0 };
+    const change = await users.update(broker.users, broker.allowAnonymous);
+    // from here to the end nothing awaits: no login completes between the swap and the closing
+    let closed = 0;
+    for (const [client, login] of this.logins) {
+      if (users.holds(login)) continue;
+      this.logins.delete(client);
+      // its will is not published on the authority it no longer has (authorizePublish finds no principal)
+      this.principals.delete(client);
+      client.close();
+      closed++;
+    }
+    // usernames only: never a password or a hash
+    this.log.info({ users: users.size, ...change, allowAnonymous: broker.allowAnonymous, closed }, 'mqtt users replaced');
+    return { closed };
+  }
+
+  /** A connection logged in: kept (with its login) until its stream closes. */
+  private loggedIn(client: Client, login: Login): void {
+    const conn = client.conn as Partial<NodeJS.EventEmitter> & { destroyed?: boolean };
+    if (conn.destroyed === true || typeof conn.once !== 'function') return;
+    this.logins.set(client, login);
+    conn.once('close', () => this.logins.delete(client));
   }
 
   private publish(topic: string, payload: string, retain: boolean): void {

@@ -24,6 +24,8 @@ export interface LoadedConfig {
   file: string;
   /** its directory: relative paths in the config are relative to it */
   dir: string;
+  /** the text it was parsed from (a byte-order mark left out): a configuration version's content */
+  source: string;
 }
 
 export interface LoadOptions {
@@ -98,7 +100,7 @@ export function parseConfig(source: string, opts: ParseOptions): LoadedConfig {
   if (!result.success || all.length > 0) {
     throw new ConfigError(sortIssues(all.length > 0 ? all : [place(0, [], 'the configuration is not valid')]));
   }
-  return { config: resolvePaths(result.data, dir), file: absolute, dir };
+  return { config: resolvePaths(result.data, dir), file: absolute, dir, source: text };
 }
 
 /**

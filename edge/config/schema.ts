@@ -3,6 +3,7 @@
  * it (`Config` below), never written twice. Every object is strict: an unknown key is an
  * error (with a did-you-mean hint from the loader), never silently ignored.
  */
+import { createPublicKey, type KeyObject } from 'node:crypto';
 import { z } from 'zod';
 import { unknownName } from './suggest.js';
 import { loadZoneRules } from '../zoneinfo.js';
@@ -58,6 +59,11 @@ export const gatewaySchema = z.strictObject({
   lat: z.number().min(-90).max(90).optional(),
   lon: z.number().min(-180).max(180).optional(),
   timezone: timezone.default('UTC'),
+  /**
+   * how long a configuration change has to pass the health probe before it is rolled back by
+   * itself (edge/reconfig): the applied version must keep every component and touched bus up
+   */
+  confirmTimeout: durationIn('1s', '1h').default(120_000),
 });
 
 export const storageSchema = z.strictObject({
@@ -350,6 +356,42 @@ export const nodeRedSchema = z.strictObject({
     .default([]),
 });
 
+/**
+ * sync.configSigningKeys[]: checked here with node:crypto, so a gateway never starts trusting a key
+ * it cannot use. The entry is never shown in the issue: a private key pasted by mistake would
+ * otherwise land in the log (so the message does not start with "expected", which the loader
+ * follows with the value found: zodIssues.ts).
+ */
+const signingKey = z.string().superRefine((text, ctx) => {
+  const problem = signingKeyProblem(text);
+  if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem });
+});
+
+const SIGNING_KEY_EXPECTED = 'expected an ed25519 public key (PEM or base64 of 32 bytes)';
+
+/** Why a configSigningKeys entry is not a usable ed25519 public key, without quoting it; undefined when it is. */
+export function signingKeyProblem(text: string): string | undefined {
+  if (/PRIVATE KEY/.test(text)) return `a private key (not shown; never put one in devices.yaml): ${SIGNING_KEY_EXPECTED}`;
+  return ed25519PublicKey(text) === undefined ? `not a usable key (not shown): ${SIGNING_KEY_EXPECTED}` : undefined;
+}
+
+/** The key an entry of sync.configSigningKeys stands for: PEM SPKI, or base64 of the raw 32 bytes. */
+export function ed25519PublicKey(text: string): KeyObject | undefined {
+  const trimmed = text.trim();
+  try {
+    if (trimmed.startsWith('-----BEGIN PUBLIC KEY-----')) {
+      const key = createPublicKey({ key: trimmed, format: 'pem' });
+      return key.asymmetricKeyType === 'ed25519' ? key : undefined;
+    }
+    if (!/^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=?$/.test(trimmed)) return undefined; // 32 bytes, nothing more
+    const x = Buffer.from(trimmed, 'base64').toString('base64url');
+    const key = createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x }, format: 'jwk' });
+    return key.asymmetricKeyType === 'ed25519' ? key : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 export const syncSchema = z.strictObject({
   enabled: z.boolean().default(true),
   /** mqtt://host:1883 or mqtts://host:8883 */
@@ -381,6 +423,12 @@ export const syncSchema = z.strictObject({
   /** reconnect backoff: first delay and ceiling (exponential, with jitter) */
   reconnectMin: durationIn('100ms', '1h').default(1000),
   reconnectMax: durationIn('1s', '1d').default(60_000),
+  /**
+   * ed25519 public keys (PEM "BEGIN PUBLIC KEY", or base64 of the raw 32 bytes) that central's
+   * configuration changes must be signed with; empty: changes are taken unsigned. When
+   * non-empty, an unsigned or wrongly signed change is refused (edge/reconfig).
+   */
+  configSigningKeys: z.array(signingKey).default([]),
 });
 
 export const simulateSchema = z.union([

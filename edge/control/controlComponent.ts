@@ -2,6 +2,7 @@
  * The control component: the command pipeline with its lighting and traffic halves, as one
  * Component for main.ts and one CommandService for the doors (HTTP API, broker, cloud-sync,
  * Node-RED, CLI). Start it after the drivers and before the broker and the API.
+ * `applySchedules` takes a changed `schedules` section (issue 16) without a restart.
  */
 import type { Component, GatewayContext } from '../component.js';
 import type { LorawanDriver } from '../drivers/lorawan/index.js';
@@ -54,6 +55,14 @@ export interface ControlComponent extends Component, CommandService {
   deviceKind(deviceId: string): DeviceKind | undefined;
   /** Refused commands since start: recorded in full, only counted (refusals.ts), principals tracked now (for /metrics). */
   refusalCounts(): { recorded: number; suppressed: number; principals: number };
+  /**
+   * A config change of `schedules` (or gateway lat/lon/timezone), ctx.config already replaced:
+   * the scheduler is rebuilt from it and swapped in; lights whose wanted level changes are
+   * driven, others are not written; claims, buses and everything else stay. Schedules that cannot
+   * be built fall back to each group's defaultLevel (logged), as at start. Not running: nothing
+   * to do (the next start reads ctx.config).
+   */
+  applySchedules(): void;
 }
 
 export function createControl(ctx: GatewayContext, deps: ControlDeps = {}): ControlComponent {
@@ -210,5 +219,9 @@ class Control implements ControlComponent {
 
   refusalCounts(): { recorded: number; suppressed: number; principals: number } {
     return { recorded: this.refusals.recorded, suppressed: this.refusals.suppressed, principals: this.refusals.principals };
+  }
+
+  applySchedules(): void {
+    this.running?.lighting.applySchedules();
   }
 }

@@ -8,7 +8,8 @@
  * whose wanted level changed, so a light falls back to the next claim, the schedule, or its
  * group's defaultLevel and never stays dark because a command was lost. Claims are persisted
  * after every change and restored at start; after start, on `comms.restored`, and on a LoRaWAN
- * uplink after a long silence the wanted level is asserted again.
+ * uplink after a long silence the wanted level is asserted again. `applySchedules` swaps in the
+ * schedules of a changed config (issue 16) and drives only the lights whose wanted level changed.
  */
 import { randomUUID } from 'node:crypto';
 import type { Clock, Timer } from '../clock.js';
@@ -60,7 +61,7 @@ export function summarise(outcomes: readonly DeviceOutcome[]): GroupOutcome {
 export class Lighting {
   /** the claims, over the schedules of the config */
   readonly arbiter: Arbiter;
-  private readonly scheduler: Scheduler | null;
+  private scheduler: Scheduler | null;
   private timer: Timer | null = null;
   private running = false;
   /** the level last asked of each device */
@@ -220,6 +221,34 @@ export class Lighting {
       this.o.log.error({ err, command: row.id }, 'light drive failed');
       return recorder.update(row, 'failed', { code: 'E_COMPONENT', error: errorMessage(err) }, { devices: ids });
     }
+  }
+
+  /**
+   * Rebuilds the schedules from ctx.config (schedules, gateway lat/lon/timezone) and swaps them
+   * into the arbiter: the lights whose wanted level changes are driven to it (an `assert` with
+   * reason `schedules`), the others are not written. Claims stay as they are, and so do their
+   * expiries (a claim "until the next step" keeps the instant it was given). Schedules that
+   * cannot be built leave every group at its defaultLevel, as at start (logged).
+   * Returns the devices driven.
+   */
+  applySchedules(): string[] {
+    const { ctx, log, catalog } = this.o;
+    const lights = catalog.lights();
+    const before = new Map(lights.map((d) => [d.id, this.arbiter.wanted({ kind: 'device', id: d.id }).level]));
+    this.scheduler = schedulerOf(ctx.config, log);
+    this.arbiter.setSchedule(this.scheduler);
+    if (!this.running) return [];
+    const driven: string[] = [];
+    for (const dev of lights) {
+      const w = this.arbiter.wanted({ kind: 'device', id: dev.id });
+      if (w.level === before.get(dev.id)) continue;
+      this.assert(dev, 'schedules', w);
+      driven.push(dev.id);
+    }
+    // the next step of the new programs: the timer was armed for the old ones
+    this.arm();
+    log.info({ schedules: ctx.config.schedules.length, usable: this.scheduler !== null, driven: driven.length }, 'control: schedules replaced');
+    return driven;
   }
 
   // ------------------------------------------------------------------ timers and re-assertion

@@ -1,10 +1,11 @@
 /**
  * The role model of DESIGN.md as data, and the MQTT topic ACL of each role for the topic API.
  *
- * technician: everything; maintenance: read + lighting commands; central: read, pull, ack and
- * commands (lighting and traffic programs); viewer: read. A role that may command also has a
- * priority band for its overrides (schedule 0 < maintenance 50 < central 70 < technician 90): an
- * explicit priority may be given up to the role's ceiling, never above.
+ * technician: everything; maintenance: read + lighting commands; central: read, pull, ack,
+ * commands (lighting and traffic programs) and the configuration's versions (it changes the
+ * configuration through its own door, `down/config`, not the API); viewer: read. A role that
+ * may command also has a priority band for its overrides (schedule 0 < maintenance 50 < central
+ * 70 < technician 90): an explicit priority may be given up to the role's ceiling, never above.
  */
 import type { z } from 'zod';
 import { identifier, roles as ROLE_NAMES, type role } from '../config/schema.js';
@@ -12,7 +13,8 @@ import { identifier, roles as ROLE_NAMES, type role } from '../config/schema.js'
 export type Role = z.output<typeof role>;
 export const ROLE_LIST: readonly Role[] = ROLE_NAMES;
 
-export const PERMISSIONS = ['read', 'pull', 'ack', 'command.lighting', 'command.traffic', 'admin'] as const;
+/** `config.view`: the configuration's versions, their (redacted) texts and diffs; changing it is `admin` */
+export const PERMISSIONS = ['read', 'pull', 'ack', 'command.lighting', 'command.traffic', 'admin', 'config.view'] as const;
 export type Permission = (typeof PERMISSIONS)[number];
 
 /** Who asked: the role and the user or token name (recorded with every command and claim). */
@@ -41,7 +43,7 @@ export const MIN_CLAIM_PRIORITY = 1;
 
 export const ROLES: Readonly<Record<Role, RoleSpec>> = {
   technician: { permissions: PERMISSIONS, priority: { default: 90, ceiling: 100 } },
-  central: { permissions: ['read', 'pull', 'ack', 'command.lighting', 'command.traffic'], priority: { default: 70, ceiling: 79 } },
+  central: { permissions: ['read', 'pull', 'ack', 'command.lighting', 'command.traffic', 'config.view'], priority: { default: 70, ceiling: 79 } },
   maintenance: { permissions: ['read', 'command.lighting'], priority: { default: 50, ceiling: 59 } },
   viewer: { permissions: ['read'], priority: null },
 };

@@ -3,10 +3,21 @@
  * It sits at the door of the batched writer (edge/store/writer.ts), so every driver and simulator
  * is filtered the same way. Per point it keeps the last stored value, its time and quality, and
  * the time of the last poll and the point's poll interval (to keep the heartbeat's promise one
- * poll ahead). Two Map gets and no allocation per reading once a point is known.
+ * poll ahead). Two Map gets and no allocation per reading once a point is known. A new policy
+ * (a configuration applied live) keeps that state for every point whose strategy it leaves
+ * unchanged, so a change elsewhere stores nothing extra.
  */
 import type { NewReading, Quality, Value } from '../store/types.js';
 import type { ReportPolicy, ReportStrategy } from './strategy.js';
+
+/**
+ * A policy that can also say which points its configuration declares. Optional: given it, a
+ * change of policy forgets the points it no longer declares (a removed device), which a strategy
+ * alone cannot tell (an unknown point follows DEFAULT_STRATEGY like many declared ones).
+ */
+export interface DeclaringPolicy extends ReportPolicy {
+  declares?(device: string, point: string): boolean;
+}
 
 interface PointState {
   readonly strategy: ReportStrategy;
@@ -38,7 +49,7 @@ const BAND_EPSILON = 1e-12;
 const INTERVALS_AVERAGED = 8;
 
 export class ReportFilter {
-  private readonly policy: ReportPolicy;
+  private policy: ReportPolicy;
   private readonly points = new Map<string, Map<string, PointState>>();
   /** values offered to `keep` */
   polled = 0;
@@ -47,6 +58,31 @@ export class ReportFilter {
 
   constructor(policy: ReportPolicy) {
     this.policy = policy;
+  }
+
+  /**
+   * From the next value on, `policy` decides. A point whose strategy is unchanged keeps its
+   * state (last stored value, heartbeat bookkeeping); one whose strategy changed, or that the
+   * policy no longer declares (DeclaringPolicy), is forgotten: its next value is stored as a
+   * first value. Returns how many points were kept and forgotten.
+   */
+  setPolicy(policy: ReportPolicy): { kept: number; forgotten: number } {
+    const declares = (policy as DeclaringPolicy).declares?.bind(policy);
+    let kept = 0;
+    let forgotten = 0;
+    for (const [device, byPoint] of this.points) {
+      for (const [point, s] of byPoint) {
+        const same = (declares === undefined || declares(device, point)) && sameStrategy(s.strategy, policy.strategy(device, point));
+        if (same) kept++;
+        else {
+          byPoint.delete(point);
+          forgotten++;
+        }
+      }
+      if (byPoint.size === 0) this.points.delete(device);
+    }
+    this.policy = policy;
+    return { kept, forgotten };
   }
 
   /**
@@ -73,6 +109,14 @@ export class ReportFilter {
     this.stored++;
     return true;
   }
+}
+
+/** Whether two strategies are the same, field by field (a strategy is flat: its fields are primitives). */
+function sameStrategy(a: ReportStrategy, b: ReportStrategy): boolean {
+  if (a === b) return true;
+  const keys = new Set([...Object.keys(a), ...Object.keys(b)]) as Set<keyof ReportStrategy>;
+  for (const k of keys) if (!Object.is(a[k], b[k])) return false;
+  return true;
 }
 
 /** Takes the interval since the point's last poll into its averaged poll interval. */

@@ -7,6 +7,7 @@
  */
 import type { ErrorCode } from '../errors.js';
 import type { CommandSource, CommandTarget, Severity } from './vocabulary.js';
+import type { ConfigEventDetail } from '../reconfig/records.js';
 
 /** `command.<status>`: a command row changed status (control/record.ts). */
 export interface CommandEventDetail {
@@ -129,6 +130,12 @@ export interface EventDetails {
   'storage.corrupt': { movedTo: string; reason: string };
   'gateway.started': { pid: number; config: string };
   'gateway.stopped': Record<string, never>;
+  /** a configuration change's stages (edge/reconfig/manager.ts), each with its principal */
+  'config.staged': ConfigEventDetail;
+  'config.rejected': ConfigEventDetail;
+  'config.applied': ConfigEventDetail;
+  'config.confirmed': ConfigEventDetail;
+  'config.rolledBack': ConfigEventDetail;
   'lorawan.joined': { devEui: string; devAddr: string; devNonce: number; joinAcceptSent: boolean; gateway: string; [extra: string]: unknown };
   'lorawan.downlink.sent': DownlinkEventDetail;
   'lorawan.downlink.verified': DownlinkEventDetail;

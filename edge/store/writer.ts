@@ -104,6 +104,16 @@ export class BatchWriter implements Ingest {
     return this.filter.stored;
   }
 
+  /**
+   * A new report policy (a configuration applied live): it decides from the next value pushed
+   * on. Points whose strategy is unchanged keep their filter state; the others store their next
+   * value as a first value. What is buffered or in the polled window stays as it is.
+   */
+  setReport(policy: ReportPolicy): void {
+    const { kept, forgotten } = this.filter.setPolicy(policy);
+    this.log.info({ kept, forgotten }, 'report policy replaced');
+  }
+
   start(): void {
     if (this.started) return;
     this.started = true;

@@ -55,7 +55,7 @@ describe('a valid file', () => {
     const { config, file, dir } = loadConfig(join(FIXTURES, 'good-full.yaml'), { env: FULL_ENV });
     expect(file).toBe(join(FIXTURES, 'good-full.yaml'));
     expect(dir).toBe(FIXTURES);
-    expect(config.gateway).toEqual({ id: 'cabinet-17', site: 'Main Street / Station Road', lat: 52.09, lon: 5.12, timezone: 'Europe/Amsterdam' });
+    expect(config.gateway).toEqual({ id: 'cabinet-17', site: 'Main Street / Station Road', lat: 52.09, lon: 5.12, timezone: 'Europe/Amsterdam', confirmTimeout: 120_000 });
     // units converted once, here: "64MB", "500ms", "2m"
     expect(config.storage).toEqual({ path: join(FIXTURES, 'data/streetbox.db'), maxBytes: 64_000_000, durability: 'full', flushInterval: 200, flushRows: 1000, minAutonomyDays: 7 });
     expect(config.buses[0]).toMatchObject({ id: 'rs485', type: 'serial', baud: 19200, timeout: 500, parity: 'even', dataBits: 8, stopBits: 1, retries: 1 });

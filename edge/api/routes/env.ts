@@ -1,6 +1,7 @@
 /** What every route file gets: the gateway context, the API's deps and its own state. */
 import type { GatewayContext } from '../../component.js';
 import type { CommandService } from '../../control/api.js';
+import type { ConfigService } from '../../reconfig/types.js';
 import type { MetricSample } from '../metricsText.js';
 import type { ApiMetrics } from '../metrics.js';
 
@@ -24,6 +25,8 @@ export interface ApiDeps {
   metrics?: () => MetricSample[];
   /** the live feed's limits, where not the defaults (LIVE_LIMITS) */
   live?: Partial<LiveLimits>;
+  /** the configuration service (edge/reconfig): with it, the /api/v1/config routes (routes/config.ts) */
+  config?: ConfigService;
 }
 
 export interface RouteEnv {

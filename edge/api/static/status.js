@@ -85,6 +85,7 @@
     token = null;
     sessionStorage.removeItem(KEY);
     $('app').hidden = true;
+    $('config-section').hidden = true;
     $('logout').hidden = true;
     $('login').hidden = false;
     $('login-error').textContent = message || '';
@@ -141,6 +142,7 @@
     clear($('commands'));
     addCommands(s.commands);
     renderGroups(s.groups, s.may.commandLighting);
+    void loadConfigVersions();
   }
 
   function update(u) {
@@ -148,6 +150,8 @@
     setValues(u.values, true);
     if (u.events) addEvents(u.events);
     if (u.commands) addCommands(u.commands);
+    // a configuration change moved on (config.staged … config.rolledBack): its row changes
+    if (u.events && u.events.some((e) => typeof e.kind === 'string' && e.kind.startsWith('config.'))) void loadConfigVersions();
   }
 
   function renderStatus(s) {
@@ -313,6 +317,80 @@
     pending.set(body.id, li);
     showPending(li, { action: 'dim', params: { level }, target: { kind: 'group', id: group }, source: { principal: 'you' }, status: body.status || 'queued' });
     while ($('pending').children.length > 5) $('pending').lastChild.remove();
+  }
+
+  // Configuration versions (issue 16), from GET /api/v1/config/versions: shown only to the
+  // tokens that may read them (technician, central); any other answer hides the section. Read
+  // again on each snapshot and whenever a config.* event arrives, one request at a time (a
+  // burst of stages ends in one more read, not one per event).
+  let configBusy = false;
+  let configAgain = false;
+  async function loadConfigVersions() {
+    if (configBusy) {
+      configAgain = true;
+      return;
+    }
+    configBusy = true;
+    try {
+      do {
+        configAgain = false;
+        const body = await configAnswer();
+        if (body === null) $('config-section').hidden = true;
+        else renderConfig(body);
+      } while (configAgain && token);
+    } finally {
+      configBusy = false;
+    }
+  }
+
+  /** The versions answer, or null when this token may not read it (403) or it failed (the live feed reports the connection). */
+  async function configAnswer() {
+    try {
+      const r = await api('/api/v1/config/versions?limit=10');
+      if (r.status !== 200) return null;
+      const body = await r.json();
+      return Array.isArray(body) ? { versions: body } : body && Array.isArray(body.versions) ? body : null;
+    } catch {
+      return null;
+    }
+  }
+
+  const STAGE_TEXT = { staged: 'staged', rejected: 'rejected', applied: 'applied', confirmed: 'confirmed', rolledBack: 'rolled back' };
+
+  function renderConfig(body) {
+    $('config-section').hidden = false;
+    const ul = $('config-versions');
+    clear(ul);
+    for (const v of body.versions.slice(0, 10)) {
+      const who = [v.source, v.principal].filter(Boolean).join(' · ');
+      ul.append(
+        h(
+          'li',
+          { 'data-version': String(v.version), 'data-stage': String(v.stage) },
+          time(v.at),
+          ' ',
+          h('b', null, 'version ' + v.version),
+          ' ',
+          h('b', { class: 'stage ' + v.stage }, STAGE_TEXT[v.stage] || String(v.stage)),
+          v.running ? ' ' : null,
+          v.running ? h('span', { class: 'badge' }, 'running') : null,
+          ' ',
+          h('span', { class: 'meta' }, who + (v.reason ? ' · ' + v.reason : '')),
+        ),
+      );
+    }
+    if (body.versions.length === 0) ul.append(h('li', { class: 'meta' }, 'no version recorded yet'));
+    const waiting = awaitingOf(body);
+    $('config-await').hidden = waiting === null;
+    $('config-await').textContent = waiting === null ? '' : 'version ' + waiting.version + ' awaiting confirm until ' + timeText(waiting.confirmBy) + ' (streetbox config confirm); otherwise it rolls back';
+  }
+
+  /** The version awaiting a manual confirm: the answer's awaitingConfirm, or an applied row that carries its deadline. */
+  function awaitingOf(body) {
+    const a = body.awaitingConfirm;
+    if (a && typeof a.version === 'number' && typeof a.confirmBy === 'number') return a;
+    const v = body.versions.find((x) => x.stage === 'applied' && typeof x.confirmBy === 'number');
+    return v ? { version: v.version, confirmBy: v.confirmBy } : null;
   }
 
   $('login').addEventListener('submit', (e) => {

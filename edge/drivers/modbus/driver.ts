@@ -4,11 +4,12 @@
  * be opened (a serial path that does not exist, a refused connection) or is lost (the device
  * vanished, the peer went away) is degraded and reopened with backoff, and reported to the
  * supervisor until it has been back STABLE_MS (a flapping bus stays reported lost); the other
- * buses and the rest of the gateway run on.
+ * buses and the rest of the gateway run on. A configuration applied live rewires only the buses
+ * it names (reconfigure): the others keep their transport, scheduler and polling cycle.
  */
 import type { Timer } from '../../clock.js';
 import type { Component, GatewayContext } from '../../component.js';
-import type { BusConfig } from '../../config/schema.js';
+import type { BusConfig, DeviceConfig } from '../../config/schema.js';
 import { StreetboxError, errorMessage } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import type { MetricSample } from '../../metrics.js';
@@ -58,6 +59,22 @@ export interface ModbusDriver extends Component {
   status(): BusStatus[];
   /** the buses' counters for GET /metrics */
   metrics(): MetricSample[];
+  /**
+   * Rewires the buses `buses` (ids) from ctx.config, which the caller has already replaced:
+   * each is stopped and closed, its devices dropped (a bus it had reported lost is reported
+   * back, so a removed bus leaves nothing degraded), then wired again with its devices if the
+   * configuration still has it. Buses not named are not touched. A device moved from one bus
+   * to another needs both named. Profiles: `opts.profiles`, else loadProfiles(ctx.config.profiles).
+   * Does nothing while the driver is not running; calls run one after the other.
+   */
+  reconfigure(buses: readonly string[], opts?: ReconfigureOptions): Promise<void>;
+}
+
+export interface ReconfigureOptions {
+  /** default: loadProfiles(ctx.config.profiles) */
+  profiles?: ProfileRegistry;
+  /** runs once the listed buses are down and before they are wired again (the applier replaces their simulators here) */
+  whileDown?: () => Promise<void>;
 }
 
 export interface ModbusDriverOptions {
@@ -76,6 +93,16 @@ interface BusRuntime {
   transport: ModbusTransport;
   scheduler: BusScheduler<ModbusDevice>;
   devices: { device: ModbusDevice; comms: DeviceCommsState }[];
+  watch: BusWatch;
+}
+
+/** What the driver reported to the supervisor about one bus runtime. */
+interface BusWatch {
+  listener: StateListener;
+  /** reported lost and not reported back yet */
+  reported(): boolean;
+  /** this runtime is gone: its later states (its close) report nothing, its pending 'back' is cancelled */
+  dispose(): void;
 }
 
 export function createModbusDriver(ctx: GatewayContext, opts: ModbusDriverOptions = {}): ModbusDriver {
@@ -87,6 +114,12 @@ class ModbusDriverImpl implements ModbusDriver {
   private buses = new Map<string, BusRuntime>();
   private byDevice = new Map<string, { bus: BusRuntime; device: ModbusDevice }>();
   private running = false;
+  /** counts stops: a rewire that waited for a close does not wire into a later run */
+  private generation = 0;
+  /** reconfigure calls, one after the other */
+  private reconfiguring: Promise<void> = Promise.resolve();
+  /** transports of rewired buses still closing: stop() waits for them too */
+  private readonly closing = new Set<Promise<void>>();
   private readonly log: Logger;
   /** counts across restarts: the series of a bus outlive its transport */
   private readonly counters = new ModbusMetrics();
@@ -102,33 +135,124 @@ class ModbusDriverImpl implements ModbusDriver {
     if (this.running) return;
     const { ctx, log } = this;
     const profiles = this.opts.profiles ?? loadProfiles(ctx.config.profiles);
-    for (const bus of ctx.config.buses) this.buses.set(bus.id, this.wireBus(bus));
+    for (const bus of ctx.config.buses) this.buses.set(bus.id, this.startBus(bus, profiles));
     for (const cfg of ctx.config.devices) {
-      if (cfg.bus === undefined) continue;
-      const bus = this.buses.get(cfg.bus);
-      const profile = profiles.get(cfg.profile);
-      if (!bus || !profile || profile.transport !== 'modbus') {
-        log.error({ device: cfg.id, bus: cfg.bus, profile: cfg.profile }, 'modbus: device skipped (unknown bus or not a Modbus profile)');
-        continue;
+      if (cfg.bus !== undefined && !this.buses.has(cfg.bus)) {
+        log.error({ device: cfg.id, bus: cfg.bus, profile: cfg.profile }, 'modbus: device skipped (unknown bus)');
       }
-      const device = new ModbusDevice(cfg, profile, bus.config.id, bus.config.maxGap, {
-        push: (r) => ctx.ingest.push(r),
-        pushMany: (rs) => ctx.ingest.pushMany(rs),
-        event: (e) => this.event(e),
-        clock: ctx.clock,
-        log,
-      });
-      const comms = bus.scheduler.addDevice(device);
-      bus.devices.push({ device, comms });
-      this.byDevice.set(cfg.id, { bus, device });
-    }
-    for (const bus of this.buses.values()) {
-      bus.transport.start();
-      bus.scheduler.start();
-      for (const d of bus.devices) d.device.startStaleTimer();
     }
     this.running = true;
     log.info({ buses: this.buses.size, devices: this.byDevice.size }, 'modbus driver started');
+  }
+
+  async reconfigure(buses: readonly string[], opts: ReconfigureOptions = {}): Promise<void> {
+    const run = this.reconfiguring.then(() => this.rewire(buses, opts));
+    this.reconfiguring = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Takes the named buses down and wires again those ctx.config still has; the others run on untouched. */
+  private async rewire(busIds: readonly string[], opts: ReconfigureOptions): Promise<void> {
+    if (!this.running) return;
+    const { ctx, log } = this;
+    // profiles first: a bad one refuses the change before any bus is taken down
+    const profiles = opts.profiles ?? loadProfiles(ctx.config.profiles);
+    const ids = [...new Set(busIds)];
+    const generation = this.generation;
+    const old: BusRuntime[] = [];
+    for (const id of ids) {
+      const bus = this.buses.get(id);
+      if (!bus) continue;
+      this.buses.delete(id);
+      old.push(bus);
+    }
+    // all of them down before any is wired, so a device moved between two of them is dropped first
+    await Promise.all(old.map((b) => this.retire(b)));
+    // what serves those buses is replaced now (their simulators), so no transport sees it go
+    await opts.whileDown?.();
+    if (!this.running || generation !== this.generation) return;
+    const wired: string[] = [];
+    for (const id of ids) {
+      const config = ctx.config.buses.find((b) => b.id === id);
+      if (!config) continue;
+      this.buses.set(id, this.startBus(config, profiles));
+      wired.push(id);
+    }
+    this.orderBuses();
+    log.info({ rewired: wired, removed: old.map((b) => b.config.id).filter((id) => !wired.includes(id)) }, 'modbus buses reconfigured');
+  }
+
+  /** Keeps status() in the order of the configuration after a rewire. */
+  private orderBuses(): void {
+    const ordered = new Map<string, BusRuntime>();
+    for (const b of this.ctx.config.buses) {
+      const bus = this.buses.get(b.id);
+      if (bus) ordered.set(b.id, bus);
+    }
+    for (const [id, bus] of this.buses) if (!ordered.has(id)) ordered.set(id, bus);
+    this.buses = ordered;
+  }
+
+  /**
+   * One bus out of service: polls stopped (what is queued is rejected; a poll cut short stores
+   * nothing), stale timers stopped, devices dropped, transport closed. A loss it had reported is
+   * reported back, since nothing of this runtime will ever report it back.
+   */
+  private async retire(bus: BusRuntime): Promise<void> {
+    bus.scheduler.stop();
+    for (const { device } of bus.devices) {
+      device.stopStaleTimer();
+      if (this.byDevice.get(device.id)?.bus === bus) this.byDevice.delete(device.id);
+    }
+    const reported = bus.watch.reported();
+    bus.watch.dispose();
+    if (reported) this.ctx.bus.emit('health', { name: this.name, part: `bus ${bus.config.id}`, ok: true });
+    const closed = bus.transport.close().catch((err: unknown) => {
+      this.log.warn({ bus: bus.config.id, err: errorMessage(err) }, 'modbus: bus did not close cleanly');
+    });
+    this.closing.add(closed);
+    try {
+      await closed;
+    } finally {
+      this.closing.delete(closed);
+    }
+  }
+
+  /** One bus wired from the configuration with its devices, and started: start() and reconfigure() alike. */
+  private startBus(config: BusConfig, profiles: ProfileRegistry): BusRuntime {
+    const bus = this.wireBus(config);
+    for (const cfg of this.ctx.config.devices) {
+      if (cfg.bus === config.id) this.addDevice(bus, cfg, profiles);
+    }
+    bus.transport.start();
+    bus.scheduler.start();
+    for (const d of bus.devices) d.device.startStaleTimer();
+    return bus;
+  }
+
+  private addDevice(bus: BusRuntime, cfg: DeviceConfig, profiles: ProfileRegistry): void {
+    const { ctx, log } = this;
+    const profile = profiles.get(cfg.profile);
+    if (!profile || profile.transport !== 'modbus') {
+      log.error({ device: cfg.id, bus: cfg.bus, profile: cfg.profile }, 'modbus: device skipped (not a Modbus profile)');
+      return;
+    }
+    const elsewhere = this.byDevice.get(cfg.id);
+    if (elsewhere) {
+      // moved here from a bus that was not rewired with this one: it stays polled there
+      log.error({ device: cfg.id, bus: cfg.bus, polledOn: elsewhere.bus.config.id }, 'modbus: device skipped (still polled on another bus)');
+      return;
+    }
+    const device = new ModbusDevice(cfg, profile, bus.config.id, bus.config.maxGap, {
+      push: (r) => ctx.ingest.push(r),
+      pushMany: (rs) => ctx.ingest.pushMany(rs),
+      event: (e) => this.event(e),
+      clock: ctx.clock,
+      log,
+    });
+    const comms = bus.scheduler.addDevice(device);
+    bus.devices.push({ device, comms });
+    this.byDevice.set(cfg.id, { bus, device });
   }
 
   /**
@@ -139,7 +263,8 @@ class ModbusDriverImpl implements ModbusDriver {
    */
   private wireBus(config: BusConfig): BusRuntime {
     const { ctx, log } = this;
-    const deps: TransportDeps = { clock: ctx.clock, log, metrics: this.counters, onState: this.busWatch(config.id) };
+    const watch = this.busWatch(config.id);
+    const deps: TransportDeps = { clock: ctx.clock, log, metrics: this.counters, onState: watch.listener };
     if (this.opts.rtu) deps.rtu = this.opts.rtu;
     const transport = createTransport(config, deps);
     const scheduler = new BusScheduler<ModbusDevice>({
@@ -154,7 +279,7 @@ class ModbusDriverImpl implements ModbusDriver {
         onRestored: (device) => device.restored(),
       },
     });
-    return { config, transport, scheduler, devices: [] };
+    return { config, transport, scheduler, devices: [], watch };
   }
 
   /**
@@ -163,7 +288,7 @@ class ModbusDriverImpl implements ModbusDriver {
    * peer that accepts and drops) stays reported lost, so the supervisor does not flap with it.
    * The 'bus lost' line is logged at most every LOST_LOG_EVERY_MS, with the count left out.
    */
-  private busWatch(busId: string): StateListener {
+  private busWatch(busId: string): BusWatch {
     const { clock } = this.ctx;
     const part = `bus ${busId}`;
     const stableMs = this.opts.stableMs ?? STABLE_MS;
@@ -172,11 +297,13 @@ class ModbusDriverImpl implements ModbusDriver {
     let backTimer: Timer | undefined;
     let lastLostLog = -Infinity;
     let suppressed = 0;
+    let disposed = false;
     const cancelBack = (): void => {
       if (backTimer) clock.clearTimeout(backTimer);
       backTimer = undefined;
     };
-    return (state, error) => {
+    const listener: StateListener = (state, error) => {
+      if (disposed) return;
       if (previous === 'connected' && state === 'degraded') {
         const now = clock.monotonic();
         if (now - lastLostLog >= LOST_LOG_EVERY_MS) {
@@ -200,6 +327,14 @@ class ModbusDriverImpl implements ModbusDriver {
         backTimer.unref?.();
       }
     };
+    return {
+      listener,
+      reported: () => reported,
+      dispose: () => {
+        disposed = true;
+        cancelBack();
+      },
+    };
   }
 
   private event(e: NewEvent): void {
@@ -213,11 +348,13 @@ class ModbusDriverImpl implements ModbusDriver {
   async stop(): Promise<void> {
     if (!this.running) return;
     this.running = false;
+    this.generation++;
     for (const bus of this.buses.values()) {
       bus.scheduler.stop();
       for (const d of bus.devices) d.device.stopStaleTimer();
     }
-    await Promise.all([...this.buses.values()].map((b) => b.transport.close()));
+    await Promise.all([...[...this.buses.values()].map((b) => b.transport.close()), ...this.closing]);
+    for (const bus of this.buses.values()) bus.watch.dispose();
     this.buses = new Map();
     this.byDevice = new Map();
   }

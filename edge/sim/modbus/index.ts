@@ -4,8 +4,9 @@
  *
  * Two ways in:
  * - startModbusSimulators(options): explicit lines and servers (tests, benchmarks).
- * - createModbusSimComponent(ctx): the demo (`simulate: true`): simulates every Modbus device
- *   of devices.yaml on its bus and points the configuration at the simulators (a serial bus
+ * - createModbusSimComponents(ctx): the demo (`simulate: true`): simulates every Modbus device
+ *   of devices.yaml on its bus, one component per bus (createModbusSimComponent), and points
+ *   the configuration at the simulators (a serial bus
  *   gets the PTY path the driver must open; a TCP bus gets 127.0.0.1 and the port served).
  */
 import { mkdirSync } from 'node:fs';
@@ -283,63 +284,92 @@ export function simulatedLinePath(config: Config, busId: string): string {
 
 export type SimBusComponent = Component & { readonly bus: string; readonly simulators: ModbusSimulators | null };
 
+/** The supervisor's name of the simulator of bus `busId`. */
+export function modbusSimName(busId: string): string {
+  return `modbus-sim:${busId}`;
+}
+
 /**
  * The demo's simulators (`simulate: true`): one component per simulated bus, so each starts,
  * fails and is retried on its own (an RS-485 line without socat does not take the TCP traffic
  * controller down with it). Start them before the Modbus driver.
- *
- * A serial bus is pointed at once, before anything starts, at a stable path in the data
- * directory that socat links to the PTY end (parity none: a PTY refuses parity); a restarted
- * line keeps that path, so the driver's reopen finds it. A TCP bus is pointed at 127.0.0.1
- * and the port served when its simulator starts.
  */
 export function createModbusSimComponents(ctx: GatewayContext): SimBusComponent[] {
-  const { enabled, speed } = simulateEnabled(ctx.config);
-  if (!enabled) return [];
+  if (!simulateEnabled(ctx.config).enabled) return [];
   const spec = simulatorSpecFromConfig(ctx.config);
+  return [...spec.tcp, ...spec.rtu].map((b) => createModbusSimComponent(ctx, b.id)).filter((c): c is SimBusComponent => c !== null);
+}
+
+/**
+ * The simulator of one bus (a configuration applied live adds, removes or restarts one), or
+ * null when `simulate` is off or the bus has no device to simulate.
+ *
+ * Everything is read from ctx.config when it starts (devices, profiles, speed, the bus object),
+ * since a configuration change replaces ctx.config: a restarted simulator serves the devices of
+ * the new configuration and points the new configuration's bus at itself. A serial bus is
+ * pointed at a stable path in the data directory that socat links to the PTY end (parity none:
+ * a PTY refuses parity), here already and again before its simulator starts, so the driver
+ * opens that path even while the line is down and its reopen finds it once the line is back.
+ * A TCP bus is pointed at 127.0.0.1 and the port served once its simulator listens.
+ */
+export function createModbusSimComponent(ctx: GatewayContext, busId: string): SimBusComponent | null {
+  if (!simulateEnabled(ctx.config).enabled) return null;
   const log = ctx.log.child({ module: 'modbus-sim' });
-  const links = new Map<string, string>();
-  for (const b of ctx.config.buses) {
-    if (b.type !== 'serial' || !spec.rtu.some((r) => r.id === b.id)) continue;
-    const link = simulatedLinePath(ctx.config, b.id);
-    if (b.parity !== 'none') log.info({ bus: b.id, parity: b.parity }, 'simulated line: parity set to none (a PTY refuses parity)');
-    b.path = link;
-    b.parity = 'none';
-    links.set(b.id, link);
-  }
-  const one = (id: string, only: { rtu: RtuLineSpec[]; tcp: TcpServerSpec[] }): SimBusComponent => {
-    let sims: ModbusSimulators | null = null;
-    return {
-      name: `modbus-sim:${id}`,
-      bus: id,
-      get simulators() {
-        return sims;
-      },
-      async start() {
-        if (sims) return;
-        const registry = loadProfiles(ctx.config.profiles);
-        const link = links.get(id);
-        if (link) mkdirSync(dirname(link), { recursive: true });
-        sims = await startModbusSimulators({
-          rtu: only.rtu.map((r) => ({ ...r, ...(link ? { link } : {}) })),
-          tcp: only.tcp,
-          profiles: (name) => registry.require(name),
-          log,
-          speed,
-        });
-        pointConfigAtSimulators(ctx.config, sims, log);
-        const b = sims.bus(id);
-        log.info({ bus: id, path: b.path, port: b.port, units: [...b.models.keys()] }, 'modbus simulator running');
-      },
-      async stop() {
-        const s = sims;
-        sims = null;
-        await s?.stop();
-      },
-    };
+  const only = busSpec(ctx.config, busId);
+  if (!only) return null;
+  if (only.rtu.length > 0) pointAtLink(ctx.config, busId, log);
+  let sims: ModbusSimulators | null = null;
+  return {
+    name: modbusSimName(busId),
+    bus: busId,
+    get simulators() {
+      return sims;
+    },
+    async start() {
+      if (sims) return;
+      const config = ctx.config;
+      const now = busSpec(config, busId);
+      if (!now) {
+        log.warn({ bus: busId }, 'modbus simulator: the configuration has no device to simulate on this bus');
+        return;
+      }
+      const link = now.rtu.length > 0 ? pointAtLink(config, busId, log) : undefined;
+      if (link) mkdirSync(dirname(link), { recursive: true });
+      const registry = loadProfiles(config.profiles);
+      sims = await startModbusSimulators({
+        rtu: now.rtu.map((r) => ({ ...r, ...(link ? { link } : {}) })),
+        tcp: now.tcp,
+        profiles: (name) => registry.require(name),
+        log,
+        speed: simulateEnabled(config).speed,
+      });
+      pointConfigAtSimulators(config, sims, log);
+      const b = sims.bus(busId);
+      log.info({ bus: busId, path: b.path, port: b.port, units: [...b.models.keys()] }, 'modbus simulator running');
+    },
+    async stop() {
+      const s = sims;
+      sims = null;
+      await s?.stop();
+    },
   };
-  return [
-    ...spec.tcp.map((t) => one(t.id, { rtu: [], tcp: [t] })),
-    ...spec.rtu.map((r) => one(r.id, { rtu: [r], tcp: [] })),
-  ];
+}
+
+/** What to simulate for bus `busId` of `config`; null when it has no device with a unit. */
+function busSpec(config: Config, busId: string): { rtu: RtuLineSpec[]; tcp: TcpServerSpec[] } | null {
+  const spec = simulatorSpecFromConfig(config);
+  const rtu = spec.rtu.filter((r) => r.id === busId);
+  const tcp = spec.tcp.filter((t) => t.id === busId);
+  return rtu.length + tcp.length > 0 ? { rtu, tcp } : null;
+}
+
+/** Points serial bus `busId` of `config` at its stable link path (parity none); returns the path. */
+function pointAtLink(config: Config, busId: string, log: Logger): string | undefined {
+  const b = config.buses.find((x) => x.id === busId);
+  if (!b || b.type !== 'serial') return undefined;
+  const link = simulatedLinePath(config, busId);
+  if (b.parity !== 'none') log.info({ bus: b.id, parity: b.parity }, 'simulated line: parity set to none (a PTY refuses parity)');
+  b.path = link;
+  b.parity = 'none';
+  return link;
 }

@@ -1,0 +1,137 @@
+/**
+ * The running gateway's side of a configuration change: makes a new configuration the running
+ * one, touching exactly the component parts a ChangePlan names (plan.ts), in start order, and
+ * probes the gateway's health afterwards. main.ts builds it over its supervisor and components.
+ *
+ * Two configurations are kept: the declared one (as parsed from the version's text: what plans
+ * are computed against) and the runtime one in ctx.config (the declared one with the start-up
+ * overrides applied, and the bus entries of untouched buses carried over as they are: the
+ * simulators re-point a bus at the port they serve on, and an untouched bus keeps that).
+ */
+import type { GatewayContext } from '../component.js';
+import type { BuiltComponents } from '../components.js';
+import type { Config } from '../config/schema.js';
+import type { Logger } from '../log.js';
+import { reportPolicy } from '../report/policy.js';
+import { createModbusSimComponent, modbusSimName } from '../sim/modbus/index.js';
+import type { BatchWriter } from '../store/writer.js';
+import type { Supervisor } from '../supervisor.js';
+import type { ChangePlan, ConfigApplier, ProbeBaseline } from './types.js';
+
+export interface GatewayApplierOptions {
+  ctx: GatewayContext;
+  supervisor: Supervisor;
+  built: BuiltComponents;
+  writer: Pick<BatchWriter, 'setReport'>;
+  /** the configuration as declared by the running version's text */
+  declared: Config;
+  /** what main.ts applied to the loaded config (tests: ports, paths): applied to every new one too */
+  override?: ((config: Config) => void) | undefined;
+}
+
+export class GatewayApplier implements ConfigApplier {
+  private declared: Config;
+  private readonly log: Logger;
+
+  constructor(private readonly o: GatewayApplierOptions) {
+    this.declared = o.declared;
+    this.log = o.ctx.log.child({ module: 'config' });
+  }
+
+  current(): Config {
+    return this.declared;
+  }
+
+  baseline(): ProbeBaseline {
+    return {
+      running: this.o.supervisor
+        .status()
+        .filter((c) => c.state === 'running')
+        .map((c) => c.name),
+      since: this.o.ctx.clock.now(),
+    };
+  }
+
+  async apply(next: Config, plan: ChangePlan): Promise<void> {
+    const { ctx, supervisor, built } = this.o;
+    const before = ctx.config;
+    const runtime = structuredClone(next);
+    this.o.override?.(runtime);
+    // an untouched bus keeps its running entry (a simulator may have re-pointed it)
+    const rewired = new Set(plan.buses);
+    runtime.buses = runtime.buses.map((b) => (rewired.has(b.id) ? b : (before.buses.find((o) => o.id === b.id) ?? b)));
+    ctx.config = runtime;
+    this.declared = next;
+    if (plan.empty) return;
+    this.log.info({ components: plan.components, summary: plan.summary }, 'config: applying');
+
+    if (plan.report) this.o.writer.setReport(reportPolicy(runtime));
+
+    if (plan.buses.length > 0) {
+      // the buses go down first, then their simulated peers are replaced, then the buses are wired
+      // to them again: no transport sees its peer vanish (a 'bus lost' that is only the change)
+      const simulators = async (): Promise<void> => {
+        for (const bus of plan.buses) await this.rewireSimulator(bus);
+      };
+      if (built.modbus) await built.modbus.reconfigure(plan.buses, { whileDown: simulators });
+      else await simulators();
+    }
+    if (plan.lorawan) {
+      if (supervisor.has('lorawan')) await supervisor.restartNow('lorawan');
+      if (supervisor.has('lorawan-sim')) await supervisor.restartNow('lorawan-sim');
+    }
+    if (plan.control === 'restart') await supervisor.restartNow('control');
+    else if (plan.control === 'schedules') built.control.applySchedules();
+
+    if (plan.broker === 'restart' && supervisor.has('broker')) await supervisor.restartNow('broker');
+    else if (plan.broker === 'users' && built.broker) {
+      const { closed } = await built.broker.setAuth(runtime.broker);
+      if (closed > 0) this.log.info({ closed }, 'config: broker connections of removed or changed users closed');
+    }
+
+    if (plan.api === 'restart' && supervisor.has('api')) await supervisor.restartNow('api');
+    else if (plan.api === 'tokens' && built.api) built.api.setTokens(runtime.api.tokens);
+
+    if (plan.sync) await supervisor.restartNow('sync');
+  }
+
+  /** The simulator of one rewired bus: restarted, added or removed as the new config has it. */
+  private async rewireSimulator(bus: string): Promise<void> {
+    const { ctx, supervisor } = this.o;
+    const name = modbusSimName(bus);
+    const component = createModbusSimComponent(ctx, bus);
+    if (supervisor.has(name)) await supervisor.remove(name);
+    if (component) await supervisor.insert(component, { before: 'modbus' });
+  }
+
+  probe(plan: ChangePlan, before: ProbeBaseline): { ok: true } | { ok: false; reason: string } {
+    const { supervisor, built, ctx } = this.o;
+    const states = new Map(supervisor.status().map((c) => [c.name, c]));
+    for (const name of before.running) {
+      const c = states.get(name);
+      if (c && c.state !== 'running') return { ok: false, reason: `${name} is ${c.state}${c.lastError ? `: ${c.lastError}` : ''}` };
+    }
+    for (const name of plan.components) {
+      const c = states.get(name);
+      if (c && c.state !== 'running') return { ok: false, reason: `${name} is ${c.state}${c.lastError ? `: ${c.lastError}` : ''}` };
+    }
+    if (plan.buses.length > 0 && built.modbus) {
+      const buses = new Map(built.modbus.status().map((b) => [b.id, b]));
+      for (const id of plan.buses) {
+        if (!ctx.config.buses.some((b) => b.id === id)) continue; // removed
+        const bus = buses.get(id);
+        if (!bus || bus.devices.length === 0) continue;
+        const answered = bus.devices.some((d) => d.lastSeen !== null && d.lastSeen >= before.since);
+        if (!answered) {
+          const why = bus.lastError ?? bus.devices.find((d) => d.lastError)?.lastError ?? 'no answer yet';
+          return { ok: false, reason: `bus ${id}: no device has answered since the change (${why})` };
+        }
+      }
+    }
+    if (plan.sync && ctx.config.sync && ctx.config.sync.enabled !== false) {
+      const s = built.sync.status();
+      if (!s.connected) return { ok: false, reason: `the upstream is not connected${s.lastError ? `: ${s.lastError}` : ''}` };
+    }
+    return { ok: true };
+  }
+}

@@ -1,0 +1,671 @@
+/**
+ * The one road of a configuration change (types.ts has the map). Three doors hand changes in
+ * (API/CLI, central's `down/config`, SIGHUP); each is checked at once (size, duplicate id,
+ * signature, the whole validation) and recorded as a version, `staged` or `rejected`; staged
+ * changes then go one at a time, in order, through: stale check → plan → the file replaced
+ * atomically → the touched components reconfigured → `applied` → the health probe (or a
+ * technician's manual confirm) → `confirmed`, or the previous version restored the same way →
+ * `rolledBack`. Every stage is an event with its principal and a report in the store's outbox
+ * for `up/config/<id>`.
+ *
+ * Crash safety: the file on disk is the commit point. At start (`reconcile`), a change left
+ * `staged` or `applied` is the running one if its text is the file's (it is probed again once
+ * the components run), else it never ran and is closed with the reason.
+ */
+import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import type { Config } from '../config/schema.js';
+import type { GatewayContext } from '../component.js';
+import type { Timer } from '../clock.js';
+import { errorMessage } from '../errors.js';
+import { parseJsonWithin } from '../jsonLimits.js';
+import type { Logger } from '../log.js';
+import { sha256Hex, writeFileAtomic } from './atomicFile.js';
+import { planChange } from './plan.js';
+import { redactText } from './redactText.js';
+import { verifyChangeSignature } from './signature.js';
+import { unifiedDiff } from './textDiff.js';
+import { validateChange } from './validate.js';
+import type { ConfigVersions } from './versions.js';
+import type {
+  ChangePlan,
+  ConfigApplier,
+  ConfigChangeRequest,
+  ConfigEventDetail,
+  ConfigProblem,
+  ConfigRefusalCode,
+  ConfigService,
+  ConfigSource,
+  ConfigStage,
+  ConfigStageReport,
+  ConfigSubmitted,
+  ConfigVersion,
+  OutboxPort,
+  ProbeBaseline,
+} from './types.js';
+
+/** the largest configuration text the gateway takes (the shipped one is ~6 KB) */
+export const MAX_CONFIG_BYTES = 1024 * 1024;
+/** changes waiting for their turn; past this a change is refused (E_CONFIG_BUSY) */
+export const MAX_QUEUED = 16;
+/** how often the health probe looks while a change proves itself */
+const PROBE_EVERY_MS = 200;
+/** a change id: what central may use (as command ids) */
+const ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/;
+
+export interface ConfigManagerOptions {
+  ctx: GatewayContext;
+  /** the absolute path of devices.yaml and its directory */
+  file: string;
+  dir: string;
+  env?: NodeJS.ProcessEnv;
+  versions: ConfigVersions;
+  /** the running gateway's side; attached once the components are built (attach) */
+  applier?: ConfigApplier;
+  /** the text the gateway started from */
+  startText: string;
+  /** default PROBE_EVERY_MS */
+  probeEveryMs?: number;
+  /** reads devices.yaml for SIGHUP (tests inject) */
+  readFile?: (path: string) => string;
+}
+
+interface Pending {
+  req: ConfigChangeRequest & { id: string };
+  version: ConfigVersion;
+  next: Config;
+  text: string;
+  settle: (r: ConfigStageReport) => void;
+  finish: (r: ConfigStageReport) => void;
+}
+
+interface Awaiting {
+  version: number;
+  confirmBy: number;
+  resolve: (how: 'confirmed' | 'timeout', principal: string) => void;
+}
+
+export class ConfigManager implements ConfigService {
+  private readonly log: Logger;
+  private readonly queue: Pending[] = [];
+  private draining: Promise<void> | null = null;
+  private awaiting: Awaiting | null = null;
+  private confirmTimer: Timer | null = null;
+  /** the declared config and text of the running version (what a plan is computed against) */
+  private runningText: string;
+  /** set once reconcile() found a change interrupted after its file was written: probed at start() */
+  private probeAtStart: { version: number; previous: number | null } | null = null;
+  private stopped = false;
+  private readonly outboxPort: OutboxPort;
+  private applierRef: ConfigApplier | undefined;
+
+  constructor(private readonly o: ConfigManagerOptions) {
+    this.log = o.ctx.log.child({ module: 'config' });
+    this.runningText = o.startText;
+    this.applierRef = o.applier;
+    this.outboxPort = {
+      pending: (limit) => this.o.versions.pendingReports(limit),
+      delivered: (seq) => this.o.versions.markDelivered(seq),
+    };
+  }
+
+  // ───────────────────────────── start and stop ─────────────────────────────
+
+  /** The running gateway's side, once its components are built (they are handed this manager first). */
+  attach(applier: ConfigApplier): void {
+    this.applierRef = applier;
+  }
+
+  private get applier(): ConfigApplier {
+    if (!this.applierRef) throw new Error('config manager used before the gateway attached its applier');
+    return this.applierRef;
+  }
+
+  /**
+   * Before the components start: the version record is made to agree with the file the gateway
+   * starts from. A change interrupted after its file was written runs now (it is probed once the
+   * components run: `start`); one interrupted before never ran and is closed; a file edited by
+   * hand and started is a new version from `file`.
+   */
+  reconcile(): ConfigVersion {
+    const { versions, ctx } = this.o;
+    const sha = sha256Hex(this.o.startText);
+    const now = ctx.clock.now();
+    const previous = versions.running();
+    let current: ConfigVersion | undefined;
+    for (const v of versions.unfinished()) {
+      if (v.sha256 === sha && current === undefined) {
+        if (v.stage === 'applied') {
+          versions.setRunning(v.version, now);
+          current = versions.get(v.version)!;
+        } else current = versions.transition(v.version, 'applied', { at: now, running: true, components: [] });
+        this.probeAtStart = { version: v.version, previous: previous && previous.version !== v.version ? previous.version : null };
+        this.log.warn({ version: v.version, id: v.id }, 'config: a change was interrupted after its file was written; it runs now and is probed');
+      } else {
+        const stage: ConfigStage = v.stage === 'applied' ? 'rolledBack' : 'rejected';
+        const reason = v.stage === 'applied' ? 'the gateway stopped during the apply and started on another version' : 'the gateway stopped before this change was applied';
+        const closed = versions.transition(v.version, stage, { at: now, reason, code: 'E_CONFIG_APPLY' });
+        this.report(closed, stage, { code: 'E_CONFIG_APPLY', reason });
+      }
+    }
+    if (current) return current;
+    if (previous && previous.sha256 === sha) return previous;
+    // started from a file that is not the running version: a technician's edit and restart
+    const id = `file-${sha.slice(0, 12)}-${now}`;
+    const added = versions.add({ id, content: this.o.startText, source: 'file', principal: 'file', at: now, baseVersion: previous?.version ?? null, stage: 'staged' });
+    versions.transition(added.version, 'applied', { at: now, running: true, components: [] });
+    const confirmed = versions.transition(added.version, 'confirmed', { at: now, reason: 'started from devices.yaml' });
+    this.event(confirmed, 'confirmed', {});
+    this.log.info({ version: confirmed.version, sha256: sha.slice(0, 12) }, 'config: started from a new devices.yaml');
+    return confirmed;
+  }
+
+  /** Once the components run: a change interrupted after its file was written is probed now. */
+  start(): void {
+    this.stopped = false;
+    const p = this.probeAtStart;
+    this.probeAtStart = null;
+    if (!p) return;
+    const v = this.o.versions.get(p.version);
+    if (!v) return;
+    // an empty plan: what changed is unknown, so every component must be running
+    const plan = planChange(this.applier.current(), this.applier.current());
+    const baseline = this.applier.baseline();
+    void this.chain(async () => {
+      const ok = await this.probeUntil(plan, baseline, this.confirmTimeoutMs(this.o.ctx.config));
+      if (ok === true) this.confirmVersion(v, 'probe');
+      else await this.restore(v, p.previous, 'E_CONFIG_PROBE', `after a restart during its apply: ${ok}`);
+    });
+  }
+
+  /** No new change starts; one under way finishes its step (its outcome is recorded). */
+  stop(): void {
+    this.stopped = true;
+    if (this.confirmTimer) this.o.ctx.clock.clearTimeout(this.confirmTimer);
+    this.confirmTimer = null;
+    for (const p of this.queue.splice(0)) {
+      const closed = this.o.versions.transition(p.version.version, 'rejected', { at: this.o.ctx.clock.now(), reason: 'the gateway stopped before this change was applied', code: 'E_CONFIG_APPLY' });
+      const r = this.report(closed, 'rejected', { code: 'E_CONFIG_APPLY', reason: closed.reason ?? 'closed' });
+      p.settle(r);
+      p.finish(r);
+    }
+  }
+
+  // ───────────────────────────── the doors ─────────────────────────────
+
+  submit(input: ConfigChangeRequest): ConfigSubmitted {
+    const { versions, ctx } = this.o;
+    const now = ctx.clock.now();
+    const id = input.id ?? randomUUID();
+    const req = { ...input, id };
+    const refuse = (code: ConfigRefusalCode, reason: string, problems: ConfigProblem[] = [], record = true): ConfigSubmitted => {
+      let report: ConfigStageReport;
+      if (record) {
+        const row = versions.add({ id, content: req.content, source: req.source, principal: req.principal, at: now, baseVersion: req.baseVersion ?? null, stage: 'rejected', reason, errors: problems, rollbackOf: req.rollbackOf ?? null });
+        report = this.report(row, 'rejected', { code, reason, errors: problems });
+      } else report = this.reportWithoutVersion(req, code, reason);
+      this.log.warn({ id, source: req.source, principal: req.principal, code, reason: firstLine(reason), problems: problems.length }, 'config change rejected');
+      return settledWith(id, report);
+    };
+
+    if (!ID_RE.test(id)) return refuse('E_CONFIG_INVALID', 'the change id must be 1..128 letters, digits, "_", ".", ":" or "-"', [], false);
+    const seen = versions.byId(id);
+    if (seen) return this.duplicate(req, seen);
+    const bytes = Buffer.byteLength(req.content, 'utf8');
+    if (bytes > MAX_CONFIG_BYTES) return refuse('E_CONFIG_TOO_LARGE', `the configuration is ${bytes} bytes; at most ${MAX_CONFIG_BYTES}`, [], false);
+    if (req.confirmWithinMs !== undefined && req.source !== 'technician') return refuse('E_CONFIG_FORBIDDEN', 'a manual confirm (commit-confirm) is for a technician on site only');
+    if (req.source === 'central') {
+      const keys = ctx.config.sync?.configSigningKeys ?? [];
+      if (keys.length > 0) {
+        const sig = verifyChangeSignature(keys, ctx.config.gateway.id, { id, baseVersion: req.baseVersion ?? null, force: req.force === true, content: req.content }, req.signature);
+        if (!sig.ok) return refuse('E_CONFIG_SIGNATURE', `the change is not signed by a key of sync.configSigningKeys: ${sig.reason}`);
+      }
+    }
+    if (this.queue.length >= MAX_QUEUED) return refuse('E_CONFIG_BUSY', `${MAX_QUEUED} changes are already waiting; try again once they are done`);
+
+    const result = validateChange(req.content, { file: this.o.file, dir: this.o.dir, ...(this.o.env ? { env: this.o.env } : {}), running: this.applier.current(), source: req.source });
+    if (!result.ok) return refuse(result.code, result.code === 'E_CONFIG_FORBIDDEN' ? 'the change touches what may not be changed remotely' : `the configuration is not valid (${result.problems.length} problem${result.problems.length === 1 ? '' : 's'})`, result.problems);
+
+    const version = versions.add({ id, content: req.content, source: req.source, principal: req.principal, at: now, baseVersion: req.baseVersion ?? null, stage: 'staged', rollbackOf: req.rollbackOf ?? null });
+    const first = this.report(version, 'staged', {});
+    let settle!: (r: ConfigStageReport) => void;
+    let finish!: (r: ConfigStageReport) => void;
+    const settled = new Promise<ConfigStageReport>((r) => (settle = r));
+    const outcome = new Promise<ConfigStageReport>((r) => (finish = r));
+    this.queue.push({ req, version, next: result.config, text: req.content, settle, finish });
+    this.log.info({ id, version: version.version, source: req.source, principal: req.principal, queued: this.queue.length }, 'config change staged');
+    this.kick();
+    return { id, first, settled, outcome };
+  }
+
+  /**
+   * The same id again (central's QoS 1 redelivery, a retry): refused and recorded, and the
+   * original's current stage is reported again on its topic, so the retained report stays the
+   * original's outcome, never "duplicate".
+   */
+  private duplicate(req: ConfigChangeRequest & { id: string }, seen: ConfigVersion): ConfigSubmitted {
+    const reason = `a change with id "${req.id}" was already received: version ${seen.version}, ${seen.stage}`;
+    const detail: ConfigEventDetail = { id: req.id, version: seen.version, source: req.source, principal: req.principal, code: 'E_CONFIG_DUPLICATE', reason, runningVersion: this.o.versions.running()?.version ?? null };
+    try {
+      this.o.ctx.store.appendEvent({ kind: 'config.rejected', severity: 'warning', detail }, { refusal: true });
+    } catch (err) {
+      this.log.error({ err, id: req.id }, 'config: recording a duplicate failed');
+    }
+    const again: Partial<ConfigStageReport> = {};
+    if (seen.reason) again.reason = seen.reason;
+    if (seen.errors.length > 0) again.errors = seen.errors;
+    if (seen.components.length > 0) again.components = seen.components;
+    this.publish(this.stageReport(seen, seen.stage, again));
+    const r: ConfigStageReport = { ...this.stageReport(seen, 'rejected', {}), version: null, code: 'E_CONFIG_DUPLICATE', reason, source: req.source, principal: req.principal };
+    return settledWith(req.id, r);
+  }
+
+  submitCentral(payload: Buffer): ConfigSubmitted {
+    const parsed = parseJsonWithin(payload, { maxBytes: MAX_CONFIG_BYTES * 2, maxDepth: 4 });
+    const m = parsed.ok && typeof parsed.value === 'object' && parsed.value !== null && !Array.isArray(parsed.value) ? (parsed.value as Record<string, unknown>) : null;
+    const rawId = m?.id;
+    const id = typeof rawId === 'string' && ID_RE.test(rawId) ? rawId : randomUUID();
+    const bad = (reason: string): ConfigSubmitted => {
+      const report = this.reportWithoutVersion({ id, source: 'central', principal: 'upstream' }, 'E_CONFIG_INVALID', reason);
+      this.log.warn({ id, reason }, 'config change from central rejected');
+      return settledWith(id, report);
+    };
+    if (!m) return bad(`malformed change: ${parsed.ok ? 'expected a JSON object' : parsed.error}`);
+    if (typeof rawId !== 'string' || !ID_RE.test(rawId)) return bad('malformed change: "id" must be 1..128 letters, digits, "_", ".", ":" or "-"');
+    if (typeof m.content !== 'string') return bad('malformed change: "content" must be the whole devices.yaml as a string');
+    const base = m.baseVersion;
+    if (base !== undefined && base !== null && !(typeof base === 'number' && Number.isInteger(base) && base >= 0)) return bad('malformed change: "baseVersion" must be a version number or null');
+    if (m.force !== undefined && typeof m.force !== 'boolean') return bad('malformed change: "force" must be true or false');
+    if (m.signature !== undefined && typeof m.signature !== 'string') return bad('malformed change: "signature" must be base64 text');
+    return this.submit({
+      id,
+      source: 'central',
+      principal: 'upstream',
+      content: m.content,
+      baseVersion: typeof base === 'number' ? base : null,
+      ...(m.force === true ? { force: true } : {}),
+      ...(typeof m.signature === 'string' ? { signature: m.signature } : {}),
+    });
+  }
+
+  reloadFromFile(principal = 'file'): ConfigSubmitted {
+    let text: string;
+    try {
+      text = (this.o.readFile ?? defaultRead)(this.o.file);
+    } catch (err) {
+      const report = this.reportWithoutVersion({ id: randomUUID(), source: 'file', principal }, 'E_CONFIG_INVALID', `devices.yaml cannot be read: ${errorMessage(err)}`);
+      return settledWith(report.id, report);
+    }
+    return this.submit({ source: 'file', principal, content: text, force: true });
+  }
+
+  confirm(principal: string): { ok: true; report: ConfigStageReport } | { ok: false; reason: string } {
+    const a = this.awaiting;
+    if (!a) return { ok: false, reason: 'no configuration change awaits a confirm' };
+    a.resolve('confirmed', principal);
+    const v = this.o.versions.get(a.version)!;
+    return { ok: true, report: this.stageReport(v, 'confirmed', {}) };
+  }
+
+  rollbackTo(v: number, principal: string, source: ConfigSource): ConfigSubmitted {
+    const text = this.o.versions.content(v);
+    const running = this.o.versions.running();
+    if (text === undefined) {
+      const report = this.reportWithoutVersion({ id: randomUUID(), source, principal }, 'E_CONFIG_INVALID', `version ${v} is unknown or its text was not kept`);
+      return settledWith(report.id, report);
+    }
+    return this.submit({ source, principal, content: text, baseVersion: running?.version ?? null, rollbackOf: v });
+  }
+
+  // ───────────────────────────── queries ─────────────────────────────
+
+  running(): ConfigVersion | undefined {
+    return this.o.versions.running();
+  }
+
+  versions(q: { limit?: number; before?: number } = {}): ConfigVersion[] {
+    return this.o.versions.list(q);
+  }
+
+  version(v: number): ConfigVersion | undefined {
+    return this.o.versions.get(v);
+  }
+
+  change(id: string): ConfigVersion | undefined {
+    return this.o.versions.byId(id);
+  }
+
+  content(v: number): string | undefined {
+    const text = this.o.versions.content(v);
+    return text === undefined ? undefined : redactText(text);
+  }
+
+  diff(a: number, b: number): string | undefined {
+    const ta = this.content(a);
+    const tb = this.content(b);
+    if (ta === undefined || tb === undefined) return undefined;
+    return unifiedDiff(ta, tb, { a: `version ${a}`, b: `version ${b}` });
+  }
+
+  awaitingConfirm(): { version: number; confirmBy: number } | null {
+    return this.awaiting ? { version: this.awaiting.version, confirmBy: this.awaiting.confirmBy } : null;
+  }
+
+  outbox(): OutboxPort {
+    return this.outboxPort;
+  }
+
+  /** Resolves when no change is queued or under way (tests, the benchmark). */
+  async idle(): Promise<void> {
+    while (this.draining) await this.draining;
+  }
+
+  // ───────────────────────────── the road ─────────────────────────────
+
+  private kick(): void {
+    if (this.draining || this.stopped) return;
+    this.draining = (async () => {
+      try {
+        for (let p = this.queue.shift(); p && !this.stopped; p = this.queue.shift()) await this.run(p);
+      } finally {
+        this.draining = null;
+      }
+      if (this.queue.length > 0 && !this.stopped) this.kick();
+    })();
+  }
+
+  /** Runs `task` after whatever the road is doing now, as part of the road. */
+  private chain(task: () => Promise<void>): Promise<void> {
+    const before = this.draining ?? Promise.resolve();
+    const tail: Promise<void> = before
+      .then(task)
+      .catch((err: unknown) => this.log.error({ err }, 'config: a step failed'))
+      .finally(() => {
+        if (this.draining === tail) this.draining = null;
+        this.kick();
+      });
+    this.draining = tail;
+    return tail;
+  }
+
+  private async run(p: Pending): Promise<void> {
+    try {
+      await this.runOne(p);
+    } catch (err) {
+      // a bug, not a refusal: the change is closed with the reason, the road goes on
+      this.log.error({ err, id: p.req.id }, 'config: the change failed unexpectedly');
+      const v = this.o.versions.get(p.version.version)!;
+      if (v.stage === 'staged') {
+        const closed = this.o.versions.transition(v.version, 'rejected', { at: this.o.ctx.clock.now(), reason: `internal error: ${errorMessage(err)}`, code: 'E_CONFIG_APPLY' });
+        const r = this.report(closed, 'rejected', { code: 'E_CONFIG_APPLY', reason: closed.reason ?? 'closed' });
+        p.settle(r);
+        p.finish(r);
+      }
+    }
+  }
+
+  private async runOne(p: Pending): Promise<void> {
+    const { versions, ctx } = this.o;
+    const applier = this.applier;
+    const running = versions.running();
+    const close = (code: ConfigRefusalCode, reason: string): void => {
+      const v = versions.transition(p.version.version, 'rejected', { at: ctx.clock.now(), reason, code });
+      const r = this.report(v, 'rejected', { code, reason });
+      this.log.warn({ id: p.req.id, version: v.version, code, reason: firstLine(reason) }, 'config change rejected');
+      p.settle(r);
+      p.finish(r);
+    };
+
+    // 1. no silent lost update between two editors
+    const base = p.req.baseVersion ?? null;
+    if (running && !p.req.force) {
+      if (base === null && p.req.source === 'central') return close('E_CONFIG_STALE', `"baseVersion" is required: the version the change was made from (version ${running.version} runs), or "force": true`);
+      if (base !== null && base !== running.version) return close('E_CONFIG_STALE', `the change was made from version ${base}, but version ${running.version} runs now (${running.source}, ${running.principal}): merge and send it again, or force it`);
+    }
+    // 2. what it touches
+    if (running && sha256Hex(p.text) === running.sha256) return close('E_CONFIG_UNCHANGED', `the configuration is identical to version ${running.version}, which runs now`);
+    const prevDeclared = applier.current();
+    const plan = planChange(prevDeclared, p.next);
+    if (plan.needsRestart.length > 0) return close('E_CONFIG_RESTART', `this change takes a restart of the gateway, so it is not applied while it runs: ${plan.needsRestart.join('; ')}. Edit devices.yaml on the gateway and restart the service.`);
+
+    // 3. the file: the commit point (the file door's text is on disk already)
+    const prevText = this.runningText;
+    const prevVersion = running?.version ?? null;
+    if (p.req.source !== 'file') {
+      try {
+        writeFileAtomic(this.o.file, p.text);
+      } catch (err) {
+        return close('E_CONFIG_APPLY', `devices.yaml could not be written: ${errorMessage(err)}`);
+      }
+    }
+
+    // 4. the components it touches, and nothing else
+    const baseline = applier.baseline();
+    try {
+      await applier.apply(p.next, plan);
+    } catch (err) {
+      this.runningText = p.text;
+      versions.transition(p.version.version, 'applied', { at: ctx.clock.now(), running: true, components: plan.components });
+      await this.restore(versions.get(p.version.version)!, prevVersion, 'E_CONFIG_APPLY', `applying failed: ${errorMessage(err)}`, prevText, prevDeclared, p);
+      return;
+    }
+    this.runningText = p.text;
+    const applied = versions.transition(p.version.version, 'applied', { at: ctx.clock.now(), running: true, components: plan.components });
+    this.log.info({ id: p.req.id, version: applied.version, components: plan.components, summary: plan.summary }, 'config change applied');
+
+    // 5. confirmed by a technician (commit-confirm) or by the probe; else restored
+    if (p.req.confirmWithinMs !== undefined) {
+      const confirmBy = ctx.clock.now() + p.req.confirmWithinMs;
+      const r = this.report(applied, 'applied', { components: plan.components, confirmBy });
+      p.settle(r);
+      const how = await this.waitForConfirm(applied.version, confirmBy, p.req.confirmWithinMs);
+      if (how.how === 'confirmed') {
+        p.finish(this.confirmVersion(applied, how.principal));
+        return;
+      }
+      await this.restore(applied, prevVersion, 'E_CONFIG_CONFIRM_TIMEOUT', `not confirmed within ${Math.round(p.req.confirmWithinMs / 1000)} s (commit-confirm)`, prevText, prevDeclared, p);
+      return;
+    }
+    this.report(applied, 'applied', { components: plan.components });
+    const ok = await this.probeUntil(plan, baseline, this.confirmTimeoutMs(p.next));
+    if (ok === true) {
+      const r = this.confirmVersion(applied, 'probe');
+      p.settle(r);
+      p.finish(r);
+      return;
+    }
+    await this.restore(applied, prevVersion, 'E_CONFIG_PROBE', `the health probe did not pass within ${Math.round(this.confirmTimeoutMs(p.next) / 1000)} s: ${ok}`, prevText, prevDeclared, p);
+  }
+
+  private confirmVersion(v: ConfigVersion, by: string): ConfigStageReport {
+    const confirmed = this.o.versions.transition(v.version, 'confirmed', { at: this.o.ctx.clock.now() });
+    this.log.info({ id: v.id, version: v.version, by }, 'config change confirmed');
+    return this.report(confirmed, 'confirmed', { components: confirmed.components });
+  }
+
+  /**
+   * The previous version back: its text on disk again, the components the change touched
+   * reconfigured back, the running pointer on it; the change ends `rolledBack` with the reason.
+   */
+  private async restore(
+    failed: ConfigVersion,
+    prevVersion: number | null,
+    code: ConfigRefusalCode,
+    reason: string,
+    prevText?: string,
+    prevDeclared?: Config,
+    p?: Pending,
+  ): Promise<void> {
+    const { versions, ctx } = this.o;
+    const applier = this.applier;
+    const text = prevText ?? (prevVersion !== null ? versions.content(prevVersion) : undefined);
+    let restoreError: string | null = null;
+    if (text === undefined || prevVersion === null) {
+      restoreError = 'no previous version to restore';
+    } else {
+      try {
+        const declared = prevDeclared ?? this.parseRunning(text);
+        writeFileAtomic(this.o.file, text);
+        const back = planChange(applier.current(), declared);
+        await applier.apply(declared, back);
+        this.runningText = text;
+      } catch (err) {
+        restoreError = errorMessage(err);
+      }
+    }
+    const now = ctx.clock.now();
+    let rolled: ConfigVersion;
+    if (restoreError === null && prevVersion !== null) {
+      rolled = versions.transition(failed.version, 'rolledBack', { at: now, reason, code });
+      versions.setRunning(prevVersion, now);
+      rolled = versions.get(failed.version)!;
+    } else {
+      // nothing to go back to (the first version) or the way back failed: the change stays running, said so
+      rolled = versions.transition(failed.version, 'rolledBack', { at: now, reason: `${reason}; the previous version could not be restored (${restoreError}): this text still runs`, code });
+      versions.setRunning(failed.version, now);
+      rolled = versions.get(failed.version)!;
+    }
+    this.log.error({ id: failed.id, version: failed.version, code, reason, restored: prevVersion, restoreError }, 'config change rolled back');
+    const r = this.report(rolled, 'rolledBack', { code, reason: rolled.reason ?? reason, components: failed.components });
+    p?.settle(r);
+    p?.finish(r);
+  }
+
+  private parseRunning(text: string): Config {
+    const r = validateChange(text, { file: this.o.file, dir: this.o.dir, ...(this.o.env ? { env: this.o.env } : {}), running: this.applier.current(), source: 'file' });
+    if (!r.ok) throw new Error(`the previous version no longer validates: ${r.problems[0]?.message ?? r.code}`);
+    return r.config;
+  }
+
+  /** true once the probe passes, else the last reason when `timeoutMs` has passed (or the manager stopped). */
+  private async probeUntil(plan: ChangePlan, baseline: ProbeBaseline, timeoutMs: number): Promise<true | string> {
+    const { clock } = this.o.ctx;
+    const deadline = clock.monotonic() + timeoutMs;
+    for (;;) {
+      const r = this.applier.probe(plan, baseline);
+      if (r.ok) return true;
+      if (this.stopped) return `${r.reason} (the gateway is stopping)`;
+      if (clock.monotonic() >= deadline) return r.reason;
+      await new Promise<void>((resolve) => {
+        const t = clock.setTimeout(resolve, Math.min(this.o.probeEveryMs ?? PROBE_EVERY_MS, Math.max(1, deadline - clock.monotonic())));
+        t.unref?.();
+      });
+    }
+  }
+
+  private waitForConfirm(version: number, confirmBy: number, withinMs: number): Promise<{ how: 'confirmed' | 'timeout'; principal: string }> {
+    return new Promise((resolve) => {
+      const done = (how: 'confirmed' | 'timeout', principal: string): void => {
+        if (!this.awaiting || this.awaiting.version !== version) return;
+        this.awaiting = null;
+        if (this.confirmTimer) this.o.ctx.clock.clearTimeout(this.confirmTimer);
+        this.confirmTimer = null;
+        resolve({ how, principal });
+      };
+      this.awaiting = { version, confirmBy, resolve: done };
+      this.confirmTimer = this.o.ctx.clock.setTimeout(() => done('timeout', 'timer'), withinMs);
+      this.confirmTimer.unref?.();
+    });
+  }
+
+  private confirmTimeoutMs(config: Config): number {
+    const t = (config.gateway as { confirmTimeout?: number }).confirmTimeout;
+    return typeof t === 'number' && t > 0 ? t : 120_000;
+  }
+
+  // ───────────────────────────── records ─────────────────────────────
+
+  private stageReport(v: ConfigVersion, stage: ConfigStage, extra: Partial<ConfigStageReport>): ConfigStageReport {
+    const running = this.o.versions.running();
+    return {
+      id: v.id,
+      version: v.version,
+      stage,
+      at: this.o.ctx.clock.now(),
+      source: v.source,
+      principal: v.principal,
+      runningVersion: running?.version ?? null,
+      ...extra,
+    };
+  }
+
+  /** A stage reached: the event, the outbox for up/config/<id>, the bus. */
+  private report(v: ConfigVersion, stage: ConfigStage, extra: Partial<ConfigStageReport>): ConfigStageReport {
+    const r = this.stageReport(v, stage, stripUndefined(extra));
+    this.event(v, stage, r);
+    this.publish(r);
+    return r;
+  }
+
+  private reportWithoutVersion(req: { id: string; source: ConfigSource; principal: string }, code: ConfigRefusalCode, reason: string): ConfigStageReport {
+    const r: ConfigStageReport = {
+      id: req.id,
+      version: null,
+      stage: 'rejected',
+      at: this.o.ctx.clock.now(),
+      source: req.source,
+      principal: req.principal,
+      code,
+      reason,
+      runningVersion: this.o.versions.running()?.version ?? null,
+    };
+    const detail: ConfigEventDetail = { id: req.id, version: null, source: req.source, principal: req.principal, code, reason, runningVersion: r.runningVersion };
+    try {
+      // a refusal before any version: in the refusal share, so a flood cannot push out data
+      this.o.ctx.store.appendEvent({ kind: 'config.rejected', severity: 'warning', detail }, { refusal: true });
+    } catch (err) {
+      this.log.error({ err, id: req.id }, 'config: recording a refused change failed');
+    }
+    this.publish(r);
+    return r;
+  }
+
+  private event(v: ConfigVersion, stage: ConfigStage, r: Partial<ConfigStageReport>): void {
+    const errors = r.errors ?? [];
+    const detail: ConfigEventDetail = {
+      id: v.id,
+      version: v.version,
+      source: v.source,
+      principal: v.principal,
+      runningVersion: this.o.versions.running()?.version ?? null,
+      baseVersion: v.baseVersion,
+      ...(r.code ? { code: r.code } : {}),
+      ...(r.reason ? { reason: r.reason } : {}),
+      ...(errors.length > 0 ? { errors: errors.slice(0, 5), errorCount: errors.length } : {}),
+      ...(r.components && r.components.length > 0 ? { components: r.components } : {}),
+    };
+    const severity = stage === 'rolledBack' ? 'error' : stage === 'rejected' ? 'warning' : 'info';
+    try {
+      this.o.ctx.store.appendEvent({ kind: `config.${stage}`, severity, detail } as Parameters<GatewayContext['store']['appendEvent']>[0]);
+    } catch (err) {
+      this.log.error({ err, id: v.id, stage }, 'config: recording a stage failed');
+    }
+  }
+
+  private publish(r: ConfigStageReport): void {
+    try {
+      this.o.versions.queueReport(r);
+    } catch (err) {
+      this.log.error({ err, id: r.id }, 'config: queueing a report for upstream failed');
+    }
+    this.o.ctx.bus.emit('configReport', r);
+  }
+}
+
+function settledWith(id: string, report: ConfigStageReport): ConfigSubmitted {
+  const p = Promise.resolve(report);
+  return { id, first: report, settled: p, outcome: p };
+}
+
+function stripUndefined<T extends object>(o: T): T {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
+}
+
+function firstLine(s: string): string {
+  const i = s.indexOf('\n');
+  return i < 0 ? s : s.slice(0, i);
+}
+
+function defaultRead(path: string): string {
+  return readFileSync(path, 'utf8');
+}
