@@ -1,7 +1,7 @@
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', 'bench/results/**', 'bin/**', '**/*.js'] },
+  { ignores: ['dist/**', 'node_modules/**', 'bench/results/**', '.scratch/**', 'bin/**', '**/*.js'] },
   ...tseslint.configs.recommended,
   {
     languageOptions: {
