@@ -63,6 +63,13 @@ export interface ControlComponent extends Component, CommandService {
    * to do (the next start reads ctx.config).
    */
   applySchedules(): void;
+  /**
+   * Takes changed devices, groups and profiles (a configuration change) without a restart: the
+   * catalog and the lighting and traffic halves are rebuilt from ctx.config around the same light
+   * driver; claims are restored from the store; only the lights that are new, whose own entry
+   * changed, or whose wanted level is not what they were last driven to are driven. Returns those.
+   */
+  applyCatalog(): string[];
 }
 
 export function createControl(ctx: GatewayContext, deps: ControlDeps = {}): ControlComponent {
@@ -86,6 +93,8 @@ class Control implements ControlComponent {
   private running: Running | null = null;
   /** set at the first start: the previous run's open commands are closed once per process */
   private interruptedClosed = false;
+  /** the devices of the config the catalog was built from, as JSON: what applyCatalog compares */
+  private declaredDevices = new Map<string, string>();
 
   constructor(
     private readonly ctx: GatewayContext,
@@ -99,8 +108,6 @@ class Control implements ControlComponent {
   async start(): Promise<void> {
     if (this.running) return;
     const { ctx, deps, log } = this;
-    const catalog = new Catalog(ctx.config, deps.profiles ?? loadProfiles(ctx.config.profiles));
-    const claims = new ClaimStore(ctx.store, log);
     const driver = new LightDriver({
       modbus: deps.modbus,
       lorawan: deps.lorawan,
@@ -109,6 +116,32 @@ class Control implements ControlComponent {
       ...(deps.rampStepMs !== undefined ? { rampStepMs: deps.rampStepMs } : {}),
       ...(deps.loraTimeoutMs !== undefined ? { loraTimeoutMs: deps.loraTimeoutMs } : {}),
     });
+    const parts = this.build(driver);
+    if (!this.interruptedClosed) {
+      this.interruptedClosed = true;
+      const n = this.closeInterrupted(parts.claims);
+      if (n > 0) log.warn({ commands: n }, 'commands left queued or sent by the previous run ended failed (interrupted)');
+    }
+    driver.start();
+    try {
+      parts.lighting.start();
+      parts.traffic.start();
+    } catch (err) {
+      parts.lighting.stop();
+      driver.stop();
+      throw err;
+    }
+    this.running = parts.running;
+    log.info({ lights: parts.running.catalog.lights().length, groups: parts.running.catalog.groupIds().length }, 'control started');
+    // a custom profile still read from its point names works, and says how to declare its roles
+    for (const hint of legacyProfileHints(ctx.config.profiles)) log.warn({ hint }, 'profile without roles: deprecated, read from its point names');
+  }
+
+  /** The catalog and the halves over it, from ctx.config, around a light driver. */
+  private build(driver: LightDriver): { running: Running; claims: ClaimStore; lighting: Lighting; traffic: Traffic } {
+    const { ctx, deps, log } = this;
+    const catalog = new Catalog(ctx.config, deps.profiles ?? loadProfiles(ctx.config.profiles));
+    const claims = new ClaimStore(ctx.store, log);
     const lighting = new Lighting({
       ctx,
       catalog,
@@ -130,24 +163,25 @@ class Control implements ControlComponent {
       clock: ctx.clock,
       log,
     });
-    if (!this.interruptedClosed) {
-      this.interruptedClosed = true;
-      const n = this.closeInterrupted(claims);
-      if (n > 0) log.warn({ commands: n }, 'commands left queued or sent by the previous run ended failed (interrupted)');
-    }
-    driver.start();
-    try {
-      lighting.start();
-      traffic.start();
-    } catch (err) {
-      lighting.stop();
-      driver.stop();
-      throw err;
-    }
-    this.running = { catalog, driver, lighting, traffic, pipeline };
-    log.info({ lights: catalog.lights().length, groups: catalog.groupIds().length }, 'control started');
-    // a custom profile still read from its point names works, and says how to declare its roles
-    for (const hint of legacyProfileHints(ctx.config.profiles)) log.warn({ hint }, 'profile without roles: deprecated, read from its point names');
+    this.declaredDevices = new Map(ctx.config.devices.map((d) => [d.id, JSON.stringify(d)]));
+    return { running: { catalog, driver, lighting, traffic, pipeline }, claims, lighting, traffic };
+  }
+
+  applyCatalog(): string[] {
+    const prev = this.running;
+    if (!prev) return [];
+    const { ctx, log } = this;
+    // what each light was last driven to, unless its own entry changed (another unit, bus, profile…)
+    const seed = new Map(prev.lighting.assertedLevels());
+    for (const d of ctx.config.devices) if (this.declaredDevices.get(d.id) !== JSON.stringify(d)) seed.delete(d.id);
+    const parts = this.build(prev.driver);
+    prev.lighting.stop();
+    prev.traffic.stop();
+    const driven = parts.lighting.start({ asserted: seed });
+    parts.traffic.start();
+    this.running = parts.running;
+    log.info({ lights: parts.running.catalog.lights().length, groups: parts.running.catalog.groupIds().length, driven }, 'control: devices and groups of a changed configuration in force');
+    return driven;
   }
 
   /**

@@ -75,8 +75,13 @@ export class Lighting {
     this.arbiter = new Arbiter({ clock: this.clock, membership: membershipFromConfig(o.ctx.config), schedule: this.scheduler });
   }
 
-  start(): void {
-    if (this.running) return;
+  /**
+   * `asserted`: what each light was last driven to by a lighting this one replaces (a configuration
+   * change, controlComponent.ts applyCatalog): only the lights whose wanted level differs are driven
+   * now. Without it every light is driven (a start). Returns the ids driven.
+   */
+  start(opts: { asserted?: ReadonlyMap<string, number> } = {}): string[] {
+    if (this.running) return [];
     const { ctx, log } = this.o;
     this.o.claims.open();
     const restored = this.arbiter.restore(this.o.claims.load());
@@ -88,8 +93,24 @@ export class Lighting {
     ctx.bus.on(this, 'event', (e) => this.onEvent(e));
     // every uplink, stored or not: a node whose values do not change still ends a silence
     ctx.bus.on(this, 'polled', (rs) => this.onReadings(rs));
-    for (const dev of this.o.catalog.lights()) this.assert(dev, 'start');
+    const driven: string[] = [];
+    for (const dev of this.o.catalog.lights()) {
+      const w = this.arbiter.wanted({ kind: 'device', id: dev.id });
+      const before = opts.asserted?.get(dev.id);
+      if (opts.asserted && before === w.level) {
+        this.asserted.set(dev.id, before);
+        continue;
+      }
+      this.assert(dev, opts.asserted ? 'config' : 'start', w);
+      driven.push(dev.id);
+    }
     this.arm();
+    return driven;
+  }
+
+  /** what each light was last driven to (and not failed since) */
+  assertedLevels(): ReadonlyMap<string, number> {
+    return this.asserted;
   }
 
   stop(): void {

@@ -80,8 +80,11 @@ export class GatewayApplier implements ConfigApplier {
       if (supervisor.has('lorawan')) await supervisor.restartNow('lorawan');
       if (supervisor.has('lorawan-sim')) await supervisor.restartNow('lorawan-sim');
     }
-    if (plan.control === 'restart') await supervisor.restartNow('control');
-    else if (plan.control === 'schedules') built.control.applySchedules();
+    if (plan.control === 'restart') {
+      // rebuilt in place (the schedules with it): the lights already at their level are not written again
+      const driven = built.control.applyCatalog();
+      if (driven.length > 0) this.log.info({ driven }, 'config: lights driven to their wanted level');
+    } else if (plan.control === 'schedules') built.control.applySchedules();
 
     if (plan.broker === 'restart' && supervisor.has('broker')) await supervisor.restartNow('broker');
     else if (plan.broker === 'users' && built.broker) {

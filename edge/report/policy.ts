@@ -21,7 +21,8 @@ import type { RadioPoint } from '../profiles/loraStreetlight.js';
 import { onLoRaWAN, RADIO_DEFAULTS, ROLE_DEFAULTS, type ReportDefault } from './defaults.js';
 import { storingEveryChange } from './everyChange.js';
 import { devicePoints, type ReportPoint } from './points.js';
-import { DEFAULT_STRATEGY, type ReportPolicy, type ReportStrategy } from './strategy.js';
+import { DEFAULT_STRATEGY, type ReportStrategy } from './strategy.js';
+import type { DeclaringPolicy } from './filter.js';
 
 /** Where a point's strategy comes from (1–5 above). */
 export type ReportSource = 'device point' | 'device' | 'profile' | 'role' | 'default';
@@ -34,13 +35,18 @@ export interface PointReport {
   note?: string;
 }
 
-export function reportPolicy(config: Config): ReportPolicy {
+export function reportPolicy(config: Config): DeclaringPolicy {
   const profiles = loadProfiles(config.profiles);
   const byDevice = new Map<string, Map<string, ReportStrategy>>();
   for (const device of config.devices) {
     byDevice.set(device.id, new Map(resolveDevice(device, profiles).map((r) => [r.point, r.strategy])));
   }
-  return { strategy: (device, point) => byDevice.get(device)?.get(point) ?? DEFAULT_STRATEGY };
+  return {
+    strategy: (device, point) => byDevice.get(device)?.get(point) ?? DEFAULT_STRATEGY,
+    // a configuration change forgets the points a configured device no longer has (filter.ts
+    // setPolicy); values of what the config does not list (a forwarder's radio figures) are kept
+    declares: (device, point) => byDevice.get(device)?.has(point) ?? true,
+  };
 }
 
 /** Every point of a device with its strategy and where that comes from (doctor, CLI); [] for an unknown device. */
