@@ -50,8 +50,10 @@ if [ -z "$UNPRIVILEGED" ]; then
 fi
 
 mkdir -p "$ETC" "$DATA"
-chmod 0755 "$ETC"
-own root:root "$ETC"
+# the gateway replaces devices.yaml itself when a configuration change is applied or rolled back
+# (a temp file beside it, renamed over it): the directory is the service group's to write
+chmod 0770 "$ETC"
+own "root:$SB_GROUP" "$ETC"
 chmod 0750 "$DATA"
 own "$SB_USER:$SB_GROUP" "$DATA"
 

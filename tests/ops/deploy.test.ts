@@ -46,7 +46,7 @@ describe('deploy/streetbox.service', () => {
     expect(directives('User')).toEqual(['streetbox']);
     expect(directives('SupplementaryGroups')).toEqual(['dialout']);
     expect(directives('ProtectSystem')).toEqual(['strict']);
-    expect(directives('ReadWritePaths')).toEqual(['/var/lib/streetbox']);
+    expect(directives('ReadWritePaths')).toEqual(['/var/lib/streetbox /etc/streetbox']);
     expect(directives('NoNewPrivileges')).toEqual(['true']);
     expect(directives('PrivateTmp')).toEqual(['true']);
     expect(directives('EnvironmentFile')).toEqual(['-/etc/streetbox/env']);
@@ -92,6 +92,8 @@ describe('deploy/install.sh', () => {
     expect(statSync(join(etc, 'credentials')).mode & 0o777).toBe(0o600);
     expect(statSync(join(etc, 'env')).mode & 0o777).toBe(0o640);
     expect(statSync(dir.file('var/lib/streetbox')).mode & 0o777).toBe(0o750);
+    // the gateway itself replaces devices.yaml (a configuration change): its directory is the service group's
+    expect(statSync(etc).mode & 0o777).toBe(0o770);
     expect(existsSync(dir.file('etc/systemd/system/streetbox.service'))).toBe(true);
     // `streetbox` on the PATH: the checkout's bin, never `npx` (which would ask the registry)
     expect(readlinkSync(dir.file('usr/local/bin/streetbox'))).toBe(join(ROOT, 'bin/streetbox.js'));

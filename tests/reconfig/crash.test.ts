@@ -37,6 +37,8 @@ const MAX_DELAY_MS = 600;
 const CONFIRM_TIMEOUT_S = 5;
 const TOKEN = 'crash-technician-token-0001';
 const SEED = Number(process.env.STREETBOX_CRASH_SEED ?? Math.floor(Math.random() * 2 ** 31));
+/** STREETBOX_CRASH_TRACE=1: one line per change on stderr (the delay, what the kill found) */
+const TRACE = process.env.STREETBOX_CRASH_TRACE === '1';
 /** the bounded tail of a process's output kept for a failure's message */
 const OUTPUT_TAIL = 20_000;
 
@@ -189,6 +191,17 @@ function tempFilesBeside(dir: string): string[] {
   return readdirSync(dir).filter((f) => f.startsWith('.devices.yaml.') && f.endsWith('.tmp'));
 }
 
+/** What a kill found: the change's stage in the store and whether its text was on disk (STREETBOX_CRASH_TRACE). */
+function trace(n: number, delayMs: number, answered: boolean, newOnDisk: boolean, sha: string): void {
+  const db = new Database(join(dir.path, 'data', 'gw.db'), { readonly: true, fileMustExist: true });
+  try {
+    const stage = ConfigVersions.readOnly(db).list({ limit: 1000 }).find((v) => v.sha256 === sha)?.stage ?? 'none';
+    process.stderr.write(`change ${n}: killed after ${delayMs} ms, answered ${answered}, stage ${stage}, file ${newOnDisk ? 'new' : 'old'}\n`);
+  } finally {
+    db.close();
+  }
+}
+
 let dir: TempDir;
 const children: ChildProcess[] = [];
 
@@ -233,6 +246,8 @@ describe('a configuration change cut short by SIGKILL', () => {
       // at the instant of death, the commit point is whole: one text or the other
       const atDeath = readFileSync(file, 'utf8');
       expect([before, next].includes(atDeath), `${where}: devices.yaml after the kill is neither the old nor the new text`).toBe(true);
+
+      if (TRACE) trace(n, delayMs, reply !== null, atDeath === next, sha256(next));
 
       g = await startProcess(file, dir.path);
       children.push(g.child);

@@ -179,7 +179,7 @@ export function seqGaps(gw: Gateway): number[] {
 }
 
 /** The timestamps of a device's stored readings of one point, oldest first. */
-export function readingTimes(gw: Gateway, device: string, point = 'ch1_level'): number[] {
+export function readingTimes(gw: Gateway, device: string, point = 'mains_voltage'): number[] {
   const out: number[] = [];
   let after = 0;
   for (let page = 0; page < 1000; page++) {
