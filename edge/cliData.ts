@@ -10,7 +10,10 @@ import { readUpstreamBytes, type UpstreamBytes } from '../cloud-sync/dailyBytes.
 import type { CliIo } from './cliIo.js';
 import { styleFor, type Style } from './cliStyle.js';
 import type { Config } from './config/schema.js';
+import Database from 'better-sqlite3';
 import { autonomyText, measured, upstreamText } from './economyText.js';
+import type { ConfigVersion } from './reconfig/records.js';
+import { ConfigVersions } from './reconfig/versions.js';
 import { createProgress } from './progress.js';
 import { StreetboxError } from './errors.js';
 import { lockHolder } from './pidLock.js';
@@ -72,6 +75,7 @@ export function printStatus(config: Config, io: CliIo, json: boolean): void {
   try {
     const stats = view?.stats() ?? null;
     const upstream = view ? upstreamOf(config) : null;
+    const configVersion = view ? runningVersionOf(config) : null;
     const consumers = view?.consumers() ?? [];
     const events = view ? lastEvents(view, 10) : [];
     const devices = view ? [...view.latestAll().entries()].map(([id, points]) => ({
@@ -85,6 +89,8 @@ export function printStatus(config: Config, io: CliIo, json: boolean): void {
       running: pid !== null,
       pid,
       storage: config.storage.path,
+      // the configuration version that runs (edge/reconfig); null before the first start
+      config: configVersion ? { version: configVersion.version, stage: configVersion.stage, source: configVersion.source, principal: configVersion.principal, at: configVersion.at, sha256: configVersion.sha256 } : null,
       store: stats,
       consumers: consumers.map((c) => ({ ...c, lag: stats ? stats.lastSeq - c.ackedSeq : null })),
       devices,
@@ -101,7 +107,11 @@ export function printStatus(config: Config, io: CliIo, json: boolean): void {
     // marks only for a person: piped, the words alone
     const running = `running (pid ${pid})`;
     const state = !s.marks ? (pid !== null ? running : 'not running') : pid !== null ? s.ok(s.green(running)) : s.fail(s.red('not running'));
-    const lines = [`${head('gateway')}${status.gateway}: ${state}`, `${head('buffer')}${config.storage.path}`];
+    const lines = [`${head('gateway')}${status.gateway}: ${state}`];
+    if (configVersion) {
+      lines.push(`${head('config')}version ${configVersion.version}, ${configVersion.stage} (${configVersion.source}, ${configVersion.principal}, ${isoLocal(configVersion.at, zone)}): streetbox config history`);
+    }
+    lines.push(`${head('buffer')}${config.storage.path}`);
     if (stats) {
       const pct = stats.maxBytes > 0 ? Math.round((100 * stats.usedBytes) / stats.maxBytes) : 0;
       const used = `${mb(stats.usedBytes)} used of ${mb(stats.maxBytes)} (${pct} %)`;
@@ -133,6 +143,20 @@ function autonomyLine(a: StoreStats['autonomy'] | undefined, minDays: number, s:
   const text = autonomyText(a);
   if (!measured(a)) return s.dim(text);
   return minDays > 0 && a.days < minDays ? s.yellow(`${text}: under storage.minAutonomyDays (${minDays})`) : text;
+}
+
+/** The configuration version the data file marks running; null when it has none (or cannot say). */
+function runningVersionOf(config: Config): ConfigVersion | null {
+  try {
+    const db = new Database(config.storage.path, { readonly: true, fileMustExist: true });
+    try {
+      return ConfigVersions.readOnly(db).running() ?? null;
+    } finally {
+      db.close();
+    }
+  } catch {
+    return null;
+  }
 }
 
 function upstreamOf(config: Config): UpstreamBytes | null {

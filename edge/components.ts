@@ -18,6 +18,7 @@ import { lorawanMetrics, refusalMetrics, syncMetrics } from './componentMetrics.
 import { createClockWatch } from './ops/clockWatch.js';
 import { createWatchdog } from './ops/watchdog.js';
 import type { ConfigService } from './reconfig/types.js';
+import type { MetricSample } from './metrics.js';
 
 export interface BuiltComponents {
   components: Component[];
@@ -37,6 +38,8 @@ export interface BuildOptions {
   status: () => unknown;
   /** configuration changes: central's down/config (sync) and the /api/v1/config routes */
   config?: ConfigService;
+  /** their figures for /metrics */
+  configMetrics?: () => MetricSample[];
 }
 
 export async function buildComponents(ctx: GatewayContext, opts: BuildOptions): Promise<BuiltComponents> {
@@ -99,6 +102,7 @@ export async function buildComponents(ctx: GatewayContext, opts: BuildOptions): 
         ...syncMetrics(sync),
         ...refusalMetrics(control),
         ...(drivers.lorawan ? lorawanMetrics(drivers.lorawan) : []),
+        ...(opts.configMetrics?.() ?? []),
       ],
     });
     components.push(api);

@@ -121,7 +121,8 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     if (versions) {
       configChanges = new ConfigManager({ ctx: context, file: loaded.file, dir: loaded.dir, ...(opts.env ? { env: opts.env } : {}), versions, startText: loaded.source });
     }
-    built = await buildComponents(context, { status, ...(configChanges ? { config: configChanges } : {}) });
+    const changes = configChanges;
+    built = await buildComponents(context, { status, ...(changes ? { config: changes, configMetrics: () => changes.metrics() } : {}) });
     components = [
       {
         name: 'ingest',

@@ -20,6 +20,7 @@ import type { Timer } from '../clock.js';
 import { errorMessage } from '../errors.js';
 import { parseJsonWithin } from '../jsonLimits.js';
 import type { Logger } from '../log.js';
+import { MetricsRegistry, type MetricSample } from '../metrics.js';
 import { sha256Hex, writeFileAtomic } from './atomicFile.js';
 import { planChange } from './plan.js';
 import { redactText } from './redactText.js';
@@ -97,6 +98,9 @@ export class ConfigManager implements ConfigService {
   private probeAtStart: { version: number; previous: number | null } | null = null;
   private stopped = false;
   private readonly outboxPort: OutboxPort;
+  /** stages reached since start, for /metrics */
+  private readonly stageCounts = new MetricsRegistry();
+  private readonly stages = this.stageCounts.counter('streetbox_config_changes_total', 'Configuration changes by the stage they reached (rejected ones by code), since start.', ['stage', 'code']);
   private applierRef: ConfigApplier | undefined;
 
   constructor(private readonly o: ConfigManagerOptions) {
@@ -353,6 +357,14 @@ export class ConfigManager implements ConfigService {
 
   outbox(): OutboxPort {
     return this.outboxPort;
+  }
+
+  /** /metrics: the version that runs, one awaiting a confirm, and the stages reached since start */
+  metrics(): MetricSample[] {
+    const r = new MetricsRegistry();
+    r.gauge('streetbox_config_version', 'The configuration version the gateway runs.').set(this.o.versions.running()?.version ?? 0);
+    r.gauge('streetbox_config_awaiting_confirm', 'Whether a configuration change awaits a manual confirm (1) or not (0).').set(this.awaiting ? 1 : 0);
+    return [...r.samples(), ...this.stageCounts.samples()];
   }
 
   /** Resolves when no change is queued or under way (tests, the benchmark). */
@@ -643,6 +655,7 @@ export class ConfigManager implements ConfigService {
   }
 
   private publish(r: ConfigStageReport): void {
+    this.stages.labels({ stage: r.stage, code: r.code ?? '' }).inc();
     try {
       this.o.versions.queueReport(r);
     } catch (err) {

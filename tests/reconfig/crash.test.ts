@@ -8,8 +8,10 @@
  * and is byte for byte the old text or the new one, never a mix, and no temp file of the atomic
  * write is left beside it; the version the store marks running has the file's sha256; the
  * change's own record agrees with what runs (confirmed and running when its text is on disk,
- * else closed: rejected or rolled back); the gateway runs the devices the file names. At the
- * end the data file passes `PRAGMA integrity_check` and no seq was handed out twice.
+ * else closed: rejected or rolled back); the gateway runs the devices the file names; and it
+ * takes the next change to its end (a restart that probed an interrupted change must not leave
+ * the road blocked). At the end the data file passes `PRAGMA integrity_check` and no seq was
+ * handed out twice.
  *
  * The moments are drawn from a seeded PRNG; the seed is in the test's name, and
  * STREETBOX_CRASH_SEED=<n> replays a run. The kill delay counts from the moment the request is
@@ -25,7 +27,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { ConfigVersions } from '../../edge/reconfig/versions.js';
 import type { ConfigVersion } from '../../edge/reconfig/types.js';
-import { BIN } from '../helpers/demoGateway.js';
+const BIN = '/work/main/.scratch/crash-dist/streetbox.mjs';
 import { startScriptEnv } from '../helpers/startScript.js';
 import { tempDir, type TempDir } from '../helpers/tmp.js';
 import { waitFor } from '../helpers/wait.js';
@@ -62,9 +64,9 @@ interface Desired {
 }
 
 /** The whole devices.yaml of change `n`: every text differs (its first line), so none is `unchanged`. */
-function render(n: number, d: Desired): string {
+function render(n: number, d: Desired, note = ''): string {
   const lamp2 = d.lamp2 ? '  - { id: lamp-2, bus: net, unit: 2, profile: streetlight-controller, poll: 100ms, groups: [main] }\n' : '';
-  return `# crash test, change ${n}
+  return `# crash test, change ${n}${note}
 gateway: { id: crash-gw, confirmTimeout: ${CONFIRM_TIMEOUT_S}s, timezone: UTC }
 storage: { path: data/gw.db, flushInterval: 50ms }
 buses:
@@ -173,6 +175,17 @@ async function settled(g: GatewayProcess, what: string): Promise<VersionsBody> {
   );
 }
 
+/** Sends the change and waits for its outcome (bounded: a change that never settles fails here). */
+async function putSettled(g: GatewayProcess, text: string): Promise<{ status: number; body: { stage: string; reason?: string } }> {
+  const r = await fetch(`http://127.0.0.1:${g.port}/api/v1/config?wait=settled`, {
+    method: 'PUT',
+    headers: { Authorization: `Bearer ${TOKEN}`, 'Content-Type': 'application/yaml' },
+    body: text,
+    signal: AbortSignal.timeout((CONFIRM_TIMEOUT_S + 10) * 1000),
+  });
+  return { status: r.status, body: (await r.json()) as { stage: string; reason?: string } };
+}
+
 /** Sends the change; resolves with its version once staged, or null when the kill cut the request short. */
 async function put(g: GatewayProcess, text: string): Promise<{ status: number; body: { version: number | null; stage: string } } | null> {
   try {
@@ -231,6 +244,7 @@ describe('a configuration change cut short by SIGKILL', () => {
     for (let n = 1; n <= CHANGES; n++) {
       const where = `seed ${SEED}, change ${n}`;
       const before = readFileSync(file, 'utf8');
+      const previous = desired;
       // odd: a schedule change (no bus touched); even: lamp-2 added or removed (bus net rewired)
       desired = n % 2 === 1 ? { ...desired, level: 10 + n } : { ...desired, lamp2: !desired.lamp2 };
       const next = render(n, desired);
@@ -274,6 +288,11 @@ describe('a configuration change cut short by SIGKILL', () => {
       const devices = await api<{ devices: { id: string }[] }>(g, '/api/v1/devices');
       const declared = (parse(onDisk) as { devices: { id: string }[] }).devices.map((d) => d.id);
       expect(devices.devices.map((d) => d.id).sort(), `${where}: the devices the gateway runs`).toEqual(declared.sort());
+
+      // and the restarted gateway takes the next change to its end (its road is not left blocked)
+      const after = await putSettled(g, render(n, onDisk === next ? desired : previous, ', after the restart'));
+      expect(after, `${where}: a change after the restart`).toMatchObject({ status: 200, body: { stage: 'confirmed' } });
+      if (onDisk !== next) desired = previous;
     }
 
     // a clean stop, then the data file as the next start would find it
@@ -294,9 +313,9 @@ describe('a configuration change cut short by SIGKILL', () => {
       const versions = ConfigVersions.readOnly(db);
       expect(versions.unfinished(), `seed ${SEED}: versions left staged or applied`).toEqual([]);
       expect(versions.running()?.sha256, `seed ${SEED}: the running version is the file's text`).toBe(sha256(readFileSync(file, 'utf8')));
-      // one version for the first start and at most one per change: none was recorded twice
+      // one version for the first start, at most one per killed change and one per change after a restart
       const all = versions.list({ limit: 1000 });
-      expect(all.length, `seed ${SEED}: versions recorded`).toBeLessThanOrEqual(1 + CHANGES);
+      expect(all.length, `seed ${SEED}: versions recorded`).toBeLessThanOrEqual(1 + 2 * CHANGES);
       expect(new Set(all.map((v) => v.sha256)).size, `seed ${SEED}: a text recorded twice`).toBe(all.length);
     } finally {
       db.close();

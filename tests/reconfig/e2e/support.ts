@@ -6,13 +6,17 @@
  * the few questions every test asks: what the file holds, which version runs, whether any
  * component or bus transport was touched, which config.* events were recorded.
  */
-import { readFileSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
 import mqtt from 'mqtt';
 import { startGateway, type Gateway } from '../../../edge/main.js';
 import type { ConfigManager } from '../../../edge/reconfig/manager.js';
 import type { ConfigStage, ConfigStageReport, ConfigVersion } from '../../../edge/reconfig/types.js';
 import type { StoredEvent } from '../../../edge/store/types.js';
+import { BIN } from '../../helpers/demoGateway.js';
+import { startScriptEnv } from '../../helpers/startScript.js';
+import { tempDir } from '../../helpers/tmp.js';
 import { waitFor } from '../../helpers/wait.js';
 import { tempGateway } from '../../support/cli.js';
 import { observe, testLogger, type Observer } from '../../sync/helpers.js';
@@ -199,6 +203,8 @@ export interface Central {
   observer: Observer;
   /** publishes on down/config, QoS 1 (an object as JSON, a string as is) */
   send(message: unknown): Promise<void>;
+  /** publishes all of them at once over one connection: they arrive in this order */
+  sendMany(messages: unknown[]): Promise<void>;
   /** the reports received on up/config/<id>, in arrival order */
   reports(id: string): ConfigStageReport[];
   /** until a report of `id` at `stage` arrived */
@@ -215,18 +221,20 @@ export async function startCentral(gatewayId: string): Promise<Central> {
   const up = `streetbox/${gatewayId}/up/config`;
   const down = `streetbox/${gatewayId}/down/config`;
   const observer = await observe(broker.url, `${up}/#`);
+  const publish = async (messages: unknown[]): Promise<void> => {
+    const c = await mqtt.connectAsync(broker.url, { reconnectPeriod: 0 });
+    try {
+      await Promise.all(messages.map((m) => c.publishAsync(down, typeof m === 'string' ? m : JSON.stringify(m), { qos: 1 })));
+    } finally {
+      await c.endAsync();
+    }
+  };
   const reports = (id: string): ConfigStageReport[] => observer.messages.filter((m) => m.topic === `${up}/${id}`).map((m) => JSON.parse(m.payload.toString()) as ConfigStageReport);
   return {
     broker,
     observer,
-    async send(message) {
-      const c = await mqtt.connectAsync(broker.url, { reconnectPeriod: 0 });
-      try {
-        await c.publishAsync(down, typeof message === 'string' ? message : JSON.stringify(message), { qos: 1 });
-      } finally {
-        await c.endAsync();
-      }
-    },
+    send: (message) => publish([message]),
+    sendMany: (messages) => publish(messages),
     reports,
     waitStage: (id, stage, timeoutMs = 10_000) => waitFor(`report ${stage} of ${id} at central`, () => reports(id).find((r) => r.stage === stage), timeoutMs),
     async retained(id) {
@@ -251,4 +259,54 @@ export function signingPair(): { privatePem: string; publicRaw: string } {
   const { publicKey, privateKey } = generateKeyPairSync('ed25519');
   const der = publicKey.export({ format: 'der', type: 'spki' });
   return { privatePem: privateKey.export({ format: 'pem', type: 'pkcs8' }).toString(), publicRaw: der.subarray(der.length - 32).toString('base64') };
+}
+
+// ───────────────────────────── a gateway process ─────────────────────────────
+
+export interface GatewayProcess {
+  child: ChildProcess;
+  /** devices.yaml of the process */
+  file: string;
+  /** the HTTP API's port, from its log */
+  port: number;
+  /** everything it logged on stdout so far */
+  out(): string;
+  alive(): boolean;
+  /** SIGTERM, and SIGKILL if it has not exited 10 s later; removes the temp dir */
+  stop(): Promise<void>;
+}
+
+/** `bin/streetbox.js start` (the bundle, as `npm start` runs it) on `yaml` written byte for byte to a temp devices.yaml. */
+export async function spawnGateway(yaml: string): Promise<GatewayProcess> {
+  const dir = tempDir('streetbox-e2e-process-');
+  const file = dir.file('devices.yaml');
+  writeFileSync(file, yaml);
+  const child = spawn(process.execPath, [BIN, 'start', '--config', file], {
+    cwd: dir.path,
+    env: { ...process.env, ...startScriptEnv(), STREETBOX_LOG_LEVEL: 'info' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let err = '';
+  let exited = false;
+  child.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
+  const exit = new Promise<void>((resolve) => child.once('exit', () => ((exited = true), resolve())));
+  const stop = async (): Promise<void> => {
+    if (!exited) {
+      child.kill('SIGTERM');
+      const kill = setTimeout(() => child.kill('SIGKILL'), 10_000);
+      await exit;
+      clearTimeout(kill);
+    }
+    dir.remove();
+  };
+  // the process's own end is an answer too: no minute of waiting for a gateway that exited at once
+  const started = await waitFor('the gateway process running', () => (exited ? 'exited' : /"msg":"gateway running"/.test(out) && 'running'), 60_000).catch(() => 'timeout');
+  if (started !== 'running') {
+    await stop();
+    throw new Error(`the gateway process ${started === 'exited' ? 'exited' : 'did not run within 60 s'}:\n${out.slice(-3000)}\n${err}`);
+  }
+  const port = Number(/"port":(\d+)[^\n]*"msg":"http api listening"/.exec(out)?.[1] ?? 0);
+  return { child, file, port, out: () => out, alive: () => !exited, stop };
 }
