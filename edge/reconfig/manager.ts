@@ -143,7 +143,9 @@ export class ConfigManager implements ConfigService {
           versions.setRunning(v.version, now);
           current = versions.get(v.version)!;
         } else current = versions.transition(v.version, 'applied', { at: now, running: true, components: [] });
-        this.probeAtStart = { version: v.version, previous: previous && previous.version !== v.version ? previous.version : null };
+        // what ran before it: the running pointer, unless the crash came after it had moved to this change
+        const before = previous && previous.version !== v.version ? previous : versions.list({ limit: 100 }).find((x) => x.version < v.version && x.stage === 'confirmed');
+        this.probeAtStart = { version: v.version, previous: before?.version ?? null };
         this.log.warn({ version: v.version, id: v.id }, 'config: a change was interrupted after its file was written; it runs now and is probed');
       } else {
         const stage: ConfigStage = v.stage === 'applied' ? 'rolledBack' : 'rejected';
@@ -177,6 +179,7 @@ export class ConfigManager implements ConfigService {
     const baseline = this.applier.baseline();
     void this.chain(async () => {
       const ok = await this.probeUntil(plan, baseline, this.confirmTimeoutMs(this.o.ctx.config));
+      if (ok !== true && this.stopped) return;
       if (ok === true) this.confirmVersion(v, 'probe');
       else await this.restore(v, p.previous, 'E_CONFIG_PROBE', `after a restart during its apply: ${ok}`);
     });
@@ -270,7 +273,7 @@ export class ConfigManager implements ConfigService {
     const rawId = m?.id;
     const id = typeof rawId === 'string' && ID_RE.test(rawId) ? rawId : randomUUID();
     const bad = (reason: string): ConfigSubmitted => {
-      const report = this.reportWithoutVersion({ id, source: 'central', principal: 'upstream' }, 'E_CONFIG_INVALID', reason);
+      const report = this.reportWithoutVersion({ id, source: 'central', principal: this.centralPrincipal() }, 'E_CONFIG_INVALID', reason);
       this.log.warn({ id, reason }, 'config change from central rejected');
       return settledWith(id, report);
     };
@@ -284,12 +287,18 @@ export class ConfigManager implements ConfigService {
     return this.submit({
       id,
       source: 'central',
-      principal: 'upstream',
+      principal: this.centralPrincipal(),
       content: m.content,
       baseVersion: typeof base === 'number' ? base : null,
       ...(m.force === true ? { force: true } : {}),
       ...(typeof m.signature === 'string' ? { signature: m.signature } : {}),
     });
+  }
+
+  /** central, as the upstream connection logs in: the audit's principal */
+  private centralPrincipal(): string {
+    const user = this.o.ctx.config.sync?.username;
+    return user ? `upstream:${user}` : 'upstream';
   }
 
   reloadFromFile(principal = 'file'): ConfigSubmitted {
@@ -480,6 +489,12 @@ export class ConfigManager implements ConfigService {
     }
     this.report(applied, 'applied', { components: plan.components });
     const ok = await this.probeUntil(plan, baseline, this.confirmTimeoutMs(p.next));
+    if (ok !== true && this.stopped) {
+      // the gateway stops: no rollback now (it would restart components on the way out); the
+      // change stays `applied` and is probed again at the next start (reconcile)
+      this.log.warn({ id: p.req.id, version: applied.version }, 'config: the gateway stops before the change was confirmed; it is probed again at the next start');
+      return;
+    }
     if (ok === true) {
       const r = this.confirmVersion(applied, 'probe');
       p.settle(r);

@@ -27,7 +27,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { ConfigVersions } from '../../edge/reconfig/versions.js';
 import type { ConfigVersion } from '../../edge/reconfig/types.js';
-const BIN = '/work/main/.scratch/crash-dist/streetbox.mjs';
+import { BIN } from '../helpers/demoGateway.js';
 import { startScriptEnv } from '../helpers/startScript.js';
 import { tempDir, type TempDir } from '../helpers/tmp.js';
 import { waitFor } from '../helpers/wait.js';
@@ -175,15 +175,21 @@ async function settled(g: GatewayProcess, what: string): Promise<VersionsBody> {
   );
 }
 
-/** Sends the change and waits for its outcome (bounded: a change that never settles fails here). */
-async function putSettled(g: GatewayProcess, text: string): Promise<{ status: number; body: { stage: string; reason?: string } }> {
-  const r = await fetch(`http://127.0.0.1:${g.port}/api/v1/config?wait=settled`, {
-    method: 'PUT',
-    headers: { Authorization: `Bearer ${TOKEN}`, 'Content-Type': 'application/yaml' },
-    body: text,
-    signal: AbortSignal.timeout((CONFIRM_TIMEOUT_S + 10) * 1000),
-  });
-  return { status: r.status, body: (await r.json()) as { stage: string; reason?: string } };
+/** Sends the change and waits for its outcome (bounded: a change that never settles fails here, saying where it stopped). */
+async function putSettled(g: GatewayProcess, text: string, where: string): Promise<{ status: number; body: { stage: string; reason?: string } }> {
+  const withinMs = (CONFIRM_TIMEOUT_S + 10) * 1000;
+  try {
+    const r = await fetch(`http://127.0.0.1:${g.port}/api/v1/config?wait=settled`, {
+      method: 'PUT',
+      headers: { Authorization: `Bearer ${TOKEN}`, 'Content-Type': 'application/yaml' },
+      body: text,
+      signal: AbortSignal.timeout(withinMs),
+    });
+    return { status: r.status, body: (await r.json()) as { stage: string; reason?: string } };
+  } catch (err) {
+    const mine = (await api<VersionsBody>(g, '/api/v1/config/versions?limit=5').catch(() => null))?.versions.find((v) => v.sha256 === sha256(text));
+    throw new Error(`${where}: a change after the restart did not settle within ${withinMs} ms (${mine ? `version ${mine.version} is ${mine.stage}` : 'no version recorded'}): ${String(err)}`);
+  }
 }
 
 /** Sends the change; resolves with its version once staged, or null when the kill cut the request short. */
@@ -248,7 +254,8 @@ describe('a configuration change cut short by SIGKILL', () => {
       // odd: a schedule change (no bus touched); even: lamp-2 added or removed (bus net rewired)
       desired = n % 2 === 1 ? { ...desired, level: 10 + n } : { ...desired, lamp2: !desired.lamp2 };
       const next = render(n, desired);
-      const delayMs = Math.round(random() * MAX_DELAY_MS);
+      // squared: half the kills within the first 150 ms, where the apply and the probe run
+      const delayMs = Math.round(random() ** 2 * MAX_DELAY_MS);
 
       // the kill moment counts from the request: it may land before the answer, which is the point
       const answer = put(g, next);
@@ -290,7 +297,7 @@ describe('a configuration change cut short by SIGKILL', () => {
       expect(devices.devices.map((d) => d.id).sort(), `${where}: the devices the gateway runs`).toEqual(declared.sort());
 
       // and the restarted gateway takes the next change to its end (its road is not left blocked)
-      const after = await putSettled(g, render(n, onDisk === next ? desired : previous, ', after the restart'));
+      const after = await putSettled(g, render(n, onDisk === next ? desired : previous, ', after the restart'), where);
       expect(after, `${where}: a change after the restart`).toMatchObject({ status: 200, body: { stage: 'confirmed' } });
       if (onDisk !== next) desired = previous;
     }

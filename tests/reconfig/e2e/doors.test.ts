@@ -79,6 +79,7 @@ describe('the file door', () => {
     const v = await waitFor('the edit confirmed', async () => (await versions()).versions.find((x) => x.version > before && x.stage === 'confirmed'), 15_000);
     expect(v).toMatchObject({ source: 'file', principal: 'file', running: true, components: ['control schedules'] });
     made.sighup = v.version;
+    expect(readFileSync(gw.file, 'utf8')).toBe(text);
     // the file door never rewrites the file: the technician's comments are as written
     const shown = await runCli(['config', 'show', String(v.version), '-c', gw.file]);
     expect(shown.code).toBe(0);
