@@ -164,8 +164,13 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
         log.warn('reload: this gateway keeps no configuration versions (its store has no module tables)');
         return;
       }
-      const submitted = configChanges.reloadFromFile(principal);
-      void submitted.outcome.then((r) => log.info({ id: r.id, version: r.version, stage: r.stage, code: r.code }, 'reload: devices.yaml went its road'));
+      try {
+        const submitted = configChanges.reloadFromFile(principal);
+        void submitted.outcome.then((r) => log.info({ id: r.id, version: r.version, stage: r.stage, code: r.code }, 'reload: devices.yaml went its road'));
+      } catch (err) {
+        // a SIGHUP never takes the gateway down (a full disk refusing the version row, say)
+        log.error({ err }, 'reload: devices.yaml could not be taken');
+      }
     },
     stop(budgetMs?: number) {
       stopped ??= (async () => {

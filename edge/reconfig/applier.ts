@@ -43,12 +43,17 @@ export class GatewayApplier implements ConfigApplier {
   }
 
   baseline(): ProbeBaseline {
+    const { supervisor, built, ctx } = this.o;
+    const buses = built.modbus?.status() ?? [];
     return {
-      running: this.o.supervisor
+      running: supervisor
         .status()
         .filter((c) => c.state === 'running')
         .map((c) => c.name),
-      since: this.o.ctx.clock.now(),
+      since: ctx.clock.now(),
+      busesOnline: buses.filter((b) => b.devices.some((d) => d.online && d.lastSeen !== null)).map((b) => b.id),
+      buses: buses.map((b) => b.id),
+      upstream: built.sync.status().connected,
     };
   }
 
@@ -107,14 +112,18 @@ export class GatewayApplier implements ConfigApplier {
     if (component) await supervisor.insert(component, { before: 'modbus' });
   }
 
+  /**
+   * What must hold after a change: every component that ran before runs (the Modbus driver is
+   * judged per bus, so a bus the change did not touch going down does not undo it); every changed
+   * bus that had a device answering before, and every new bus, has a device that answered since the
+   * change; the upstream is connected after a change of `sync` if it was before (or central asks).
+   */
   probe(plan: ChangePlan, before: ProbeBaseline): { ok: true } | { ok: false; reason: string } {
     const { supervisor, built, ctx } = this.o;
     const states = new Map(supervisor.status().map((c) => [c.name, c]));
-    for (const name of before.running) {
-      const c = states.get(name);
-      if (c && c.state !== 'running') return { ok: false, reason: `${name} is ${c.state}${c.lastError ? `: ${c.lastError}` : ''}` };
-    }
-    for (const name of plan.components) {
+    const partNames = new Set([...before.running, ...plan.components]);
+    for (const name of partNames) {
+      if (name === 'modbus') continue;
       const c = states.get(name);
       if (c && c.state !== 'running') return { ok: false, reason: `${name} is ${c.state}${c.lastError ? `: ${c.lastError}` : ''}` };
     }
@@ -124,6 +133,8 @@ export class GatewayApplier implements ConfigApplier {
         if (!ctx.config.buses.some((b) => b.id === id)) continue; // removed
         const bus = buses.get(id);
         if (!bus || bus.devices.length === 0) continue;
+        const mustAnswer = before.busesOnline.includes(id) || !before.buses.includes(id);
+        if (!mustAnswer) continue; // nothing answered on it before the change either
         const answered = bus.devices.some((d) => d.lastSeen !== null && d.lastSeen >= before.since);
         if (!answered) {
           const why = bus.lastError ?? bus.devices.find((d) => d.lastError)?.lastError ?? 'no answer yet';
@@ -131,7 +142,7 @@ export class GatewayApplier implements ConfigApplier {
         }
       }
     }
-    if (plan.sync && ctx.config.sync && ctx.config.sync.enabled !== false) {
+    if (plan.sync && ctx.config.sync && ctx.config.sync.enabled !== false && (before.upstream || before.requireUpstream === true)) {
       const s = built.sync.status();
       if (!s.connected) return { ok: false, reason: `the upstream is not connected${s.lastError ? `: ${s.lastError}` : ''}` };
     }

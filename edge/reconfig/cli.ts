@@ -418,6 +418,10 @@ interface ApplyOptions extends ApiOptions {
  * first stage.
  */
 async function apply(io: CliIo, file: string, opts: ApplyOptions): Promise<void> {
+  if (opts.base === undefined && !opts.force) {
+    // no silent lost update: the gateway refuses a change that does not say what it was made from
+    throw new StreetboxError('E_USAGE', 'say which version the file was made from: --base <version> (`streetbox config history` marks the one that runs), or --force to replace whatever runs');
+  }
   const content = readText(file, 'configuration');
   const c = client(opts);
   const deadline = Date.now() + opts.timeout * 1000;

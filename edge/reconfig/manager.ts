@@ -13,7 +13,8 @@
  * the components run), else it never ran and is closed with the reason.
  */
 import { randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import type { Config } from '../config/schema.js';
 import type { GatewayContext } from '../component.js';
 import type { Timer } from '../clock.js';
@@ -83,19 +84,38 @@ interface Pending {
 interface Awaiting {
   version: number;
   confirmBy: number;
-  resolve: (how: 'confirmed' | 'timeout', principal: string) => void;
+  resolve: (how: 'confirmed' | 'timeout' | 'stopping', principal: string) => void;
 }
+
+/** what a change interrupted by a crash or a stop needs at the next start (reconcile → start) */
+interface Interrupted {
+  version: number;
+  /** the version to go back to, if the probe fails */
+  previous: number | null;
+  /** it awaited a manual confirm until then (commit-confirm survives a restart) */
+  confirmBy: number | null;
+}
+
+/** a change that touches buses or the upstream must hold the probe this long: one good sample is not health */
+const STABLE_MS = 1000;
+/** gateway.confirmTimeout is clamped to this range, whatever its form */
+const MIN_CONFIRM_MS = 1000;
+const MAX_CONFIRM_MS = 3_600_000;
 
 export class ConfigManager implements ConfigService {
   private readonly log: Logger;
   private readonly queue: Pending[] = [];
+  /** the road's one worker, while it runs (changes one at a time) */
   private draining: Promise<void> | null = null;
+  /** set by start(): before, changes are staged but none runs (the components are not up) */
+  private started = false;
+  private startJob: (() => Promise<void>) | null = null;
   private awaiting: Awaiting | null = null;
   private confirmTimer: Timer | null = null;
   /** the declared config and text of the running version (what a plan is computed against) */
   private runningText: string;
   /** set once reconcile() found a change interrupted after its file was written: probed at start() */
-  private probeAtStart: { version: number; previous: number | null } | null = null;
+  private probeAtStart: Interrupted | null = null;
   private stopped = false;
   private readonly outboxPort: OutboxPort;
   /** stages reached since start, for /metrics */
@@ -133,9 +153,11 @@ export class ConfigManager implements ConfigService {
    */
   reconcile(): ConfigVersion {
     const { versions, ctx } = this.o;
+    sweepTemporaries(this.o.file, this.log);
     const sha = sha256Hex(this.o.startText);
     const now = ctx.clock.now();
     const previous = versions.running();
+    const awaited = awaitingOf(versions.state('awaiting'));
     let current: ConfigVersion | undefined;
     for (const v of versions.unfinished()) {
       if (v.sha256 === sha && current === undefined) {
@@ -145,8 +167,8 @@ export class ConfigManager implements ConfigService {
         } else current = versions.transition(v.version, 'applied', { at: now, running: true, components: [] });
         // what ran before it: the running pointer, unless the crash came after it had moved to this change
         const before = previous && previous.version !== v.version ? previous : versions.list({ limit: 100 }).find((x) => x.version < v.version && x.stage === 'confirmed');
-        this.probeAtStart = { version: v.version, previous: before?.version ?? null };
-        this.log.warn({ version: v.version, id: v.id }, 'config: a change was interrupted after its file was written; it runs now and is probed');
+        this.probeAtStart = { version: v.version, previous: before?.version ?? null, confirmBy: awaited?.version === v.version ? awaited.confirmBy : null };
+        this.log.warn({ version: v.version, id: v.id }, 'config: a change was cut short after its file was written; it runs now and proves itself again');
       } else {
         const stage: ConfigStage = v.stage === 'applied' ? 'rolledBack' : 'rejected';
         const reason = v.stage === 'applied' ? 'the gateway stopped during the apply and started on another version' : 'the gateway stopped before this change was applied';
@@ -154,6 +176,7 @@ export class ConfigManager implements ConfigService {
         this.report(closed, stage, { code: 'E_CONFIG_APPLY', reason });
       }
     }
+    if (awaited && awaited.version !== this.probeAtStart?.version) versions.setState('awaiting', null);
     if (current) return current;
     if (previous && previous.sha256 === sha) return previous;
     // started from a file that is not the running version: a technician's edit and restart
@@ -166,35 +189,72 @@ export class ConfigManager implements ConfigService {
     return confirmed;
   }
 
-  /** Once the components run: a change interrupted after its file was written is probed now. */
+  /**
+   * Once the components run, the road opens: a change cut short after its file was written proves
+   * itself first (the probe of what it changed against the version before it, or the rest of its
+   * commit-confirm window), then the changes staged meanwhile go, in order.
+   */
   start(): void {
     this.stopped = false;
+    this.started = true;
     const p = this.probeAtStart;
     this.probeAtStart = null;
-    if (!p) return;
-    const v = this.o.versions.get(p.version);
-    if (!v) return;
-    // an empty plan: what changed is unknown, so every component must be running
-    const plan = planChange(this.applier.current(), this.applier.current());
-    const baseline = this.applier.baseline();
-    void this.chain(async () => {
-      const ok = await this.probeUntil(plan, baseline, this.confirmTimeoutMs(this.o.ctx.config));
-      if (ok !== true && this.stopped) return;
-      if (ok === true) this.confirmVersion(v, 'probe');
-      else await this.restore(v, p.previous, 'E_CONFIG_PROBE', `after a restart during its apply: ${ok}`);
-    });
+    if (p) this.startJob = () => this.proveInterrupted(p);
+    this.kick();
   }
 
-  /** No new change starts; one under way finishes its step (its outcome is recorded). */
+  private async proveInterrupted(p: Interrupted): Promise<void> {
+    const { versions, ctx } = this.o;
+    const v = versions.get(p.version);
+    if (!v || !v.running || v.stage !== 'applied') return;
+    const prevText = p.previous !== null ? versions.content(p.previous) : undefined;
+    let prevDeclared: Config | undefined;
+    try {
+      prevDeclared = prevText !== undefined ? this.parseText(prevText) : undefined;
+    } catch (err) {
+      this.log.warn({ err: errorMessage(err), previous: p.previous }, 'config: the version before the interrupted change no longer validates');
+    }
+    if (p.confirmBy !== null) {
+      const left = p.confirmBy - ctx.clock.now();
+      const how = left > 0 ? await this.waitForConfirm(v.version, p.confirmBy, left) : { how: 'timeout' as const, principal: 'timer' };
+      if (how.how === 'stopping') return;
+      if (how.how === 'confirmed') this.confirmVersion(v, how.principal);
+      else await this.restore(v, p.previous, 'E_CONFIG_CONFIRM_TIMEOUT', 'not confirmed within its commit-confirm window (the gateway restarted meanwhile)', prevText, prevDeclared);
+      return;
+    }
+    // what it changed, against the version before it (unknown: every component must run)
+    const current = this.applier.current();
+    const plan = planChange(prevDeclared ?? current, current);
+    // what answered before the change is not known after a restart: every bus it changed must answer
+    const ok = await this.probeUntil(plan, { ...this.applier.baseline(), buses: [], busesOnline: [], requireUpstream: v.source === 'central' }, this.confirmTimeoutMs(prevDeclared ?? current));
+    if (ok !== true && this.stopped) return;
+    if (versions.running()?.version !== v.version) return; // something else runs now: not ours to confirm or undo
+    if (ok === true) this.confirmVersion(v, 'probe');
+    else await this.restore(v, p.previous, 'E_CONFIG_PROBE', `after a restart during its apply: ${ok}`, prevText, prevDeclared);
+  }
+
+  /**
+   * No new change starts; the one under way ends its step. A change waiting for a manual confirm
+   * or proving itself stays `applied` (its file is on disk): the next start proves it again. The
+   * staged ones are closed. Every door's promise settles.
+   */
   stop(): void {
     this.stopped = true;
     if (this.confirmTimer) this.o.ctx.clock.clearTimeout(this.confirmTimer);
     this.confirmTimer = null;
+    this.awaiting?.resolve('stopping', 'stop');
     for (const p of this.queue.splice(0)) {
-      const closed = this.o.versions.transition(p.version.version, 'rejected', { at: this.o.ctx.clock.now(), reason: 'the gateway stopped before this change was applied', code: 'E_CONFIG_APPLY' });
-      const r = this.report(closed, 'rejected', { code: 'E_CONFIG_APPLY', reason: closed.reason ?? 'closed' });
-      p.settle(r);
-      p.finish(r);
+      try {
+        const closed = this.o.versions.transition(p.version.version, 'rejected', { at: this.o.ctx.clock.now(), reason: 'the gateway stopped before this change was applied', code: 'E_CONFIG_APPLY' });
+        const r = this.report(closed, 'rejected', { code: 'E_CONFIG_APPLY', reason: closed.reason ?? 'closed' });
+        p.settle(r);
+        p.finish(r);
+      } catch (err) {
+        this.log.error({ err, id: p.req.id }, 'config: closing a staged change at stop failed');
+        const r = this.stageReport(p.version, 'rejected', { code: 'E_CONFIG_APPLY', reason: 'the gateway stopped before this change was applied' });
+        p.settle(r);
+        p.finish(r);
+      }
     }
   }
 
@@ -204,17 +264,19 @@ export class ConfigManager implements ConfigService {
     const { versions, ctx } = this.o;
     const now = ctx.clock.now();
     const id = input.id ?? randomUUID();
-    const req = { ...input, id };
+    // a byte-order mark is not part of the configuration (the loader drops it too): the text kept and written is without
+    const req = { ...input, id, content: input.content.startsWith('\uFEFF') ? input.content.slice(1) : input.content };
     const refuse = (code: ConfigRefusalCode, reason: string, problems: ConfigProblem[] = [], record = true): ConfigSubmitted => {
       let report: ConfigStageReport;
       if (record) {
-        const row = versions.add({ id, content: req.content, source: req.source, principal: req.principal, at: now, baseVersion: req.baseVersion ?? null, stage: 'rejected', reason, errors: problems, rollbackOf: req.rollbackOf ?? null });
+        const row = versions.add({ id, content: req.content, source: req.source, principal: req.principal, at: now, baseVersion: req.baseVersion ?? null, stage: 'rejected', reason, code, errors: problems, rollbackOf: req.rollbackOf ?? null });
         report = this.report(row, 'rejected', { code, reason, errors: problems });
       } else report = this.reportWithoutVersion(req, code, reason);
       this.log.warn({ id, source: req.source, principal: req.principal, code, reason: firstLine(reason), problems: problems.length }, 'config change rejected');
       return settledWith(id, report);
     };
 
+    if (this.stopped) return refuse('E_CONFIG_BUSY', 'the gateway is stopping; send the change again once it runs', [], false);
     if (!ID_RE.test(id)) return refuse('E_CONFIG_INVALID', 'the change id must be 1..128 letters, digits, "_", ".", ":" or "-"', [], false);
     const seen = versions.byId(id);
     if (seen) return this.duplicate(req, seen);
@@ -228,7 +290,13 @@ export class ConfigManager implements ConfigService {
         if (!sig.ok) return refuse('E_CONFIG_SIGNATURE', `the change is not signed by a key of sync.configSigningKeys: ${sig.reason}`);
       }
     }
-    if (this.queue.length >= MAX_QUEUED) return refuse('E_CONFIG_BUSY', `${MAX_QUEUED} changes are already waiting; try again once they are done`);
+    const running = versions.running();
+    if (running && this.queue.length === 0 && !this.draining && this.started && sha256Hex(req.content) === running.sha256) {
+      // nothing to do (a reload of an untouched file): said so, recorded as an event, no version row
+      return refuse('E_CONFIG_UNCHANGED', `the configuration is identical to version ${running.version}, which runs now`, [], false);
+    }
+    // not recorded under its id: the same change may be sent again once the road is free
+    if (this.queue.length >= MAX_QUEUED) return refuse('E_CONFIG_BUSY', `${MAX_QUEUED} changes are already waiting; try again once they are done`, [], false);
 
     const result = validateChange(req.content, { file: this.o.file, dir: this.o.dir, ...(this.o.env ? { env: this.o.env } : {}), running: this.applier.current(), source: req.source });
     if (!result.ok) return refuse(result.code, result.code === 'E_CONFIG_FORBIDDEN' ? 'the change touches what may not be changed remotely' : `the configuration is not valid (${result.problems.length} problem${result.problems.length === 1 ? '' : 's'})`, result.problems);
@@ -260,6 +328,10 @@ export class ConfigManager implements ConfigService {
     }
     const again: Partial<ConfigStageReport> = {};
     if (seen.reason) again.reason = seen.reason;
+    const code = this.o.versions.code(seen.version);
+    if (code) again.code = code;
+    const awaiting = this.awaitingConfirm();
+    if (awaiting && awaiting.version === seen.version) again.confirmBy = awaiting.confirmBy;
     if (seen.errors.length > 0) again.errors = seen.errors;
     if (seen.components.length > 0) again.components = seen.components;
     this.publish(this.stageReport(seen, seen.stage, again));
@@ -309,7 +381,8 @@ export class ConfigManager implements ConfigService {
       const report = this.reportWithoutVersion({ id: randomUUID(), source: 'file', principal }, 'E_CONFIG_INVALID', `devices.yaml cannot be read: ${errorMessage(err)}`);
       return settledWith(report.id, report);
     }
-    return this.submit({ source: 'file', principal, content: text, force: true });
+    // made from the version that runs now: a change that lands before this one's turn makes it stale
+    return this.submit({ source: 'file', principal, content: text, baseVersion: this.o.versions.running()?.version ?? null });
   }
 
   confirm(principal: string): { ok: true; report: ConfigStageReport } | { ok: false; reason: string } {
@@ -317,7 +390,7 @@ export class ConfigManager implements ConfigService {
     if (!a) return { ok: false, reason: 'no configuration change awaits a confirm' };
     a.resolve('confirmed', principal);
     const v = this.o.versions.get(a.version)!;
-    return { ok: true, report: this.stageReport(v, 'confirmed', {}) };
+    return { ok: true, report: this.stageReport(v, 'confirmed', { components: v.components }) };
   }
 
   rollbackTo(v: number, principal: string, source: ConfigSource): ConfigSubmitted {
@@ -383,45 +456,52 @@ export class ConfigManager implements ConfigService {
 
   // ───────────────────────────── the road ─────────────────────────────
 
+  /** The road's one worker: the start job first, then the staged changes in order, one at a time. */
   private kick(): void {
-    if (this.draining || this.stopped) return;
-    this.draining = (async () => {
-      try {
-        for (let p = this.queue.shift(); p && !this.stopped; p = this.queue.shift()) await this.run(p);
-      } finally {
-        this.draining = null;
+    if (this.draining || !this.started || this.stopped) return;
+    const worker = (async () => {
+      for (;;) {
+        if (this.stopped) break;
+        const job = this.startJob;
+        if (job) {
+          this.startJob = null;
+          await job().catch((err: unknown) => this.log.error({ err }, 'config: proving an interrupted change failed'));
+          continue;
+        }
+        const p = this.queue.shift();
+        if (!p) break;
+        await this.run(p);
       }
-      if (this.queue.length > 0 && !this.stopped) this.kick();
     })();
+    this.draining = worker;
+    void worker.finally(() => {
+      if (this.draining === worker) this.draining = null;
+      if (this.queue.length > 0) this.kick();
+    });
   }
 
-  /** Runs `task` after whatever the road is doing now, as part of the road. */
-  private chain(task: () => Promise<void>): Promise<void> {
-    const before = this.draining ?? Promise.resolve();
-    const tail: Promise<void> = before
-      .then(task)
-      .catch((err: unknown) => this.log.error({ err }, 'config: a step failed'))
-      .finally(() => {
-        if (this.draining === tail) this.draining = null;
-        this.kick();
-      });
-    this.draining = tail;
-    return tail;
-  }
-
+  /** One change; never throws, and both of its promises settle whatever happens. */
   private async run(p: Pending): Promise<void> {
     try {
       await this.runOne(p);
     } catch (err) {
-      // a bug, not a refusal: the change is closed with the reason, the road goes on
+      // a bug or a failing store, not a refusal: the change is closed with the reason, the road goes on
       this.log.error({ err, id: p.req.id }, 'config: the change failed unexpectedly');
-      const v = this.o.versions.get(p.version.version)!;
-      if (v.stage === 'staged') {
-        const closed = this.o.versions.transition(v.version, 'rejected', { at: this.o.ctx.clock.now(), reason: `internal error: ${errorMessage(err)}`, code: 'E_CONFIG_APPLY' });
-        const r = this.report(closed, 'rejected', { code: 'E_CONFIG_APPLY', reason: closed.reason ?? 'closed' });
-        p.settle(r);
-        p.finish(r);
+      let r: ConfigStageReport;
+      try {
+        const v = this.o.versions.get(p.version.version)!;
+        const reason = `internal error: ${errorMessage(err)}`;
+        if (v.stage === 'staged') r = this.report(this.o.versions.transition(v.version, 'rejected', { at: this.o.ctx.clock.now(), reason, code: 'E_CONFIG_APPLY' }), 'rejected', { code: 'E_CONFIG_APPLY', reason });
+        else if (v.stage === 'applied') {
+          await this.restore(v, this.previousOf(v), 'E_CONFIG_APPLY', reason, undefined, undefined, p);
+          return;
+        } else r = this.stageReport(v, v.stage, {});
+      } catch (inner) {
+        this.log.error({ err: inner, id: p.req.id }, 'config: closing the failed change failed too');
+        r = this.stageReport(p.version, 'rejected', { code: 'E_CONFIG_APPLY', reason: `internal error: ${errorMessage(err)}` });
       }
+      p.settle(r);
+      p.finish(r);
     }
   }
 
@@ -437,41 +517,46 @@ export class ConfigManager implements ConfigService {
       p.finish(r);
     };
 
-    // 1. no silent lost update between two editors
+    // 1. no silent lost update between two editors: say which version you edited, or force it
     const base = p.req.baseVersion ?? null;
     if (running && !p.req.force) {
-      if (base === null && p.req.source === 'central') return close('E_CONFIG_STALE', `"baseVersion" is required: the version the change was made from (version ${running.version} runs), or "force": true`);
-      if (base !== null && base !== running.version) return close('E_CONFIG_STALE', `the change was made from version ${base}, but version ${running.version} runs now (${running.source}, ${running.principal}): merge and send it again, or force it`);
+      if (base === null) return close('E_CONFIG_STALE', `"baseVersion" is required: the version the change was made from (version ${running.version} runs now), or force it`);
+      if (base !== running.version) return close('E_CONFIG_STALE', `the change was made from version ${base}, but version ${running.version} runs now (${running.source}, ${running.principal}): merge and send it again, or force it`);
     }
     // 2. what it touches
     if (running && sha256Hex(p.text) === running.sha256) return close('E_CONFIG_UNCHANGED', `the configuration is identical to version ${running.version}, which runs now`);
+    if (p.req.source === 'central' && (!p.next.sync || p.next.sync.enabled === false)) {
+      return close('E_CONFIG_FORBIDDEN', 'the change would cut the gateway off from central (no upstream sync): only a technician on site may do that');
+    }
     const prevDeclared = applier.current();
     const plan = planChange(prevDeclared, p.next);
     if (plan.needsRestart.length > 0) return close('E_CONFIG_RESTART', `this change takes a restart of the gateway, so it is not applied while it runs: ${plan.needsRestart.join('; ')}. Edit devices.yaml on the gateway and restart the service.`);
+    // the running version's timeout decides how long a change may take to prove itself, not the change's own
+    const timeoutMs = this.confirmTimeoutMs(prevDeclared);
 
-    // 3. the file: the commit point (the file door's text is on disk already)
+    // 3. the file: the commit point (the file door's too: exactly the text that was read)
     const prevText = this.runningText;
     const prevVersion = running?.version ?? null;
-    if (p.req.source !== 'file') {
-      try {
-        writeFileAtomic(this.o.file, p.text);
-      } catch (err) {
-        return close('E_CONFIG_APPLY', `devices.yaml could not be written: ${errorMessage(err)}`);
-      }
+    try {
+      writeFileAtomic(this.o.file, p.text);
+    } catch (err) {
+      return close('E_CONFIG_APPLY', `devices.yaml could not be written: ${errorMessage(err)}`);
     }
+    this.runningText = p.text;
 
     // 4. the components it touches, and nothing else
-    const baseline = applier.baseline();
+    const baseline: ProbeBaseline = { ...applier.baseline(), requireUpstream: p.req.source === 'central' };
+    let applyError: unknown = null;
     try {
       await applier.apply(p.next, plan);
     } catch (err) {
-      this.runningText = p.text;
-      versions.transition(p.version.version, 'applied', { at: ctx.clock.now(), running: true, components: plan.components });
-      await this.restore(versions.get(p.version.version)!, prevVersion, 'E_CONFIG_APPLY', `applying failed: ${errorMessage(err)}`, prevText, prevDeclared, p);
+      applyError = err;
+    }
+    const applied = versions.transition(p.version.version, 'applied', { at: ctx.clock.now(), running: true, components: plan.components });
+    if (applyError !== null) {
+      await this.restore(applied, prevVersion, 'E_CONFIG_APPLY', `applying failed: ${errorMessage(applyError)}`, prevText, prevDeclared, p);
       return;
     }
-    this.runningText = p.text;
-    const applied = versions.transition(p.version.version, 'applied', { at: ctx.clock.now(), running: true, components: plan.components });
     this.log.info({ id: p.req.id, version: applied.version, components: plan.components, summary: plan.summary }, 'config change applied');
 
     // 5. confirmed by a technician (commit-confirm) or by the probe; else restored
@@ -480,6 +565,10 @@ export class ConfigManager implements ConfigService {
       const r = this.report(applied, 'applied', { components: plan.components, confirmBy });
       p.settle(r);
       const how = await this.waitForConfirm(applied.version, confirmBy, p.req.confirmWithinMs);
+      if (how.how === 'stopping') {
+        p.finish(r); // stays applied: the next start gives it the rest of its window
+        return;
+      }
       if (how.how === 'confirmed') {
         p.finish(this.confirmVersion(applied, how.principal));
         return;
@@ -487,12 +576,14 @@ export class ConfigManager implements ConfigService {
       await this.restore(applied, prevVersion, 'E_CONFIG_CONFIRM_TIMEOUT', `not confirmed within ${Math.round(p.req.confirmWithinMs / 1000)} s (commit-confirm)`, prevText, prevDeclared, p);
       return;
     }
-    this.report(applied, 'applied', { components: plan.components });
-    const ok = await this.probeUntil(plan, baseline, this.confirmTimeoutMs(p.next));
+    const appliedReport = this.report(applied, 'applied', { components: plan.components });
+    const ok = await this.probeUntil(plan, baseline, timeoutMs);
     if (ok !== true && this.stopped) {
       // the gateway stops: no rollback now (it would restart components on the way out); the
-      // change stays `applied` and is probed again at the next start (reconcile)
-      this.log.warn({ id: p.req.id, version: applied.version }, 'config: the gateway stops before the change was confirmed; it is probed again at the next start');
+      // change stays `applied` and proves itself again at the next start (reconcile)
+      this.log.warn({ id: p.req.id, version: applied.version }, 'config: the gateway stops before the change was confirmed; it proves itself again at the next start');
+      p.settle(appliedReport);
+      p.finish(appliedReport);
       return;
     }
     if (ok === true) {
@@ -501,18 +592,24 @@ export class ConfigManager implements ConfigService {
       p.finish(r);
       return;
     }
-    await this.restore(applied, prevVersion, 'E_CONFIG_PROBE', `the health probe did not pass within ${Math.round(this.confirmTimeoutMs(p.next) / 1000)} s: ${ok}`, prevText, prevDeclared, p);
+    await this.restore(applied, prevVersion, 'E_CONFIG_PROBE', `the health probe did not pass within ${Math.round(timeoutMs / 1000)} s: ${ok}`, prevText, prevDeclared, p);
   }
 
   private confirmVersion(v: ConfigVersion, by: string): ConfigStageReport {
-    const confirmed = this.o.versions.transition(v.version, 'confirmed', { at: this.o.ctx.clock.now() });
+    const confirmed = this.o.versions.transition(v.version, 'confirmed', { at: this.o.ctx.clock.now(), ...(by !== 'probe' ? { reason: `confirmed by ${by}` } : {}) });
     this.log.info({ id: v.id, version: v.version, by }, 'config change confirmed');
     return this.report(confirmed, 'confirmed', { components: confirmed.components });
   }
 
+  /** the last confirmed version before `v` (what a failed change goes back to) */
+  private previousOf(v: ConfigVersion): number | null {
+    return this.o.versions.list({ limit: 100 }).find((x) => x.version < v.version && x.stage === 'confirmed')?.version ?? null;
+  }
+
   /**
-   * The previous version back: its text on disk again, the components the change touched
-   * reconfigured back, the running pointer on it; the change ends `rolledBack` with the reason.
+   * The previous version back: its text on disk again (from then on it is what runs, whatever
+   * follows), the components the change touched reconfigured back, and in one transaction the
+   * change `rolledBack` with the reason and the running pointer on the previous version.
    */
   private async restore(
     failed: ConfigVersion,
@@ -526,67 +623,80 @@ export class ConfigManager implements ConfigService {
     const { versions, ctx } = this.o;
     const applier = this.applier;
     const text = prevText ?? (prevVersion !== null ? versions.content(prevVersion) : undefined);
-    let restoreError: string | null = null;
+    let why = reason;
+    let back: number = failed.version;
     if (text === undefined || prevVersion === null) {
-      restoreError = 'no previous version to restore';
+      why = `${reason}; there is no previous version to restore, so this text still runs`;
     } else {
+      let written = false;
       try {
-        const declared = prevDeclared ?? this.parseRunning(text);
+        const declared = prevDeclared ?? this.parseText(text);
         writeFileAtomic(this.o.file, text);
-        const back = planChange(applier.current(), declared);
-        await applier.apply(declared, back);
+        written = true;
         this.runningText = text;
+        back = prevVersion;
+        await applier.apply(declared, planChange(applier.current(), declared));
       } catch (err) {
-        restoreError = errorMessage(err);
+        why = written
+          ? `${reason}; the previous version is on disk again, but reconfiguring the components back failed (${errorMessage(err)}): restart the gateway`
+          : `${reason}; the previous version could not be restored (${errorMessage(err)}), so this text still runs`;
       }
     }
     const now = ctx.clock.now();
-    let rolled: ConfigVersion;
-    if (restoreError === null && prevVersion !== null) {
-      rolled = versions.transition(failed.version, 'rolledBack', { at: now, reason, code });
-      versions.setRunning(prevVersion, now);
-      rolled = versions.get(failed.version)!;
-    } else {
-      // nothing to go back to (the first version) or the way back failed: the change stays running, said so
-      rolled = versions.transition(failed.version, 'rolledBack', { at: now, reason: `${reason}; the previous version could not be restored (${restoreError}): this text still runs`, code });
-      versions.setRunning(failed.version, now);
-      rolled = versions.get(failed.version)!;
-    }
-    this.log.error({ id: failed.id, version: failed.version, code, reason, restored: prevVersion, restoreError }, 'config change rolled back');
-    const r = this.report(rolled, 'rolledBack', { code, reason: rolled.reason ?? reason, components: failed.components });
+    versions.setState('awaiting', null);
+    const rolled = versions.atomically(() => {
+      versions.transition(failed.version, 'rolledBack', { at: now, reason: why, code });
+      versions.setRunning(back, now);
+      return versions.get(failed.version)!;
+    });
+    this.log.error({ id: failed.id, version: failed.version, code, reason: why, running: back }, 'config change rolled back');
+    const r = this.report(rolled, 'rolledBack', { code, reason: why, components: failed.components });
     p?.settle(r);
     p?.finish(r);
   }
 
-  private parseRunning(text: string): Config {
+  /** A stored version's text as the running gateway would parse it. */
+  private parseText(text: string): Config {
     const r = validateChange(text, { file: this.o.file, dir: this.o.dir, ...(this.o.env ? { env: this.o.env } : {}), running: this.applier.current(), source: 'file' });
-    if (!r.ok) throw new Error(`the previous version no longer validates: ${r.problems[0]?.message ?? r.code}`);
+    if (!r.ok) throw new Error(`it no longer validates: ${r.problems[0]?.message ?? r.code}`);
     return r.config;
   }
 
-  /** true once the probe passes, else the last reason when `timeoutMs` has passed (or the manager stopped). */
+  /**
+   * true once the probe passes (and, for a change of buses or the upstream, keeps passing for
+   * STABLE_MS), else the last reason when `timeoutMs` has passed, or the manager stops.
+   */
   private async probeUntil(plan: ChangePlan, baseline: ProbeBaseline, timeoutMs: number): Promise<true | string> {
     const { clock } = this.o.ctx;
     const deadline = clock.monotonic() + timeoutMs;
+    const hold = plan.buses.length > 0 || plan.sync ? STABLE_MS : 0;
+    let passingSince: number | null = null;
     for (;;) {
       const r = this.applier.probe(plan, baseline);
-      if (r.ok) return true;
-      if (this.stopped) return `${r.reason} (the gateway is stopping)`;
-      if (clock.monotonic() >= deadline) return r.reason;
+      const now = clock.monotonic();
+      if (r.ok) {
+        passingSince ??= now;
+        if (now - passingSince >= hold) return true;
+      } else passingSince = null;
+      if (this.stopped) return `${r.ok ? 'it had not held long enough' : r.reason} (the gateway is stopping)`;
+      if (now >= deadline) return r.ok ? `it passed only ${Math.round(now - (passingSince ?? now))} ms before the deadline` : r.reason;
       await new Promise<void>((resolve) => {
-        const t = clock.setTimeout(resolve, Math.min(this.o.probeEveryMs ?? PROBE_EVERY_MS, Math.max(1, deadline - clock.monotonic())));
+        const t = clock.setTimeout(resolve, Math.min(this.o.probeEveryMs ?? PROBE_EVERY_MS, Math.max(1, deadline - now)));
         t.unref?.();
       });
     }
   }
 
-  private waitForConfirm(version: number, confirmBy: number, withinMs: number): Promise<{ how: 'confirmed' | 'timeout'; principal: string }> {
+  private waitForConfirm(version: number, confirmBy: number, withinMs: number): Promise<{ how: 'confirmed' | 'timeout' | 'stopping'; principal: string }> {
+    this.o.versions.setState('awaiting', { version, confirmBy });
     return new Promise((resolve) => {
-      const done = (how: 'confirmed' | 'timeout', principal: string): void => {
+      const done = (how: 'confirmed' | 'timeout' | 'stopping', principal: string): void => {
         if (!this.awaiting || this.awaiting.version !== version) return;
         this.awaiting = null;
         if (this.confirmTimer) this.o.ctx.clock.clearTimeout(this.confirmTimer);
         this.confirmTimer = null;
+        // a stop keeps the deadline for the next start; a confirm or a timeout ends it
+        if (how !== 'stopping') this.o.versions.setState('awaiting', null);
         resolve({ how, principal });
       };
       this.awaiting = { version, confirmBy, resolve: done };
@@ -596,8 +706,8 @@ export class ConfigManager implements ConfigService {
   }
 
   private confirmTimeoutMs(config: Config): number {
-    const t = (config.gateway as { confirmTimeout?: number }).confirmTimeout;
-    return typeof t === 'number' && t > 0 ? t : 120_000;
+    const t = config.gateway.confirmTimeout;
+    return Math.min(MAX_CONFIRM_MS, Math.max(MIN_CONFIRM_MS, typeof t === 'number' && Number.isFinite(t) ? t : 120_000));
   }
 
   // ───────────────────────────── records ─────────────────────────────
@@ -692,6 +802,28 @@ function stripUndefined<T extends object>(o: T): T {
 function firstLine(s: string): string {
   const i = s.indexOf('\n');
   return i < 0 ? s : s.slice(0, i);
+}
+
+/** the commit-confirm deadline kept in the store, if it is one */
+function awaitingOf(value: unknown): { version: number; confirmBy: number } | null {
+  const a = value as { version?: unknown; confirmBy?: unknown } | null | undefined;
+  return a && typeof a.version === 'number' && typeof a.confirmBy === 'number' ? { version: a.version, confirmBy: a.confirmBy } : null;
+}
+
+/** Temp files a write cut short by a crash left beside devices.yaml (atomicFile.ts names them `.<name>.<pid>.<random>.tmp`). */
+function sweepTemporaries(file: string, log: Logger): void {
+  const dir = dirname(file);
+  const prefix = `.${basename(file)}.`;
+  try {
+    for (const name of readdirSync(dir)) {
+      if (name.startsWith(prefix) && name.endsWith('.tmp')) {
+        rmSync(join(dir, name), { force: true });
+        log.warn({ file: name }, 'config: removed a temporary file a cut-short write left');
+      }
+    }
+  } catch (err) {
+    log.warn({ err: errorMessage(err) }, 'config: the configuration directory could not be swept of temporary files');
+  }
 }
 
 function defaultRead(path: string): string {

@@ -232,6 +232,10 @@ function gatewayRule(prev: Config, next: Config, b: PlanBuilder): void {
       // site, position (sun steps) and time zone (schedules) are the lighting site the catalog holds
       b.restartControl();
       if (key === 'timezone') b.sync = true; // upstream counts bytes per day in that zone
+      // Node-RED's flows read the site once, when it starts (flows/runtime.ts flowGlobals)
+      if ((key === 'lat' || key === 'lon' || key === 'timezone') && (prev.nodeRed.enabled || next.nodeRed.enabled)) {
+        b.needsRestart.add(`gateway.${key}: Node-RED's flows read it when they start, which takes a restart of the gateway`);
+      }
     }
   }
 }
@@ -251,7 +255,8 @@ function busesRule(prev: Config, next: Config, b: PlanBuilder): void {
 }
 
 /** Device keys that do not reach the driver: who is who (control) and what is stored (report strategies). */
-const NOT_POLLED = new Set(['name', 'groups', 'report', 'points']);
+// what the Modbus driver does not read of a device (allowCommands: control; lat/lon: the map)
+const NOT_POLLED = new Set(['name', 'groups', 'report', 'points', 'allowCommands', 'lat', 'lon']);
 /** Device keys the report strategies are made of (edge/report/policy.ts: the profile, LoRaWAN or not, the overrides). */
 const REPORTED = new Set(['report', 'points', 'profile', 'devEui']);
 
@@ -364,6 +369,7 @@ function apiRule(prev: Config, next: Config, b: PlanBuilder): void {
     b.needsRestart.add(`api.enabled: the change ${next.api.enabled ? 'starts' : 'stops'} the API, which takes a restart of the gateway`);
   } else if (next.api.enabled) {
     const others = keys.filter((k) => k !== 'tokens');
+    if (others.includes('metricsAuth')) b.needsRestart.add("api.metricsAuth: /metrics' access is decided when the API is built, which takes a restart of the gateway");
     if (others.length === 0) b.api = 'tokens';
     else if (prev.nodeRed.enabled || next.nodeRed.enabled) {
       for (const key of others) b.needsRestart.add(`api.${key}: Node-RED runs on the API's server, which takes a restart of the gateway`);

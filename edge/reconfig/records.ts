@@ -79,6 +79,7 @@ export interface NewConfigVersion {
   baseVersion: number | null;
   stage: 'staged' | 'rejected';
   reason?: string | null;
+  code?: ConfigRefusalCode | null;
   errors?: ConfigProblem[];
   rollbackOf?: number | null;
 }

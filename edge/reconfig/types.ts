@@ -85,6 +85,14 @@ export interface ProbeBaseline {
   running: string[];
   /** when the apply began (ms UTC): a changed bus's device counts online once it answered after this */
   since: number;
+  /** buses with a device that had answered and was online before the change (the others need not answer after it) */
+  busesOnline: string[];
+  /** buses that existed before the change (one that did not is new: it must answer) */
+  buses: string[];
+  /** the upstream was connected before the change */
+  upstream: boolean;
+  /** the upstream must be connected after a change of `sync` whatever it was before (a change from central) */
+  requireUpstream?: boolean;
 }
 
 /** What a door gets back when it submits a change. */

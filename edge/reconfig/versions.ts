@@ -156,8 +156,8 @@ export class ConfigVersions {
     }
     const insert = this.db.transaction((): number => {
       const info = this.stmt(
-        `INSERT INTO config_versions (id, sha256, bytes, content, source, principal, at, base_version, stage, reason, errors, ended_at, rollback_of)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        `INSERT INTO config_versions (id, sha256, bytes, content, source, principal, at, base_version, stage, reason, code, errors, ended_at, rollback_of)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       ).run(
         v.id,
         v.content === null ? '' : sha256Hex(v.content),
@@ -169,6 +169,7 @@ export class ConfigVersions {
         v.baseVersion,
         v.stage,
         v.reason ?? null,
+        v.code ?? null,
         JSON.stringify(v.errors ?? []),
         v.stage === 'rejected' ? v.at : null,
         v.rollbackOf ?? null,
@@ -247,6 +248,31 @@ export class ConfigVersions {
       if (row.stage === 'rejected') throw new StreetboxError('E_STORE', `a rejected version (${version}) cannot run`);
       this.moveRunning(version, at);
     })();
+  }
+
+  /** Runs `fn` in one transaction (a rollback: the stage and the running pointer together). */
+  atomically<T>(fn: () => T): T {
+    this.assertWritable();
+    return this.db.transaction(fn)();
+  }
+
+  /** A value kept beside the versions (the manager's commit-confirm deadline), JSON; null removes it. */
+  setState(key: string, value: unknown): void {
+    this.assertWritable();
+    if (key === 'running') throw new StreetboxError('E_STORE', 'the running version moves with setRunning or transition');
+    if (value === null) this.stmt('DELETE FROM config_state WHERE key = ?').run(key);
+    else this.stmt('INSERT INTO config_state (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value').run(key, JSON.stringify(value));
+  }
+
+  state(key: string): unknown {
+    if (!this.hasTables()) return undefined;
+    const v = this.stmt('SELECT value FROM config_state WHERE key = ?').pluck().get(key) as string | undefined;
+    if (v === undefined) return undefined;
+    try {
+      return JSON.parse(v) as unknown;
+    } catch {
+      return undefined;
+    }
   }
 
   /** The refusal code recorded with a version's last stage (rejected, rolled back), if any. */

@@ -226,11 +226,15 @@ describe('the online commands without a gateway', () => {
   it('apply without a token: exit 2; with the gateway unreachable: exit 1', async () => {
     const file = join(g.dir, 'next.yaml');
     writeFileSync(file, V3);
-    const none = await cli('config', 'apply', file, '-c', g.config);
+    // a change must say what it was made from (no silent lost update), before anything else
+    const unbased = await cli('config', 'apply', file, '-c', g.config, '--token', TOKEN);
+    expect(unbased.code).toBe(2);
+    expect(unbased.stderr).toContain('--base <version>');
+    const none = await cli('config', 'apply', file, '-c', g.config, '--base', '2');
     expect(none.code).toBe(2);
     expect(none.stderr).toContain('no API token: give --token or set STREETBOX_TOKEN');
     // api.port 9 (discard) on the loopback: nothing listens
-    const away = await cli('config', 'apply', file, '-c', g.config, '--token', TOKEN);
+    const away = await cli('config', 'apply', file, '-c', g.config, '--token', TOKEN, '--base', '2');
     expect(away.code).toBe(1);
     expect(away.stderr).toMatch(/gateway unreachable at http:\/\/127\.0\.0\.1:9/);
     expect(away.stderr + away.stdout).not.toContain(TOKEN);

@@ -53,10 +53,10 @@ beforeAll(async () => {
   const bad = changes.submit({ source: 'technician', principal: 'tech', content: `${YAML}bogus: 1\n` });
   expect((await bad.outcome).stage).toBe('rejected');
   // version 3: a text with markup in its principal (a token's name is the technician's to choose), confirmed
-  const marked = changes.submit({ source: 'technician', principal: '<img src=x id=injected onerror="window.pwned=1">', content: `${YAML}# marked\n` });
+  const marked = changes.submit({ source: 'technician', principal: '<img src=x id=injected onerror="window.pwned=1">', content: `${YAML}# marked\n`, baseVersion: changes.running()!.version });
   expect((await marked.outcome).stage).toBe('confirmed');
   // version 4: commit-confirm, applied and awaiting the technician's confirm
-  const waiting = changes.submit({ source: 'technician', principal: 'tech', content: `${YAML}# waiting\n`, confirmWithinMs: 600_000 });
+  const waiting = changes.submit({ source: 'technician', principal: 'tech', content: `${YAML}# waiting\n`, confirmWithinMs: 600_000, force: true });
   expect(await waiting.settled).toMatchObject({ stage: 'applied', confirmBy: expect.any(Number) as number });
 });
 
@@ -143,7 +143,7 @@ describe.skipIf(!HAS_CHROMIUM)('the Configuration section in Chromium', () => {
     expect(changes.confirm('tech').ok).toBe(true);
     await expect.poll(() => row(page, 4).getAttribute('data-stage'), { timeout: 10_000 }).toBe('confirmed');
     await expect.poll(() => line.isHidden()).toBe(true);
-    expect(await text(4)).toMatch(/version 4 confirmed running technician · tech$/);
+    expect(await text(4)).toMatch(/version 4 confirmed running technician · tech · confirmed by tech$/);
     expect(await page.evaluate('window.sameDocument')).toBe(true);
 
     // a phone: no horizontal scroll at 375 px with the section shown

@@ -166,9 +166,9 @@ const CASES: Case[] = [
     summary: ['devices: lamp-ctrl-01 changed (report)'],
   },
   {
-    name: 'allowCommands on a traffic controller rewires its bus',
+    name: 'allowCommands on a traffic controller: the catalog, not its bus (the driver never reads it)',
     edit: (c) => (device(c, 'tc-01').allowCommands = false),
-    expect: { buses: ['tc-net'], control: 'restart', components: ['control', 'modbus bus tc-net'] },
+    expect: { control: 'restart', components: ['control'] },
     sections: ['devices'],
     summary: ['devices: tc-01 changed (allowCommands)'],
   },
@@ -288,6 +288,7 @@ const CASES: Case[] = [
   },
   {
     name: 'gateway.timezone: the catalog and the upstream (bytes per day in that zone)',
+    before: (c) => (c.nodeRed.enabled = false),
     edit: (c) => (c.gateway.timezone = 'UTC'),
     expect: { control: 'restart', sync: true, components: ['control', 'sync'] },
     sections: ['gateway'],
@@ -295,10 +296,19 @@ const CASES: Case[] = [
   },
   {
     name: "the gateway's position: the catalog (sun steps)",
+    before: (c) => (c.nodeRed.enabled = false),
     edit: (c) => (c.gateway.lat = 52.38),
     expect: { control: 'restart', components: ['control'] },
     sections: ['gateway'],
     summary: ['gateway.lat changed'],
+  },
+  {
+    name: "the gateway's position with Node-RED on takes a restart (its flows read the site when they start)",
+    edit: (c) => (c.gateway.lat = 52.38),
+    expect: { control: 'restart', components: ['control'] },
+    sections: ['gateway'],
+    summary: ['gateway.lat changed'],
+    restart: ["gateway.lat: Node-RED's flows read it when they start, which takes a restart of the gateway"],
   },
   {
     name: 'gateway.confirmTimeout: nothing to restart',

@@ -94,6 +94,16 @@ describe('a bad message from central', () => {
     expect(events.at(-1)!.detail).toMatchObject({ id: m.id, version: null, principal: 'upstream', code: 'E_CONFIG_INVALID' });
   });
 
+  it('one with a good id but no text is refused on its topic and recorded', async () => {
+    const before = { text: rig.text(), running: rig.running().version };
+    await central.send({ id: 'bad-shape', baseVersion: before.running, content: 42 });
+    const r = await central.waitStage('bad-shape', 'rejected');
+    expect(r).toMatchObject({ version: null, code: 'E_CONFIG_INVALID', principal: 'upstream', runningVersion: before.running });
+    expect(r.reason).toMatch(/"content"/);
+    expect(rig.text()).toBe(before.text);
+    expect(rig.events('config.rejected').filter((e) => (e.detail as { id: string }).id === 'bad-shape')).toHaveLength(1);
+  });
+
   it('the same id again is refused as a duplicate and the first one keeps its retained report', async () => {
     // a good change first: confirmed
     const good = base.replace('level: 40', 'level: 55');

@@ -140,7 +140,8 @@ describe('the CLI', () => {
   it('`config apply <file>` goes through the API and is confirmed', async () => {
     const next = edit(55);
     writeFileSync(scratch.file('next.yaml'), next);
-    const r = await runCli(['config', 'apply', scratch.file('next.yaml'), '--url', `http://127.0.0.1:${gw.port}`, '--token', TECH_TOKEN, '--timeout', '30s']);
+    const base = (await versions()).running;
+    const r = await runCli(['config', 'apply', scratch.file('next.yaml'), '--base', String(base), '--url', `http://127.0.0.1:${gw.port}`, '--token', TECH_TOKEN, '--timeout', '30s']);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/version \d+ confirmed/);
     const now = await versions();

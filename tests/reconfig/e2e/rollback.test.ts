@@ -56,11 +56,13 @@ afterAll(async () => {
 
 /** A report, as the PUT answer carries it. */
 const asReport = (body: Record<string, unknown>) => body as unknown as ConfigStageReport;
+const busB = () => rig.gw.built.modbus!.status().find((b) => b.id === 'b')!;
 const change = async (id: string) => (await rig.api('GET', `/api/v1/config/changes/${id}`)).body as unknown as ConfigVersion;
 
 describe('rolled back by itself', () => {
   it('(a) a bus pointed at a dead port: rolled back within confirmTimeout, the previous text and version back, the bus polls again', async () => {
     const prev = { text: rig.text(), version: rig.running().version };
+    const connectsB = busB().counters.connects;
     const dead = await freePort();
     const text = prev.text.replace(`port: ${sim.bus('a').port!}`, `port: ${dead}`);
     expect(text).not.toBe(prev.text);
@@ -78,6 +80,9 @@ describe('rolled back by itself', () => {
     expect(rig.text()).toBe(prev.text);
     expect(rig.running().version).toBe(prev.version);
     await waitFor('bus a polled again after the rollback', () => readingTimes(rig.gw, 'lamp-a-1').some((t) => t > r.at), 10_000);
+    // the driver is healthy again (the lost bus reported back), and bus b was never touched
+    await waitFor('the modbus driver running again', () => rig.gw.status().components.find((c) => c.name === 'modbus')?.state === 'running', 10_000);
+    expect(busB().counters.connects).toBe(connectsB);
     expect(rig.events('config.rolledBack').at(-1)!.detail).toMatchObject({ id: r.id, code: 'E_CONFIG_PROBE', principal: 'tech' });
   });
 
@@ -102,6 +107,7 @@ describe('rolled back by itself', () => {
     expect(rig.text()).toBe(prev.text);
     expect(rig.running().version).toBe(prev.version);
     expect(rig.gw.built.sync.status().connected).toBe(true);
+    await waitFor('the outbox empty', () => rig.changes.outbox().pending(10).length === 0, 5000);
   });
 });
 
