@@ -163,10 +163,14 @@ function withVersions<T>(site: Site, fn: (versions: ConfigVersions) => T): T {
 
 /** A version's text with every secret as `***`; E_NOT_FOUND (exit 2) for a version the file does not have or whose text it did not keep. */
 function redactedContent(versions: ConfigVersions, v: number): string {
+  return redactText(storedContent(versions, v));
+}
+
+function storedContent(versions: ConfigVersions, v: number): string {
   if (!versions.get(v)) throw new StreetboxError('E_NOT_FOUND', `no version ${v} in the data file (streetbox config history lists them)`);
   const text = versions.content(v);
   if (text === undefined || text === null) throw new StreetboxError('E_NOT_FOUND', `the text of version ${v} was not kept`);
-  return redactText(text);
+  return text;
 }
 
 // ───────────────────────────── how a stage reads ─────────────────────────────
@@ -657,8 +661,9 @@ export function registerConfigCommands(program: Command, io: CliIo): void {
     .description("a version's text, every secret shown as *** (offline: the data file)")
     .argument('<version>', 'the version number', intArg('version', 1))
     .addOption(dataOption())
-    .action((v: number, opts: { config: string }) => {
-      const text = withVersions(siteOf(opts.config), (versions) => redactedContent(versions, v));
+    .option('--secrets', 'the text as stored, secrets included (to restore it by hand; whoever can read the data file has them)')
+    .action((v: number, opts: { config: string; secrets?: boolean }) => {
+      const text = withVersions(siteOf(opts.config), (versions) => (opts.secrets ? storedContent(versions, v) : redactedContent(versions, v)));
       io.out(text.endsWith('\n') || text === '' ? text : `${text}\n`);
     });
 

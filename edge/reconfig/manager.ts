@@ -773,7 +773,8 @@ export class ConfigManager implements ConfigService {
     };
     const severity = stage === 'rolledBack' ? 'error' : stage === 'rejected' ? 'warning' : 'info';
     try {
-      this.o.ctx.store.appendEvent({ kind: `config.${stage}`, severity, detail } as Parameters<GatewayContext['store']['appendEvent']>[0]);
+      // a refusal goes in the refusal share: a flood of bad changes can only push out older refusals
+      this.o.ctx.store.appendEvent({ kind: `config.${stage}`, severity, detail } as Parameters<GatewayContext['store']['appendEvent']>[0], { refusal: stage === 'rejected' });
     } catch (err) {
       this.log.error({ err, id: v.id, stage }, 'config: recording a stage failed');
     }

@@ -25,6 +25,8 @@ export const CONFIG_MODULE = 'config';
 export const MAX_CONFIG_BYTES = 1024 * 1024;
 /** Rejected versions whose text is kept; older rejected rows keep their sha256, size and problems. */
 export const MAX_REJECTED_CONTENT = 200;
+/** rejected versions beyond this many (a flood of bad changes) lose their row too; events keep the count */
+export const MAX_REJECTED_ROWS = 2000;
 /** Delivered stage reports kept (for a look at what went upstream); older ones are deleted. */
 export const MAX_DELIVERED = 500;
 /** Rows a list() returns at most. */
@@ -395,8 +397,13 @@ export class ConfigVersions {
     this.stmt("INSERT INTO config_state (key, value) VALUES ('running', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value").run(version);
   }
 
-  /** Only the latest MAX_REJECTED_CONTENT rejected versions keep their text. */
+  /** Only the latest MAX_REJECTED_CONTENT rejected versions keep their text, and the latest MAX_REJECTED_ROWS their row. */
   private pruneRejectedContent(): void {
+    this.stmt(
+      `DELETE FROM config_versions
+       WHERE stage = 'rejected' AND version < (
+         SELECT version FROM config_versions WHERE stage = 'rejected' ORDER BY version DESC LIMIT 1 OFFSET ${MAX_REJECTED_ROWS - 1})`,
+    ).run();
     this.stmt(
       `UPDATE config_versions SET content = NULL
        WHERE stage = 'rejected' AND content IS NOT NULL AND version < (

@@ -143,6 +143,13 @@ describe('streetbox config show and diff', () => {
     for (const secret of [TOKEN, PASSWORD]) expect(r.stdout + r.stderr).not.toContain(secret);
   });
 
+  it('show --secrets prints the text exactly as stored (to put it back by hand)', async () => {
+    const r = await cli('config', 'show', '1', '--secrets', '-c', g.config);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain(TOKEN);
+    expect(r.stdout).not.toContain('***');
+  });
+
   it('diff prints a unified diff of the redacted texts', async () => {
     const r = await cli('config', 'diff', '1', '4', '-c', g.config);
     expect(r.code, r.stderr).toBe(0);

@@ -295,7 +295,12 @@ function readConfigBody(req: IncomingMessage): Promise<string> {
     req.on('end', () => {
       if (done) return;
       done = true;
-      resolve(Buffer.concat(chunks).toString('utf8'));
+      // exactly the text sent, or a refusal: never a text with U+FFFD where its bytes were not UTF-8
+      try {
+        resolve(new TextDecoder('utf-8', { fatal: true }).decode(Buffer.concat(chunks)));
+      } catch {
+        reject(badInput('body', 'the configuration is not UTF-8 text'));
+      }
     });
     req.on('error', (err) => {
       if (done) return;
