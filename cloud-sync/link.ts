@@ -135,6 +135,8 @@ export class UpstreamLink {
       if (gen !== this.generation) return;
       this.state = 'connected';
       this.lastConnectedAt = this.opts.clock.now();
+      // small messages (a stage report, an ack-sized batch) go at once, not after Nagle's ~40 ms
+      (client.stream as { setNoDelay?: (on: boolean) => void } | undefined)?.setNoDelay?.(true);
       // Logged at the first acknowledgement: a broker that accepts CONNECT but never acknowledges
       // is not "connected" to a technician, and its retries must not log twice per round.
       this.unreportedConnect = { url: this.opts.config.url, clientId: this.clientId, sessionPresent: connack.sessionPresent };

@@ -15,7 +15,8 @@ import type { CliIo } from '../cliIo.js';
 import { stripAnsi, styleFor, type Style } from '../cliStyle.js';
 import { loadConfig } from '../config/index.js';
 import type { Config } from '../config/schema.js';
-import { StreetboxError, errorMessage } from '../errors.js';
+import { apiBaseUrl, apiCall, type ApiAnswer } from '../cliApi.js';
+import { StreetboxError } from '../errors.js';
 import { isoLocal } from '../timeFormat.js';
 import { FINAL_STATUSES, isCommandStatus, type CommandStatus } from '../store/types.js';
 import { createScheduler, formatPreview } from './schedule.js';
@@ -76,35 +77,12 @@ function client(opts: ApiOptions): Client {
   // with --url the configuration is read only when named (-c): the CLI may run off the gateway
   const file = opts.config ?? (opts.url === undefined ? DEFAULT_CONFIG : undefined);
   const config: Config | null = file === undefined ? null : loadConfig(file).config;
-  let base = opts.url;
-  if (base === undefined) {
-    const host = config!.api.host === '0.0.0.0' || config!.api.host === '' ? '127.0.0.1' : config!.api.host === '::' ? '[::1]' : config!.api.host;
-    base = `http://${host.includes(':') && !host.startsWith('[') ? `[${host}]` : host}:${config!.api.port}`;
-  }
+  const base = opts.url ?? apiBaseUrl(config!.api.host, config!.api.port);
   return { base: base.replace(/\/+$/, ''), token, config };
 }
 
-async function call(c: Client, method: 'GET' | 'POST', path: string, body?: unknown): Promise<{ status: number; body: unknown }> {
-  let res: Response;
-  try {
-    res = await fetch(`${c.base}${path}`, {
-      method,
-      headers: { authorization: `Bearer ${c.token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
-      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-      signal: AbortSignal.timeout(10_000),
-    });
-  } catch (err) {
-    const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-    throw new StreetboxError('E_COMPONENT', `gateway unreachable at ${c.base}: ${cause?.code ?? cause?.message ?? errorMessage(err)}`);
-  }
-  const text = await res.text();
-  let parsed: unknown = text;
-  try {
-    parsed = text === '' ? null : (JSON.parse(text) as unknown);
-  } catch {
-    // a non-JSON body is shown as text
-  }
-  return { status: res.status, body: parsed };
+function call(c: Client, method: 'GET' | 'POST', path: string, body?: unknown): Promise<ApiAnswer> {
+  return apiCall(c, method, path, body);
 }
 
 type Row = { id: string; status: CommandStatus; action: string; target: { kind: string; id: string }; ts: number; source?: { role: string; principal: string }; result?: unknown; params?: Record<string, unknown> };

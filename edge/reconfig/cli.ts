@@ -31,6 +31,7 @@ import type BetterSqlite3 from 'better-sqlite3';
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { parseDocument } from 'yaml';
 import { Backoff } from '../backoff.js';
+import { apiBaseUrl, apiCall, type ApiAnswer } from '../cliApi.js';
 import type { CliIo } from '../cliIo.js';
 import { styleFor, type Style } from '../cliStyle.js';
 import { ConfigError, formatIssue, loadConfig } from '../config/index.js';
@@ -254,40 +255,15 @@ function client(opts: ApiOptions): Client {
   let base = opts.url;
   if (base === undefined) {
     const site = siteOf(opts.config ?? DEFAULT_CONFIG);
-    // a wildcard listen address is reached on the loopback
-    const host = site.apiHost === '0.0.0.0' || site.apiHost === '' ? '127.0.0.1' : site.apiHost === '::' ? '[::1]' : site.apiHost;
-    base = `http://${host.includes(':') && !host.startsWith('[') ? `[${host}]` : host}:${site.apiPort}`;
+    base = apiBaseUrl(site.apiHost, site.apiPort);
   }
   return { base: base.replace(/\/+$/, ''), token };
 }
 
-interface Answer {
-  status: number;
-  body: unknown;
-}
+type Answer = ApiAnswer;
 
-async function call(c: Client, method: 'GET' | 'POST' | 'PUT', path: string, body: unknown, timeoutMs: number): Promise<Answer> {
-  let res: Response;
-  try {
-    res = await fetch(`${c.base}${path}`, {
-      method,
-      headers: { authorization: `Bearer ${c.token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
-      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-      signal: AbortSignal.timeout(Math.max(1000, timeoutMs)),
-    });
-  } catch (err) {
-    if ((err as Error).name === 'TimeoutError') throw new StreetboxError('E_COMPONENT', `no answer from ${c.base} within ${Math.round(timeoutMs / 1000)} s (streetbox config history shows what the gateway recorded)`);
-    const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-    throw new StreetboxError('E_COMPONENT', `gateway unreachable at ${c.base}: ${cause?.code ?? cause?.message ?? errorMessage(err)}`);
-  }
-  const text = await res.text();
-  let parsed: unknown = text;
-  try {
-    parsed = text === '' ? null : (JSON.parse(text) as unknown);
-  } catch {
-    // a non-JSON body is shown as text
-  }
-  return { status: res.status, body: parsed };
+function call(c: Client, method: 'GET' | 'POST' | 'PUT', path: string, body: unknown, timeoutMs: number): Promise<Answer> {
+  return apiCall(c, method, path, body, { timeoutMs, timeoutHint: 'streetbox config history shows what the gateway recorded' });
 }
 
 function errorOf(body: unknown): string {
