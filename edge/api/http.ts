@@ -32,8 +32,16 @@ export function sendJson(res: ServerResponse, status: number, body: unknown, hea
 
 /** The raw body as text, at most MAX_BODY_BYTES (413 past that). */
 export function readBody(req: IncomingMessage): Promise<string> {
+  return readBodyWithin(req, { maxBytes: MAX_BODY_BYTES, tooLarge });
+}
+
+/**
+ * The raw body as text, at most `maxBytes` (`tooLarge()` past it, before it is read to the end).
+ * `strictUtf8`: bytes that are not UTF-8 are refused (400), never turned into U+FFFD.
+ */
+export function readBodyWithin(req: IncomingMessage, opts: { maxBytes: number; tooLarge: () => ApiError; strictUtf8?: boolean }): Promise<string> {
   const declared = Number(req.headers['content-length']);
-  if (Number.isFinite(declared) && declared > MAX_BODY_BYTES) return Promise.reject(tooLarge());
+  if (Number.isFinite(declared) && declared > opts.maxBytes) return Promise.reject(opts.tooLarge());
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
@@ -41,9 +49,9 @@ export function readBody(req: IncomingMessage): Promise<string> {
     req.on('data', (chunk: Buffer) => {
       if (done) return;
       size += chunk.length;
-      if (size > MAX_BODY_BYTES) {
+      if (size > opts.maxBytes) {
         done = true;
-        reject(tooLarge());
+        reject(opts.tooLarge());
         return;
       }
       chunks.push(chunk);
@@ -51,7 +59,13 @@ export function readBody(req: IncomingMessage): Promise<string> {
     req.on('end', () => {
       if (done) return;
       done = true;
-      resolve(Buffer.concat(chunks).toString('utf8'));
+      const bytes = Buffer.concat(chunks);
+      if (!opts.strictUtf8) return resolve(bytes.toString('utf8'));
+      try {
+        resolve(new TextDecoder('utf-8', { fatal: true }).decode(bytes));
+      } catch {
+        reject(new ApiError(400, 'E_USAGE', 'the body is not UTF-8 text', { field: 'body' }));
+      }
     });
     req.on('error', (err) => {
       if (done) return;

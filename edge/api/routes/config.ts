@@ -23,7 +23,7 @@ import { durationIn } from '../../config/scalars.js';
 import { parseJsonWithin, MAX_JSON_DEPTH } from '../../jsonLimits.js';
 import type { ConfigChangeRequest, ConfigService, ConfigStageReport, ConfigSubmitted } from '../../reconfig/types.js';
 import { ApiError, badInput, notFound } from '../errors.js';
-import { intParam, jsonObject, parseJson, query, readBody } from '../http.js';
+import { intParam, jsonObject, parseJson, query, readBody, readBodyWithin } from '../http.js';
 import type { ApiRequest, Reply, Router } from '../router.js';
 import type { RouteEnv } from './env.js';
 
@@ -274,40 +274,9 @@ function isJson(req: IncomingMessage): boolean {
   });
 }
 
-/** The body as text, at most MAX_CONFIG_BODY_BYTES (413 past it, before it is read to the end). */
+/** The body as text, at most MAX_CONFIG_BODY_BYTES (413 past it); exactly the text sent, or refused (not UTF-8). */
 function readConfigBody(req: IncomingMessage): Promise<string> {
-  const declared = Number(req.headers['content-length']);
-  if (Number.isFinite(declared) && declared > MAX_CONFIG_BODY_BYTES) return Promise.reject(tooLarge());
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let done = false;
-    req.on('data', (chunk: Buffer) => {
-      if (done) return;
-      size += chunk.length;
-      if (size > MAX_CONFIG_BODY_BYTES) {
-        done = true;
-        reject(tooLarge());
-        return;
-      }
-      chunks.push(chunk);
-    });
-    req.on('end', () => {
-      if (done) return;
-      done = true;
-      // exactly the text sent, or a refusal: never a text with U+FFFD where its bytes were not UTF-8
-      try {
-        resolve(new TextDecoder('utf-8', { fatal: true }).decode(Buffer.concat(chunks)));
-      } catch {
-        reject(badInput('body', 'the configuration is not UTF-8 text'));
-      }
-    });
-    req.on('error', (err) => {
-      if (done) return;
-      done = true;
-      reject(err);
-    });
-  });
+  return readBodyWithin(req, { maxBytes: MAX_CONFIG_BODY_BYTES, tooLarge, strictUtf8: true });
 }
 
 function tooLarge(): ApiError {
