@@ -7,6 +7,7 @@
 import { createServer, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Component, GatewayContext } from '../component.js';
+import type { Principal } from '../control/roles.js';
 import type { Config } from '../config/schema.js';
 import { can } from '../control/roles.js';
 import { StreetboxError, errorMessage } from '../errors.js';
@@ -62,7 +63,7 @@ class HttpApi implements ApiComponent {
     deps: ApiDeps,
   ) {
     this.log = ctx.log.child({ module: 'api' });
-    this.env = { ctx, deps, metrics: new ApiMetrics(ctx.bus), availability: new Map() };
+    this.env = { ctx, deps, metrics: new ApiMetrics(ctx.bus), availability: new Map(), tokenWatchers: [] };
     this.tokens = new TokenTable(ctx.config.api.tokens);
     // configRoutes adds nothing without deps.config
     for (const add of [systemRoutes, deviceRoutes, dataRoutes, consumerRoutes, commandRoutes, configRoutes, pageRoutes]) add(this.router, this.env);
@@ -92,6 +93,9 @@ class HttpApi implements ApiComponent {
 
   setTokens(tokens: Config['api']['tokens']): void {
     this.tokens = new TokenTable(tokens);
+    // a removed token, or one whose role changed, no longer holds anything open (the live feed)
+    const still = (p: Principal): boolean => tokens.some((t) => t.name === p.principal && t.role === p.role);
+    for (const watch of this.env.tokenWatchers) watch(still);
     // the tokens' names only, never a token
     this.log.info({ tokens: this.tokens.size, names: tokens.map((t) => t.name) }, 'api tokens replaced');
   }

@@ -2,7 +2,8 @@
  * API tokens swapped while the API runs (issue 16, ChangePlan api `tokens`), over real HTTP on
  * 127.0.0.1: the next request is checked against the new tokens (a removed or replaced token
  * 401, a new one 200, an unchanged one keeps working), on the same keep-alive connection too,
- * and a live feed opened with a token that was removed stays open and keeps streaming.
+ * a live feed opened with a token that was removed is closed (a revoked token holds nothing open),
+ * and one opened with a token that stays keeps streaming.
  * No token reaches the log.
  */
 import { Agent, request, type IncomingMessage } from 'node:http';
@@ -62,12 +63,13 @@ function openLive(token: string): Promise<{ res: IncomingMessage; events: () => 
 }
 
 describe('ApiComponent.setTokens', () => {
-  it('checks the next request against the new tokens and leaves open connections and the live feed alone', async () => {
+  it('checks the next request against the new tokens, leaves open connections alone, closes the live feed of a removed token', async () => {
     const agent = new Agent({ keepAlive: true, maxSockets: 1 });
     const live = await openLive(TOKENS.viewer);
+    const kept = await openLive(TOKENS.central);
     try {
       expect(live.res.statusCode).toBe(200);
-      await waitFor('the live snapshot', () => live.events().includes('snapshot'));
+      await waitFor('the live snapshot', () => live.events().includes('snapshot') && kept.events().includes('snapshot'));
 
       const first = await get(agent, '/api/v1/status', TOKENS.viewer);
       expect(first.status).toBe(200);
@@ -95,10 +97,11 @@ describe('ApiComponent.setTokens', () => {
       expect((await a.call('GET', '/api/v1/readings', { token: ADDED })).status).toBe(403);
       expect((await a.call('GET', '/api/v1/readings', { token: TOKENS.central })).status).toBe(200);
 
-      // the feed opened with the removed token streams on
-      const seen = live.events().length;
-      await waitFor('a live update after the swap', () => live.events().length > seen, 10_000);
-      expect(live.res.destroyed).toBe(false);
+      // the feed opened with the removed token is closed; the one of a token that stays streams on
+      await waitFor('the removed token\'s live feed closed', () => live.res.destroyed || live.res.complete);
+      const seen = kept.events().length;
+      await waitFor('a live update after the swap', () => kept.events().length > seen, 10_000);
+      expect(kept.res.destroyed).toBe(false);
 
       // names are logged, tokens never
       expect(logLines.some((l) => l.includes('api tokens replaced'))).toBe(true);
@@ -106,6 +109,7 @@ describe('ApiComponent.setTokens', () => {
       for (const tk of [...Object.values(TOKENS), NEW_TECH, ADDED]) expect(all).not.toContain(tk);
     } finally {
       live.close();
+      kept.close();
       agent.destroy();
     }
   });

@@ -1,4 +1,5 @@
 /** What every route file gets: the gateway context, the API's deps and its own state. */
+import type { Principal } from '../../control/roles.js';
 import type { GatewayContext } from '../../component.js';
 import type { CommandService } from '../../control/api.js';
 import type { ConfigService } from '../../reconfig/types.js';
@@ -35,6 +36,12 @@ export interface RouteEnv {
   metrics: ApiMetrics;
   /** online/offline per device from comms.lost / comms.restored since start */
   availability: Map<string, { online: boolean; since: number }>;
+  /**
+   * Told when api.tokens is replaced (a configuration change): `still(p)` says whether a
+   * principal's token is still there with its role. What holds a principal open (the live feed)
+   * lets go of those that are not.
+   */
+  tokenWatchers: ((still: (p: Principal) => boolean) => void)[];
 }
 
 /** A driver's row for a device, if it reports one. */

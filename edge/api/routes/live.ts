@@ -106,6 +106,18 @@ export class LiveFeed {
     limits: Partial<LiveLimits> = {},
   ) {
     this.limits = { ...LIVE_LIMITS, ...limits };
+    env.tokenWatchers.push((still) => this.revoke(still));
+  }
+
+  /** api.tokens replaced: readers and tickets of a token that is gone (or changed role) are closed. */
+  private revoke(still: (p: Principal) => boolean): void {
+    for (const [key, t] of this.tickets) if (!still(t.principal)) this.tickets.delete(key);
+    for (const reader of [...this.readers]) {
+      if (still(reader.principal)) continue;
+      this.env.ctx.log.info({ principal: reader.principal.principal }, 'live reader closed: its token was removed or changed');
+      reader.res.destroy();
+      this.close(reader);
+    }
   }
 
   get clientCount(): number {
