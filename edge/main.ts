@@ -175,7 +175,8 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     stop(budgetMs?: number) {
       stopped ??= (async () => {
         log.info('gateway stopping');
-        configChanges?.stop();
+        // a change under way ends its step before the components stop and the store closes
+        await configChanges?.stop();
         await supervisor.stopAll(budgetMs ?? opts.stopBudgetMs);
         try {
           store.appendEvent({ kind: 'gateway.stopped', severity: 'info', detail: {} });

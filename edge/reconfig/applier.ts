@@ -132,7 +132,12 @@ export class GatewayApplier implements ConfigApplier {
       for (const id of plan.buses) {
         if (!ctx.config.buses.some((b) => b.id === id)) continue; // removed
         const bus = buses.get(id);
-        if (!bus || bus.devices.length === 0) continue;
+        const configured = ctx.config.devices.some((d) => d.bus === id);
+        if (!bus) {
+          if (configured) return { ok: false, reason: `bus ${id}: the driver does not run it` };
+          continue;
+        }
+        if (bus.devices.length === 0) continue;
         const mustAnswer = before.busesOnline.includes(id) || !before.buses.includes(id);
         if (!mustAnswer) continue; // nothing answered on it before the change either
         const answered = bus.devices.some((d) => d.lastSeen !== null && d.lastSeen >= before.since);

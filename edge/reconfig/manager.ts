@@ -77,6 +77,8 @@ interface Pending {
   version: ConfigVersion;
   next: Config;
   text: string;
+  /** set once its text is on disk, with what to go back to */
+  written?: { prevVersion: number | null; prevText: string; prevDeclared: Config };
   settle: (r: ConfigStageReport) => void;
   finish: (r: ConfigStageReport) => void;
 }
@@ -114,6 +116,8 @@ export class ConfigManager implements ConfigService {
   private confirmTimer: Timer | null = null;
   /** the declared config and text of the running version (what a plan is computed against) */
   private runningText: string;
+  /** the version whose text is on disk now (a change's, from its write on; the previous one's, from a rollback's write on): the file door's base */
+  private onDisk: number | null = null;
   /** set once reconcile() found a change interrupted after its file was written: probed at start() */
   private probeAtStart: Interrupted | null = null;
   private stopped = false;
@@ -159,8 +163,10 @@ export class ConfigManager implements ConfigService {
     const previous = versions.running();
     const awaited = awaitingOf(versions.state('awaiting'));
     let current: ConfigVersion | undefined;
+    // the running pointer already names the file's text: an unfinished row with the same text never ran
+    const pointerMatches = previous !== undefined && previous.sha256 === sha;
     for (const v of versions.unfinished()) {
-      if (v.sha256 === sha && current === undefined) {
+      if (v.sha256 === sha && current === undefined && (!pointerMatches || v.version === previous.version)) {
         if (v.stage === 'applied') {
           versions.setRunning(v.version, now);
           current = versions.get(v.version)!;
@@ -179,6 +185,13 @@ export class ConfigManager implements ConfigService {
     if (awaited && awaited.version !== this.probeAtStart?.version) versions.setState('awaiting', null);
     if (current) return current;
     if (previous && previous.sha256 === sha) return previous;
+    // a confirmed version's text (a rollback cut short before its pointer moved): that version runs
+    const known = versions.findBySha(sha);
+    if (known && known.stage === 'confirmed') {
+      versions.setRunning(known.version, now);
+      this.log.warn({ version: known.version }, 'config: the file holds an earlier confirmed version; it runs again');
+      return versions.get(known.version)!;
+    }
     // started from a file that is not the running version: a technician's edit and restart
     const id = `file-${sha.slice(0, 12)}-${now}`;
     const added = versions.add({ id, content: this.o.startText, source: 'file', principal: 'file', at: now, baseVersion: previous?.version ?? null, stage: 'staged' });
@@ -222,15 +235,16 @@ export class ConfigManager implements ConfigService {
       else await this.restore(v, p.previous, 'E_CONFIG_CONFIRM_TIMEOUT', 'not confirmed within its commit-confirm window (the gateway restarted meanwhile)', prevText, prevDeclared);
       return;
     }
-    // what it changed, against the version before it (unknown: every component must run)
+    // what it changed, against the version before it; unknown: everything is judged (every bus, the upstream)
     const current = this.applier.current();
-    const plan = planChange(prevDeclared ?? current, current);
+    const plan = prevDeclared ? planChange(prevDeclared, current) : everything(current);
     // what answered before the change is not known after a restart: every bus it changed must answer
     const ok = await this.probeUntil(plan, { ...this.applier.baseline(), buses: [], busesOnline: [], requireUpstream: v.source === 'central' }, this.confirmTimeoutMs(prevDeclared ?? current));
     if (ok !== true && this.stopped) return;
     if (versions.running()?.version !== v.version) return; // something else runs now: not ours to confirm or undo
     if (ok === true) this.confirmVersion(v, 'probe');
     else await this.restore(v, p.previous, 'E_CONFIG_PROBE', `after a restart during its apply: ${ok}`, prevText, prevDeclared);
+    this.onDisk = null;
   }
 
   /**
@@ -238,7 +252,7 @@ export class ConfigManager implements ConfigService {
    * or proving itself stays `applied` (its file is on disk): the next start proves it again. The
    * staged ones are closed. Every door's promise settles.
    */
-  stop(): void {
+  stop(waitMs = 1500): Promise<void> {
     this.stopped = true;
     if (this.confirmTimer) this.o.ctx.clock.clearTimeout(this.confirmTimer);
     this.confirmTimer = null;
@@ -256,6 +270,17 @@ export class ConfigManager implements ConfigService {
         p.finish(r);
       }
     }
+    // the step under way ends before the store closes (bounded: a stop is never held up for long)
+    const current = this.draining;
+    if (!current) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const t = setTimeout(resolve, waitMs);
+      t.unref?.();
+      void current.finally(() => {
+        clearTimeout(t);
+        resolve();
+      });
+    });
   }
 
   // ───────────────────────────── the doors ─────────────────────────────
@@ -382,7 +407,7 @@ export class ConfigManager implements ConfigService {
       return settledWith(report.id, report);
     }
     // made from the version that runs now: a change that lands before this one's turn makes it stale
-    return this.submit({ source: 'file', principal, content: text, baseVersion: this.o.versions.running()?.version ?? null });
+    return this.submit({ source: 'file', principal, content: text, baseVersion: this.onDisk ?? this.o.versions.running()?.version ?? null });
   }
 
   confirm(principal: string): { ok: true; report: ConfigStageReport } | { ok: false; reason: string } {
@@ -491,6 +516,13 @@ export class ConfigManager implements ConfigService {
       try {
         const v = this.o.versions.get(p.version.version)!;
         const reason = `internal error: ${errorMessage(err)}`;
+        if (p.written && (v.stage === 'staged' || v.stage === 'applied')) {
+          // its text is on disk (and maybe in force): the way back, not a refusal
+          const w = p.written;
+          const applied = v.stage === 'staged' ? this.o.versions.transition(v.version, 'applied', { at: this.o.ctx.clock.now(), running: true }) : v;
+          await this.restore(applied, w.prevVersion, 'E_CONFIG_APPLY', reason, w.prevText, w.prevDeclared, p);
+          return;
+        }
         if (v.stage === 'staged') r = this.report(this.o.versions.transition(v.version, 'rejected', { at: this.o.ctx.clock.now(), reason, code: 'E_CONFIG_APPLY' }), 'rejected', { code: 'E_CONFIG_APPLY', reason });
         else if (v.stage === 'applied') {
           await this.restore(v, this.previousOf(v), 'E_CONFIG_APPLY', reason, undefined, undefined, p);
@@ -533,15 +565,30 @@ export class ConfigManager implements ConfigService {
     if (plan.needsRestart.length > 0) return close('E_CONFIG_RESTART', `this change takes a restart of the gateway, so it is not applied while it runs: ${plan.needsRestart.join('; ')}. Edit devices.yaml on the gateway and restart the service.`);
     // the running version's timeout decides how long a change may take to prove itself, not the change's own
     const timeoutMs = this.confirmTimeoutMs(prevDeclared);
+    // central's signature against the keys of the version that runs now (a change ahead of it may have changed them)
+    if (p.req.source === 'central') {
+      const keys = prevDeclared.sync?.configSigningKeys ?? [];
+      const sig = keys.length === 0 ? { ok: true as const } : verifyChangeSignature(keys, prevDeclared.gateway.id, { id: p.req.id, baseVersion: p.req.baseVersion ?? null, force: p.req.force === true, content: p.req.content }, p.req.signature);
+      if (!sig.ok) return close('E_CONFIG_SIGNATURE', `the change is not signed by a key of sync.configSigningKeys: ${sig.reason}`);
+    }
 
     // 3. the file: the commit point (the file door's too: exactly the text that was read)
     const prevText = this.runningText;
     const prevVersion = running?.version ?? null;
+    const confirmBy = p.req.confirmWithinMs !== undefined ? ctx.clock.now() + p.req.confirmWithinMs : null;
+    // a commit-confirm deadline is kept before the file changes: a crash from here on still owes the confirm
+    if (confirmBy !== null) versions.setState('awaiting', { version: p.version.version, confirmBy });
     try {
       writeFileAtomic(this.o.file, p.text);
     } catch (err) {
-      return close('E_CONFIG_APPLY', `devices.yaml could not be written: ${errorMessage(err)}`);
+      // the rename may have happened before a failing directory sync: what is on disk decides
+      if (!this.fileIs(p.text)) {
+        if (confirmBy !== null) versions.setState('awaiting', null);
+        return close('E_CONFIG_APPLY', `devices.yaml could not be written: ${errorMessage(err)}`);
+      }
     }
+    p.written = { prevVersion, prevText, prevDeclared };
+    this.onDisk = p.version.version;
     this.runningText = p.text;
 
     // 4. the components it touches, and nothing else
@@ -554,17 +601,17 @@ export class ConfigManager implements ConfigService {
     }
     const applied = versions.transition(p.version.version, 'applied', { at: ctx.clock.now(), running: true, components: plan.components });
     if (applyError !== null) {
+      if (this.stopped) return this.leaveForNextStart(p, applied, plan);
       await this.restore(applied, prevVersion, 'E_CONFIG_APPLY', `applying failed: ${errorMessage(applyError)}`, prevText, prevDeclared, p);
       return;
     }
     this.log.info({ id: p.req.id, version: applied.version, components: plan.components, summary: plan.summary }, 'config change applied');
 
     // 5. confirmed by a technician (commit-confirm) or by the probe; else restored
-    if (p.req.confirmWithinMs !== undefined) {
-      const confirmBy = ctx.clock.now() + p.req.confirmWithinMs;
+    if (confirmBy !== null && p.req.confirmWithinMs !== undefined) {
       const r = this.report(applied, 'applied', { components: plan.components, confirmBy });
       p.settle(r);
-      const how = await this.waitForConfirm(applied.version, confirmBy, p.req.confirmWithinMs);
+      const how = await this.waitForConfirm(applied.version, confirmBy, Math.max(1, confirmBy - ctx.clock.now()));
       if (how.how === 'stopping') {
         p.finish(r); // stays applied: the next start gives it the rest of its window
         return;
@@ -579,12 +626,8 @@ export class ConfigManager implements ConfigService {
     const appliedReport = this.report(applied, 'applied', { components: plan.components });
     const ok = await this.probeUntil(plan, baseline, timeoutMs);
     if (ok !== true && this.stopped) {
-      // the gateway stops: no rollback now (it would restart components on the way out); the
-      // change stays `applied` and proves itself again at the next start (reconcile)
-      this.log.warn({ id: p.req.id, version: applied.version }, 'config: the gateway stops before the change was confirmed; it proves itself again at the next start');
       p.settle(appliedReport);
-      p.finish(appliedReport);
-      return;
+      return this.leaveForNextStart(p, applied, plan);
     }
     if (ok === true) {
       const r = this.confirmVersion(applied, 'probe');
@@ -593,6 +636,17 @@ export class ConfigManager implements ConfigService {
       return;
     }
     await this.restore(applied, prevVersion, 'E_CONFIG_PROBE', `the health probe did not pass within ${Math.round(timeoutMs / 1000)} s: ${ok}`, prevText, prevDeclared, p);
+  }
+
+  /**
+   * The gateway stops while a change proves itself: no rollback now (it would restart components
+   * on the way out); the change stays `applied` and proves itself again at the next start.
+   */
+  private leaveForNextStart(p: Pending, applied: ConfigVersion, plan: ChangePlan): void {
+    this.log.warn({ id: p.req.id, version: applied.version }, 'config: the gateway stops before the change was confirmed; it proves itself again at the next start');
+    const r = this.stageReport(applied, 'applied', { components: plan.components });
+    p.settle(r);
+    p.finish(r);
   }
 
   private confirmVersion(v: ConfigVersion, by: string): ConfigStageReport {
@@ -622,37 +676,84 @@ export class ConfigManager implements ConfigService {
   ): Promise<void> {
     const { versions, ctx } = this.o;
     const applier = this.applier;
-    const text = prevText ?? (prevVersion !== null ? versions.content(prevVersion) : undefined);
+    // the version to go back to: the one given, else the newest confirmed one before that still validates
+    const target = this.restorable(failed, prevVersion, prevText, prevDeclared);
+    const commit = (why: string, back: number): ConfigVersion => {
+      const now = ctx.clock.now();
+      return versions.atomically(() => {
+        versions.setState('awaiting', null);
+        versions.transition(failed.version, 'rolledBack', { at: now, reason: why, code });
+        versions.setRunning(back, now);
+        return versions.get(failed.version)!;
+      });
+    };
+    let rolled: ConfigVersion;
     let why = reason;
-    let back: number = failed.version;
-    if (text === undefined || prevVersion === null) {
-      why = `${reason}; there is no previous version to restore, so this text still runs`;
+    if (!target) {
+      why = `${reason}; there is no earlier version that still validates to restore, so this text still runs`;
+      rolled = commit(why, failed.version);
     } else {
-      let written = false;
       try {
-        const declared = prevDeclared ?? this.parseText(text);
-        writeFileAtomic(this.o.file, text);
-        written = true;
-        this.runningText = text;
-        back = prevVersion;
-        await applier.apply(declared, planChange(applier.current(), declared));
+        writeFileAtomic(this.o.file, target.text);
       } catch (err) {
-        why = written
-          ? `${reason}; the previous version is on disk again, but reconfiguring the components back failed (${errorMessage(err)}): restart the gateway`
-          : `${reason}; the previous version could not be restored (${errorMessage(err)}), so this text still runs`;
+        // the rename may have happened before a failing directory sync: what is on disk decides
+        if (!this.fileIs(target.text)) {
+          why = `${reason}; the previous version could not be written back (${errorMessage(err)}), so this text still runs`;
+          rolled = commit(why, failed.version);
+          return this.endRestore(failed, rolled, code, why, p);
+        }
+      }
+      // from here the previous version is what runs, whatever follows: the record says so at once
+      this.onDisk = target.version;
+      this.runningText = target.text;
+      rolled = commit(why, target.version);
+      try {
+        await applier.apply(target.declared, planChange(applier.current(), target.declared));
+      } catch (err) {
+        why = `${reason}; version ${target.version} is on disk and recorded as running again, but reconfiguring the components back failed (${errorMessage(err)}): restart the gateway`;
+        this.log.error({ err: errorMessage(err), version: target.version }, 'config: the components could not be reconfigured back; restart the gateway');
       }
     }
-    const now = ctx.clock.now();
-    versions.setState('awaiting', null);
-    const rolled = versions.atomically(() => {
-      versions.transition(failed.version, 'rolledBack', { at: now, reason: why, code });
-      versions.setRunning(back, now);
-      return versions.get(failed.version)!;
-    });
-    this.log.error({ id: failed.id, version: failed.version, code, reason: why, running: back }, 'config change rolled back');
+    this.endRestore(failed, rolled, code, why, p);
+  }
+
+  private endRestore(failed: ConfigVersion, rolled: ConfigVersion, code: ConfigRefusalCode, why: string, p?: Pending): void {
+    this.log.error({ id: failed.id, version: failed.version, code, reason: why, running: this.o.versions.running()?.version }, 'config change rolled back');
     const r = this.report(rolled, 'rolledBack', { code, reason: why, components: failed.components });
     p?.settle(r);
     p?.finish(r);
+  }
+
+  /** The version a failed change goes back to, with its text and config: `prev` if usable, else the newest confirmed one before that validates. */
+  private restorable(failed: ConfigVersion, prev: number | null, prevText?: string, prevDeclared?: Config): { version: number; text: string; declared: Config } | null {
+    const { versions } = this.o;
+    if (prev !== null && prevText !== undefined && prevDeclared) return { version: prev, text: prevText, declared: prevDeclared };
+    const candidates = [
+      ...(prev !== null ? [prev] : []),
+      ...versions
+        .list({ limit: 200 })
+        .filter((x) => x.version < failed.version && x.version !== prev && x.stage === 'confirmed')
+        .map((x) => x.version),
+    ];
+    for (const v of candidates) {
+      const text = v === prev && prevText !== undefined ? prevText : versions.content(v);
+      if (text === undefined) continue;
+      try {
+        return { version: v, text, declared: this.parseText(text) };
+      } catch (err) {
+        this.log.warn({ version: v, err: errorMessage(err) }, 'config: an earlier version no longer validates; looking further back');
+      }
+    }
+    return null;
+  }
+
+  /** whether devices.yaml holds exactly `text` */
+  private fileIs(text: string): boolean {
+    try {
+      return sha256Hex((this.o.readFile ?? defaultRead)(this.o.file)) === sha256Hex(text);
+    } catch {
+      return false;
+    }
   }
 
   /** A stored version's text as the running gateway would parse it. */
@@ -668,8 +769,9 @@ export class ConfigManager implements ConfigService {
    */
   private async probeUntil(plan: ChangePlan, baseline: ProbeBaseline, timeoutMs: number): Promise<true | string> {
     const { clock } = this.o.ctx;
-    const deadline = clock.monotonic() + timeoutMs;
     const hold = plan.buses.length > 0 || plan.sync ? STABLE_MS : 0;
+    // the hold always fits: a 1 s timeout still leaves a change of buses the time to hold 1 s
+    const deadline = clock.monotonic() + Math.max(timeoutMs, hold + 1000);
     let passingSince: number | null = null;
     for (;;) {
       const r = this.applier.probe(plan, baseline);
@@ -688,19 +790,23 @@ export class ConfigManager implements ConfigService {
   }
 
   private waitForConfirm(version: number, confirmBy: number, withinMs: number): Promise<{ how: 'confirmed' | 'timeout' | 'stopping'; principal: string }> {
+    // stopping: the deadline stays in the store for the next start
+    if (this.stopped) return Promise.resolve({ how: 'stopping', principal: 'stop' });
     this.o.versions.setState('awaiting', { version, confirmBy });
+    // a wall clock stepped back across a restart must not make a deadline of weeks (nor one Node fires at once)
+    const wait = Math.min(Math.max(1, withinMs), 86_400_000);
     return new Promise((resolve) => {
       const done = (how: 'confirmed' | 'timeout' | 'stopping', principal: string): void => {
         if (!this.awaiting || this.awaiting.version !== version) return;
         this.awaiting = null;
         if (this.confirmTimer) this.o.ctx.clock.clearTimeout(this.confirmTimer);
         this.confirmTimer = null;
-        // a stop keeps the deadline for the next start; a confirm or a timeout ends it
-        if (how !== 'stopping') this.o.versions.setState('awaiting', null);
+        // a stop keeps the deadline for the next start; a confirm clears it (a rollback clears it in its own transaction)
+        if (how === 'confirmed') this.o.versions.setState('awaiting', null);
         resolve({ how, principal });
       };
       this.awaiting = { version, confirmBy, resolve: done };
-      this.confirmTimer = this.o.ctx.clock.setTimeout(() => done('timeout', 'timer'), withinMs);
+      this.confirmTimer = this.o.ctx.clock.setTimeout(() => done('timeout', 'timer'), wait);
       this.confirmTimer.unref?.();
     });
   }
@@ -803,6 +909,12 @@ function stripUndefined<T extends object>(o: T): T {
 function firstLine(s: string): string {
   const i = s.indexOf('\n');
   return i < 0 ? s : s.slice(0, i);
+}
+
+/** A plan that judges everything a configuration runs: every bus, the upstream (the version before is unknown). */
+function everything(config: Config): ChangePlan {
+  const none = planChange(config, config);
+  return { ...none, empty: false, buses: config.buses.map((b) => b.id), sync: config.sync !== undefined && config.sync.enabled !== false };
 }
 
 /** the commit-confirm deadline kept in the store, if it is one */
