@@ -45,15 +45,12 @@ import type {
   OutboxPort,
   ProbeBaseline,
 } from './types.js';
+import { CHANGE_ID_RE, MAX_CONFIG_BYTES } from './records.js';
 
-/** the largest configuration text the gateway takes (the shipped one is ~6 KB) */
-export const MAX_CONFIG_BYTES = 1024 * 1024;
 /** changes waiting for their turn; past this a change is refused (E_CONFIG_BUSY) */
 export const MAX_QUEUED = 16;
 /** how often the health probe looks while a change proves itself */
 const PROBE_EVERY_MS = 200;
-/** a change id: what central may use (as command ids) */
-const ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/;
 
 export interface ConfigManagerOptions {
   ctx: GatewayContext;
@@ -302,7 +299,7 @@ export class ConfigManager implements ConfigService {
     };
 
     if (this.stopped) return refuse('E_CONFIG_BUSY', 'the gateway is stopping; send the change again once it runs', [], false);
-    if (!ID_RE.test(id)) return refuse('E_CONFIG_INVALID', 'the change id must be 1..128 letters, digits, "_", ".", ":" or "-"', [], false);
+    if (!CHANGE_ID_RE.test(id)) return refuse('E_CONFIG_INVALID', 'the change id must be 1..128 letters, digits, "_", ".", ":" or "-"', [], false);
     const seen = versions.byId(id);
     if (seen) return this.duplicate(req, seen);
     const bytes = Buffer.byteLength(req.content, 'utf8');
@@ -368,14 +365,14 @@ export class ConfigManager implements ConfigService {
     const parsed = parseJsonWithin(payload, { maxBytes: MAX_CONFIG_BYTES * 2, maxDepth: 4 });
     const m = parsed.ok && typeof parsed.value === 'object' && parsed.value !== null && !Array.isArray(parsed.value) ? (parsed.value as Record<string, unknown>) : null;
     const rawId = m?.id;
-    const id = typeof rawId === 'string' && ID_RE.test(rawId) ? rawId : randomUUID();
+    const id = typeof rawId === 'string' && CHANGE_ID_RE.test(rawId) ? rawId : randomUUID();
     const bad = (reason: string): ConfigSubmitted => {
       const report = this.reportWithoutVersion({ id, source: 'central', principal: this.centralPrincipal() }, 'E_CONFIG_INVALID', reason);
       this.log.warn({ id, reason }, 'config change from central rejected');
       return settledWith(id, report);
     };
     if (!m) return bad(`malformed change: ${parsed.ok ? 'expected a JSON object' : parsed.error}`);
-    if (typeof rawId !== 'string' || !ID_RE.test(rawId)) return bad('malformed change: "id" must be 1..128 letters, digits, "_", ".", ":" or "-"');
+    if (typeof rawId !== 'string' || !CHANGE_ID_RE.test(rawId)) return bad('malformed change: "id" must be 1..128 letters, digits, "_", ".", ":" or "-"');
     if (typeof m.content !== 'string') return bad('malformed change: "content" must be the whole devices.yaml as a string');
     const base = m.baseVersion;
     if (base !== undefined && base !== null && !(typeof base === 'number' && Number.isInteger(base) && base >= 0)) return bad('malformed change: "baseVersion" must be a version number or null');
@@ -525,7 +522,7 @@ export class ConfigManager implements ConfigService {
         }
         if (v.stage === 'staged') r = this.report(this.o.versions.transition(v.version, 'rejected', { at: this.o.ctx.clock.now(), reason, code: 'E_CONFIG_APPLY' }), 'rejected', { code: 'E_CONFIG_APPLY', reason });
         else if (v.stage === 'applied') {
-          await this.restore(v, this.previousOf(v), 'E_CONFIG_APPLY', reason, undefined, undefined, p);
+          await this.restore(v, null, 'E_CONFIG_APPLY', reason, undefined, undefined, p);
           return;
         } else r = this.stageReport(v, v.stage, {});
       } catch (inner) {
@@ -653,11 +650,6 @@ export class ConfigManager implements ConfigService {
     const confirmed = this.o.versions.transition(v.version, 'confirmed', { at: this.o.ctx.clock.now(), ...(by !== 'probe' ? { reason: `confirmed by ${by}` } : {}) });
     this.log.info({ id: v.id, version: v.version, by }, 'config change confirmed');
     return this.report(confirmed, 'confirmed', { components: confirmed.components });
-  }
-
-  /** the last confirmed version before `v` (what a failed change goes back to) */
-  private previousOf(v: ConfigVersion): number | null {
-    return this.o.versions.list({ limit: 100 }).find((x) => x.version < v.version && x.stage === 'confirmed')?.version ?? null;
   }
 
   /**

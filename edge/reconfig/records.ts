@@ -3,6 +3,12 @@
  * gets back, what an event carries. No imports, so the bus, the event kinds and the error codes
  * can name them without tying themselves to the config schema. The road itself: types.ts.
  */
+/** the largest configuration text a gateway takes, from any door (the shipped one is ~6 KB) */
+export const MAX_CONFIG_BYTES = 1024 * 1024;
+
+/** a change's id: what central may use as one (the same rule as a command's), and a topic level */
+export const CHANGE_ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/;
+
 export type ConfigSource = 'file' | 'technician' | 'central';
 
 export const CONFIG_STAGES = ['staged', 'rejected', 'applied', 'confirmed', 'rolledBack'] as const;

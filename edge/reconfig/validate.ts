@@ -13,11 +13,11 @@ import { parseConfig } from '../config/loader.js';
 import { ConfigError, type ConfigIssue } from '../config/errors.js';
 import { YAML_OPTIONS } from '../config/yamlErrors.js';
 import type { Config } from '../config/schema.js';
-import type { ConfigProblem, ConfigSource } from './records.js';
+import { MAX_CONFIG_BYTES, type ConfigProblem, type ConfigSource } from './records.js';
 import type { ValidationResult } from './types.js';
 
 /** The largest devices.yaml taken (a real one is a few tens of KiB); a larger text is not even parsed. */
-export const MAX_CONFIG_BYTES = 1024 * 1024;
+export { MAX_CONFIG_BYTES };
 
 export interface ValidateOptions {
   /** the running devices.yaml, as the issues name it */

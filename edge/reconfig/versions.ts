@@ -17,12 +17,12 @@ import type { Logger } from '../log.js';
 import type { Migration } from '../store/migrations.js';
 import { moduleDatabase } from '../store/modules.js';
 import { sha256Hex } from './atomicFile.js';
-import type { ConfigProblem, ConfigRefusalCode, ConfigSource, ConfigStage, ConfigStageReport, ConfigVersion, NewConfigVersion } from './records.js';
+import { MAX_CONFIG_BYTES, type ConfigProblem, type ConfigRefusalCode, type ConfigSource, type ConfigStage, type ConfigStageReport, type ConfigVersion, type NewConfigVersion } from './records.js';
 
 export const CONFIG_MODULE = 'config';
 
 /** The largest devices.yaml text kept (UTF-8 bytes). */
-export const MAX_CONFIG_BYTES = 1024 * 1024;
+export { MAX_CONFIG_BYTES };
 /** Rejected versions whose text is kept; older rejected rows keep their sha256, size and problems. */
 export const MAX_REJECTED_CONTENT = 200;
 /** rejected versions beyond this many (a flood of bad changes) lose their row too; events keep the count */

@@ -21,22 +21,20 @@
 import type { IncomingMessage } from 'node:http';
 import { durationIn } from '../../config/scalars.js';
 import { parseJsonWithin, MAX_JSON_DEPTH } from '../../jsonLimits.js';
+import { CHANGE_ID_RE, MAX_CONFIG_BYTES } from '../../reconfig/records.js';
 import type { ConfigChangeRequest, ConfigService, ConfigStageReport, ConfigSubmitted } from '../../reconfig/types.js';
 import { ApiError, badInput, notFound } from '../errors.js';
 import { intParam, jsonObject, parseJson, query, readBody, readBodyWithin } from '../http.js';
 import type { ApiRequest, Reply, Router } from '../router.js';
 import type { RouteEnv } from './env.js';
 
-/** A configuration text (or its JSON envelope) larger than this is refused with 413. */
-export const MAX_CONFIG_BODY_BYTES = 1024 * 1024;
+/** the body limit: the largest configuration text a gateway takes (edge/reconfig/records.ts) */
+export const MAX_CONFIG_BODY_BYTES = MAX_CONFIG_BYTES;
 
 /** commit-confirm's window: from a few seconds (a script) to a day */
 const CONFIRM_MIN_MS = 1000;
 const CONFIRM_MAX_MS = 86_400_000;
 const confirmWithinSchema = durationIn('1s', '1d');
-
-/** A change id as the doors take it (central's message ids, generated uuids). */
-const CHANGE_ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/;
 
 const YAML_TYPES = new Set(['application/yaml', 'application/x-yaml', 'text/yaml', 'text/x-yaml', 'text/plain']);
 const JSON_FIELDS = ['content', 'baseVersion', 'force', 'confirmWithin', 'confirmWithinMs', 'wait'] as const;
