@@ -5,26 +5,17 @@
  * in-test CommandService of support/commands.ts, so the test sees exactly what the door
  * handed over; tests/broker/e2e.test.ts runs the same doors on the real pipeline (createControl).
  */
-import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLogger } from '../../edge/log.js';
 import { GW } from './support/context.js';
 import { TOKENS, startApi, type Api } from './support/http.js';
+import { loggerToLines } from '../helpers/logLines.js';
 
 let a: Api;
 const logLines: string[] = [];
 
 beforeAll(async () => {
   // the API's logger writes here (debug: every request is logged)
-  const log = createLogger({
-    level: 'debug',
-    destination: new Writable({
-      write(chunk: Buffer, _e, cb) {
-        logLines.push(chunk.toString());
-        cb();
-      },
-    }),
-  });
+  const log = loggerToLines(logLines);
   a = await startApi({}, { devices: () => [{ id: 'lamp-1', online: true, lastSeen: 1_700_000_000_500, failures: 2 }] }, log);
   await a.api.stop();
   await a.api.start(); // restartable, on a new free port

@@ -8,12 +8,11 @@
  */
 import { Agent, request, type IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
-import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Config } from '../../edge/config/schema.js';
-import { createLogger } from '../../edge/log.js';
 import { waitFor } from '../helpers/wait.js';
 import { TOKENS, startApi, type Api } from './support/http.js';
+import { loggerToLines } from '../helpers/logLines.js';
 
 const NEW_TECH = 'tech-token-replaced-00000000001';
 const ADDED = 'ops-token-added-000000000000002';
@@ -22,15 +21,7 @@ let a: Api;
 const logLines: string[] = [];
 
 beforeAll(async () => {
-  const log = createLogger({
-    level: 'debug',
-    destination: new Writable({
-      write(chunk: Buffer, _e, cb) {
-        logLines.push(chunk.toString());
-        cb();
-      },
-    }),
-  });
+  const log = loggerToLines(logLines);
   a = await startApi({}, {}, log);
 });
 afterAll(async () => a?.close());

@@ -6,11 +6,10 @@
  * affect is not written, the driver (and its bus) is the same; schedules that cannot be built
  * fall back to every group's defaultLevel, as at start.
  */
-import { Writable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Config } from '../../edge/config/schema.js';
-import { createLogger } from '../../edge/log.js';
 import { TECH, settled, startRig, waitFor, type Rig } from '../controlPipeline/rig.js';
+import { loggerToLines } from '../helpers/logLines.js';
 
 let rig: Rig | undefined;
 afterEach(async () => {
@@ -40,15 +39,7 @@ async function rigWithGroups(): Promise<{ rig: Rig; logLines: string[] }> {
     noControl: true,
   });
   const logLines: string[] = [];
-  r.t.ctx.log = createLogger({
-    level: 'info',
-    destination: new Writable({
-      write(chunk: Buffer, _e, cb) {
-        logLines.push(chunk.toString());
-        cb();
-      },
-    }),
-  });
+  r.t.ctx.log = loggerToLines(logLines, 'info');
   await r.startControl();
   await settled(r);
   return { rig: r, logLines };

@@ -10,15 +10,14 @@
 import { mkdirSync, statSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import type { BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLogger } from '../../edge/log.js';
 import { startGateway, type Gateway } from '../../edge/main.js';
 import { isoLocal } from '../../edge/timeFormat.js';
 import { tempDir } from '../helpers/tmp.js';
 import { tempGateway } from '../support/cli.js';
 import { HAS_CHROMIUM, launchChromium } from '../support/chromium.js';
+import { loggerToLines } from '../helpers/logLines.js';
 
 const ARTIFACTS = join(import.meta.dirname, '..', 'artifacts');
 const TECH = 'page-technician-token-00000001';
@@ -53,15 +52,7 @@ api:
     - { name: viewer, token: ${VIEWER}, role: viewer }
 simulate: true
 `);
-  const log = createLogger({
-    level: 'debug',
-    destination: new Writable({
-      write(chunk: Buffer, _e, cb) {
-        logLines.push(chunk.toString());
-        cb();
-      },
-    }),
-  });
+  const log = loggerToLines(logLines);
   gw = await startGateway({ configPath: dir.config, log });
   base = `http://127.0.0.1:${gw.built.api!.port()}`;
 });
