@@ -6,7 +6,8 @@
  * each device goes first (retained), then the backlog from the cursor, oldest first. The store's
  * bus wakes the sync after each commit: no polling. A readings batch that could still grow waits
  * up to `sync.linger` for more (cloud-sync/linger.ts) on one timer; events go at once.
- * Central's doors in the same session: commands (commands.ts) and configuration (configDoor.ts).
+ * Central's doors in the same session: commands (commands.ts), configuration (configDoor.ts) and
+ * firmware deployments (deploymentDoor.ts).
  * start() reads the `sync` section again, so a configuration change restarts it with stop/start.
  */
 import type BetterSqlite3 from 'better-sqlite3';
@@ -16,10 +17,12 @@ import { errorMessage } from '../edge/errors.js';
 import type { Logger } from '../edge/log.js';
 import type { Timer } from '../edge/clock.js';
 import type { ConfigService } from '../edge/reconfig/types.js';
+import type { FirmwareService } from '../edge/firmware/types.js';
 import { moduleDatabase } from '../edge/store/modules.js';
 import { Batcher } from './batcher.js';
 import { CentralCommands, type CommandHandler } from './commands.js';
 import { CentralConfigDoor } from './configDoor.js';
+import { CentralDeploymentDoor } from './deploymentDoor.js';
 import { DailyBytes, SYNC_MIGRATIONS, SYNC_MODULE, type UpstreamBytes } from './dailyBytes.js';
 import { SyncError, classifyError, pubackError } from './errors.js';
 import { Linger } from './linger.js';
@@ -62,6 +65,12 @@ export interface SyncOptions {
    * handed to it and its stage reports go upstream on `up/config/<id>` (cloud-sync/configDoor.ts)
    */
   config?: ConfigService;
+  /**
+   * The firmware service (edge/firmware): with it, deployments from central on `down/deployments`
+   * and artifact chunks on `down/artifacts/<sha256>/<index>` are handed to it, and its reports go
+   * upstream on `up/deployments/<id>` (cloud-sync/deploymentDoor.ts)
+   */
+  firmware?: FirmwareService;
   /** uniform [0, 1) for the backoff jitter (tests) */
   random?: () => number;
 }
@@ -84,6 +93,7 @@ class UpstreamSync implements SyncComponent {
   private readonly topics: GatewayTopics;
   private readonly commands: CentralCommands;
   private readonly configDoor: CentralConfigDoor | undefined;
+  private readonly deploymentDoor: CentralDeploymentDoor | undefined;
   private link: UpstreamLink | undefined;
   private window = new AckWindow(0);
   private batcher: Batcher | undefined;
@@ -118,6 +128,7 @@ class UpstreamSync implements SyncComponent {
     this.topics = gatewayTopics(this.gateway);
     this.commands = new CentralCommands({ store: ctx.store, topics: this.topics, log: this.log, clock: ctx.clock, handler: opts.onCommand });
     this.configDoor = opts.config ? new CentralConfigDoor({ service: opts.config, topics: this.topics, log: this.log }) : undefined;
+    this.deploymentDoor = opts.firmware ? new CentralDeploymentDoor({ service: opts.firmware, gateway: this.gateway, topics: this.topics, log: this.log }) : undefined;
     this.random = opts.random;
   }
 
@@ -155,6 +166,7 @@ class UpstreamSync implements SyncComponent {
     });
     // a report added inside the manager's work: published after it, from the outbox
     if (this.configDoor) bus.on(this, 'configReport', () => setImmediate(() => this.configDoor?.wake()));
+    if (this.deploymentDoor) bus.on(this, 'deploymentReport', () => setImmediate(() => this.deploymentDoor?.wake()));
     const { default: mqtt } = await import('mqtt');
     if (!this.started) return; // stopped while mqtt.js was loading
     this.link = new UpstreamLink({
@@ -232,24 +244,31 @@ class UpstreamSync implements SyncComponent {
         // without a service, a subscription the persistent session kept from an earlier run
         if (this.configDoor) this.configDoor.handle(payload);
         else this.log.warn({ bytes: payload.length }, 'configuration from central is not enabled on this gateway; message ignored');
+      } else if (this.deploymentDoor?.owns(topic)) {
+        this.deploymentDoor.handle(topic, payload);
+      } else if (topic === this.topics.deploymentsDown) {
+        this.log.warn({ bytes: payload.length }, 'firmware deployments from central are not enabled on this gateway; message ignored');
       }
     });
     // The persistent session keeps the subscriptions (sessionPresent); subscribing again is
     // harmless and covers a session the broker lost.
     this.commands.subscribe(client);
     this.configDoor?.subscribe(client);
+    this.deploymentDoor?.subscribe(client);
     this.log.debug({ sessionPresent: connack.sessionPresent }, 'upstream session');
     client.publish(this.topics.status, 'online', { qos: 1, retain: true }, (err) => {
       if (!err && client === this.client) this.link?.markHealthy();
     });
     this.publishLatestState(client);
     this.configDoor?.connected(client);
+    this.deploymentDoor?.connected(client);
     this.wake();
   }
 
   private onDown(): void {
     this.client = undefined;
     this.configDoor?.disconnected();
+    this.deploymentDoor?.disconnected();
     this.window.clear();
     this.clearAckTimer();
     this.clearLingerTimer();

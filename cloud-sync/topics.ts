@@ -17,6 +17,12 @@ export interface GatewayTopics {
   configDown: string;
   /** the stage reports of one configuration change, retained: the latest stage stays */
   configReport(id: string): string;
+  /** firmware deployments from central: an envelope, or `{ action, id }` (edge/firmware, cloud-sync/deploymentDoor.ts) */
+  deploymentsDown: string;
+  /** the filter of the chunks of artifacts sent over MQTT: `down/artifacts/<sha256>/<index>` */
+  artifactChunks: string;
+  /** the latest report of one deployment, retained */
+  deploymentReport(id: string): string;
 }
 
 export function gatewayTopics(gateway: string): GatewayTopics {
@@ -29,7 +35,19 @@ export function gatewayTopics(gateway: string): GatewayTopics {
     commandOutcome: (id) => `${base}/commands/${id}`,
     configDown: `${base}/down/config`,
     configReport: (id) => `${base}/up/config/${id}`,
+    deploymentsDown: `${base}/down/deployments`,
+    artifactChunks: `${base}/down/artifacts/+/+`,
+    deploymentReport: (id) => `${base}/up/deployments/${id}`,
   };
+}
+
+/**
+ * `streetbox/<gw>/down/artifacts/<sha256>/<index>` of gateway `gw` → its levels after
+ * `down/artifacts/` as sent (the door checks them), or null for any other topic.
+ */
+export function artifactChunkLevels(gateway: string, topic: string): string[] | null {
+  const prefix = `${TOPIC_ROOT}/${gateway}/down/artifacts/`;
+  return topic.startsWith(prefix) ? topic.slice(prefix.length).split('/') : null;
 }
 
 /** `streetbox/<gw>/up/<kind>` → { gateway, kind }, or null for any other topic. */

@@ -1,6 +1,7 @@
 import type { Logger } from './log.js';
 import type { CommandRecord, Reading, StoredEvent } from './store/types.js';
 import type { ConfigStageReport } from './reconfig/records.js';
+import type { DeploymentReport } from './firmware/records.js';
 
 /**
  * The gateway's in-process fan-out: data committed to the store, and the values polled around it.
@@ -31,6 +32,8 @@ export interface EventBusMap {
   health: [ComponentHealth];
   /** A configuration change reached a stage (edge/reconfig): the sync publishes it on `up/config/<id>` from the store's outbox. */
   configReport: [ConfigStageReport];
+  /** A deployment's report was added to the firmware outbox (edge/firmware): the sync publishes it on `up/deployments/<id>`. */
+  deploymentReport: [DeploymentReport];
 }
 
 export interface ComponentStateChange {

@@ -9,6 +9,7 @@ import { registerModbusCommands } from './drivers/modbus/cli.js';
 import { registerControlCommands } from './control/cli.js';
 import { registerOpsCommands } from './ops/cli.js';
 import { registerConfigCommands } from './reconfig/cli.js';
+import { REFUSAL_CODES, registerFirmwareCommands } from './firmware/cli.js';
 import { createLogger, type LogFormat } from './log.js';
 import { configuredZone, registerLogCommands } from './logCli.js';
 import { exportData, printStatus, readinessOf } from './cliData.js';
@@ -154,6 +155,7 @@ export function buildProgram(io: CliIo = stdio): Command {
   registerOpsCommands(program, io, DEFAULT_CONFIG);
   registerLogCommands(program, io);
   registerConfigCommands(program, io);
+  registerFirmwareCommands(program, io);
   return program;
 }
 
@@ -176,7 +178,7 @@ function installProcessGuards(log: ReturnType<typeof createLogger>): void {
 }
 
 /** Errors that mean the request itself was wrong: exit code 2. */
-const BAD_INPUT_CODES = new Set<ErrorCode>(['E_USAGE', 'E_NOT_FOUND', 'E_INTERLOCK', 'E_FORBIDDEN', 'E_INVALID_COMMAND', 'E_CONFIG']);
+const BAD_INPUT_CODES = new Set<ErrorCode>(['E_USAGE', 'E_NOT_FOUND', 'E_INTERLOCK', 'E_FORBIDDEN', 'E_INVALID_COMMAND', 'E_CONFIG', ...REFUSAL_CODES]);
 
 /** "hint: streetbox dim --help shows its usage", for the (sub)command the arguments named. */
 export function usageHint(program: Command, args: string[]): string {

@@ -18,6 +18,7 @@ import { lorawanMetrics, refusalMetrics, syncMetrics } from './componentMetrics.
 import { createClockWatch } from './ops/clockWatch.js';
 import { createWatchdog } from './ops/watchdog.js';
 import type { ConfigService } from './reconfig/types.js';
+import type { FirmwareService } from './firmware/types.js';
 import type { MetricSample } from './metrics.js';
 
 export interface BuiltComponents {
@@ -40,6 +41,8 @@ export interface BuildOptions {
   config?: ConfigService;
   /** their figures for /metrics */
   configMetrics?: () => MetricSample[];
+  /** firmware deployments: central's down/deployments and down/artifacts (sync), the /api/v1/deployments routes; its metrics() on /metrics */
+  firmware?: FirmwareService;
 }
 
 export async function buildComponents(ctx: GatewayContext, opts: BuildOptions): Promise<BuiltComponents> {
@@ -70,6 +73,7 @@ export async function buildComponents(ctx: GatewayContext, opts: BuildOptions): 
   const sync = createSyncComponent(ctx, {
     onCommand: centralCommandHandler({ commands: control, store: ctx.store, clock: ctx.clock }),
     ...(opts.config ? { config: opts.config } : {}),
+    ...(opts.firmware ? { firmware: opts.firmware } : {}),
   });
 
   let broker: BrokerComponent | undefined;
@@ -83,6 +87,7 @@ export async function buildComponents(ctx: GatewayContext, opts: BuildOptions): 
     api = createApi(ctx, {
       commands: control,
       ...(opts.config ? { config: opts.config } : {}),
+      ...(opts.firmware ? { firmware: opts.firmware } : {}),
       status: () => ({ ...(opts.status() as object), sync: sync.status(), lorawan: drivers.lorawan?.status() }),
       devices: () => [
         ...(drivers.modbus?.status().flatMap((b) => b.devices.map((d) => ({ ...d, bus: b.id }))) ?? []),
@@ -103,6 +108,7 @@ export async function buildComponents(ctx: GatewayContext, opts: BuildOptions): 
         ...refusalMetrics(control),
         ...(drivers.lorawan ? lorawanMetrics(drivers.lorawan) : []),
         ...(opts.configMetrics?.() ?? []),
+        ...(opts.firmware?.metrics() ?? []),
       ],
     });
     components.push(api);

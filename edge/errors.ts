@@ -2,12 +2,16 @@
  * One error hierarchy for the whole gateway. Every error carries a code from this union
  * and, where it wraps another, the cause. Never throw a string.
  */
+import type { FirmwareCode } from './firmware/records.js';
 import type { ConfigRefusalCode } from './reconfig/records.js';
 
 export type ErrorCode =
   | 'E_CONFIG'
   | 'E_CONFIG_ENV'
   | ConfigRefusalCode
+  | FirmwareCode
+  /** a deployment that has ended: it cannot be paused, resumed or cancelled */
+  | 'E_FW_FINAL'
   | 'E_STORE'
   | 'E_STORE_CORRUPT'
   | 'E_COMPONENT'

@@ -19,6 +19,7 @@ import { buildComponents, type BuiltComponents } from './components.js';
 import { GatewayApplier } from './reconfig/applier.js';
 import { ConfigManager } from './reconfig/manager.js';
 import { ConfigVersions } from './reconfig/versions.js';
+import { createFirmware, type FirmwareEngine } from './firmware/index.js';
 
 export interface GatewayOptions {
   configPath: string;
@@ -41,6 +42,8 @@ export interface Gateway {
   readonly built: BuiltComponents;
   /** configuration changes (edge/reconfig); undefined with a store that keeps no module tables */
   readonly configChanges: ConfigManager | undefined;
+  /** firmware deployments (edge/firmware); undefined with a store that keeps no module tables */
+  readonly firmware: FirmwareEngine | undefined;
   /** SIGHUP / `streetbox reload`: devices.yaml as it is on disk now goes the road of a change */
   reload(principal?: string): void;
   status(): GatewayStatus;
@@ -103,6 +106,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   const supervisor = new Supervisor({ log: log.child({ module: 'supervisor' }), bus, clock });
   const startedAt = clock.now();
   let configChanges: ConfigManager | undefined;
+  let firmware: FirmwareEngine | undefined;
   const status = (): GatewayStatus => {
     const running = configChanges?.running();
     return {
@@ -122,7 +126,13 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       configChanges = new ConfigManager({ ctx: context, file: loaded.file, dir: loaded.dir, ...(opts.env ? { env: opts.env } : {}), versions, startText: loaded.source });
     }
     const changes = configChanges;
-    built = await buildComponents(context, { status, ...(changes ? { config: changes, configMetrics: () => changes.metrics() } : {}) });
+    firmware = createFirmware(context);
+    const fw = firmware;
+    built = await buildComponents(context, {
+      status,
+      ...(changes ? { config: changes, configMetrics: () => changes.metrics() } : {}),
+      ...(fw ? { firmware: fw } : {}),
+    });
     components = [
       {
         name: 'ingest',
@@ -138,6 +148,18 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       // the version record agrees with the file the gateway starts from (a change cut short by a crash included)
       configChanges.reconcile();
     }
+    const b = built;
+    firmware?.attach({
+      modbus: b.modbus,
+      control: b.control,
+      health: () => {
+        const down = supervisor.status().filter((c) => c.state !== 'running');
+        if (down.length > 0) return { ok: false, reason: `not running: ${down.map((c) => `${c.name} (${c.state})`).join(', ')}` };
+        const sync = context.config.sync;
+        if (sync && sync.enabled !== false && !b.sync.status().connected) return { ok: false, reason: 'the upstream is not connected' };
+        return { ok: true };
+      },
+    });
   } catch (err) {
     // nothing was started: leave the data file as we found it
     store.close();
@@ -146,6 +168,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   }
   await supervisor.startAll(opts.signal);
   configChanges?.start();
+  firmware?.start();
   log.info({ components: components.map((c) => c.name), config: loaded.file, version: configChanges?.running()?.version }, 'gateway running');
 
   let stopped: Promise<void> | null = null;
@@ -157,6 +180,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     components,
     built,
     configChanges,
+    firmware,
     status,
     reload(principal = 'file') {
       if (stopped) return;
@@ -177,6 +201,8 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
         log.info('gateway stopping');
         // a change under way ends its step before the components stop and the store closes
         await configChanges?.stop();
+        // jobs stop between two steps; their stage and acknowledged blocks are journaled
+        await firmware?.stop();
         await supervisor.stopAll(budgetMs ?? opts.stopBudgetMs);
         try {
           store.appendEvent({ kind: 'gateway.stopped', severity: 'info', detail: {} });

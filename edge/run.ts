@@ -22,9 +22,14 @@
  * - A stop that cannot finish within EXIT_DEADLINE_MS is cut short: the component that hung is
  *   logged as an error and the process exits 0 all the same (committed data is safe in the WAL;
  *   exit 0 keeps a unit's stop a stop, not a failure to restart from).
+ * - A restart asked from inside (edge/restart.ts `requestProcessRestart`: the self-update switched
+ *   in a new release): the gateway stops as for SIGTERM, within the same deadline, and the process
+ *   exits RESTART_EXIT_CODE (3), which systemd restarts (RestartForceExitStatus=3). A signal
+ *   during that stop makes it a plain stop (exit 0 when done); a second one exits at once.
  */
 import type { Gateway, GatewayOptions } from './main.js';
 import type { Logger } from './log.js';
+import { RESTART_EXIT_CODE, processRestarts, type RestartRequests } from './restart.js';
 
 /** what the components get, together, to stop when no signal asked (each is abandoned past it) */
 export const STOP_BUDGET_MS = 3500;
@@ -46,6 +51,8 @@ export interface RunOptions {
   exit?: (code: number) => never | void;
   /** where signals come from (tests inject an emitter); default the process */
   signals?: Pick<NodeJS.EventEmitter, 'on' | 'off'>;
+  /** where restart requests come from (tests inject their own); default restart.ts `processRestarts` */
+  restarts?: Pick<RestartRequests, 'listen'>;
   /** starts the gateway (tests inject one); default startGateway */
   start?: (opts: GatewayOptions) => Promise<Gateway>;
   /** default EXIT_DEADLINE_MS */
@@ -55,8 +62,9 @@ export interface RunOptions {
 }
 
 /**
- * Runs a gateway until SIGINT or SIGTERM, then stops it and exits. Resolves only if the
- * gateway could not start (its error is thrown: a bad config, a held data file).
+ * Runs a gateway until SIGINT or SIGTERM (exit 0) or a restart request (exit RESTART_EXIT_CODE),
+ * then stops it and exits. Resolves only if the gateway could not start (its error is thrown: a
+ * bad config, a held data file).
  */
 export async function runUntilSignal(opts: RunOptions): Promise<void> {
   const { log } = opts;
@@ -64,10 +72,28 @@ export async function runUntilSignal(opts: RunOptions): Promise<void> {
   const signals = opts.signals ?? process;
   const deadlineMs = opts.deadlineMs ?? EXIT_DEADLINE_MS;
   const duplicateMs = opts.duplicateMs ?? DUPLICATE_MS;
+  const restarts = opts.restarts ?? processRestarts;
   let signalled: NodeJS.Signals | null = null;
   let signalledAt = 0;
+  /** set when a restart request started the stop (and no signal came since) */
+  let restartReason: string | null = null;
+  let stopping = false;
+  let stopAt = 0;
   const aborted = new AbortController();
-  let onSignal: ((s: NodeJS.Signals) => void) | null = null;
+  let onStop: (() => void) | null = null;
+  const exitCode = (): number => (signalled === null && restartReason !== null ? RESTART_EXIT_CODE : 0);
+  const beginStop = (): void => {
+    stopping = true;
+    stopAt = performance.now();
+    aborted.abort();
+    // The deadline holds from the first signal (or request), through start-up and stop alike.
+    setTimeout(() => {
+      log.error({ deadlineMs }, 'stop did not finish in time; exiting (committed data is safe)');
+      log.flush();
+      exit(exitCode());
+    }, deadlineMs).unref();
+    onStop?.();
+  };
   const handler = (s: NodeJS.Signals): void => {
     if (signalled) {
       if (s === signalled && performance.now() - signalledAt < duplicateMs) return;
@@ -78,19 +104,22 @@ export async function runUntilSignal(opts: RunOptions): Promise<void> {
     }
     signalled = s;
     signalledAt = performance.now();
+    if (stopping) {
+      log.info({ signal: s, restart: restartReason }, 'signal received while stopping for a restart: a stop, not a restart');
+      return;
+    }
     log.info({ signal: s }, 'signal received; stopping');
-    aborted.abort();
-    // The deadline holds from the first signal, through start-up and stop alike.
-    setTimeout(() => {
-      log.error({ deadlineMs }, 'stop did not finish in time; exiting (committed data is safe)');
-      log.flush();
-      exit(0);
-    }, deadlineMs).unref();
-    onSignal?.(s);
+    beginStop();
+  };
+  const onRestart = (reason: string): void => {
+    if (stopping) return;
+    restartReason = reason;
+    log.info({ reason, exitCode: RESTART_EXIT_CODE }, 'restart requested; stopping');
+    beginStop();
   };
   let running: Gateway | null = null;
   const onHangup = (): void => {
-    if (!running || signalled) {
+    if (!running || stopping) {
       log.warn('SIGHUP before the gateway runs or while it stops: ignored');
       return;
     }
@@ -101,6 +130,7 @@ export async function runUntilSignal(opts: RunOptions): Promise<void> {
   signals.on('SIGINT', handler);
   signals.on('SIGTERM', handler);
   signals.on('SIGHUP', onHangup);
+  const unlistenRestart = restarts.listen(onRestart);
   // The process lives until a signal, even with every component degraded and waiting for a retry.
   const keepAlive = setInterval(() => undefined, 1 << 30);
   const cleanup = (): void => {
@@ -108,6 +138,7 @@ export async function runUntilSignal(opts: RunOptions): Promise<void> {
     signals.off('SIGINT', handler);
     signals.off('SIGTERM', handler);
     signals.off('SIGHUP', onHangup);
+    unlistenRestart();
   };
 
   const start = opts.start ?? (await import('./main.js')).startGateway;
@@ -118,7 +149,7 @@ export async function runUntilSignal(opts: RunOptions): Promise<void> {
     cleanup();
     throw err;
   }
-  if (!signalled) {
+  if (!stopping) {
     running = gateway;
     try {
       opts.onRunning?.(gateway);
@@ -126,13 +157,13 @@ export async function runUntilSignal(opts: RunOptions): Promise<void> {
       log.error({ err }, 'start-up report failed');
     }
     await new Promise<void>((resolve) => {
-      if (signalled) resolve();
-      onSignal = () => resolve();
+      if (stopping) resolve();
+      onStop = () => resolve();
     });
   }
   // the components share what is left of the deadline, less the time to close the store
-  await gateway.stop(Math.max(100, deadlineMs - (performance.now() - signalledAt) - CLOSE_RESERVE_MS));
+  await gateway.stop(Math.max(100, deadlineMs - (performance.now() - stopAt) - CLOSE_RESERVE_MS));
   log.flush();
   cleanup();
-  exit(0);
+  exit(exitCode());
 }

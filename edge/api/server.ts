@@ -21,6 +21,7 @@ import { commandRoutes } from './routes/commands.js';
 import { configRoutes } from './routes/config.js';
 import { consumerRoutes } from './routes/consumers.js';
 import { dataRoutes } from './routes/data.js';
+import { deploymentRoutes } from './routes/deployments.js';
 import { deviceRoutes } from './routes/devices.js';
 import type { ApiDeps, RouteEnv } from './routes/env.js';
 import { pageRoutes } from './routes/page.js';
@@ -65,8 +66,8 @@ class HttpApi implements ApiComponent {
     this.log = ctx.log.child({ module: 'api' });
     this.env = { ctx, deps, metrics: new ApiMetrics(ctx.bus), availability: new Map(), tokenWatchers: [] };
     this.tokens = new TokenTable(ctx.config.api.tokens);
-    // configRoutes adds nothing without deps.config
-    for (const add of [systemRoutes, deviceRoutes, dataRoutes, consumerRoutes, commandRoutes, configRoutes, pageRoutes]) add(this.router, this.env);
+    // configRoutes adds nothing without deps.config, deploymentRoutes nothing without deps.firmware
+    for (const add of [systemRoutes, deviceRoutes, dataRoutes, consumerRoutes, commandRoutes, configRoutes, deploymentRoutes, pageRoutes]) add(this.router, this.env);
   }
 
   port(): number {

@@ -279,6 +279,8 @@ function resolvePaths(config: Config, dir: string): Config {
       ...(sync.key !== undefined ? { key: abs(sync.key) } : {}),
     };
   }
+  const releases = config.firmware.selfUpdate.releases;
+  if (releases !== null) out.firmware = { ...config.firmware, selfUpdate: { ...config.firmware.selfUpdate, releases: abs(releases) } };
   const nr = config.nodeRed;
   out.nodeRed = {
     ...nr,

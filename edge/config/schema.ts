@@ -3,7 +3,6 @@
  * it (`Config` below), never written twice. Every object is strict: an unknown key is an
  * error (with a did-you-mean hint from the loader), never silently ignored.
  */
-import { createPublicKey, type KeyObject } from 'node:crypto';
 import { z } from 'zod';
 import { unknownName } from './suggest.js';
 import { loadZoneRules } from '../zoneinfo.js';
@@ -11,12 +10,16 @@ import { isBcryptHash, isPasswordHash } from '../control/passwords.js';
 import { byteSize, duration, durationIn, port, remotePort } from './scalars.js';
 import { DEVICE_KINDS, MAX_CHANNELS, POINT_ROLE_NAMES, profileRoleIssues, type RoleProfile } from '../profiles/pointRoles.js';
 import { profileReportIssues, reportSchema } from './report.js';
+import { signingKey } from './signingKeys.js';
+import { firmwareSchema, profileFirmwareIssues, profileFirmwareSchema, type FirmwareProfile } from './firmware.js';
 
 // ---------------------------------------------------------------------------------------
 // Scalars with units a technician can read ("5s", "250ms", "256MB") and ports: scalars.ts.
 // A duration's range (`durationIn(min, max)`) and a port's 1..65535 hold for a devices.yaml.
 
 export { byteSize, duration, durationIn } from './scalars.js';
+export { ed25519PublicKey, signingKeyProblem } from './signingKeys.js';
+export type { FirmwareConfig, FirmwareMethod, ProfileFirmware, TimeWindowConfig } from './firmware.js';
 
 /** Ids used in MQTT topics and URLs: no '/', '+', '#', spaces. */
 export const identifier = z
@@ -90,6 +93,8 @@ const busCommon = {
   probeInterval: durationIn('1s', '1d').default(30_000),
   /** block reads: largest hole (in registers) bridged to merge two points into one request */
   maxGap: z.number().int().min(0).max(125).default(8),
+  /** the most of the line's time firmware blocks may take (edge/firmware); polls and commands keep the rest */
+  transferShare: z.number().min(0.05).max(1).default(0.9),
 };
 
 export const serialBusSchema = z.strictObject({
@@ -177,6 +182,8 @@ export const profileSchema = z
     kind: z.enum(DEVICE_KINDS).optional(),
     points: z.array(pointSchema).default([]),
     alarms: z.array(alarmSchema).default([]),
+    /** how the device takes a firmware image (edge/config/firmware.ts); none: it cannot be an update's target */
+    firmware: profileFirmwareSchema.optional(),
   })
   // the roles of the points (edge/profiles/pointRoles.ts), each issue at the point or key it concerns; also
   // beside other issues of the profile (an unknown role, a bad address), so that all are reported at once
@@ -185,6 +192,13 @@ export const profileSchema = z
       for (const issue of profileRoleIssues(p)) ctx.addIssue({ code: 'custom', path: issue.path, message: issue.message });
     },
     { when: (payload) => isRoleProfile(payload.value) },
+  )
+  // the update method's version point and registers (edge/config/firmware.ts), beside the profile's other issues
+  .superRefine(
+    (p, ctx) => {
+      for (const issue of profileFirmwareIssues(p)) ctx.addIssue({ code: 'custom', path: issue.path, message: issue.message });
+    },
+    { when: (payload) => isFirmwareProfile(payload.value) },
   )
   // a deadband or minimum interval on an alarm's input or a lamp failure (edge/report/everyChange.ts)
   .superRefine((p, ctx) => {
@@ -200,6 +214,19 @@ function isRoleProfile(v: unknown): v is RoleProfile {
     (kind === undefined || (DEVICE_KINDS as readonly unknown[]).includes(kind)) &&
     Array.isArray(points) &&
     points.every((pt) => pt !== null && typeof pt === 'object' && typeof (pt as { name?: unknown }).name === 'string')
+  );
+}
+
+/** Enough of a profile, even one with issues elsewhere, for its firmware section to be checked. */
+function isFirmwareProfile(v: unknown): v is FirmwareProfile {
+  if (v === null || typeof v !== 'object') return false;
+  const { points, transport, firmware } = v as Record<string, unknown>;
+  return (
+    firmware !== undefined &&
+    profileFirmwareSchema.safeParse(firmware).success &&
+    (transport === undefined || transport === 'modbus' || transport === 'lorawan') &&
+    Array.isArray(points) &&
+    points.every((pt) => pt !== null && typeof pt === 'object')
   );
 }
 
@@ -356,42 +383,6 @@ export const nodeRedSchema = z.strictObject({
     .default([]),
 });
 
-/**
- * sync.configSigningKeys[]: checked here with node:crypto, so a gateway never starts trusting a key
- * it cannot use. The entry is never shown in the issue: a private key pasted by mistake would
- * otherwise land in the log (so the message does not start with "expected", which the loader
- * follows with the value found: zodIssues.ts).
- */
-const signingKey = z.string().superRefine((text, ctx) => {
-  const problem = signingKeyProblem(text);
-  if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem });
-});
-
-const SIGNING_KEY_EXPECTED = 'expected an ed25519 public key (PEM or base64 of 32 bytes)';
-
-/** Why a configSigningKeys entry is not a usable ed25519 public key, without quoting it; undefined when it is. */
-export function signingKeyProblem(text: string): string | undefined {
-  if (/PRIVATE KEY/.test(text)) return `a private key (not shown; never put one in devices.yaml): ${SIGNING_KEY_EXPECTED}`;
-  return ed25519PublicKey(text) === undefined ? `not a usable key (not shown): ${SIGNING_KEY_EXPECTED}` : undefined;
-}
-
-/** The key an entry of sync.configSigningKeys stands for: PEM SPKI, or base64 of the raw 32 bytes. */
-export function ed25519PublicKey(text: string): KeyObject | undefined {
-  const trimmed = text.trim();
-  try {
-    if (trimmed.startsWith('-----BEGIN PUBLIC KEY-----')) {
-      const key = createPublicKey({ key: trimmed, format: 'pem' });
-      return key.asymmetricKeyType === 'ed25519' ? key : undefined;
-    }
-    if (!/^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=?$/.test(trimmed)) return undefined; // 32 bytes, nothing more
-    const x = Buffer.from(trimmed, 'base64').toString('base64url');
-    const key = createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x }, format: 'jwk' });
-    return key.asymmetricKeyType === 'ed25519' ? key : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
 export const syncSchema = z.strictObject({
   enabled: z.boolean().default(true),
   /** mqtt://host:1883 or mqtts://host:8883 */
@@ -457,6 +448,8 @@ export const configSchema = z
     api: apiSchema.prefault({}),
     nodeRed: nodeRedSchema.prefault({}),
     sync: syncSchema.optional(),
+    /** firmware orchestration (edge/firmware): signing keys, artifacts, city-safety windows, timeouts, self-update */
+    firmware: firmwareSchema.prefault({}),
     simulate: simulateSchema.default(false),
   })
   // only on a well-formed config: on a malformed file the loader checks the valid parts (lenient.ts)

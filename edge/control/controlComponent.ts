@@ -12,6 +12,7 @@ import { legacyProfileHints } from '../profiles/describe.js';
 import { loadProfiles, type ProfileRegistry } from '../profiles/index.js';
 import type { CommandRecord, CommandStatus } from '../store/types.js';
 import type { CommandService, CommandTargetRef, Submitted } from './api.js';
+import type { DeviceOutcome } from './lightDriver.js';
 import type { Wanted } from './arbiter.js';
 import { Catalog } from './catalog.js';
 import { ClaimStore } from './claimStore.js';
@@ -70,6 +71,14 @@ export interface ControlComponent extends Component, CommandService {
    * changed, or whose wanted level is not what they were last driven to are driven. Returns those.
    */
   applyCatalog(): string[];
+  /** A light driven to its wanted level now (after a firmware update); undefined: not a running light. */
+  reassert(deviceId: string, reason: string): Promise<DeviceOutcome> | undefined;
+  /**
+   * Why a firmware update must wait for this device, in words, or null: a technician's override
+   * (a claim of role technician in force) holds a light; a program request is active on a traffic
+   * controller (this gateway's own, or the controller's request status says active).
+   */
+  firmwareHold(deviceId: string): string | null;
 }
 
 export function createControl(ctx: GatewayContext, deps: ControlDeps = {}): ControlComponent {
@@ -240,6 +249,32 @@ class Control implements ControlComponent {
 
   wanted(deviceId: string): WantedStatus | undefined {
     return this.running?.lighting.wanted(deviceId);
+  }
+
+  reassert(deviceId: string, reason: string): Promise<DeviceOutcome> | undefined {
+    return this.running?.lighting.reassert(deviceId, reason);
+  }
+
+  firmwareHold(deviceId: string): string | null {
+    const r = this.running;
+    if (!r) return 'the control plane is not running';
+    const dev = r.catalog.device(deviceId);
+    if (!dev) return null;
+    if (dev.kind === 'lighting') {
+      const w = r.lighting.wanted(deviceId);
+      if (w?.source.kind === 'claim' && w.source.claim.source.role === 'technician') {
+        const c = w.source.claim;
+        return `held by an override of technician ${c.source.principal}${c.expiresAt !== null ? ` until ${new Date(c.expiresAt).toISOString()}` : ''} (${c.reason || 'no reason given'})`;
+      }
+      return null;
+    }
+    if (dev.kind === 'traffic') {
+      if (r.traffic.requestActive(deviceId)) return 'a program request of this gateway is active';
+      const status = dev.profile?.points.find((p) => p.role === 'requestStatus');
+      const latest = status ? this.ctx.store.latest(deviceId).get(status.name)?.value : undefined;
+      if (latest === 1) return 'the controller reports an active program request';
+    }
+    return null;
   }
 
   guardWrite(device: string, point: string): void {

@@ -317,7 +317,23 @@ export class Lighting {
   }
 
   /** Drives a device to its wanted level on the gateway's own account, recorded as an `assert` command. */
-  private assert(dev: CatalogDevice, reason: string, w: Wanted = this.arbiter.wanted({ kind: 'device', id: dev.id })): void {
+  /**
+   * Drives a light to its wanted level now, whatever it was last driven to (a firmware update
+   * restarted it at its own default level): the outcome, or undefined for an unknown device, a
+   * non-light, or before start.
+   */
+  reassert(deviceId: string, reason: string): Promise<DeviceOutcome> | undefined {
+    const dev = this.o.catalog.device(deviceId);
+    if (!dev || dev.kind !== 'lighting' || !this.running) return undefined;
+    return this.assertNow(dev, reason);
+  }
+
+  private assert(dev: CatalogDevice, reason: string, w?: Wanted): void {
+    void this.assertNow(dev, reason, w);
+  }
+
+  /** Drives a light to its wanted level (recorded as an `assert` command); the outcome never rejects. */
+  private assertNow(dev: CatalogDevice, reason: string, w: Wanted = this.arbiter.wanted({ kind: 'device', id: dev.id })): Promise<DeviceOutcome> {
     const { recorder, driver, log } = this.o;
     const source = w.source.kind === 'schedule' ? { role: 'schedule' as const, principal: w.source.schedule } : { role: 'system' as const, principal: 'control' };
     const params: Record<string, unknown> = { level: w.level, reason, wanted: describe(w) };
@@ -329,14 +345,15 @@ export class Lighting {
       log.error({ err, device: dev.id }, 'control: assert not recorded; driving the light anyway');
     }
     this.asserted.set(dev.id, w.level);
-    void driver
-      .drive(dev, w.level, w.rampS ?? 0)
-      .outcome.then((o) => {
+    const outcome = driver.drive(dev, w.level, w.rampS ?? 0).outcome;
+    void outcome
+      .then((o) => {
         if (o.status !== 'verified' && this.asserted.get(dev.id) === w.level) this.asserted.delete(dev.id);
         const { device: _d, ...rest } = o;
         if (row) recorder.update(row, o.status, { devices: { [dev.id]: rest } }, { devices: [dev.id], ...(o.reason ? { reason: o.reason } : {}) });
       })
       .catch((err: unknown) => log.error({ err, device: dev.id }, 'control: assert failed'));
+    return outcome;
   }
 
   private onEvent(e: StoredEvent): void {

@@ -2,8 +2,9 @@
  * The role model of DESIGN.md as data, and the MQTT topic ACL of each role for the topic API.
  *
  * technician: everything; maintenance: read + lighting commands; central: read, pull, ack,
- * commands (lighting and traffic programs) and the configuration's versions (it changes the
- * configuration through its own door, `down/config`, not the API); viewer: read. A role that
+ * commands (lighting and traffic programs), the configuration's versions (it changes the
+ * configuration through its own door, `down/config`, not the API) and firmware deployments;
+ * viewer: read. Every role sees deployments (`firmware.view`). A role that
  * may command also has a priority band for its overrides (schedule 0 < maintenance 50 < central
  * 70 < technician 90): an explicit priority may be given up to the role's ceiling, never above.
  */
@@ -13,8 +14,12 @@ import { identifier, roles as ROLE_NAMES, type role } from '../config/schema.js'
 export type Role = z.output<typeof role>;
 export const ROLE_LIST: readonly Role[] = ROLE_NAMES;
 
-/** `config.view`: the configuration's versions, their (redacted) texts and diffs; changing it is `admin` */
-export const PERMISSIONS = ['read', 'pull', 'ack', 'command.lighting', 'command.traffic', 'admin', 'config.view'] as const;
+/**
+ * `config.view`: the configuration's versions, their (redacted) texts and diffs; changing it is `admin`.
+ * `firmware.view`: deployments and their jobs; `firmware.deploy`: submit, pause, resume and cancel them,
+ * upload artifacts (a traffic controller among the targets also takes `command.traffic`).
+ */
+export const PERMISSIONS = ['read', 'pull', 'ack', 'command.lighting', 'command.traffic', 'admin', 'config.view', 'firmware.view', 'firmware.deploy'] as const;
 export type Permission = (typeof PERMISSIONS)[number];
 
 /** Who asked: the role and the user or token name (recorded with every command and claim). */
@@ -43,9 +48,9 @@ export const MIN_CLAIM_PRIORITY = 1;
 
 export const ROLES: Readonly<Record<Role, RoleSpec>> = {
   technician: { permissions: PERMISSIONS, priority: { default: 90, ceiling: 100 } },
-  central: { permissions: ['read', 'pull', 'ack', 'command.lighting', 'command.traffic', 'config.view'], priority: { default: 70, ceiling: 79 } },
-  maintenance: { permissions: ['read', 'command.lighting'], priority: { default: 50, ceiling: 59 } },
-  viewer: { permissions: ['read'], priority: null },
+  central: { permissions: ['read', 'pull', 'ack', 'command.lighting', 'command.traffic', 'config.view', 'firmware.view', 'firmware.deploy'], priority: { default: 70, ceiling: 79 } },
+  maintenance: { permissions: ['read', 'command.lighting', 'firmware.view'], priority: { default: 50, ceiling: 59 } },
+  viewer: { permissions: ['read', 'firmware.view'], priority: null },
 };
 
 function spec(r: string): RoleSpec | undefined {

@@ -82,6 +82,11 @@ export class Traffic {
     }
   }
 
+  /** A program request of this gateway's is active on the controller (not released, not lapsed). */
+  requestActive(device: string): boolean {
+    return this.active.has(device);
+  }
+
   stop(): void {
     for (const a of this.active.values()) this.o.clock.clearTimeout(a.timer);
     this.active.clear();

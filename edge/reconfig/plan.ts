@@ -12,7 +12,8 @@
  *
  * What a running gateway cannot take goes in `needsRestart` (the manager refuses the change with
  * E_CONFIG_RESTART): a component that would have to be added or removed, storage, Node-RED, the
- * gateway's id. `simulate` stays false when simulated buses are rewired (the applier rewires those
+ * gateway's id. The `firmware` section touches nothing that runs (the engine reads it when it needs
+ * it); a bus's `transferShare`, like its other keys, rewires that bus. `simulate` stays false when simulated buses are rewired (the applier rewires those
  * buses' simulators with them); it is true only when `simulate` itself changed, which also takes
  * a restart.
  *
@@ -214,6 +215,7 @@ const SECTION_RULES: Record<string, Rule> = {
   api: apiRule,
   nodeRed: nodeRedRule,
   sync: syncRule,
+  firmware: firmwareRule,
   simulate: (_prev, _next, b) => {
     b.simulate = true;
     b.needsRestart.add('simulate takes a restart of the gateway');
@@ -393,6 +395,15 @@ function syncRule(prev: Config, next: Config, b: PlanBuilder): void {
   b.sync = true;
   if (prev.sync === undefined || next.sync === undefined) b.summary.push(prev.sync === undefined ? 'sync added' : 'sync removed');
   else for (const key of differingKeys(prev.sync, next.sync)) b.summary.push(`sync.${key} changed`);
+}
+
+/**
+ * The firmware engine reads ctx.config.firmware whenever it needs it (a gate, a timeout, a manifest's
+ * keys): nothing runs with the section, nothing restarts. A deployment under way meets the new
+ * values at its next step.
+ */
+function firmwareRule(prev: Config, next: Config, b: PlanBuilder): void {
+  for (const key of differingKeys(prev.firmware, next.firmware)) b.summary.push(`firmware.${key} changed`);
 }
 
 // ---------------------------------------------------------------------------------------

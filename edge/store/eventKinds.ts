@@ -8,6 +8,7 @@
 import type { ErrorCode } from '../errors.js';
 import type { CommandSource, CommandTarget, Severity } from './vocabulary.js';
 import type { ConfigEventDetail } from '../reconfig/records.js';
+import type { FirmwareEventDetail } from '../firmware/records.js';
 
 /** `command.<status>`: a command row changed status (control/record.ts). */
 export interface CommandEventDetail {
@@ -136,6 +137,24 @@ export interface EventDetails {
   'config.applied': ConfigEventDetail;
   'config.confirmed': ConfigEventDetail;
   'config.rolledBack': ConfigEventDetail;
+  /** firmware deployments (edge/firmware/engine.ts): the deployment's status changes, each with its principal */
+  'firmware.deployment.running': FirmwareEventDetail;
+  'firmware.deployment.rejected': FirmwareEventDetail;
+  'firmware.deployment.paused': FirmwareEventDetail;
+  'firmware.deployment.completed': FirmwareEventDetail;
+  'firmware.deployment.halted': FirmwareEventDetail;
+  'firmware.deployment.cancelled': FirmwareEventDetail;
+  /** a job's stages, one device each (device set on the event) */
+  'firmware.job.fetching': FirmwareEventDetail;
+  'firmware.job.transferring': FirmwareEventDetail;
+  'firmware.job.activating': FirmwareEventDetail;
+  'firmware.job.verifying': FirmwareEventDetail;
+  'firmware.job.confirmed': FirmwareEventDetail;
+  'firmware.job.failed': FirmwareEventDetail;
+  'firmware.job.rolledBack': FirmwareEventDetail;
+  'firmware.job.cancelled': FirmwareEventDetail;
+  /** a job waits for a gate (night, window, program request, override); logged once per reason */
+  'firmware.job.waiting': FirmwareEventDetail & { waiting: string };
   'lorawan.joined': { devEui: string; devAddr: string; devNonce: number; joinAcceptSent: boolean; gateway: string; [extra: string]: unknown };
   'lorawan.downlink.sent': DownlinkEventDetail;
   'lorawan.downlink.verified': DownlinkEventDetail;

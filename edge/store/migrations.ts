@@ -3,14 +3,43 @@
  * ordered list; `schema_version` records how many of them a database has applied, per module.
  * A migration is applied once, in order, each in its own transaction with its version bump.
  * Migrations are append-only: never edit or reorder one that has shipped.
+ *
+ * A rollback never meets a schema it cannot open (issue 17: the gateway's self-update switches
+ * back to the previous release when the new one is not healthy). A migration that only adds
+ * (new tables, new nullable or defaulted columns, new indexes; nothing renamed, dropped,
+ * retyped or rewritten) is declared with `additive(…)`: a release that knows fewer of the
+ * module's migrations can still read and write the result. `schema_compat` records per module
+ * `readable_by`, the fewest migrations a release must know to open the database; a release that
+ * knows at least that many opens a newer database as it is, without migrating it (a warning is
+ * logged), and refuses it otherwise. Releases before this rule (16b44dc and older) refuse any
+ * newer version: a module they know must get no migration while they are the previous release
+ * (tests/firmware/previousRelease.test.ts runs one on a store of the current code).
  */
 import { statfsSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type BetterSqlite3 from 'better-sqlite3';
+import type { Logger } from '../log.js';
 import { MAX_COMPACT, SCALES, SCALE_SHIFT, TYPE_BOOLEAN, TYPE_MASK, TYPE_NUMBER } from './codec.js';
 import { StoreError } from './errors.js';
 
-export type Migration = string | ((db: BetterSqlite3.Database) => void);
+/** A migration in code, for what SQL alone cannot do; `additive` when made by `additive()`. */
+export interface MigrationFn {
+  (db: BetterSqlite3.Database): void;
+  readonly additive?: true;
+}
+
+/** SQL to run, or a function. */
+export type Migration = string | MigrationFn;
+
+/**
+ * Declares a migration additive: a release that knows only the migrations before it can still
+ * read and write its result (new tables, nullable or defaulted columns, indexes; nothing renamed,
+ * dropped, retyped or rewritten). Still a plain Migration for code that runs the list itself.
+ */
+export function additive(step: Migration): MigrationFn {
+  const fn = typeof step === 'string' ? (db: BetterSqlite3.Database) => void db.exec(step) : (db: BetterSqlite3.Database) => step(db);
+  return Object.assign(fn, { additive: true as const });
+}
 
 export const STORE_MODULE = 'store';
 
@@ -226,6 +255,34 @@ function ensureVersionTable(db: BetterSqlite3.Database): void {
     version    INTEGER NOT NULL,
     updated_at INTEGER NOT NULL
   )`);
+  // beside schema_version, not a column of it: releases before the rule write schema_version
+  // with a plain INSERT of (module, version, updated_at) and must keep doing so
+  db.exec(`CREATE TABLE IF NOT EXISTS schema_compat (
+    module      TEXT PRIMARY KEY,
+    readable_by INTEGER NOT NULL
+  )`);
+}
+
+function isAdditive(m: Migration | undefined): boolean {
+  return typeof m === 'function' && m.additive === true;
+}
+
+/**
+ * The fewest of `migrations` a release must know to read a database at `version`: the version
+ * itself, less the additive migrations at its end.
+ */
+export function readableByOf(migrations: readonly Migration[], version: number): number {
+  let v = version;
+  while (v > 0 && isAdditive(migrations[v - 1])) v--;
+  return v;
+}
+
+/** What this database says the fewest migrations of `module` are that read it; null when not recorded (a release before the rule wrote it). Reads only. */
+export function readableBy(db: BetterSqlite3.Database, module: string): number | null {
+  const exists = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_compat'").get();
+  if (!exists) return null;
+  const row = db.prepare('SELECT readable_by FROM schema_compat WHERE module = ?').get(module) as { readable_by: number } | undefined;
+  return row?.readable_by ?? null;
 }
 
 /** The version of `module` in this database, 0 when never migrated. Reads only. */
@@ -238,21 +295,48 @@ export function schemaVersion(db: BetterSqlite3.Database, module: string): numbe
 
 /**
  * Applies the migrations of `module` that this database has not seen yet; returns the number
- * applied. A database newer than the code (more versions than migrations) is refused.
+ * applied. A database newer than the code (more versions than migrations) is opened as it is
+ * when its `readable_by` allows (a rollback to a previous release; `log` hears a warning), and
+ * refused otherwise.
  */
-export function applyMigrations(db: BetterSqlite3.Database, module: string, migrations: readonly Migration[], now: number = Date.now()): number {
+export function applyMigrations(
+  db: BetterSqlite3.Database,
+  module: string,
+  migrations: readonly Migration[],
+  now: number = Date.now(),
+  log?: Pick<Logger, 'warn'>,
+): number {
   ensureVersionTable(db);
   const current = schemaVersion(db, module);
   if (current > migrations.length) {
-    throw new StoreError(
-      'E_STORE',
-      `database schema of "${module}" is version ${current}, this streetbox knows ${migrations.length}: refusing to downgrade`,
+    const readable = readableBy(db, module);
+    if (readable === null || readable > migrations.length) {
+      throw new StoreError(
+        'E_STORE',
+        `database schema of "${module}" is version ${current}, this streetbox knows ${migrations.length}` +
+          (readable === null ? '' : ` and a release must know ${readable} to read it`) +
+          ': refusing to downgrade',
+      );
+    }
+    log?.warn(
+      { schema: module, version: current, known: migrations.length, readableBy: readable },
+      'database schema is newer than this release (a rollback?): opened as it is, not migrated',
     );
+    return 0;
   }
   const bump = db.prepare(
     `INSERT INTO schema_version (module, version, updated_at) VALUES (?, ?, ?)
      ON CONFLICT (module) DO UPDATE SET version = excluded.version, updated_at = excluded.updated_at`,
   );
+  const compat = db.prepare(
+    `INSERT INTO schema_compat (module, readable_by) VALUES (?, ?)
+     ON CONFLICT (module) DO UPDATE SET readable_by = excluded.readable_by`,
+  );
+  const record = (version: number): void => {
+    compat.run(module, readableByOf(migrations, version));
+  };
+  // a database migrated before the rule: its readable_by, once
+  if (current > 0 && readableBy(db, module) === null) db.transaction(() => record(current)).immediate();
   let applied = 0;
   for (let v = current; v < migrations.length; v++) {
     const m = migrations[v];
@@ -260,6 +344,7 @@ export function applyMigrations(db: BetterSqlite3.Database, module: string, migr
       if (typeof m === 'string') db.exec(m);
       else if (m) m(db);
       bump.run(module, v + 1, now);
+      record(v + 1);
     }).immediate();
     applied++;
   }

@@ -14,7 +14,7 @@ import { ConsumerTable } from './consumers.js';
 import { StoreError, isCorruptionError } from './errors.js';
 import { queryEvents } from './events.js';
 import { loadPoints } from './latest.js';
-import { hasRefusalTables, schemaVersion, STORE_MIGRATIONS, STORE_MODULE } from './migrations.js';
+import { hasRefusalTables, readableBy, schemaVersion, STORE_MIGRATIONS, STORE_MODULE } from './migrations.js';
 import { PointRegistry } from './points.js';
 import { ReadingPager, pageLimit } from './readings.js';
 import type { CommandRecord, CommandStatus, Consumer, LatestValue, Page, Reading, StoreStats, StoredEvent } from './types.js';
@@ -39,7 +39,9 @@ export function openStoreReadOnly(path: string): StoreView {
   try {
     db = new Database(path, { readonly: true, fileMustExist: true });
     const version = schemaVersion(db, STORE_MODULE);
-    if (version === 0 || version > STORE_MIGRATIONS.length) {
+    // a newer schema whose additions this release can ignore reads as well (migrations.ts)
+    const newerUnreadable = version > STORE_MIGRATIONS.length && (readableBy(db, STORE_MODULE) ?? Infinity) > STORE_MIGRATIONS.length;
+    if (version === 0 || newerUnreadable) {
       throw new StoreError('E_STORE', `${path}: store schema version ${version}, this streetbox reads 1..${STORE_MIGRATIONS.length}`);
     }
     return new ReadOnlyStore(path, db);

@@ -63,7 +63,7 @@ export function openStore(opts: StoreOptions): SqliteStore {
   const log = opts.log;
   const opened = openDatabase(opts.path, { durability: opts.durability, maxBytes: opts.maxBytes }, log, () => clock.now());
   try {
-    applyMigrations(opened.db, STORE_MODULE, STORE_MIGRATIONS, clock.now());
+    applyMigrations(opened.db, STORE_MODULE, STORE_MIGRATIONS, clock.now(), log);
     const store = new SqliteStore(opts, opened.db, log, clock);
     store.load(opened.corrupt ? (opened.corrupt.oldMaxSeq ?? clock.now() * 1000) : 0);
     if (opened.corrupt) {
@@ -452,7 +452,7 @@ export class SqliteStore implements Store {
   migrate(module: string, migrations: readonly Migration[]): number {
     this.assertOpen();
     if (module === STORE_MODULE) throw new StoreError('E_USAGE', `module name "${STORE_MODULE}" is the store's own`);
-    return applyMigrations(this.sqlite, module, migrations, this.clock.now());
+    return applyMigrations(this.sqlite, module, migrations, this.clock.now(), this.log);
   }
 
   stats(): StoreStats {

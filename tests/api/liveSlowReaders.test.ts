@@ -21,7 +21,7 @@ const TECH = 'live-technician-token-0000001';
 const LINES = 4;
 const PER_LINE = 50;
 /** the points of a streetlight-controller, all read by one poll */
-const POINTS = 21;
+const POINTS = 22;
 
 interface Frame {
   event: string;

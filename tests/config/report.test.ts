@@ -146,7 +146,7 @@ describe('report: refused at its line and column, every issue at once', () => {
     ).toEqual([
       `${FIRST + 6}:7 devices[0].points.ch1_pwr: profile "streetlight-controller" has no point "ch1_pwr"; did you mean "ch1_power"?`,
       `${FIRST + 8}:7 devices[0].points["bad key"]: expected an id of letters, digits, "_", "-", "." (at most 64, no spaces or "/"), got "bad key"`,
-      `${FIRST + 9}:70 devices[1].points.zzz: profile "traffic-controller" has no point "zzz"; its points: mode, active_program, faults, lamp_failures, request_status, loop1_count, loop2_count, loop3_count, loop4_count, loop5_count, loop6_count, loop7_count, loop8_count, program_request, request_expiry, cabinet_door_open`,
+      `${FIRST + 9}:70 devices[1].points.zzz: profile "traffic-controller" has no point "zzz"; its points: mode, active_program, faults, lamp_failures, request_status, firmware_version, loop1_count, loop2_count, loop3_count, loop4_count, loop5_count, loop6_count, loop7_count, loop8_count, program_request, request_expiry, cabinet_door_open`,
       `${FIRST + 10}:101 devices[2].points.rsi: profile "lora-streetlight" has no point "rsi"; did you mean "rssi"?`,
     ]);
   });

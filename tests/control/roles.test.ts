@@ -15,15 +15,15 @@ import {
 
 // The expected matrix, written out by hand from DESIGN.md ("Roles"): every role × every permission.
 const MATRIX: Record<Role, Record<Permission, boolean>> = {
-  technician: { read: true, pull: true, ack: true, 'command.lighting': true, 'command.traffic': true, admin: true, 'config.view': true },
-  central: { read: true, pull: true, ack: true, 'command.lighting': true, 'command.traffic': true, admin: false, 'config.view': true },
-  maintenance: { read: true, pull: false, ack: false, 'command.lighting': true, 'command.traffic': false, admin: false, 'config.view': false },
-  viewer: { read: true, pull: false, ack: false, 'command.lighting': false, 'command.traffic': false, admin: false, 'config.view': false },
+  technician: { read: true, pull: true, ack: true, 'command.lighting': true, 'command.traffic': true, admin: true, 'config.view': true, 'firmware.view': true, 'firmware.deploy': true },
+  central: { read: true, pull: true, ack: true, 'command.lighting': true, 'command.traffic': true, admin: false, 'config.view': true, 'firmware.view': true, 'firmware.deploy': true },
+  maintenance: { read: true, pull: false, ack: false, 'command.lighting': true, 'command.traffic': false, admin: false, 'config.view': false, 'firmware.view': true, 'firmware.deploy': false },
+  viewer: { read: true, pull: false, ack: false, 'command.lighting': false, 'command.traffic': false, admin: false, 'config.view': false, 'firmware.view': true, 'firmware.deploy': false },
 };
 
 describe('roles: permissions', () => {
   const cases = ROLE_LIST.flatMap((r) => PERMISSIONS.map((p) => [r, p, MATRIX[r][p]] as const));
-  it('covers every role and permission', () => expect(cases).toHaveLength(4 * 7));
+  it('covers every role and permission', () => expect(cases).toHaveLength(4 * 9));
   it.each(cases)('%s may %s: %s', (r, p, allowed) => {
     expect(can(r, p)).toBe(allowed);
   });

@@ -69,7 +69,7 @@ describe('planBlocks', () => {
   it('the built-in profiles poll in one (streetlight) and three (traffic) requests', () => {
     const profiles = loadProfiles([]);
     const sl = planBlocks(profiles.require('streetlight-controller').points, { maxGap: 8 });
-    expect(sl.map((b) => [b.fc, b.address, b.quantity])).toEqual([[3, 0, 29]]);
+    expect(sl.map((b) => [b.fc, b.address, b.quantity])).toEqual([[3, 0, 31]]);
     const tc = planBlocks(profiles.require('traffic-controller').points, { maxGap: 8 });
     expect(tc.map((b) => [b.fc, b.address, b.quantity])).toEqual([
       [3, 0, 2],

@@ -24,10 +24,10 @@ function setup() {
     clock,
     log: silentLogger(),
   });
-  const regs = new Array<number>(29).fill(0);
+  const regs = new Array<number>(31).fill(0);
   regs[0] = 2301;
   const answer = async (pdu: Buffer) => {
-    expect([...pdu]).toEqual([3, 0, 0, 0, 29]);
+    expect([...pdu]).toEqual([3, 0, 0, 0, 31]);
     return encodeRegistersResponse(3, regs);
   };
   return { clock, pushed, events, device, regs, answer };
@@ -38,7 +38,7 @@ describe('ModbusDevice', () => {
     const { device, pushed, answer } = setup();
     await device.poll(answer);
     await device.poll(answer);
-    expect(pushed).toHaveLength(2 * 21);
+    expect(pushed).toHaveLength(2 * 22);
     expect(pushed[0]).toMatchObject({ device: 'lamp-1', point: 'mains_voltage', value: 230.1, unit: 'V', quality: 'good' });
   });
 
@@ -52,7 +52,7 @@ describe('ModbusDevice', () => {
     await clock.advance(1);
     device.checkStale();
     device.checkStale();
-    expect(pushed).toHaveLength(21);
+    expect(pushed).toHaveLength(22);
     expect(pushed[0]).toMatchObject({ point: 'mains_voltage', value: 230.1, quality: 'stale' });
     expect(device.quality('mains_voltage')).toBe('stale');
     await device.poll(answer);
@@ -66,7 +66,7 @@ describe('ModbusDevice', () => {
     pushed.length = 0;
     await clock.advance(4500);
     device.stopStaleTimer();
-    expect(pushed.filter((r) => r.quality === 'stale')).toHaveLength(21);
+    expect(pushed.filter((r) => r.quality === 'stale')).toHaveLength(22);
   });
 
   it('a failed poll pushes bad (value null) once per transition, and one comms.error per kind of error', async () => {
@@ -76,7 +76,7 @@ describe('ModbusDevice', () => {
     const timeout = new ModbusTimeoutError('no answer');
     device.pollFailed(timeout);
     device.pollFailed(timeout);
-    expect(pushed).toHaveLength(21);
+    expect(pushed).toHaveLength(22);
     expect(pushed.every((r) => r.quality === 'bad' && r.value === null)).toBe(true);
     expect(events.filter((e) => e.kind === 'comms.error')).toHaveLength(1);
     expect(events[0]).toMatchObject({ device: 'lamp-1', severity: 'warning', detail: { code: 'E_MODBUS_TIMEOUT', bus: 'b', unit: 3 } });
@@ -113,9 +113,9 @@ describe('ModbusDevice', () => {
     const exc = async () => encodeExceptionResponse(3, 4);
     await device.poll(exc);
     await device.poll(exc);
-    expect(pushed.filter((r) => r.quality === 'bad')).toHaveLength(21);
+    expect(pushed.filter((r) => r.quality === 'bad')).toHaveLength(22);
     expect(events).toHaveLength(1);
-    expect(events[0]!.detail).toMatchObject({ exception: 'SERVER DEVICE FAILURE', exceptionCode: 4, function: 3, address: 0, quantity: 29 });
+    expect(events[0]!.detail).toMatchObject({ exception: 'SERVER DEVICE FAILURE', exceptionCode: 4, function: 3, address: 0, quantity: 31 });
   });
 
   it('a comms failure inside a poll propagates to the scheduler', async () => {

@@ -375,7 +375,7 @@ describe('one-shot operations for the CLI (scan, read, write)', () => {
     const cfg = config();
     expect(await scanBus(cfg, 'tcp1', parseUnits('1-4'), { timeoutMs: 100 })).toEqual([1, 2]);
     const values = await readDevice(cfg, 'lamp-1');
-    expect(values).toHaveLength(21);
+    expect(values).toHaveLength(22);
     expect(await readDevice(cfg, 'lamp-1', 'ch1_dim_level')).toMatchObject([{ point: 'ch1_dim_level', value: 80, unit: '%', quality: 'good' }]);
     await expect(writeDevice(cfg, 'lamp-1', 'ch1_on', parseValue('off'))).resolves.toMatchObject({ status: 'verified', readBack: false });
     await expect(readDevice(cfg, 'lamp-9')).rejects.toThrow(/no device "lamp-9"/);

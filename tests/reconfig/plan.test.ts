@@ -181,7 +181,7 @@ const CASES: Case[] = [
   },
   {
     name: 'a new bus without devices',
-    edit: (c) => c.buses.push({ id: 'rs485-2', type: 'tcp', host: '127.0.0.1', port: 15021, timeout: 1000, retries: 1, offlineAfter: 3, probeInterval: 30_000, maxGap: 8 }),
+    edit: (c) => c.buses.push({ id: 'rs485-2', type: 'tcp', host: '127.0.0.1', port: 15021, timeout: 1000, retries: 1, offlineAfter: 3, probeInterval: 30_000, maxGap: 8, transferShare: 0.9 }),
     expect: { buses: ['rs485-2'], components: ['modbus bus rs485-2'] },
     sections: ['buses'],
     summary: ['buses: rs485-2 added'],
@@ -449,6 +449,25 @@ const CASES: Case[] = [
     expect: { sync: true, components: ['sync'] },
     sections: ['sync'],
     summary: ['sync.configSigningKeys changed'],
+  },
+  // firmware (issue 17): read by the engine when it needs it; a bus's transferShare rewires that bus
+  {
+    name: 'the firmware section touches nothing that runs',
+    edit: (c) => {
+      c.firmware.signingKeys = ['Qd9KoUZcP5DWqYtCKW8UoeuuTtphjX4wCQId+/boH1g='];
+      c.firmware.lights.maxGroupShare = 0.5;
+      c.firmware.traffic.windows = [{ from: '01:00', to: '04:00', days: ['sun'] }];
+    },
+    expect: {},
+    sections: ['firmware'],
+    summary: ['firmware.lights changed', 'firmware.signingKeys changed', 'firmware.traffic changed'],
+  },
+  {
+    name: "a bus's transferShare rewires that bus alone",
+    edit: (c) => (c.buses[0]!.transferShare = 0.5),
+    expect: { buses: ['rs485-1'], components: ['modbus bus rs485-1'] },
+    sections: ['buses'],
+    summary: ['buses: rs485-1 changed'],
   },
   // simulate
   {

@@ -53,7 +53,7 @@ describe('the built-in profiles get the intended defaults', () => {
     expect(lamp.get('mains_frequency')).toEqual({ strategy: change({ deadband: 0.1 }), from: 'profile' });
     expect(lamp.get('ch1_status')).toEqual({ strategy: DEFAULT_STRATEGY, from: 'default' });
     expect(lamp.get('ch1_lamp_failure')).toEqual({ strategy: change(), from: 'role' });
-    expect(lamp.size).toBe(21);
+    expect(lamp.size).toBe(22);
     for (const { strategy } of lamp.values()) expect(strategy.heartbeat).toBe(15 * MIN);
   });
 

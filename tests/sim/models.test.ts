@@ -43,8 +43,8 @@ describe('streetlight controller model', () => {
     expect(m.points.get('ch1_dim_level')).toBe(0);
     expect(m.points.get('ch1_power')).toBe(0);
     // the whole map in one request, as the driver's block read asks for it
-    const regs = readRegs(m.bank, 3, 0, 29);
-    expect(Array.isArray(regs) && regs.length).toBe(29);
+    const regs = readRegs(m.bank, 3, 0, 31);
+    expect(Array.isArray(regs) && regs.length).toBe(31);
   });
 
   it('refuses out-of-range values (exception 3) and writes to read-only registers (exception 2)', () => {
@@ -54,7 +54,7 @@ describe('streetlight controller model', () => {
     expect(writeRegs(m.bank, at('ch2_on'), [2])).toBe(3);
     expect(writeRegs(m.bank, at('ch2_power'), [5])).toBe(2);
     expect(writeRegs(m.bank, at('mains_voltage'), [5])).toBe(2);
-    expect(readRegs(m.bank, 3, 28, 2)).toBe(2); // past the map
+    expect(readRegs(m.bank, 3, 30, 2)).toBe(2); // past the map
     expect(m.points.get('ch2_dim_setpoint')).toBe(100);
   });
 

@@ -3,6 +3,7 @@ import type { Principal } from '../../control/roles.js';
 import type { GatewayContext } from '../../component.js';
 import type { CommandService } from '../../control/api.js';
 import type { ConfigService } from '../../reconfig/types.js';
+import type { FirmwareService } from '../../firmware/types.js';
 import type { MetricSample } from '../metricsText.js';
 import type { ApiMetrics } from '../metrics.js';
 
@@ -28,6 +29,8 @@ export interface ApiDeps {
   live?: Partial<LiveLimits>;
   /** the configuration service (edge/reconfig): with it, the /api/v1/config routes (routes/config.ts) */
   config?: ConfigService;
+  /** the firmware service (edge/firmware): with it, the /api/v1/deployments and /api/v1/artifacts routes (routes/deployments.ts) */
+  firmware?: FirmwareService;
 }
 
 export interface RouteEnv {

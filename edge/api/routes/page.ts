@@ -68,6 +68,7 @@ const SHELL_CSP = "default-src 'none'; script-src 'self'; style-src 'self'; conn
 export function pageRoutes(r: Router, env: RouteEnv): void {
   const shell = staticFile('index.html');
   const script = staticFile('status.js');
+  const firmware = staticFile('firmware.js');
   const style = staticFile('status.css');
   r.add('GET', '/', 'public', ({ principal }) =>
     principal && can(principal.role, 'read')
@@ -75,6 +76,8 @@ export function pageRoutes(r: Router, env: RouteEnv): void {
       : { status: 200, text: shell(), contentType: 'text/html; charset=utf-8', headers: { 'Content-Security-Policy': SHELL_CSP } },
   );
   r.add('GET', '/status.js', 'public', () => ({ status: 200, text: script(), contentType: 'text/javascript; charset=utf-8' }));
+  // the Firmware section (issue 17), in its own file: status.js calls its hooks
+  r.add('GET', '/firmware.js', 'public', () => ({ status: 200, text: firmware(), contentType: 'text/javascript; charset=utf-8' }));
   r.add('GET', '/status.css', 'public', () => ({ status: 200, text: style(), contentType: 'text/css; charset=utf-8' }));
   liveRoutes(r, env);
 }

@@ -10,6 +10,18 @@
   let devicesSeen = '';
   const cells = new Map(); // "device\u0000point" -> value element
   const pending = new Map(); // command id -> list item (dims sent from this page)
+  // sections in their own files (firmware.js), loaded before this one: told of each snapshot,
+  // each update's events and a sign-out, with the helpers below to read the API and build nodes
+  const sections = window.streetboxSections || [];
+  const section = (hook, ...args) => {
+    for (const s of sections) {
+      try {
+        if (s[hook]) s[hook](...args);
+      } catch (err) {
+        console.error('status page section failed', err);
+      }
+    }
+  };
 
   /** An element with attributes and children (strings become text nodes). */
   function h(tag, attrs, ...children) {
@@ -86,6 +98,7 @@
     sessionStorage.removeItem(KEY);
     $('app').hidden = true;
     $('config-section').hidden = true;
+    section('signOut');
     $('logout').hidden = true;
     $('login').hidden = false;
     $('login-error').textContent = message || '';
@@ -143,6 +156,7 @@
     addCommands(s.commands);
     renderGroups(s.groups, s.may.commandLighting);
     void loadConfigVersions();
+    section('snapshot', { api, h, clear, time });
   }
 
   function update(u) {
@@ -152,6 +166,7 @@
     if (u.commands) addCommands(u.commands);
     // a configuration change moved on (config.staged … config.rolledBack): its row changes
     if (u.events && u.events.some((e) => typeof e.kind === 'string' && e.kind.startsWith('config.'))) void loadConfigVersions();
+    if (u.events) section('events', u.events);
   }
 
   function renderStatus(s) {

@@ -9,7 +9,9 @@ import { StreetboxError } from '../../errors.js';
 import { silentLogger, type Logger } from '../../log.js';
 import {
   decodeResponse,
+  encodeReadFileRecord,
   encodeReadRequest,
+  encodeWriteFileRecord,
   encodeWriteMultipleCoils,
   encodeWriteMultipleRegisters,
   encodeWriteSingleCoil,
@@ -79,7 +81,13 @@ export class ModbusClient {
       transport: this.transport,
       clock: this.clock,
       log,
-      timing: { timeout: opts.bus.timeout, retries: opts.bus.retries, offlineAfter: opts.bus.offlineAfter, probeInterval: opts.bus.probeInterval },
+      timing: {
+        timeout: opts.bus.timeout,
+        retries: opts.bus.retries,
+        offlineAfter: opts.bus.offlineAfter,
+        probeInterval: opts.bus.probeInterval,
+        transferShare: opts.bus.transferShare,
+      },
     });
   }
 
@@ -153,6 +161,19 @@ export class ModbusClient {
 
   async writeRegisters(unit: number, address: number, values: number[], o?: CallOptions): Promise<void> {
     const pdu = encodeWriteMultipleRegisters(address, values);
+    decodeResponse(pdu, await this.request(unit, pdu, o));
+  }
+
+  /** MODBUS Application Protocol V1.1b3 §6.14: `registers` registers of `file` from record `record`, as bytes. */
+  async readFileRecord(unit: number, file: number, record: number, registers: number, o?: CallOptions): Promise<Buffer> {
+    const pdu = encodeReadFileRecord(file, record, registers);
+    const r = decodeResponse(pdu, await this.request(unit, pdu, o));
+    return r.kind === 'file' ? r.data : Buffer.alloc(0);
+  }
+
+  /** MODBUS Application Protocol V1.1b3 §6.15: `data` (whole registers) at record `record` of `file`. */
+  async writeFileRecord(unit: number, file: number, record: number, data: Buffer, o?: CallOptions): Promise<void> {
+    const pdu = encodeWriteFileRecord(file, record, data);
     decodeResponse(pdu, await this.request(unit, pdu, o));
   }
 

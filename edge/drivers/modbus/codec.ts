@@ -1,8 +1,9 @@
 /**
- * Modbus PDUs (function code + data) for function codes 1, 2, 3, 4, 5, 6, 15 and 16, both
- * directions: the client encodes requests and decodes responses; the server side (decodeRequest,
- * encode*Response) serves the simulators and test servers. Framing (RTU address + CRC, TCP MBAP)
- * lives in framing.ts. Clauses cite MODBUS Application Protocol Specification V1.1b3.
+ * Modbus PDUs (function code + data) for function codes 1, 2, 3, 4, 5, 6, 15, 16, 20 and 21,
+ * both directions: the client encodes requests and decodes responses; the server side
+ * (decodeRequest, encode*Response) serves the simulators and test servers. Framing (RTU address
+ * + CRC, TCP MBAP) lives in framing.ts. Clauses cite MODBUS Application Protocol Specification
+ * V1.1b3. File records (FC 20/21, firmware transfer) go one sub-request per PDU.
  */
 import { ModbusExceptionError, ModbusFrameError } from './errors.js';
 
@@ -15,6 +16,8 @@ export const FC = {
   writeSingleRegister: 6,
   writeMultipleCoils: 15,
   writeMultipleRegisters: 16,
+  readFileRecord: 20,
+  writeFileRecord: 21,
 } as const;
 export type FunctionCode = (typeof FC)[keyof typeof FC];
 export type ReadFunctionCode = 1 | 2 | 3 | 4;
@@ -42,6 +45,16 @@ export const MAX_READ_BITS = 2000;
 export const MAX_READ_REGISTERS = 125;
 export const MAX_WRITE_BITS = 1968;
 export const MAX_WRITE_REGISTERS = 123;
+
+/** §6.14/§6.15 file records: reference type 6, files 1..0xFFFF, records 0..0x270F. */
+export const FILE_REFERENCE_TYPE = 6;
+export const MAX_FILE_RECORD = 0x270f;
+/** §6.14: the response data length (2 + 2 × registers for one sub-request) is at most 0xF5 */
+export const MAX_READ_FILE_REGISTERS = 121;
+/** §6.15: the request data length (7 + 2 × registers for one sub-request) is at most 0xF5 */
+export const MAX_WRITE_FILE_REGISTERS = 119;
+/** bytes of one sub-request header: reference type, file, record, record length */
+const SUB_REQUEST = 7;
 
 function check(cond: boolean, what: string): void {
   if (!cond) throw new RangeError(what);
@@ -120,11 +133,58 @@ export function encodeWriteMultipleRegisters(address: number, values: readonly n
   return pdu;
 }
 
+function checkFileRecord(file: number, record: number, registers: number, max: number): void {
+  check(Number.isInteger(file) && file >= 1 && file <= 0xffff, `file number ${file} outside 1..65535`);
+  check(Number.isInteger(record) && record >= 0 && record <= MAX_FILE_RECORD, `record number ${record} outside 0..${MAX_FILE_RECORD}`);
+  check(Number.isInteger(registers) && registers >= 1 && registers <= max, `record length ${registers} outside 1..${max}`);
+  check(record + registers <= MAX_FILE_RECORD + 1, `record ${record} + length ${registers} runs past record ${MAX_FILE_RECORD}`);
+}
+
+function putSubRequest(pdu: Buffer, file: number, record: number, registers: number): void {
+  pdu[2] = FILE_REFERENCE_TYPE;
+  pdu.writeUInt16BE(file, 3);
+  pdu.writeUInt16BE(record, 5);
+  pdu.writeUInt16BE(registers, 7);
+}
+
+/** §6.14 Read File Record, one sub-request: `registers` registers of `file` from record `record`. */
+export function encodeReadFileRecord(file: number, record: number, registers: number): Buffer {
+  checkFileRecord(file, record, registers, MAX_READ_FILE_REGISTERS);
+  const pdu = Buffer.allocUnsafe(2 + SUB_REQUEST);
+  pdu[0] = FC.readFileRecord;
+  pdu[1] = SUB_REQUEST;
+  putSubRequest(pdu, file, record, registers);
+  return pdu;
+}
+
+/** §6.15 Write File Record, one sub-request: `data` (an even number of bytes) at record `record` of `file`. */
+export function encodeWriteFileRecord(file: number, record: number, data: Uint8Array): Buffer {
+  check(data.length % 2 === 0, `record data of ${data.length} bytes is not whole registers`);
+  const registers = data.length / 2;
+  checkFileRecord(file, record, registers, MAX_WRITE_FILE_REGISTERS);
+  const pdu = Buffer.allocUnsafe(2 + SUB_REQUEST + data.length);
+  pdu[0] = FC.writeFileRecord;
+  pdu[1] = SUB_REQUEST + data.length;
+  putSubRequest(pdu, file, record, registers);
+  pdu.set(data, 2 + SUB_REQUEST);
+  return pdu;
+}
+
 /** The length of the normal response PDU to `request` (an exception response is 2 bytes). */
 export function expectedResponseLength(request: Uint8Array): number {
   const fc = request[0];
   const quantity = ((request[3] ?? 0) << 8) | (request[4] ?? 0);
   switch (fc) {
+    case 20: {
+      // §6.14: per sub-request a length byte, the reference type and the record data
+      let length = 2;
+      for (let at = 2; at + SUB_REQUEST <= request.length; at += SUB_REQUEST) {
+        length += 2 + 2 * (((request[at + 5] ?? 0) << 8) | (request[at + 6] ?? 0));
+      }
+      return length;
+    }
+    case 21:
+      return request.length; // §6.15: the normal response echoes the request
     case 1:
     case 2:
       return 2 + Math.ceil(quantity / 8);
@@ -147,7 +207,11 @@ export function expectedResponseLength(request: Uint8Array): number {
 export type ResponseData =
   | { kind: 'bits'; bits: boolean[] }
   | { kind: 'registers'; registers: number[] }
-  | { kind: 'written'; address: number; value: number };
+  | { kind: 'written'; address: number; value: number }
+  /** FC 20: the record data of the one sub-request */
+  | { kind: 'file'; data: Buffer }
+  /** FC 21: the request echoed */
+  | { kind: 'fileWritten' };
 
 /** Throws ModbusExceptionError for an exception response (§7: function code | 0x80, one code byte). */
 export function throwIfException(response: Uint8Array): void {
@@ -169,6 +233,12 @@ export function decodeResponse(request: Uint8Array, response: Uint8Array): Respo
   }
   const quantity = (request[3]! << 8) | request[4]!;
   switch (fc) {
+    case 20:
+      return decodeReadFileResponse(request, response);
+    case 21:
+      // §6.15: the normal response is an echo of the request
+      if (!Buffer.from(response).equals(Buffer.from(request))) throw new ModbusFrameError('function 21: response does not echo the request');
+      return { kind: 'fileWritten' };
     case 1:
     case 2: {
       if (response[1] !== Math.ceil(quantity / 8)) throw new ModbusFrameError(`function ${fc}: byte count ${String(response[1])} for ${quantity} bits`);
@@ -193,6 +263,16 @@ export function decodeResponse(request: Uint8Array, response: Uint8Array): Respo
   }
 }
 
+/** §6.14: [20][data length][sub-response length][reference type 6][record data]; one sub-request. */
+function decodeReadFileResponse(request: Uint8Array, response: Uint8Array): ResponseData {
+  if (request.length !== 2 + SUB_REQUEST) throw new ModbusFrameError('function 20: one sub-request per request is supported');
+  const dataBytes = 2 * ((request[7]! << 8) | request[8]!);
+  if (response[1] !== dataBytes + 2) throw new ModbusFrameError(`function 20: response data length ${String(response[1])} for ${dataBytes} bytes of record`);
+  if (response[2] !== dataBytes + 1) throw new ModbusFrameError(`function 20: sub-response length ${String(response[2])} for ${dataBytes} bytes of record`);
+  if (response[3] !== FILE_REFERENCE_TYPE) throw new ModbusFrameError(`function 20: reference type ${String(response[3])}, expected 6`);
+  return { kind: 'file', data: Buffer.from(response.subarray(4)) };
+}
+
 // ---------------------------------------------------------------------------------------
 // Server side (simulators, test servers)
 
@@ -201,12 +281,37 @@ export type Request =
   | { fc: 5; address: number; value: boolean }
   | { fc: 6; address: number; value: number }
   | { fc: 15; address: number; values: boolean[] }
-  | { fc: 16; address: number; values: number[] };
+  | { fc: 16; address: number; values: number[] }
+  /** §6.14, one sub-request: `length` registers from record `record` of `file` */
+  | { fc: 20; file: number; record: number; length: number }
+  /** §6.15, one sub-request: `data` (2 × registers bytes) at record `record` of `file` */
+  | { fc: 21; file: number; record: number; data: Buffer };
+
+/**
+ * §6.14/§6.15, one sub-request (more are refused with exception 3): a byte count outside
+ * 7..0xF5, a PDU that does not fit it, a zero or oversized record length → 3; a reference type
+ * other than 6, file 0, a record past 0x270F (its last register included) → 2.
+ */
+function decodeFileRequest(fc: 20 | 21, pdu: Uint8Array): Request {
+  const illegal = (code: 2 | 3) => new ModbusExceptionError(fc, code, exceptionName(code));
+  const byteCount = pdu[1] ?? 0;
+  if (byteCount < SUB_REQUEST || byteCount > 0xf5 || pdu.length !== 2 + byteCount || pdu.length < 2 + SUB_REQUEST) throw illegal(3);
+  const file = (pdu[3]! << 8) | pdu[4]!;
+  const record = (pdu[5]! << 8) | pdu[6]!;
+  const length = (pdu[7]! << 8) | pdu[8]!;
+  const max = fc === 20 ? MAX_READ_FILE_REGISTERS : MAX_WRITE_FILE_REGISTERS;
+  if (fc === 20 ? byteCount !== SUB_REQUEST : byteCount !== SUB_REQUEST + 2 * length) throw illegal(3);
+  if (length < 1 || length > max) throw illegal(3);
+  if (pdu[2] !== FILE_REFERENCE_TYPE || file === 0 || record > MAX_FILE_RECORD || record + length > MAX_FILE_RECORD + 1) throw illegal(2);
+  if (fc === 20) return { fc, file, record, length };
+  return { fc, file, record, data: Buffer.from(pdu.subarray(2 + SUB_REQUEST)) };
+}
 
 /** Decodes a request PDU; an unsupported or malformed one throws ModbusExceptionError (1 or 3). */
 export function decodeRequest(pdu: Uint8Array): Request {
   const fc = pdu[0] ?? 0;
   const illegalValue = () => new ModbusExceptionError(fc, 3, exceptionName(3));
+  if (fc === 20 || fc === 21) return decodeFileRequest(fc, pdu);
   if (pdu.length < 5) {
     if ([1, 2, 3, 4, 5, 6, 15, 16].includes(fc)) throw illegalValue();
     throw new ModbusExceptionError(fc, 1, exceptionName(1));
@@ -267,6 +372,23 @@ export function encodeRegistersResponse(fc: 3 | 4, registers: ArrayLike<number>)
 /** §6.5/6.6 echo the request; §6.11/6.12 echo address and quantity. */
 export function encodeWriteResponse(request: Uint8Array): Buffer {
   return Buffer.from(request.subarray(0, 5));
+}
+
+/** §6.14, one sub-request: the record data read (an even number of bytes). */
+export function encodeReadFileRecordResponse(data: Uint8Array): Buffer {
+  check(data.length % 2 === 0 && data.length >= 2 && data.length <= 2 * MAX_READ_FILE_REGISTERS, `record data of ${data.length} bytes`);
+  const pdu = Buffer.allocUnsafe(4 + data.length);
+  pdu[0] = FC.readFileRecord;
+  pdu[1] = data.length + 2;
+  pdu[2] = data.length + 1;
+  pdu[3] = FILE_REFERENCE_TYPE;
+  pdu.set(data, 4);
+  return pdu;
+}
+
+/** §6.15: the normal response is an echo of the request. */
+export function encodeWriteFileRecordResponse(request: Uint8Array): Buffer {
+  return Buffer.from(request);
 }
 
 export function encodeExceptionResponse(fc: number, exceptionCode: number): Buffer {

@@ -13,6 +13,7 @@ import type { BusConfig, DeviceConfig } from '../../config/schema.js';
 import { StreetboxError, errorMessage } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import type { MetricSample } from '../../metrics.js';
+import type { FirmwareIo } from '../../firmware/types.js';
 import type { NewEvent } from '../../store/types.js';
 import { loadProfiles, type ProfileRegistry } from '../../profiles/index.js';
 import { scanUnits } from './client.js';
@@ -68,6 +69,13 @@ export interface ModbusDriver extends Component {
    * Does nothing while the driver is not running; calls run one after the other.
    */
   reconfigure(buses: readonly string[], opts?: ReconfigureOptions): Promise<void>;
+  /**
+   * How a firmware update talks to `device` (edge/firmware/methods/modbus.ts): `bulk` at the bus
+   * scheduler's bulk priority (within the bus's transferShare), `command` ahead of polls. Each
+   * call finds the device's bus anew, so a rewired bus is used; throws E_NOT_FOUND for a device
+   * the driver does not poll.
+   */
+  firmwareIo(device: string): FirmwareIo;
 }
 
 export interface ReconfigureOptions {
@@ -267,12 +275,23 @@ class ModbusDriverImpl implements ModbusDriver {
     const deps: TransportDeps = { clock: ctx.clock, log, metrics: this.counters, onState: watch.listener };
     if (this.opts.rtu) deps.rtu = this.opts.rtu;
     const transport = createTransport(config, deps);
+    const bulk = this.counters.bulk(config.id);
     const scheduler = new BusScheduler<ModbusDevice>({
       busId: config.id,
       transport,
       clock: ctx.clock,
       log,
-      timing: { timeout: config.timeout, retries: config.retries, offlineAfter: config.offlineAfter, probeInterval: config.probeInterval },
+      timing: {
+        timeout: config.timeout,
+        retries: config.retries,
+        offlineAfter: config.offlineAfter,
+        probeInterval: config.probeInterval,
+        transferShare: config.transferShare,
+      },
+      onBulk: (ms) => {
+        bulk.seconds.inc(ms / 1000);
+        bulk.transactions.inc();
+      },
       hooks: {
         onPollFailed: (device, err) => device.pollFailed(err),
         onLost: (device, err) => device.lost(err),
@@ -393,6 +412,14 @@ class ModbusDriverImpl implements ModbusDriver {
     }
     this.log.info({ device: deviceId, point: p.name, value, status: result.status, reason: result.reason }, 'modbus write');
     return result;
+  }
+
+  firmwareIo(deviceId: string): FirmwareIo {
+    this.find(deviceId);
+    return {
+      bulk: async (pdu) => this.find(deviceId).bus.scheduler.bulk(deviceId, (tx) => tx(pdu)),
+      command: async (pdu) => this.find(deviceId).bus.scheduler.command(deviceId, (tx) => tx(pdu)),
+    };
   }
 
   async scan(busId: string, units: number[], opts: { timeoutMs?: number } = {}): Promise<number[]> {

@@ -28,6 +28,9 @@ export function rtuResponseLength(buf: Uint8Array, length = buf.length): number 
     case 2:
     case 3:
     case 4:
+    // MODBUS Application Protocol V1.1b3 §6.14/§6.15: file record answers carry their data length at offset 2
+    case 20:
+    case 21:
       return length < 3 ? undefined : 5 + buf[2]!;
     case 5:
     case 6:
@@ -41,7 +44,7 @@ export function rtuResponseLength(buf: Uint8Array, length = buf.length): number 
 
 /**
  * The total length of a *request* RTU frame from its first bytes (for servers), like
- * rtuResponseLength: FC 15/16 carry a byte count at offset 6.
+ * rtuResponseLength: FC 15/16 carry a byte count at offset 6, FC 20/21 at offset 2.
  */
 export function rtuRequestLength(buf: Uint8Array, length = buf.length): number | undefined {
   if (length < 2) return undefined;
@@ -56,6 +59,10 @@ export function rtuRequestLength(buf: Uint8Array, length = buf.length): number |
     case 15:
     case 16:
       return length < 7 ? undefined : 9 + buf[6]!;
+    // MODBUS Application Protocol V1.1b3 §6.14/§6.15: request data length at offset 2
+    case 20:
+    case 21:
+      return length < 3 ? undefined : 5 + buf[2]!;
     default:
       return -1;
   }

@@ -1,7 +1,8 @@
 /**
  * The Modbus buses' counters, in the driver's registry (edge/metrics.ts), one series per bus:
  * rendered on /metrics as `streetbox_modbus_*_total{bus="…"}` and shown per bus in
- * GET /api/v1/status.
+ * GET /api/v1/status. The bulk counters (firmware blocks, the scheduler's bulk priority) say
+ * how much of the line's time transfers took.
  */
 import { MetricsRegistry, type Family, type MetricSample, type Series } from '../../metrics.js';
 import type { TransportCounters } from './transport/types.js';
@@ -25,12 +26,29 @@ const NAMES = Object.keys(FAMILIES) as CounterName[];
 /** The counters of one bus: series to count into, and their values. */
 export type BusCounters = Readonly<Record<CounterName, Series>> & { snapshot(): TransportCounters };
 
+/** The bulk counters of one bus. */
+export interface BulkCounters {
+  /** line time held by bulk transactions, seconds */
+  seconds: Series;
+  /** bulk transactions (retries count again) */
+  transactions: Series;
+}
+
 export class ModbusMetrics {
   private readonly registry = new MetricsRegistry();
   private readonly families = {} as Record<CounterName, Family<'bus'>>;
+  private readonly bulkSeconds: Family<'bus'>;
+  private readonly bulkTransactions: Family<'bus'>;
 
   constructor() {
     for (const k of NAMES) this.families[k] = this.registry.counter(FAMILIES[k][0], FAMILIES[k][1], ['bus']);
+    this.bulkSeconds = this.registry.counter('streetbox_modbus_bulk_seconds_total', 'line time held by bulk transactions (firmware blocks), per bus', ['bus']);
+    this.bulkTransactions = this.registry.counter('streetbox_modbus_bulk_transactions_total', 'bulk transactions (firmware blocks, retries included), per bus', ['bus']);
+  }
+
+  /** The bulk counters of bus `busId` (made at 0 on first use). */
+  bulk(busId: string): BulkCounters {
+    return { seconds: this.bulkSeconds.labels({ bus: busId }), transactions: this.bulkTransactions.labels({ bus: busId }) };
   }
 
   /** The counters of bus `busId` (made at 0 on first use). */

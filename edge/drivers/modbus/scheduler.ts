@@ -8,14 +8,19 @@
  * is probed only every `probeInterval` with one short attempt, so a dead device costs the
  * line one short timeout per probe interval; when it answers again it is online and polled
  * at once. Time comes from the injected clock (edge/clock.ts).
+ *
+ * Bulk transactions (firmware blocks) come last: after every command and every poll waiting
+ * (polls wait in the queue only once due), and within the bus's `transferShare` of line time:
+ * after a bulk transaction that held the line d ms, the next one may not start before
+ * end + d × (1/share − 1); commands and polls use that gap.
  */
 import { backoffDelay } from '../../backoff.js';
 import type { Clock, Timer } from '../../clock.js';
-import { errorMessage } from '../../errors.js';
+import { StreetboxError, errorMessage } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import { ModbusTransportError, isRetryable } from './errors.js';
 
-export type Priority = 'command' | 'poll';
+export type Priority = 'command' | 'poll' | 'bulk';
 
 /** Sends one request PDU and resolves with the response PDU (exception responses included). */
 export type Transact = (pdu: Buffer) => Promise<Buffer>;
@@ -33,7 +38,19 @@ export interface SchedulerTiming {
   offlineAfter: number;
   /** probe period of an offline device, ms */
   probeInterval: number;
+  /** the most of the line's time bulk transactions (firmware blocks) may take, 0.05..1; default 0.9 */
+  transferShare?: number;
 }
+
+/** What bulk transactions have cost the line so far. */
+export interface BulkStats {
+  /** transactions started (retries count again) */
+  transactions: number;
+  /** line time they held, ms (a timeout holds the line for its whole wait) */
+  lineMs: number;
+}
+
+export const DEFAULT_TRANSFER_SHARE = 0.9;
 
 export interface RequestOptions {
   priority: Priority;
@@ -100,6 +117,13 @@ const MIN_BACKOFF_MS = 100;
 export class BusScheduler<D extends ScheduledDevice = ScheduledDevice> {
   private readonly commands: Job[] = [];
   private readonly polls: Job[] = [];
+  private readonly bulks: Job[] = [];
+  /** monotonic ms before which no bulk transaction starts (the share's gap) */
+  private bulkNotBefore = -Infinity;
+  private bulkTimer: Timer | undefined;
+  /** the gap after a bulk transaction, per ms it took: 1/share − 1 */
+  private readonly bulkGapFactor: number;
+  private readonly bulkStats: BulkStats = { transactions: 0, lineMs: 0 };
   private readonly slots = new Map<string, Slot<D>>();
   private readonly sleepers = new Set<{ timer: Timer; resolve: () => void }>();
   private active = false;
@@ -114,11 +138,24 @@ export class BusScheduler<D extends ScheduledDevice = ScheduledDevice> {
       timing: SchedulerTiming;
       log: Logger;
       hooks?: DeviceHooks<D>;
+      /** told each bulk transaction's line time, ms, when it ends (the driver's metrics) */
+      onBulk?: (lineMs: number) => void;
     },
-  ) {}
+  ) {
+    const share = opts.timing.transferShare ?? DEFAULT_TRANSFER_SHARE;
+    if (!(share >= 0.05 && share <= 1)) {
+      throw new StreetboxError('E_CONFIG', `bus "${opts.busId}": "transferShare" is not within 0.05..1 (got ${share})`);
+    }
+    this.bulkGapFactor = 1 / share - 1;
+  }
 
   get queued(): number {
-    return this.commands.length + this.polls.length;
+    return this.commands.length + this.polls.length + this.bulks.length;
+  }
+
+  /** Bulk transactions started and the line time they held, since this scheduler was made. */
+  get bulkUsage(): Readonly<BulkStats> {
+    return { ...this.bulkStats };
   }
 
   // -------------------------------------------------------------------------------------
@@ -151,23 +188,38 @@ export class BusScheduler<D extends ScheduledDevice = ScheduledDevice> {
         seq: this.seq++,
         reject,
         run: () => {
+          const started = this.opts.clock.monotonic();
+          const settle = (): void => {
+            this.active = false;
+            if (priority === 'bulk') this.bulkEnded(started);
+          };
           fn().then(
             (v) => {
-              this.active = false;
+              settle();
               resolve(v);
               this.pump();
             },
             (err: unknown) => {
-              this.active = false;
+              settle();
               reject(err as Error);
               this.pump();
             },
           );
         },
       };
-      (priority === 'command' ? this.commands : this.polls).push(job);
+      (priority === 'command' ? this.commands : priority === 'poll' ? this.polls : this.bulks).push(job);
       this.pump();
     });
+  }
+
+  /** A bulk transaction that started at `started` ended now: counted, and the share's gap set. */
+  private bulkEnded(started: number): void {
+    const end = this.opts.clock.monotonic();
+    const d = Math.max(0, end - started);
+    this.bulkStats.transactions++;
+    this.bulkStats.lineMs += d;
+    this.bulkNotBefore = end + d * this.bulkGapFactor;
+    this.opts.onBulk?.(d);
   }
 
   private pump(): void {
@@ -182,9 +234,24 @@ export class BusScheduler<D extends ScheduledDevice = ScheduledDevice> {
       }
       job = this.polls.splice(best, 1)[0];
     }
+    if (!job && this.bulks.length > 0) {
+      // Bulk last, and not before the gap its share leaves after the previous one.
+      const wait = this.bulkNotBefore - this.opts.clock.monotonic();
+      if (wait > 0) this.wakeForBulk(wait);
+      else job = this.bulks.shift();
+    }
     if (!job) return;
     this.active = true;
     job.run();
+  }
+
+  /** Pumps again once the share's gap is over (one timer at a time). */
+  private wakeForBulk(ms: number): void {
+    if (this.bulkTimer) return;
+    this.bulkTimer = this.opts.clock.setTimeout(() => {
+      this.bulkTimer = undefined;
+      this.pump();
+    }, ms);
   }
 
   private stoppedError(): Error {
@@ -352,12 +419,28 @@ export class BusScheduler<D extends ScheduledDevice = ScheduledDevice> {
     return result;
   }
 
+  /**
+   * Firmware blocks for a device: `fn`'s transactions go at bulk priority, after commands and
+   * due polls and within the bus's transferShare, with the bus's timeout and retries, whether
+   * the device is online or not (stopping a transfer to a silent device is the caller's business).
+   */
+  async bulk<T>(deviceId: string, fn: (tx: Transact) => Promise<T>): Promise<T> {
+    const slot = this.slots.get(deviceId);
+    if (!slot) throw new ModbusTransportError(`bus "${this.opts.busId}": no device "${deviceId}"`);
+    const { timing } = this.opts;
+    const o: RequestOptions = { priority: 'bulk', timeoutMs: timing.timeout, retries: timing.retries };
+    return fn((pdu) => this.request(slot.device.unit, pdu, o));
+  }
+
   /** Stops the loops and rejects everything queued. The transport rejects what is in flight. */
   stop(): void {
     this.stopped = true;
     const err = this.stoppedError();
+    if (this.bulkTimer) this.opts.clock.clearTimeout(this.bulkTimer);
+    this.bulkTimer = undefined;
     for (const job of this.commands.splice(0)) job.reject(err);
     for (const job of this.polls.splice(0)) job.reject(err);
+    for (const job of this.bulks.splice(0)) job.reject(err);
     for (const s of this.sleepers) {
       this.opts.clock.clearTimeout(s.timer);
       s.resolve();

@@ -2,6 +2,9 @@
  * The Modbus simulators: simulated streetlight and traffic controllers (and any other
  * profile, as plain register banks) on RTU lines and TCP servers, with fault injection.
  *
+ * A device whose profile declares `firmware` takes firmware the way it says (firmware.ts):
+ * `sims.firmware(bus, unit)` reads back what it received, the faults `lies` and `loss` misbehave.
+ *
  * Two ways in:
  * - startModbusSimulators(options): explicit lines and servers (tests, benchmarks).
  * - createModbusSimComponents(ctx): the demo (`simulate: true`): simulates every Modbus device
@@ -19,6 +22,7 @@ import type { Logger } from '../../log.js';
 import { loadProfiles } from '../../profiles/index.js';
 import { openPtyPair, type PtyPair } from '../pty.js';
 import type { Fault } from './faults.js';
+import { FirmwareModel, type FirmwareRecord } from './firmware.js';
 import { GenericModel, type DeviceModel } from './model.js';
 import { RtuSimServer, type RtuLineStats } from './rtuServer.js';
 import { StreetlightModel } from './streetlight.js';
@@ -28,7 +32,8 @@ import { UnitRegistry, type UnitStats } from './units.js';
 import type { WireTime } from './wireTime.js';
 
 export type { Fault } from './faults.js';
-export type { DeviceModel } from './model.js';
+export type { DeviceModel, RebootPhase } from './model.js';
+export { FirmwareModel, makeSimImage, SIM_IMAGE_MAGIC, type FirmwareMode, type FirmwareRecord, type SimFirmwareDecl } from './firmware.js';
 export { StreetlightModel } from './streetlight.js';
 export { TrafficModel, TRAFFIC_MODES, REQUEST_STATUS } from './traffic.js';
 export { RegisterBank } from './banks.js';
@@ -75,6 +80,8 @@ export interface ModbusSimulatorOptions {
   speed?: number;
   /** how often the device models advance (ms, default 1000) */
   tickMs?: number;
+  /** how long a device is silent after a firmware commit (ms, default 2000) */
+  rebootMs?: number;
 }
 
 export interface SimulatedBus {
@@ -98,6 +105,8 @@ export interface ModbusSimulators {
   /** Sets (null: clears) the fault of one unit; `count` limits it to the next n requests. */
   setFault(bus: string, unit: number, fault: Fault | null, opts?: { count?: number }): void;
   stats(bus: string, unit: number): UnitStats;
+  /** What the unit's firmware received and runs; E_NOT_FOUND when its profile declares no firmware. */
+  firmware(bus: string, unit: number): FirmwareRecord;
   /** TCP: drops every open connection (a controller rebooting); the server keeps listening. */
   dropConnections(bus: string): void;
   /** Advances every model by `dtMs` of simulated time now (tests). */
@@ -105,10 +114,15 @@ export interface ModbusSimulators {
   stop(): Promise<void>;
 }
 
-export function createModel(profile: ProfileConfig, seed: number): DeviceModel {
-  if (profile.name === 'streetlight-controller') return new StreetlightModel(profile, { seed });
-  if (profile.name === 'traffic-controller') return new TrafficModel(profile, { seed });
-  return new GenericModel(profile);
+export function createModel(profile: ProfileConfig, seed: number, opts: { rebootMs?: number } = {}): DeviceModel {
+  const model =
+    profile.name === 'streetlight-controller'
+      ? new StreetlightModel(profile, { seed })
+      : profile.name === 'traffic-controller'
+        ? new TrafficModel(profile, { seed })
+        : new GenericModel(profile);
+  model.firmware = FirmwareModel.attach(model, opts.rebootMs !== undefined ? { rebootMs: opts.rebootMs } : {});
+  return model;
 }
 
 export async function startModbusSimulators(opts: ModbusSimulatorOptions): Promise<ModbusSimulators> {
@@ -122,8 +136,8 @@ export async function startModbusSimulators(opts: ModbusSimulatorOptions): Promi
     const units = new UnitRegistry();
     const byUnit = new Map<number, DeviceModel>();
     for (const d of devices) {
-      const model = createModel(profiles(d.profile), d.seed ?? d.unit);
-      units.add(d.unit, model.bank);
+      const model = createModel(profiles(d.profile), d.seed ?? d.unit, opts.rebootMs !== undefined ? { rebootMs: opts.rebootMs } : {});
+      units.add(d.unit, model.bank, model.firmware);
       byUnit.set(d.unit, model);
       models.push(model);
     }
@@ -206,7 +220,10 @@ export async function startModbusSimulators(opts: ModbusSimulatorOptions): Promi
     last = now;
   }, opts.tickMs ?? 1000);
   timer.unref();
-  stops.unshift(async () => clearInterval(timer));
+  stops.unshift(async () => {
+    clearInterval(timer);
+    for (const m of models) m.firmware?.stop();
+  });
 
   const bus = (id: string): SimulatedBus => {
     const b = buses.get(id);
@@ -224,6 +241,11 @@ export async function startModbusSimulators(opts: ModbusSimulatorOptions): Promi
     },
     setFault: (id, unit, fault, o) => bus(id).units.faults.set(unit, fault, o ?? {}),
     stats: (id, unit) => bus(id).units.stats(unit),
+    firmware(id, unit) {
+      const fw = bus(id).units.firmware.get(unit);
+      if (!fw) throw new StreetboxError('E_NOT_FOUND', `bus "${id}" unit ${unit}: its profile declares no firmware`);
+      return fw.record();
+    },
     dropConnections(id) {
       const server = tcpServers.get(id);
       if (!server) throw new StreetboxError('E_NOT_FOUND', `no simulated TCP bus "${id}"`);

@@ -1,9 +1,14 @@
 /**
  * The server side of the Modbus PDU: one request PDU in, one response PDU out, against a
- * unit's RegisterBank. Framing (MBAP, RTU) is the transports' business; this file only
- * knows function codes. // MODBUS Application Protocol Specification V1.1b3 §6, §7.
+ * unit's RegisterBank (and, where the unit has one, its UnitHandler: registers a device model
+ * owns beyond the bank, such as a bootloader's, and file records). Framing (MBAP, RTU) is the
+ * transports' business; this file only knows function codes.
+ * // MODBUS Application Protocol Specification V1.1b3 §6, §7.
  */
-import type { RegisterBank } from './banks.js';
+import type { RegisterBank, Table } from './banks.js';
+import { FILE_READ, FILE_WRITE, fileRecordAnswer, type FileRecordStore } from './fileRecord.js';
+
+export type { FileRecordRef, FileRecordStore, FileRecordWrite } from './fileRecord.js';
 
 /** // MODBUS Application Protocol V1.1b3 §7: exception codes. */
 export const EXCEPTION = {
@@ -20,16 +25,46 @@ export const EXCEPTION = {
 } as const;
 
 /** Function codes whose writes a broadcast (unit 0) may carry. // Modbus over serial line V1.02 §2.1 */
-export const WRITE_FUNCTIONS = new Set([0x05, 0x06, 0x0f, 0x10]);
+export const WRITE_FUNCTIONS = new Set([0x05, 0x06, 0x0f, 0x10, FILE_WRITE]);
+
+/** What an interceptWrite returns for a write it took and answers normally (an echo). */
+export const HANDLED = 0;
+
+/** What a device model adds to its bank (firmware.ts: a bootloader's registers and file records). */
+export interface UnitHandler {
+  /**
+   * A validated write (FC 5, 6, 15, 16) before the bank's guards see it: undefined when the
+   * addresses are not the handler's (the bank takes it), HANDLED when it took it, or an exception code.
+   */
+  interceptWrite?(table: 'coil' | 'holding', address: number, values: readonly number[]): number | undefined;
+  /** Called before a validated read (FC 1..4) is answered from the bank, to bring the bank up to date. */
+  beforeRead?(table: Table, address: number, count: number): void;
+  /** FC 20 / FC 21; without it they are exception 1 (illegal function) */
+  readonly files?: FileRecordStore | undefined;
+}
 
 /**
  * Builds the response to `pdu` (function code first). The returned buffer has `head` free
  * bytes before the PDU and `tail` after it, for the transport's header and CRC.
  */
-export function respond(bank: RegisterBank, pdu: Uint8Array, head: number, tail: number): Buffer {
+export function respond(bank: RegisterBank, pdu: Uint8Array, head: number, tail: number, handler?: UnitHandler): Buffer {
   const fc = pdu[0] ?? 0;
+  if (fc === FILE_READ || fc === FILE_WRITE) {
+    // §6.14, §6.15 (fileRecord.ts)
+    const answer = handler?.files ? fileRecordAnswer(handler.files, pdu) : EXCEPTION.illegalFunction;
+    if (typeof answer === 'number') return exceptionPdu(fc, answer, head, tail);
+    const out = Buffer.alloc(head + answer.length + tail);
+    answer.copy(out, head);
+    return out;
+  }
   const code = check(bank, pdu);
   if (code !== 0) return exceptionPdu(fc, code, head, tail);
+  if (fc <= 0x04) handler?.beforeRead?.(QTY[fc]!.table, u16(pdu, 1), u16(pdu, 3));
+  const write = (table: 'coil' | 'holding', address: number, values: readonly number[]): number | undefined => {
+    const taken = handler?.interceptWrite?.(table, address, values);
+    if (taken === HANDLED) return undefined;
+    return taken ?? bank.writeFromWire(table, address, values);
+  };
   switch (fc) {
     case 0x01: // §6.1 Read Coils
     case 0x02: {
@@ -63,12 +98,12 @@ export function respond(bank: RegisterBank, pdu: Uint8Array, head: number, tail:
     }
     case 0x05: {
       // §6.5 Write Single Coil: 0xFF00 on, 0x0000 off; the response echoes the request
-      const refused = bank.writeFromWire('coil', u16(pdu, 1), [u16(pdu, 3) === 0xff00 ? 1 : 0]);
+      const refused = write('coil', u16(pdu, 1), [u16(pdu, 3) === 0xff00 ? 1 : 0]);
       return refused !== undefined ? exceptionPdu(fc, refused, head, tail) : echo(pdu, 5, head, tail);
     }
     case 0x06: {
       // §6.6 Write Single Register
-      const refused = bank.writeFromWire('holding', u16(pdu, 1), [u16(pdu, 3)]);
+      const refused = write('holding', u16(pdu, 1), [u16(pdu, 3)]);
       return refused !== undefined ? exceptionPdu(fc, refused, head, tail) : echo(pdu, 5, head, tail);
     }
     case 0x0f: {
@@ -77,7 +112,7 @@ export function respond(bank: RegisterBank, pdu: Uint8Array, head: number, tail:
       const qty = u16(pdu, 3);
       const values: number[] = [];
       for (let i = 0; i < qty; i++) values.push((pdu[6 + (i >> 3)]! >> (i & 7)) & 1);
-      const refused = bank.writeFromWire('coil', addr, values);
+      const refused = write('coil', addr, values);
       return refused !== undefined ? exceptionPdu(fc, refused, head, tail) : echo(pdu, 5, head, tail);
     }
     case 0x10: {
@@ -86,7 +121,7 @@ export function respond(bank: RegisterBank, pdu: Uint8Array, head: number, tail:
       const qty = u16(pdu, 3);
       const values: number[] = [];
       for (let i = 0; i < qty; i++) values.push(u16(pdu, 6 + i * 2));
-      const refused = bank.writeFromWire('holding', addr, values);
+      const refused = write('holding', addr, values);
       return refused !== undefined ? exceptionPdu(fc, refused, head, tail) : echo(pdu, 5, head, tail);
     }
     default:
@@ -152,5 +187,7 @@ export function rtuRequestLength(buf: Uint8Array, start: number, available: numb
   const fc = buf[start + 1]!;
   if (fc >= 0x01 && fc <= 0x06) return 8;
   if (fc === 0x0f || fc === 0x10) return available < 7 ? undefined : 9 + buf[start + 6]!;
+  // §6.14 / §6.15: unit, function code, byte count, that many bytes, CRC
+  if (fc === FILE_READ || fc === FILE_WRITE) return available < 3 ? undefined : 5 + buf[start + 2]!;
   return 'unknown';
 }

@@ -4,8 +4,12 @@
  *   npx tsx edge/sim/modbus/serve.ts '<ServeSpec as JSON>'
  *
  * Prints one line `ready <json>` with each bus ({ id, kind, path | host, port }) on stdout once
- * everything listens, and serves until stdin closes or SIGTERM/SIGINT.
+ * everything listens, and serves until stdin closes or SIGTERM/SIGINT. On the way out it prints
+ * `lines <json>` (the RTU line counters) and `firmware <json>`: per unit whose profile declares
+ * firmware, { bus, unit, version, mode, size, sha256, blocksReceived, commits, reboots } (the
+ * image by its size and sha256).
  */
+import { createHash } from 'node:crypto';
 import type { ProfileConfig } from '../../config/schema.js';
 import { createLogger } from '../../log.js';
 import { loadProfiles } from '../../profiles/index.js';
@@ -27,6 +31,13 @@ async function main(): Promise<void> {
     stopping = true;
     const lines = [...sims.buses.values()].filter((b) => b.line).map((b) => ({ id: b.id, ...b.line }));
     if (lines.length > 0) process.stdout.write(`lines ${JSON.stringify(lines)}\n`);
+    const firmware = [...sims.buses.values()].flatMap((b) =>
+      [...b.units.firmware.keys()].map((unit) => {
+        const { image, blockLog: _log, ...rest } = sims.firmware(b.id, unit);
+        return { bus: b.id, unit, ...rest, size: image.length, sha256: createHash('sha256').update(image).digest('hex') };
+      }),
+    );
+    if (firmware.length > 0) process.stdout.write(`firmware ${JSON.stringify(firmware)}\n`);
     sims.stop().then(
       () => process.exit(0),
       (err: unknown) => {

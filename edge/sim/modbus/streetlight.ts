@@ -4,11 +4,13 @@
  * the profile's points by name). On/off and dim setpoint are writable (out-of-range values
  * get exception 3, writes to read-only registers exception 2); the actual level follows the
  * setpoint, power follows the level, energy and burning hours accumulate, mains voltage
- * jitters; lamp-failure and driver-fault bits can be injected.
+ * jitters; lamp-failure and driver-fault bits can be injected. While its firmware reboots its
+ * outputs are dark; it comes up at 100 % on both channels, its safe default.
  */
 import type { ProfileConfig } from '../../config/schema.js';
 import { RegisterBank } from './banks.js';
-import { rng, type DeviceModel } from './model.js';
+import type { FirmwareModel } from './firmware.js';
+import { rng, type DeviceModel, type RebootPhase } from './model.js';
 import { EXCEPTION } from './pdu.js';
 import { ProfilePoints } from './points.js';
 
@@ -33,8 +35,11 @@ export class StreetlightModel implements DeviceModel {
   readonly kind = 'streetlight-controller';
   readonly bank = new RegisterBank();
   readonly points: ProfilePoints;
+  firmware: FirmwareModel | undefined;
   private readonly channels: Channel[];
   private readonly random: () => number;
+  /** rebooting: the outputs are dark */
+  private down = false;
 
   constructor(profile: ProfileConfig, opts: StreetlightOptions = {}) {
     this.points = new ProfilePoints(profile, this.bank);
@@ -70,6 +75,17 @@ export class StreetlightModel implements DeviceModel {
     this.update(0);
   }
 
+  reboot(phase: RebootPhase): void {
+    this.down = phase === 'down';
+    if (phase === 'up') {
+      for (const ch of this.channels) {
+        this.points.set(`ch${ch.n}_on`, true);
+        this.points.set(`ch${ch.n}_dim_setpoint`, 100);
+      }
+    }
+    this.update(0);
+  }
+
   tick(dtMs: number): void {
     const pt = this.points;
     // Mains jitters around 230 V / 50 Hz.
@@ -98,7 +114,7 @@ export class StreetlightModel implements DeviceModel {
     for (const ch of this.channels) {
       const p = `ch${ch.n}_`;
       const on = pt.get(`${p}on`) === 1;
-      const level = on && !ch.driverFault ? pt.get(`${p}dim_setpoint`) : 0;
+      const level = on && !ch.driverFault && !this.down ? pt.get(`${p}dim_setpoint`) : 0;
       pt.set(`${p}dim_level`, level);
       // A failed lamp draws (almost) nothing; a driver at a level draws its share plus losses.
       const watts = level === 0 || ch.lampFailure ? 0 : (ch.ratedW * level) / 100 + 1.5 + (this.random() - 0.5) * 0.4;

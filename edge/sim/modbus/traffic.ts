@@ -7,11 +7,14 @@
  * exception 6). The request's expiry is a dead-man timer (NTCIP unitBackupTime): the
  * controller counts it down once a second and, at 0, drops the request and resumes its own
  * plan (request_status 3). Only those two registers are writable: signal-group states are
- * never exposed for writing (any other holding address is exception 2).
+ * never exposed for writing (any other holding address is exception 2). While its firmware
+ * reboots it flashes amber (mode 1; a program request is dropped); it comes up in the mode it
+ * had, running its own plan.
  */
 import type { ProfileConfig } from '../../config/schema.js';
 import { RegisterBank } from './banks.js';
-import { rng, type DeviceModel } from './model.js';
+import type { FirmwareModel } from './firmware.js';
+import { rng, type DeviceModel, type RebootPhase } from './model.js';
 import { EXCEPTION } from './pdu.js';
 import { ProfilePoints } from './points.js';
 
@@ -48,6 +51,9 @@ export class TrafficModel implements DeviceModel {
   readonly bank = new RegisterBank();
   readonly points: ProfilePoints;
   readonly programs: ReadonlySet<number>;
+  firmware: FirmwareModel | undefined;
+  /** rebooting: the mode to come back to */
+  private modeBeforeReboot: number | null = null;
   private readonly plan: (hour: number) => number;
   private rate: number;
   private readonly now: () => number;
@@ -85,6 +91,17 @@ export class TrafficModel implements DeviceModel {
     this.points.set('mode', mode);
     if (mode !== TRAFFIC_MODES.fixedTime && mode !== TRAFFIC_MODES.actuated && this.requested) this.release(REQUEST_STATUS.none);
     this.update();
+  }
+
+  reboot(phase: RebootPhase): void {
+    if (phase === 'down') {
+      this.modeBeforeReboot ??= this.mode;
+      this.setMode(TRAFFIC_MODES.flashing);
+      this.points.set('request_status', REQUEST_STATUS.none);
+    } else if (this.modeBeforeReboot !== null) {
+      this.setMode(this.modeBeforeReboot);
+      this.modeBeforeReboot = null;
+    }
   }
 
   /** Raises or clears a fault flag; a lamp failure also sets the failed-lamp count (default 1). */

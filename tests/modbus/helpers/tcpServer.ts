@@ -171,5 +171,8 @@ export function executeRequest(t: UnitTables, pdu: Buffer, mangle = false): Buff
       span(rq.address, rq.values.length);
       rq.values.forEach((v, i) => (t.holding[rq.address + i] = mangle ? (v + 1) & 0xffff : v));
       return encodeWriteResponse(pdu);
+    default:
+      // file records (FC 20/21): this server has no files
+      throw new ModbusExceptionError(rq.fc, 1, 'ILLEGAL FUNCTION');
   }
 }

@@ -1,0 +1,215 @@
+/**
+ * Firmware orchestration in devices.yaml (issue 17, README "Firmware orchestration"): the
+ * top-level `firmware:` section (who signs manifests, where artifacts live, the city-safety
+ * windows, the stage timeouts, the gateway's own releases) and a profile's `firmware:` section,
+ * how a Modbus controller takes an image, as data:
+ *
+ *   registerBlock: FC 6 `enter` (the bootloader), per block ONE FC 16 at `block.register` carrying
+ *     [block index, window of `block.registers` registers]
+ *   fileRecord: per block FC 21 at file `file` + i / blocksPerFile, record (i % blocksPerFile) ×
+ *     recordRegisters, then FC 20 read-back (MODBUS Application Protocol V1.1b3 §6.14, §6.15)
+ *   both: FC 16 `size` (uint32, high word first), FC 3 `checksum` (the device's CRC-32), FC 6 `commit`,
+ *     then the device is silent for up to `rebootS` seconds and answers with its new version.
+ *
+ * The checks a profile's section needs beyond its own fields (its version point, registers that
+ * overlap) are `profileFirmwareIssues`, run by the profile schema like the roles' checks. No imports
+ * from schema.ts: it imports from here.
+ */
+import { z } from 'zod';
+import type { RolePoint } from '../profiles/pointRoles.js';
+import { byteSize, durationIn } from './scalars.js';
+import { signingKey } from './signingKeys.js';
+
+// ---------------------------------------------------------------------------------------
+// A profile's update method
+
+/** A holding register (protocol address, zero-based). */
+const register = z.number().int().min(0).max(65535);
+/** A register's value (uint16; YAML takes 0xB007). */
+const registerValue = z.number().int().min(0).max(65535);
+
+/** One FC 6 write: the value that makes the device do something. */
+const registerWrite = z.strictObject({ register, value: registerValue });
+
+/** What both methods end with: size, checksum, commit, the reboot. */
+const finish = {
+  /** holding register pair (uint32, high word first): the image size in bytes, written (FC 16) before commit */
+  size: register,
+  /** holding register pair (read FC 3): the device's CRC-32 (IEEE) of the bytes [0, size) it received */
+  checksum: register,
+  /** FC 6: the device checks the image and reboots into it */
+  commit: registerWrite,
+  /** how long the device may take to answer again after commit, in seconds */
+  rebootS: z.number().int().min(1).max(600).default(30),
+};
+
+/** MODBUS Application Protocol V1.1b3 §6.12: FC 16 writes at most 123 registers; one is the block index. */
+export const MAX_BLOCK_REGISTERS = 122;
+/** MODBUS Application Protocol V1.1b3 §6.14: one FC 21 sub-request in a 253-byte PDU carries at most 119 registers. */
+export const MAX_RECORD_REGISTERS = 119;
+/** MODBUS Application Protocol V1.1b3 §6.14: record numbers 0..9999 in a file. */
+export const FILE_RECORDS = 10_000;
+
+export const registerBlockSchema = z.strictObject({
+  method: z.literal('registerBlock'),
+  /** FC 6: enter the bootloader (idempotent: a device already in it keeps the blocks it received) */
+  enter: registerWrite,
+  /** ONE FC 16 at `register`: [block index, window of `registers` registers]; block bytes = 2 × registers */
+  block: z.strictObject({ register, registers: z.number().int().min(1).max(MAX_BLOCK_REGISTERS) }),
+  ...finish,
+});
+
+export const fileRecordSchema = z.strictObject({
+  method: z.literal('fileRecord'),
+  /** FC 6 before the first block, when the device needs one */
+  enter: registerWrite.optional(),
+  /** the first file number; block i goes to file + floor(i / floor(10000 / recordRegisters)) */
+  file: z.number().int().min(1).max(65535),
+  /** registers per block (one record of this length); block bytes = 2 × recordRegisters */
+  recordRegisters: z.number().int().min(1).max(MAX_RECORD_REGISTERS),
+  ...finish,
+});
+
+/** A profile's `firmware:` section. */
+export const profileFirmwareSchema = z.discriminatedUnion('method', [registerBlockSchema, fileRecordSchema]);
+
+export type ProfileFirmware = z.infer<typeof profileFirmwareSchema>;
+export type FirmwareMethod = ProfileFirmware['method'];
+
+/** The shape of a profile this file reads (the config's ProfileConfig, input or output side). */
+export interface FirmwareProfile {
+  transport?: 'modbus' | 'lorawan' | undefined;
+  points: readonly Pick<RolePoint, 'role'>[];
+  firmware?: ProfileFirmware | undefined;
+}
+
+export interface FirmwareIssue {
+  /** relative to the profile: ['firmware', 'checksum'] */
+  path: (string | number)[];
+  message: string;
+}
+
+/** The holding registers a declaration writes or reads, each with the key that names it. */
+function registerSpans(fw: ProfileFirmware): { key: string; path: string[]; from: number; to: number }[] {
+  const spans = [
+    { key: 'size', path: ['size'], from: fw.size, to: fw.size + 1 },
+    { key: 'checksum', path: ['checksum'], from: fw.checksum, to: fw.checksum + 1 },
+    { key: 'commit', path: ['commit', 'register'], from: fw.commit.register, to: fw.commit.register },
+  ];
+  if (fw.enter !== undefined) spans.push({ key: 'enter', path: ['enter', 'register'], from: fw.enter.register, to: fw.enter.register });
+  // the block index and its window
+  if (fw.method === 'registerBlock') spans.push({ key: 'block', path: ['block', 'register'], from: fw.block.register, to: fw.block.register + fw.block.registers });
+  return spans;
+}
+
+const span = (from: number, to: number): string => (from === to ? `register ${from}` : `registers ${from}..${to}`);
+
+/**
+ * The issues of a profile's firmware section beyond its fields: it needs a point of role
+ * firmwareVersion (read before and after an update: done means the device reports the new version),
+ * a Modbus transport, and registers that fit the table and do not overlap each other.
+ */
+export function profileFirmwareIssues(p: FirmwareProfile): FirmwareIssue[] {
+  const fw = p.firmware;
+  if (fw === undefined) return [];
+  const issues: FirmwareIssue[] = [];
+  if ((p.transport ?? 'modbus') !== 'modbus') {
+    issues.push({ path: ['firmware'], message: `an update method "${fw.method}" is Modbus; this profile is transport "${p.transport}"` });
+  }
+  if (!p.points.some((pt) => pt.role === 'firmwareVersion')) {
+    issues.push({
+      path: ['firmware'],
+      message: 'a profile with firmware needs a point of role firmwareVersion (a numeric register the device reports its version in: read before an update and after its reboot)',
+    });
+  }
+  const spans = registerSpans(fw);
+  spans.forEach((s, i) => {
+    const at = ['firmware', ...s.path];
+    if (s.to > 65535) {
+      issues.push({ path: at, message: `"${s.key}" takes ${span(s.from, s.to)}, past the last register (65535)` });
+      return;
+    }
+    const others = spans.slice(0, i).filter((o) => o.from <= s.to && s.from <= o.to && o.to <= 65535);
+    if (others.length > 0) {
+      const what = others.map((o) => `"${o.key}" (${span(o.from, o.to)})`).join(' and ');
+      issues.push({ path: at, message: `"${s.key}" (${span(s.from, s.to)}) overlaps ${what}: each takes registers of its own` });
+    }
+  });
+  return issues;
+}
+
+// ---------------------------------------------------------------------------------------
+// The top-level section
+
+export const WEEKDAYS = ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'] as const;
+
+const clockTime = z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, { message: 'expected a time "HH:MM" (00:00..23:59)' });
+
+/**
+ * A window of local time (the gateway's time zone) in which updates may run: `from` up to `to`;
+ * a window past midnight (22:00 to 05:00) belongs to the day it starts on. `days` left out: every day.
+ */
+export const timeWindowSchema = z
+  .strictObject({
+    from: clockTime,
+    to: clockTime,
+    days: z.array(z.enum(WEEKDAYS)).min(1).default([...WEEKDAYS]),
+  })
+  .superRefine((w, ctx) => {
+    if (w.from === w.to) ctx.addIssue({ code: 'custom', path: ['to'], message: `a window from ${w.from} to ${w.to} is empty: "to" must differ from "from"` });
+    w.days.forEach((d, i) => {
+      const first = w.days.indexOf(d);
+      if (first < i) ctx.addIssue({ code: 'custom', path: ['days', i], message: `duplicate day "${d}" (first at index ${first})` });
+    });
+  });
+
+export type TimeWindowConfig = z.infer<typeof timeWindowSchema>;
+
+const windows = z.array(timeWindowSchema).default([]);
+
+export const firmwareSchema = z.strictObject({
+  /** ed25519 public keys (PEM SPKI or base64 of the raw 32 bytes) that sign manifests; none: every manifest is refused */
+  signingKeys: z.array(signingKey).default([]),
+  /** artifacts live in <dir of storage.path>/artifacts, within this quota */
+  artifacts: z.strictObject({ maxBytes: byteSize.default(256 * 1024 * 1024) }).prefault({}),
+  /** the default deadline of a deployment: jobs not started by then end E_FW_EXPIRED */
+  deploymentTtl: durationIn('1m', '24d').default(7 * 86_400_000),
+  /** attempts per block and per step before a job fails */
+  retries: z.number().int().min(1).max(100).default(5),
+  lights: z
+    .strictObject({
+      /** lights update by day: from sunrise + dayMargin to sunset − dayMargin (gateway.lat / gateway.lon) */
+      byDay: z.boolean().default(true),
+      dayMargin: durationIn('0ms', '6h').default(30 * 60_000),
+      /** more windows (gateway time zone) in which lights may update */
+      windows,
+      /** at most this share of a group's lights out of service at once (at least one light) */
+      maxGroupShare: z.number().gt(0).max(1).default(0.25),
+    })
+    .prefault({}),
+  traffic: z
+    .strictObject({
+      /** traffic controllers update only inside one of these; none: never */
+      windows,
+    })
+    .prefault({}),
+  /** how long each stage of a job may take before it fails */
+  timeouts: z
+    .strictObject({
+      fetch: durationIn('1s', '1d').default(3_600_000),
+      transfer: durationIn('1s', '1d').default(30 * 60_000),
+      activate: durationIn('1s', '1h').default(5 * 60_000),
+      verify: durationIn('1s', '1h').default(2 * 60_000),
+    })
+    .prefault({}),
+  selfUpdate: z
+    .strictObject({
+      /** the directory with releases/<version>/ and a `current` link; null: the gateway cannot be a target */
+      releases: z.string().min(1).nullable().default(null),
+      /** the new release must report healthy within this, else the previous one runs again */
+      healthTimeout: durationIn('5s', '1h').default(2 * 60_000),
+    })
+    .prefault({}),
+});
+
+export type FirmwareConfig = z.infer<typeof firmwareSchema>;

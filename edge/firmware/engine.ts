@@ -1,0 +1,796 @@
+/**
+ * The firmware engine (issue 17): the one road of a deployment, from its door to its last job
+ * (the road is drawn in types.ts). It owns the journal's deployments: a tick (every second, and
+ * whenever something changes) ends waves, halts a deployment whose failures pass its threshold,
+ * expires jobs past the deadline, times out stages, and starts the jobs the gates and the caps
+ * let go; each started job runs its stages in jobRunner.ts. Nothing here blocks the event loop
+ * or holds a bus: the transfer goes through the bus scheduler's bulk share.
+ *
+ * A stop aborts the jobs between two steps; their stage and acknowledged blocks are in the store,
+ * so the next start resumes each where it was.
+ */
+import { randomUUID } from 'node:crypto';
+import type { GatewayContext } from '../component.js';
+import type { ControlComponent } from '../control/index.js';
+import { can } from '../control/roles.js';
+import type { ModbusDriver } from '../drivers/modbus/index.js';
+import { errorMessage } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { MetricSample } from '../metrics.js';
+import { loadProfiles, type ProfileRegistry } from '../profiles/index.js';
+import type { Timer } from '../clock.js';
+import type { ArtifactStore } from './artifacts.js';
+import { FirmwareError } from './errors.js';
+import { gate, groupAllowance, type GatedDevice } from './gates.js';
+import { JobRunner, type JobEnv } from './jobRunner.js';
+import type { FirmwareJournal } from './journal.js';
+import { parseEnvelope, verifyManifestSignature } from './manifest.js';
+import { buildReport, waveCount } from './reports.js';
+import type { SelfUpdater } from './selfUpdate.js';
+import { resolveTargets } from './targets.js';
+import {
+  DEPLOYMENT_ID_RE,
+  FINAL_DEPLOYMENT_STATUSES,
+  FINAL_JOB_STAGES,
+  JOB_STAGES,
+  type DeploymentAction,
+  type DeploymentOutbox,
+  type DeploymentRecord,
+  type DeploymentReport,
+  type DeploymentRequest,
+  type DeploymentStatus,
+  type DeploymentSubmitted,
+  type FirmwareCode,
+  type FirmwareService,
+  type JobRecord,
+  type Manifest,
+  type Wave,
+} from './types.js';
+
+const TICK_MS = 1000;
+/** progress reports of one deployment go out at most this often (stage changes at once) */
+const PROGRESS_REPORT_MS = 1000;
+/** how long a stop waits for the jobs to reach a step boundary */
+const STOP_WAIT_MS = 5000;
+/** the stages in which a device is out of (or being taken out of) its normal service */
+const BUSY_STAGES = new Set(['fetching', 'transferring', 'activating', 'verifying']);
+
+export type Health = () => { ok: true } | { ok: false; reason: string };
+
+export interface FirmwareEngineOptions {
+  ctx: GatewayContext;
+  journal: FirmwareJournal;
+  artifacts: ArtifactStore;
+  selfUpdate?: SelfUpdater | null;
+  /** the process restarts (a new gateway release is switched in) */
+  requestRestart?: (reason: string) => void;
+  tickMs?: number;
+}
+
+/** What the engine needs of the running gateway, attached once the components are built. */
+export interface FirmwareParts {
+  modbus?: ModbusDriver | undefined;
+  control?: Pick<ControlComponent, 'reassert' | 'firmwareHold' | 'wanted'> | undefined;
+  /** every component running and the upstream reachable (when configured): the new release's health */
+  health: Health;
+}
+
+interface Waiter {
+  promise: Promise<DeploymentReport>;
+  resolve: (r: DeploymentReport) => void;
+}
+
+export class FirmwareEngine implements FirmwareService {
+  private readonly log: Logger;
+  private parts: FirmwareParts | null = null;
+  private profiles: ProfileRegistry | null = null;
+  private timer: Timer | null = null;
+  private running = false;
+  private ticking = false;
+  private again = false;
+  private readonly runners = new Map<string, JobRunner>();
+  private readonly waiters = new Map<string, Waiter>();
+  private readonly lastProgressReport = new Map<string, number>();
+  private readonly waitingLogged = new Map<string, string>();
+  private readonly artifactFetches = new Map<string, Promise<Buffer>>();
+  /** the health deadline of the release on trial, as boot() read it */
+  private bootDeadline: number | null = null;
+  private readonly counters = { submitted: 0, rejected: 0, blocks: 0, bytes: 0, chunksIgnored: 0 };
+
+  constructor(private readonly o: FirmwareEngineOptions) {
+    this.log = o.ctx.log.child({ module: 'firmware' });
+  }
+
+  attach(parts: FirmwareParts): void {
+    this.parts = parts;
+  }
+
+  private get config() {
+    return this.o.ctx.config;
+  }
+
+  private profileRegistry(): ProfileRegistry {
+    this.profiles ??= loadProfiles(this.config.profiles);
+    return this.profiles;
+  }
+
+  // ------------------------------------------------------------------------------ lifecycle
+
+  /** Resumes the journal: a self-update's outcome first, then every job where it was. */
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.profiles = null;
+    this.settleSelfUpdateAtBoot();
+    this.schedule(0);
+  }
+
+  async stop(waitMs = STOP_WAIT_MS): Promise<void> {
+    this.running = false;
+    if (this.timer) this.o.ctx.clock.clearTimeout(this.timer);
+    this.timer = null;
+    const runs = [...this.runners.values()];
+    for (const r of runs) r.abort('stop');
+    await Promise.race([Promise.allSettled(runs.map((r) => r.done)), new Promise((res) => setTimeout(res, waitMs).unref())]);
+  }
+
+  /** Wakes the tick now (a change, a job ended). */
+  kick(): void {
+    if (this.running) this.schedule(0);
+  }
+
+  private schedule(ms: number): void {
+    if (!this.running) return;
+    if (this.timer) this.o.ctx.clock.clearTimeout(this.timer);
+    this.timer = this.o.ctx.clock.setTimeout(() => {
+      this.timer = null;
+      this.tick();
+    }, ms);
+    this.timer.unref?.();
+  }
+
+  private tick(): void {
+    if (!this.running) return;
+    if (this.ticking) {
+      this.again = true;
+      return;
+    }
+    this.ticking = true;
+    try {
+      do {
+        this.again = false;
+        for (const d of this.o.journal.deployments({ limit: 1000, active: true })) {
+          try {
+            this.advanceDeployment(d);
+          } catch (err) {
+            this.log.error({ err, deployment: d.id }, 'firmware: deployment step failed');
+          }
+        }
+      } while (this.again && this.running);
+    } finally {
+      this.ticking = false;
+    }
+    this.schedule(this.o.tickMs ?? TICK_MS);
+  }
+
+  // ------------------------------------------------------------------------------ the doors
+
+  submit(req: DeploymentRequest): DeploymentSubmitted {
+    const now = this.o.ctx.clock.now();
+    this.counters.submitted++;
+    let stored: { sha256: string; size: number } | undefined;
+    if (req.artifact) {
+      try {
+        stored = this.o.artifacts.put(req.artifact);
+      } catch (err) {
+        return this.refuse(undefined, req, err instanceof FirmwareError ? (err.code as FirmwareCode) : 'E_FW_ARTIFACT', errorMessage(err), now);
+      }
+    }
+    const parsed = parseEnvelope(req.envelope);
+    if (!parsed.ok) return this.refuse(parsed.id, req, parsed.code, parsed.reason, now);
+    const { manifest, text, signature } = parsed;
+    const existing = this.o.journal.deployment(manifest.id);
+    // a refused id may come again, corrected; an accepted one is a duplicate
+    if (existing && existing.status !== 'rejected') {
+      // the same id again (central re-sent it): the original's report, published again
+      const report = this.report(manifest.id)!;
+      this.o.journal.queueReport(report);
+      this.notify(report);
+      this.log.info({ deployment: manifest.id, principal: req.principal }, 'firmware: duplicate deployment id: its report is sent again');
+      return { id: manifest.id, first: { ...report }, outcome: this.outcomeOf(manifest.id, report) };
+    }
+    const sig = verifyManifestSignature(this.config.firmware.signingKeys, this.config.gateway.id, text, signature);
+    if (!sig.ok) {
+      const reason = this.config.firmware.signingKeys.length === 0 ? 'no firmware.signingKeys are configured: this gateway takes no manifest' : `signature: ${sig.reason}`;
+      return this.refuse(manifest.id, req, 'E_FW_SIGNATURE', reason, now, manifest);
+    }
+    if (manifest.gateway !== this.config.gateway.id) {
+      return this.refuse(manifest.id, req, 'E_FW_GATEWAY', `manifest.gateway: "${manifest.gateway}" is not this gateway ("${this.config.gateway.id}")`, now, manifest);
+    }
+    if (!can(req.role, 'firmware.deploy')) return this.refuse(manifest.id, req, 'E_FW_FORBIDDEN', `role ${req.role} may not deploy firmware (needs firmware.deploy)`, now, manifest);
+    const waves: Wave[] = manifest.policy?.waves ?? [];
+    const resolved = resolveTargets(manifest.targets, this.config, this.profileRegistry(), req.role, waves);
+    if (!resolved.ok) return this.refuse(manifest.id, req, resolved.code, resolved.reason, now, manifest);
+    const gatewayTarget = resolved.targets.some((t) => t.method === 'gateway');
+    if (gatewayTarget && !this.o.selfUpdate) {
+      return this.refuse(manifest.id, req, 'E_FW_TARGET', 'targets.gateway: this gateway does not run from firmware.selfUpdate.releases/<version>, so it cannot switch releases', now, manifest);
+    }
+    if (!gatewayTarget && manifest.artifact.versionCode === undefined) {
+      return this.refuse(manifest.id, req, 'E_FW_INVALID', 'manifest.artifact.versionCode: required for devices (what their version point reads once they run the image)', now, manifest);
+    }
+    if (manifest.artifact.size > this.config.firmware.artifacts.maxBytes) {
+      return this.refuse(manifest.id, req, 'E_FW_QUOTA', `artifact of ${manifest.artifact.size} bytes is larger than firmware.artifacts.maxBytes (${this.config.firmware.artifacts.maxBytes})`, now, manifest);
+    }
+    if ('local' in manifest.artifact.source && !this.o.artifacts.has(manifest.artifact.sha256)) {
+      const why = stored ? `the artifact uploaded has sha256 ${stored.sha256}, the manifest says ${manifest.artifact.sha256}` : 'no artifact with this sha256 was uploaded (POST /api/v1/artifacts or streetbox deploy --artifact)';
+      return this.refuse(manifest.id, req, 'E_FW_ARTIFACT', why, now, manifest);
+    }
+    const busy = new Map(this.o.journal.activeJobs().map((j) => [j.device, j.deployment]));
+    for (const t of resolved.targets) {
+      const other = busy.get(t.device);
+      if (other) return this.refuse(manifest.id, req, 'E_FW_TARGET', `device "${t.device}" is already a target of deployment ${other}, which has not ended`, now, manifest);
+    }
+
+    const record: DeploymentRecord = {
+      id: manifest.id,
+      source: req.source,
+      principal: req.principal,
+      role: req.role,
+      manifest: text,
+      artifact: manifest.artifact,
+      status: 'running',
+      reason: null,
+      code: null,
+      wave: 0,
+      acceptedAt: now,
+      deadline: manifest.policy?.deadline ?? now + this.config.firmware.deploymentTtl,
+      endedAt: null,
+    };
+    const jobs: JobRecord[] = resolved.targets.map((t) => ({
+      deployment: manifest.id,
+      device: t.device,
+      method: t.method,
+      wave: t.wave,
+      stage: 'pending',
+      blocksAcked: 0,
+      blocksTotal: 0,
+      bytesAcked: 0,
+      versionBefore: null,
+      versionAfter: null,
+      waiting: null,
+      code: null,
+      reason: null,
+      attempts: 0,
+      stageAt: now,
+      startedAt: null,
+      endedAt: null,
+    }));
+    this.o.journal.addDeployment(record, jobs);
+    if ('mqtt' in manifest.artifact.source) this.o.artifacts.expect(manifest.artifact);
+    this.event('firmware.deployment.running', record, { status: 'running' });
+    this.log.info({ deployment: record.id, principal: req.principal, artifact: `${manifest.artifact.name} ${manifest.artifact.version}`, jobs: jobs.length }, 'firmware: deployment accepted');
+    const report = this.publish(record.id, true)!;
+    this.kick();
+    return { id: record.id, first: report, outcome: this.outcomeOf(record.id, report) };
+  }
+
+  submitCentral(payload: Buffer): void {
+    let body: unknown;
+    try {
+      body = JSON.parse(payload.toString('utf8'));
+    } catch {
+      body = undefined;
+    }
+    const b = body as { action?: unknown; id?: unknown } | undefined;
+    if (b && typeof b === 'object' && typeof b.action === 'string' && !('manifest' in b)) {
+      const id = typeof b.id === 'string' ? b.id : '';
+      if (b.action !== 'pause' && b.action !== 'resume' && b.action !== 'cancel') {
+        this.log.warn({ action: b.action, deployment: id }, 'firmware: central sent an unknown action (pause, resume, cancel)');
+        return;
+      }
+      const r = this.control(id, b.action, 'upstream');
+      if (!r.ok) this.log.warn({ deployment: id, action: b.action, code: r.code, reason: r.reason }, 'firmware: central action refused');
+      return;
+    }
+    const s = this.submit({ source: 'central', principal: 'upstream', role: 'central', envelope: payload });
+    void s.outcome.catch(() => undefined);
+  }
+
+  storeArtifact(data: Buffer): { sha256: string; size: number } {
+    return this.o.artifacts.put(data);
+  }
+
+  artifactChunk(sha256: string, index: number, data: Buffer): void {
+    try {
+      const r = this.o.artifacts.addChunk(sha256, index, data);
+      if (r.complete) this.kick();
+    } catch (err) {
+      this.counters.chunksIgnored++;
+      this.log.warn({ err, sha256, index }, 'firmware: artifact chunk not taken');
+    }
+  }
+
+  control(id: string, action: DeploymentAction, principal: string): { ok: true; report: DeploymentReport } | { ok: false; code: 'E_NOT_FOUND' | 'E_FW_FINAL'; reason: string } {
+    const d = this.o.journal.deployment(id);
+    if (!d || d.status === 'rejected') return { ok: false, code: 'E_NOT_FOUND', reason: `no deployment "${id}"` };
+    if (FINAL_DEPLOYMENT_STATUSES.includes(d.status)) return { ok: false, code: 'E_FW_FINAL', reason: `deployment ${id} has ended (${d.status})` };
+    if (action === 'pause') {
+      if (d.status !== 'paused') {
+        const next = this.o.journal.setStatus(id, 'paused');
+        // transfers stop after their block (resumable); an activation or a verification finishes
+        for (const r of this.runnersOf(id)) if (r.stage === 'transferring' || r.stage === 'pending' || r.stage === 'fetching') r.abort('pause');
+        this.event('firmware.deployment.paused', next, { status: 'paused' }, principal);
+      }
+    } else if (action === 'resume') {
+      if (d.status === 'paused') {
+        const next = this.o.journal.setStatus(id, 'running');
+        this.event('firmware.deployment.running', next, { status: 'running', reason: 'resumed' }, principal);
+      }
+    } else {
+      this.cancel(d, 'E_FW_CANCELLED', `cancelled by ${principal}`, principal);
+    }
+    this.log.info({ deployment: id, action, principal }, 'firmware: deployment control');
+    const report = this.publish(id, true)!;
+    this.kick();
+    return { ok: true, report };
+  }
+
+  report(id: string): DeploymentReport | undefined {
+    const d = this.o.journal.deployment(id);
+    if (!d) return undefined;
+    const jobs = this.o.journal.jobs(id);
+    return buildReport(this.config.gateway.id, d, jobs, waveCount(jobs), this.o.ctx.clock.now());
+  }
+
+  list(q: { limit?: number } = {}): DeploymentReport[] {
+    return this.o.journal
+      .deployments({ limit: Math.min(Math.max(q.limit ?? 50, 1), 500) })
+      .map((d) => this.report(d.id))
+      .filter((r): r is DeploymentReport => r !== undefined);
+  }
+
+  jobs(id: string): JobRecord[] {
+    return this.o.journal.jobs(id);
+  }
+
+  outbox(): DeploymentOutbox {
+    return {
+      pending: (limit) => this.o.journal.pendingReports(limit),
+      delivered: (seq) => this.o.journal.reportDelivered(seq),
+    };
+  }
+
+  metrics(): MetricSample[] {
+    const samples: MetricSample[] = [];
+    const stages = Object.fromEntries(JOB_STAGES.map((s) => [s, 0])) as Record<string, number>;
+    for (const j of this.o.journal.activeJobs()) stages[j.stage] = (stages[j.stage] ?? 0) + 1;
+    for (const [stage, n] of Object.entries(stages)) {
+      samples.push({ name: 'streetbox_firmware_jobs_active', help: 'Firmware jobs of deployments under way, by stage', type: 'gauge', labels: { stage }, value: n });
+    }
+    const usage = this.o.artifacts.usage();
+    samples.push(
+      { name: 'streetbox_firmware_deployments_submitted_total', help: 'Deployments submitted since start', type: 'counter', value: this.counters.submitted },
+      { name: 'streetbox_firmware_deployments_rejected_total', help: 'Deployments refused since start', type: 'counter', value: this.counters.rejected },
+      { name: 'streetbox_firmware_blocks_total', help: 'Firmware blocks acknowledged by devices since start', type: 'counter', value: this.counters.blocks },
+      { name: 'streetbox_firmware_artifact_bytes', help: 'Bytes of artifacts kept in the data directory', type: 'gauge', value: usage.bytes },
+      { name: 'streetbox_firmware_artifact_bytes_limit', help: 'firmware.artifacts.maxBytes', type: 'gauge', value: this.config.firmware.artifacts.maxBytes },
+    );
+    return samples;
+  }
+
+  // ------------------------------------------------------------------------------ deployments
+
+  private refuse(id: string | undefined, req: DeploymentRequest, code: FirmwareCode, reason: string, now: number, manifest?: Manifest): DeploymentSubmitted {
+    this.counters.rejected++;
+    // a refusal is recorded under the manifest's id when it has a usable one not taken yet
+    const prior = id !== undefined ? this.o.journal.deployment(id) : undefined;
+    const taken = prior !== undefined && prior.status !== 'rejected';
+    const rid = id !== undefined && DEPLOYMENT_ID_RE.test(id) && !taken ? id : `rejected-${now}-${randomUUID().slice(0, 8)}`;
+    const record: DeploymentRecord = {
+      id: rid,
+      source: req.source,
+      principal: req.principal,
+      role: req.role,
+      manifest: manifest ? JSON.stringify(manifest) : '',
+      artifact: manifest?.artifact ?? { name: '', version: '', size: 0, sha256: '', source: { local: true } },
+      status: 'rejected',
+      reason,
+      code,
+      wave: 0,
+      acceptedAt: now,
+      deadline: now,
+      endedAt: now,
+    };
+    try {
+      this.o.journal.reject(record);
+    } catch (err) {
+      this.log.error({ err, deployment: rid }, 'firmware: refusal not recorded');
+    }
+    this.event('firmware.deployment.rejected', record, { status: 'rejected', code, reason });
+    this.log.warn({ deployment: rid, principal: req.principal, source: req.source, code, reason }, 'firmware: deployment refused');
+    const report = buildReport(this.config.gateway.id, record, [], 0, now);
+    try {
+      this.o.journal.queueReport(report);
+      this.notify(report);
+    } catch (err) {
+      this.log.error({ err, deployment: rid }, 'firmware: refusal report not queued');
+    }
+    return { id: rid, first: report, outcome: Promise.resolve(report) };
+  }
+
+  private outcomeOf(id: string, current: DeploymentReport): Promise<DeploymentReport> {
+    if (FINAL_DEPLOYMENT_STATUSES.includes(current.status)) return Promise.resolve(current);
+    let w = this.waiters.get(id);
+    if (!w) {
+      let resolve!: (r: DeploymentReport) => void;
+      const promise = new Promise<DeploymentReport>((res) => (resolve = res));
+      w = { promise, resolve };
+      this.waiters.set(id, w);
+    }
+    return w.promise;
+  }
+
+  /** One deployment's step: deadline, waves, thresholds, the jobs to start. */
+  private advanceDeployment(d: DeploymentRecord): void {
+    const now = this.o.ctx.clock.now();
+    let jobs = this.o.journal.jobs(d.id);
+
+    // timeouts of the stages under way (a runner that hangs is aborted; a journaled stage without one ends)
+    for (const j of jobs) {
+      if (FINAL_JOB_STAGES.includes(j.stage) || j.stage === 'pending') continue;
+      const limit = this.stageTimeout(j);
+      if (now - j.stageAt <= limit) continue;
+      const runner = this.runners.get(key(j));
+      if (runner) runner.abort('timeout');
+      else this.endJob(d, j, 'failed', 'E_FW_TIMEOUT', `${j.stage} took longer than ${Math.round(limit / 1000)} s`);
+    }
+    // the deadline: jobs that could not start by then
+    if (now > d.deadline) {
+      for (const j of jobs) if (j.stage === 'pending' && !this.runners.has(key(j))) this.endJob(d, j, 'failed', 'E_FW_EXPIRED', `not started before the deployment's deadline ${new Date(d.deadline).toISOString()}${j.waiting ? `; it was waiting: ${j.waiting}` : ''}`);
+    }
+    jobs = this.o.journal.jobs(d.id);
+    const waves = waveCount(jobs);
+    const policyWaves = this.manifestOf(d)?.policy?.waves ?? [];
+
+    // halting: the wave's failures past its error threshold, as soon as they are
+    const inWave = jobs.filter((j) => j.wave === d.wave);
+    const failed = inWave.filter((j) => j.stage === 'failed' || j.stage === 'rolledBack').length;
+    const errorThreshold = policyWaves[d.wave]?.errorThreshold ?? 0;
+    if (inWave.length > 0 && failed / inWave.length > errorThreshold) {
+      this.halt(d, `wave ${d.wave + 1}: ${failed} of ${inWave.length} jobs failed (${pct(failed / inWave.length)}), more than its error threshold ${pct(errorThreshold)}`);
+      return;
+    }
+    // the wave ended: the next one, or the end
+    if (inWave.every((j) => FINAL_JOB_STAGES.includes(j.stage)) && !this.runnersOf(d.id).length) {
+      const confirmed = inWave.filter((j) => j.stage === 'confirmed').length;
+      const successThreshold = policyWaves[d.wave]?.successThreshold ?? 1;
+      if (inWave.length > 0 && confirmed / inWave.length < successThreshold) {
+        this.halt(d, `wave ${d.wave + 1}: ${confirmed} of ${inWave.length} jobs confirmed (${pct(confirmed / inWave.length)}), less than its success threshold ${pct(successThreshold)}`);
+        return;
+      }
+      if (d.wave + 1 < waves) {
+        this.o.journal.setWave(d.id, d.wave + 1);
+        this.log.info({ deployment: d.id, wave: d.wave + 2, of: waves }, 'firmware: next wave');
+        this.publish(d.id, true);
+        this.again = true;
+        return;
+      }
+      this.finish(d, 'completed', null, null);
+      return;
+    }
+    if (d.status !== 'running') {
+      // paused: only what cannot stop half-way goes on (an activation, a verification after a restart)
+      for (const j of inWave) if ((j.stage === 'activating' || j.stage === 'verifying') && !this.runners.has(key(j))) this.startRunner(d, j);
+      return;
+    }
+    const manifest = this.manifestOf(d);
+    for (const j of inWave) {
+      if (FINAL_JOB_STAGES.includes(j.stage) || this.runners.has(key(j))) continue;
+      if (j.stage !== 'pending') {
+        this.startRunner(d, j); // resumed after a restart: it goes on from its stage
+        continue;
+      }
+      const verdict = this.mayStart(d, j, manifest);
+      if (!verdict.ok) {
+        this.setWaiting(d, j, verdict.waiting);
+        continue;
+      }
+      this.startRunner(d, j);
+    }
+  }
+
+  /** The gates and the caps for a pending job. */
+  mayStart(d: DeploymentRecord, j: JobRecord, manifest: Manifest | null = this.manifestOf(d)): { ok: true } | { ok: false; waiting: string } {
+    if (j.method === 'gateway') {
+      const w = manifest?.policy?.windows ?? [];
+      const v = gate({ id: j.device, kind: 'other', groups: [] }, { now: this.o.ctx.clock.now(), config: this.config, windows: w, hold: null });
+      return v.ok ? v : { ok: false, waiting: v.waiting };
+    }
+    const dev = this.gatedDevice(j.device);
+    if (!dev) return { ok: false, waiting: `device "${j.device}" is no longer in devices.yaml` };
+    const verdict = gate(dev, { now: this.o.ctx.clock.now(), config: this.config, windows: manifest?.policy?.windows ?? [], hold: this.parts?.control?.firmwareHold(j.device) ?? null });
+    if (!verdict.ok) return { ok: false, waiting: verdict.waiting };
+    return this.capsAllow(j, dev, manifest);
+  }
+
+  /** The caps: jobs under way per bus and per group (all deployments), and a group's share of lights. */
+  private capsAllow(j: JobRecord, dev: GatedDevice & { bus: string | null }, manifest: Manifest | null): { ok: true } | { ok: false; waiting: string } {
+    const maxPerBus = manifest?.policy?.maxPerBus ?? 1;
+    const maxPerGroup = manifest?.policy?.maxPerGroup ?? 1;
+    const busy = this.o.journal.activeJobs().filter((x) => x.device !== j.device && (BUSY_STAGES.has(x.stage) || this.runners.has(key(x))));
+    const devices = new Map(this.config.devices.map((x) => [x.id, x]));
+    if (dev.bus !== null) {
+      const onBus = busy.filter((x) => devices.get(x.device)?.bus === dev.bus);
+      if (onBus.length >= maxPerBus) return { ok: false, waiting: `bus ${dev.bus} busy: ${onBus.map((x) => x.device).join(', ')} updating (at most ${maxPerBus} at once)` };
+    }
+    for (const g of dev.groups) {
+      const inGroup = busy.filter((x) => devices.get(x.device)?.groups.includes(g));
+      let cap = maxPerGroup;
+      if (dev.kind === 'lighting') {
+        const lights = this.config.devices.filter((x) => x.groups.includes(g) && this.gatedDevice(x.id)?.kind === 'lighting').length;
+        cap = Math.min(cap, groupAllowance(lights, this.config.firmware.lights.maxGroupShare));
+      }
+      if (inGroup.length >= cap) return { ok: false, waiting: `group ${g}: ${inGroup.length} updating already (at most ${cap} at once)` };
+    }
+    return { ok: true };
+  }
+
+  private gatedDevice(id: string): (GatedDevice & { bus: string | null }) | undefined {
+    const d = this.config.devices.find((x) => x.id === id);
+    if (!d) return undefined;
+    const profile = this.profileRegistry().get(d.profile);
+    const kind = profile?.kind === 'lighting' || profile?.kind === 'traffic' ? profile.kind : 'other';
+    return { id, kind, groups: d.groups, bus: d.bus ?? null };
+  }
+
+  private setWaiting(d: DeploymentRecord, j: JobRecord, waiting: string): void {
+    if (j.waiting === waiting) return;
+    this.o.journal.patchJob(d.id, j.device, { waiting });
+    if (this.waitingLogged.get(key(j)) !== waiting) {
+      this.waitingLogged.set(key(j), waiting);
+      this.o.ctx.store.appendEvent({ kind: 'firmware.job.waiting', severity: 'info', device: j.device, detail: { deployment: d.id, principal: d.principal, device: j.device, stage: j.stage, waiting } });
+      this.log.info({ deployment: d.id, device: j.device, waiting }, 'firmware: job waits');
+    }
+    this.publish(d.id, false);
+  }
+
+  private halt(d: DeploymentRecord, reason: string): void {
+    this.cancelJobs(d, 'E_FW_HALTED', `halted: ${reason}`);
+    this.finish(d, 'halted', 'E_FW_HALTED', reason);
+  }
+
+  private cancel(d: DeploymentRecord, code: FirmwareCode, reason: string, principal: string): void {
+    this.cancelJobs(d, code, reason);
+    this.finish(d, 'cancelled', code, reason, principal);
+  }
+
+  /** Jobs not started end cancelled; transfers stop (cancelled); an activation or a verification finishes. */
+  private cancelJobs(d: DeploymentRecord, code: FirmwareCode, reason: string): void {
+    for (const j of this.o.journal.jobs(d.id)) {
+      if (FINAL_JOB_STAGES.includes(j.stage) || j.stage === 'activating' || j.stage === 'verifying') continue;
+      const runner = this.runners.get(key(j));
+      if (runner) runner.abort('cancel', { code, reason });
+      else this.endJob(d, j, 'cancelled', code, reason);
+    }
+  }
+
+  private finish(d: DeploymentRecord, status: DeploymentStatus, code: FirmwareCode | null, reason: string | null, principal?: string): void {
+    const now = this.o.ctx.clock.now();
+    const next = this.o.journal.setStatus(d.id, status, { code, reason, endedAt: now });
+    const kind = `firmware.deployment.${status}` as 'firmware.deployment.completed';
+    this.event(kind, next, { status, ...(code ? { code } : {}), ...(reason ? { reason } : {}) }, principal);
+    this.log.info({ deployment: d.id, status, code, reason }, 'firmware: deployment ended');
+    const report = this.publish(d.id, true)!;
+    const w = this.waiters.get(d.id);
+    if (w) {
+      this.waiters.delete(d.id);
+      w.resolve(report);
+    }
+    this.collectArtifacts();
+  }
+
+  private collectArtifacts(): void {
+    try {
+      const keep = new Set(this.o.journal.deployments({ limit: 1000, active: true }).map((x) => x.artifact.sha256));
+      this.o.artifacts.gc(keep);
+    } catch (err) {
+      this.log.warn({ err }, 'firmware: artifacts not collected');
+    }
+  }
+
+  // ------------------------------------------------------------------------------ jobs
+
+  private startRunner(d: DeploymentRecord, j: JobRecord): void {
+    const runner = new JobRunner(this.jobEnv(), d, j);
+    this.runners.set(key(j), runner);
+    void runner.done
+      .catch((err: unknown) => this.log.error({ err, deployment: d.id, device: j.device }, 'firmware: job runner failed'))
+      .finally(() => {
+        if (this.runners.get(key(j)) === runner) this.runners.delete(key(j));
+        this.kick();
+      });
+  }
+
+  private runnersOf(id: string): JobRunner[] {
+    return [...this.runners.values()].filter((r) => r.deployment === id);
+  }
+
+  private jobEnv(): JobEnv {
+    return {
+      ctx: this.o.ctx,
+      log: this.log,
+      journal: this.o.journal,
+      profiles: this.profileRegistry(),
+      modbus: this.parts?.modbus,
+      control: this.parts?.control,
+      health: this.parts?.health ?? (() => ({ ok: false, reason: 'the gateway is starting' })),
+      selfUpdate: this.o.selfUpdate ?? null,
+      requestRestart: this.o.requestRestart ?? (() => this.log.error('firmware: a restart was asked for, but nothing restarts this process')),
+      image: (d) => this.image(d),
+      artifactPath: (d) => this.o.artifacts.path(d.artifact.sha256),
+      mayProceed: (d, j) => {
+        const fresh = this.o.journal.deployment(d.id) ?? d;
+        if (fresh.status !== 'running') return { ok: false, waiting: `deployment ${fresh.status}` };
+        const dev = this.gatedDevice(j.device);
+        if (!dev) return { ok: false, waiting: `device "${j.device}" is no longer in devices.yaml` };
+        const v = gate(dev, { now: this.o.ctx.clock.now(), config: this.config, windows: this.manifestOf(fresh)?.policy?.windows ?? [], hold: this.parts?.control?.firmwareHold(j.device) ?? null });
+        return v.ok ? v : { ok: false, waiting: v.waiting };
+      },
+      advanced: (d, j) => {
+        this.event(`firmware.job.${j.stage}` as 'firmware.job.confirmed', d, { device: j.device, stage: j.stage, ...(j.code ? { code: j.code } : {}), ...(j.reason ? { reason: j.reason } : {}), bytesAcked: j.bytesAcked, version: j.versionAfter ?? j.versionBefore }, undefined, j.device);
+        this.waitingLogged.delete(key(j));
+        this.publish(d.id, true);
+      },
+      progressed: (d, blocks, bytes) => {
+        this.counters.blocks += blocks;
+        this.counters.bytes += bytes;
+        this.publish(d.id, false);
+      },
+      waiting: (d, j, waiting) => this.setWaiting(d, j, waiting),
+      stageTimeout: (j) => this.stageTimeout(j),
+      selfUpdateDeadline: () => this.bootDeadline,
+    };
+  }
+
+  private endJob(d: DeploymentRecord, j: JobRecord, stage: 'failed' | 'cancelled', code: FirmwareCode, reason: string): void {
+    const next = this.o.journal.advance(d.id, j.device, stage, { code, reason, waiting: null }, this.o.ctx.clock.now());
+    this.event(`firmware.job.${stage}` as 'firmware.job.failed', d, { device: j.device, stage, code, reason }, undefined, j.device);
+    this.log.warn({ deployment: d.id, device: j.device, stage, code, reason }, 'firmware: job ended');
+    if (stage === 'failed') void this.parts?.control?.reassert(j.device, 'firmware update failed')?.catch(() => undefined);
+    this.publish(d.id, true);
+    void next;
+  }
+
+  private stageTimeout(j: JobRecord): number {
+    const t = this.config.firmware.timeouts;
+    const decl = this.rebootMsOf(j.device);
+    switch (j.stage) {
+      case 'fetching':
+        return t.fetch;
+      case 'transferring':
+        return t.transfer;
+      case 'activating':
+        return t.activate + decl;
+      case 'verifying':
+        return j.method === 'gateway' ? this.config.firmware.selfUpdate.healthTimeout + t.verify : t.verify + decl;
+      default:
+        return Number.POSITIVE_INFINITY;
+    }
+  }
+
+  private rebootMsOf(device: string): number {
+    const d = this.config.devices.find((x) => x.id === device);
+    const p = d ? this.profileRegistry().get(d.profile) : undefined;
+    return (p?.firmware?.rebootS ?? 30) * 1000;
+  }
+
+  /** The artifact's bytes, fetched once per deployment (checked against size and sha256). */
+  private image(d: DeploymentRecord): Promise<Buffer> {
+    const sha = d.artifact.sha256;
+    let p = this.artifactFetches.get(sha);
+    if (!p) {
+      const ac = new AbortController();
+      p = (async () => {
+        await this.o.artifacts.fetch(d.artifact, { signal: ac.signal, timeoutMs: this.config.firmware.timeouts.fetch });
+        return this.o.artifacts.read(sha);
+      })();
+      this.artifactFetches.set(sha, p);
+      p.catch(() => this.artifactFetches.delete(sha));
+    }
+    return p;
+  }
+
+  private manifestOf(d: DeploymentRecord): Manifest | null {
+    try {
+      return JSON.parse(d.manifest) as Manifest;
+    } catch {
+      return null;
+    }
+  }
+
+  // ------------------------------------------------------------------------------ the gateway's own release
+
+  /** At start: a self-update the previous process switched to, or that the launcher switched back from. */
+  private settleSelfUpdateAtBoot(): void {
+    const su = this.o.selfUpdate;
+    if (!su) return;
+    let boot: ReturnType<SelfUpdater['boot']>;
+    try {
+      boot = su.boot();
+    } catch (err) {
+      this.log.error({ err }, 'firmware: self-update state unreadable');
+      return;
+    }
+    if (boot.state === 'none') return;
+    const gw = this.config.gateway.id;
+    const deployment = boot.deployment;
+    const d = this.o.journal.deployment(deployment);
+    const j = d ? this.o.journal.job(deployment, gw) : undefined;
+    if (boot.state === 'outcome') {
+      if (d && j && !FINAL_JOB_STAGES.includes(j.stage)) {
+        const now = this.o.ctx.clock.now();
+        const stage = boot.result === 'confirmed' ? 'confirmed' : 'rolledBack';
+        const next = this.o.journal.advance(deployment, gw, stage, { versionAfter: boot.result === 'confirmed' ? boot.version : null, ...(stage === 'rolledBack' ? { code: 'E_FW_ROLLED_BACK' as const, reason: boot.reason } : {}), waiting: null }, now);
+        this.event(`firmware.job.${stage}` as 'firmware.job.rolledBack', d, { device: gw, stage, ...(stage === 'rolledBack' ? { code: 'E_FW_ROLLED_BACK' as const } : {}), reason: boot.reason, version: boot.version }, undefined, gw);
+        this.log.warn({ deployment, version: boot.version, result: boot.result, reason: boot.reason }, 'firmware: self-update outcome');
+        void next;
+        this.publish(deployment, true);
+      }
+      su.clearOutcome();
+      return;
+    }
+    // verifying: this process is the new release; the runner waits for health, then confirms or switches back
+    this.bootDeadline = boot.deadline;
+    if (d && j && j.stage === 'activating') {
+      const next = this.o.journal.advance(deployment, gw, 'verifying', { waiting: null }, this.o.ctx.clock.now());
+      this.event('firmware.job.verifying', d, { device: gw, stage: 'verifying', version: boot.to }, undefined, gw);
+      void next;
+      this.publish(deployment, true);
+    }
+  }
+
+  // ------------------------------------------------------------------------------ reports and events
+
+  /** Queues the deployment's report for up/deployments/<id>; progress at most once a second. */
+  private publish(id: string, force: boolean): DeploymentReport | undefined {
+    const now = this.o.ctx.clock.now();
+    if (!force && now - (this.lastProgressReport.get(id) ?? 0) < PROGRESS_REPORT_MS) return undefined;
+    this.lastProgressReport.set(id, now);
+    const report = this.report(id);
+    if (!report) return undefined;
+    try {
+      this.o.journal.queueReport(report);
+      this.notify(report);
+    } catch (err) {
+      this.log.error({ err, deployment: id }, 'firmware: report not queued');
+    }
+    return report;
+  }
+
+  private notify(report: DeploymentReport): void {
+    this.o.ctx.bus.emit('deploymentReport', report);
+  }
+
+  private event(
+    kind: `firmware.${'deployment' | 'job'}.${string}`,
+    d: Pick<DeploymentRecord, 'id' | 'principal'>,
+    detail: Omit<import('./records.js').FirmwareEventDetail, 'deployment' | 'principal'>,
+    principal?: string,
+    device?: string,
+  ): void {
+    try {
+      const severity = /failed|halted|rolledBack|rejected/.test(kind) ? 'warning' : 'info';
+      this.o.ctx.store.appendEvent({ kind: kind as 'firmware.job.confirmed', severity, device: device ?? null, detail: { deployment: d.id, principal: principal ?? d.principal, ...detail } });
+    } catch (err) {
+      this.log.error({ err, kind }, 'firmware: event not recorded');
+    }
+  }
+}
+
+function key(j: Pick<JobRecord, 'deployment' | 'device'>): string {
+  return `${j.deployment}\0${j.device}`;
+}
+
+function pct(x: number): string {
+  return `${Math.round(x * 100)} %`;
+}

@@ -1,0 +1,350 @@
+/**
+ * One job's stages (issue 17 Deliver 2–4), from wherever the journal says it is:
+ *
+ *   pending → fetching (the deployment's artifact, checked) → transferring (block by block from the
+ *   last acknowledged one, each acknowledgement journaled before the next block) → [gate again: the
+ *   activation takes the device out of service] → activating (size, checksum, commit) → verifying
+ *   (after its reboot the version point reads the new version, then the functional probe) →
+ *   confirmed | failed. A light is driven back to its wanted level when its job ends either way.
+ *
+ * The gateway's own job (method `gateway`, selfUpdate.ts): fetching → transferring (unpack the
+ * release beside the running one) → activating (switch `current`, restart) → verifying (in the new
+ * process: healthy within healthTimeout, else switched back) → confirmed | rolledBack.
+ *
+ * An abort (stop, pause, cancel, timeout) takes effect between two steps: a block is never left
+ * half-journaled. A stop or a pause leaves the stage as it is, to be resumed.
+ */
+import type { GatewayContext } from '../component.js';
+import type { ControlComponent } from '../control/index.js';
+import type { ModbusDriver } from '../drivers/modbus/index.js';
+import { errorMessage, StreetboxError } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { ProfileRegistry } from '../profiles/index.js';
+import { firmwareOf } from '../profiles/firmware.js';
+import { backoffDelay } from '../backoff.js';
+import { FirmwareError } from './errors.js';
+import type { FirmwareJournal } from './journal.js';
+import { createModbusUpdater } from './methods/modbus.js';
+import { functionalProbe } from './probe.js';
+import type { SelfUpdater } from './selfUpdate.js';
+import type { DeploymentRecord, DeviceUpdater, FirmwareCode, JobRecord, JobStage } from './types.js';
+
+export interface JobEnv {
+  ctx: GatewayContext;
+  log: Logger;
+  journal: FirmwareJournal;
+  profiles: ProfileRegistry;
+  modbus: ModbusDriver | undefined;
+  control: Pick<ControlComponent, 'reassert' | 'firmwareHold' | 'wanted'> | undefined;
+  health: () => { ok: true } | { ok: false; reason: string };
+  selfUpdate: SelfUpdater | null;
+  requestRestart: (reason: string) => void;
+  image(d: DeploymentRecord): Promise<Buffer>;
+  /** the file of the deployment's artifact (fetched by image()) */
+  artifactPath(d: DeploymentRecord): string;
+  /** the gates again, before the activation (the deployment still running, the device's window open, no hold) */
+  mayProceed(d: DeploymentRecord, j: JobRecord): { ok: true } | { ok: false; waiting: string };
+  advanced(d: DeploymentRecord, j: JobRecord): void;
+  progressed(d: DeploymentRecord, blocks: number, bytes: number): void;
+  waiting(d: DeploymentRecord, j: JobRecord, waiting: string): void;
+  stageTimeout(j: JobRecord): number;
+  /** the new release's health deadline as boot() read it (ms UTC), null when none */
+  selfUpdateDeadline(): number | null;
+}
+
+type AbortReason = 'stop' | 'pause' | 'cancel' | 'timeout';
+
+class Aborted extends Error {
+  constructor(readonly why: AbortReason) {
+    super(`aborted: ${why}`);
+  }
+}
+
+/** how often the device's version is read while it reboots, ms */
+const VERIFY_POLL_MS = 500;
+/** functional probes before a job fails on them */
+const PROBE_ATTEMPTS = 3;
+/** a healthy new release must stay healthy this long before it is confirmed, ms */
+const HEALTH_STABLE_MS = 3000;
+
+export class JobRunner {
+  readonly deployment: string;
+  readonly done: Promise<void>;
+  stage: JobStage;
+  private why: AbortReason | null = null;
+  private cancelAs: { code: FirmwareCode; reason: string } | null = null;
+  private readonly wakers = new Set<() => void>();
+
+  constructor(
+    private readonly env: JobEnv,
+    private readonly d: DeploymentRecord,
+    private job: JobRecord,
+  ) {
+    this.deployment = d.id;
+    this.stage = job.stage;
+    this.done = this.run();
+  }
+
+  abort(why: AbortReason, as?: { code: FirmwareCode; reason: string }): void {
+    if (this.why === null || why === 'cancel' || why === 'timeout') this.why = why;
+    if (as) this.cancelAs = as;
+    for (const w of this.wakers) w();
+  }
+
+  private check(): void {
+    if (this.why !== null) throw new Aborted(this.why);
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const wake = () => {
+        clearTimeout(t);
+        this.wakers.delete(wake);
+        resolve();
+      };
+      const t = setTimeout(wake, ms);
+      this.wakers.add(wake);
+    });
+  }
+
+  private advance(stage: JobStage, patch: Parameters<FirmwareJournal['advance']>[3] = {}): void {
+    this.job = this.env.journal.advance(this.d.id, this.job.device, stage, { waiting: null, ...patch }, this.env.ctx.clock.now());
+    this.stage = stage;
+    this.env.log.info({ deployment: this.d.id, device: this.job.device, stage, code: this.job.code ?? undefined, reason: this.job.reason ?? undefined }, 'firmware: job stage');
+    this.env.advanced(this.d, this.job);
+  }
+
+  private async run(): Promise<void> {
+    try {
+      if (this.job.method === 'gateway') await this.runGateway();
+      else await this.runDevice();
+    } catch (err) {
+      await this.ended(err);
+    }
+  }
+
+  /** An abort or an error: the stage it leaves the job in. */
+  private async ended(err: unknown): Promise<void> {
+    const { device } = this.job;
+    if (err instanceof Aborted) {
+      if (err.why === 'stop' || err.why === 'pause') return; // resumed later from the journal
+      if (err.why === 'cancel') {
+        this.advance('cancelled', { code: this.cancelAs?.code ?? 'E_FW_CANCELLED', reason: this.cancelAs?.reason ?? 'cancelled' });
+      } else {
+        this.advance('failed', { code: 'E_FW_TIMEOUT', reason: `${this.stage} took longer than ${Math.round(this.env.stageTimeout(this.job) / 1000)} s` });
+      }
+    } else {
+      const code: FirmwareCode = err instanceof FirmwareError && err.code.startsWith('E_FW_') && err.code !== 'E_FW_FINAL' ? (err.code as FirmwareCode) : 'E_FW_TRANSFER';
+      this.env.log.warn({ err, deployment: this.d.id, device }, 'firmware: job failed');
+      this.advance('failed', { code, reason: errorMessage(err) });
+    }
+    await this.restoreLight();
+  }
+
+  private async restoreLight(): Promise<void> {
+    try {
+      const o = await this.env.control?.reassert(this.job.device, `firmware ${this.job.stage}`);
+      if (o && o.status !== 'verified') this.env.log.warn({ device: this.job.device, reason: o.reason }, 'firmware: light not driven back to its wanted level');
+    } catch (err) {
+      this.env.log.warn({ err, device: this.job.device }, 'firmware: light not driven back to its wanted level');
+    }
+  }
+
+  // ---------------------------------------------------------------------------- a Modbus device
+
+  private async runDevice(): Promise<void> {
+    const { env } = this;
+    const modbus = env.modbus;
+    if (!modbus) throw new FirmwareError('E_FW_TARGET', 'the Modbus driver is not running');
+    const devCfg = env.ctx.config.devices.find((x) => x.id === this.job.device);
+    const profile = devCfg ? env.profiles.get(devCfg.profile) : undefined;
+    const fw = profile ? firmwareOf(profile) : null;
+    if (!devCfg || !profile || !fw) throw new FirmwareError('E_FW_TARGET', `device "${this.job.device}" or its update method is no longer in devices.yaml`);
+    const versionCode = this.d.artifact.versionCode!;
+
+    if (this.job.stage === 'pending') {
+      this.check();
+      this.advance('fetching');
+    }
+    const image = await this.withAbort(env.image(this.d)).catch((err: unknown) => {
+      if (err instanceof Aborted) throw err;
+      throw new FirmwareError('E_FW_ARTIFACT', `artifact ${this.d.artifact.name} ${this.d.artifact.version}: ${errorMessage(err)}`, { cause: err });
+    });
+    const updater = createModbusUpdater({ firmware: fw.decl, versionPoint: fw.versionPoint, io: modbus.firmwareIo(this.job.device), image });
+    if (this.job.stage === 'fetching') {
+      this.check();
+      const before = await updater.readVersion();
+      this.advance('transferring', { blocksTotal: updater.blocks, versionBefore: before });
+    }
+    if (this.job.stage === 'transferring') {
+      await this.transfer(updater);
+      // all blocks in: the activation takes the device out of service, so the gates are asked again
+      for (;;) {
+        this.check();
+        const v = env.mayProceed(this.d, this.job);
+        if (v.ok) break;
+        env.waiting(this.d, this.job, v.waiting);
+        if (v.waiting.startsWith('deployment ')) throw new Aborted('pause');
+        await this.sleep(5000);
+      }
+      this.advance('activating');
+    }
+    if (this.job.stage === 'activating') {
+      // after a restart the commit may have gone out already: a device running the new version is past it
+      const now = await updater.readVersion();
+      if (now !== versionCode) await this.retrying('activate', () => updater.activate());
+      this.advance('verifying');
+    }
+    if (this.job.stage === 'verifying') {
+      await this.verify(updater, versionCode, (fw.decl.rebootS ?? 30) * 1000, devCfg.id, profile);
+    }
+  }
+
+  private async transfer(updater: DeviceUpdater): Promise<void> {
+    const { env } = this;
+    const blockBytes = updater.blockBytes;
+    const size = this.d.artifact.size;
+    this.check();
+    await this.retrying('prepare', () => updater.prepare());
+    for (let i = this.job.blocksAcked; i < updater.blocks; i++) {
+      this.check();
+      await this.retrying(`block ${i}`, () => updater.sendBlock(i));
+      const bytes = Math.min(size, (i + 1) * blockBytes);
+      env.journal.progress(this.d.id, this.job.device, i + 1, bytes);
+      this.job = { ...this.job, blocksAcked: i + 1, bytesAcked: bytes };
+      env.progressed(this.d, 1, Math.min(blockBytes, size - i * blockBytes));
+    }
+  }
+
+  /** A step with the gateway's retries (firmware.retries) for what may pass: silence, a busy device. */
+  private async retrying<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    const retries = this.env.ctx.config.firmware.retries;
+    for (let attempt = 1; ; attempt++) {
+      this.check();
+      try {
+        return await fn();
+      } catch (err) {
+        const code = err instanceof StreetboxError ? err.code : undefined;
+        // a wrong read-back or checksum is not a hiccup: the image on the device differs
+        if (code === 'E_FW_VERIFY' || attempt >= retries) throw err;
+        this.env.log.debug({ err, device: this.job.device, what, attempt }, 'firmware: step retried');
+        this.env.journal.patchJob(this.d.id, this.job.device, { attempts: attempt });
+        await this.sleep(backoffDelay(attempt - 1, 200, 5000));
+      }
+    }
+  }
+
+  private async verify(updater: DeviceUpdater, versionCode: number, rebootMs: number, device: string, profile: NonNullable<ReturnType<ProfileRegistry['get']>>): Promise<void> {
+    const { env } = this;
+    const started = env.ctx.clock.now();
+    let silent = false;
+    let version: number | null = null;
+    // wait for the reboot: the device goes silent, then answers with a version
+    for (;;) {
+      this.check();
+      version = await updater.readVersion();
+      if (version === null) silent = true;
+      else if (version === versionCode) break;
+      else if (silent || env.ctx.clock.now() - started > rebootMs) {
+        throw new FirmwareError('E_FW_VERIFY', `after its reboot the device reports version ${version}, not ${versionCode}: it took the commit but runs its old firmware`);
+      }
+      if (env.ctx.clock.now() - started > rebootMs + env.ctx.config.firmware.timeouts.verify) {
+        throw new FirmwareError('E_FW_TIMEOUT', `the device did not answer with a version within ${Math.round((rebootMs + env.ctx.config.firmware.timeouts.verify) / 1000)} s of its commit`);
+      }
+      await this.sleep(VERIFY_POLL_MS);
+    }
+    let reason = '';
+    for (let attempt = 1; attempt <= PROBE_ATTEMPTS; attempt++) {
+      this.check();
+      const wanted = env.control?.wanted(device)?.level ?? null;
+      const r = await functionalProbe(env.modbus!, device, profile, wanted);
+      if (r.ok) {
+        this.advance('confirmed', { versionAfter: version, reason: `version ${version}; probe: ${r.detail}` });
+        await this.restoreLight();
+        return;
+      }
+      reason = r.reason;
+      await this.sleep(1000);
+    }
+    this.job = { ...this.job, versionAfter: version };
+    throw new FirmwareError('E_FW_PROBE', `runs version ${version}, but the functional probe failed: ${reason}`);
+  }
+
+  private withAbort<T>(p: Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const wake = () => reject(new Aborted(this.why ?? 'stop'));
+      if (this.why !== null) return wake();
+      this.wakers.add(wake);
+      p.then(resolve, reject).finally(() => this.wakers.delete(wake));
+    });
+  }
+
+  // ---------------------------------------------------------------------------- the gateway itself
+
+  private async runGateway(): Promise<void> {
+    const { env } = this;
+    const su = env.selfUpdate;
+    if (!su) throw new FirmwareError('E_FW_TARGET', 'this gateway does not update itself (firmware.selfUpdate.releases is not set)');
+    const version = this.d.artifact.version;
+    if (this.job.stage === 'pending') {
+      this.check();
+      this.advance('fetching');
+    }
+    if (this.job.stage === 'fetching') {
+      await this.withAbort(env.image(this.d)).catch((err: unknown) => {
+        if (err instanceof Aborted) throw err;
+        throw new FirmwareError('E_FW_ARTIFACT', `release ${version}: ${errorMessage(err)}`, { cause: err });
+      });
+      this.advance('transferring', { blocksTotal: 1, versionBefore: su.runningVersion });
+    }
+    if (this.job.stage === 'transferring') {
+      this.check();
+      await su.install(env.artifactPath(this.d), version);
+      env.journal.progress(this.d.id, this.job.device, 1, this.d.artifact.size);
+      this.check();
+      this.advance('activating');
+      su.activate(this.d.id, version);
+      env.requestRestart(`release ${version} switched in by deployment ${this.d.id}`);
+      return;
+    }
+    if (this.job.stage === 'activating') {
+      // the switch was made but this process is not the new release: the marker was lost or the switch not made
+      if (su.runningVersion === version) this.advance('verifying');
+      else throw new FirmwareError('E_FW_INTERRUPTED', `the switch to release ${version} did not happen (this is release ${su.runningVersion})`);
+    }
+    if (this.job.stage === 'verifying') {
+      // the deadline boot() read: never later than the launcher's own
+      const deadline = env.selfUpdateDeadline() ?? env.ctx.clock.now() + env.ctx.config.firmware.selfUpdate.healthTimeout;
+      let healthySince: number | null = null;
+      let last = 'not checked yet';
+      while (env.ctx.clock.now() < deadline) {
+        this.check();
+        const h = env.health();
+        if (h.ok) {
+          healthySince ??= env.ctx.clock.now();
+          if (env.ctx.clock.now() - healthySince >= HEALTH_STABLE_MS) {
+            su.confirm();
+            this.advance('confirmed', { versionAfter: version, reason: `release ${version} healthy` });
+            su.clearOutcome();
+            try {
+              const removed = su.gc(2);
+              if (removed.length > 0) env.log.info({ removed }, 'firmware: old releases removed');
+            } catch (err) {
+              env.log.warn({ err }, 'firmware: old releases not removed');
+            }
+            return;
+          }
+        } else {
+          healthySince = null;
+          last = h.reason;
+        }
+        await this.sleep(500);
+      }
+      const reason = `release ${version} did not report healthy within ${Math.round(env.ctx.config.firmware.selfUpdate.healthTimeout / 1000)} s: ${last}`;
+      this.advance('rolledBack', { code: 'E_FW_ROLLED_BACK', reason });
+      su.switchBack(reason);
+      su.clearOutcome();
+      env.requestRestart(`switched back from release ${version}`);
+    }
+  }
+}
