@@ -92,7 +92,8 @@ export class FirmwareEngine implements FirmwareService {
   private readonly waiters = new Map<string, Waiter>();
   private readonly lastProgressReport = new Map<string, number>();
   private readonly waitingLogged = new Map<string, string>();
-  private readonly artifactFetches = new Map<string, Promise<Buffer>>();
+  private readonly artifactFetches = new Map<string, Promise<void>>();
+  private readonly fetchAborts = new Set<AbortController>();
   /** the health deadline of the release on trial, as boot() read it */
   private bootDeadline: number | null = null;
   private readonly counters = { submitted: 0, rejected: 0, blocks: 0, bytes: 0, chunksIgnored: 0 };
@@ -131,6 +132,9 @@ export class FirmwareEngine implements FirmwareService {
     this.timer = null;
     const runs = [...this.runners.values()];
     for (const r of runs) r.abort('stop');
+    for (const ac of this.fetchAborts) ac.abort(new FirmwareError('E_FW_CANCELLED', 'the gateway stops'));
+    this.fetchAborts.clear();
+    this.artifactFetches.clear();
     await Promise.race([Promise.allSettled(runs.map((r) => r.done)), new Promise((res) => setTimeout(res, waitMs).unref())]);
   }
 
@@ -483,6 +487,9 @@ export class FirmwareEngine implements FirmwareService {
       for (const j of inWave) if ((j.stage === 'activating' || j.stage === 'verifying') && !this.runners.has(key(j))) this.startRunner(d, j);
       return;
     }
+    for (const j of jobs) {
+      if (j.wave > d.wave && j.stage === 'pending' && j.waiting === null) this.setWaiting(d, j, `wave ${j.wave + 1} starts after wave ${d.wave + 1} ends`);
+    }
     const manifest = this.manifestOf(d);
     for (const j of inWave) {
       if (FINAL_JOB_STAGES.includes(j.stage) || this.runners.has(key(j))) continue;
@@ -627,6 +634,7 @@ export class FirmwareEngine implements FirmwareService {
       selfUpdate: this.o.selfUpdate ?? null,
       requestRestart: this.o.requestRestart ?? (() => this.log.error('firmware: a restart was asked for, but nothing restarts this process')),
       image: (d) => this.image(d),
+      artifactReady: (d) => this.artifactReady(d),
       artifactPath: (d) => this.o.artifacts.path(d.artifact.sha256),
       mayProceed: (d, j) => {
         const fresh = this.o.journal.deployment(d.id) ?? d;
@@ -684,20 +692,30 @@ export class FirmwareEngine implements FirmwareService {
     return (p?.firmware?.rebootS ?? 30) * 1000;
   }
 
-  /** The artifact's bytes, fetched once per deployment (checked against size and sha256). */
-  private image(d: DeploymentRecord): Promise<Buffer> {
+  /** The artifact on disk, fetched once per artifact (checked against size and sha256) and shared by its jobs. */
+  private artifactReady(d: DeploymentRecord): Promise<void> {
     const sha = d.artifact.sha256;
     let p = this.artifactFetches.get(sha);
     if (!p) {
       const ac = new AbortController();
-      p = (async () => {
-        await this.o.artifacts.fetch(d.artifact, { signal: ac.signal, timeoutMs: this.config.firmware.timeouts.fetch });
-        return this.o.artifacts.read(sha);
-      })();
+      this.fetchAborts.add(ac);
+      p = this.o.artifacts.fetch(d.artifact, { signal: ac.signal, timeoutMs: this.config.firmware.timeouts.fetch }).then(() => undefined);
       this.artifactFetches.set(sha, p);
-      p.catch(() => this.artifactFetches.delete(sha));
+      p.then(
+        () => this.fetchAborts.delete(ac),
+        () => {
+          this.fetchAborts.delete(ac);
+          this.artifactFetches.delete(sha);
+        },
+      );
     }
     return p;
+  }
+
+  /** The artifact's bytes (a device image: small; the gateway's release is never read whole). */
+  private async image(d: DeploymentRecord): Promise<Buffer> {
+    await this.artifactReady(d);
+    return this.o.artifacts.read(d.artifact.sha256);
   }
 
   private manifestOf(d: DeploymentRecord): Manifest | null {

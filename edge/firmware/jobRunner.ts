@@ -40,6 +40,8 @@ export interface JobEnv {
   selfUpdate: SelfUpdater | null;
   requestRestart: (reason: string) => void;
   image(d: DeploymentRecord): Promise<Buffer>;
+  /** the artifact fetched and checked, without reading it (the gateway's release) */
+  artifactReady(d: DeploymentRecord): Promise<void>;
   /** the file of the deployment's artifact (fetched by image()) */
   artifactPath(d: DeploymentRecord): string;
   /** the gates again, before the activation (the deployment still running, the device's window open, no hold) */
@@ -291,7 +293,7 @@ export class JobRunner {
       this.advance('fetching');
     }
     if (this.job.stage === 'fetching') {
-      await this.withAbort(env.image(this.d)).catch((err: unknown) => {
+      await this.withAbort(env.artifactReady(this.d)).catch((err: unknown) => {
         if (err instanceof Aborted) throw err;
         throw new FirmwareError('E_FW_ARTIFACT', `release ${version}: ${errorMessage(err)}`, { cause: err });
       });

@@ -64,8 +64,8 @@ function toProblem(issue: ConfigIssue): ConfigProblem {
 
 /**
  * What central may not change: the gateway's id (its topics, its records upstream, the broker's
- * client id) and where its store lives (a remote change must never strand the buffered readings).
- * A technician changes them on site, with a restart.
+ * client id), where its store lives (a remote change must never strand the buffered readings),
+ * and the keys that sign firmware manifests. A technician changes them on site.
  */
 function forbiddenRemotely(text: string, next: Config, opts: ValidateOptions): ConfigProblem[] {
   const problems: ConfigProblem[] = [];
@@ -82,6 +82,15 @@ function forbiddenRemotely(text: string, next: Config, opts: ValidateOptions): C
       ...locate(['storage', 'path']),
       path: 'storage.path',
       message: 'a change from central may not move the store; a technician moves it on the gateway, with a restart',
+    });
+  }
+  // the keys that sign what changes devices: trust is given on the gateway, never by the party it trusts
+  const sameKeys = (a: readonly string[], b: readonly string[]) => a.length === b.length && a.every((k, i) => k.trim() === b[i]?.trim());
+  if (!sameKeys(next.firmware.signingKeys, opts.running.firmware.signingKeys)) {
+    problems.push({
+      ...locate(['firmware', 'signingKeys']),
+      path: 'firmware.signingKeys',
+      message: 'a change from central may not change the keys that sign firmware manifests; a technician changes them on the gateway',
     });
   }
   return problems;

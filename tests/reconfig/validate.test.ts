@@ -137,6 +137,16 @@ describe('validateChange: what central may not change', () => {
     expect(validate(text, { source: 'technician' }).ok).toBe(true);
   });
 
+  it('firmware.signingKeys from central: forbidden at its key (trust is given on the gateway); a technician may', () => {
+    const der = generateKeyPairSync('ed25519').publicKey.export({ type: 'spki', format: 'der' });
+    const key = der.subarray(der.length - 32).toString('base64');
+    const text = edit('  signingKeys: []', `  signingKeys: ['${key}']`);
+    expect(problems(validate(text, { source: 'central' }))).toEqual([
+      { line: lineOf(text, key), col: expect.any(Number), path: 'firmware.signingKeys', message: expect.stringContaining('may not change the keys that sign firmware manifests') },
+    ]);
+    expect(validate(text, { source: 'technician' }).ok).toBe(true);
+  });
+
   it('the same store written another way is no change', () => {
     for (const written of ['./data/streetbox.db', 'data/../data/streetbox.db', join(ROOT, 'data', 'streetbox.db')]) {
       const text = edit('  path: data/streetbox.db ', `  path: ${written} `);
