@@ -10,7 +10,7 @@
  * (edge/sim/modbus/serve.ts), holding every frame for its wire time (wireTime.ts), so the
  * gateway's event loop and the simulator's timers do not share a process. The gateway: its
  * engine in this process (startGateway on a temp devices.yaml, simulate: false, no API, no
- * broker, no Node-RED), lights allowed to update all day (firmware.lights.windows 00:00-00:00),
+ * broker, no Node-RED), lights allowed to update all day (firmware.lights.windows 00:00-12:00 and 12:00-00:00),
  * the artifact handed to gw.firmware.submit as a technician's local one, the manifest signed.
  *
  * - firmware-transfer: the job's `transferring` stage (event firmware.job.transferring →
@@ -34,6 +34,7 @@ import { silentLogger } from '../edge/log.js';
 import { startGateway, type Gateway } from '../edge/main.js';
 import { loadProfiles } from '../edge/profiles/index.js';
 import { firmwareOf } from '../edge/profiles/firmware.js';
+import { transactionMs } from '../edge/sim/modbus/wireTime.js';
 import { envelope, keyPair, simImage } from '../tests/firmware/e2e/support.js';
 import { spawnSimulators, type LineCounters, type SimProcess } from '../tests/helpers/simProcess.js';
 import { waitFor } from '../tests/helpers/wait.js';
@@ -54,6 +55,9 @@ const SAMPLE_MS = 50;
 const TRANSFER_TARGET = 1.3;
 const CYCLE_TARGET = 1.5;
 const PROFILE = 'streetlight-controller';
+/** one poll of a streetlight controller on RTU: FC 3 of registers 0..30; unit + PDU + CRC */
+const POLL_REQUEST_BYTES = 8;
+const POLL_RESPONSE_BYTES = 5 + 2 * 31;
 
 const log = (line: string): void => void process.stderr.write(`  ${line}\n`);
 const deviceId = (unit: number): string => `lamp-${String(unit).padStart(2, '0')}`;
@@ -85,7 +89,8 @@ function devicesYaml(linePath: string, publicPem: string): string {
     '  signingKeys:',
     '    - |',
     ...pem,
-    "  lights: { byDay: false, windows: [ { from: '00:00', to: '00:00' } ] }",
+    // all day: two halves (a window from 00:00 to 00:00 is refused by the config as empty)
+    "  lights: { byDay: false, windows: [ { from: '00:00', to: '12:00' }, { from: '12:00', to: '00:00' } ] }",
     'simulate: false',
     '',
   ].join('\n');
@@ -189,7 +194,7 @@ async function measure(): Promise<Figures> {
       }
     });
 
-    watch = new PollWatch(g, others);
+    watch = new PollWatch(g, new Set(devices.map((d) => deviceId(d.unit))));
     await waitFor('every device polled twice', () => g.built.modbus?.status()[0]?.devices.every((d) => d.polls >= 2 && d.cycleMs !== null), 30_000);
     const beforeFrom = performance.now();
     await new Promise((r) => setTimeout(r, BEFORE_MS));
@@ -219,8 +224,12 @@ async function measure(): Promise<Figures> {
     const bulkLineMs = metric('streetbox_modbus_bulk_seconds_total') * 1000;
     const bulkTransactions = metric('streetbox_modbus_bulk_transactions_total');
 
-    const before = watch.between(beforeFrom, submittedAt);
-    const during = watch.between(t('transferring'), t('activating'));
+    const ofOthers = (xs: PollSample[]): PollSample[] => xs.filter((s) => others.has(s.device));
+    const before = ofOthers(watch.between(beforeFrom, submittedAt));
+    const during = ofOthers(watch.between(t('transferring'), t('activating')));
+    // every poll on the line during the transfer (the target's too: it answers polls in its bootloader)
+    const pollsDuring = watch.between(t('transferring'), t('activating')).length;
+    const pollLineMs = transactionMs({ baud: BAUD, bitsPerChar: 11 }, POLL_REQUEST_BYTES, POLL_RESPONSE_BYTES);
     const cycles = (xs: PollSample[]): number[] => xs.map((s) => s.cycleMs);
     const latencies = (xs: PollSample[]): number[] => xs.map((s) => s.pollMs);
     if (before.length < others.size || during.length < others.size) {
@@ -254,6 +263,11 @@ async function measure(): Promise<Figures> {
           bulkTransactions,
           bulkLineVsPhysical: round(bulkLineMs / physicalMs, 3),
           transferVsBulkLine: round(transferMs / bulkLineMs, 3),
+          // where the time beside the blocks went: the share's gaps (bulk line × (1/share − 1)) and the polls
+          shareGapsMs: round(bulkLineMs * (1 / SHARE - 1)),
+          pollsDuring,
+          pollsLineMs: round(pollsDuring * pollLineMs),
+          besideBlocksMs: round(transferMs - bulkLineMs),
           bytesPerSecond: round(IMAGE_BYTES / (transferMs / 1000), 0),
         },
         stagesMs: {
@@ -291,7 +305,8 @@ export async function run(): Promise<BenchResult[]> {
   const d = f.details as { transfer: Record<string, number>; others: { pollLatencyMs: Record<string, Record<string, number>> }; totalToConfirmedMs: number; line: Record<string, number> | null };
   log(
     `transfer ${(f.transferMs / 1000).toFixed(2)} s vs physical ${(f.physicalMs / 1000).toFixed(2)} s → ${transferRatio.toFixed(3)}× ` +
-      `(share limit ${((d.transfer.shareLimitMs ?? NaN) / 1000).toFixed(2)} s; bulk line time ${((d.transfer.bulkLineMs ?? NaN) / 1000).toFixed(2)} s over ${d.transfer.bulkTransactions} transactions)`,
+      `(share limit ${((d.transfer.shareLimitMs ?? NaN) / 1000).toFixed(2)} s; bulk line time ${((d.transfer.bulkLineMs ?? NaN) / 1000).toFixed(2)} s over ${d.transfer.bulkTransactions} transactions; ` +
+      `beside the blocks ${((d.transfer.besideBlocksMs ?? NaN) / 1000).toFixed(2)} s: share gaps ${((d.transfer.shareGapsMs ?? NaN) / 1000).toFixed(2)} s, ${d.transfer.pollsDuring} polls ${((d.transfer.pollsLineMs ?? NaN) / 1000).toFixed(2)} s of line)`,
   );
   log(
     `others (poll ${POLL}): cycle ${f.cycleBefore.toFixed(0)} ms before, ${f.cycleDuring.toFixed(0)} ms during → ${cycleRatio.toFixed(3)}×; ` +

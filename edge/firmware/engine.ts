@@ -63,7 +63,7 @@ export interface FirmwareEngineOptions {
   artifacts: ArtifactStore;
   selfUpdate?: SelfUpdater | null;
   /** the process restarts (a new gateway release is switched in) */
-  requestRestart?: (reason: string) => void;
+  requestRestart?: (reason: string) => boolean;
   tickMs?: number;
 }
 
@@ -84,6 +84,7 @@ export class FirmwareEngine implements FirmwareService {
   private readonly log: Logger;
   private parts: FirmwareParts | null = null;
   private profiles: ProfileRegistry | null = null;
+  private profilesOf: unknown = null;
   private timer: Timer | null = null;
   private running = false;
   private ticking = false;
@@ -94,6 +95,9 @@ export class FirmwareEngine implements FirmwareService {
   private readonly waitingLogged = new Map<string, string>();
   private readonly artifactFetches = new Map<string, Promise<void>>();
   private readonly fetchAborts = new Set<AbortController>();
+  private readonly fetchControllers = new Map<string, AbortController>();
+  /** a restart was asked for (a release switched): nothing more starts in this process */
+  private restarting = false;
   /** the health deadline of the release on trial, as boot() read it */
   private bootDeadline: number | null = null;
   private readonly counters = { submitted: 0, rejected: 0, blocks: 0, bytes: 0, chunksIgnored: 0 };
@@ -110,8 +114,12 @@ export class FirmwareEngine implements FirmwareService {
     return this.o.ctx.config;
   }
 
+  /** The profiles of the running configuration (a configuration change replaces ctx.config: rebuilt then). */
   private profileRegistry(): ProfileRegistry {
-    this.profiles ??= loadProfiles(this.config.profiles);
+    if (!this.profiles || this.profilesOf !== this.config) {
+      this.profiles = loadProfiles(this.config.profiles);
+      this.profilesOf = this.config;
+    }
     return this.profiles;
   }
 
@@ -154,7 +162,7 @@ export class FirmwareEngine implements FirmwareService {
   }
 
   private tick(): void {
-    if (!this.running) return;
+    if (!this.running || this.restarting) return;
     if (this.ticking) {
       this.again = true;
       return;
@@ -170,7 +178,10 @@ export class FirmwareEngine implements FirmwareService {
             this.log.error({ err, deployment: d.id }, 'firmware: deployment step failed');
           }
         }
-      } while (this.again && this.running);
+      } while (this.again && this.running && !this.restarting);
+    } catch (err) {
+      // a store error must not stop the engine for good: the next tick tries again
+      this.log.error({ err }, 'firmware: tick failed');
     } finally {
       this.ticking = false;
     }
@@ -229,6 +240,9 @@ export class FirmwareEngine implements FirmwareService {
       const why = stored ? `the artifact uploaded has sha256 ${stored.sha256}, the manifest says ${manifest.artifact.sha256}` : 'no artifact with this sha256 was uploaded (POST /api/v1/artifacts or streetbox deploy --artifact)';
       return this.refuse(manifest.id, req, 'E_FW_ARTIFACT', why, now, manifest);
     }
+    if (manifest.policy?.deadline !== undefined && manifest.policy.deadline <= now) {
+      return this.refuse(manifest.id, req, 'E_FW_EXPIRED', `policy.deadline ${new Date(manifest.policy.deadline).toISOString()} has passed`, now, manifest);
+    }
     const busy = new Map(this.o.journal.activeJobs().map((j) => [j.device, j.deployment]));
     for (const t of resolved.targets) {
       const other = busy.get(t.device);
@@ -269,8 +283,12 @@ export class FirmwareEngine implements FirmwareService {
       startedAt: null,
       endedAt: null,
     }));
-    this.o.journal.addDeployment(record, jobs);
-    if ('mqtt' in manifest.artifact.source) this.o.artifacts.expect(manifest.artifact);
+    try {
+      if ('mqtt' in manifest.artifact.source) this.o.artifacts.expect(manifest.artifact);
+      this.o.journal.addDeployment(record, jobs);
+    } catch (err) {
+      return this.refuse(manifest.id, req, err instanceof FirmwareError && err.code.startsWith('E_FW_') ? (err.code as FirmwareCode) : 'E_FW_ARTIFACT', errorMessage(err), now, manifest);
+    }
     this.event('firmware.deployment.running', record, { status: 'running' });
     this.log.info({ deployment: record.id, principal: req.principal, artifact: `${manifest.artifact.name} ${manifest.artifact.version}`, jobs: jobs.length }, 'firmware: deployment accepted');
     const report = this.publish(record.id, true)!;
@@ -296,8 +314,12 @@ export class FirmwareEngine implements FirmwareService {
       if (!r.ok) this.log.warn({ deployment: id, action: b.action, code: r.code, reason: r.reason }, 'firmware: central action refused');
       return;
     }
-    const s = this.submit({ source: 'central', principal: 'upstream', role: 'central', envelope: payload });
-    void s.outcome.catch(() => undefined);
+    try {
+      const s = this.submit({ source: 'central', principal: 'upstream', role: 'central', envelope: payload });
+      void s.outcome.catch(() => undefined);
+    } catch (err) {
+      this.log.error({ err }, 'firmware: a deployment from central could not be taken');
+    }
   }
 
   storeArtifact(data: Buffer): { sha256: string; size: number } {
@@ -318,6 +340,7 @@ export class FirmwareEngine implements FirmwareService {
     const d = this.o.journal.deployment(id);
     if (!d || d.status === 'rejected') return { ok: false, code: 'E_NOT_FOUND', reason: `no deployment "${id}"` };
     if (FINAL_DEPLOYMENT_STATUSES.includes(d.status)) return { ok: false, code: 'E_FW_FINAL', reason: `deployment ${id} has ended (${d.status})` };
+    if (closing(d)) return { ok: false, code: 'E_FW_FINAL', reason: `deployment ${id} is ending (${d.code === 'E_FW_CANCELLED' ? 'cancelled' : 'halted'}): its last activations finish` };
     if (action === 'pause') {
       if (d.status !== 'paused') {
         const next = this.o.journal.setStatus(id, 'paused');
@@ -439,20 +462,30 @@ export class FirmwareEngine implements FirmwareService {
     const now = this.o.ctx.clock.now();
     let jobs = this.o.journal.jobs(d.id);
 
-    // timeouts of the stages under way (a runner that hangs is aborted; a journaled stage without one ends)
+    // timeouts of the stages under way: a runner past its stage's timeout is aborted (a resumed stage counts from its resumption)
     for (const j of jobs) {
       if (FINAL_JOB_STAGES.includes(j.stage) || j.stage === 'pending') continue;
-      const limit = this.stageTimeout(j);
-      if (now - j.stageAt <= limit) continue;
       const runner = this.runners.get(key(j));
-      if (runner) runner.abort('timeout');
-      else this.endJob(d, j, 'failed', 'E_FW_TIMEOUT', `${j.stage} took longer than ${Math.round(limit / 1000)} s`);
+      if (runner && now - j.stageAt > this.stageTimeout(j)) runner.abort('timeout');
     }
-    // the deadline: jobs that could not start by then
+    // the deadline: jobs that could not start by then, and jobs a pause parked before their device was taken out of service
     if (now > d.deadline) {
-      for (const j of jobs) if (j.stage === 'pending' && !this.runners.has(key(j))) this.endJob(d, j, 'failed', 'E_FW_EXPIRED', `not started before the deployment's deadline ${new Date(d.deadline).toISOString()}${j.waiting ? `; it was waiting: ${j.waiting}` : ''}`);
+      for (const j of jobs) {
+        if (this.runners.has(key(j))) continue;
+        if (j.stage === 'pending' || (d.status === 'paused' && (j.stage === 'fetching' || j.stage === 'transferring'))) {
+          this.endJob(d, j, 'failed', 'E_FW_EXPIRED', `not done before the deployment's deadline ${new Date(d.deadline).toISOString()}${j.waiting ? `; it was waiting: ${j.waiting}` : ''}`);
+        }
+      }
     }
     jobs = this.o.journal.jobs(d.id);
+    if (closing(d)) {
+      // halted or cancelled while devices were activating: it ends when they have
+      for (const j of jobs) if ((j.stage === 'activating' || j.stage === 'verifying') && !this.runners.has(key(j))) this.startRunner(d, j);
+      if (jobs.every((j) => FINAL_JOB_STAGES.includes(j.stage)) && this.runnersOf(d.id).length === 0) {
+        this.finish(d, d.code === 'E_FW_CANCELLED' ? 'cancelled' : 'halted', d.code, d.reason);
+      }
+      return;
+    }
     const waves = waveCount(jobs);
     const policyWaves = this.manifestOf(d)?.policy?.waves ?? [];
 
@@ -461,13 +494,15 @@ export class FirmwareEngine implements FirmwareService {
     const failed = inWave.filter((j) => j.stage === 'failed' || j.stage === 'rolledBack').length;
     const errorThreshold = policyWaves[d.wave]?.errorThreshold ?? 0;
     if (inWave.length > 0 && failed / inWave.length > errorThreshold) {
-      this.halt(d, `wave ${d.wave + 1}: ${failed} of ${inWave.length} jobs failed (${pct(failed / inWave.length)}), more than its error threshold ${pct(errorThreshold)}`);
+      const expired = inWave.filter((j) => j.stage === 'failed').every((j) => j.code === 'E_FW_EXPIRED');
+      this.halt(d, `wave ${d.wave + 1}: ${failed} of ${inWave.length} jobs failed (${pct(failed / inWave.length)}), more than its error threshold ${pct(errorThreshold)}`, expired ? 'E_FW_EXPIRED' : 'E_FW_HALTED');
       return;
     }
     // the wave ended: the next one, or the end
     if (inWave.every((j) => FINAL_JOB_STAGES.includes(j.stage)) && !this.runnersOf(d.id).length) {
       const confirmed = inWave.filter((j) => j.stage === 'confirmed').length;
-      const successThreshold = policyWaves[d.wave]?.successThreshold ?? 1;
+      // by default a wave succeeds when no more failed than its error threshold allows
+      const successThreshold = policyWaves[d.wave]?.successThreshold ?? 1 - errorThreshold;
       if (inWave.length > 0 && confirmed / inWave.length < successThreshold) {
         this.halt(d, `wave ${d.wave + 1}: ${confirmed} of ${inWave.length} jobs confirmed (${pct(confirmed / inWave.length)}), less than its success threshold ${pct(successThreshold)}`);
         return;
@@ -475,6 +510,11 @@ export class FirmwareEngine implements FirmwareService {
       if (d.wave + 1 < waves) {
         this.o.journal.setWave(d.id, d.wave + 1);
         this.log.info({ deployment: d.id, wave: d.wave + 2, of: waves }, 'firmware: next wave');
+        try {
+          this.o.ctx.store.appendEvent({ kind: 'firmware.deployment.wave', severity: 'info', detail: { deployment: d.id, principal: d.principal, status: d.status, wave: d.wave + 2, of: waves } });
+        } catch (err) {
+          this.log.error({ err }, 'firmware: event not recorded');
+        }
         this.publish(d.id, true);
         this.again = true;
         return;
@@ -488,7 +528,7 @@ export class FirmwareEngine implements FirmwareService {
       return;
     }
     for (const j of jobs) {
-      if (j.wave > d.wave && j.stage === 'pending' && j.waiting === null) this.setWaiting(d, j, `wave ${j.wave + 1} starts after wave ${d.wave + 1} ends`);
+      if (j.wave > d.wave && j.stage === 'pending' && j.waiting === null) this.setWaiting(d, j, `wave ${j.wave + 1} starts after wave ${j.wave} ends`);
     }
     const manifest = this.manifestOf(d);
     for (const j of inWave) {
@@ -509,6 +549,9 @@ export class FirmwareEngine implements FirmwareService {
   /** The gates and the caps for a pending job. */
   mayStart(d: DeploymentRecord, j: JobRecord, manifest: Manifest | null = this.manifestOf(d)): { ok: true } | { ok: false; waiting: string } {
     if (j.method === 'gateway') {
+      // a restart in the middle of a controller's activation would strand it: the gateway goes last
+      const others = this.o.journal.activeJobs().filter((x) => x.device !== j.device && (BUSY_STAGES.has(x.stage) || this.runners.has(key(x))));
+      if (others.length > 0) return { ok: false, waiting: `other updates under way (${others.map((x) => x.device).join(', ')}): the gateway restarts after them` };
       const w = manifest?.policy?.windows ?? [];
       const v = gate({ id: j.device, kind: 'other', groups: [] }, { now: this.o.ctx.clock.now(), config: this.config, windows: w, hold: null });
       return v.ok ? v : { ok: false, waiting: v.waiting };
@@ -547,7 +590,7 @@ export class FirmwareEngine implements FirmwareService {
     if (!d) return undefined;
     const profile = this.profileRegistry().get(d.profile);
     const kind = profile?.kind === 'lighting' || profile?.kind === 'traffic' ? profile.kind : 'other';
-    return { id, kind, groups: d.groups, bus: d.bus ?? null };
+    return { id, kind, groups: d.groups, bus: d.bus ?? null, allowCommands: d.allowCommands };
   }
 
   private setWaiting(d: DeploymentRecord, j: JobRecord, waiting: string): void {
@@ -561,14 +604,31 @@ export class FirmwareEngine implements FirmwareService {
     this.publish(d.id, false);
   }
 
-  private halt(d: DeploymentRecord, reason: string): void {
+  private halt(d: DeploymentRecord, reason: string, code: FirmwareCode = 'E_FW_HALTED'): void {
     this.cancelJobs(d, 'E_FW_HALTED', `halted: ${reason}`);
-    this.finish(d, 'halted', 'E_FW_HALTED', reason);
+    this.endOrClose(d, 'halted', code, reason);
   }
 
   private cancel(d: DeploymentRecord, code: FirmwareCode, reason: string, principal: string): void {
     this.cancelJobs(d, code, reason);
-    this.finish(d, 'cancelled', code, reason, principal);
+    this.endOrClose(d, 'cancelled', code, reason, principal);
+  }
+
+  /**
+   * Ends a halted or cancelled deployment, unless devices are still activating or verifying (they
+   * cannot stop half-way): then it is parked as paused with its final code, counted in the caps
+   * and resumed after a restart, and ends when they have (closing()).
+   */
+  private endOrClose(d: DeploymentRecord, status: 'halted' | 'cancelled', code: FirmwareCode, reason: string, principal?: string): void {
+    const inFlight = this.o.journal.jobs(d.id).filter((j) => j.stage === 'activating' || j.stage === 'verifying');
+    if (inFlight.length === 0) {
+      this.finish(d, status, code, reason, principal);
+      return;
+    }
+    const marker: FirmwareCode = status === 'cancelled' ? 'E_FW_CANCELLED' : code === 'E_FW_EXPIRED' ? 'E_FW_EXPIRED' : 'E_FW_HALTED';
+    this.o.journal.setStatus(d.id, 'paused', { code: marker, reason: `${reason} (ends once ${inFlight.map((j) => j.device).join(', ')} finished activating)` });
+    this.log.info({ deployment: d.id, status, waitingFor: inFlight.map((j) => j.device) }, 'firmware: deployment ends once its activations finish');
+    this.publish(d.id, true);
   }
 
   /** Jobs not started end cancelled; transfers stop (cancelled); an activation or a verification finishes. */
@@ -596,9 +656,16 @@ export class FirmwareEngine implements FirmwareService {
     this.collectArtifacts();
   }
 
+  /** Aborts downloads no deployment under way needs any more, then removes their files. */
   private collectArtifacts(): void {
     try {
       const keep = new Set(this.o.journal.deployments({ limit: 1000, active: true }).map((x) => x.artifact.sha256));
+      for (const [sha, ac] of this.fetchControllers) {
+        if (keep.has(sha)) continue;
+        ac.abort(new FirmwareError('E_FW_CANCELLED', 'no deployment needs this artifact any more'));
+        this.fetchControllers.delete(sha);
+        this.artifactFetches.delete(sha);
+      }
       this.o.artifacts.gc(keep);
     } catch (err) {
       this.log.warn({ err }, 'firmware: artifacts not collected');
@@ -632,7 +699,7 @@ export class FirmwareEngine implements FirmwareService {
       control: this.parts?.control,
       health: this.parts?.health ?? (() => ({ ok: false, reason: 'the gateway is starting' })),
       selfUpdate: this.o.selfUpdate ?? null,
-      requestRestart: this.o.requestRestart ?? (() => this.log.error('firmware: a restart was asked for, but nothing restarts this process')),
+      requestRestart: (reason) => this.restart(reason),
       image: (d) => this.image(d),
       artifactReady: (d) => this.artifactReady(d),
       artifactPath: (d) => this.o.artifacts.path(d.artifact.sha256),
@@ -664,7 +731,7 @@ export class FirmwareEngine implements FirmwareService {
     const next = this.o.journal.advance(d.id, j.device, stage, { code, reason, waiting: null }, this.o.ctx.clock.now());
     this.event(`firmware.job.${stage}` as 'firmware.job.failed', d, { device: j.device, stage, code, reason }, undefined, j.device);
     this.log.warn({ deployment: d.id, device: j.device, stage, code, reason }, 'firmware: job ended');
-    if (stage === 'failed') void this.parts?.control?.reassert(j.device, 'firmware update failed')?.catch(() => undefined);
+    void this.parts?.control?.reassert(j.device, `firmware job ${stage}`)?.catch(() => undefined);
     this.publish(d.id, true);
     void next;
   }
@@ -699,12 +766,17 @@ export class FirmwareEngine implements FirmwareService {
     if (!p) {
       const ac = new AbortController();
       this.fetchAborts.add(ac);
+      this.fetchControllers.set(sha, ac);
       p = this.o.artifacts.fetch(d.artifact, { signal: ac.signal, timeoutMs: this.config.firmware.timeouts.fetch }).then(() => undefined);
       this.artifactFetches.set(sha, p);
       p.then(
-        () => this.fetchAborts.delete(ac),
         () => {
           this.fetchAborts.delete(ac);
+          this.fetchControllers.delete(sha);
+        },
+        () => {
+          this.fetchAborts.delete(ac);
+          this.fetchControllers.delete(sha);
           this.artifactFetches.delete(sha);
         },
       );
@@ -727,6 +799,14 @@ export class FirmwareEngine implements FirmwareService {
   }
 
   // ------------------------------------------------------------------------------ the gateway's own release
+
+  /** The process restarts into another release: the tick stops starting anything. False: nothing restarts it. */
+  private restart(reason: string): boolean {
+    const ok = this.o.requestRestart?.(reason) ?? false;
+    if (ok) this.restarting = true;
+    else this.log.error({ reason }, 'firmware: a restart was asked for, but nothing restarts this process');
+    return ok;
+  }
 
   /** At start: a self-update the previous process switched to, or that the launcher switched back from. */
   private settleSelfUpdateAtBoot(): void {
@@ -759,7 +839,15 @@ export class FirmwareEngine implements FirmwareService {
     }
     // verifying: this process is the new release; the runner waits for health, then confirms or switches back
     this.bootDeadline = boot.deadline;
-    if (d && j && j.stage === 'activating') {
+    if (!d || !j || FINAL_JOB_STAGES.includes(j.stage)) {
+      // a release on trial that no job expects: back to the release it came from
+      const reason = `release ${boot.to} is on trial but deployment ${deployment} does not expect it (${j ? `its job ended ${j.stage}` : 'no such job'})`;
+      this.log.error({ deployment, version: boot.to }, reason);
+      su.switchBack(reason);
+      this.restart(reason);
+      return;
+    }
+    if (j.stage === 'activating') {
       const next = this.o.journal.advance(deployment, gw, 'verifying', { waiting: null }, this.o.ctx.clock.now());
       this.event('firmware.job.verifying', d, { device: gw, stage: 'verifying', version: boot.to }, undefined, gw);
       void next;
@@ -811,4 +899,9 @@ function key(j: Pick<JobRecord, 'deployment' | 'device'>): string {
 
 function pct(x: number): string {
   return `${Math.round(x * 100)} %`;
+}
+
+/** A halted or cancelled deployment waiting for its last activations (endOrClose). */
+function closing(d: DeploymentRecord): boolean {
+  return d.status === 'paused' && (d.code === 'E_FW_CANCELLED' || d.code === 'E_FW_HALTED' || d.code === 'E_FW_EXPIRED');
 }

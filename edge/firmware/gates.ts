@@ -61,13 +61,10 @@ export function daylight(lat: number | undefined, lon: number | undefined, now: 
   for (let d = -1; d <= 1; d++) {
     const t = new Date(now + d * DAY);
     const day = sunDay(lat, lon, { year: t.getUTCFullYear(), month: t.getUTCMonth() + 1, day: t.getUTCDate() });
-    if (day.sunrise.kind === 'polarDay' || day.sunset.kind === 'polarDay') {
-      if (Math.abs(now - day.solarNoon) < DAY / 2) return { ok: true, next: null };
-      continue;
-    }
-    if (day.sunrise.kind !== 'event' || day.sunset.kind !== 'event') continue;
-    const from = day.sunrise.at + marginMs;
-    const to = day.sunset.at - marginMs;
+    // the first or last day of the midnight sun has one real event: the other end of its daylight is the day's edge
+    const from = day.sunrise.kind === 'event' ? day.sunrise.at + marginMs : day.sunrise.kind === 'polarDay' ? day.solarNoon - DAY / 2 : null;
+    const to = day.sunset.kind === 'event' ? day.sunset.at - marginMs : day.sunset.kind === 'polarDay' ? day.solarNoon + DAY / 2 : null;
+    if (from === null || to === null) continue;
     if (from >= to) continue;
     if (now >= from && now < to) return { ok: true, next: null };
     if (from > now && (next === null || from < next)) next = from;
@@ -80,6 +77,8 @@ export interface GatedDevice {
   id: string;
   kind: 'lighting' | 'traffic' | 'other';
   groups: readonly string[];
+  /** traffic controllers: devices.yaml allowCommands now (a configuration change may have taken it away) */
+  allowCommands?: boolean;
 }
 
 export interface GateInputs {
@@ -117,6 +116,7 @@ export function gate(dev: GatedDevice, i: GateInputs): GateVerdict {
     return { ok: false, waiting: fw.lights.windows.length > 0 ? `outside firmware.lights.windows (${describeWindows(fw.lights.windows)}, ${tz})` : 'lights may not update: firmware.lights.byDay is off and no firmware.lights.windows are set' };
   }
   if (dev.kind === 'traffic') {
+    if (dev.allowCommands === false) return { ok: false, waiting: 'allowCommands is false in devices.yaml: this traffic controller takes no commands, updates included' };
     if (fw.traffic.windows.length === 0) return { ok: false, waiting: 'traffic controllers update only inside firmware.traffic.windows, and none is set' };
     if (!insideAny(fw.traffic.windows, now, tz)) return { ok: false, waiting: `outside firmware.traffic.windows (${describeWindows(fw.traffic.windows)}, ${tz})` };
   }

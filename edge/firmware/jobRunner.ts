@@ -38,7 +38,8 @@ export interface JobEnv {
   control: Pick<ControlComponent, 'reassert' | 'firmwareHold' | 'wanted'> | undefined;
   health: () => { ok: true } | { ok: false; reason: string };
   selfUpdate: SelfUpdater | null;
-  requestRestart: (reason: string) => void;
+  /** asks the service manager to restart the process; false when nothing will */
+  requestRestart: (reason: string) => boolean;
   image(d: DeploymentRecord): Promise<Buffer>;
   /** the artifact fetched and checked, without reading it (the gateway's release) */
   artifactReady(d: DeploymentRecord): Promise<void>;
@@ -62,6 +63,8 @@ class Aborted extends Error {
   }
 }
 
+/** how often a closed gate is asked again, ms */
+const GATE_RETRY_MS = 5000;
 /** how often the device's version is read while it reboots, ms */
 const VERIFY_POLL_MS = 500;
 /** functional probes before a job fails on them */
@@ -74,6 +77,8 @@ export class JobRunner {
   readonly done: Promise<void>;
   stage: JobStage;
   private why: AbortReason | null = null;
+  /** this runner took up a stage a previous runner (or process) had begun */
+  private readonly resumed: boolean;
   private cancelAs: { code: FirmwareCode; reason: string } | null = null;
   private readonly wakers = new Set<() => void>();
 
@@ -84,6 +89,11 @@ export class JobRunner {
   ) {
     this.deployment = d.id;
     this.stage = job.stage;
+    this.resumed = job.stage !== 'pending';
+    if (job.stage !== 'pending') {
+      // a stage resumed (after a restart or a pause): its timeout counts from now, not from before the outage
+      this.job = env.journal.advance(d.id, job.device, job.stage, { waiting: null }, env.ctx.clock.now());
+    }
     this.done = this.run();
   }
 
@@ -136,7 +146,12 @@ export class JobRunner {
         this.advance('failed', { code: 'E_FW_TIMEOUT', reason: `${this.stage} took longer than ${Math.round(this.env.stageTimeout(this.job) / 1000)} s` });
       }
     } else {
-      const code: FirmwareCode = err instanceof FirmwareError && err.code.startsWith('E_FW_') && err.code !== 'E_FW_FINAL' ? (err.code as FirmwareCode) : 'E_FW_TRANSFER';
+      const code: FirmwareCode =
+        err instanceof FirmwareError && err.code.startsWith('E_FW_') && err.code !== 'E_FW_FINAL'
+          ? (err.code as FirmwareCode)
+          : err instanceof StreetboxError && err.code === 'E_NOT_FOUND'
+            ? 'E_FW_TARGET'
+            : 'E_FW_TRANSFER';
       this.env.log.warn({ err, deployment: this.d.id, device }, 'firmware: job failed');
       this.advance('failed', { code, reason: errorMessage(err) });
     }
@@ -170,35 +185,71 @@ export class JobRunner {
     }
     const image = await this.withAbort(env.image(this.d)).catch((err: unknown) => {
       if (err instanceof Aborted) throw err;
-      throw new FirmwareError('E_FW_ARTIFACT', `artifact ${this.d.artifact.name} ${this.d.artifact.version}: ${errorMessage(err)}`, { cause: err });
+      throw artifactError(err, `artifact ${this.d.artifact.name} ${this.d.artifact.version}`);
     });
     const updater = createModbusUpdater({ firmware: fw.decl, versionPoint: fw.versionPoint, io: modbus.firmwareIo(this.job.device), image });
     if (this.job.stage === 'fetching') {
       this.check();
-      const before = await updater.readVersion();
-      this.advance('transferring', { blocksTotal: updater.blocks, versionBefore: before });
+      const before = await this.withAbort(updater.readVersion());
+      if (before === versionCode) {
+        // already runs this image: nothing to send or reboot, the probe decides
+        this.advance('verifying', { blocksTotal: updater.blocks, versionBefore: before, reason: 'already runs this version: no transfer' });
+      } else {
+        this.advance('transferring', { blocksTotal: updater.blocks, versionBefore: before });
+      }
     }
     if (this.job.stage === 'transferring') {
+      // (re)entering the transfer puts the device in its bootloader: only when the gates let it now
+      await this.untilGatesOpen();
       await this.transfer(updater);
-      // all blocks in: the activation takes the device out of service, so the gates are asked again
-      for (;;) {
-        this.check();
-        const v = env.mayProceed(this.d, this.job);
-        if (v.ok) break;
-        env.waiting(this.d, this.job, v.waiting);
-        if (v.waiting.startsWith('deployment ')) throw new Aborted('pause');
-        await this.sleep(5000);
-      }
+      // all blocks in: the activation (the reboot) takes the device out of service, so the gates are asked again
+      await this.untilGatesOpen();
       this.advance('activating');
     }
     if (this.job.stage === 'activating') {
-      // after a restart the commit may have gone out already: a device running the new version is past it
-      const now = await updater.readVersion();
-      if (now !== versionCode) await this.retrying('activate', () => updater.activate());
+      const rebootMs = (fw.decl.rebootS ?? 30) * 1000;
+      // after a restart the commit may have gone out already: wait for the device to answer (it may be
+      // rebooting); one that runs the new version is past it
+      const now = await this.versionWithin(updater, this.job.attempts > 0 || this.resumed ? rebootMs : 0);
+      if (now !== versionCode) {
+        await this.retrying('size and checksum', () => updater.checkImage());
+        this.check();
+        try {
+          await this.withAbort(updater.commit());
+        } catch (err) {
+          if (err instanceof Aborted) throw err;
+          // a refusal is final; silence is not: the commit may have gone in and the device be rebooting
+          if (err instanceof FirmwareError && err.code === 'E_FW_EXCEPTION') throw err;
+          env.log.warn({ err, device: this.job.device }, 'firmware: the commit was not answered; the version after the reboot decides');
+        }
+      }
       this.advance('verifying');
     }
     if (this.job.stage === 'verifying') {
       await this.verify(updater, versionCode, (fw.decl.rebootS ?? 30) * 1000, devCfg.id, profile);
+    }
+  }
+
+  /** Waits while a gate is closed (window, hold, caps of the time of day); a paused or ended deployment stops the runner. */
+  private async untilGatesOpen(): Promise<void> {
+    for (;;) {
+      this.check();
+      const v = this.env.mayProceed(this.d, this.job);
+      if (v.ok) return;
+      this.env.waiting(this.d, this.job, v.waiting);
+      if (v.waiting.startsWith('deployment ')) throw new Aborted('pause');
+      await this.sleep(GATE_RETRY_MS);
+    }
+  }
+
+  /** The version, waiting up to `ms` for a device that does not answer (rebooting). */
+  private async versionWithin(updater: DeviceUpdater, ms: number): Promise<number | null> {
+    const until = this.env.ctx.clock.now() + ms;
+    for (;;) {
+      this.check();
+      const v = await this.withAbort(updater.readVersion());
+      if (v !== null || this.env.ctx.clock.now() >= until) return v;
+      await this.sleep(VERIFY_POLL_MS);
     }
   }
 
@@ -224,8 +275,9 @@ export class JobRunner {
     for (let attempt = 1; ; attempt++) {
       this.check();
       try {
-        return await fn();
+        return await this.withAbort(fn());
       } catch (err) {
+        if (err instanceof Aborted) throw err;
         const code = err instanceof StreetboxError ? err.code : undefined;
         // a wrong read-back or checksum is not a hiccup: the image on the device differs
         if (code === 'E_FW_VERIFY' || attempt >= retries) throw err;
@@ -244,7 +296,7 @@ export class JobRunner {
     // wait for the reboot: the device goes silent, then answers with a version
     for (;;) {
       this.check();
-      version = await updater.readVersion();
+      version = await this.withAbort(updater.readVersion());
       if (version === null) silent = true;
       else if (version === versionCode) break;
       else if (silent || env.ctx.clock.now() - started > rebootMs) {
@@ -259,7 +311,7 @@ export class JobRunner {
     for (let attempt = 1; attempt <= PROBE_ATTEMPTS; attempt++) {
       this.check();
       const wanted = env.control?.wanted(device)?.level ?? null;
-      const r = await functionalProbe(env.modbus!, device, profile, wanted);
+      const r = await this.withAbort(functionalProbe(env.modbus!, device, profile, wanted));
       if (r.ok) {
         this.advance('confirmed', { versionAfter: version, reason: `version ${version}; probe: ${r.detail}` });
         await this.restoreLight();
@@ -295,18 +347,23 @@ export class JobRunner {
     if (this.job.stage === 'fetching') {
       await this.withAbort(env.artifactReady(this.d)).catch((err: unknown) => {
         if (err instanceof Aborted) throw err;
-        throw new FirmwareError('E_FW_ARTIFACT', `release ${version}: ${errorMessage(err)}`, { cause: err });
+        throw artifactError(err, `release ${version}`);
       });
       this.advance('transferring', { blocksTotal: 1, versionBefore: su.runningVersion });
     }
     if (this.job.stage === 'transferring') {
       this.check();
-      await su.install(env.artifactPath(this.d), version);
+      await this.withAbort(su.install(env.artifactPath(this.d), version));
       env.journal.progress(this.d.id, this.job.device, 1, this.d.artifact.size);
       this.check();
       this.advance('activating');
       su.activate(this.d.id, version);
-      env.requestRestart(`release ${version} switched in by deployment ${this.d.id}`);
+      if (!env.requestRestart(`release ${version} switched in by deployment ${this.d.id}`)) {
+        // nothing will start the new release: the switch is undone at once
+        su.switchBack('no service manager restarts this process');
+        su.clearOutcome();
+        throw new FirmwareError('E_FW_TARGET', `release ${version} was installed, but nothing restarts this process (run it under systemd with the launcher)`);
+      }
       return;
     }
     if (this.job.stage === 'activating') {
@@ -343,10 +400,17 @@ export class JobRunner {
         await this.sleep(500);
       }
       const reason = `release ${version} did not report healthy within ${Math.round(env.ctx.config.firmware.selfUpdate.healthTimeout / 1000)} s: ${last}`;
-      this.advance('rolledBack', { code: 'E_FW_ROLLED_BACK', reason });
+      // the switch back first (it writes the outcome): a kill after it still ends rolled back
       su.switchBack(reason);
+      this.advance('rolledBack', { code: 'E_FW_ROLLED_BACK', reason });
       su.clearOutcome();
       env.requestRestart(`switched back from release ${version}`);
     }
   }
+}
+
+/** A fetch failure as the job's error: a FirmwareError keeps its code (quota, timeout), anything else is E_FW_ARTIFACT. */
+function artifactError(err: unknown, what: string): FirmwareError {
+  if (err instanceof FirmwareError && err.code.startsWith('E_FW_')) return new FirmwareError(err.code, `${what}: ${err.message}`, { cause: err });
+  return new FirmwareError('E_FW_ARTIFACT', `${what}: ${errorMessage(err)}`, { cause: err });
 }

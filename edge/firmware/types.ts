@@ -51,7 +51,7 @@ export interface FirmwareIo {
  */
 export interface DeviceUpdater {
   readonly method: string;
-  /** bytes per block (the last one may be shorter; it is padded with 0xFF to whole registers on the wire) */
+  /** bytes per block (the last one is padded with 0xFF to a full block on the wire) */
   readonly blockBytes: number;
   /** blocks of the image */
   readonly blocks: number;
@@ -59,7 +59,11 @@ export interface DeviceUpdater {
   prepare(): Promise<void>;
   /** Writes block `index` (0-based) and checks it where the method reads back (FC 20 for file records). Resolves when the device acknowledged it. */
   sendBlock(index: number): Promise<void>;
-  /** All blocks acknowledged: writes the size, compares the device's CRC-32 with the image's, writes the commit; the device reboots. */
+  /** All blocks acknowledged: writes the size, compares the device's CRC-32 with the image's (E_FW_VERIFY when they differ). Repeatable. */
+  checkImage(): Promise<void>;
+  /** Writes the commit: the device reboots. Sent once: an answer lost on the way is not a failure (the version after the reboot decides). */
+  commit(): Promise<void>;
+  /** checkImage() then commit() */
   activate(): Promise<void>;
   /** The version point, or null when the device does not answer (rebooting). */
   readVersion(): Promise<number | null>;

@@ -144,6 +144,8 @@ export interface EventDetails {
   'firmware.deployment.completed': FirmwareEventDetail;
   'firmware.deployment.halted': FirmwareEventDetail;
   'firmware.deployment.cancelled': FirmwareEventDetail;
+  /** the next wave started (wave: 1-based) */
+  'firmware.deployment.wave': FirmwareEventDetail & { wave: number; of: number };
   /** a job's stages, one device each (device set on the event) */
   'firmware.job.fetching': FirmwareEventDetail;
   'firmware.job.transferring': FirmwareEventDetail;

@@ -10,11 +10,10 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import type { FirmwareEngine } from '../../edge/firmware/engine.js';
-import type { DeploymentSubmitted, JobRecord, Manifest } from '../../edge/firmware/types.js';
+import type { DeploymentSubmitted, FirmwareEventDetail, JobRecord, Manifest } from '../../edge/firmware/types.js';
 import { silentLogger } from '../../edge/log.js';
 import { startGateway, type Gateway } from '../../edge/main.js';
 import { startModbusSimulators, type Fault, type FirmwareRecord, type ModbusSimulators } from '../../edge/sim/modbus/index.js';
-import type { StoredEvent } from '../../edge/store/eventKinds.js';
 import { tempDir, type TempDir } from '../helpers/tmp.js';
 import { waitFor } from '../helpers/wait.js';
 import { envelope, freePort, fwGatewayYaml, keyPair, type Image, type KeyPair } from './e2e/support.js';
@@ -28,6 +27,15 @@ export interface LightSpec {
   /** the bus (one simulated TCP server per bus) */
   bus: string;
   groups?: string[];
+}
+
+/** A stored `firmware.*` event (its detail: FirmwareEventDetail, `waiting` for firmware.job.waiting). */
+export interface FirmwareEvent {
+  seq: number;
+  ts: number;
+  device: string | null;
+  kind: string;
+  detail: FirmwareEventDetail & { waiting?: string };
 }
 
 export interface RigOptions {
@@ -58,7 +66,7 @@ export interface EngineRig {
   sim(device: string): FirmwareRecord;
   fault(device: string, fault: Fault | null): void;
   /** the store's `firmware.*` events, oldest first */
-  events(): StoredEvent[];
+  events(): FirmwareEvent[];
   /** waits until `device`'s job of `deployment` satisfies pred, returns it */
   waitJob(deployment: string, device: string, what: string, pred: (j: JobRecord) => boolean, timeoutMs?: number): Promise<JobRecord>;
   /** stops the gateway (jobs stop between two steps) and starts it again on the same directory */
@@ -135,11 +143,11 @@ export async function startRig(o: RigOptions): Promise<EngineRig> {
     sim: (device) => sims.firmware(at(device).bus, at(device).unit),
     fault: (device, fault) => sims.setFault(at(device).bus, at(device).unit, fault),
     events() {
-      const out: StoredEvent[] = [];
+      const out: FirmwareEvent[] = [];
       let after = 0;
       for (;;) {
         const page = current.context.store.events({ after, limit: 500 });
-        out.push(...page.items.filter((e) => e.kind.startsWith('firmware.')));
+        for (const e of page.items) if (e.kind.startsWith('firmware.')) out.push({ seq: e.seq, ts: e.ts, device: e.device, kind: e.kind, detail: e.detail as FirmwareEvent['detail'] });
         if (page.items.length < 500) return out;
         after = page.next;
       }
@@ -178,7 +186,7 @@ export function sampler(sample: () => void, everyMs = 10): { stop(): void } {
   return {
     stop() {
       clearInterval(t);
-      if (error !== undefined) throw error;
+      if (error !== undefined) throw error instanceof Error ? error : new Error(String(error));
     },
   };
 }
@@ -192,7 +200,21 @@ export async function holds(what: string, ms: number, check: () => boolean): Pro
   }
 }
 
-/** true when the blocks came once each, in order from 0: a transfer that never went back */
-export function eachBlockOnce(log: readonly number[], blocks: number): boolean {
-  return log.length === blocks && log.every((b, i) => b === i);
+/**
+ * Why a device's block log is not one transfer that only ever went forward (null when it is): it
+ * starts at block 0, takes block 0 once, has no gap, and goes back at most to the block that was
+ * in flight when it was interrupted (sent, not yet journaled: resent from the journal's count).
+ */
+export function transferFault(log: readonly number[], blocks: number): string | null {
+  if (log[0] !== 0) return `starts at block ${log[0]}`;
+  let top = 0;
+  for (let i = 1; i < log.length; i++) {
+    const b = log[i]!;
+    if (b === 0) return `block 0 again at position ${i}`;
+    if (b > top + 1) return `a gap: block ${b} after block ${top}`;
+    if (b < top) return `went back from block ${top} to block ${b}`;
+    top = Math.max(top, b);
+  }
+  if (top !== blocks - 1) return `ends at block ${top}, not ${blocks - 1}`;
+  return null;
 }

@@ -10,7 +10,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { DeploymentReport, JobRecord } from '../../edge/firmware/types.js';
 import { simImage } from './e2e/support.js';
-import { ALL_DAY, eachBlockOnce, sampler, startRig, type EngineRig } from './engineRig.js';
+import { ALL_DAY, sampler, startRig, transferFault, type EngineRig } from './engineRig.js';
 
 const BUSY = new Set(['fetching', 'transferring', 'activating', 'verifying']);
 const ENDED = new Set(['completed', 'halted', 'cancelled', 'rejected']);
@@ -52,7 +52,7 @@ describe('a deployment in waves [1, 50 %, 100 %] over 4 lights', () => {
       expect(j.stage).toBe('confirmed');
       expect(j.versionAfter).toBe(0x0201);
       expect(rig.sim(j.device).image.equals(image.bytes)).toBe(true);
-      expect(eachBlockOnce(rig.sim(j.device).blockLog, j.blocksTotal)).toBe(true);
+      expect(transferFault(rig.sim(j.device).blockLog, j.blocksTotal), j.device).toBeNull();
     }
   });
 
@@ -64,16 +64,21 @@ describe('a deployment in waves [1, 50 %, 100 %] over 4 lights', () => {
   it('records a firmware.job.<stage> event per stage of each job, and the deployment running then completed', () => {
     const events = rig.events();
     for (const device of ['lamp-1', 'lamp-2', 'lamp-3', 'lamp-4']) {
-      const stages = events.filter((e) => e.kind.startsWith('firmware.job.') && e.device === device && e.detail.deployment === 'waves' && e.detail.device === device).map((e) => e.kind);
+      const stages = events.filter((e) => e.kind.startsWith('firmware.job.') && e.kind !== 'firmware.job.waiting' && e.device === device && e.detail.deployment === 'waves' && e.detail.device === device).map((e) => e.kind);
       expect(stages, device).toEqual(['fetching', 'transferring', 'activating', 'verifying', 'confirmed'].map((s) => `firmware.job.${s}`));
     }
+    // the jobs of later waves say why they wait: the wave right before theirs
+    const waits = events.filter((e) => e.kind === 'firmware.job.waiting').map((e) => [e.device, e.detail.waiting]);
+    expect(waits).toEqual([
+      ['lamp-2', 'wave 2 starts after wave 1 ends'],
+      ['lamp-3', 'wave 2 starts after wave 1 ends'],
+      ['lamp-4', 'wave 3 starts after wave 2 ends'],
+    ]);
     const confirmed = events.find((e) => e.kind === 'firmware.job.confirmed' && e.device === 'lamp-4')!;
     expect(confirmed.detail).toMatchObject({ deployment: 'waves', principal: 'tech', stage: 'confirmed', bytesAcked: image.bytes.length, version: 0x0201 });
     const deployment = events.filter((e) => e.kind.startsWith('firmware.deployment.') && e.detail.deployment === 'waves');
-    expect(deployment.map((e) => [e.kind, e.detail.status])).toEqual([
-      ['firmware.deployment.running', 'running'],
-      ['firmware.deployment.completed', 'completed'],
-    ]);
+    expect(deployment.map((e) => e.kind)).toEqual(['firmware.deployment.running', 'firmware.deployment.wave', 'firmware.deployment.wave', 'firmware.deployment.completed']);
+    expect(deployment.map((e) => e.detail.status)).toEqual(['running', 'running', 'running', 'completed']);
   });
 
   it('leaves its latest report in the outbox: completed, every job confirmed', () => {
@@ -144,10 +149,25 @@ describe('thresholds', () => {
     ]);
   });
 
+  it('a halt stops a transfer under way in the same wave: cancelled E_FW_HALTED, never committed', async () => {
+    rig = await startRig({ lights: [{ bus: 'a' }, { bus: 'b' }] });
+    rig.fault('lamp-1', { kind: 'lies' });
+    rig.fault('lamp-2', { kind: 'late', ms: 25 }); // still transferring when lamp-1 fails
+    const s = rig.submit({ id: 'stopped', targets: { devices: ['lamp-1', 'lamp-2'] }, policy: { maxPerBus: 2, maxPerGroup: 2 } }, simImage(0x0208, 48_000));
+    const r = await s.outcome;
+    expect(r).toMatchObject({ status: 'halted', code: 'E_FW_HALTED' });
+    // the final report has no job under way (engine bug: the deployment ends before the transfer stops)
+    expect.soft(r.jobs.map((j) => [j.device, j.stage])).toEqual([['lamp-1', 'failed'], ['lamp-2', 'cancelled']]);
+    const j = await rig.waitJob('stopped', 'lamp-2', 'cancelled', (x) => x.stage !== 'transferring');
+    expect(j).toMatchObject({ stage: 'cancelled', code: 'E_FW_HALTED' });
+    expect(j.blocksAcked).toBeLessThan(j.blocksTotal);
+    expect(rig.sim('lamp-2')).toMatchObject({ version: 0x0100, commits: 0 });
+  });
+
   it('a wave that ends with fewer confirmed than its successThreshold halts the deployment with that reason', async () => {
     rig = await startRig({ lights: [{ bus: 'a' }, { bus: 'a' }, { bus: 'a' }] });
     rig.fault('lamp-2', { kind: 'lies' });
-    const s = rig.submit({ id: 'short', targets: { devices: ['lamp-1', 'lamp-2', 'lamp-3'] }, policy: { waves: [{ size: 2, errorThreshold: 0.5 }, { size: '100%' }], maxPerBus: 2, maxPerGroup: 2 } }, image);
+    const s = rig.submit({ id: 'short', targets: { devices: ['lamp-1', 'lamp-2', 'lamp-3'] }, policy: { waves: [{ size: 2, errorThreshold: 0.5, successThreshold: 1 }, { size: '100%' }], maxPerBus: 2, maxPerGroup: 2 } }, image);
     const r = await s.outcome;
     expect(r).toMatchObject({ status: 'halted', code: 'E_FW_HALTED' });
     expect(r.reason).toMatch(/wave 1: 1 of 2 jobs confirmed \(50 %\), less than its success threshold 100 %/);
@@ -181,13 +201,13 @@ describe('caps', () => {
     expect(most).toBe(1);
     const jobs = rig.fw.jobs('bus1').sort((x, y) => x.startedAt! - y.startedAt!);
     for (let i = 1; i < jobs.length; i++) expect(jobs[i]!.startedAt!).toBeGreaterThanOrEqual(jobs[i - 1]!.endedAt!);
-    const waits = rig.events().filter((e) => e.kind === 'firmware.job.waiting').map((e) => (e.detail as { waiting: string }).waiting);
+    const waits = rig.events().filter((e) => e.kind === 'firmware.job.waiting').map((e) => e.detail.waiting);
     expect(waits.length).toBeGreaterThan(0);
     for (const w of waits) expect(w).toMatch(/^bus a busy: lamp-\d updating \(at most 1 at once\)$/);
   });
 
   it('maxPerGroup 1 across two deployments: the second one’s job waits, naming the group, until the first ends', async () => {
-    rig = await startRig({ lights: [{ bus: 'a', groups: ['street'] }, { bus: 'a', groups: ['street'] }], firmware: [ALL_DAY.replace(' }', ', maxGroupShare: 1 }')] });
+    rig = await startRig({ lights: [{ bus: 'a', groups: ['street'] }, { bus: 'a', groups: ['street'] }], firmware: [ALL_DAY.replace(/ }$/, ', maxGroupShare: 1 }')] });
     rig.fault('lamp-1', { kind: 'late', ms: 5 }); // the first transfer takes a while
     const first = rig.submit({ id: 'g-first', targets: { devices: ['lamp-1'] }, policy: { maxPerBus: 2, maxPerGroup: 1 } }, simImage(0x0204, 16_000));
     await rig.waitJob('g-first', 'lamp-1', 'transferring', (j) => j.stage === 'transferring');

@@ -217,6 +217,16 @@ class ModbusUpdater implements DeviceUpdater {
   }
 
   async activate(): Promise<void> {
+    await this.checkImage();
+    await this.commit();
+  }
+
+  async commit(): Promise<void> {
+    const { decl } = this;
+    await exchange(this.io.command, encodeWriteSingleRegister(decl.commit.register, decl.commit.value), `commit (FC 6 register ${decl.commit.register} = ${hex(decl.commit.value)})`);
+  }
+
+  async checkImage(): Promise<void> {
     const { decl, image } = this;
     const size = image.length;
     await exchange(this.io.command, encodeWriteMultipleRegisters(decl.size, [Math.floor(size / 0x10000), size & 0xffff]), `size (FC 16 registers ${decl.size}..${decl.size + 1} = ${size})`);
@@ -228,7 +238,6 @@ class ModbusUpdater implements DeviceUpdater {
     if (device !== this.crc) {
       throw new FirmwareError('E_FW_VERIFY', `${what}: the device's CRC-32 ${hex(device, 8)} differs from the image's ${hex(this.crc, 8)} (${size} bytes)`);
     }
-    await exchange(this.io.command, encodeWriteSingleRegister(decl.commit.register, decl.commit.value), `commit (FC 6 register ${decl.commit.register} = ${hex(decl.commit.value)})`);
   }
 
   /**

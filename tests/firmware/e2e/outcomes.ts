@@ -4,10 +4,11 @@
  * poll cycle (their `lastSeen` in GET /api/v1/devices, sampled while a job is in a stage), and what
  * each simulated controller's firmware received, to say "nothing was sent to any device".
  */
+import { onTestFailed } from 'vitest';
 import type { FirmwareEventDetail } from '../../../edge/firmware/types.js';
 import type { ModbusSimulators } from '../../../edge/sim/modbus/index.js';
 import { waitFor } from '../../helpers/wait.js';
-import type { Api } from './support.js';
+import type { Api, GatewayProcess } from './support.js';
 
 /** Lights and traffic controllers may update at any time of day (two windows: `from` = `to` is refused). */
 export const ALL_DAY = "[ { from: '00:00', to: '12:00' }, { from: '12:00', to: '00:00' } ]";
@@ -111,4 +112,9 @@ export function firmwareState(sims: ModbusSimulators, units: readonly { bus: str
       return [`${bus}/${unit}`, { blocksReceived: f.blocksReceived, commits: f.commits, reboots: f.reboots, mode: f.mode, version: f.version }];
     }),
   );
+}
+
+/** When the running test fails, the tail of what the gateway process wrote goes to stderr. */
+export function dumpOnFailure(gw: () => GatewayProcess, chars = 8000): void {
+  onTestFailed(() => void process.stderr.write(`--- gateway output (tail) ---\n${gw().output().slice(-chars)}\n`));
 }

@@ -13,7 +13,7 @@
  *          switches itself back within healthTimeout; 2.0.0 runs again
  */
 import { createHash } from 'node:crypto';
-import { copyFileSync, existsSync, mkdirSync, readFileSync, readlinkSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, cpSync, existsSync, mkdirSync, readFileSync, readdirSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -55,14 +55,22 @@ let apiPort = 0;
 let unit: Unit;
 let yamlBase = '';
 
-/** A release directory packed as its artifact: package.json saying `version`, dist/streetbox.mjs, edge/ (a link: the data files). */
+/** The data files a release reads beside its bundle (edge/assets.ts asset()). */
+const DATA_DIRS = ['edge/profiles', 'edge/api/static', 'edge/flows'];
+
+/**
+ * A release directory packed as its artifact: package.json saying `version`, dist/streetbox.mjs and
+ * the data files, no node_modules (the gateway links the running release's). Real files only: an
+ * artifact's links may not point outside it (node-tar strips an absolute link path, and strict
+ * unpacking refuses that: E_FW_ARTIFACT).
+ */
 async function releaseArtifact(version: string, streetbox: { bundleFile: string } | { script: string }): Promise<Artifact> {
   const tree = join(work.path, 'build', version);
   mkdirSync(join(tree, 'dist'), { recursive: true });
   writeFileSync(join(tree, 'package.json'), JSON.stringify({ name: 'streetbox', version, type: 'module' }));
   if ('bundleFile' in streetbox) copyFileSync(streetbox.bundleFile, join(tree, 'dist/streetbox.mjs'));
   else writeFileSync(join(tree, 'dist/streetbox.mjs'), streetbox.script);
-  symlinkSync(join(ROOT, 'edge'), join(tree, 'edge'));
+  for (const d of DATA_DIRS) cpSync(join(ROOT, d), join(tree, d), { recursive: true });
   const file = join(work.path, 'build', `streetbox-${version}.tgz`);
   await tar.c({ gzip: true, file, cwd: tree, portable: true }, ['.']);
   const bytes = readFileSync(file);
@@ -82,11 +90,11 @@ function writeConfig(extra: string[] = []): void {
   writeFileSync(config, [yamlBase, ...extra, ''].join('\n'));
 }
 
-/** The firmware.job.* events of a deployment, in the order they were recorded. */
-async function jobEvents(id: string): Promise<EventRow[]> {
+/** The firmware.* events of a deployment (but firmware.job.waiting), in the order they were recorded. */
+async function events(id: string): Promise<EventRow[]> {
   const r = await api(apiPort).call<{ events: EventRow[] }>('GET', '/api/v1/events?limit=10000');
   expect(r.status).toBe(200);
-  return r.body.events.filter((e) => e.kind.startsWith('firmware.job.') && e.kind !== 'firmware.job.waiting' && e.detail.deployment === id);
+  return r.body.events.filter((e) => e.kind.startsWith('firmware.') && e.kind !== 'firmware.job.waiting' && e.detail.deployment === id);
 }
 
 function gatewayJob(jobs: JobRecord[]): JobRecord {
@@ -96,6 +104,41 @@ function gatewayJob(jobs: JobRecord[]): JobRecord {
 }
 
 const current = (): string => readlinkSync(join(releases, 'current'));
+
+/** The command line of a process, or [] once it is gone. */
+function cmdline(pid: number): string[] {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * The release the unit runs and how: node in the launcher's place (`exec`, no trial), or node as
+ * the launcher's child (a trial). Read from /proc: the launcher starts `<releases>/<version>/dist/streetbox.mjs`.
+ */
+function runningRelease(): { version: string; as: 'exec' | 'child' } | null {
+  const pid = unit.pid;
+  if (pid === null) return null;
+  const versionOf = (args: string[]): string | undefined => args.map((a) => /\/releases\/([^/]+)\/dist\/streetbox\.mjs$/.exec(a)?.[1]).find(Boolean);
+  const own = versionOf(cmdline(pid));
+  if (own) return { version: own, as: 'exec' };
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+    } catch {
+      continue;
+    }
+    // pid (comm) state ppid …: comm may hold spaces, so from the last ')'
+    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    const child = ppid === pid ? versionOf(cmdline(Number(name))) : undefined;
+    if (child) return { version: child, as: 'child' };
+  }
+  return null;
+}
 
 /** The API answers (the gateway is up), whichever release runs. */
 async function apiUp(what: string, timeoutMs = 20_000): Promise<void> {
@@ -114,8 +157,6 @@ async function apiUp(what: string, timeoutMs = 20_000): Promise<void> {
 
 beforeAll(async () => {
   if (!existsSync(BUNDLE)) throw new Error(`${BUNDLE} is missing: run \`npm run build\` first`);
-  const newest = Math.max(...['edge/firmware/engine.ts', 'edge/firmware/jobRunner.ts', 'edge/firmware/selfUpdate.ts'].map((f) => statSync(join(ROOT, f)).mtimeMs));
-  if (statSync(BUNDLE).mtimeMs < newest) throw new Error(`${BUNDLE} is older than edge/firmware: run \`npm run build\` first`);
 
   server = createServer((req, res) => {
     const body = served.get(req.url ?? '');
@@ -156,7 +197,7 @@ beforeAll(async () => {
 afterAll(async () => {
   if (unit?.running) await Promise.race([unit.stop(), new Promise((r) => setTimeout(r, 15_000))]);
   unit?.kill();
-  await new Promise((r) => server?.close(r));
+  if (server) await new Promise((r) => server.close(r));
   work.remove();
 });
 
@@ -181,9 +222,11 @@ describe('Gateway self-update through the engine, under the launcher and a stand
     expect(existsSync(join(releases, 'outcome'))).toBe(false); // journaled, then cleared
     expect(readlinkSync(join(releases, '2.0.0/node_modules'))).toBe(join(ROOT, 'node_modules')); // shared with 1.0.0's
     expect(unit.exits.map((e) => e.code)).toEqual([3]);
+    // the release confirmed goes on running as the launcher's child (until the unit's next start)
+    expect(runningRelease()).toEqual({ version: '2.0.0', as: 'child' });
 
-    const kinds = (await jobEvents('self-2')).map((e) => e.kind);
-    expect(kinds).toEqual(['firmware.job.fetching', 'firmware.job.transferring', 'firmware.job.activating', 'firmware.job.verifying', 'firmware.job.confirmed']);
+    const kinds = (await events('self-2')).map((e) => e.kind);
+    expect(kinds).toEqual(['firmware.deployment.running', 'firmware.job.fetching', 'firmware.job.transferring', 'firmware.job.activating', 'firmware.job.verifying', 'firmware.job.confirmed', 'firmware.deployment.completed']);
   }, 60_000);
 
   it('a release that fails to start (3.0.0 exits 1) is switched back by the launcher; the previous release records it rolled back', async () => {
@@ -205,9 +248,12 @@ describe('Gateway self-update through the engine, under the launcher and a stand
     expect(existsSync(join(releases, 'pending'))).toBe(false);
     expect(existsSync(join(releases, 'outcome'))).toBe(false);
 
-    const events = await jobEvents('self-3');
-    expect(events.map((e) => e.kind)).toEqual(['firmware.job.fetching', 'firmware.job.transferring', 'firmware.job.activating', 'firmware.job.rolledBack']);
-    expect(events.at(-1)!.detail).toMatchObject({ code: 'E_FW_ROLLED_BACK', reason: 'release 3.0.0 did not report healthy (3 starts)', version: '3.0.0' });
+    // the previous release, in the launcher's place (no trial)
+    expect(runningRelease()).toEqual({ version: '2.0.0', as: 'exec' });
+
+    const recorded = await events('self-3');
+    expect(recorded.map((e) => e.kind)).toEqual(['firmware.deployment.running', 'firmware.job.fetching', 'firmware.job.transferring', 'firmware.job.activating', 'firmware.job.rolledBack', 'firmware.deployment.halted']);
+    expect(recorded[4]!.detail).toMatchObject({ code: 'E_FW_ROLLED_BACK', reason: 'release 3.0.0 did not report healthy (3 starts)', version: '3.0.0' });
   }, 60_000);
 
   it('a release that runs but is not healthy (4.0.0, upstream unreachable) switches itself back within healthTimeout', async () => {
@@ -238,8 +284,10 @@ describe('Gateway self-update through the engine, under the launcher and a stand
     expect(unit.stderr.split('\n').filter((l) => l.includes('release 4.0.0 on trial'))).toHaveLength(1);
     expect(existsSync(join(releases, 'outcome'))).toBe(false);
 
-    const kinds = (await jobEvents('self-4')).map((e) => e.kind);
-    expect(kinds).toEqual(['firmware.job.fetching', 'firmware.job.transferring', 'firmware.job.activating', 'firmware.job.verifying', 'firmware.job.rolledBack']);
+    expect(runningRelease()).toEqual({ version: '2.0.0', as: 'exec' });
+
+    const kinds = (await events('self-4')).map((e) => e.kind);
+    expect(kinds).toEqual(['firmware.deployment.running', 'firmware.job.fetching', 'firmware.job.transferring', 'firmware.job.activating', 'firmware.job.verifying', 'firmware.job.rolledBack', 'firmware.deployment.halted']);
 
     // a clean stop of the unit after it all: the release in the launcher's place exits 0
     await unit.stop();
