@@ -147,7 +147,8 @@ const clockTime = z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, { message: 'expe
 
 /**
  * A window of local time (the gateway's time zone) in which updates may run: `from` up to `to`;
- * a window past midnight (22:00 to 05:00) belongs to the day it starts on. `days` left out: every day.
+ * a window past midnight (22:00 to 05:00) belongs to the day it starts on; `from` = `to` is the whole
+ * day (00:00 to 00:00: any time). `days` left out: every day.
  */
 export const timeWindowSchema = z
   .strictObject({
@@ -156,7 +157,6 @@ export const timeWindowSchema = z
     days: z.array(z.enum(WEEKDAYS)).min(1).default([...WEEKDAYS]),
   })
   .superRefine((w, ctx) => {
-    if (w.from === w.to) ctx.addIssue({ code: 'custom', path: ['to'], message: `a window from ${w.from} to ${w.to} is empty: "to" must differ from "from"` });
     w.days.forEach((d, i) => {
       const first = w.days.indexOf(d);
       if (first < i) ctx.addIssue({ code: 'custom', path: ['days', i], message: `duplicate day "${d}" (first at index ${first})` });

@@ -480,7 +480,12 @@ export class FirmwareEngine implements FirmwareService {
     jobs = this.o.journal.jobs(d.id);
     if (closing(d)) {
       // halted or cancelled while devices were activating: it ends when they have
-      for (const j of jobs) if ((j.stage === 'activating' || j.stage === 'verifying') && !this.runners.has(key(j))) this.startRunner(d, j);
+      for (const j of jobs) {
+        if (FINAL_JOB_STAGES.includes(j.stage) || this.runners.has(key(j))) continue;
+        if (j.stage === 'activating' || j.stage === 'verifying') this.startRunner(d, j);
+        else this.endJob(d, j, 'cancelled', d.code ?? 'E_FW_CANCELLED', d.reason ?? 'the deployment ended');
+      }
+      jobs = this.o.journal.jobs(d.id);
       if (jobs.every((j) => FINAL_JOB_STAGES.includes(j.stage)) && this.runnersOf(d.id).length === 0) {
         this.finish(d, d.code === 'E_FW_CANCELLED' ? 'cancelled' : 'halted', d.code, d.reason);
       }
@@ -620,14 +625,15 @@ export class FirmwareEngine implements FirmwareService {
    * and resumed after a restart, and ends when they have (closing()).
    */
   private endOrClose(d: DeploymentRecord, status: 'halted' | 'cancelled', code: FirmwareCode, reason: string, principal?: string): void {
-    const inFlight = this.o.journal.jobs(d.id).filter((j) => j.stage === 'activating' || j.stage === 'verifying');
+    // a runner told to stop (a transfer) ends its job itself in a moment; an activation finishes
+    const inFlight = this.o.journal.jobs(d.id).filter((j) => !FINAL_JOB_STAGES.includes(j.stage) && (j.stage === 'activating' || j.stage === 'verifying' || this.runners.has(key(j))));
     if (inFlight.length === 0) {
       this.finish(d, status, code, reason, principal);
       return;
     }
     const marker: FirmwareCode = status === 'cancelled' ? 'E_FW_CANCELLED' : code === 'E_FW_EXPIRED' ? 'E_FW_EXPIRED' : 'E_FW_HALTED';
-    this.o.journal.setStatus(d.id, 'paused', { code: marker, reason: `${reason} (ends once ${inFlight.map((j) => j.device).join(', ')} finished activating)` });
-    this.log.info({ deployment: d.id, status, waitingFor: inFlight.map((j) => j.device) }, 'firmware: deployment ends once its activations finish');
+    this.o.journal.setStatus(d.id, 'paused', { code: marker, reason });
+    this.log.info({ deployment: d.id, status, waitingFor: inFlight.map((j) => j.device) }, 'firmware: deployment ends once its jobs under way have');
     this.publish(d.id, true);
   }
 

@@ -135,7 +135,6 @@ const window = z
       .optional(),
   }, OBJECT)
   .superRefine((w, ctx) => {
-    if (w.from === w.to) ctx.addIssue({ code: 'custom', path: ['to'], message: 'the same time as from: the window would hold no time' });
   });
 
 const policy = z.strictObject({

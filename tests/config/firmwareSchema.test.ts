@@ -125,7 +125,7 @@ firmware:
     ]);
   });
 
-  it('a window is not empty and names a day once', () => {
+  it('a window from a time to the same time is the whole day; a day is named once', () => {
     expect(
       issues(`gateway: { id: gw }
 firmware:
@@ -134,7 +134,7 @@ firmware:
       - { from: '02:00', to: '02:00' }
       - { from: '23:00', to: '01:00', days: [fri, sat, fri] }
 `),
-    ).toEqual(['5:30 firmware.lights.windows[0].to: a window from 02:00 to 02:00 is empty: "to" must differ from "from"', '6:56 firmware.lights.windows[1].days[2]: duplicate day "fri" (first at index 0)']);
+    ).toEqual(['6:56 firmware.lights.windows[1].days[2]: duplicate day "fri" (first at index 0)']);
   });
 
   it('selfUpdate.releases: an absolute path as written, null by default', () => {

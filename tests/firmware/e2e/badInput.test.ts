@@ -201,10 +201,11 @@ describe('manifests refused at the door', () => {
 });
 
 describe('jobs that fail: a clear code, the deployment ends, the line keeps its cycle', () => {
-  async function expectFailedEvent(id: string, device: string, code: string): Promise<void> {
-    const events = await firmwareEvents(a);
-    expect(events.some((e) => e.kind === 'firmware.job.failed' && e.detail.deployment === id && e.device === device && e.detail.code === code)).toBe(true);
-    expect(events.some((e) => e.kind === 'firmware.deployment.halted' && e.detail.deployment === id && e.detail.code === 'E_FW_HALTED')).toBe(true);
+  /** The job's failure and the deployment's halt (`haltCode`) are events. */
+  async function expectFailedEvent(id: string, device: string, code: string, haltCode = 'E_FW_HALTED'): Promise<void> {
+    const events = (await firmwareEvents(a)).filter((e) => e.detail.deployment === id);
+    expect(events.filter((e) => e.kind === 'firmware.job.failed').map((e) => [e.device, e.detail.code])).toEqual([[device, code]]);
+    expect(events.filter((e) => e.kind === 'firmware.deployment.halted').map((e) => e.detail.code)).toEqual([haltCode]);
   }
 
   it.each([
@@ -308,10 +309,10 @@ describe('jobs that fail: a clear code, the deployment ends, the line keeps its 
     expect([j.stage, j.code, j.startedAt]).toEqual(['failed', 'E_FW_EXPIRED', null]);
     expect(j.reason).toContain(`${window.from}-${window.to}`);
     expect(Date.now()).toBeGreaterThanOrEqual(deadline);
-    // it ends (its one wave failed past the threshold 0): nothing in progress
-    expect(done.report.status).toBe('halted');
+    // it ends (its one wave failed past the threshold 0, every failure an expiry): nothing in progress
+    expect([done.report.status, done.report.code]).toEqual(['halted', 'E_FW_EXPIRED']);
     expect(done.report.counts.pending + done.report.counts.transferring + done.report.counts.fetching).toBe(0);
     expect(firmwareState(sims, FIRMWARE_UNITS), 'nothing sent to any device').toEqual(before);
-    await expectFailedEvent('b-window', 'lamp-6', 'E_FW_EXPIRED');
+    await expectFailedEvent('b-window', 'lamp-6', 'E_FW_EXPIRED', 'E_FW_EXPIRED');
   });
 });

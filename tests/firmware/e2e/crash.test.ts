@@ -31,7 +31,7 @@ import { JOB_STAGES, FINAL_JOB_STAGES, type JobRecord, type JobStage } from '../
 import { startModbusSimulators, type ModbusSimulators } from '../../../edge/sim/modbus/index.js';
 import { tempDir, type TempDir } from '../../helpers/tmp.js';
 import { waitFor } from '../../helpers/wait.js';
-import { api, envelope, freePort, keyPair, simImage, startGatewayProcess, writeGateway, type Api, type FwGatewaySpec, type GatewayProcess, type Image, type KeyPair } from './support.js';
+import { api, envelope, freePort, keyPair, simImage, startGatewayProcess, writeGateway, type Api, type FwGatewaySpec, type GatewayProcess, type Image } from './support.js';
 
 const KILLS = 20;
 const MAX_DELAY_MS = 800;
@@ -88,9 +88,7 @@ const resent = (log: readonly number[]): number => log.reduce((n, b, i) => (i > 
 interface Rig {
   dir: TempDir;
   sims: ModbusSimulators;
-  keys: KeyPair;
   apiPort: number;
-  spec: FwGatewaySpec;
   gp: GatewayProcess | null;
 }
 
@@ -170,7 +168,7 @@ describe('a firmware transfer cut short by SIGKILL', () => {
       ],
       firmware: ALL_DAY,
     };
-    const r: Rig = (rig = { dir: tempDir('streetbox-fw-crash-'), sims, keys, apiPort, spec, gp: null });
+    const r: Rig = (rig = { dir: tempDir('streetbox-fw-crash-'), sims, apiPort, gp: null });
     writeGateway(r.dir.path, spec);
     const a = api(apiPort);
     const lights = simImage(0x0300, LIGHT_BYTES);
@@ -289,7 +287,7 @@ describe('a firmware transfer cut short by SIGKILL', () => {
       ],
       firmware: ALL_DAY,
     };
-    const r: Rig = (rig = { dir: tempDir('streetbox-fw-crash-act-'), sims, keys, apiPort, spec, gp: null });
+    const r: Rig = (rig = { dir: tempDir('streetbox-fw-crash-act-'), sims, apiPort, gp: null });
     writeGateway(r.dir.path, spec);
     const a = api(apiPort);
     await start(r);
