@@ -499,7 +499,7 @@ export class FirmwareEngine implements FirmwareService {
     const failed = inWave.filter((j) => j.stage === 'failed' || j.stage === 'rolledBack').length;
     const errorThreshold = policyWaves[d.wave]?.errorThreshold ?? 0;
     if (inWave.length > 0 && failed / inWave.length > errorThreshold) {
-      const expired = inWave.filter((j) => j.stage === 'failed').every((j) => j.code === 'E_FW_EXPIRED');
+      const expired = inWave.filter((j) => j.stage === 'failed' || j.stage === 'rolledBack').every((j) => j.code === 'E_FW_EXPIRED');
       this.halt(d, `wave ${d.wave + 1}: ${failed} of ${inWave.length} jobs failed (${pct(failed / inWave.length)}), more than its error threshold ${pct(errorThreshold)}`, expired ? 'E_FW_EXPIRED' : 'E_FW_HALTED');
       return;
     }

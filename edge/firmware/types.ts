@@ -65,6 +65,12 @@ export interface DeviceUpdater {
   commit(): Promise<void>;
   /** checkImage() then commit() */
   activate(): Promise<void>;
+  /**
+   * A job that ends before its commit (failed, cancelled) takes the device out of its bootloader:
+   * the profile's `abort` write, when it declares one (the device drops what it received and runs
+   * its old firmware as before). Resolves false when the profile declares none.
+   */
+  abort(): Promise<boolean>;
   /** The version point, or null when the device does not answer (rebooting). */
   readVersion(): Promise<number | null>;
 }
