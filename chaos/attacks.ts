@@ -12,6 +12,7 @@ import mqtt from 'mqtt';
 import { BIN, DEMO } from '../tests/helpers/demoGateway.js';
 import { makeContext } from '../tests/helpers/context.js';
 import { createModbusDriver } from '../edge/drivers/modbus/index.js';
+import { mulberry32 } from '../edge/sim/modbus/model.js';
 import type { ChaosGateway } from './gateway.js';
 import { sleep } from './gateway.js';
 
@@ -25,18 +26,6 @@ export interface AttackResult {
   faults: number;
   /** what the attack checked, in words; "FAIL …" when a check failed */
   notes: string[];
-}
-
-/** A seeded generator, so a run can be repeated. */
-export function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 const pick = <T>(r: () => number, xs: readonly T[]): T => xs[Math.floor(r() * xs.length)]!;
@@ -59,7 +48,7 @@ async function pool(count: number, width: number, job: (i: number) => Promise<vo
 const PATHS = ['/api/v1/health', '/api/v1/status', '/api/v1/devices', '/api/v1/devices/lamp-ctrl-01', '/api/v1/devices/%00', '/api/v1/readings?after=-1&limit=99999999', '/api/v1/readings?after=abc', '/api/v1/events?after=0&limit=5', '/api/v1/commands/nope', '/api/v1/devices/lamp-ctrl-01/commands', '/api/v1/groups/stationsplein/commands', '/api/v1/consumers/x/ack', '/metrics', '/', '/flows/', '/flows/auth/token', '/%2e%2e/%2e%2e/etc/passwd', `/api/v1/${'a'.repeat(8000)}`];
 
 export async function httpFuzz(gw: ChaosGateway, n = 3000): Promise<AttackResult> {
-  const r = rng(1);
+  const r = mulberry32(1);
   const statuses = new Map<number, number>();
   const fiveSamples: string[] = [];
   let deep = 0;
@@ -192,7 +181,7 @@ function stream(port: number, head: Buffer, limit: number, chunk: Buffer): Promi
 }
 
 export async function mqttAttacks(gw: ChaosGateway): Promise<AttackResult> {
-  const r = rng(2);
+  const r = mulberry32(2);
   const port = gw.ports.broker;
   const notes: string[] = [];
   // a CONNECT announcing 200 MB, without credentials
@@ -224,7 +213,7 @@ export async function mqttAttacks(gw: ChaosGateway): Promise<AttackResult> {
 // LoRaWAN
 
 export async function loraFuzz(gw: ChaosGateway, n = 6000): Promise<AttackResult> {
-  const r = rng(3);
+  const r = mulberry32(3);
   const since = ((await (await fetch(`${gw.base}/api/v1/status`, { headers: auth(DEMO.technicianToken) })).json()) as { store: { lastSeq: number } }).store.lastSeq;
   const sock = createSocket('udp4');
   let forged = 0;
@@ -261,7 +250,7 @@ export async function loraFuzz(gw: ChaosGateway, n = 6000): Promise<AttackResult
 // Modbus: the driver against a server that answers garbage (in this process: a real driver and store)
 
 export async function modbusFuzz(seconds = 8): Promise<AttackResult> {
-  const r = rng(4);
+  const r = mulberry32(4);
   let answers = 0;
   const server = createServer((s) => {
     s.on('error', () => undefined);

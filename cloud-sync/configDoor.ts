@@ -11,7 +11,7 @@ import type { MqttClient } from 'mqtt';
 import { errorMessage } from '../edge/errors.js';
 import type { Logger } from '../edge/log.js';
 import type { ConfigService, ConfigStageReport, ConfigSubmitted } from '../edge/reconfig/types.js';
-import { ReportOutbox, subscribeDoor } from './reportOutbox.js';
+import { ReportingDoor, subscribeDoor } from './reportOutbox.js';
 import type { GatewayTopics } from './topics.js';
 
 export { REPORT_PAGE } from './reportOutbox.js';
@@ -22,18 +22,12 @@ export interface ConfigDoorOptions {
   log: Logger;
 }
 
-export class CentralConfigDoor {
+export class CentralConfigDoor extends ReportingDoor<ConfigStageReport> {
   /** messages handed to the service */
   received = 0;
-  private readonly reports: ReportOutbox<ConfigStageReport>;
 
   constructor(private readonly opts: ConfigDoorOptions) {
-    this.reports = new ReportOutbox({ what: 'configuration', outbox: () => opts.service.outbox(), topic: (id) => opts.topics.configReport(id), log: opts.log });
-  }
-
-  /** reports the broker acknowledged */
-  get delivered(): number {
-    return this.reports.delivered;
+    super({ what: 'configuration', outbox: () => opts.service.outbox(), topic: (id) => opts.topics.configReport(id), log: opts.log });
   }
 
   subscribe(client: MqttClient): void {
@@ -58,20 +52,5 @@ export class CentralConfigDoor {
     const failed = (err: unknown): void => this.opts.log.error({ err, id: submitted.id }, `configuration change from central failed: ${errorMessage(err)}`);
     submitted.settled.catch(failed);
     submitted.outcome.catch(failed);
-  }
-
-  /** The link is up: undelivered reports go now, oldest first. */
-  connected(client: MqttClient): void {
-    this.reports.connected(client);
-  }
-
-  /** The link is down: the running drain stops; the next connect starts again from the outbox. */
-  disconnected(): void {
-    this.reports.disconnected();
-  }
-
-  /** A report was added to the outbox (the bus's `configReport`); called outside the emitter's stack. */
-  wake(): void {
-    this.reports.wake();
   }
 }

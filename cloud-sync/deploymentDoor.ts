@@ -16,7 +16,7 @@
 import type { MqttClient } from 'mqtt';
 import type { Logger } from '../edge/log.js';
 import type { DeploymentReport, FirmwareService } from '../edge/firmware/types.js';
-import { ReportOutbox, subscribeDoor } from './reportOutbox.js';
+import { ReportingDoor, subscribeDoor } from './reportOutbox.js';
 import { artifactChunkLevels, type GatewayTopics } from './topics.js';
 
 /** An artifact's sha256 as a topic level: lowercase hex, as the manifest gives it. */
@@ -33,7 +33,7 @@ export interface DeploymentDoorOptions {
   log: Logger;
 }
 
-export class CentralDeploymentDoor {
+export class CentralDeploymentDoor extends ReportingDoor<DeploymentReport> {
   /** `down/deployments` messages handed to the service */
   received = 0;
   /** artifact chunks handed to the service */
@@ -41,15 +41,9 @@ export class CentralDeploymentDoor {
   /** chunks on a topic whose levels are not a sha256 and an index */
   droppedChunks = 0;
   private lastDropLog = -Infinity;
-  private readonly reports: ReportOutbox<DeploymentReport>;
 
   constructor(private readonly opts: DeploymentDoorOptions) {
-    this.reports = new ReportOutbox({ what: 'deployment', outbox: () => opts.service.outbox(), topic: (id) => opts.topics.deploymentReport(id), log: opts.log });
-  }
-
-  /** reports the broker acknowledged */
-  get delivered(): number {
-    return this.reports.delivered;
+    super({ what: 'deployment', outbox: () => opts.service.outbox(), topic: (id) => opts.topics.deploymentReport(id), log: opts.log });
   }
 
   subscribe(client: MqttClient): void {
@@ -66,21 +60,6 @@ export class CentralDeploymentDoor {
     if (topic === this.opts.topics.deploymentsDown) return this.deployment(payload);
     const levels = artifactChunkLevels(this.opts.gateway, topic);
     if (levels !== null) this.chunk(topic, levels, payload);
-  }
-
-  /** The link is up: undelivered reports go now, oldest first. */
-  connected(client: MqttClient): void {
-    this.reports.connected(client);
-  }
-
-  /** The link is down: the running drain stops; the next connect starts again from the outbox. */
-  disconnected(): void {
-    this.reports.disconnected();
-  }
-
-  /** A report was added to the outbox (the bus's `deploymentReport`); called outside the emitter's stack. */
-  wake(): void {
-    this.reports.wake();
   }
 
   private deployment(payload: Buffer): void {

@@ -124,6 +124,38 @@ export class ReportOutbox<R> {
   }
 }
 
+/**
+ * A door of central's that reports back (configDoor.ts, deploymentDoor.ts): the link's events
+ * and its owner's bus key (`configReport`, `deploymentReport`) go to its report drain.
+ */
+export abstract class ReportingDoor<R> {
+  private readonly reports: ReportOutbox<R>;
+
+  protected constructor(reports: ReportOutboxOptions<R>) {
+    this.reports = new ReportOutbox(reports);
+  }
+
+  /** reports the broker acknowledged */
+  get delivered(): number {
+    return this.reports.delivered;
+  }
+
+  /** The link is up: undelivered reports go now, oldest first. */
+  connected(client: MqttClient): void {
+    this.reports.connected(client);
+  }
+
+  /** The link is down: the running drain stops; the next connect starts again from the outbox. */
+  disconnected(): void {
+    this.reports.disconnected();
+  }
+
+  /** A report was added to the outbox (the owner's bus key); called outside the emitter's stack. */
+  wake(): void {
+    this.reports.wake();
+  }
+}
+
 /** A report's topic level: no separator, no wildcard, and the whole a topic one may publish to. */
 function validReportTopic(topicId: string, topic: string): boolean {
   return topicId !== '' && !/[/+#]/.test(topicId) && validTopicName(topic);

@@ -10,26 +10,33 @@
 // its own files by path) and mqtt (imported only when upstream sync is configured).
 import { rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { build } from 'esbuild';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { build, type BuildOptions } from 'esbuild';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const outfile = join(root, 'dist/streetbox.mjs');
 
-rmSync(join(root, 'dist'), { recursive: true, force: true });
-await build({
-  entryPoints: [join(root, 'edge/cli.ts')],
-  outfile,
+/** How the gateway is bundled, whatever the entry and output (tests/firmware/releases.ts bundles test releases so). */
+export const GATEWAY_BUILD = {
   bundle: true,
   platform: 'node',
   format: 'esm',
   target: 'node20',
   external: ['better-sqlite3', '@serialport/bindings-cpp', 'node-red', 'mqtt'],
-  minify: true,
   keepNames: true,
   legalComments: 'none',
-  sourcemap: 'linked',
   // CommonJS dependencies bundled into an ES module still call require() for Node's built-ins.
   banner: { js: "import { createRequire as __streetboxRequire } from 'node:module'; const require = __streetboxRequire(import.meta.url);" },
-  logLevel: 'warning',
-});
+} as const satisfies BuildOptions;
+
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  rmSync(join(root, 'dist'), { recursive: true, force: true });
+  await build({
+    ...GATEWAY_BUILD,
+    entryPoints: [join(root, 'edge/cli.ts')],
+    outfile,
+    minify: true,
+    sourcemap: 'linked',
+    logLevel: 'warning',
+  });
+}

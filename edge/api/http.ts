@@ -39,7 +39,21 @@ export function readBody(req: IncomingMessage): Promise<string> {
  * The raw body as text, at most `maxBytes` (`tooLarge()` past it, before it is read to the end).
  * `strictUtf8`: bytes that are not UTF-8 are refused (400), never turned into U+FFFD.
  */
-export function readBodyWithin(req: IncomingMessage, opts: { maxBytes: number; tooLarge: () => ApiError; strictUtf8?: boolean }): Promise<string> {
+export async function readBodyWithin(req: IncomingMessage, opts: { maxBytes: number; tooLarge: () => ApiError; strictUtf8?: boolean }): Promise<string> {
+  const bytes = await readBytesWithin(req, opts);
+  if (!opts.strictUtf8) return bytes.toString('utf8');
+  try {
+    return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch {
+    throw new ApiError(400, 'E_USAGE', 'the body is not UTF-8 text', { field: 'body' });
+  }
+}
+
+/**
+ * The raw body, at most `maxBytes` (`tooLarge()` past it, from the Content-Length or as soon as the
+ * bytes read pass it, before the body is read to the end).
+ */
+export function readBytesWithin(req: IncomingMessage, opts: { maxBytes: number; tooLarge: () => ApiError }): Promise<Buffer> {
   const declared = Number(req.headers['content-length']);
   if (Number.isFinite(declared) && declared > opts.maxBytes) return Promise.reject(opts.tooLarge());
   return new Promise((resolve, reject) => {
@@ -51,6 +65,7 @@ export function readBodyWithin(req: IncomingMessage, opts: { maxBytes: number; t
       size += chunk.length;
       if (size > opts.maxBytes) {
         done = true;
+        chunks.length = 0;
         reject(opts.tooLarge());
         return;
       }
@@ -59,13 +74,7 @@ export function readBodyWithin(req: IncomingMessage, opts: { maxBytes: number; t
     req.on('end', () => {
       if (done) return;
       done = true;
-      const bytes = Buffer.concat(chunks);
-      if (!opts.strictUtf8) return resolve(bytes.toString('utf8'));
-      try {
-        resolve(new TextDecoder('utf-8', { fatal: true }).decode(bytes));
-      } catch {
-        reject(new ApiError(400, 'E_USAGE', 'the body is not UTF-8 text', { field: 'body' }));
-      }
+      resolve(Buffer.concat(chunks, size));
     });
     req.on('error', (err) => {
       if (done) return;

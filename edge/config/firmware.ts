@@ -9,7 +9,9 @@
  *   fileRecord: per block FC 21 at file `file` + i / blocksPerFile, record (i % blocksPerFile) ×
  *     recordRegisters, then FC 20 read-back (MODBUS Application Protocol V1.1b3 §6.14, §6.15)
  *   both: FC 16 `size` (uint32, high word first), FC 3 `checksum` (the device's CRC-32), FC 6 `commit`,
- *     then the device is silent for up to `rebootS` seconds and answers with its new version.
+ *     then the device is silent for up to `rebootS` seconds and answers with its new version;
+ *     optionally FC 6 `abort`: a job that ends before its commit takes the device out of its
+ *     bootloader (it drops what it received and runs its old firmware).
  *
  * The checks a profile's section needs beyond its own fields (its version point, registers that
  * overlap) are `profileFirmwareIssues`, run by the profile schema like the roles' checks. No imports
@@ -39,6 +41,12 @@ const finish = {
   checksum: register,
   /** FC 6: the device checks the image and reboots into it */
   commit: registerWrite,
+  /**
+   * FC 6, optional: the device leaves its bootloader, drops the blocks it received and runs its old
+   * firmware (in its application: nothing to do, answered all the same). May share `enter`'s register
+   * with another value, as vendors do; no other register.
+   */
+  abort: registerWrite.optional(),
   /** how long the device may take to answer again after commit, in seconds */
   rebootS: z.number().int().min(1).max(600).default(30),
 };
@@ -89,25 +97,47 @@ export interface FirmwareIssue {
   message: string;
 }
 
+interface RegisterSpan {
+  key: string;
+  path: string[];
+  from: number;
+  to: number;
+  /** FC 6 writes: the value that does it */
+  value?: number;
+}
+
 /** The holding registers a declaration writes or reads, each with the key that names it. */
-function registerSpans(fw: ProfileFirmware): { key: string; path: string[]; from: number; to: number }[] {
-  const spans = [
+function registerSpans(fw: ProfileFirmware): RegisterSpan[] {
+  const write = (key: 'enter' | 'commit' | 'abort', w: { register: number; value: number }): RegisterSpan => ({
+    key,
+    path: [key, 'register'],
+    from: w.register,
+    to: w.register,
+    value: w.value,
+  });
+  const spans: RegisterSpan[] = [
     { key: 'size', path: ['size'], from: fw.size, to: fw.size + 1 },
     { key: 'checksum', path: ['checksum'], from: fw.checksum, to: fw.checksum + 1 },
-    { key: 'commit', path: ['commit', 'register'], from: fw.commit.register, to: fw.commit.register },
+    write('commit', fw.commit),
   ];
-  if (fw.enter !== undefined) spans.push({ key: 'enter', path: ['enter', 'register'], from: fw.enter.register, to: fw.enter.register });
+  if (fw.enter !== undefined) spans.push(write('enter', fw.enter));
   // the block index and its window
   if (fw.method === 'registerBlock') spans.push({ key: 'block', path: ['block', 'register'], from: fw.block.register, to: fw.block.register + fw.block.registers });
+  if (fw.abort !== undefined) spans.push(write('abort', fw.abort));
   return spans;
 }
 
+/** `abort` on `enter`'s register: the one overlap a bootloader's registers may have (with a value of its own, checked apart). */
+const sharedEnter = (a: RegisterSpan, b: RegisterSpan): boolean => [a.key, b.key].sort().join() === 'abort,enter' && a.from === b.from;
+
+const hex = (n: number): string => `0x${n.toString(16).toUpperCase().padStart(4, '0')}`;
 const span = (from: number, to: number): string => (from === to ? `register ${from}` : `registers ${from}..${to}`);
 
 /**
  * The issues of a profile's firmware section beyond its fields: it needs a point of role
  * firmwareVersion (read before and after an update: done means the device reports the new version),
- * a Modbus transport, and registers that fit the table and do not overlap each other.
+ * a Modbus transport, and registers that fit the table and do not overlap each other (but
+ * `abort`, which may write another value to `enter`'s register).
  */
 export function profileFirmwareIssues(p: FirmwareProfile): FirmwareIssue[] {
   const fw = p.firmware;
@@ -129,10 +159,14 @@ export function profileFirmwareIssues(p: FirmwareProfile): FirmwareIssue[] {
       issues.push({ path: at, message: `"${s.key}" takes ${span(s.from, s.to)}, past the last register (65535)` });
       return;
     }
-    const others = spans.slice(0, i).filter((o) => o.from <= s.to && s.from <= o.to && o.to <= 65535);
+    const others = spans.slice(0, i).filter((o) => o.from <= s.to && s.from <= o.to && o.to <= 65535 && !sharedEnter(o, s));
+    if (spans.slice(0, i).some((o) => sharedEnter(o, s) && o.value === s.value)) {
+      issues.push({ path: ['firmware', 'abort', 'value'], message: `"abort" writes ${hex(s.value ?? 0)} to register ${s.from}, as "enter" does: it needs a value of its own` });
+    }
     if (others.length > 0) {
       const what = others.map((o) => `"${o.key}" (${span(o.from, o.to)})`).join(' and ');
-      issues.push({ path: at, message: `"${s.key}" (${span(s.from, s.to)}) overlaps ${what}: each takes registers of its own` });
+      const but = s.key === 'abort' ? ' ("abort" may share only the register of "enter")' : '';
+      issues.push({ path: at, message: `"${s.key}" (${span(s.from, s.to)}) overlaps ${what}: each takes registers of its own${but}` });
     }
   });
   return issues;

@@ -124,27 +124,18 @@ async function uploadArtifact(c: Client, file: string, timeoutMs: number): Promi
 
 // ───────────────────────────── how a deployment reads ─────────────────────────────
 
-const STAGE_WORDS: Record<JobStage, string> = {
-  pending: 'pending',
-  fetching: 'fetching',
-  transferring: 'transferring',
-  activating: 'activating',
-  verifying: 'verifying',
-  confirmed: 'confirmed',
-  failed: 'failed',
-  rolledBack: 'rolled back',
-  cancelled: 'cancelled',
-};
+/** A stage (or a status) in words: `rolledBack` is `rolled back`; the others read as they are. */
+const stageWords = (stage: string): string => (stage === 'rolledBack' ? 'rolled back' : stage);
 
 function statusText(s: Style, status: string): string {
   if (status === 'completed' || status === 'confirmed') return s.green(status);
-  if (['halted', 'cancelled', 'rejected', 'failed', 'rolledBack'].includes(status)) return s.red(status === 'rolledBack' ? 'rolled back' : status);
-  return s.yellow(STAGE_WORDS[status as JobStage] ?? status);
+  if (['halted', 'cancelled', 'rejected', 'failed', 'rolledBack'].includes(status)) return s.red(stageWords(status));
+  return s.yellow(stageWords(status));
 }
 
 /** `3 confirmed, 1 transferring, 2 pending`: the stages with a count, in road order. */
 export function countsText(counts: Partial<Record<JobStage, number>>): string {
-  const parts = JOB_STAGES.filter((st) => (counts[st] ?? 0) > 0).map((st) => `${counts[st]} ${STAGE_WORDS[st]}`);
+  const parts = JOB_STAGES.filter((st) => (counts[st] ?? 0) > 0).map((st) => `${counts[st]} ${stageWords(st)}`);
   return parts.length > 0 ? parts.join(', ') : 'no devices';
 }
 
@@ -187,7 +178,7 @@ export function deploymentText(r: DeploymentReport, zone: string, s: Style): str
   if (r.jobs.length === 0) return `${head.join('\n')}\n`;
   const rows = r.jobs.map((j) => [
     { text: j.device },
-    { text: STAGE_WORDS[j.stage] ?? j.stage, shown: statusText(s, j.stage) },
+    { text: stageWords(j.stage), shown: statusText(s, j.stage) },
     { text: `${j.bytesAcked}/${j.bytes} (${percent(j.bytesAcked, j.bytes)} %)` },
     { text: versionText(j.versionBefore, j.versionAfter) },
     { text: j.waiting !== null ? `waiting: ${j.waiting}` : j.reason !== null ? `${j.reason}${j.code ? ` (${j.code})` : ''}` : (j.code ?? '') },
@@ -204,7 +195,7 @@ function versionText(before: number | string | null, after: number | string | nu
 function progressLines(r: DeploymentReport, seen: Map<string, string>): string[] {
   const out: string[] = [];
   for (const j of r.jobs) {
-    const line = `  ${j.device}: ${STAGE_WORDS[j.stage] ?? j.stage} ${j.bytesAcked}/${j.bytes} (${percent(j.bytesAcked, j.bytes)} %)${j.waiting ? ` · waiting: ${j.waiting}` : ''}${j.reason && !j.waiting ? ` · ${j.reason}` : ''}`;
+    const line = `  ${j.device}: ${stageWords(j.stage)} ${j.bytesAcked}/${j.bytes} (${percent(j.bytesAcked, j.bytes)} %)${j.waiting ? ` · waiting: ${j.waiting}` : ''}${j.reason && !j.waiting ? ` · ${j.reason}` : ''}`;
     if (seen.get(j.device) === line) continue;
     seen.set(j.device, line);
     out.push(line);

@@ -63,6 +63,8 @@ class Aborted extends Error {
   }
 }
 
+/** how long a job that ends waits for its device to leave the bootloader, ms */
+const ABORT_WAIT_MS = 3000;
 /** how often a closed gate is asked again, ms */
 const GATE_RETRY_MS = 5000;
 /** how often the device's version is read while it reboots, ms */
@@ -77,6 +79,9 @@ export class JobRunner {
   readonly done: Promise<void>;
   stage: JobStage;
   private why: AbortReason | null = null;
+  /** the device's updater once the image is in hand; `entered`: its bootloader may hold a partial image (before the commit) */
+  private updater: DeviceUpdater | null = null;
+  private entered = false;
   /** this runner took up a stage a previous runner (or process) had begun */
   private readonly resumed: boolean;
   private cancelAs: { code: FirmwareCode; reason: string } | null = null;
@@ -140,6 +145,7 @@ export class JobRunner {
     const { device } = this.job;
     if (err instanceof Aborted) {
       if (err.why === 'stop' || err.why === 'pause') return; // resumed later from the journal
+      await this.leaveBootloader();
       if (err.why === 'cancel') {
         this.advance('cancelled', { code: this.cancelAs?.code ?? 'E_FW_CANCELLED', reason: this.cancelAs?.reason ?? 'cancelled' });
       } else {
@@ -153,9 +159,28 @@ export class JobRunner {
             ? 'E_FW_TARGET'
             : 'E_FW_TRANSFER';
       this.env.log.warn({ err, deployment: this.d.id, device }, 'firmware: job failed');
+      await this.leaveBootloader();
       this.advance('failed', { code, reason: errorMessage(err) });
     }
     await this.restoreLight();
+  }
+
+  /**
+   * A job ending before its commit: the device is told to leave its bootloader (the profile's
+   * `abort`), so it runs its old firmware as before. Best effort, bounded: a device that does not
+   * answer keeps its state, and the next deployment enters its bootloader again.
+   */
+  private async leaveBootloader(): Promise<void> {
+    const u = this.updater;
+    if (!u || !this.entered) return;
+    this.entered = false;
+    try {
+      const left = await Promise.race([u.abort(), new Promise<'late'>((resolve) => setTimeout(() => resolve('late'), ABORT_WAIT_MS).unref())]);
+      if (left === true) this.env.log.info({ device: this.job.device }, 'firmware: the device left its bootloader');
+      else if (left === 'late') this.env.log.warn({ device: this.job.device }, 'firmware: the device did not confirm leaving its bootloader in time');
+    } catch (err) {
+      this.env.log.warn({ err, device: this.job.device }, 'firmware: the device did not leave its bootloader');
+    }
   }
 
   private async restoreLight(): Promise<void> {
@@ -188,6 +213,9 @@ export class JobRunner {
       throw artifactError(err, `artifact ${this.d.artifact.name} ${this.d.artifact.version}`);
     });
     const updater = createModbusUpdater({ firmware: fw.decl, versionPoint: fw.versionPoint, io: modbus.firmwareIo(this.job.device), image });
+    this.updater = updater;
+    // resumed mid-transfer or before the commit: the device may hold a partial image
+    this.entered = this.job.stage === 'transferring' || this.job.stage === 'activating';
     if (this.job.stage === 'fetching') {
       this.check();
       const before = await this.withAbort(updater.readVersion());
@@ -214,6 +242,8 @@ export class JobRunner {
       if (now !== versionCode) {
         await this.retrying('size and checksum', () => updater.checkImage());
         this.check();
+        // from here the device may take the image: it is past aborting
+        this.entered = false;
         try {
           await this.withAbort(updater.commit());
         } catch (err) {
@@ -258,6 +288,7 @@ export class JobRunner {
     const blockBytes = updater.blockBytes;
     const size = this.d.artifact.size;
     this.check();
+    this.entered = true;
     await this.retrying('prepare', () => updater.prepare());
     for (let i = this.job.blocksAcked; i < updater.blocks; i++) {
       this.check();

@@ -19,7 +19,7 @@
 import type BetterSqlite3 from 'better-sqlite3';
 import { StreetboxError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { moduleDatabase } from '../store/modules.js';
+import { moduleDatabase, statementCache } from '../store/modules.js';
 import { FirmwareError } from './errors.js';
 import { FIRMWARE_MIGRATIONS, FIRMWARE_MODULE, JOB_COLUMNS, parseJson, toDeployment, toJob, type DeploymentRow, type JobRow } from './journalTables.js';
 import {
@@ -72,14 +72,16 @@ const FINAL_STAGES_SQL = FINAL_JOB_STAGES.map((s) => `'${s}'`).join(', ');
 const DEPLOYMENT_BY_ID = "SELECT * FROM firmware_deployments WHERE id = ? ORDER BY (status = 'rejected'), n DESC LIMIT 1";
 
 export class FirmwareJournal {
-  private readonly statements = new Map<string, BetterSqlite3.Statement>();
+  private readonly stmt: (sql: string) => BetterSqlite3.Statement;
   /** refusals deleted past MAX_REJECTED since the gateway started */
   private rejectedDropped = 0;
 
   private constructor(
     private readonly db: BetterSqlite3.Database,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.stmt = statementCache(db);
+  }
 
   /** The journal in the gateway's store, its tables migrated; null for a store without module tables. */
   static open(store: unknown, log: Logger): FirmwareJournal | null {
@@ -349,15 +351,6 @@ export class FirmwareJournal {
 
   private jobRow(deployment: string, device: string): JobRow | undefined {
     return this.stmt(`SELECT ${JOB_COLUMNS} FROM firmware_jobs j WHERE j.deployment = ? AND j.device = ?`).get(deployment, device) as JobRow | undefined;
-  }
-
-  private stmt(sql: string): BetterSqlite3.Statement {
-    let s = this.statements.get(sql);
-    if (s === undefined) {
-      s = this.db.prepare(sql);
-      this.statements.set(sql, s);
-    }
-    return s;
   }
 }
 

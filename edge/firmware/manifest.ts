@@ -133,9 +133,7 @@ const window = z
       .array(z.enum(DAYS, { error: `expected one of ${DAYS.join(', ')}` }), { error: 'expected a list of days' })
       .min(1, { error: 'expected at least one day (leave days out for every day)' })
       .optional(),
-  }, OBJECT)
-  .superRefine((w, ctx) => {
-  });
+  }, OBJECT);
 
 const policy = z.strictObject({
   waves: z.array(wave, { error: 'expected a list of waves' }).min(1, { error: 'expected at least one wave (leave waves out for one wave of all)' }).max(100, { error: 'expected at most 100 waves' }).optional(),

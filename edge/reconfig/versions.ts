@@ -15,7 +15,7 @@ import type BetterSqlite3 from 'better-sqlite3';
 import { StreetboxError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Migration } from '../store/migrations.js';
-import { moduleDatabase } from '../store/modules.js';
+import { moduleDatabase, statementCache } from '../store/modules.js';
 import { sha256Hex } from './atomicFile.js';
 import { MAX_CONFIG_BYTES, type ConfigProblem, type ConfigRefusalCode, type ConfigSource, type ConfigStage, type ConfigStageReport, type ConfigVersion, type NewConfigVersion } from './records.js';
 
@@ -121,7 +121,7 @@ const COLUMNS =
   'version, id, sha256, bytes, source, principal, at, base_version, stage, reason, code, errors, components, applied_at, confirmed_at, ended_at, rollback_of';
 
 export class ConfigVersions {
-  private readonly statements = new Map<string, BetterSqlite3.Statement>();
+  private readonly stmt: (sql: string) => BetterSqlite3.Statement;
   /** the read-only view found the tables (a file the gateway has not run this version on has none) */
   private tablesSeen: boolean;
 
@@ -131,6 +131,7 @@ export class ConfigVersions {
     private readonly log: Logger | undefined,
   ) {
     this.tablesSeen = writable;
+    this.stmt = statementCache(db);
   }
 
   /** The versions in the gateway's store, its tables migrated; null for a store without module tables. */
@@ -443,15 +444,6 @@ export class ConfigVersions {
 
   private assertWritable(): void {
     if (!this.writable) throw new StreetboxError('E_STORE', 'the configuration versions are open read-only');
-  }
-
-  private stmt(sql: string): BetterSqlite3.Statement {
-    let s = this.statements.get(sql);
-    if (s === undefined) {
-      s = this.db.prepare(sql);
-      this.statements.set(sql, s);
-    }
-    return s;
   }
 }
 

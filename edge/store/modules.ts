@@ -24,3 +24,16 @@ export function moduleDatabase(store: unknown, module: string, migrations: reado
   store.migrate(module, migrations);
   return store.sqlite;
 }
+
+/** `db.prepare(sql)`, each SQL text prepared once and the statement kept (a module's hot paths run the same few). */
+export function statementCache(db: BetterSqlite3.Database): (sql: string) => BetterSqlite3.Statement {
+  const statements = new Map<string, BetterSqlite3.Statement>();
+  return (sql) => {
+    let s = statements.get(sql);
+    if (s === undefined) {
+      s = db.prepare(sql);
+      statements.set(sql, s);
+    }
+    return s;
+  };
+}

@@ -5,10 +5,9 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ConfigChangeRequest, ConfigRefusalCode, ConfigService, ConfigSource, ConfigStageReport, ConfigSubmitted, ConfigVersion, OutboxPort } from '../../edge/reconfig/types.js';
-import type { Role } from '../../edge/control/roles.js';
 import { MAX_CONFIG_BODY_BYTES } from '../../edge/api/routes/config.js';
 import { waitFor } from '../helpers/wait.js';
-import { TOKENS, startApi, type Api, type Res } from './support/http.js';
+import { accessByCaller, startApi, type Api, type RouteAccess } from './support/http.js';
 
 /**
  * Stands in for the configuration manager (edge/reconfig/manager.ts), whose real road (validate,
@@ -122,29 +121,13 @@ afterAll(async () => {
   await bare?.close();
 });
 
-/** A request with any content type (support/http.ts's call() sends JSON). */
-async function send(method: string, path: string, opts: { role?: Role; body?: string; type?: string } = {}): Promise<Res> {
-  const headers: Record<string, string> = {};
-  if (opts.role) headers['Authorization'] = `Bearer ${TOKENS[opts.role]}`;
-  if (opts.type !== undefined) headers['Content-Type'] = opts.type;
-  const r = await fetch(`http://127.0.0.1:${a.api.port()}${path}`, { method, headers, ...(opts.body !== undefined ? { body: opts.body } : {}) });
-  const text = await r.text();
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    // text/plain (the diff)
-  }
-  return { status: r.status, headers: r.headers, text, json };
-}
-
 function resetAnswer(): void {
   fake.answer = (id) => ({ first: report(id, 'staged'), settled: Promise.resolve(report(id, 'confirmed')) });
 }
 
 describe('who may', () => {
   // letters of the roles that may: T technician, M maintenance, C central, V viewer
-  const ROUTES: { method: string; path: string; body?: unknown; may: string; ok: number }[] = [
+  const ROUTES: RouteAccess[] = [
     { method: 'PUT', path: '/api/v1/config', body: { content: YAML }, may: 'T', ok: 200 },
     { method: 'GET', path: '/api/v1/config/versions', may: 'TC', ok: 200 },
     { method: 'GET', path: '/api/v1/config/versions/1', may: 'TC', ok: 200 },
@@ -153,17 +136,10 @@ describe('who may', () => {
     { method: 'POST', path: '/api/v1/config/confirm', body: {}, may: 'T', ok: 409 },
     { method: 'POST', path: '/api/v1/config/rollback', body: { version: 1 }, may: 'T', ok: 200 },
   ];
-  const LETTER: Record<Role, string> = { technician: 'T', maintenance: 'M', central: 'C', viewer: 'V' };
 
   for (const route of ROUTES) {
     it(`${route.method} ${route.path}: ${route.may}, 401 without a token`, async () => {
-      const got: Record<string, number> = {};
-      const want: Record<string, number> = {};
-      for (const who of ['technician', 'maintenance', 'central', 'viewer', 'none'] as const) {
-        const r = await a.call(route.method, route.path, { ...(who !== 'none' ? { role: who } : {}), ...(route.body !== undefined ? { body: route.body } : {}) });
-        got[who] = r.status;
-        want[who] = who === 'none' ? 401 : route.may.includes(LETTER[who]) ? route.ok : 403;
-      }
+      const { got, want } = await accessByCaller(a, route);
       expect(got).toEqual(want);
     });
   }
@@ -171,11 +147,11 @@ describe('who may', () => {
   it('a refused caller hands nothing to the service', async () => {
     const before = fake.submits.length;
     for (const role of ['maintenance', 'central', 'viewer'] as const) {
-      const r = await send('PUT', '/api/v1/config', { role, body: YAML, type: 'application/yaml' });
+      const r = await a.send('PUT', '/api/v1/config', { role, body: YAML, type: 'application/yaml' });
       expect(r.status).toBe(403);
       expect(r.json).toMatchObject({ status: 'error', code: 'E_FORBIDDEN', error: `role ${role} may not admin` });
     }
-    expect((await send('PUT', '/api/v1/config', { body: YAML })).status).toBe(401);
+    expect((await a.send('PUT', '/api/v1/config', { body: YAML })).status).toBe(401);
     expect(fake.submits.length).toBe(before);
   });
 
@@ -190,7 +166,7 @@ describe('PUT /api/v1/config', () => {
   it('takes the YAML text as sent, for each YAML content type and for none, with the token name as principal', async () => {
     resetAnswer();
     for (const type of ['application/yaml', 'text/yaml', 'text/plain; charset=utf-8', undefined]) {
-      const r = await send('PUT', '/api/v1/config', { role: 'technician', body: YAML, ...(type !== undefined ? { type } : {}) });
+      const r = await a.send('PUT', '/api/v1/config', { role: 'technician', body: YAML, ...(type !== undefined ? { type } : {}) });
       expect(r.status, String(type)).toBe(200);
       const id = `http-${fake.submits.length}`;
       expect(r.json).toEqual(report(id, 'confirmed'));
@@ -209,18 +185,18 @@ describe('PUT /api/v1/config', () => {
     expect(r.status).toBe(200);
     expect(fake.submits.at(-1)).toMatchObject({ baseVersion: null, confirmWithinMs: 90_000 });
 
-    r = await send('PUT', '/api/v1/config?base=7&force&confirmWithin=30s', { role: 'technician', body: YAML, type: 'application/yaml' });
+    r = await a.send('PUT', '/api/v1/config?base=7&force&confirmWithin=30s', { role: 'technician', body: YAML, type: 'application/yaml' });
     expect(r.status).toBe(200);
     expect(fake.submits.at(-1)).toEqual({ source: 'technician', principal: 'technician-token', content: YAML, baseVersion: 7, force: true, confirmWithinMs: 30_000 });
 
-    r = await send('PUT', '/api/v1/config?force=false', { role: 'technician', body: YAML });
+    r = await a.send('PUT', '/api/v1/config?force=false', { role: 'technician', body: YAML });
     expect(fake.submits.at(-1)?.force).toBe(false);
   });
 
   it('wait=staged answers the first report at once; by default the answer waits for the change to settle', async () => {
     // a change that never settles: wait=staged must not wait for it
     fake.answer = (id) => ({ first: report(id, 'staged'), settled: new Promise<ConfigStageReport>(() => undefined) });
-    const staged = await send('PUT', '/api/v1/config?wait=staged', { role: 'technician', body: YAML });
+    const staged = await a.send('PUT', '/api/v1/config?wait=staged', { role: 'technician', body: YAML });
     expect(staged.status).toBe(202);
     expect(staged.json).toMatchObject({ stage: 'staged', version: 3, runningVersion: 3 });
     const jsonStaged = await a.call('PUT', '/api/v1/config', { role: 'technician', body: { content: YAML, wait: 'staged' } });
@@ -231,7 +207,7 @@ describe('PUT /api/v1/config', () => {
     fake.answer = (id) => ({ first: report(id, 'staged'), settled: new Promise<ConfigStageReport>((resolve) => (settle = resolve)) });
     const before = fake.submits.length;
     let answered = false;
-    const pending = send('PUT', '/api/v1/config?confirmWithin=5m', { role: 'technician', body: YAML }).then((r) => {
+    const pending = a.send('PUT', '/api/v1/config?confirmWithin=5m', { role: 'technician', body: YAML }).then((r) => {
       answered = true;
       return r;
     });
@@ -270,7 +246,7 @@ describe('PUT /api/v1/config', () => {
         // a refusal is the first report; the settled promise then never matters
         return { first: rejected ? settled : report(id, 'staged'), settled: rejected ? new Promise<ConfigStageReport>(() => undefined) : Promise.resolve(settled) };
       };
-      const r = await send('PUT', '/api/v1/config', { role: 'technician', body: YAML });
+      const r = await a.send('PUT', '/api/v1/config', { role: 'technician', body: YAML });
       expect(r.status, `${c.settled.stage} ${c.settled.code ?? ''}`).toBe(c.status);
       expect(r.json).toEqual(report(`http-${fake.submits.length}`, c.settled.stage, c.settled));
       expect(r.headers.get('location')).toBe(`/api/v1/config/changes/http-${fake.submits.length}`);
@@ -284,7 +260,7 @@ describe('PUT /api/v1/config', () => {
       { line: 9, col: 3, path: 'schedules[1].at', message: 'expected HH:MM' },
     ];
     fake.answer = (id) => ({ first: report(id, 'rejected', { code: 'E_CONFIG_INVALID', reason: '2 problems', errors, version: 4 }), settled: new Promise(() => undefined) });
-    const r = await send('PUT', '/api/v1/config', { role: 'technician', body: YAML, type: 'text/yaml' });
+    const r = await a.send('PUT', '/api/v1/config', { role: 'technician', body: YAML, type: 'text/yaml' });
     expect(r.status).toBe(422);
     expect(r.json).toMatchObject({ stage: 'rejected', code: 'E_CONFIG_INVALID', reason: '2 problems', errors, runningVersion: 1 });
     resetAnswer();
@@ -311,7 +287,7 @@ describe('PUT /api/v1/config', () => {
       ['/api/v1/config', { body: JSON.stringify([YAML]), type: 'application/json' }, 400, /^body: expected a JSON object/],
     ];
     for (const [path, opts, status, error] of bad) {
-      const r = await send('PUT', path, { role: 'technician', ...opts });
+      const r = await a.send('PUT', path, { role: 'technician', ...opts });
       expect(r.status, path).toBe(status);
       expect(r.json.status).toBe('error');
       expect(r.json.error, path).toMatch(error);
@@ -324,12 +300,12 @@ describe('PUT /api/v1/config', () => {
     const before = fake.submits.length;
     const fill = (n: number) => `# ${'x'.repeat(n - 3)}\n`;
     expect(Buffer.byteLength(fill(MAX_CONFIG_BODY_BYTES))).toBe(1024 * 1024);
-    const ok = await send('PUT', '/api/v1/config', { role: 'technician', body: fill(MAX_CONFIG_BODY_BYTES), type: 'application/yaml' });
+    const ok = await a.send('PUT', '/api/v1/config', { role: 'technician', body: fill(MAX_CONFIG_BODY_BYTES), type: 'application/yaml' });
     expect(ok.status).toBe(200);
     expect(fake.submits.length).toBe(before + 1);
     expect(fake.submits.at(-1)?.content.length).toBe(MAX_CONFIG_BODY_BYTES);
 
-    const big = await send('PUT', '/api/v1/config', { role: 'technician', body: fill(MAX_CONFIG_BODY_BYTES + 1), type: 'application/yaml' });
+    const big = await a.send('PUT', '/api/v1/config', { role: 'technician', body: fill(MAX_CONFIG_BODY_BYTES + 1), type: 'application/yaml' });
     expect(big.status).toBe(413);
     expect(big.json).toMatchObject({ status: 'error', code: 'E_CONFIG_TOO_LARGE', error: 'body: larger than 1048576 bytes (1 MiB): a devices.yaml that large is not taken' });
     const bigJson = await a.call('PUT', '/api/v1/config', { role: 'technician', body: { content: fill(MAX_CONFIG_BODY_BYTES) } });

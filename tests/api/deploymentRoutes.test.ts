@@ -11,7 +11,6 @@ import { createHash } from 'node:crypto';
 import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deploymentStatus } from '../../edge/api/routes/deployments.js';
-import type { Role } from '../../edge/control/roles.js';
 import { FirmwareError } from '../../edge/firmware/errors.js';
 import {
   JOB_STAGES,
@@ -28,7 +27,7 @@ import {
 } from '../../edge/firmware/types.js';
 import type { MetricSample } from '../../edge/metrics.js';
 import { waitFor } from '../helpers/wait.js';
-import { TOKENS, startApi, type Api, type Res } from './support/http.js';
+import { TOKENS, accessByCaller, startApi, type Api, type RouteAccess } from './support/http.js';
 
 const QUOTA = 64 * 1024;
 
@@ -151,22 +150,6 @@ afterAll(async () => {
   await bare?.close();
 });
 
-/** A request with any body and content type (support/http.ts's call() sends JSON). */
-async function send(method: string, path: string, opts: { role?: Role; body?: string | Buffer; type?: string } = {}): Promise<Res> {
-  const headers: Record<string, string> = {};
-  if (opts.role) headers['Authorization'] = `Bearer ${TOKENS[opts.role]}`;
-  if (opts.type !== undefined) headers['Content-Type'] = opts.type;
-  const r = await fetch(`http://127.0.0.1:${a.api.port()}${path}`, { method, headers, ...(opts.body !== undefined ? { body: opts.body } : {}) });
-  const text = await r.text();
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    // not JSON
-  }
-  return { status: r.status, headers: r.headers, text, json };
-}
-
 /**
  * A body sent in chunks without a Content-Length (chunked transfer), `total` bytes: the answer's
  * status, and how many bytes the client got to write before it came (the server refuses past the
@@ -202,7 +185,7 @@ function streamed(path: string, total: number): Promise<{ status: number; body: 
 
 describe('who may', () => {
   // letters of the roles that may: T technician, M maintenance, C central, V viewer
-  const ROUTES: { method: string; path: string; body?: unknown; raw?: string; may: string; ok: number }[] = [
+  const ROUTES: RouteAccess[] = [
     { method: 'POST', path: '/api/v1/deployments', raw: ENVELOPE, may: 'TC', ok: 202 },
     { method: 'GET', path: '/api/v1/deployments', may: 'TMCV', ok: 200 },
     { method: 'GET', path: '/api/v1/deployments/dep-1', may: 'TMCV', ok: 200 },
@@ -210,17 +193,10 @@ describe('who may', () => {
     { method: 'POST', path: '/api/v1/deployments/dep-1/resume', may: 'TC', ok: 200 },
     { method: 'POST', path: '/api/v1/deployments/dep-1/cancel', body: {}, may: 'TC', ok: 200 },
   ];
-  const LETTER: Record<Role, string> = { technician: 'T', maintenance: 'M', central: 'C', viewer: 'V' };
 
   for (const route of ROUTES) {
     it(`${route.method} ${route.path}: ${route.may}, 401 without a token`, async () => {
-      const got: Record<string, number> = {};
-      const want: Record<string, number> = {};
-      for (const who of ['technician', 'maintenance', 'central', 'viewer', 'none'] as const) {
-        const r = await a.call(route.method, route.path, { ...(who !== 'none' ? { role: who } : {}), ...(route.body !== undefined ? { body: route.body } : {}), ...(route.raw !== undefined ? { raw: route.raw } : {}) });
-        got[who] = r.status;
-        want[who] = who === 'none' ? 401 : route.may.includes(LETTER[who]) ? route.ok : 403;
-      }
+      const { got, want } = await accessByCaller(a, route);
       expect(got).toEqual(want);
     });
   }
@@ -228,13 +204,13 @@ describe('who may', () => {
   it('POST /api/v1/artifacts: technician and central; a refused caller stores nothing', async () => {
     const before = fake.stored.length;
     for (const role of ['maintenance', 'viewer'] as const) {
-      const r = await send('POST', '/api/v1/artifacts', { role, body: Buffer.from('image'), type: 'application/octet-stream' });
+      const r = await a.send('POST', '/api/v1/artifacts', { role, body: Buffer.from('image'), type: 'application/octet-stream' });
       expect(r.status).toBe(403);
       expect(r.json).toMatchObject({ status: 'error', code: 'E_FORBIDDEN', error: `role ${role} may not firmware.deploy` });
     }
-    expect((await send('POST', '/api/v1/artifacts', { body: Buffer.from('image') })).status).toBe(401);
+    expect((await a.send('POST', '/api/v1/artifacts', { body: Buffer.from('image') })).status).toBe(401);
     expect(fake.stored.length).toBe(before);
-    for (const role of ['technician', 'central'] as const) expect((await send('POST', '/api/v1/artifacts', { role, body: Buffer.from('image') })).status).toBe(201);
+    for (const role of ['technician', 'central'] as const) expect((await a.send('POST', '/api/v1/artifacts', { role, body: Buffer.from('image') })).status).toBe(201);
   });
 
   it('without a firmware service the routes do not exist', async () => {
@@ -249,14 +225,14 @@ describe('POST /api/v1/deployments', () => {
   it('hands the envelope over as sent, with the token name, its role and source technician; 202 with Location', async () => {
     // fetch sends a string as text/plain, bytes with no content type
     for (const type of ['application/json', 'application/json; charset=utf-8', 'text/plain', undefined]) {
-      const r = await send('POST', '/api/v1/deployments', { role: 'technician', body: type === undefined ? Buffer.from(ENVELOPE) : ENVELOPE, ...(type !== undefined ? { type } : {}) });
+      const r = await a.send('POST', '/api/v1/deployments', { role: 'technician', body: type === undefined ? Buffer.from(ENVELOPE) : ENVELOPE, ...(type !== undefined ? { type } : {}) });
       expect(r.status, String(type)).toBe(202);
       const id = `dep-http-${fake.submits.length}`;
       expect(r.json).toEqual(report(id, 'running'));
       expect(r.headers.get('location')).toBe(`/api/v1/deployments/${id}`);
       expect(fake.submits.at(-1)).toEqual({ source: 'technician', principal: 'technician-token', role: 'technician', envelope: ENVELOPE });
     }
-    const central = await send('POST', '/api/v1/deployments', { role: 'central', body: ENVELOPE, type: 'application/json' });
+    const central = await a.send('POST', '/api/v1/deployments', { role: 'central', body: ENVELOPE, type: 'application/json' });
     expect(central.status).toBe(202);
     expect(fake.submits.at(-1)).toMatchObject({ principal: 'central-token', role: 'central' });
   });
@@ -274,7 +250,7 @@ describe('POST /api/v1/deployments', () => {
     ];
     for (const [code, status] of rows) {
       fake.refuse = code;
-      const r = await send('POST', '/api/v1/deployments', { role: 'technician', body: ENVELOPE, type: 'application/json' });
+      const r = await a.send('POST', '/api/v1/deployments', { role: 'technician', body: ENVELOPE, type: 'application/json' });
       expect([code, r.status]).toEqual([code, status]);
       expect(r.json).toMatchObject({ status: 'rejected', code, reason: `refused: ${code}` });
     }
@@ -293,22 +269,22 @@ describe('POST /api/v1/deployments', () => {
 
   it('an outcome that fails later breaks nothing', async () => {
     fake.failOutcome = true;
-    const r = await send('POST', '/api/v1/deployments', { role: 'technician', body: ENVELOPE, type: 'application/json' });
+    const r = await a.send('POST', '/api/v1/deployments', { role: 'technician', body: ENVELOPE, type: 'application/json' });
     expect(r.status).toBe(202);
-    expect((await send('GET', '/api/v1/deployments/dep-1', { role: 'viewer' })).status).toBe(200);
+    expect((await a.send('GET', '/api/v1/deployments/dep-1', { role: 'viewer' })).status).toBe(200);
   });
 
   it('refuses a body past MAX_MANIFEST_BYTES (413), empty (400), of another type (415), not UTF-8 (400): nothing handed over', async () => {
     const before = fake.submits.length;
     const big = JSON.stringify({ manifest: 'x'.repeat(MAX_MANIFEST_BYTES), signature: '' });
-    const r = await send('POST', '/api/v1/deployments', { role: 'technician', body: big, type: 'application/json' });
+    const r = await a.send('POST', '/api/v1/deployments', { role: 'technician', body: big, type: 'application/json' });
     expect(r.status).toBe(413);
     expect(r.json).toMatchObject({ status: 'error', code: 'E_USAGE', error: expect.stringContaining(`larger than ${MAX_MANIFEST_BYTES} bytes`) as string });
-    expect((await send('POST', '/api/v1/deployments', { role: 'technician', body: '  ', type: 'application/json' })).json).toMatchObject({ code: 'E_USAGE', error: expect.stringMatching(/^body: empty/) as string });
-    const yaml = await send('POST', '/api/v1/deployments', { role: 'technician', body: ENVELOPE, type: 'application/yaml' });
+    expect((await a.send('POST', '/api/v1/deployments', { role: 'technician', body: '  ', type: 'application/json' })).json).toMatchObject({ code: 'E_USAGE', error: expect.stringMatching(/^body: empty/) as string });
+    const yaml = await a.send('POST', '/api/v1/deployments', { role: 'technician', body: ENVELOPE, type: 'application/yaml' });
     expect(yaml.status).toBe(415);
-    expect((await send('POST', '/api/v1/deployments', { role: 'technician', body: Buffer.from([0x7b, 0xff, 0x7d]), type: 'application/json' })).status).toBe(400);
-    expect((await send('POST', '/api/v1/deployments?wait=1', { role: 'technician', body: ENVELOPE })).status).toBe(400);
+    expect((await a.send('POST', '/api/v1/deployments', { role: 'technician', body: Buffer.from([0x7b, 0xff, 0x7d]), type: 'application/json' })).status).toBe(400);
+    expect((await a.send('POST', '/api/v1/deployments?wait=1', { role: 'technician', body: ENVELOPE })).status).toBe(400);
     expect(fake.submits.length).toBe(before);
   });
 });
@@ -316,19 +292,19 @@ describe('POST /api/v1/deployments', () => {
 describe('POST /api/v1/artifacts', () => {
   it('stores the bytes as sent, binary included: 201 { sha256, size }', async () => {
     const bytes = Buffer.from(Array.from({ length: 20_000 }, (_, i) => (i * 7 + 3) & 0xff));
-    const r = await send('POST', '/api/v1/artifacts', { role: 'technician', body: bytes, type: 'application/octet-stream' });
+    const r = await a.send('POST', '/api/v1/artifacts', { role: 'technician', body: bytes, type: 'application/octet-stream' });
     expect(r.status).toBe(201);
     expect(r.json).toEqual({ sha256: createHash('sha256').update(bytes).digest('hex'), size: bytes.length });
     expect(fake.stored.at(-1)!.equals(bytes)).toBe(true);
     // exactly the quota is taken
     const full = Buffer.alloc(QUOTA, 1);
-    expect((await send('POST', '/api/v1/artifacts', { role: 'technician', body: full })).status).toBe(201);
+    expect((await a.send('POST', '/api/v1/artifacts', { role: 'technician', body: full })).status).toBe(201);
     expect(fake.stored.at(-1)!.length).toBe(QUOTA);
   });
 
   it('refuses past the quota: by its Content-Length at once, chunked as the bytes come (413 E_FW_QUOTA)', async () => {
     const before = fake.stored.length;
-    const r = await send('POST', '/api/v1/artifacts', { role: 'technician', body: Buffer.alloc(QUOTA + 1), type: 'application/octet-stream' });
+    const r = await a.send('POST', '/api/v1/artifacts', { role: 'technician', body: Buffer.alloc(QUOTA + 1), type: 'application/octet-stream' });
     expect(r.status).toBe(413);
     expect(r.json).toMatchObject({ status: 'error', code: 'E_FW_QUOTA', error: expect.stringContaining(`firmware.artifacts.maxBytes: ${QUOTA} bytes`) as string });
     // 64 MiB offered without a length: the answer comes long before the client could write it all
@@ -341,11 +317,11 @@ describe('POST /api/v1/artifacts', () => {
 
   it('a store without room answers 507 E_FW_QUOTA; an empty body 400; another content type 415', async () => {
     fake.storeError = new FirmwareError('E_FW_QUOTA', 'the artifact store has 100 bytes left of 65536');
-    const r = await send('POST', '/api/v1/artifacts', { role: 'technician', body: Buffer.from('image') });
+    const r = await a.send('POST', '/api/v1/artifacts', { role: 'technician', body: Buffer.from('image') });
     expect(r.status).toBe(507);
     expect(r.json).toMatchObject({ status: 'error', code: 'E_FW_QUOTA', error: 'the artifact store has 100 bytes left of 65536' });
-    expect((await send('POST', '/api/v1/artifacts', { role: 'technician', body: Buffer.alloc(0) })).status).toBe(400);
-    expect((await send('POST', '/api/v1/artifacts', { role: 'technician', body: Buffer.from('{}'), type: 'application/json' })).status).toBe(415);
+    expect((await a.send('POST', '/api/v1/artifacts', { role: 'technician', body: Buffer.alloc(0) })).status).toBe(400);
+    expect((await a.send('POST', '/api/v1/artifacts', { role: 'technician', body: Buffer.from('{}'), type: 'application/json' })).status).toBe(415);
   });
 });
 

@@ -2,27 +2,20 @@
  * Firmware orchestration in devices.yaml (edge/config/firmware.ts, issue 17): the top-level
  * `firmware:` section with its defaults, time windows, signing keys checked like
  * sync.configSigningKeys; a bus's transferShare; a profile's update method with its version point
- * and registers that do not overlap. Every bad value is an issue at its line:col with its path.
+ * and registers that do not overlap (but an `abort` on the `enter` register, with a value of its own). Every bad value is an issue at its line:col with its path.
  */
 import { generateKeyPairSync } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, formatIssue, parseConfig, type Config, type FirmwareConfig } from '../../edge/config/index.js';
+import { parseConfig, type Config, type FirmwareConfig } from '../../edge/config/index.js';
+import { configIssues, withAcmeProfile } from '../helpers/configText.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 /** The issues of a devices.yaml, each as `line:col path: message`. */
-function issues(text: string): string[] {
-  try {
-    parseConfig(text, { file: 'devices.yaml', env: {} });
-  } catch (err) {
-    if (err instanceof ConfigError) return err.issues.map((i) => formatIssue(i).replace(/^devices\.yaml:/, ''));
-    throw err;
-  }
-  return [];
-}
+const issues = (text: string): string[] => configIssues(text, { env: {} });
 
 const parse = (text: string, dir = '/srv/streetbox'): Config => parseConfig(text, { file: 'devices.yaml', dir, env: {} }).config;
 
@@ -170,17 +163,9 @@ buses:
 
 /** A devices.yaml with one controller of a custom profile `acme` whose `firmware:` (and points) are given. */
 function withFirmware(firmware: string, points = '      - { name: fw_version, table: input, address: 5, role: firmwareVersion }\n', more = ''): string {
-  return `gateway: { id: gw }
-buses:
-  - { id: b, type: tcp, host: 10.0.0.2 }
-devices:
-  - { id: c1, bus: b, unit: 1, profile: acme }
-profiles:
-  - name: acme
-    kind: other
-${more}    points:
+  return withAcmeProfile(`${more}    points:
 ${points}    firmware:
-${firmware}`;
+${firmware}`);
 }
 
 const REGISTER_BLOCK = `      method: registerBlock
@@ -233,7 +218,7 @@ describe('profiles: the firmware section', () => {
     [
       "a block on file records (registerBlock's key)",
       `${FILE_RECORD}      block: { register: 112, registers: 120 }\n`,
-      ['19:7 profiles[0].firmware.block: unknown key "block"; expected one of: method, enter, file, recordRegisters, size, checksum, commit, rebootS'],
+      ['19:7 profiles[0].firmware.block: unknown key "block"; expected one of: method, enter, file, recordRegisters, size, checksum, commit, abort, rebootS'],
     ],
     ['no method', FILE_RECORD.replace(/ {6}method:.*\n/, ''), ['12:7 profiles[0].firmware: missing required key "method" (one of registerBlock, fileRecord)']],
     ['an unknown method', FILE_RECORD.replace('fileRecord', 'xmodem'), ['12:15 profiles[0].firmware.method: expected one of registerBlock, fileRecord, got "xmodem"']],
@@ -258,6 +243,75 @@ describe('profiles: the firmware section', () => {
     ['enter on the size pair (file records)', `${FILE_RECORD}      enter: { register: 101, value: 1 }\n`, ['19:26 profiles[0].firmware.enter.register: "enter" (register 101) overlaps "size" (registers 100..101): each takes registers of its own']],
   ])('registers of their own: %s', (_name, firmware, expected) => {
     expect(issues(withFirmware(firmware))).toEqual(expected);
+  });
+
+  describe('abort: an optional FC 6 that takes the device out of its bootloader', () => {
+    const ABORT = (register: number, value: string): string => `      abort: { register: ${register}, value: ${value} }\n`;
+
+    it('on either method; on the register of enter with another value (a vendor writes 0 where 0xB007 entered)', () => {
+      expect(parse(withFirmware(`${REGISTER_BLOCK}${ABORT(110, '0')}`)).profiles[0]!.firmware).toEqual({
+        method: 'registerBlock',
+        enter: { register: 110, value: 0xb007 },
+        block: { register: 112, registers: 120 },
+        size: 100,
+        checksum: 102,
+        commit: { register: 104, value: 0xc0de },
+        abort: { register: 110, value: 0 },
+        rebootS: 30,
+      });
+      expect(parse(withFirmware(`${REGISTER_BLOCK}${ABORT(106, '0xDEAD')}`)).profiles[0]!.firmware).toMatchObject({ abort: { register: 106, value: 0xdead } });
+      expect(parse(withFirmware(`${FILE_RECORD}${ABORT(106, '1')}`)).profiles[0]!.firmware).toMatchObject({ method: 'fileRecord', abort: { register: 106, value: 1 } });
+      const entered = `${FILE_RECORD}      enter: { register: 110, value: 0xB007 }\n${ABORT(110, '0xAB0')}`;
+      expect(parse(withFirmware(entered)).profiles[0]!.firmware).toMatchObject({ enter: { register: 110, value: 0xb007 }, abort: { register: 110, value: 0xab0 } });
+    });
+
+    it('left out: none (the built-in declarations without it stay as they were)', () => {
+      expect(parse(withFirmware(REGISTER_BLOCK)).profiles[0]!.firmware).not.toHaveProperty('abort');
+      expect(parse(withFirmware(FILE_RECORD)).profiles[0]!.firmware).not.toHaveProperty('abort');
+    });
+
+    it.each([
+      ['no value', REGISTER_BLOCK + '      abort: { register: 106 }\n', ['18:14 profiles[0].firmware.abort: missing required key "value"']],
+      ['a value past 16 bits', REGISTER_BLOCK + ABORT(106, '65536'), ['18:38 profiles[0].firmware.abort.value: expected an integer 0..65535, got 65536']],
+      ['a register past 65535', REGISTER_BLOCK + ABORT(65536, '0'), ['18:26 profiles[0].firmware.abort.register: expected an integer 0..65535, got 65536']],
+      ['an unknown key', REGISTER_BLOCK + '      abort: { register: 106, value: 0, delay: 1 }\n', ['18:41 profiles[0].firmware.abort.delay: unknown key "delay"; expected one of: register, value']],
+    ])('%s: at its line:col', (_name, firmware, expected) => {
+      expect(issues(withFirmware(firmware))).toEqual(expected);
+    });
+
+    it.each([
+      ['the value enter writes, on its register', REGISTER_BLOCK + ABORT(110, '0xB007'), ['18:38 profiles[0].firmware.abort.value: "abort" writes 0xB007 to register 110, as "enter" does: it needs a value of its own']],
+      [
+        'the commit register, even with another value',
+        REGISTER_BLOCK + ABORT(104, '0xDEAD'),
+        ['18:26 profiles[0].firmware.abort.register: "abort" (register 104) overlaps "commit" (register 104): each takes registers of its own ("abort" may share only the register of "enter")'],
+      ],
+      [
+        'the size pair',
+        REGISTER_BLOCK + ABORT(101, '0'),
+        ['18:26 profiles[0].firmware.abort.register: "abort" (register 101) overlaps "size" (registers 100..101): each takes registers of its own ("abort" may share only the register of "enter")'],
+      ],
+      [
+        'the checksum pair (file records)',
+        FILE_RECORD + ABORT(103, '0'),
+        ['19:26 profiles[0].firmware.abort.register: "abort" (register 103) overlaps "checksum" (registers 102..103): each takes registers of its own ("abort" may share only the register of "enter")'],
+      ],
+      [
+        "the block's window",
+        REGISTER_BLOCK + ABORT(112, '0'),
+        ['18:26 profiles[0].firmware.abort.register: "abort" (register 112) overlaps "block" (registers 112..232): each takes registers of its own ("abort" may share only the register of "enter")'],
+      ],
+      [
+        "enter's register when enter overlaps too: each overlap reported, the shared register not",
+        REGISTER_BLOCK.replace('register: 110, value: 0xB007', 'register: 104, value: 0xB007') + ABORT(104, '0'),
+        [
+          '13:26 profiles[0].firmware.enter.register: "enter" (register 104) overlaps "commit" (register 104): each takes registers of its own',
+          '18:26 profiles[0].firmware.abort.register: "abort" (register 104) overlaps "commit" (register 104): each takes registers of its own ("abort" may share only the register of "enter")',
+        ],
+      ],
+    ])('registers of its own but enter\'s: %s', (_name, firmware, expected) => {
+      expect(issues(withFirmware(firmware))).toEqual(expected);
+    });
   });
 
   it('needs a point of role firmwareVersion, numeric', () => {

@@ -7,36 +7,17 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { deviceKindFromConfig } from '../../edge/broker/index.js';
-import { ConfigError, formatIssue, parseConfig } from '../../edge/config/index.js';
+import { parseConfig } from '../../edge/config/index.js';
 import { profilesCheck } from '../../edge/ops/doctor.js';
 import { describeDevice, describeProfile } from '../../edge/profiles/describe.js';
 import { loadProfiles } from '../../edge/profiles/index.js';
-
-/** A devices.yaml with one device of profile `name`, whose body (from `kind:` or `points:` on) is given. */
-function withNamedProfile(name: string, device: string, body: string): string {
-  return `gateway: { id: gw }
-buses:
-  - { id: b, type: tcp, host: 10.0.0.2 }
-devices:
-  - { id: ${device}, bus: b, unit: 1, profile: ${name} }
-profiles:
-  - name: ${name}
-${body}`;
-}
+import { configIssues, withNamedProfile } from '../helpers/configText.js';
 
 /** The same with a vendor profile acme-lc200. */
 const withProfile = (body: string): string => withNamedProfile('acme-lc200', 'l1', body);
 
 /** The issues of a devices.yaml, each as `line:col path: message`. */
-function issues(text: string): string[] {
-  try {
-    parseConfig(text, { file: 'devices.yaml' });
-  } catch (err) {
-    if (err instanceof ConfigError) return err.issues.map((i) => formatIssue(i).replace(/^devices\.yaml:/, ''));
-    throw err;
-  }
-  return [];
-}
+const issues = (text: string): string[] => configIssues(text);
 
 function described(text: string) {
   const { config } = parseConfig(text, { file: 'devices.yaml' });

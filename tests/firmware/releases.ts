@@ -8,6 +8,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { copyFileSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { build, type Plugin } from 'esbuild';
+import { GATEWAY_BUILD } from '../../scripts/bundle.js';
 import { ROOT } from '../support/cli.js';
 
 export const LAUNCHER = join(ROOT, 'deploy/streetbox-launch');
@@ -25,16 +26,9 @@ export async function bundle(entry: string, outfile: string, opts: { externals?:
     });
   }
   await build({
+    ...GATEWAY_BUILD,
     entryPoints: [entry],
     outfile,
-    bundle: true,
-    platform: 'node',
-    format: 'esm',
-    target: 'node20',
-    external: ['better-sqlite3', '@serialport/bindings-cpp', 'node-red', 'mqtt'],
-    keepNames: true,
-    legalComments: 'none',
-    banner: { js: "import { createRequire as __streetboxRequire } from 'node:module'; const require = __streetboxRequire(import.meta.url);" },
     logLevel: 'error',
     plugins,
     ...(opts.nodePaths ? { nodePaths: opts.nodePaths } : {}),

@@ -3,11 +3,12 @@
 // line (after a bulk transaction of d ms the next waits d × (1/share − 1)), polls and commands
 // use the gaps, retries are the bus's even for an offline device, and the line time is counted.
 import { afterEach, describe, expect, it } from 'vitest';
-import { ModbusTimeoutError, encodeReadRequest, encodeRegistersResponse, encodeWriteMultipleRegisters } from '../../edge/drivers/modbus/index.js';
+import { ModbusTimeoutError, encodeRegistersResponse, encodeWriteMultipleRegisters } from '../../edge/drivers/modbus/index.js';
 import { BusScheduler, type ScheduledDevice, type SchedulerTiming } from '../../edge/drivers/modbus/scheduler.js';
 import { StreetboxError } from '../../edge/errors.js';
 import { silentLogger } from '../../edge/log.js';
 import { FakeClock, flushMicrotasks } from '../support/fakeClock.js';
+import { scheduledDevice } from './helpers/scheduledDevice.js';
 
 type Kind = 'poll' | 'cmd' | 'bulk';
 
@@ -55,18 +56,6 @@ class ScriptedLine {
   }
 }
 
-function device(unit: number, pollMs: number): ScheduledDevice {
-  return {
-    id: `dev${unit}`,
-    unit,
-    pollMs,
-    async poll(tx) {
-      await tx(encodeReadRequest(3, 0, 1));
-    },
-    probePdu: () => encodeReadRequest(3, 0, 1),
-  };
-}
-
 const block = (i: number) => encodeWriteMultipleRegisters(112, [i, 0xffff, 0xffff]);
 const timing: SchedulerTiming = { timeout: 1000, retries: 1, offlineAfter: 3, probeInterval: 30_000 };
 
@@ -111,7 +100,7 @@ function expectShareBound(line: ScriptedLine, share: number): void {
 
 describe('BusScheduler bulk priority', () => {
   it('a bulk transaction never starts while a poll or a command waits', async () => {
-    const { clock, line, scheduler } = await setup({ devices: [device(1, 100), device(2, 100), device(3, 250)], ms: { poll: 20, cmd: 5, bulk: 40 } });
+    const { clock, line, scheduler } = await setup({ devices: [scheduledDevice(1, 100), scheduledDevice(2, 100), scheduledDevice(3, 250)], ms: { poll: 20, cmd: 5, bulk: 40 } });
     const done = transfer(scheduler, 'dev3', 200);
     const commands: Promise<Buffer>[] = [];
     for (let t = 0; t < 3000; t += 137) {
@@ -133,7 +122,7 @@ describe('BusScheduler bulk priority', () => {
 
   it('polls keep their cycle during a transfer: a due poll waits at most the block in flight', async () => {
     const { clock, line, scheduler } = await setup({
-      devices: [device(1, 100), device(2, 100), device(3, 1000)],
+      devices: [scheduledDevice(1, 100), scheduledDevice(2, 100), scheduledDevice(3, 1000)],
       ms: { poll: 15, cmd: 5, bulk: 50 },
       timing: { ...timing, transferShare: 0.9 },
     });
@@ -152,7 +141,7 @@ describe('BusScheduler bulk priority', () => {
 
   it.each([0.9, 0.5, 0.2, 0.05])('share %f: the gaps after each block hold, and polls and commands use them', async (share) => {
     const { clock, line, scheduler } = await setup({
-      devices: [device(1, 30), device(2, 1_000_000)],
+      devices: [scheduledDevice(1, 30), scheduledDevice(2, 1_000_000)],
       ms: { poll: 10, cmd: 5, bulk: 100 },
       timing: { ...timing, transferShare: share },
     });
@@ -177,7 +166,7 @@ describe('BusScheduler bulk priority', () => {
   });
 
   it('share 1: blocks back to back when nothing else waits', async () => {
-    const { clock, line, scheduler } = await setup({ devices: [device(1, 1_000_000)], ms: { poll: 10, cmd: 5, bulk: 100 }, timing: { ...timing, transferShare: 1 } });
+    const { clock, line, scheduler } = await setup({ devices: [scheduledDevice(1, 1_000_000)], ms: { poll: 10, cmd: 5, bulk: 100 }, timing: { ...timing, transferShare: 1 } });
     await clock.advance(100);
     const done = transfer(scheduler, 'dev1', 10);
     await clock.advance(1000);
@@ -190,7 +179,7 @@ describe('BusScheduler bulk priority', () => {
   it('counts line time and transactions (retries and timeouts included) and tells onBulk', async () => {
     const told: number[] = [];
     const { clock, line, scheduler } = await setup({
-      devices: [device(1, 1_000_000), device(2, 1_000_000)],
+      devices: [scheduledDevice(1, 1_000_000), scheduledDevice(2, 1_000_000)],
       ms: { poll: 10, cmd: 5, bulk: 100 },
       timing: { ...timing, retries: 2, transferShare: 0.5 },
       onBulk: (ms) => told.push(ms),
@@ -215,7 +204,7 @@ describe('BusScheduler bulk priority', () => {
   });
 
   it('a bulk transfer to an offline device still goes (the engine decides when to stop)', async () => {
-    const { clock, line, scheduler } = await setup({ devices: [device(1, 100)], ms: { poll: 10, cmd: 5, bulk: 50 }, timing: { ...timing, retries: 0, offlineAfter: 1 } });
+    const { clock, line, scheduler } = await setup({ devices: [scheduledDevice(1, 100)], ms: { poll: 10, cmd: 5, bulk: 50 }, timing: { ...timing, retries: 0, offlineAfter: 1 } });
     line.dead.add(1);
     await clock.advance(2000);
     expect(scheduler.state('dev1')!.online).toBe(false);
@@ -227,7 +216,7 @@ describe('BusScheduler bulk priority', () => {
   });
 
   it('stop() rejects blocks waiting out their gap, and leaves no timer', async () => {
-    const { clock, scheduler } = await setup({ devices: [device(1, 1_000_000)], ms: { poll: 10, cmd: 5, bulk: 100 }, timing: { ...timing, transferShare: 0.05 } });
+    const { clock, scheduler } = await setup({ devices: [scheduledDevice(1, 1_000_000)], ms: { poll: 10, cmd: 5, bulk: 100 }, timing: { ...timing, transferShare: 0.05 } });
     await clock.advance(100);
     const done = transfer(scheduler, 'dev1', 5).catch((e: unknown) => e);
     await clock.advance(150); // the first block is done; the second waits 1900 ms

@@ -2,10 +2,11 @@
 // polling by due time, commands ahead of polls, retry/backoff, offline after N failures with
 // slow probing that never slows the other devices, and restoration.
 import { afterEach, describe, expect, it } from 'vitest';
-import { ModbusTimeoutError, encodeReadRequest, encodeRegistersResponse } from '../../edge/drivers/modbus/index.js';
+import { ModbusTimeoutError, encodeRegistersResponse } from '../../edge/drivers/modbus/index.js';
 import { BusScheduler, PROBE_TIMEOUT_MS, type ScheduledDevice, type SchedulerTiming } from '../../edge/drivers/modbus/scheduler.js';
 import { silentLogger } from '../../edge/log.js';
 import { FakeClock, flushMicrotasks } from '../support/fakeClock.js';
+import { scheduledDevice } from './helpers/scheduledDevice.js';
 
 interface Tx {
   at: number;
@@ -48,18 +49,6 @@ class ScriptedLine {
   }
 }
 
-function device(unit: number, pollMs: number): ScheduledDevice {
-  return {
-    id: `dev${unit}`,
-    unit,
-    pollMs,
-    async poll(tx) {
-      await tx(encodeReadRequest(3, 0, 1));
-    },
-    probePdu: () => encodeReadRequest(3, 0, 1),
-  };
-}
-
 const timing: SchedulerTiming = { timeout: 1000, retries: 1, offlineAfter: 3, probeInterval: 30_000 };
 let scheduler: BusScheduler | undefined;
 afterEach(() => scheduler?.stop());
@@ -89,7 +78,7 @@ async function setup(devices: ScheduledDevice[], t: SchedulerTiming = timing, la
 
 describe('BusScheduler', () => {
   it('polls every device at its interval, one transaction in flight', async () => {
-    const { clock, line } = await setup([device(1, 1000), device(2, 500)]);
+    const { clock, line } = await setup([scheduledDevice(1, 1000), scheduledDevice(2, 500)]);
     await clock.advance(10_000);
     expect(line.maxInFlight).toBe(1);
     expect(line.polls(1).length).toBeGreaterThanOrEqual(10);
@@ -101,7 +90,7 @@ describe('BusScheduler', () => {
   it('takes turns by due time when the line is saturated', async () => {
     // 3 devices want a poll every 100 ms, each transaction takes 100 ms: the line can serve
     // one poll per 100 ms, so each device gets a third of them, in rotation.
-    const { clock, line } = await setup([device(1, 100), device(2, 100), device(3, 100)], timing, 100);
+    const { clock, line } = await setup([scheduledDevice(1, 100), scheduledDevice(2, 100), scheduledDevice(3, 100)], timing, 100);
     await clock.advance(9000);
     const counts = [1, 2, 3].map((u) => line.polls(u).length);
     expect(Math.max(...counts) - Math.min(...counts)).toBeLessThanOrEqual(1);
@@ -110,7 +99,7 @@ describe('BusScheduler', () => {
   });
 
   it('a command goes ahead of every queued poll', async () => {
-    const { clock, line, scheduler } = await setup([device(1, 0), device(2, 0), device(3, 0)], timing, 100);
+    const { clock, line, scheduler } = await setup([scheduledDevice(1, 0), scheduledDevice(2, 0), scheduledDevice(3, 0)], timing, 100);
     await clock.advance(50); // a poll is in flight, the others are queued
     const before = line.log.length;
     const done = scheduler.command('dev3', (tx) => tx(Buffer.from([6, 0, 1, 0, 42])));
@@ -122,7 +111,7 @@ describe('BusScheduler', () => {
   });
 
   it('retries a failed transaction after a backoff, letting other devices in between', async () => {
-    const { clock, line } = await setup([device(1, 1000), device(2, 1000)], { ...timing, retries: 2 }, 10, [1]);
+    const { clock, line } = await setup([scheduledDevice(1, 1000), scheduledDevice(2, 1000)], { ...timing, retries: 2 }, 10, [1]);
     await clock.advance(900);
     const d1 = line.polls(1);
     // first attempt at 0, then retries after 1000 ms timeout + 50 ms, + 100 ms backoff
@@ -135,7 +124,7 @@ describe('BusScheduler', () => {
   });
 
   it('goes offline after offlineAfter failed polls, then probes only every probeInterval with one short attempt', async () => {
-    const { clock, line, events, scheduler } = await setup([device(1, 1000), device(2, 1000)]);
+    const { clock, line, events, scheduler } = await setup([scheduledDevice(1, 1000), scheduledDevice(2, 1000)]);
     line.dead.add(1);
     await clock.advance(20_000);
     // Polls 1, 2, 3 fail (each: two attempts of 1000 ms), with backoff 1000, 2000 ms between them.
@@ -160,7 +149,7 @@ describe('BusScheduler', () => {
   });
 
   it('backs off exponentially between failed polls before going offline', async () => {
-    const { clock, line } = await setup([device(1, 1000)], { ...timing, retries: 0, offlineAfter: 5 }, 10, [1]);
+    const { clock, line } = await setup([scheduledDevice(1, 1000)], { ...timing, retries: 0, offlineAfter: 5 }, 10, [1]);
     await clock.advance(40_000);
     const starts = line.polls(1).slice(0, 5).map((t) => t.at);
     const gaps = starts.slice(1).map((s, i) => s - starts[i]!);
@@ -169,7 +158,7 @@ describe('BusScheduler', () => {
   });
 
   it('reports restored when an offline device answers its probe, and polls it again at once', async () => {
-    const { clock, line, events, scheduler } = await setup([device(1, 1000)]);
+    const { clock, line, events, scheduler } = await setup([scheduledDevice(1, 1000)]);
     line.dead.add(1);
     await clock.advance(15_000);
     expect(scheduler.state('dev1')?.online).toBe(false);
@@ -185,7 +174,7 @@ describe('BusScheduler', () => {
   });
 
   it('a command to an offline device is one short attempt; an answer brings it back', async () => {
-    const { clock, line, events, scheduler } = await setup([device(1, 1000)]);
+    const { clock, line, events, scheduler } = await setup([scheduledDevice(1, 1000)]);
     line.dead.add(1);
     await clock.advance(15_000);
     expect(scheduler.state('dev1')?.online).toBe(false);
@@ -205,7 +194,7 @@ describe('BusScheduler', () => {
   });
 
   it('stop rejects queued work and ends the loops', async () => {
-    const { clock, scheduler } = await setup([device(1, 0), device(2, 0)], timing, 100);
+    const { clock, scheduler } = await setup([scheduledDevice(1, 0), scheduledDevice(2, 0)], timing, 100);
     await clock.advance(10);
     const pending = scheduler.command('dev2', (tx) => tx(Buffer.from([6, 0, 1, 0, 1])));
     scheduler.stop();

@@ -8,19 +8,17 @@
  * config.* event on the live feed). A viewer, whom the route answers 403, sees no section; a
  * principal with markup in it is shown as text. A screenshot goes to tests/artifacts/.
  */
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import type { BrowserContext, Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../edge/log.js';
 import { startGateway, type Gateway } from '../../edge/main.js';
 import type { ConfigManager } from '../../edge/reconfig/manager.js';
 import { isoLocal } from '../../edge/timeFormat.js';
-import { tempDir } from '../helpers/tmp.js';
 import { tempGateway } from '../support/cli.js';
-import { HAS_CHROMIUM, launchChromium } from '../support/chromium.js';
+import { HAS_CHROMIUM } from '../support/chromium.js';
+import { ARTIFACTS, expectPhoneFits, signIn, suiteBrowser } from './browser.js';
 
-const ARTIFACTS = join(import.meta.dirname, '..', 'artifacts');
 const TECH = 'config-page-technician-token-01';
 const VIEWER = 'config-page-viewer-token-00001';
 const ZONE = 'Europe/Amsterdam';
@@ -82,23 +80,7 @@ describe('GET /api/v1/config/versions, as the page reads it', () => {
 });
 
 describe.skipIf(!HAS_CHROMIUM)('the Configuration section in Chromium', () => {
-  let browser: BrowserContext;
-  const profile = tempDir('streetbox-chromium-');
-
-  beforeAll(async () => {
-    browser = await launchChromium(profile.path, { width: 1280, height: 900, timezoneId: 'America/New_York' });
-    mkdirSync(ARTIFACTS, { recursive: true });
-  });
-  afterAll(async () => {
-    await browser?.close();
-    profile.remove();
-  });
-
-  async function signIn(page: Page, token: string): Promise<void> {
-    await page.goto(`${base}/`);
-    await page.locator('#token').fill(token);
-    await page.locator('#login button').click();
-  }
+  const browser = suiteBrowser();
 
   const row = (page: Page, v: number) => page.locator(`#config-versions li[data-version="${v}"]`);
 
@@ -106,7 +88,7 @@ describe.skipIf(!HAS_CHROMIUM)('the Configuration section in Chromium', () => {
     const page = await browser.newPage();
     const errors: string[] = [];
     page.on('pageerror', (e) => errors.push(e.message));
-    await signIn(page, TECH);
+    await signIn(page, TECH, `${base}/`);
     await row(page, 1).waitFor({ timeout: 10_000 });
     expect(await page.locator('#config-section').isVisible()).toBe(true);
 
@@ -147,8 +129,7 @@ describe.skipIf(!HAS_CHROMIUM)('the Configuration section in Chromium', () => {
     expect(await page.evaluate('window.sameDocument')).toBe(true);
 
     // a phone: no horizontal scroll at 375 px with the section shown
-    await page.setViewportSize({ width: 375, height: 812 });
-    await expect.poll(() => page.evaluate<number>('document.documentElement.scrollWidth')).toBeLessThanOrEqual(375);
+    await expectPhoneFits(page);
     expect(errors).toEqual([]);
     await page.close();
   });
@@ -157,7 +138,7 @@ describe.skipIf(!HAS_CHROMIUM)('the Configuration section in Chromium', () => {
     const page = await browser.newPage();
     // the section's request goes with the snapshot: its answer is awaited, then the page looked at
     const answered = page.waitForResponse((r) => r.url().includes('/api/v1/config/versions'), { timeout: 10_000 });
-    await signIn(page, VIEWER);
+    await signIn(page, VIEWER, `${base}/`);
     expect((await answered).status()).toBe(403);
     await expect.poll(() => page.locator('#conn').textContent(), { timeout: 10_000 }).toMatch(/viewer/);
     expect(await page.locator('#config-section').isHidden()).toBe(true);

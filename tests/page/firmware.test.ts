@@ -7,9 +7,8 @@
  * on the live feed and a transfer's bytes without a reload; markup in a reason is text; a gateway
  * without a firmware service shows no section. A screenshot goes to tests/artifacts/.
  */
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import type { BrowserContext, Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   JOB_STAGES,
@@ -23,14 +22,15 @@ import {
 import type { MetricSample } from '../../edge/metrics.js';
 import { isoLocal } from '../../edge/timeFormat.js';
 import { TOKENS, startApi, type Api } from '../api/support/http.js';
-import { tempDir } from '../helpers/tmp.js';
-import { HAS_CHROMIUM, launchChromium } from '../support/chromium.js';
+import { HAS_CHROMIUM } from '../support/chromium.js';
+import { ARTIFACTS, expectPhoneFits, signIn, suiteBrowser } from './browser.js';
 
-const ARTIFACTS = join(import.meta.dirname, '..', 'artifacts');
 const SIZE = 65_536;
 /** the gateway's zone (the API tests' default); the browser runs in America/New_York */
 const ZONE = 'UTC';
 const AT = Date.UTC(2026, 5, 1, 10, 0, 0);
+
+const home = (api: Api): string => `http://127.0.0.1:${api.api.port()}/`;
 
 /** Answers the list from `reports`, which the test changes as a deployment moves on. */
 class CannedFirmware implements FirmwareService {
@@ -104,23 +104,7 @@ afterAll(async () => {
 });
 
 describe.skipIf(!HAS_CHROMIUM)('the Firmware section in Chromium', () => {
-  let browser: BrowserContext;
-  const profile = tempDir('streetbox-chromium-');
-
-  beforeAll(async () => {
-    browser = await launchChromium(profile.path, { width: 1280, height: 900, timezoneId: 'America/New_York' });
-    mkdirSync(ARTIFACTS, { recursive: true });
-  });
-  afterAll(async () => {
-    await browser?.close();
-    profile.remove();
-  });
-
-  async function signIn(page: Page, api: Api, token: string): Promise<void> {
-    await page.goto(`http://127.0.0.1:${api.api.port()}/`);
-    await page.locator('#token').fill(token);
-    await page.locator('#login button').click();
-  }
+  const browser = suiteBrowser();
 
   const deployment = (page: Page, id: string) => page.locator(`#deployments li[data-deployment="${id}"]`);
   const device = (page: Page, id: string, dev: string) => deployment(page, id).locator(`li[data-device="${dev}"]`);
@@ -129,7 +113,7 @@ describe.skipIf(!HAS_CHROMIUM)('the Firmware section in Chromium', () => {
     const page = await browser.newPage();
     const errors: string[] = [];
     page.on('pageerror', (e) => errors.push(e.message));
-    await signIn(page, a, TOKENS.viewer);
+    await signIn(page, TOKENS.viewer, home(a));
     await deployment(page, 'lights-north').waitFor({ timeout: 10_000 });
     expect(await page.locator('#firmware-section').isVisible()).toBe(true);
     expect(await page.locator('#deployments > li').evaluateAll((lis) => lis.map((li) => [li.getAttribute('data-deployment'), li.getAttribute('data-status')]))).toEqual([
@@ -175,8 +159,7 @@ describe.skipIf(!HAS_CHROMIUM)('the Firmware section in Chromium', () => {
     expect(await page.evaluate('window.sameDocument')).toBe(true);
 
     // a phone: no horizontal scroll at 375 px with the section shown
-    await page.setViewportSize({ width: 375, height: 812 });
-    await expect.poll(() => page.evaluate<number>('document.documentElement.scrollWidth')).toBeLessThanOrEqual(375);
+    await expectPhoneFits(page);
     expect(errors).toEqual([]);
     await page.close();
   });
@@ -184,13 +167,13 @@ describe.skipIf(!HAS_CHROMIUM)('the Firmware section in Chromium', () => {
   it('a gateway without a firmware service shows no Firmware section; signing out hides it', async () => {
     const page = await browser.newPage();
     const answered = page.waitForResponse((r) => r.url().includes('/api/v1/deployments'), { timeout: 10_000 });
-    await signIn(page, bare, TOKENS.technician);
+    await signIn(page, TOKENS.technician, home(bare));
     expect((await answered).status()).toBe(404);
     await expect.poll(() => page.locator('#conn').textContent(), { timeout: 10_000 }).toMatch(/technician/);
     expect(await page.locator('#firmware-section').isHidden()).toBe(true);
 
     const withFw = await browser.newPage();
-    await signIn(withFw, a, TOKENS.technician);
+    await signIn(withFw, TOKENS.technician, home(a));
     await deployment(withFw, 'lights-north').waitFor({ timeout: 10_000 });
     await withFw.locator('#logout').click();
     expect(await withFw.locator('#firmware-section').isHidden()).toBe(true);

@@ -7,19 +7,18 @@
  * times are ISO 8601 in the gateway's zone (not the browser's), with each instant's offset.
  * Screenshots (desktop and a 375 px phone) go to tests/artifacts/.
  */
-import { mkdirSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
-import type { BrowserContext, Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type Gateway } from '../../edge/main.js';
 import { isoLocal } from '../../edge/timeFormat.js';
-import { tempDir } from '../helpers/tmp.js';
 import { tempGateway } from '../support/cli.js';
-import { HAS_CHROMIUM, launchChromium } from '../support/chromium.js';
+import { HAS_CHROMIUM } from '../support/chromium.js';
 import { loggerToLines } from '../helpers/logLines.js';
+import { ARTIFACTS, expectPhoneFits, signIn, suiteBrowser } from './browser.js';
 
-const ARTIFACTS = join(import.meta.dirname, '..', 'artifacts');
 const TECH = 'page-technician-token-00000001';
 const VIEWER = 'page-viewer-token-000000000001';
 /** the gateway's zone; the browser runs in another (America/New_York) */
@@ -190,22 +189,7 @@ describe('the server-rendered summary (GET / with a bearer token)', () => {
 });
 
 describe.skipIf(!HAS_CHROMIUM)('the status page in Chromium', () => {
-  let browser: BrowserContext;
-  const profile = tempDir('streetbox-chromium-');
-
-  beforeAll(async () => {
-    browser = await launchChromium(profile.path, { width: 1280, height: 900, timezoneId: 'America/New_York' });
-    mkdirSync(ARTIFACTS, { recursive: true });
-  });
-  afterAll(async () => {
-    await browser?.close();
-    profile.remove();
-  });
-
-  async function signIn(page: Page, token: string): Promise<void> {
-    await page.locator('#token').fill(token);
-    await page.locator('#login button').click();
-  }
+  const browser = suiteBrowser();
 
   const cell = (page: Page, device: string, point: string) => page.locator(`[data-device="${device}"] [data-point="${point}"]`);
 
@@ -269,8 +253,7 @@ describe.skipIf(!HAS_CHROMIUM)('the status page in Chromium', () => {
     await page.screenshot({ path: join(ARTIFACTS, 'status-page-desktop.png'), fullPage: true });
 
     // a phone: no horizontal scroll at 375 px
-    await page.setViewportSize({ width: 375, height: 812 });
-    await expect.poll(() => page.evaluate<number>('document.documentElement.scrollWidth')).toBeLessThanOrEqual(375);
+    await expectPhoneFits(page);
     await page.screenshot({ path: join(ARTIFACTS, 'status-page-phone.png'), fullPage: true });
     expect(statSync(join(ARTIFACTS, 'status-page-phone.png')).size).toBeGreaterThan(10_000);
 

@@ -9,38 +9,19 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ConfigError, formatIssue, parseConfig, type ProfileConfig } from '../../edge/config/index.js';
+import { parseConfig, type ProfileConfig } from '../../edge/config/index.js';
 import { StreetboxError } from '../../edge/errors.js';
 import { firmwareOf } from '../../edge/profiles/firmware.js';
 import { loadProfileFile, loadProfiles } from '../../edge/profiles/index.js';
+import { configIssues, withAcmeProfile } from '../helpers/configText.js';
 
 const builtins = loadProfiles([]);
 
-/** A devices.yaml whose one custom profile `acme` has the given points and firmware section. */
-function withProfile(body: string): string {
-  return `gateway: { id: gw }
-buses:
-  - { id: b, type: tcp, host: 10.0.0.2 }
-devices:
-  - { id: c1, bus: b, unit: 1, profile: acme }
-profiles:
-  - name: acme
-    kind: other
-${body}`;
-}
-
-function issues(text: string): string[] {
-  try {
-    parseConfig(text, { file: 'devices.yaml', env: {} });
-  } catch (err) {
-    if (err instanceof ConfigError) return err.issues.map((i) => formatIssue(i).replace(/^devices\.yaml:/, ''));
-    throw err;
-  }
-  return [];
-}
+/** The issues of a devices.yaml, each as `line:col path: message`. */
+const issues = (text: string): string[] => configIssues(text, { env: {} });
 
 describe('firmwareOf: the built-in profiles', () => {
-  it('streetlight-controller: a register-block bootloader, version in holding 30', () => {
+  it('streetlight-controller: a register-block bootloader (left by writing 0 where 0xB007 entered it), version in holding 30', () => {
     const fw = firmwareOf(builtins.get('streetlight-controller'));
     expect(fw).toEqual({
       method: 'registerBlock',
@@ -51,6 +32,7 @@ describe('firmwareOf: the built-in profiles', () => {
         size: 100,
         checksum: 102,
         commit: { register: 104, value: 0xc0de },
+        abort: { register: 110, value: 0 },
         rebootS: 30,
       },
       versionPoint: expect.objectContaining({ name: 'firmware_version', table: 'holding', address: 30, type: 'uint16', access: 'r', role: 'firmwareVersion' }),
@@ -65,6 +47,7 @@ describe('firmwareOf: the built-in profiles', () => {
       versionPoint: expect.objectContaining({ name: 'firmware_version', table: 'input', address: 5, type: 'uint16', role: 'firmwareVersion' }),
     });
     expect(fw!.decl).not.toHaveProperty('enter');
+    expect(fw!.decl).not.toHaveProperty('abort'); // no bootloader to leave
   });
 
   it("the version point is polled with the rest: the traffic controller's inputs stay one request, the light's holding registers one", () => {
@@ -84,7 +67,7 @@ describe('firmwareOf: the built-in profiles', () => {
 describe('firmwareOf: custom profiles', () => {
   it('declared in devices.yaml: the method, the declaration with its defaults, the version point', () => {
     const { config } = parseConfig(
-      withProfile(`    points:
+      withAcmeProfile(`    points:
       - { name: status, table: input, address: 0 }
       - { name: fw, table: input, address: 9, type: uint32, role: firmwareVersion }
     firmware: { method: fileRecord, file: 4, recordRegisters: 119, size: 200, checksum: 202, commit: { register: 204, value: 1 } }
@@ -100,7 +83,7 @@ describe('firmwareOf: custom profiles', () => {
   });
 
   it('a profile without firmware: none, even with a version point', () => {
-    const { config } = parseConfig(withProfile('    points:\n      - { name: fw, table: input, address: 9, role: firmwareVersion }\n'), { file: 'devices.yaml', env: {} });
+    const { config } = parseConfig(withAcmeProfile('    points:\n      - { name: fw, table: input, address: 9, role: firmwareVersion }\n'), { file: 'devices.yaml', env: {} });
     expect(firmwareOf(config.profiles[0])).toBeNull();
   });
 
@@ -121,7 +104,7 @@ describe('bad declarations never reach firmwareOf', () => {
   it('in devices.yaml: every issue at its line:col and field path', () => {
     expect(
       issues(
-        withProfile(`    points:
+        withAcmeProfile(`    points:
       - { name: fw, table: holding, address: 101, role: firmwareVersion }
     firmware:
       method: registerBlock
@@ -139,7 +122,7 @@ describe('bad declarations never reach firmwareOf', () => {
     // once the fields are right, the registers are checked
     expect(
       issues(
-        withProfile(`    points:
+        withAcmeProfile(`    points:
       - { name: fw, table: holding, address: 101, role: firmwareVersion }
     firmware:
       method: registerBlock

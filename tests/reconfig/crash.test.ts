@@ -33,6 +33,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { ConfigVersions } from '../../edge/reconfig/versions.js';
 import type { ConfigVersion } from '../../edge/reconfig/types.js';
+import { mulberry32 } from '../../edge/sim/modbus/model.js';
 import { BIN } from '../helpers/demoGateway.js';
 import { freePort } from '../helpers/ports.js';
 import { spawnSimulators } from '../helpers/simProcess.js';
@@ -51,18 +52,6 @@ const SEED = Number(process.env.STREETBOX_CRASH_SEED ?? Math.floor(Math.random()
 const TRACE = process.env.STREETBOX_CRASH_TRACE === '1';
 /** the bounded tail of a process's output kept for a failure's message */
 const OUTPUT_TAIL = 20_000;
-
-/** mulberry32: a small seeded PRNG, so a failing run can be replayed from its seed */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Desired {
   /** the schedule's evening level */
@@ -265,7 +254,7 @@ afterAll(async () => {
 
 describe('a configuration change cut short by SIGKILL', () => {
   it(`each restart runs a whole version, the store's record agrees, the data file is intact (seed ${SEED})`, async () => {
-    const random = prng(SEED);
+    const random = mulberry32(SEED); // a failing run is replayed from its seed
     const file = dir.file('devices.yaml');
     let desired: Desired = { level: 50, lamp2: false };
     writeFileSync(file, render(0, desired));

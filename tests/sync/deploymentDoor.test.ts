@@ -4,26 +4,24 @@
  * `down/artifacts/<sha256>/<index>` reaches it with its levels checked (a topic with other levels
  * is counted and dropped); the deployment reports in its outbox go upstream retained on
  * `up/deployments/<id>`, oldest first, each marked delivered at its PUBACK, also after a reconnect
- * and a restart of the sync. The configuration door, sharing the drain (reportOutbox.ts), keeps
- * its own topics alongside.
+ * and a restart of the sync (the drain's contract: reportDrain.ts). The configuration door,
+ * sharing the drain (reportOutbox.ts), keeps its own topics alongside.
  *
  * The firmware service is a fake that records what the door hands over: the engine
  * (edge/firmware/engine.ts) has its own tests, with its real outbox in the store.
  */
-import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createSyncComponent, type SyncComponent } from '../../cloud-sync/index.js';
 import { CentralDeploymentDoor } from '../../cloud-sync/deploymentDoor.js';
-import { REPORT_PAGE } from '../../cloud-sync/reportOutbox.js';
 import { gatewayTopics } from '../../cloud-sync/topics.js';
 import { silentLogger } from '../../edge/log.js';
 import type { DeploymentOutbox, DeploymentReport, FirmwareService, JobStage } from '../../edge/firmware/types.js';
 import { JOB_STAGES } from '../../edge/firmware/records.js';
 import type { ConfigService, ConfigStageReport, ConfigSubmitted } from '../../edge/reconfig/types.js';
-import { makeContext, type TestContext } from '../helpers/context.js';
 import { waitFor } from '../helpers/wait.js';
-import { GW, observe, type Observer } from './helpers.js';
+import { doorSync, MemoryOutbox, publishAsCentral, retainedReports, startSubscribed, type DoorSync } from './doorRig.js';
+import { GW, observe } from './helpers.js';
 import { startMosquitto, type Mosquitto } from './mosquitto.js';
+import { reportDrainContract } from './reportDrain.js';
 
 const DOWN = `streetbox/${GW}/down/deployments`;
 const ARTIFACTS = `streetbox/${GW}/down/artifacts`;
@@ -31,13 +29,10 @@ const UP = `streetbox/${GW}/up/deployments`;
 const SHA = 'ab'.repeat(32);
 
 /** Records what the door hands over; keeps an outbox in memory. */
-class FakeFirmware implements DeploymentOutbox {
+class FakeFirmware extends MemoryOutbox<DeploymentReport> implements DeploymentOutbox {
   readonly central: Buffer[] = [];
   readonly chunks: { sha256: string; index: number; data: Buffer }[] = [];
-  readonly deliveredSeqs: number[] = [];
   throwNext = false;
-  private readonly items: { seq: number; topicId: string; report: DeploymentReport; delivered: boolean }[] = [];
-  private seq = 0;
 
   readonly service = {
     submitCentral: (payload: Buffer): void => {
@@ -52,23 +47,7 @@ class FakeFirmware implements DeploymentOutbox {
   } as Partial<FirmwareService> as FirmwareService;
 
   queue(id: string, status: DeploymentReport['status']): number {
-    const seq = ++this.seq;
-    this.items.push({ seq, topicId: id, report: deploymentReport(id, status, seq), delivered: false });
-    return seq;
-  }
-
-  pending(limit: number): { seq: number; topicId: string; report: DeploymentReport }[] {
-    return this.items.filter((i) => !i.delivered).slice(0, limit).map(({ seq, topicId, report }) => ({ seq, topicId, report }));
-  }
-
-  delivered(seq: number): void {
-    const item = this.items.find((i) => i.seq === seq);
-    if (item) item.delivered = true;
-    this.deliveredSeqs.push(seq);
-  }
-
-  undelivered(): number {
-    return this.items.filter((i) => !i.delivered).length;
+    return this.add(id, (seq) => deploymentReport(id, status, seq));
   }
 }
 
@@ -100,53 +79,18 @@ afterAll(async () => {
   await broker?.close();
 });
 
-interface Rig {
-  t: TestContext;
+interface Rig extends DoorSync {
   fake: FakeFirmware;
-  sync: SyncComponent;
-  close(): Promise<void>;
 }
 
 function rig(): Rig {
-  const t = makeContext({ gateway: { id: GW }, sync: { url: broker.url, reconnectMin: 50, reconnectMax: 300, linger: 0 } });
   const fake = new FakeFirmware();
-  const sync = createSyncComponent(t.ctx, { firmware: fake.service });
-  return {
-    t,
-    fake,
-    sync,
-    async close() {
-      await sync.stop();
-      await t.close();
-    },
-  };
+  return { ...doorSync(broker, { firmware: fake.service }), fake };
 }
 
-async function started(r: Rig): Promise<void> {
-  const before = broker.subscriptions({ filter: DOWN });
-  await r.sync.start();
-  await waitFor('the sync subscribed to down/deployments', () => broker.subscriptions({ filter: DOWN }) > before, 10_000);
-}
-
-async function centralPublish(messages: { topic: string; payload: string | Buffer }[]): Promise<void> {
-  const c = await mqtt.connectAsync(broker.url, { reconnectPeriod: 0 });
-  try {
-    for (const m of messages) await c.publishAsync(m.topic, m.payload, { qos: 1 });
-  } finally {
-    await c.endAsync();
-  }
-}
-
-/** What a subscriber arriving now gets: the retained report of every deployment, by id. */
-async function retained(ids: string[]): Promise<Map<string, { report: DeploymentReport; retain: boolean }>> {
-  const o = await observe(broker.url, `${UP}/#`);
-  try {
-    await waitFor(`retained reports of ${ids.join(', ')}`, () => ids.every((id) => o.messages.some((m) => m.topic === `${UP}/${id}`)), 5000);
-    return new Map(o.messages.map((m) => [m.topic.slice(UP.length + 1), { report: JSON.parse(m.payload.toString()) as DeploymentReport, retain: m.retain }]));
-  } finally {
-    await o.close();
-  }
-}
+const started = (r: Rig): Promise<void> => startSubscribed(broker, r.sync, DOWN, 'the sync subscribed to down/deployments');
+const centralPublish = (messages: { topic: string; payload: string | Buffer }[]): Promise<void> => publishAsCentral(broker, messages);
+const retained = (ids: string[]): Promise<Map<string, { report: DeploymentReport; retain: boolean }>> => retainedReports(broker, UP, ids);
 
 describe('deployments from central (down/deployments)', () => {
   it('hands every message to the service as sent; a failing service breaks nothing', async () => {
@@ -251,78 +195,18 @@ describe('the door alone: which topics are its, what is counted', () => {
 });
 
 describe('deployment reports (up/deployments/<id>)', () => {
-  it('publishes the outbox retained, oldest first, more than a page of it, each marked delivered at its PUBACK', async () => {
-    const r = rig();
-    const live: Observer = await observe(broker.url, `${UP}/#`);
-    try {
-      const ids = ['dep-a', 'dep-b', 'dep-c'];
-      const statuses: DeploymentReport['status'][] = ['running', 'paused', 'completed'];
-      const n = REPORT_PAGE + 10;
-      for (let i = 0; i < n; i++) r.fake.queue(ids[i % 3]!, statuses[Math.min(2, Math.floor((i * 3) / n))]!);
-      await r.sync.start();
-      await waitFor('every report delivered', () => r.fake.undelivered() === 0, 10_000);
-      expect(r.fake.deliveredSeqs).toEqual(Array.from({ length: n }, (_, i) => i + 1));
-      await waitFor('every report at the live subscriber', () => live.messages.length >= n, 5000);
-      expect(live.messages.map((m) => (JSON.parse(m.payload.toString()) as DeploymentReport).at)).toEqual(Array.from({ length: n }, (_, i) => i + 1));
-      const kept = await retained(ids);
-      for (const id of ids) {
-        expect(kept.get(id)?.retain).toBe(true);
-        expect(kept.get(id)?.report).toMatchObject({ id, status: 'completed', gateway: GW, jobs: [{ device: 'lamp-1', bytesAcked: 480 }] });
-      }
-      // a report added while connected goes when the bus says so
-      const seq = r.fake.queue('dep-d', 'rejected');
-      r.t.ctx.bus.emit('deploymentReport', deploymentReport('dep-d', 'rejected', seq));
-      await waitFor('the new report delivered', () => r.fake.deliveredSeqs.includes(seq), 5000);
-      expect((await retained(['dep-d'])).get('dep-d')?.report).toMatchObject({ id: 'dep-d', status: 'rejected', code: 'E_FW_SIGNATURE' });
-    } finally {
-      await live.close();
-      await r.close();
-    }
-  });
-
-  it('a report with an id that is no topic level is dropped, not holding back the ones after it', async () => {
-    const r = rig();
-    try {
-      const bad = r.fake.queue('a/b', 'running');
-      const good = r.fake.queue('dep-after', 'running');
-      await r.sync.start();
-      await waitFor('both marked delivered', () => r.fake.deliveredSeqs.includes(good), 10_000);
-      expect(r.fake.deliveredSeqs).toEqual([bad, good]);
-      expect((await retained(['dep-after'])).get('dep-after')?.retain).toBe(true);
-    } finally {
-      await r.close();
-    }
-  });
-
-  it('a report added while the link is down goes after the reconnect; one added while the sync is stopped goes after its start', async () => {
-    const r = rig();
-    try {
-      await r.sync.start();
-      await waitFor('connected', () => r.sync.status().connected, 10_000);
-      await broker.stop();
-      await waitFor('the link down', () => !r.sync.status().connected, 10_000);
-      const seq = r.fake.queue('dep-down', 'running');
-      r.t.ctx.bus.emit('deploymentReport', deploymentReport('dep-down', 'running', seq));
-      await new Promise((resolve) => setImmediate(resolve));
-      expect(r.fake.deliveredSeqs).not.toContain(seq);
-      await broker.start();
-      await waitFor('the report delivered after the reconnect', () => r.fake.deliveredSeqs.includes(seq), 10_000);
-      expect((await retained(['dep-down'])).get('dep-down')).toMatchObject({ retain: true, report: { id: 'dep-down', status: 'running' } });
-
-      await r.sync.stop();
-      const seq2 = r.fake.queue('dep-down', 'completed');
-      r.t.ctx.bus.emit('deploymentReport', deploymentReport('dep-down', 'completed', seq2));
-      expect(r.fake.deliveredSeqs).not.toContain(seq2);
-      await r.sync.start();
-      await waitFor('the report delivered after the restart', () => r.fake.deliveredSeqs.includes(seq2), 10_000);
-      expect((await retained(['dep-down'])).get('dep-down')?.report).toMatchObject({ status: 'completed' });
-    } finally {
-      await r.close();
-    }
+  reportDrainContract<DeploymentReport, DeploymentReport['status']>({
+    broker: () => broker,
+    up: UP,
+    rig,
+    states: ['running', 'paused', 'completed'],
+    rejected: 'rejected',
+    announce: (t, id, seq, status) => t.ctx.bus.emit('deploymentReport', deploymentReport(id, status, seq)),
+    seqOf: (report) => report.at,
+    expected: (id, status) => ({ id, status, gateway: GW, code: status === 'rejected' ? 'E_FW_SIGNATURE' : null, jobs: [{ device: 'lamp-1', bytesAcked: 480 }] }),
   });
 
   it('beside the configuration door: each door gets its own messages and publishes its own reports', async () => {
-    const t = makeContext({ gateway: { id: GW }, sync: { url: broker.url, reconnectMin: 50, reconnectMax: 300, linger: 0 } });
     const fake = new FakeFirmware();
     const configPayloads: Buffer[] = [];
     const configDelivered: number[] = [];
@@ -342,12 +226,10 @@ describe('deployment reports (up/deployments/<id>)', () => {
         },
       }),
     } as Partial<ConfigService> as ConfigService;
-    const sync = createSyncComponent(t.ctx, { config, firmware: fake.service });
+    const both = doorSync(broker, { config, firmware: fake.service });
     try {
       const seq = fake.queue('dep-both', 'running');
-      const before = broker.subscriptions({ filter: DOWN });
-      await sync.start();
-      await waitFor('subscribed', () => broker.subscriptions({ filter: DOWN }) > before, 10_000);
+      await startSubscribed(broker, both.sync, DOWN, 'subscribed');
       await centralPublish([
         { topic: `streetbox/${GW}/down/config`, payload: 'config-message' },
         { topic: DOWN, payload: 'deployment-message' },
@@ -365,23 +247,18 @@ describe('deployment reports (up/deployments/<id>)', () => {
         await o.close();
       }
     } finally {
-      await sync.stop();
-      await t.close();
+      await both.close();
     }
   });
 
   it('without a firmware service the sync takes no deployment topics', async () => {
-    const t = makeContext({ gateway: { id: 'gw-nofw' }, sync: { url: broker.url, reconnectMin: 50, reconnectMax: 300, linger: 0 } });
-    const sync = createSyncComponent(t.ctx, {});
+    const bare = doorSync(broker, {}, 'gw-nofw');
     try {
-      const before = broker.subscriptions({ filter: 'streetbox/gw-nofw/down/commands' });
-      await sync.start();
-      await waitFor('subscribed to commands', () => broker.subscriptions({ filter: 'streetbox/gw-nofw/down/commands' }) > before, 10_000);
+      await startSubscribed(broker, bare.sync, 'streetbox/gw-nofw/down/commands', 'subscribed to commands');
       expect(broker.subscriptions({ filter: 'streetbox/gw-nofw/down/deployments' })).toBe(0);
       expect(broker.subscriptions({ filter: 'streetbox/gw-nofw/down/artifacts/+/+' })).toBe(0);
     } finally {
-      await sync.stop();
-      await t.close();
+      await bare.close();
     }
   });
 });

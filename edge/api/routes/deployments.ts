@@ -22,7 +22,7 @@ import { errorMessage } from '../../errors.js';
 import { FirmwareError } from '../../firmware/errors.js';
 import { DEPLOYMENT_ID_RE, MAX_MANIFEST_BYTES, type DeploymentAction, type DeploymentReport, type DeploymentSubmitted, type FirmwareService } from '../../firmware/types.js';
 import { ApiError, badInput, notFound } from '../errors.js';
-import { intParam, jsonObject, parseJson, query, readBody, readBodyWithin } from '../http.js';
+import { intParam, jsonObject, parseJson, query, readBody, readBodyWithin, readBytesWithin } from '../http.js';
 import type { ApiRequest, Reply, Router } from '../router.js';
 import type { RouteEnv } from './env.js';
 
@@ -130,7 +130,7 @@ async function storeArtifact(firmware: FirmwareService, env: RouteEnv, req: Inco
   query(url, []);
   contentType(req, ['application/octet-stream'], 'application/octet-stream');
   const quota = env.ctx.config.firmware.artifacts.maxBytes;
-  const data = await readBytesWithin(req, quota, () => tooLarge(`larger than the artifact quota (firmware.artifacts.maxBytes: ${quota} bytes)`, 'E_FW_QUOTA'));
+  const data = await readBytesWithin(req, { maxBytes: quota, tooLarge: () => tooLarge(`larger than the artifact quota (firmware.artifacts.maxBytes: ${quota} bytes)`, 'E_FW_QUOTA') });
   if (data.length === 0) throw badInput('body', "empty; expected the artifact's bytes");
   try {
     const stored = firmware.storeArtifact(data);
@@ -141,41 +141,6 @@ async function storeArtifact(firmware: FirmwareService, env: RouteEnv, req: Inco
     }
     throw err;
   }
-}
-
-/**
- * The raw body, at most `maxBytes` (`tooLarge()` past it, from the Content-Length or as soon as the
- * bytes read pass it, before the body is read to the end).
- */
-function readBytesWithin(req: IncomingMessage, maxBytes: number, tooLargeError: () => ApiError): Promise<Buffer> {
-  const declared = Number(req.headers['content-length']);
-  if (Number.isFinite(declared) && declared > maxBytes) return Promise.reject(tooLargeError());
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let done = false;
-    req.on('data', (chunk: Buffer) => {
-      if (done) return;
-      size += chunk.length;
-      if (size > maxBytes) {
-        done = true;
-        chunks.length = 0;
-        reject(tooLargeError());
-        return;
-      }
-      chunks.push(chunk);
-    });
-    req.on('end', () => {
-      if (done) return;
-      done = true;
-      resolve(Buffer.concat(chunks, size));
-    });
-    req.on('error', (err) => {
-      if (done) return;
-      done = true;
-      reject(err);
-    });
-  });
 }
 
 // ---- helpers ---------------------------------------------------------------------------

@@ -10,6 +10,8 @@
  *     record, compared byte for byte (MODBUS Application Protocol V1.1b3 §6.14, §6.15).
  *   both, activate: FC 16 `size` (uint32, high word first) → FC 3 `checksum` (2 registers) must
  *     equal zlib.crc32(image) → FC 6 `commit`: the device answers, then reboots into the image.
+ *   both, abort (a job that ends before its commit): FC 6 `abort` when the profile declares it:
+ *     the device leaves its bootloader, drops what it received and runs its old firmware.
  *
  * Every block goes full: the last one is padded with 0xFF (the device's CRC-32 covers exactly
  * `size` bytes). Blocks go at the bus's bulk priority (io.bulk), everything else at command
@@ -224,6 +226,15 @@ class ModbusUpdater implements DeviceUpdater {
   async commit(): Promise<void> {
     const { decl } = this;
     await exchange(this.io.command, encodeWriteSingleRegister(decl.commit.register, decl.commit.value), `commit (FC 6 register ${decl.commit.register} = ${hex(decl.commit.value)})`);
+  }
+
+  /** FC 6 `abort` at command priority; false without one declared (nothing sent). */
+  async abort(): Promise<boolean> {
+    const abort = this.decl.abort;
+    if (!abort) return false;
+    const what = `abort (FC 6 register ${abort.register} = ${hex(abort.value)})`;
+    await exchange(this.io.command, encodeWriteSingleRegister(abort.register, abort.value), what);
+    return true;
   }
 
   async checkImage(): Promise<void> {

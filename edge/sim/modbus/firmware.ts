@@ -15,13 +15,16 @@
  *   `commit.register`: the device checks the image (every byte of [0, size) written, the header
  *   `SBFW` + uint16 version), answers, is silent (no answer at all) for `rebootMs`, then runs the
  *   new version: its version point (role firmwareVersion) reads it. A lying device (fault `lies`)
- *   does all that and boots its old version.
+ *   does all that and boots its old version. FC 6 `abort.value` to `abort.register` (when declared;
+ *   it may be `enter`'s register): the device leaves its bootloader, drops the image in progress
+ *   (blocksReceived 0; blockLog keeps its indices until the next image starts) and runs its old
+ *   version; in its application with nothing in progress it answers and does nothing.
  *
  * Refusals (exception codes, §7): 4 when the profile declares `enter` and the device is not in
  * its bootloader (block, size, commit), and for a commit of an incomplete or headerless image (the
  * device stays where it was); 2 for a block or record beyond its capacity (default 1 MiB) and for a
- * write to the checksum or across its registers; 3 for a wrong enter or commit value, a block of
- * the wrong length, a size beyond the capacity.
+ * write to the checksum or across its registers; 3 for a wrong enter, abort or commit value, a block
+ * of the wrong length, a size beyond the capacity.
  */
 import { crc32 } from 'node:zlib';
 import type { ProfileFirmware } from '../../config/schema.js';
@@ -47,10 +50,12 @@ export interface FirmwareRecord {
   image: Buffer;
   /** blocks (file-record sub-requests) taken since the image was started */
   blocksReceived: number;
-  /** their indices, in the order received */
+  /** their indices, in the order received (after an abort: those of the image it dropped, until the next one starts) */
   blockLog: number[];
   /** commits accepted */
   commits: number;
+  /** abort writes answered (in the bootloader or not) */
+  aborts: number;
   /** reboots completed */
   reboots: number;
 }
@@ -91,12 +96,30 @@ interface Files {
   rr: number;
 }
 
+/** What an FC 6 value to one of the declaration's single registers does. */
+type Trigger = 'enter' | 'abort' | 'commit';
+
 interface Span {
-  what: 'enter' | 'block' | 'size' | 'checksum' | 'commit';
+  what: 'trigger' | 'block' | 'size' | 'checksum';
   from: number;
   count: number;
-  /** enter, commit: the value that does it */
-  value?: number;
+  /** trigger: what each value does (`enter` and `abort` may share a register) */
+  does?: Map<number, Trigger>;
+}
+
+/** The declaration's FC 6 registers, one span each, with what each value written there does. */
+function triggerSpans(decl: SimFirmwareDecl): Span[] {
+  const byRegister = new Map<number, Map<number, Trigger>>();
+  const add = (what: Trigger, w: { register: number; value: number } | undefined): void => {
+    if (!w) return;
+    const does = byRegister.get(w.register) ?? new Map<number, Trigger>();
+    does.set(w.value, what);
+    byRegister.set(w.register, does);
+  };
+  add('enter', decl.enter);
+  add('abort', decl.abort);
+  add('commit', decl.commit);
+  return [...byRegister].map(([from, does]) => ({ what: 'trigger', from, count: 1, does }));
 }
 
 export class FirmwareModel implements UnitHandler {
@@ -121,12 +144,13 @@ export class FirmwareModel implements UnitHandler {
   private written = new Uint8Array(0);
   private received = 0;
   private size: number | null = null;
-  /** the image was booted: the next one starts afresh */
+  /** the image was booted or dropped (abort): the next one starts afresh */
   private stale = false;
   private crcFresh = false;
   private blocks = 0;
   private log: number[] = [];
   private commits = 0;
+  private aborts = 0;
   private reboots = 0;
   private bootVersion = 0;
   private upAt = 0;
@@ -152,11 +176,10 @@ export class FirmwareModel implements UnitHandler {
     this.versionPoint = point.name;
     this.blockBytes = 2 * (decl.method === 'registerBlock' ? decl.block.registers : decl.recordRegisters);
     this.spans = [
-      ...(decl.enter ? [{ what: 'enter' as const, from: decl.enter.register, count: 1, value: decl.enter.value }] : []),
+      ...triggerSpans(decl),
       ...(decl.method === 'registerBlock' ? [{ what: 'block' as const, from: decl.block.register, count: 1 + decl.block.registers }] : []),
       { what: 'size', from: decl.size, count: 2 },
       { what: 'checksum', from: decl.checksum, count: 2 },
-      { what: 'commit', from: decl.commit.register, count: 1, value: decl.commit.value },
     ];
     for (const s of this.spans) this.bank.size.holding = Math.max(this.bank.size.holding, s.from + s.count);
     const width = point.type === 'int32' || point.type === 'uint32' || point.type === 'float32' ? 2 : 1;
@@ -186,6 +209,7 @@ export class FirmwareModel implements UnitHandler {
       blocksReceived: this.blocks,
       blockLog: [...this.log],
       commits: this.commits,
+      aborts: this.aborts,
       reboots: this.reboots,
     };
   }
@@ -203,10 +227,19 @@ export class FirmwareModel implements UnitHandler {
     if (!s) return undefined;
     if (hit.length > 1 || address < s.from || end > s.from + s.count) return EXCEPTION.illegalDataAddress;
     switch (s.what) {
-      case 'enter':
-        return s.value !== undefined && values[0] === s.value ? this.enter(s.from, s.value) : EXCEPTION.illegalDataValue;
-      case 'commit':
-        return values[0] === s.value ? this.commit() : EXCEPTION.illegalDataValue;
+      case 'trigger': {
+        const value = values[0]!;
+        switch (s.does?.get(value)) {
+          case 'enter':
+            return this.enter(s.from, value);
+          case 'abort':
+            return this.abort(s.from, value);
+          case 'commit':
+            return this.commit();
+          default:
+            return EXCEPTION.illegalDataValue;
+        }
+      }
       case 'checksum':
         return EXCEPTION.illegalDataAddress; // read only
       case 'size':
@@ -231,6 +264,26 @@ export class FirmwareModel implements UnitHandler {
   private enter(register: number, value: number): number {
     if (this.mode === 'app') this.erase();
     this.mode = 'bootloader';
+    this.bank.holding[register] = value;
+    return HANDLED;
+  }
+
+  /**
+   * Out of the bootloader, the image in progress dropped (a booted one is kept to be read back),
+   * the old version running on. Idempotent: in the application with nothing in progress, nothing.
+   */
+  private abort(register: number, value: number): number {
+    this.aborts++;
+    if (!this.stale) {
+      const log = this.log;
+      this.erase();
+      this.log = log; // kept to be read back until the next image starts
+      this.stale = true;
+    }
+    if (this.mode === 'bootloader') {
+      this.mode = 'app';
+      if (this.decl.enter) this.bank.holding[this.decl.enter.register] = 0;
+    }
     this.bank.holding[register] = value;
     return HANDLED;
   }

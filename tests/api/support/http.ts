@@ -19,6 +19,8 @@ export interface Api {
   api: ApiComponent;
   commands: RecordingCommands;
   call(method: string, path: string, opts?: { token?: string | null; role?: Role; body?: unknown; raw?: string; headers?: Record<string, string> }): Promise<Res>;
+  /** A request with any body and content type (call() sends JSON): the body as given, no Content-Type unless `type`. */
+  send(method: string, path: string, opts?: { role?: Role; body?: string | Buffer; type?: string }): Promise<Res>;
   close(): Promise<void>;
 }
 
@@ -50,19 +52,55 @@ export async function startApi(extra: Omit<ConfigInput, 'gateway'> = {}, deps: P
       if (opts.raw !== undefined) body = opts.raw;
       else if (opts.body !== undefined) body = JSON.stringify(opts.body);
       if (body !== undefined) headers['Content-Type'] = 'application/json';
-      const r = await fetch(`http://127.0.0.1:${api.port()}${path}`, { method, headers, ...(body !== undefined ? { body } : {}) });
-      const text = await r.text();
-      let json: unknown = undefined;
-      try {
-        json = JSON.parse(text);
-      } catch {
-        // not JSON (metrics, page)
-      }
-      return { status: r.status, headers: r.headers, text, json };
+      return res(await fetch(`http://127.0.0.1:${api.port()}${path}`, { method, headers, ...(body !== undefined ? { body } : {}) }));
+    },
+    async send(method, path, opts = {}) {
+      const headers: Record<string, string> = {};
+      if (opts.role) headers['Authorization'] = `Bearer ${TOKENS[opts.role]}`;
+      if (opts.type !== undefined) headers['Content-Type'] = opts.type;
+      return res(await fetch(`http://127.0.0.1:${api.port()}${path}`, { method, headers, ...(opts.body !== undefined ? { body: opts.body } : {}) }));
     },
     async close() {
       await api.stop();
       await t.close();
     },
   };
+}
+
+/** An answer read in full; `json` when its text parses (not: metrics, a page, a diff). */
+async function res(r: Response): Promise<Res> {
+  const text = await r.text();
+  let json: unknown = undefined;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    // not JSON
+  }
+  return { status: r.status, headers: r.headers, text, json };
+}
+
+/** A route's access rule: the letters of the roles that may (T technician, M maintenance, C central, V viewer), and its status for them. */
+export interface RouteAccess {
+  method: string;
+  path: string;
+  /** sent as JSON */
+  body?: unknown;
+  /** sent as it is, as application/json */
+  raw?: string;
+  may: string;
+  ok: number;
+}
+
+const LETTER: Record<Role, string> = { technician: 'T', maintenance: 'M', central: 'C', viewer: 'V' };
+
+/** The status every role and a caller without a token get from `route` (`got`), and what its rule says they should (`want`: ok, 403, 401). */
+export async function accessByCaller(api: Api, route: RouteAccess): Promise<{ got: Record<string, number>; want: Record<string, number> }> {
+  const got: Record<string, number> = {};
+  const want: Record<string, number> = {};
+  for (const who of ['technician', 'maintenance', 'central', 'viewer', 'none'] as const) {
+    const r = await api.call(route.method, route.path, { ...(who !== 'none' ? { role: who } : {}), ...(route.body !== undefined ? { body: route.body } : {}), ...(route.raw !== undefined ? { raw: route.raw } : {}) });
+    got[who] = r.status;
+    want[who] = who === 'none' ? 401 : route.may.includes(LETTER[who]) ? route.ok : 403;
+  }
+  return { got, want };
 }

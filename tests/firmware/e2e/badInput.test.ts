@@ -18,10 +18,10 @@ import type { DeploymentReport, JobRecord, Manifest } from '../../../edge/firmwa
 import { profileSchema, type ProfileConfig } from '../../../edge/config/schema.js';
 import { loadProfiles } from '../../../edge/profiles/index.js';
 import { startModbusSimulators, type ModbusSimulators } from '../../../edge/sim/modbus/index.js';
-import { tempDir, type TempDir } from '../../helpers/tmp.js';
+import type { TempDir } from '../../helpers/tmp.js';
 import { waitFor } from '../../helpers/wait.js';
 import { ALL_DAY, dumpOnFailure, firmwareEvents, firmwareState, polledAfter, rejectedEvent, watchPolls } from './outcomes.js';
-import { api, envelope, freePort, keyPair, MAINT_TOKEN, simImage, startGatewayProcess, writeGateway, type Api, type GatewayProcess, type Image, type KeyPair } from './support.js';
+import { envelope, keyPair, launchGateway, MAINT_TOKEN, simBuses, simImage, type Api, type GatewayProcess, type Image, type KeyPair } from './support.js';
 
 const GW = 'gw-bad';
 const ENDED = ['completed', 'halted', 'cancelled', 'rejected'];
@@ -60,17 +60,11 @@ beforeAll(async () => {
   });
   await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
   httpBase = `http://127.0.0.1:${(http.address() as AddressInfo).port}`;
-  dir = tempDir('fw-e2e-bad-');
   keys = keyPair();
-  const apiPort = await freePort();
-  writeGateway(dir.path, {
+  ({ dir, gw, a } = await launchGateway('fw-e2e-bad-', {
     id: GW,
-    apiPort,
     keys,
-    buses: [
-      { id: 'a', port: sims.bus('a').port!, retries: 1 },
-      { id: 'r', path: sims.bus('r').path!, baud: 115200, retries: 1 },
-    ],
+    buses: simBuses(sims, ['a', 'r'], { retries: 1 }),
     devices: [
       ...TCP.map((d) => ({ ...d, bus: 'a' })),
       { id: 'plain-1', bus: 'a', unit: 9, profile: plain.name },
@@ -80,9 +74,7 @@ beforeAll(async () => {
     ],
     firmware: [`lights: { windows: ${ALL_DAY} }`, 'retries: 2', 'timeouts: { fetch: 5s, transfer: 20s, activate: 10s, verify: 10s }'],
     extra: ['profiles:', `  - ${JSON.stringify(PLAIN_PROFILE)}`],
-  });
-  gw = await startGatewayProcess(dir.path, apiPort);
-  a = api(apiPort);
+  }));
   await polledAfter(a, NEIGHBOURS, 0, 10_000);
 }, 60_000);
 

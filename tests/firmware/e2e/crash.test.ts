@@ -29,9 +29,11 @@ import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { JOB_STAGES, FINAL_JOB_STAGES, type JobRecord, type JobStage } from '../../../edge/firmware/types.js';
 import { startModbusSimulators, type ModbusSimulators } from '../../../edge/sim/modbus/index.js';
+import { mulberry32 } from '../../../edge/sim/modbus/model.js';
 import { tempDir, type TempDir } from '../../helpers/tmp.js';
 import { waitFor } from '../../helpers/wait.js';
-import { api, envelope, freePort, keyPair, simImage, startGatewayProcess, writeGateway, type Api, type FwGatewaySpec, type GatewayProcess, type Image } from './support.js';
+import { ALL_DAY } from './outcomes.js';
+import { api, envelope, freePort, keyPair, simBuses, simImage, startGatewayProcess, writeGateway, type Api, type FwGatewaySpec, type GatewayProcess, type Image, type KeyPair } from './support.js';
 
 const KILLS = 20;
 const MAX_DELAY_MS = 800;
@@ -44,19 +46,7 @@ const TRAFFIC_BYTES = 640 * 1024;
 /** how long a controller is silent after its commit */
 const REBOOT_MS = 1500;
 /** the firmware section of devices.yaml: lights and traffic controllers may update at any time of day */
-const ALL_DAY = ["lights: { windows: [ { from: '00:00', to: '12:00' }, { from: '12:00', to: '00:00' } ] }", "traffic: { windows: [ { from: '00:00', to: '12:00' }, { from: '12:00', to: '00:00' } ] }"];
-
-/** mulberry32: a small seeded PRNG, so a failing run can be replayed from its seed */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const FIRMWARE = [`lights: { windows: ${ALL_DAY} }`, `traffic: { windows: ${ALL_DAY} }`];
 
 const stageIndex = (s: JobStage): number => JOB_STAGES.indexOf(s);
 
@@ -102,6 +92,15 @@ afterEach(async () => {
   rig = null;
 });
 
+/** A test's rig (torn down after it): a temp gateway directory with the devices.yaml of `spec` on a free API port, signed by new keys; not started. */
+async function prepare(prefix: string, sims: ModbusSimulators, spec: Omit<FwGatewaySpec, 'apiPort' | 'keys' | 'firmware'>): Promise<{ r: Rig; keys: KeyPair; a: Api }> {
+  const keys = keyPair();
+  const apiPort = await freePort();
+  const r: Rig = (rig = { dir: tempDir(prefix), sims, apiPort, gp: null });
+  writeGateway(r.dir.path, { ...spec, apiPort, keys, firmware: FIRMWARE });
+  return { r, keys, a: api(apiPort) };
+}
+
 async function start(r: Rig): Promise<GatewayProcess> {
   r.gp = await startGatewayProcess(r.dir.path, r.apiPort);
   return r.gp;
@@ -145,40 +144,30 @@ function integrity(dir: TempDir): unknown {
 
 describe('a firmware transfer cut short by SIGKILL', () => {
   it(`20 kills at random moments: every job confirmed, every image byte-identical, no transfer restarted from block 0 (seed ${SEED})`, async () => {
-    const random = prng(SEED);
+    const random = mulberry32(SEED); // a failing run is replayed from its seed
     const sims = await startModbusSimulators({
       rtu: [{ id: 'line', wireTime: true, baud: 115200, devices: [{ unit: 1, profile: 'streetlight-controller' }, { unit: 2, profile: 'streetlight-controller' }] }],
       tcp: [{ id: 'net', devices: [{ unit: 1, profile: 'traffic-controller' }] }],
       rebootMs: REBOOT_MS,
     });
-    const keys = keyPair();
-    const apiPort = await freePort();
-    const spec: FwGatewaySpec = {
-      id: 'gw-crash',
-      apiPort,
-      keys,
-      buses: [
-        { id: 'line', path: sims.bus('line').path!, baud: 115200 },
-        { id: 'net', port: sims.bus('net').port! },
-      ],
+    const gateway = 'gw-crash';
+    const { r, keys, a } = await prepare('streetbox-fw-crash-', sims, {
+      id: gateway,
+      buses: simBuses(sims, ['line', 'net']),
       devices: [
         { id: 'lamp-1', bus: 'line', unit: 1 },
         { id: 'lamp-2', bus: 'line', unit: 2 },
         { id: 'tc-1', bus: 'net', unit: 1, profile: 'traffic-controller', allowCommands: true },
       ],
-      firmware: ALL_DAY,
-    };
-    const r: Rig = (rig = { dir: tempDir('streetbox-fw-crash-'), sims, apiPort, gp: null });
-    writeGateway(r.dir.path, spec);
-    const a = api(apiPort);
+    });
     const lights = simImage(0x0300, LIGHT_BYTES);
     const traffic = simImage(0x0301, TRAFFIC_BYTES);
     const where = (n: number | string): string => `seed ${SEED}, ${typeof n === 'number' ? `kill ${n}` : n}`;
 
     let gp = await start(r);
-    const d1 = await a.deploy(envelope(keys, spec.id, { id: 'crash-lights', targets: { devices: ['lamp-1', 'lamp-2'] }, policy: { maxPerBus: 2, maxPerGroup: 2 } }, lights), lights.bytes);
+    const d1 = await a.deploy(envelope(keys, gateway, { id: 'crash-lights', targets: { devices: ['lamp-1', 'lamp-2'] }, policy: { maxPerBus: 2, maxPerGroup: 2 } }, lights), lights.bytes);
     expect(d1, 'the lights deployment').toMatchObject({ status: 202, body: { status: 'running' } });
-    const d2 = await a.deploy(envelope(keys, spec.id, { id: 'crash-traffic', targets: { devices: ['tc-1'] } }, traffic), traffic.bytes);
+    const d2 = await a.deploy(envelope(keys, gateway, { id: 'crash-traffic', targets: { devices: ['tc-1'] } }, traffic), traffic.bytes);
     expect(d2, 'the traffic deployment').toMatchObject({ status: 202, body: { status: 'running' } });
     const ids = ['crash-lights', 'crash-traffic'];
     const images: Record<string, { bus: string; unit: number; image: Image }> = {
@@ -272,24 +261,17 @@ describe('a firmware transfer cut short by SIGKILL', () => {
       ],
       rebootMs: 3000,
     });
-    const keys = keyPair();
-    const apiPort = await freePort();
-    const spec: FwGatewaySpec = {
-      id: 'gw-crash-act',
-      apiPort,
-      keys,
-      buses: [{ id: 'net', port: sims.bus('net').port! }],
+    const gateway = 'gw-crash-act';
+    const { r, keys, a } = await prepare('streetbox-fw-crash-act-', sims, {
+      id: gateway,
+      buses: simBuses(sims, ['net']),
       devices: [
         { id: 'lamp-a', bus: 'net', unit: 1 },
         { id: 'lamp-b', bus: 'net', unit: 2 },
         { id: 'lamp-c', bus: 'net', unit: 3 },
         { id: 'tc-1', bus: 'net', unit: 4, profile: 'traffic-controller', allowCommands: true },
       ],
-      firmware: ALL_DAY,
-    };
-    const r: Rig = (rig = { dir: tempDir('streetbox-fw-crash-act-'), sims, apiPort, gp: null });
-    writeGateway(r.dir.path, spec);
-    const a = api(apiPort);
+    });
     await start(r);
 
     // the built-in profiles' registers (edge/profiles): size 100..101, commit 104 (0xC0DE)
@@ -321,7 +303,7 @@ describe('a firmware transfer cut short by SIGKILL', () => {
       const where = `${c.id} (${c.device}, killed at the ${c.at === 'verifying' ? 'stage verifying' : `${c.at} write`})`;
       const image = simImage(c.version, 4096);
       const hook = c.at === 'verifying' ? null : killOnWrite(c.unit, c.at === 'size' ? SIZE_REGISTER : COMMIT_REGISTER);
-      const sent = await a.deploy(envelope(keys, spec.id, { id: c.id, targets: { devices: [c.device] } }, image), image.bytes);
+      const sent = await a.deploy(envelope(keys, gateway, { id: c.id, targets: { devices: [c.device] } }, image), image.bytes);
       expect(sent, `${where}: the deployment`).toMatchObject({ status: 202, body: { status: 'running' } });
       if (hook) {
         await waitFor(`${where}: the kill`, () => hook.fired(), { timeoutMs: 30_000, intervalMs: 5 });

@@ -20,10 +20,10 @@ import { loadProfiles } from '../../../edge/profiles/index.js';
 import { startModbusSimulators, type ModbusSimulators } from '../../../edge/sim/modbus/index.js';
 import { observe, type Observer } from '../../sync/helpers.js';
 import { startMosquitto, type Mosquitto } from '../../sync/mosquitto.js';
-import { tempDir, type TempDir } from '../../helpers/tmp.js';
+import type { TempDir } from '../../helpers/tmp.js';
 import { waitFor } from '../../helpers/wait.js';
 import { ALL_DAY, dumpOnFailure, watchPolls } from './outcomes.js';
-import { api, envelope, freePort, keyPair, simImage, startGatewayProcess, writeGateway, type Api, type GatewayProcess, type Image, type KeyPair } from './support.js';
+import { envelope, keyPair, launchGateway, simBuses, simImage, startGatewayProcess, type Api, type GatewayProcess, type Image, type KeyPair } from './support.js';
 
 const GW = 'gw-methods';
 const DOWN = `streetbox/${GW}/down/deployments`;
@@ -83,17 +83,11 @@ beforeAll(async () => {
     rebootMs: REBOOT_MS,
   });
   broker = await startMosquitto();
-  dir = tempDir('fw-e2e-methods-');
   keys = keyPair();
-  const apiPort = await freePort();
-  writeGateway(dir.path, {
+  ({ dir, gw, a } = await launchGateway('fw-e2e-methods-', {
     id: GW,
-    apiPort,
     keys,
-    buses: [
-      { id: 'a', port: sims.bus('a').port!, retries: 1 },
-      { id: 'r', path: sims.bus('r').path!, baud: 115200, retries: 1 },
-    ],
+    buses: simBuses(sims, ['a', 'r'], { retries: 1 }),
     devices: [...TCP.map((d) => ({ ...d, bus: 'a' })), ...RTU.map((d) => ({ ...d, bus: 'r' }))],
     groups: [],
     firmware: [`lights: { windows: ${ALL_DAY} }`, `traffic: { windows: ${ALL_DAY} }`, 'retries: 3', 'timeouts: { transfer: 1m, activate: 30s, verify: 30s }'],
@@ -107,9 +101,7 @@ beforeAll(async () => {
       '  reconnectMin: 100ms',
       '  reconnectMax: 1s',
     ],
-  });
-  gw = await startGatewayProcess(dir.path, apiPort);
-  a = api(apiPort);
+  }));
   central = await mqtt.connectAsync(broker.url, { reconnectPeriod: 0, clientId: 'central-methods' });
   await waitFor('the gateway subscribed to down/deployments', () => broker.subscriptions({ filter: DOWN }) > 0, 15_000);
 }, 60_000);
@@ -361,18 +353,13 @@ describe('pause and cancel at awkward moments', () => {
 
   beforeAll(async () => {
     sims2 = await startModbusSimulators({ tcp: [{ id: 'a', devices: [1, 2].map((unit) => ({ unit, profile: 'streetlight-controller' })) }], rebootMs: 4000 });
-    dir2 = tempDir('fw-e2e-awkward-');
-    port2 = await freePort();
-    writeGateway(dir2.path, {
+    ({ dir: dir2, apiPort: port2, gw: gw2, a: b } = await launchGateway('fw-e2e-awkward-', {
       id: 'gw-awkward',
-      apiPort: port2,
       keys,
-      buses: [{ id: 'a', port: sims2.bus('a').port! }],
+      buses: simBuses(sims2, ['a']),
       devices: [1, 2].map((u) => ({ id: `lamp-${u}`, bus: 'a', unit: u })),
       firmware: [`lights: { windows: ${ALL_DAY} }`, 'timeouts: { transfer: 3s }'],
-    });
-    gw2 = await startGatewayProcess(dir2.path, port2);
-    b = api(port2);
+    }));
   }, 30_000);
 
   afterAll(async () => {

@@ -12,10 +12,11 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { makeEnvelope, signManifest } from '../../../edge/firmware/manifest.js';
 import type { DeploymentReport, JobRecord, Manifest } from '../../../edge/firmware/types.js';
-import { makeSimImage } from '../../../edge/sim/modbus/index.js';
+import { makeSimImage, type ModbusSimulators } from '../../../edge/sim/modbus/index.js';
 import { BIN } from '../../helpers/demoGateway.js';
 import { freePort } from '../../helpers/ports.js';
 import { startScriptEnv } from '../../helpers/startScript.js';
+import { tempDir, type TempDir } from '../../helpers/tmp.js';
 import { waitFor } from '../../helpers/wait.js';
 
 export const TECH_TOKEN = 'fw-e2e-technician-token-0001';
@@ -202,6 +203,43 @@ export function writeGateway(dir: string, spec: FwGatewaySpec): void {
 }
 
 export { freePort };
+
+/**
+ * The buses of `sims` as the gateway reaches them: a TCP server by its port, an RTU line by its
+ * PTY end (at the builder's default, 115200 baud); `extra` (retries, timeout…) on each.
+ */
+export function simBuses(sims: ModbusSimulators, ids: readonly string[], extra: Omit<BusSpec, 'id' | 'port' | 'path'> = {}): BusSpec[] {
+  return ids.map((id) => {
+    const b = sims.bus(id);
+    return b.kind === 'tcp' ? { id, port: b.port!, ...extra } : { id, path: b.path!, ...extra };
+  });
+}
+
+export interface LaunchedGateway {
+  /** the gateway's directory; the test removes it */
+  dir: TempDir;
+  apiPort: number;
+  gw: GatewayProcess;
+  /** the technician's API */
+  a: Api;
+}
+
+/**
+ * A temp gateway directory (named from `prefix`) with the devices.yaml of `spec` on a free API
+ * port, the gateway process started on it, and the technician's API.
+ */
+export async function launchGateway(prefix: string, spec: Omit<FwGatewaySpec, 'apiPort'>): Promise<LaunchedGateway> {
+  const dir = tempDir(prefix);
+  try {
+    const apiPort = await freePort();
+    writeGateway(dir.path, { ...spec, apiPort });
+    const gw = await startGatewayProcess(dir.path, apiPort);
+    return { dir, apiPort, gw, a: api(apiPort) };
+  } catch (err) {
+    dir.remove();
+    throw err;
+  }
+}
 
 // ───────────────────────────── the technician's API ─────────────────────────────
 

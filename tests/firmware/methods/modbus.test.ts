@@ -2,7 +2,7 @@
 // (its bus scheduler's bulk share, ModbusDriver.firmwareIo) over real TCP on 127.0.0.1 against a
 // tiny in-test controller that takes firmware both ways (registerBlock: a bootloader, FC 16
 // blocks; fileRecord: FC 21 / FC 20) and can lie about its checksum, corrupt a read-back, refuse
-// with exceptions, fall silent and reboot.
+// with exceptions, fall silent and reboot; and the `abort` write that takes it out of its bootloader.
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { crc32 } from 'node:zlib';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -62,7 +62,12 @@ class Controller {
   /** how long it takes to answer, ms */
   delayMs = 0;
   commits = 0;
+  aborts = 0;
+  /** answer the abort write with this exception */
+  refuseAbort: number | undefined;
   readonly blocksSeen: string[] = [];
+  /** every FC 6 it took: `register=value` */
+  readonly singleWrites: string[] = [];
   constructor(
     readonly decl: ModbusFirmwareDecl,
     capacity: number,
@@ -96,6 +101,12 @@ class Controller {
         return encodeRegistersResponse(rq.fc, regs);
       }
       case 6:
+        if (decl.abort && rq.address === decl.abort.register && rq.value === decl.abort.value) {
+          if (this.refuseAbort !== undefined) throw refuse(this.refuseAbort);
+          this.bootloader = false;
+          this.aborts++;
+        }
+        this.singleWrites.push(`${rq.address}=${rq.value}`);
         if (decl.enter && rq.address === decl.enter.register && rq.value === decl.enter.value) this.bootloader = true;
         if (rq.address === decl.commit.register && rq.value === decl.commit.value) {
           if ((decl.enter && !this.bootloader) || this.size === 0 || this.mem.toString('latin1', 0, 4) !== 'SBFW') throw refuse(4);
@@ -345,6 +356,66 @@ describe('Modbus update methods against a controller over TCP', () => {
     expect(err.message).toMatch(/^block 0 \(FC 16 register 112\): bus "tcp1" unit 1: no answer within 200 ms/);
     expect(await u.readVersion()).toBeNull();
     await expect(u.prepare()).rejects.toMatchObject({ code: 'E_FW_TRANSFER' });
+  });
+
+  describe('abort: the profile\'s way out of the bootloader', () => {
+    const withAbort: ModbusFirmwareDecl = { ...registerBlock, abort: { register: 110, value: 0 } };
+
+    it('none declared: false, and nothing is sent', async () => {
+      const { target } = await start(registerBlock);
+      const u = updater(registerBlock, image(0x0203, 100));
+      await u.prepare();
+      expect(await u.abort()).toBe(false);
+      expect(target.singleWrites).toEqual(['110=45063']); // the enter alone
+      expect(target.bootloader).toBe(true);
+    });
+
+    it('declared (0 to the enter register): FC 6 at command priority, true once answered; the device is out of its bootloader', async () => {
+      const { target } = await start(withAbort);
+      const u = updater(withAbort, image(0x0203, 200));
+      await u.prepare();
+      await u.sendBlock(0);
+      await u.sendBlock(1);
+      const bulk = bulkMetric('streetbox_modbus_bulk_transactions_total');
+      expect(await u.abort()).toBe(true);
+      expect(bulkMetric('streetbox_modbus_bulk_transactions_total')).toBe(bulk); // not a block: command priority
+      expect(target.singleWrites).toEqual(['110=45063', '110=0']);
+      expect({ bootloader: target.bootloader, aborts: target.aborts, commits: target.commits }).toEqual({ bootloader: false, aborts: 1, commits: 0 });
+      // idempotent on our side too: sent again, answered again
+      expect(await u.abort()).toBe(true);
+      expect(target.aborts).toBe(2);
+      expect((await rejection(u.sendBlock(2))).message).toMatch(/exception 4 \(SERVER DEVICE FAILURE\)/);
+      expect(await u.readVersion()).toBe(0x0100);
+    });
+
+    it('on file records, a register of its own', async () => {
+      const decl: ModbusFirmwareDecl = { ...fileRecord, abort: { register: 106, value: 0xdead } };
+      const { target } = await start(decl);
+      const u = updater(decl, image(0x0300, 300));
+      await u.sendBlock(0);
+      expect(await u.abort()).toBe(true);
+      expect(target.singleWrites).toEqual(['106=57005']);
+      expect(target.aborts).toBe(1);
+    });
+
+    it('refused: E_FW_EXCEPTION saying which exception, to what', async () => {
+      const { target } = await start(withAbort);
+      target.refuseAbort = 4;
+      const u = updater(withAbort, image(0x0203, 100));
+      const err = await rejection(u.abort());
+      expect(err.code).toBe('E_FW_EXCEPTION');
+      expect(err.message).toBe('abort (FC 6 register 110 = 0x0000): the device answered exception 4 (SERVER DEVICE FAILURE) to function 6');
+    });
+
+    it('no answer: E_FW_TRANSFER', async () => {
+      const { target } = await start(withAbort);
+      const u = updater(withAbort, image(0x0203, 100));
+      target.silentUntil = Infinity;
+      const err = await rejection(u.abort());
+      expect(err.code).toBe('E_FW_TRANSFER');
+      expect(err.message).toMatch(/^abort \(FC 6 register 110 = 0x0000\): bus "tcp1" unit 1: no answer within 200 ms/);
+      expect(target.aborts).toBe(0);
+    });
   });
 
   it('firmwareIo of a device the driver does not poll: E_NOT_FOUND', async () => {
