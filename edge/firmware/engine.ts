@@ -466,15 +466,20 @@ export class FirmwareEngine implements FirmwareService {
     for (const j of jobs) {
       if (FINAL_JOB_STAGES.includes(j.stage) || j.stage === 'pending') continue;
       const runner = this.runners.get(key(j));
-      if (runner && now - j.stageAt > this.stageTimeout(j)) runner.abort('timeout');
+      // a runner waiting for a gate is not late: the deadline bounds that wait
+      if (runner && j.waiting === null && now - j.stageAt > this.stageTimeout(j)) runner.abort('timeout');
     }
     // the deadline: jobs that could not start by then, and jobs a pause parked before their device was taken out of service
     if (now > d.deadline) {
       for (const j of jobs) {
-        if (this.runners.has(key(j))) continue;
-        if (j.stage === 'pending' || (d.status === 'paused' && (j.stage === 'fetching' || j.stage === 'transferring'))) {
-          this.endJob(d, j, 'failed', 'E_FW_EXPIRED', `not done before the deployment's deadline ${new Date(d.deadline).toISOString()}${j.waiting ? `; it was waiting: ${j.waiting}` : ''}`);
+        if (FINAL_JOB_STAGES.includes(j.stage)) continue;
+        const reason = `not done before the deployment's deadline ${new Date(d.deadline).toISOString()}${j.waiting ? `; it was waiting: ${j.waiting}` : ''}`;
+        const runner = this.runners.get(key(j));
+        if (runner) {
+          if (j.waiting !== null && (j.stage === 'pending' || j.stage === 'fetching' || j.stage === 'transferring')) runner.abort('expired', { code: 'E_FW_EXPIRED', reason });
+          continue;
         }
+        if (j.stage === 'pending' || (d.status === 'paused' && (j.stage === 'fetching' || j.stage === 'transferring'))) this.endParked(d, j, 'failed', 'E_FW_EXPIRED', reason);
       }
     }
     jobs = this.o.journal.jobs(d.id);
@@ -483,7 +488,7 @@ export class FirmwareEngine implements FirmwareService {
       for (const j of jobs) {
         if (FINAL_JOB_STAGES.includes(j.stage) || this.runners.has(key(j))) continue;
         if (j.stage === 'activating' || j.stage === 'verifying') this.startRunner(d, j);
-        else this.endJob(d, j, 'cancelled', d.code ?? 'E_FW_CANCELLED', d.reason ?? 'the deployment ended');
+        else this.endParked(d, j, 'cancelled', d.code ?? 'E_FW_CANCELLED', d.reason ?? 'the deployment ended');
       }
       jobs = this.o.journal.jobs(d.id);
       if (jobs.every((j) => FINAL_JOB_STAGES.includes(j.stage)) && this.runnersOf(d.id).length === 0) {
@@ -506,9 +511,9 @@ export class FirmwareEngine implements FirmwareService {
     // the wave ended: the next one, or the end
     if (inWave.every((j) => FINAL_JOB_STAGES.includes(j.stage)) && !this.runnersOf(d.id).length) {
       const confirmed = inWave.filter((j) => j.stage === 'confirmed').length;
-      // by default a wave succeeds when no more failed than its error threshold allows
-      const successThreshold = policyWaves[d.wave]?.successThreshold ?? 1 - errorThreshold;
-      if (inWave.length > 0 && confirmed / inWave.length < successThreshold) {
+      // without a successThreshold the error threshold alone decides (checked above)
+      const successThreshold = policyWaves[d.wave]?.successThreshold;
+      if (successThreshold !== undefined && inWave.length > 0 && confirmed < Math.ceil(inWave.length * successThreshold - 1e-9)) {
         this.halt(d, `wave ${d.wave + 1}: ${confirmed} of ${inWave.length} jobs confirmed (${pct(confirmed / inWave.length)}), less than its success threshold ${pct(successThreshold)}`);
         return;
       }
@@ -563,6 +568,8 @@ export class FirmwareEngine implements FirmwareService {
     }
     const dev = this.gatedDevice(j.device);
     if (!dev) return { ok: false, waiting: `device "${j.device}" is no longer in devices.yaml` };
+    const gatewayJob = this.o.journal.activeJobs().find((x) => x.method === 'gateway' && (BUSY_STAGES.has(x.stage) || this.runners.has(key(x))));
+    if (gatewayJob) return { ok: false, waiting: `the gateway updates itself (deployment ${gatewayJob.deployment}): devices wait for its restart` };
     const verdict = gate(dev, { now: this.o.ctx.clock.now(), config: this.config, windows: manifest?.policy?.windows ?? [], hold: this.parts?.control?.firmwareHold(j.device) ?? null });
     if (!verdict.ok) return { ok: false, waiting: verdict.waiting };
     return this.capsAllow(j, dev, manifest);
@@ -603,7 +610,11 @@ export class FirmwareEngine implements FirmwareService {
     this.o.journal.patchJob(d.id, j.device, { waiting });
     if (this.waitingLogged.get(key(j)) !== waiting) {
       this.waitingLogged.set(key(j), waiting);
-      this.o.ctx.store.appendEvent({ kind: 'firmware.job.waiting', severity: 'info', device: j.device, detail: { deployment: d.id, principal: d.principal, device: j.device, stage: j.stage, waiting } });
+      try {
+        this.o.ctx.store.appendEvent({ kind: 'firmware.job.waiting', severity: 'info', device: j.device, detail: { deployment: d.id, principal: d.principal, device: j.device, stage: j.stage, waiting } });
+      } catch (err) {
+        this.log.error({ err }, 'firmware: event not recorded');
+      }
       this.log.info({ deployment: d.id, device: j.device, waiting }, 'firmware: job waits');
     }
     this.publish(d.id, false);
@@ -643,7 +654,7 @@ export class FirmwareEngine implements FirmwareService {
       if (FINAL_JOB_STAGES.includes(j.stage) || j.stage === 'activating' || j.stage === 'verifying') continue;
       const runner = this.runners.get(key(j));
       if (runner) runner.abort('cancel', { code, reason });
-      else this.endJob(d, j, 'cancelled', code, reason);
+      else this.endParked(d, j, 'cancelled', code, reason);
     }
   }
 
@@ -680,8 +691,8 @@ export class FirmwareEngine implements FirmwareService {
 
   // ------------------------------------------------------------------------------ jobs
 
-  private startRunner(d: DeploymentRecord, j: JobRecord): void {
-    const runner = new JobRunner(this.jobEnv(), d, j);
+  private startRunner(d: DeploymentRecord, j: JobRecord, endAs?: { stage: 'failed' | 'cancelled'; code: FirmwareCode; reason: string }): void {
+    const runner = new JobRunner(this.jobEnv(), d, j, endAs);
     this.runners.set(key(j), runner);
     void runner.done
       .catch((err: unknown) => this.log.error({ err, deployment: d.id, device: j.device }, 'firmware: job runner failed'))
@@ -712,6 +723,8 @@ export class FirmwareEngine implements FirmwareService {
       mayProceed: (d, j) => {
         const fresh = this.o.journal.deployment(d.id) ?? d;
         if (fresh.status !== 'running') return { ok: false, waiting: `deployment ${fresh.status}` };
+        // the gateway itself: its windows, and no other job under way when it restarts
+        if (j.method === 'gateway') return this.mayStart(fresh, j);
         const dev = this.gatedDevice(j.device);
         if (!dev) return { ok: false, waiting: `device "${j.device}" is no longer in devices.yaml` };
         const v = gate(dev, { now: this.o.ctx.clock.now(), config: this.config, windows: this.manifestOf(fresh)?.policy?.windows ?? [], hold: this.parts?.control?.firmwareHold(j.device) ?? null });
@@ -731,6 +744,18 @@ export class FirmwareEngine implements FirmwareService {
       stageTimeout: (j) => this.stageTimeout(j),
       selfUpdateDeadline: () => this.bootDeadline,
     };
+  }
+
+  /**
+   * Ends a job no runner holds: a pending one at once; one parked mid-transfer through a runner
+   * that first tells its device to leave the bootloader (jobRunner.ts endParked).
+   */
+  private endParked(d: DeploymentRecord, j: JobRecord, stage: 'failed' | 'cancelled', code: FirmwareCode, reason: string): void {
+    if (j.stage === 'transferring' || j.stage === 'activating') {
+      this.startRunner(d, j, { stage, code, reason });
+      return;
+    }
+    this.endJob(d, j, stage, code, reason);
   }
 
   private endJob(d: DeploymentRecord, j: JobRecord, stage: 'failed' | 'cancelled', code: FirmwareCode, reason: string): void {
@@ -816,6 +841,15 @@ export class FirmwareEngine implements FirmwareService {
 
   /** At start: a self-update the previous process switched to, or that the launcher switched back from. */
   private settleSelfUpdateAtBoot(): void {
+    try {
+      this.settleSelfUpdate();
+    } catch (err) {
+      // the launcher's deadline still applies to a release on trial
+      this.log.error({ err }, 'firmware: the self-update state could not be settled');
+    }
+  }
+
+  private settleSelfUpdate(): void {
     const su = this.o.selfUpdate;
     if (!su) return;
     let boot: ReturnType<SelfUpdater['boot']>;
@@ -849,8 +883,11 @@ export class FirmwareEngine implements FirmwareService {
       // a release on trial that no job expects: back to the release it came from
       const reason = `release ${boot.to} is on trial but deployment ${deployment} does not expect it (${j ? `its job ended ${j.stage}` : 'no such job'})`;
       this.log.error({ deployment, version: boot.to }, reason);
-      su.switchBack(reason);
-      this.restart(reason);
+      try {
+        su.switchBack(reason);
+      } finally {
+        this.restart(reason);
+      }
       return;
     }
     if (j.stage === 'activating') {

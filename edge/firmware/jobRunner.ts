@@ -55,7 +55,7 @@ export interface JobEnv {
   selfUpdateDeadline(): number | null;
 }
 
-type AbortReason = 'stop' | 'pause' | 'cancel' | 'timeout';
+type AbortReason = 'stop' | 'pause' | 'cancel' | 'timeout' | 'expired';
 
 class Aborted extends Error {
   constructor(readonly why: AbortReason) {
@@ -91,6 +91,8 @@ export class JobRunner {
     private readonly env: JobEnv,
     private readonly d: DeploymentRecord,
     private job: JobRecord,
+    /** only end this parked job (a deadline, a cancel, a halt): the device leaves its bootloader first */
+    private readonly endAs?: { stage: 'failed' | 'cancelled'; code: FirmwareCode; reason: string },
   ) {
     this.deployment = d.id;
     this.stage = job.stage;
@@ -103,7 +105,7 @@ export class JobRunner {
   }
 
   abort(why: AbortReason, as?: { code: FirmwareCode; reason: string }): void {
-    if (this.why === null || why === 'cancel' || why === 'timeout') this.why = why;
+    if (this.why === null || why === 'cancel' || why === 'timeout' || why === 'expired') this.why = why;
     if (as) this.cancelAs = as;
     for (const w of this.wakers) w();
   }
@@ -133,6 +135,10 @@ export class JobRunner {
 
   private async run(): Promise<void> {
     try {
+      if (this.endAs) {
+        await this.endParked(this.endAs);
+        return;
+      }
       if (this.job.method === 'gateway') await this.runGateway();
       else await this.runDevice();
     } catch (err) {
@@ -148,6 +154,8 @@ export class JobRunner {
       await this.leaveBootloader();
       if (err.why === 'cancel') {
         this.advance('cancelled', { code: this.cancelAs?.code ?? 'E_FW_CANCELLED', reason: this.cancelAs?.reason ?? 'cancelled' });
+      } else if (err.why === 'expired') {
+        this.advance('failed', { code: 'E_FW_EXPIRED', reason: this.cancelAs?.reason ?? `not done before the deployment's deadline${this.job.waiting ? `; it was waiting: ${this.job.waiting}` : ''}` });
       } else {
         this.advance('failed', { code: 'E_FW_TIMEOUT', reason: `${this.stage} took longer than ${Math.round(this.env.stageTimeout(this.job) / 1000)} s` });
       }
@@ -162,6 +170,26 @@ export class JobRunner {
       await this.leaveBootloader();
       this.advance('failed', { code, reason: errorMessage(err) });
     }
+    await this.restoreLight();
+  }
+
+  /** A parked job (no runner) ends: a device mid-transfer is told to leave its bootloader, a light driven back. */
+  private async endParked(as: { stage: 'failed' | 'cancelled'; code: FirmwareCode; reason: string }): Promise<void> {
+    const modbus = this.env.modbus;
+    const devCfg = this.env.ctx.config.devices.find((x) => x.id === this.job.device);
+    const profile = devCfg ? this.env.profiles.get(devCfg.profile) : undefined;
+    const fw = profile ? firmwareOf(profile) : null;
+    if (modbus && fw && (this.job.stage === 'transferring' || this.job.stage === 'activating')) {
+      try {
+        // the abort needs no image: a placeholder stands for it
+        this.updater = createModbusUpdater({ firmware: fw.decl, versionPoint: fw.versionPoint, io: modbus.firmwareIo(this.job.device), image: Buffer.alloc(2, 0xff) });
+        this.entered = true;
+        await this.leaveBootloader();
+      } catch (err) {
+        this.env.log.warn({ err, device: this.job.device }, 'firmware: the device was not told to leave its bootloader');
+      }
+    }
+    this.advance(as.stage, { code: as.code, reason: as.reason });
     await this.restoreLight();
   }
 
@@ -242,16 +270,9 @@ export class JobRunner {
       if (now !== versionCode) {
         await this.retrying('size and checksum', () => updater.checkImage());
         this.check();
-        // from here the device may take the image: it is past aborting
+        await this.commitOnce(updater, versionCode);
+      } else {
         this.entered = false;
-        try {
-          await this.withAbort(updater.commit());
-        } catch (err) {
-          if (err instanceof Aborted) throw err;
-          // a refusal is final; silence is not: the commit may have gone in and the device be rebooting
-          if (err instanceof FirmwareError && err.code === 'E_FW_EXCEPTION') throw err;
-          env.log.warn({ err, device: this.job.device }, 'firmware: the commit was not answered; the version after the reboot decides');
-        }
       }
       this.advance('verifying');
     }
@@ -262,13 +283,43 @@ export class JobRunner {
 
   /** Waits while a gate is closed (window, hold, caps of the time of day); a paused or ended deployment stops the runner. */
   private async untilGatesOpen(): Promise<void> {
+    let waited = false;
     for (;;) {
       this.check();
       const v = this.env.mayProceed(this.d, this.job);
-      if (v.ok) return;
+      if (v.ok) break;
+      waited = true;
       this.env.waiting(this.d, this.job, v.waiting);
+      this.job = { ...this.job, waiting: v.waiting };
       if (v.waiting.startsWith('deployment ')) throw new Aborted('pause');
       await this.sleep(GATE_RETRY_MS);
+    }
+    // the time spent waiting for a gate is not the stage's: its timeout counts from now
+    if (waited) this.job = this.env.journal.advance(this.d.id, this.job.device, this.job.stage, { waiting: null }, this.env.ctx.clock.now());
+  }
+
+  /**
+   * The commit, sent once: a refusal is final (the device keeps its bootloader and is told to
+   * leave it); silence is not (the commit may have gone in and the device be rebooting). A device
+   * that answers at once with its old version did not get the request: it is sent once more.
+   */
+  private async commitOnce(updater: DeviceUpdater, versionCode: number): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.withAbort(updater.commit());
+        this.entered = false;
+        return;
+      } catch (err) {
+        if (err instanceof Aborted) throw err;
+        if (err instanceof FirmwareError && err.code === 'E_FW_EXCEPTION') throw err;
+        this.env.log.warn({ err, device: this.job.device, attempt }, 'firmware: the commit was not answered');
+      }
+      const v = await this.withAbort(updater.readVersion());
+      if (v === null || v === versionCode || attempt >= 2) {
+        // rebooting, or rebooted: the version after the reboot decides
+        this.entered = false;
+        return;
+      }
     }
   }
 
@@ -386,13 +437,13 @@ export class JobRunner {
       this.check();
       await this.withAbort(su.install(env.artifactPath(this.d), version));
       env.journal.progress(this.d.id, this.job.device, 1, this.d.artifact.size);
-      this.check();
+      // the restart must not land in a controller's activation: the gates (no other job busy) again
+      await this.untilGatesOpen();
       this.advance('activating');
       su.activate(this.d.id, version);
       if (!env.requestRestart(`release ${version} switched in by deployment ${this.d.id}`)) {
         // nothing will start the new release: the switch is undone at once
-        su.switchBack('no service manager restarts this process');
-        su.clearOutcome();
+        su.undoSwitch('no service manager restarts this process');
         throw new FirmwareError('E_FW_TARGET', `release ${version} was installed, but nothing restarts this process (run it under systemd with the launcher)`);
       }
       return;

@@ -120,7 +120,19 @@ export class SelfUpdater {
    * its package.json does not say `version` or it has no dist/streetbox.mjs. An artifact without
    * node_modules gets a link to the running release's. Nothing to do when it is installed already.
    */
-  async install(artifactPath: string, version: string): Promise<void> {
+  /** One unpack per version at a time: a resumed job joins the one under way. */
+  private readonly installing = new Map<string, Promise<void>>();
+
+  install(artifactPath: string, version: string): Promise<void> {
+    let p = this.installing.get(version);
+    if (!p) {
+      p = this.installOnce(artifactPath, version).finally(() => this.installing.delete(version));
+      this.installing.set(version, p);
+    }
+    return p;
+  }
+
+  private async installOnce(artifactPath: string, version: string): Promise<void> {
     checkVersion(version);
     const target = join(this.releases, version);
     if (existsSync(target)) {
@@ -215,6 +227,19 @@ export class SelfUpdater {
       throw new FirmwareError('E_FW_TARGET', `cannot switch back: release ${pending.from} is not in ${this.releases}`);
     }
     this.end(pending, 'rolledBack', reason, () => this.switchCurrent(pending.from));
+  }
+
+  /**
+   * The release that made the switch (activate()) undoes it, because nothing will restart the
+   * process into the new one: `current` back to this release, the trial removed, no outcome.
+   */
+  undoSwitch(reason: string): void {
+    const pending = this.pending();
+    if (!pending || pending.from !== this.runningVersion) return;
+    if (this.current() !== pending.from) this.switchCurrent(pending.from);
+    rmSync(join(this.releases, PENDING), { force: true });
+    fsyncDir(this.releases);
+    this.log.warn({ deployment: pending.deployment, from: pending.from, to: pending.to, reason }, 'self-update: switch undone');
   }
 
   /** The engine has journaled the outcome. */

@@ -31,9 +31,19 @@ import type { ProfileFirmware } from '../../config/schema.js';
 import { StreetboxError } from '../../errors.js';
 import type { RegisterBank, Table } from './banks.js';
 import { RECORDS_PER_FILE } from './fileRecord.js';
-import { rng, type DeviceModel, type RebootPhase } from './model.js';
+import { rng } from './random.js';
 import { EXCEPTION, HANDLED, type FileRecordRef, type FileRecordStore, type FileRecordWrite, type UnitHandler } from './pdu.js';
 import type { ProfilePoints } from './points.js';
+
+/** What a reboot does to the device's outputs: the model's outputs go `down`, then come `up` (model.ts DeviceModel.reboot). */
+export type RebootPhase = 'down' | 'up';
+
+/** The part of a device model (model.ts DeviceModel) the firmware sits on; structural, so model.ts may name FirmwareModel without a cycle. */
+export interface FirmwareHost {
+  readonly bank: RegisterBank;
+  readonly points: ProfilePoints;
+  reboot?(phase: RebootPhase): void;
+}
 
 /** The profile's `firmware` section (edge/config/firmware.ts). */
 export type SimFirmwareDecl = ProfileFirmware;
@@ -157,12 +167,12 @@ export class FirmwareModel implements UnitHandler {
   private timer: NodeJS.Timeout | null = null;
 
   /** The firmware of `model` when its profile declares one; sizes its bank to cover the firmware registers. */
-  static attach(model: DeviceModel, opts: FirmwareSimOptions = {}): FirmwareModel | undefined {
+  static attach(model: FirmwareHost, opts: FirmwareSimOptions = {}): FirmwareModel | undefined {
     const decl = model.points.profile.firmware;
     return decl ? new FirmwareModel(decl, model, opts) : undefined;
   }
 
-  constructor(decl: SimFirmwareDecl, model: DeviceModel, opts: FirmwareSimOptions = {}) {
+  constructor(decl: SimFirmwareDecl, model: FirmwareHost, opts: FirmwareSimOptions = {}) {
     this.decl = decl;
     this.bank = model.bank;
     this.points = model.points;

@@ -10,7 +10,8 @@ import type { FirmwareModel } from './firmware.js';
 import { ProfilePoints } from './points.js';
 
 /** 'down' when the device goes silent after a commit, 'up' when it runs (its new firmware) again */
-export type RebootPhase = 'down' | 'up';
+export type { RebootPhase } from './firmware.js';
+import type { RebootPhase } from './firmware.js';
 
 export interface DeviceModel {
   readonly kind: string;
@@ -23,22 +24,7 @@ export interface DeviceModel {
   reboot?(phase: RebootPhase): void;
 }
 
-/** A deterministic pseudo-random source (mulberry32), so a seeded simulator repeats itself; seed 0 is taken as 0x9e3779b9. */
-export function rng(seed: number): () => number {
-  return mulberry32(seed >>> 0 || 0x9e3779b9);
-}
-
-/** mulberry32: a small seeded PRNG in [0, 1), the seed taken as it is (a uint32), so a run can be replayed from its seed. */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { rng, mulberry32 } from './random.js';
 
 /**
  * Any other profile: its points hold fixed values (0 unless set), reads and writes of the
