@@ -149,6 +149,9 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       configChanges.reconcile();
     }
     const b = built;
+    const engine = firmware;
+    // a traffic controller being activated takes no program request until its job ends
+    if (engine) b.control.setFirmwareGuard((id) => engine.updating(id));
     firmware?.attach({
       modbus: b.modbus,
       control: b.control,

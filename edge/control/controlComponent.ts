@@ -79,6 +79,12 @@ export interface ControlComponent extends Component, CommandService {
    * controller (this gateway's own, or the controller's request status says active).
    */
   firmwareHold(deviceId: string): string | null;
+  /**
+   * The firmware engine's answer to "is this device being updated": a traffic controller whose
+   * new firmware is being activated or verified takes no program request (E_INTERLOCK) until its
+   * job ends. Set once, after the components are built (main.ts).
+   */
+  setFirmwareGuard(updating: (deviceId: string) => string | null): void;
 }
 
 export function createControl(ctx: GatewayContext, deps: ControlDeps = {}): ControlComponent {
@@ -104,6 +110,8 @@ class Control implements ControlComponent {
   private interruptedClosed = false;
   /** the devices of the config the catalog was built from, as JSON: what applyCatalog compares */
   private declaredDevices = new Map<string, string>();
+  /** the firmware engine's guard (setFirmwareGuard) */
+  private updating: ((deviceId: string) => string | null) | null = null;
 
   constructor(
     private readonly ctx: GatewayContext,
@@ -160,7 +168,7 @@ class Control implements ControlComponent {
       log,
       ...(deps.loraSilenceMs !== undefined ? { loraSilenceMs: deps.loraSilenceMs } : {}),
     });
-    const traffic = new Traffic({ catalog, modbus: deps.modbus, store: ctx.store, recorder: this.recorder, clock: ctx.clock, log });
+    const traffic = new Traffic({ catalog, modbus: deps.modbus, store: ctx.store, recorder: this.recorder, clock: ctx.clock, log, updating: (id) => this.updating?.(id) ?? null });
     const pipeline = new CommandPipeline({
       catalog,
       lighting,
@@ -253,6 +261,10 @@ class Control implements ControlComponent {
 
   reassert(deviceId: string, reason: string): Promise<DeviceOutcome> | undefined {
     return this.running?.lighting.reassert(deviceId, reason);
+  }
+
+  setFirmwareGuard(updating: (deviceId: string) => string | null): void {
+    this.updating = updating;
   }
 
   firmwareHold(deviceId: string): string | null {

@@ -38,6 +38,8 @@ export interface TrafficOptions {
   recorder: CommandRecorder;
   clock: Clock;
   log: Logger;
+  /** why the controller takes no program request now (its firmware is being activated), or null */
+  updating?: (device: string) => string | null;
 }
 
 interface ActiveRequest {
@@ -132,6 +134,8 @@ export class Traffic {
     if (dev.kind !== 'traffic') return { code: 'E_INVALID_COMMAND', error: `action: "program" is for traffic controllers; ${dev.id} is not one` };
     if (!dev.traffic) return { code: 'E_INVALID_COMMAND', error: `action: traffic controller ${dev.id} takes no program requests: its profile ${dev.config.profile} has no point of role programRequest` };
     if (!dev.allowCommands) return { code: 'E_FORBIDDEN', error: `traffic controller ${dev.id} does not allow commands (allowCommands: false in devices.yaml)` };
+    const updating = cmd.program !== 0 ? (this.o.updating?.(dev.id) ?? null) : null;
+    if (updating) return { code: 'E_INTERLOCK', error: `traffic controller ${dev.id} takes no program request now: ${updating}` };
     const mode = this.lastMode(dev.id);
     if (cmd.program !== 0 && mode !== null && !MODES_ACCEPTING.has(mode)) return { code: 'E_INTERLOCK', error: modeRefusal(dev.id, mode) };
     return null;

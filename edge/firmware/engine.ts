@@ -362,6 +362,12 @@ export class FirmwareEngine implements FirmwareService {
     return { ok: true, report };
   }
 
+  /** Why `device` must not be commanded now: its new firmware is being activated or verified; null otherwise. */
+  updating(device: string): string | null {
+    const j = this.o.journal.activeJobs().find((x) => x.device === device && (x.stage === 'activating' || x.stage === 'verifying'));
+    return j ? `its firmware update (deployment ${j.deployment}) is ${j.stage}` : null;
+  }
+
   report(id: string): DeploymentReport | undefined {
     const d = this.o.journal.deployment(id);
     if (!d) return undefined;

@@ -63,6 +63,8 @@ class Aborted extends Error {
   }
 }
 
+/** the reason a job records when its image went again from block 0 (once per job) */
+const RESENT = 'the device lost the blocks it had acknowledged; the image was sent again from block 0';
 /** how long a job that ends waits for its device to leave the bootloader, ms */
 const ABORT_WAIT_MS = 3000;
 /** how often a closed gate is asked again, ms */
@@ -268,7 +270,9 @@ export class JobRunner {
       // rebooting); one that runs the new version is past it
       const now = await this.versionWithin(updater, this.job.attempts > 0 || this.resumed ? rebootMs : 0);
       if (now !== versionCode) {
-        await this.retrying('size and checksum', () => updater.checkImage());
+        // an image being sent again (below) when the gateway stopped: the rest of it first
+        if (this.job.blocksAcked < updater.blocks) await this.transfer(updater);
+        await this.checkOrResend(updater);
         this.check();
         await this.commitOnce(updater, versionCode);
       } else {
@@ -296,6 +300,26 @@ export class JobRunner {
     }
     // the time spent waiting for a gate is not the stage's: its timeout counts from now
     if (waited) this.job = this.env.journal.advance(this.d.id, this.job.device, this.job.stage, { waiting: null }, this.env.ctx.clock.now());
+  }
+
+  /**
+   * The image check before the commit. A device whose checksum differs lost what it had
+   * acknowledged (a power cut of the controller while the gateway waited, say): the image goes
+   * again from block 0, once per job, and is checked again; a second difference fails the job.
+   */
+  private async checkOrResend(updater: DeviceUpdater): Promise<void> {
+    try {
+      await this.retrying('size and checksum', () => updater.checkImage());
+      return;
+    } catch (err) {
+      if (!(err instanceof FirmwareError && err.code === 'E_FW_VERIFY') || this.job.reason?.startsWith(RESENT) === true) throw err;
+      const reason = `${RESENT}: ${errorMessage(err)}`;
+      this.env.log.warn({ device: this.job.device, err }, 'firmware: the device lost the image it had acknowledged: sending it again from block 0');
+      this.env.journal.restartTransfer(this.d.id, this.job.device, reason);
+      this.job = { ...this.job, blocksAcked: 0, bytesAcked: 0, reason };
+    }
+    await this.transfer(updater);
+    await this.retrying('size and checksum', () => updater.checkImage());
   }
 
   /**

@@ -269,6 +269,15 @@ export class FirmwareJournal {
     );
   }
 
+  /**
+   * The one backward move of progress: the device lost what it had acknowledged (its checksum
+   * differs after a power cut of the controller), so the image goes again from block 0. The stage
+   * stays; `reason` records why.
+   */
+  restartTransfer(deployment: string, device: string, reason: string): void {
+    this.stmt(`UPDATE firmware_jobs SET blocks_acked = 0, bytes_acked = 0, reason = ? WHERE deployment = ? AND device = ? AND stage NOT IN (${FINAL_STAGES_SQL})`).run(reason, deployment, device);
+  }
+
   /** Sets what the patch names (a field left out is kept), the stage unchanged. Throws E_NOT_FOUND for an unknown job. */
   patchJob(deployment: string, device: string, patch: JobPatch): void {
     const changes = this.stmt(

@@ -60,3 +60,30 @@ describe('leaving the bootloader', () => {
     expect(r.sim('lamp-1')).toMatchObject({ aborts: 0, commits: 1, version: 0x0100 });
   });
 });
+
+describe('a controller that lost what it had acknowledged', () => {
+  it('the cabinet loses power mid-transfer (gateway and controller): on resume the checksum differs, the image goes again from block 0 once, and the job ends confirmed', async () => {
+    rig = await startRig({ lights: [{ bus: 'a' }] });
+    const r = rig;
+    r.fault('lamp-1', { kind: 'late', ms: 3 });
+    const image = simImage(0x0404, 24_000);
+    r.submit({ id: 'blackout', targets: { devices: ['lamp-1'] } }, image);
+    await r.waitJob('blackout', 'lamp-1', '10 blocks in', (j) => j.stage === 'transferring' && j.blocksAcked >= 10);
+    // the gateway stops between two blocks; the controller's bootloader forgets everything meanwhile
+    await r.restart(() => r.sims.model('a', 1).firmware!.powerLoss());
+    r.fault('lamp-1', null);
+    const done = await r.waitJob('blackout', 'lamp-1', 'ended', (j) => j.stage === 'confirmed' || j.stage === 'failed', 30_000);
+    expect(done).toMatchObject({ stage: 'confirmed', versionAfter: 0x0404 });
+    const sim = r.sim('lamp-1');
+    expect(sim.image.equals(image.bytes)).toBe(true);
+    expect(sim.commits).toBe(1);
+    // since the power loss: the resume from the journaled block (never from 0: it cannot know), then,
+    // the checksum differing, the whole image once from block 0, in order
+    const blocks = Math.ceil(image.bytes.length / 240);
+    expect(sim.blockLog[0]).toBeGreaterThanOrEqual(10);
+    const restart = sim.blockLog.indexOf(0);
+    expect(sim.blockLog.filter((b) => b === 0)).toHaveLength(1);
+    expect(sim.blockLog.slice(restart)).toEqual(Array.from({ length: blocks }, (_, i) => i));
+    expect(r.job('blackout', 'lamp-1').reason).toMatch(/^version 1028; probe/);
+  });
+});

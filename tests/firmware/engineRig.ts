@@ -70,7 +70,7 @@ export interface EngineRig {
   /** waits until `device`'s job of `deployment` satisfies pred, returns it */
   waitJob(deployment: string, device: string, what: string, pred: (j: JobRecord) => boolean, timeoutMs?: number): Promise<JobRecord>;
   /** stops the gateway (jobs stop between two steps) and starts it again on the same directory */
-  restart(): Promise<void>;
+  restart(between?: () => void): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -155,8 +155,9 @@ export async function startRig(o: RigOptions): Promise<EngineRig> {
     waitJob(deployment, device, what, pred, timeoutMs = 15_000) {
       return waitFor(`${device} in ${deployment}: ${what}`, () => pred(rig.job(deployment, device)) && rig.job(deployment, device), { timeoutMs });
     },
-    async restart() {
+    async restart(between) {
       await current.stop();
+      between?.();
       current = await startGateway({ configPath: config, log: silentLogger() });
     },
     async stop() {

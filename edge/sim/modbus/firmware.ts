@@ -202,6 +202,23 @@ export class FirmwareModel implements UnitHandler {
   }
 
   /** Rebooting: the device answers nothing. Ends a reboot that is due. */
+  /**
+   * The controller lost power (tests): what its bootloader held is gone, it runs the firmware it
+   * booted last. Not counted as an abort.
+   */
+  powerLoss(): void {
+    if (!this.stale) {
+      const log = this.log;
+      this.erase();
+      this.log = log;
+      this.stale = true;
+    }
+    if (this.mode === 'bootloader') {
+      this.mode = 'app';
+      if (this.decl.enter) this.bank.holding[this.decl.enter.register] = 0;
+    }
+  }
+
   silent(): boolean {
     if (this.mode !== 'rebooting') return false;
     if (performance.now() < this.upAt) return true;
