@@ -55,6 +55,8 @@ const STOP_WAIT_MS = 5000;
 /** the stages in which a device is out of (or being taken out of) its normal service */
 const BUSY_STAGES = new Set(['fetching', 'transferring', 'activating', 'verifying']);
 
+type FleetDevice = GatedDevice & { bus: string | null };
+
 export type Health = () => { ok: true } | { ok: false; reason: string };
 
 export interface FirmwareEngineOptions {
@@ -84,6 +86,10 @@ export class FirmwareEngine implements FirmwareService {
   private readonly log: Logger;
   private parts: FirmwareParts | null = null;
   private profiles: ProfileRegistry | null = null;
+  private fleetCache: { devices: Map<string, FleetDevice>; lights: Map<string, number> } | null = null;
+  private fleetOf: unknown = null;
+  /** the journal's unfinished jobs, read once per tick (busyJobs) */
+  private tickJobs: JobRecord[] | null = null;
   private profilesOf: unknown = null;
   private timer: Timer | null = null;
   private running = false;
@@ -171,6 +177,7 @@ export class FirmwareEngine implements FirmwareService {
     try {
       do {
         this.again = false;
+        this.tickJobs = this.o.journal.activeJobs();
         for (const d of this.o.journal.deployments({ limit: 1000, active: true })) {
           try {
             this.advanceDeployment(d);
@@ -183,6 +190,7 @@ export class FirmwareEngine implements FirmwareService {
       // a store error must not stop the engine for good: the next tick tries again
       this.log.error({ err }, 'firmware: tick failed');
     } finally {
+      this.tickJobs = null;
       this.ticking = false;
     }
     this.schedule(this.o.tickMs ?? TICK_MS);
@@ -340,7 +348,7 @@ export class FirmwareEngine implements FirmwareService {
     const d = this.o.journal.deployment(id);
     if (!d || d.status === 'rejected') return { ok: false, code: 'E_NOT_FOUND', reason: `no deployment "${id}"` };
     if (FINAL_DEPLOYMENT_STATUSES.includes(d.status)) return { ok: false, code: 'E_FW_FINAL', reason: `deployment ${id} has ended (${d.status})` };
-    if (closing(d)) return { ok: false, code: 'E_FW_FINAL', reason: `deployment ${id} is ending (${d.code === 'E_FW_CANCELLED' ? 'cancelled' : 'halted'}): its last activations finish` };
+    if (d.status === 'ending') return { ok: false, code: 'E_FW_FINAL', reason: `deployment ${id} is ending (${d.code === 'E_FW_CANCELLED' ? 'cancelled' : 'halted'}): its jobs under way finish` };
     if (action === 'pause') {
       if (d.status !== 'paused') {
         const next = this.o.journal.setStatus(id, 'paused');
@@ -489,7 +497,7 @@ export class FirmwareEngine implements FirmwareService {
       }
     }
     jobs = this.o.journal.jobs(d.id);
-    if (closing(d)) {
+    if (d.status === 'ending') {
       // halted or cancelled while devices were activating: it ends when they have
       for (const j of jobs) {
         if (FINAL_JOB_STAGES.includes(j.stage) || this.runners.has(key(j))) continue;
@@ -566,7 +574,7 @@ export class FirmwareEngine implements FirmwareService {
   mayStart(d: DeploymentRecord, j: JobRecord, manifest: Manifest | null = this.manifestOf(d)): { ok: true } | { ok: false; waiting: string } {
     if (j.method === 'gateway') {
       // a restart in the middle of a controller's activation would strand it: the gateway goes last
-      const others = this.o.journal.activeJobs().filter((x) => x.device !== j.device && (BUSY_STAGES.has(x.stage) || this.runners.has(key(x))));
+      const others = this.busyJobs(j.device);
       if (others.length > 0) return { ok: false, waiting: `other updates under way (${others.map((x) => x.device).join(', ')}): the gateway restarts after them` };
       const w = manifest?.policy?.windows ?? [];
       const v = gate({ id: j.device, kind: 'other', groups: [] }, { now: this.o.ctx.clock.now(), config: this.config, windows: w, hold: null });
@@ -574,7 +582,7 @@ export class FirmwareEngine implements FirmwareService {
     }
     const dev = this.gatedDevice(j.device);
     if (!dev) return { ok: false, waiting: `device "${j.device}" is no longer in devices.yaml` };
-    const gatewayJob = this.o.journal.activeJobs().find((x) => x.method === 'gateway' && (BUSY_STAGES.has(x.stage) || this.runners.has(key(x))));
+    const gatewayJob = this.busyJobs(j.device).find((x) => x.method === 'gateway');
     if (gatewayJob) return { ok: false, waiting: `the gateway updates itself (deployment ${gatewayJob.deployment}): devices wait for its restart` };
     const verdict = gate(dev, { now: this.o.ctx.clock.now(), config: this.config, windows: manifest?.policy?.windows ?? [], hold: this.parts?.control?.firmwareHold(j.device) ?? null });
     if (!verdict.ok) return { ok: false, waiting: verdict.waiting };
@@ -585,8 +593,8 @@ export class FirmwareEngine implements FirmwareService {
   private capsAllow(j: JobRecord, dev: GatedDevice & { bus: string | null }, manifest: Manifest | null): { ok: true } | { ok: false; waiting: string } {
     const maxPerBus = manifest?.policy?.maxPerBus ?? 1;
     const maxPerGroup = manifest?.policy?.maxPerGroup ?? 1;
-    const busy = this.o.journal.activeJobs().filter((x) => x.device !== j.device && (BUSY_STAGES.has(x.stage) || this.runners.has(key(x))));
-    const devices = new Map(this.config.devices.map((x) => [x.id, x]));
+    const busy = this.busyJobs(j.device);
+    const { devices, lights } = this.fleet();
     if (dev.bus !== null) {
       const onBus = busy.filter((x) => devices.get(x.device)?.bus === dev.bus);
       if (onBus.length >= maxPerBus) return { ok: false, waiting: `bus ${dev.bus} busy: ${onBus.map((x) => x.device).join(', ')} updating (at most ${maxPerBus} at once)` };
@@ -594,21 +602,38 @@ export class FirmwareEngine implements FirmwareService {
     for (const g of dev.groups) {
       const inGroup = busy.filter((x) => devices.get(x.device)?.groups.includes(g));
       let cap = maxPerGroup;
-      if (dev.kind === 'lighting') {
-        const lights = this.config.devices.filter((x) => x.groups.includes(g) && this.gatedDevice(x.id)?.kind === 'lighting').length;
-        cap = Math.min(cap, groupAllowance(lights, this.config.firmware.lights.maxGroupShare));
-      }
+      if (dev.kind === 'lighting') cap = Math.min(cap, groupAllowance(lights.get(g) ?? 0, this.config.firmware.lights.maxGroupShare));
       if (inGroup.length >= cap) return { ok: false, waiting: `group ${g}: ${inGroup.length} updating already (at most ${cap} at once)` };
     }
     return { ok: true };
   }
 
-  private gatedDevice(id: string): (GatedDevice & { bus: string | null }) | undefined {
-    const d = this.config.devices.find((x) => x.id === id);
-    if (!d) return undefined;
-    const profile = this.profileRegistry().get(d.profile);
-    const kind = profile?.kind === 'lighting' || profile?.kind === 'traffic' ? profile.kind : 'other';
-    return { id, kind, groups: d.groups, bus: d.bus ?? null, allowCommands: d.allowCommands };
+  private gatedDevice(id: string): FleetDevice | undefined {
+    return this.fleet().devices.get(id);
+  }
+
+  /** The devices as the gates and the caps see them, and the lights of each group: once per configuration. */
+  private fleet(): { devices: Map<string, FleetDevice>; lights: Map<string, number> } {
+    if (this.fleetCache && this.fleetOf === this.config) return this.fleetCache;
+    const devices = new Map<string, FleetDevice>();
+    const lights = new Map<string, number>();
+    for (const d of this.config.devices) {
+      const profile = this.profileRegistry().get(d.profile);
+      const kind = profile?.kind === 'lighting' || profile?.kind === 'traffic' ? profile.kind : 'other';
+      devices.set(d.id, { id: d.id, kind, groups: d.groups, bus: d.bus ?? null, allowCommands: d.allowCommands });
+      if (kind === 'lighting') for (const g of d.groups) lights.set(g, (lights.get(g) ?? 0) + 1);
+    }
+    this.fleetCache = { devices, lights };
+    this.fleetOf = this.config;
+    return this.fleetCache;
+  }
+
+  /**
+   * The jobs under way (a busy stage, or a runner) but `except`'s. Within a tick the journal is read
+   * once: a job started in it has a runner; one that ended in it still counts until the next tick.
+   */
+  private busyJobs(except: string): JobRecord[] {
+    return (this.tickJobs ?? this.o.journal.activeJobs()).filter((x) => x.device !== except && (BUSY_STAGES.has(x.stage) || this.runners.has(key(x))));
   }
 
   private setWaiting(d: DeploymentRecord, j: JobRecord, waiting: string): void {
@@ -638,8 +663,8 @@ export class FirmwareEngine implements FirmwareService {
 
   /**
    * Ends a halted or cancelled deployment, unless devices are still activating or verifying (they
-   * cannot stop half-way): then it is parked as paused with its final code, counted in the caps
-   * and resumed after a restart, and ends when they have (closing()).
+   * cannot stop half-way) or a transfer is stopping: then it is `ending`, with its final code,
+   * counted in the caps and resumed after a restart, and ends when those jobs have.
    */
   private endOrClose(d: DeploymentRecord, status: 'halted' | 'cancelled', code: FirmwareCode, reason: string, principal?: string): void {
     // a runner told to stop (a transfer) ends its job itself in a moment; an activation finishes
@@ -649,7 +674,8 @@ export class FirmwareEngine implements FirmwareService {
       return;
     }
     const marker: FirmwareCode = status === 'cancelled' ? 'E_FW_CANCELLED' : code === 'E_FW_EXPIRED' ? 'E_FW_EXPIRED' : 'E_FW_HALTED';
-    this.o.journal.setStatus(d.id, 'paused', { code: marker, reason });
+    const next = this.o.journal.setStatus(d.id, 'ending', { code: marker, reason });
+    this.event('firmware.deployment.ending', next, { status: 'ending', code: marker, reason }, principal);
     this.log.info({ deployment: d.id, status, waitingFor: inFlight.map((j) => j.device) }, 'firmware: deployment ends once its jobs under way have');
     this.publish(d.id, true);
   }
@@ -948,9 +974,4 @@ function key(j: Pick<JobRecord, 'deployment' | 'device'>): string {
 
 function pct(x: number): string {
   return `${Math.round(x * 100)} %`;
-}
-
-/** A halted or cancelled deployment waiting for its last activations (endOrClose). */
-function closing(d: DeploymentRecord): boolean {
-  return d.status === 'paused' && (d.code === 'E_FW_CANCELLED' || d.code === 'E_FW_HALTED' || d.code === 'E_FW_EXPIRED');
 }

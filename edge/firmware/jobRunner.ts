@@ -79,7 +79,10 @@ const HEALTH_STABLE_MS = 3000;
 export class JobRunner {
   readonly deployment: string;
   readonly done: Promise<void>;
-  stage: JobStage;
+  /** the job's stage as this runner last journaled it */
+  get stage(): JobStage {
+    return this.job.stage;
+  }
   private why: AbortReason | null = null;
   /** the device's updater once the image is in hand; `entered`: its bootloader may hold a partial image (before the commit) */
   private updater: DeviceUpdater | null = null;
@@ -97,7 +100,6 @@ export class JobRunner {
     private readonly endAs?: { stage: 'failed' | 'cancelled'; code: FirmwareCode; reason: string },
   ) {
     this.deployment = d.id;
-    this.stage = job.stage;
     this.resumed = job.stage !== 'pending';
     if (job.stage !== 'pending') {
       // a stage resumed (after a restart or a pause): its timeout counts from now, not from before the outage
@@ -130,7 +132,6 @@ export class JobRunner {
 
   private advance(stage: JobStage, patch: Parameters<FirmwareJournal['advance']>[3] = {}): void {
     this.job = this.env.journal.advance(this.d.id, this.job.device, stage, { waiting: null, ...patch }, this.env.ctx.clock.now());
-    this.stage = stage;
     this.env.log.info({ deployment: this.d.id, device: this.job.device, stage, code: this.job.code ?? undefined, reason: this.job.reason ?? undefined }, 'firmware: job stage');
     this.env.advanced(this.d, this.job);
   }

@@ -142,7 +142,7 @@ export class FirmwareJournal {
     return row === undefined ? undefined : toDeployment(row);
   }
 
-  /** Newest first; `active`: running or paused only. */
+  /** Newest first; `active`: not ended (running, paused, ending). */
   deployments(q: { limit: number; active?: boolean }): DeploymentRecord[] {
     const limit = Math.max(0, Math.min(MAX_LIST, Math.floor(Number.isFinite(q.limit) ? q.limit : 0)));
     const where = q.active === true ? `WHERE status NOT IN (${FINAL_STATUSES_SQL})` : '';
@@ -161,6 +161,7 @@ export class FirmwareJournal {
       const row = this.deploymentRow(id);
       if (isFinalStatus(row.status)) throw new FirmwareError('E_FW_FINAL', `deployment ${id} has ended (${row.status}): it cannot become ${status}`);
       if (status === 'rejected') throw new FirmwareError('E_FW_FINAL', `deployment ${id} was accepted: it cannot become rejected`);
+      if (row.status === 'ending' && !isFinalStatus(status)) throw new FirmwareError('E_FW_FINAL', `deployment ${id} is ending: it can only end`);
       const final = isFinalStatus(status);
       const clear = status === 'running';
       this.stmt(

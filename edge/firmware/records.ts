@@ -104,7 +104,11 @@ export interface ManifestEnvelope {
 
 export type DeploymentSource = 'central' | 'technician';
 
-export const DEPLOYMENT_STATUSES = ['running', 'paused', 'completed', 'halted', 'cancelled', 'rejected'] as const;
+/**
+ * `ending`: halted or cancelled (its `code` says which) while a device is still being activated or a
+ * transfer stopping: nothing new starts, and it ends once those jobs have.
+ */
+export const DEPLOYMENT_STATUSES = ['running', 'paused', 'ending', 'completed', 'halted', 'cancelled', 'rejected'] as const;
 export type DeploymentStatus = (typeof DEPLOYMENT_STATUSES)[number];
 export const FINAL_DEPLOYMENT_STATUSES: readonly DeploymentStatus[] = ['completed', 'halted', 'cancelled', 'rejected'];
 

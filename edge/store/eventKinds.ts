@@ -141,6 +141,8 @@ export interface EventDetails {
   'firmware.deployment.running': FirmwareEventDetail;
   'firmware.deployment.rejected': FirmwareEventDetail;
   'firmware.deployment.paused': FirmwareEventDetail;
+  /** halted or cancelled (code says which) while jobs under way finish */
+  'firmware.deployment.ending': FirmwareEventDetail;
   'firmware.deployment.completed': FirmwareEventDetail;
   'firmware.deployment.halted': FirmwareEventDetail;
   'firmware.deployment.cancelled': FirmwareEventDetail;

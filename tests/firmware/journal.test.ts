@@ -128,6 +128,17 @@ describe('FirmwareJournal: deployments', () => {
     expect(() => journal.setStatus('r1', 'running')).toThrow(expect.objectContaining({ code: 'E_FW_FINAL' }));
   });
 
+  it('an ending deployment (halted or cancelled while jobs finish) only ends: never back to running or paused', () => {
+    const { journal } = openAt();
+    journal.addDeployment(deployment('d3'), []);
+    expect(journal.setStatus('d3', 'ending', { code: 'E_FW_CANCELLED', reason: 'cancelled by tech' })).toMatchObject({ status: 'ending', code: 'E_FW_CANCELLED', endedAt: null });
+    expect(journal.deployments({ limit: 10, active: true }).map((d) => d.id)).toContain('d3');
+    for (const s of ['running', 'paused', 'ending'] as const) {
+      expect(() => journal.setStatus('d3', s)).toThrow(expect.objectContaining({ code: 'E_FW_FINAL' }));
+    }
+    expect(journal.setStatus('d3', 'cancelled', { code: 'E_FW_CANCELLED', reason: 'cancelled by tech', endedAt: 7_000 })).toMatchObject({ status: 'cancelled', endedAt: 7_000 });
+  });
+
   it('moves the wave forward only', () => {
     const { journal } = openAt();
     journal.addDeployment(deployment('d1'), []);

@@ -37,6 +37,7 @@ export function deploymentStatus(report: DeploymentReport): number {
   switch (report.status) {
     case 'running':
     case 'paused':
+    case 'ending':
       return 202;
     case 'completed':
       return 200;

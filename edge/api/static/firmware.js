@@ -21,7 +21,7 @@
     rolledBack: 'rolled back',
     cancelled: 'cancelled',
   };
-  const UNDER_WAY = ['running', 'paused'];
+  const UNDER_WAY = ['running', 'paused', 'ending'];
 
   let busy = false;
   let again = false;
