@@ -11,6 +11,7 @@ import { byteSize, duration, durationIn, port, remotePort } from './scalars.js';
 import { DEVICE_KINDS, MAX_CHANNELS, POINT_ROLE_NAMES, profileRoleIssues, type RoleProfile } from '../profiles/pointRoles.js';
 import { profileReportIssues, reportSchema } from './report.js';
 import { signingKey } from './signingKeys.js';
+import { adrSchema, fuotaSchema } from './lorawanRadio.js';
 import { firmwareSchema, profileFirmwareIssues, profileFirmwareSchema, type FirmwareProfile } from './firmware.js';
 
 // ---------------------------------------------------------------------------------------
@@ -241,6 +242,10 @@ export const lorawanDeviceSchema = z.strictObject({
   // OTAA
   joinEui: hex(8, 'a JoinEUI').optional(),
   appKey: hex(16, 'an AES-128 key').optional(),
+  /** TS005 GenAppKey, from which the multicast keys for FUOTA derive (OTAA nodes use their appKey without one) */
+  genAppKey: hex(16, 'an AES-128 key').optional(),
+  /** ADR for this node (default lorawan.adr.enabled) */
+  adr: z.boolean().optional(),
 });
 
 export const lorawanSchema = z.strictObject({
@@ -275,6 +280,12 @@ export const lorawanSchema = z.strictObject({
     )
     .default([]),
   devices: z.array(lorawanDeviceSchema).default([]),
+  /** adaptive data rate (mac/adr.ts) */
+  adr: adrSchema.prefault({}),
+  /** how often each node is asked its battery and link margin (DevStatusReq); 0 never */
+  devStatusInterval: durationIn('0s', '7d').default(86_400_000),
+  /** firmware over the air (TS003–TS006) */
+  fuota: fuotaSchema.prefault({}),
 });
 
 const stepSchema = z.strictObject({
@@ -428,6 +439,11 @@ export const simulateSchema = z.union([
     enabled: z.boolean().default(true),
     /** scales how often simulated values change */
     speed: z.number().positive().default(1),
+    /**
+     * the LoRaWAN side's clock runs this many times faster than the wall clock (duty-cycle ledger,
+     * air-time pacing, FUOTA sessions, the simulated nodes): for demos and tests with simulated radios only
+     */
+    radioTimeScale: z.number().min(1).max(10).default(1),
   }),
 ]);
 

@@ -21,6 +21,7 @@
  */
 import type { Config, DeviceConfig } from '../config/schema.js';
 import type { ChangePlan } from './types.js';
+import { simulateEnabled } from '../sim/modbus/index.js';
 
 type Control = ChangePlan['control'];
 
@@ -155,11 +156,6 @@ function listLines(section: string, d: ListDiff): string[] {
 
 const lower = (s: string): string => s.toLowerCase();
 
-/** `simulate: true` and `{ enabled: true, speed: 1 }` are one thing. */
-function simulation(c: Config): { enabled: boolean; speed: number } {
-  const s = c.simulate;
-  return typeof s === 'boolean' ? { enabled: s, speed: 1 } : { enabled: s.enabled, speed: s.speed };
-}
 
 /** A section's value for comparing: lists of named things by name, `$schema` left out. */
 function comparable(c: Config, section: string): unknown {
@@ -181,7 +177,7 @@ function comparable(c: Config, section: string): unknown {
     case 'nodeRed':
       return { ...c.nodeRed, users: byName(c.nodeRed.users, (x) => x.username) };
     case 'simulate':
-      return simulation(c);
+      return simulateEnabled(c);
     default:
       return (c as Record<string, unknown>)[section];
   }
@@ -415,7 +411,7 @@ function hasModbus(c: Config): boolean {
 
 /** the demo's LoRaWAN simulator runs with simulate on, LoRaWAN on, and at least one node */
 function hasLorawanSim(c: Config): boolean {
-  return simulation(c).enabled && lorawanEnabled(c) && c.lorawan!.devices.length > 0;
+  return simulateEnabled(c).enabled && lorawanEnabled(c) && c.lorawan!.devices.length > 0;
 }
 
 function componentsAddedOrRemoved(prev: Config, next: Config, b: PlanBuilder): void {
@@ -424,7 +420,7 @@ function componentsAddedOrRemoved(prev: Config, next: Config, b: PlanBuilder): v
   }
   if (lorawanEnabled(prev) !== lorawanEnabled(next)) {
     b.needsRestart.add(`lorawan: the change ${lorawanEnabled(next) ? 'adds' : 'removes'} the LoRaWAN driver, which takes a restart of the gateway`);
-  } else if (simulation(prev).enabled === simulation(next).enabled && hasLorawanSim(prev) !== hasLorawanSim(next)) {
+  } else if (simulateEnabled(prev).enabled === simulateEnabled(next).enabled && hasLorawanSim(prev) !== hasLorawanSim(next)) {
     b.needsRestart.add(`lorawan.devices: the change ${hasLorawanSim(next) ? 'adds' : 'removes'} the simulated LoRaWAN nodes, which takes a restart of the gateway`);
   }
 }

@@ -166,6 +166,31 @@ export interface EventDetails {
   'lorawan.downlink.delayed': DownlinkEventDetail;
   'lorawan.downlink.missed': DownlinkEventDetail;
   'lorawan.tx_ack.error': { gateway: string; error: string; window: string; id: string | null; fallback: string | null };
+  /** MAC commands (edge/drivers/lorawan/mac): a request answered, refused (NACK) or given up; an answer that makes no sense */
+  'lorawan.mac.answered': MacEventDetail;
+  'lorawan.mac.refused': MacEventDetail;
+  'lorawan.mac.failed': MacEventDetail;
+  'lorawan.mac.rejected': MacEventDetail;
+  /** ADR changed what a node runs at (applied once it ACKed the LinkADRReq) */
+  'lorawan.adr.changed': { fromDr: number; toDr: number; fromTxPower: number; toTxPower: number; nbTrans: number; snrMax: number; requiredSnr: number };
+  /** a FUOTA session's steps (edge/firmware/methods/fuota): planned, setup, multicast, status, repair, reboot, ended */
+  'fuota.session': FuotaEventDetail;
+  /** one node's step in a FUOTA session (setup refused, fragments missing, repaired, version reported, …) */
+  'fuota.node': FuotaEventDetail;
+}
+
+export interface MacEventDetail {
+  command: string;
+  reason?: string;
+  attempts?: number;
+  [extra: string]: unknown;
+}
+
+export interface FuotaEventDetail {
+  deployment: string;
+  session: string;
+  step: string;
+  [extra: string]: unknown;
 }
 
 export type EventKind = keyof EventDetails;

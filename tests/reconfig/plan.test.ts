@@ -530,7 +530,7 @@ describe('planChange', () => {
   });
 
   it('`simulate: true` and `{ enabled: true, speed: 1 }` are the same', () => {
-    expect(planChange(BASE, { ...structuredClone(BASE), simulate: { enabled: true, speed: 1 } }).empty).toBe(true);
+    expect(planChange(BASE, { ...structuredClone(BASE), simulate: { enabled: true, speed: 1, radioTimeScale: 1 } }).empty).toBe(true);
   });
 
   it('sync is untouched unless `sync` differs (or the time zone)', () => {

@@ -2,7 +2,9 @@
  * What the rest of the gateway sees of the LoRaWAN driver: main.ts creates it, the control
  * plane calls enqueueDownlink, the API reads status() and metrics().
  */
+import type { Clock } from '../../clock.js';
 import type { Component } from '../../component.js';
+import type { MacDownlink, MacUplink } from './mac/types.js';
 import type { LorawanMetricsSnapshot } from './metrics.js';
 import type { GatewayBackend } from './semtech/backend.js';
 
@@ -55,6 +57,86 @@ export interface LorawanStatus {
   }[];
 }
 
+/**
+ * An application-layer downlink (TS003–TS006 on FPorts 200–203, or any FPort but the command
+ * port) to one device: class A after its next uplink, class C at once. `label` names it in the
+ * lorawan.downlink.* events (e.g. "FragSessionSetupReq"). The outcome is the downlink's: `sent`
+ * once the forwarder transmitted it (TX_ACK without error), `verified` for a confirmed one the node
+ * ACKed; the application's answer comes as an uplink (onAppUplink).
+ */
+export interface AppDownlink {
+  fPort: number;
+  payload: Buffer;
+  label: string;
+  confirmed?: boolean;
+  /** wall-clock ms (on the driver's clock) */
+  expiresAt?: number;
+}
+
+/** An application-layer uplink of a known device on a port some listener asked for. */
+export interface AppUplink {
+  /** devices.yaml id (or DevEUI) */
+  device: string;
+  devEui: string;
+  fPort: number;
+  payload: Buffer;
+  fCnt: number;
+  /** wall-clock ms on the driver's clock when it was received */
+  receivedAt: number;
+  /** GPS ms of the reception (as DeviceTimeAns would state it) */
+  gpsMs: number;
+  snr: number | null;
+  rssi: number | null;
+  dr: number | null;
+}
+
+/** A multicast group's session on the network side (TS005): McAddr and its keys, its next FCnt, where it is sent. */
+export interface MulticastSession {
+  /** 8 hex digits */
+  mcAddr: string;
+  mcNwkSKey: Buffer;
+  mcAppSKey: Buffer;
+  /** the next multicast FCnt (the caller persists it; the driver increments it on each frame sent) */
+  fCnt: number;
+  /** Hz (EU868 default 869 525 000, sub-band g3: 10 % duty cycle) */
+  frequency: number;
+  dr: number;
+}
+
+/**
+ * What became of one multicast frame: `sent` (TX_ACK without error), `txError` with the
+ * forwarder's TX_ACK error (TOO_LATE, COLLISION_PACKET, TX_FREQ, TX_POWER, GPS_UNLOCKED, …: the air
+ * time is refunded, the caller sends it again), `dutyCycle` (not sent: the sub-band has no budget
+ * until retryAt, monotonic ms on the driver's clock), `noForwarder` (none can transmit now).
+ */
+export type MulticastOutcome =
+  | { status: 'sent'; airtimeMs: number; gateway: string; fCnt: number }
+  | { status: 'txError'; error: string; airtimeMs: number; gateway: string; fCnt: number }
+  | { status: 'dutyCycle'; retryAt: number; usedMs: number; budgetMs: number }
+  | { status: 'noForwarder' };
+
+/** What became of a MAC request queued for a device: its answer, or why there is none. */
+export type MacOutcome =
+  | { status: 'answered'; answer: MacUplink }
+  /** the node refused it (a NACK bit in the answer); the answer says which */
+  | { status: 'refused'; answer: MacUplink; reason: string }
+  /** not answered after MAX_MAC_ATTEMPTS downlinks, expired, or the driver stopped */
+  | { status: 'failed'; reason: string };
+
+/** LoRaWAN data-rate and power facts the FUOTA planner needs (EU868). */
+export interface RadioFacts {
+  /** max FRMPayload bytes at this data rate (RP002 N) */
+  maxPayload(dr: number): number;
+  /** time on air in ms of a downlink PHYPayload of `phyBytes` at `dr` (no CRC) */
+  downlinkAirtimeMs(phyBytes: number, dr: number): number;
+  /** the sub-band's duty cycle at this frequency (Hz), or null outside the bands */
+  dutyCycleAt(frequencyHz: number): number | null;
+  /** air time used on the sub-band of frequencyHz in the last hour by a forwarder (the ledger; the busiest forwarder without one) */
+  usedMs(frequencyHz: number, gatewayEui?: string): number;
+  /** the sub-band's budget per hour in ms */
+  budgetMs(frequencyHz: number): number;
+}
+
 export interface LorawanDriver extends Component {
   /**
    * Queues a command for a device (its devices.yaml id, or its DevEUI); throws E_NOT_FOUND /
@@ -64,6 +146,25 @@ export interface LorawanDriver extends Component {
   enqueueDownlink(device: string, command: DownlinkCommand): QueuedDownlink;
   status(): LorawanStatus;
   metrics(): LorawanMetricsSnapshot;
+  /** An application-layer downlink (TS003–TS006); throws E_NOT_FOUND / E_INVALID_COMMAND (full queue, command port) / E_COMPONENT at once. */
+  enqueueApp(device: string, downlink: AppDownlink): QueuedDownlink;
+  /** Listens to the uplinks of every device on `fPort`; returns the function that stops listening. TS003 (202) is answered by the driver itself. */
+  onAppUplink(fPort: number, listener: (u: AppUplink) => void): () => void;
+  /**
+   * One multicast frame now (class C, `imme`), through the forwarder that can transmit and heard
+   * the group's devices best; the duty-cycle ledger is asked first and charged. Resolves when the
+   * TX_ACK comes (or after 5 s without one: `sent`, as a forwarder v1 sends none). Never rejects.
+   */
+  sendMulticast(session: MulticastSession, fPort: number, payload: Buffer): Promise<MulticastOutcome>;
+  /** Queues a MAC request (re-sent in FOpts or on FPort 0 until answered); its outcome never rejects. */
+  requestMac(device: string, request: MacDownlink): { outcome: Promise<MacOutcome> };
+  /** GenAppKey of a device for TS005 (its AppKey in LoRaWAN 1.0.x, or lorawan.devices[].genAppKey), null without one */
+  genAppKey(device: string): Buffer | null;
+  /** the device's devices.yaml id by id or DevEUI, null when unknown */
+  deviceId(ref: string): string | null;
+  /** the clock the LoRaWAN side runs on (ctx.clock, or scaled by simulate.radioTimeScale) */
+  readonly clock: Clock;
+  readonly radio: RadioFacts;
   /** the bound UDP port (after start) */
   port(): number;
 }
@@ -79,4 +180,6 @@ export interface LorawanDriverOptions {
   maxForwarders?: number;
   /** without lorawan.forwarders: ms of silence (no PUSH_DATA / PULL_DATA) that frees a forwarder's slot (default 10 min) */
   forwarderIdleMs?: number;
+  /** the clock of the LoRaWAN side (default ctx.clock, scaled by simulate.radioTimeScale) */
+  clock?: Clock;
 }
