@@ -441,7 +441,8 @@ export const simulateSchema = z.union([
     speed: z.number().positive().default(1),
     /**
      * the LoRaWAN side's clock runs this many times faster than the wall clock (duty-cycle ledger,
-     * air-time pacing, FUOTA sessions, the simulated nodes): for demos and tests with simulated radios only
+     * air-time pacing, FUOTA sessions, the simulated nodes): for demos and tests whose radios are
+     * simulated (by this gateway, or with `enabled: false` by a simulator of their own); `doctor` warns
      */
     radioTimeScale: z.number().min(1).max(10).default(1),
   }),

@@ -74,6 +74,15 @@ export async function runDoctor(configPath: string, opts: DoctorOptions = {}): P
 
   // the demo's simulators replace every bus (serial lines by PTYs)
   const simulated = typeof config.simulate === 'boolean' ? config.simulate : config.simulate.enabled;
+  const radioTimeScale = typeof config.simulate === 'boolean' ? 1 : config.simulate.radioTimeScale;
+  if (radioTimeScale > 1) {
+    checks.push({
+      name: 'radio time',
+      status: 'warn',
+      detail: `simulate.radioTimeScale is ${radioTimeScale}: the LoRaWAN side's clock runs ${radioTimeScale}× faster than real time (its duty cycle would be broken on a real radio)`,
+      fix: 'remove simulate.radioTimeScale on a gateway with a real concentrator',
+    });
+  }
   const pending: Promise<Check>[] = [];
   for (const bus of config.buses) {
     if (simulated) checks.push(skip(`bus ${bus.id}`, 'simulated (simulate: true)'));

@@ -294,7 +294,7 @@ export function pointConfigAtSimulators(config: Config, sims: ModbusSimulators, 
 export function simulateEnabled(config: Config): { enabled: boolean; speed: number; radioTimeScale: number } {
   const s = config.simulate;
   if (typeof s === 'boolean') return { enabled: s, speed: 1, radioTimeScale: 1 };
-  return { enabled: s.enabled, speed: s.speed, radioTimeScale: s.enabled ? s.radioTimeScale : 1 };
+  return { enabled: s.enabled, speed: s.speed, radioTimeScale: s.radioTimeScale };
 }
 
 /** Where a simulated RS-485 line's driver end is linked: a stable path beside the data file. */

@@ -7,7 +7,7 @@
  * ties them to the uplink and downlink roads is `mac/handler.ts`.
  */
 
-/** Command identifiers (LoRaWAN 1.0.3 §5 Table 4). */
+/** Command identifiers (LoRaWAN 1.0.3 §5 Table 5). */
 export const CID = {
   LinkCheck: 0x02,
   LinkADR: 0x03,
