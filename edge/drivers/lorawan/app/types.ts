@@ -90,15 +90,31 @@ export type FragDown =
       sessionCnt?: number;
       /** v2 only: 4-byte MIC of the data block */
       mic?: Buffer;
+      /** v2 only (Control bit 6): the node sends FragDataBlockReceivedReq once it has the block */
+      ackReception?: boolean;
     }
   | { cid: 'FragSessionDeleteReq'; fragIndex: number }
+  /** v2 only: the server's acknowledgement of FragDataBlockReceivedReq (the node repeats the request until it comes) */
+  | { cid: 'FragDataBlockReceivedAns'; fragIndex: number }
   /** n: 1-based fragment number; 1..M are the data, above M the parity fragments */
   | { cid: 'DataFragment'; fragIndex: number; n: number; payload: Buffer };
 
 export type FragUp =
   | { cid: 'PackageVersionAns'; packageIdentifier: number; packageVersion: number }
-  /** missingFrag: what the node still needs (255: 255 or more); notEnoughMemory: its decoder ran out */
-  | { cid: 'FragSessionStatusAns'; fragIndex: number; nbFragReceived: number; missingFrag: number; notEnoughMemory: boolean }
+  /**
+   * missingFrag: what the node still needs (255: 255 or more); notEnoughMemory: its decoder ran out.
+   * v2 only: micError (the block is complete but its MIC is wrong), sessionDoesNotExist (then
+   * fragIndex, nbFragReceived and missingFrag are not on the wire and read as 0).
+   */
+  | {
+      cid: 'FragSessionStatusAns';
+      fragIndex: number;
+      nbFragReceived: number;
+      missingFrag: number;
+      notEnoughMemory: boolean;
+      micError?: boolean;
+      sessionDoesNotExist?: boolean;
+    }
   | {
       cid: 'FragSessionSetupAns';
       fragIndex: number;
