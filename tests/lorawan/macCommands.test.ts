@@ -121,16 +121,16 @@ describe('malformed MAC bytes: decoding stops, says why, keeps the commands befo
   // name, direction, bytes, commands kept, error
   const rows: [string, 'up' | 'down', string, (MacUplink | MacDownlink)[], string | null][] = [
     ['empty FOpts is no commands, no error', 'up', '', [], null],
-    ['unknown CID first', 'up', '42', [], 'unknown CID 0x42 at byte 0'],
-    ['unknown CID after a command (its length is unknown, so the rest is lost)', 'up', '03 07 42 00 06 fe 1f', [{ cid: 'LinkADRAns', powerAck: true, dataRateAck: true, channelMaskAck: true }], 'unknown CID 0x42 at byte 2'],
-    ['TxParamSetupAns (0x09) is not spoken here', 'up', '02 09', [{ cid: 'LinkCheckReq' }], 'unknown CID 0x09 at byte 1'],
-    ['proprietary CID 0x80', 'up', '80 01', [], 'unknown CID 0x80 at byte 0'],
+    ['unknown CID first', 'up', '42', [], 'unknown MAC CID 0x42 at byte 0'],
+    ['unknown CID after a command (its length is unknown, so the rest is lost)', 'up', '03 07 42 00 06 fe 1f', [{ cid: 'LinkADRAns', powerAck: true, dataRateAck: true, channelMaskAck: true }], 'unknown MAC CID 0x42 at byte 2'],
+    ['TxParamSetupAns (0x09) is not spoken here', 'up', '02 09', [{ cid: 'LinkCheckReq' }], 'unknown MAC CID 0x09 at byte 1'],
+    ['proprietary CID 0x80', 'up', '80 01', [], 'unknown MAC CID 0x80 at byte 0'],
     ['truncated DevStatusAns after a good command', 'up', '03 07 06 fe', [{ cid: 'LinkADRAns', powerAck: true, dataRateAck: true, channelMaskAck: true }], 'DevStatusAns truncated at byte 2: 2 payload bytes needed, 1 left'],
     ['a lone CID that needs a payload', 'up', '06', [], 'DevStatusAns truncated at byte 0: 2 payload bytes needed, 0 left'],
     ['truncated LinkADRReq', 'down', '03 52 07', [], 'LinkADRReq truncated at byte 0: 4 payload bytes needed, 2 left'],
     ['truncated DeviceTimeAns after DevStatusReq', 'down', '06 0d 00 ca 9a 3b', [{ cid: 'DevStatusReq' }], 'DeviceTimeAns truncated at byte 1: 5 payload bytes needed, 4 left'],
     ['CID 0x02 on the downlink side is LinkCheckAns, with 2 payload bytes', 'down', '02 14', [], 'LinkCheckAns truncated at byte 0: 2 payload bytes needed, 1 left'],
-    ['unknown CID on the downlink side', 'down', '06 0b', [{ cid: 'DevStatusReq' }], 'unknown CID 0x0b at byte 1'],
+    ['unknown CID on the downlink side', 'down', '06 0b', [{ cid: 'DevStatusReq' }], 'unknown MAC CID 0x0b at byte 1'],
   ];
   it.each(rows)('%s', (_name, direction, wire, commands, error) => {
     const decode = direction === 'up' ? decodeMacUplink : decodeMacDownlink;
@@ -176,7 +176,7 @@ describe('encoders refuse out-of-range fields with a RangeError naming the field
   });
 
   it('an unknown command name (an untyped caller) is a RangeError too', () => {
-    expect(() => encodeMacDownlink([{ cid: 'PingSlotChannelReq' } as unknown as MacDownlink])).toThrow('unknown MAC command "PingSlotChannelReq"');
+    expect(() => encodeMacDownlink([{ cid: 'PingSlotChannelReq' } as unknown as MacDownlink])).toThrow('MAC: no command "PingSlotChannelReq" in this direction');
     expect(() => encodeMacUplink([{ cid: 'toString' } as unknown as MacUplink])).toThrow(RangeError);
   });
 });

@@ -4,10 +4,11 @@
  * seconds. Layouts per §3.1–§3.4, cross-checked against ChirpStack's lrwn applayer/clocksync/v1.rs
  * and LoRaMac-node's LmhpClockSync.c. The server's side of the exchange is app/clockSyncServer.ts.
  */
-import { bit, bytes, checkInt, flags, intLE, packageCodec, packageVersionAns, packageVersionReq, uintLE, type Layouts } from './codec.js';
+import { bit, bytes, checkInt, commandTable, flags, intLE, lowNibble, uintLE } from '../commandCodec.js';
+import { packageVersionAns, packageVersionReq } from './packageVersion.js';
 import type { ClockSyncDown, ClockSyncUp } from './types.js';
 
-const DOWN: Layouts<ClockSyncDown> = {
+const DOWN = commandTable<ClockSyncDown>('TS003', {
   PackageVersionReq: packageVersionReq,
   // §3.2 Tables 5–6: TimeCorrection (int32 LE, seconds), Param (7:4 RFU, 3:0 TokenAns)
   AppTimeAns: {
@@ -17,12 +18,7 @@ const DOWN: Layouts<ClockSyncDown> = {
     read: (p) => ({ cid: 'AppTimeAns', timeCorrection: p.readInt32LE(0), tokenAns: p[4]! & 0x0f }),
   },
   // §3.3: Periodicity (7:4 RFU, 3:0 Period): AppTimeReq every 128·2^Period s
-  DeviceAppTimePeriodicityReq: {
-    cid: 0x02,
-    size: 1,
-    write: (c) => bytes(checkInt('DeviceAppTimePeriodicityReq', 'period', c.period, 0, 15)),
-    read: (p) => ({ cid: 'DeviceAppTimePeriodicityReq', period: p[0]! & 0x0f }),
-  },
+  DeviceAppTimePeriodicityReq: lowNibble('DeviceAppTimePeriodicityReq', 0x02, 'period'),
   // §3.4: ForceConf (7:3 RFU, 2:0 NbTransmissions)
   ForceDeviceResyncReq: {
     cid: 0x03,
@@ -30,9 +26,9 @@ const DOWN: Layouts<ClockSyncDown> = {
     write: (c) => bytes(checkInt('ForceDeviceResyncReq', 'nbTransmissions', c.nbTransmissions, 0, 7)),
     read: (p) => ({ cid: 'ForceDeviceResyncReq', nbTransmissions: p[0]! & 0x07 }),
   },
-};
+});
 
-const UP: Layouts<ClockSyncUp> = {
+const UP = commandTable<ClockSyncUp>('TS003', {
   PackageVersionAns: packageVersionAns,
   // §3.2 Tables 3–4: DeviceTime (uint32 LE, GPS seconds), Param (7:5 RFU, 4 AnsRequired, 3:0 TokenReq)
   AppTimeReq: {
@@ -48,15 +44,13 @@ const UP: Layouts<ClockSyncUp> = {
     write: (c) => bytes(flags(c.notSupported), uintLE('DeviceAppTimePeriodicityAns', 'time', c.time, 4)),
     read: (p) => ({ cid: 'DeviceAppTimePeriodicityAns', notSupported: bit(p[0]!, 0), time: p.readUInt32LE(1) }),
   },
-};
-
-const codec = packageCodec('TS003', DOWN, UP);
+});
 
 /** Server → node commands as one FPort 202 payload, in the order given. */
-export const encodeClockSyncDown = codec.encodeDown;
+export const encodeClockSyncDown = DOWN.encode;
 /** The simulated node's side: the commands of a FPort 202 downlink. */
-export const decodeClockSyncDown = codec.decodeDown;
+export const decodeClockSyncDown = DOWN.decode;
 /** The simulated node's side. */
-export const encodeClockSyncUp = codec.encodeUp;
+export const encodeClockSyncUp = UP.encode;
 /** The commands of a FPort 202 uplink. */
-export const decodeClockSyncUp = codec.decodeUp;
+export const decodeClockSyncUp = UP.decode;

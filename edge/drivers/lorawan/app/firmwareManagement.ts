@@ -5,7 +5,8 @@
  * about or deletes the upgrade image the node holds. Layouts per §3.1–§3.6, cross-checked against
  * brocaar/lorawan applayer/firmwaremanagement and LoRa Basics Modem's lorawan_fmp_package.c.
  */
-import { bare, bit, bytes, checkInt, flags, packageCodec, packageVersionAns, packageVersionReq, uintLE, type Layout, type Layouts } from './codec.js';
+import { bare, bytes, checkInt, commandTable, statusBits, uintLE, type Layout } from '../commandCodec.js';
+import { packageVersionAns, packageVersionReq } from './packageVersion.js';
 import type { FirmwareDown, FirmwareUp } from './types.js';
 
 /** A command whose payload is one unsigned little-endian field. */
@@ -18,7 +19,7 @@ function oneField<C extends string, F extends string>(name: C, cid: number, fiel
   };
 }
 
-const DOWN: Layouts<FirmwareDown> = {
+const DOWN = commandTable<FirmwareDown>('TS006', {
   PackageVersionReq: packageVersionReq,
   // §3.2: no payload
   DevVersionReq: bare('DevVersionReq', 0x01),
@@ -30,12 +31,12 @@ const DOWN: Layouts<FirmwareDown> = {
   DevUpgradeImageReq: bare('DevUpgradeImageReq', 0x04),
   // §3.6: FirmwareToDeleteVersion (uint32 LE)
   DevDeleteImageReq: oneField('DevDeleteImageReq', 0x05, 'firmwareToDeleteVersion', 4),
-};
+});
 
 /** §3.5 Table 10: UpImageStatus 3, a valid image: only then NextFirmwareVersion follows. */
 const IMAGE_VALID = 3;
 
-const UP: Layouts<FirmwareUp> = {
+const UP = commandTable<FirmwareUp>('TS006', {
   PackageVersionAns: packageVersionAns,
   // §3.2: FW_version, HW_version (uint32 LE each)
   DevVersionAns: {
@@ -62,21 +63,14 @@ const UP: Layouts<FirmwareUp> = {
     read: (p) => ({ cid: 'DevUpgradeImageAns', status: p[0]! & 0x03, nextFirmwareVersion: p.length === 5 ? p.readUInt32LE(1) : null }),
   },
   // §3.6: Status (7:2 RFU, 1 ErrorInvalidVersion, 0 ErrorNoValidImage)
-  DevDeleteImageAns: {
-    cid: 0x05,
-    size: 1,
-    write: (c) => bytes(flags(c.errorNoValidImage, c.errorInvalidVersion)),
-    read: (p) => ({ cid: 'DevDeleteImageAns', errorNoValidImage: bit(p[0]!, 0), errorInvalidVersion: bit(p[0]!, 1) }),
-  },
-};
-
-const codec = packageCodec('TS006', DOWN, UP);
+  DevDeleteImageAns: statusBits('DevDeleteImageAns', 0x05, ['errorNoValidImage', 'errorInvalidVersion']),
+});
 
 /** Server → node commands as one FPort 203 payload, in the order given. */
-export const encodeFirmwareDown = codec.encodeDown;
+export const encodeFirmwareDown = DOWN.encode;
 /** The simulated node's side: the commands of a FPort 203 downlink. */
-export const decodeFirmwareDown = codec.decodeDown;
+export const decodeFirmwareDown = DOWN.decode;
 /** The simulated node's side. */
-export const encodeFirmwareUp = codec.encodeUp;
+export const encodeFirmwareUp = UP.encode;
 /** The commands of a FPort 203 uplink. */
-export const decodeFirmwareUp = codec.decodeUp;
+export const decodeFirmwareUp = UP.decode;

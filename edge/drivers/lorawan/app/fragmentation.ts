@@ -13,7 +13,8 @@
  * LmhpFragmentation.c (v1) and LoRa Basics Modem's lorawan_fragmentation_package_v2.0.0.c. The
  * parity fragments and the decoder are fec.ts.
  */
-import { bit, bytes, checkInt, fixedBytes, flags, packageCodec, packageVersionAns, packageVersionReq, uintLE, type Layout, type Layouts, type PackageCodec } from './codec.js';
+import { bit, bytes, checkInt, commandTable, fixedBytes, flags, uintLE, type CommandTable, type Layout, type Layouts } from '../commandCodec.js';
+import { packageVersionAns, packageVersionReq } from './packageVersion.js';
 import type { AppDecoded, FragDown, FragUp, FragVersion } from './types.js';
 
 /** Index&N and Received&index: FragIndex in bits 15:14, a 14-bit count below it. */
@@ -223,17 +224,22 @@ const UP_V2: Layouts<FragUp> = {
 // ---------------------------------------------------------------------------------------
 // Encoding and decoding, by version
 
-const CODECS: Record<FragVersion, PackageCodec<FragDown, FragUp>> = {
+interface Codec {
+  down: CommandTable<FragDown>;
+  up: CommandTable<FragUp>;
+}
+
+const CODECS: Record<FragVersion, Codec> = {
   // The v1 tables have no v2-only command: encoding one throws a RangeError naming it.
-  1: packageCodec('TS004 v1.0.0', DOWN_V1, UP_V1) as PackageCodec<FragDown, FragUp>,
-  2: packageCodec('TS004 v2.0.0', DOWN_V2, UP_V2),
+  1: { down: commandTable('TS004 v1.0.0', DOWN_V1), up: commandTable('TS004 v1.0.0', UP_V1) },
+  2: { down: commandTable('TS004 v2.0.0', DOWN_V2), up: commandTable('TS004 v2.0.0', UP_V2) },
 };
 
-function codecOf(version: FragVersion): PackageCodec<FragDown, FragUp> | null {
+function codecOf(version: FragVersion): Codec | null {
   return Object.hasOwn(CODECS, version) ? CODECS[version] : null;
 }
 
-function encoderOf(version: FragVersion): PackageCodec<FragDown, FragUp> {
+function encoderOf(version: FragVersion): Codec {
   const codec = codecOf(version);
   if (!codec) throw new RangeError(`TS004: no version ${String(version)} (1 or 2)`);
   return codec;
@@ -247,20 +253,20 @@ const noVersion = (version: FragVersion): AppDecoded<never> => ({ commands: [], 
  */
 export function encodeFragDown(cmds: readonly FragDown[], version: FragVersion = 1): Buffer {
   if (cmds.length > 1 && cmds.some((c) => c.cid === 'DataFragment')) throw new RangeError('DataFragment: must be the only command of its frame (TS004 §3)');
-  return encoderOf(version).encodeDown(cmds);
+  return encoderOf(version).down.encode(cmds);
 }
 
 /** The simulated node's side: the commands of a FPort 201 downlink in its TS004 version. */
 export function decodeFragDown(buf: Buffer, version: FragVersion = 1): AppDecoded<FragDown> {
-  return codecOf(version)?.decodeDown(buf) ?? noVersion(version);
+  return codecOf(version)?.down.decode(buf) ?? noVersion(version);
 }
 
 /** The simulated node's side. */
 export function encodeFragUp(cmds: readonly FragUp[], version: FragVersion = 1): Buffer {
-  return encoderOf(version).encodeUp(cmds);
+  return encoderOf(version).up.encode(cmds);
 }
 
 /** The commands of a FPort 201 uplink from a node of that TS004 version. */
 export function decodeFragUp(buf: Buffer, version: FragVersion = 1): AppDecoded<FragUp> {
-  return codecOf(version)?.decodeUp(buf) ?? noVersion(version);
+  return codecOf(version)?.up.decode(buf) ?? noVersion(version);
 }

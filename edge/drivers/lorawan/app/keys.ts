@@ -23,7 +23,7 @@
  * defines it was not at hand). Keys are secrets: nothing here logs or returns them anywhere else.
  */
 import { createCipheriv, createDecipheriv } from 'node:crypto';
-import { devAddrLE, fixedBytes, uintLE } from './codec.js';
+import { devAddrLE, fixedBytes, uintLE } from '../commandCodec.js';
 
 const BLOCK = 16;
 

@@ -6,24 +6,8 @@
  * LoRaMac-node's LmhpRemoteMcastSetup.c. Class B sessions (§4.6, McClassBSessionReq) are not used by
  * streetbox: their CID decodes as unknown.
  */
-import {
-  bit,
-  bitCount,
-  bytes,
-  checkInt,
-  devAddrLE,
-  fixedBytes,
-  flags,
-  frequencyField,
-  packageCodec,
-  packageVersionAns,
-  packageVersionReq,
-  readDevAddrLE,
-  readFrequency,
-  uintLE,
-  type Layout,
-  type Layouts,
-} from './codec.js';
+import { bit, bitCount, bytes, checkInt, commandTable, devAddrLE, fixedBytes, flags, frequencyField, lowNibble, readDevAddrLE, readFrequency, uintLE, type Layout } from '../commandCodec.js';
+import { packageVersionAns, packageVersionReq } from './packageVersion.js';
 import type { MulticastDown, MulticastUp } from './types.js';
 
 /** §3: a node holds at most 4 groups, McGroupID 0..3 in the low two bits of McGroupIDHeader. */
@@ -34,15 +18,10 @@ function groupHeaderOnly<C extends string>(name: C, cid: number): Layout<{ cid: 
   return { cid, size: 1, write: (c) => bytes(mcGroupId(name, c.mcGroupId)), read: (p) => ({ cid: name, mcGroupId: p[0]! & 0x03 }) };
 }
 
-const DOWN: Layouts<MulticastDown> = {
+const DOWN = commandTable<MulticastDown>('TS005', {
   PackageVersionReq: packageVersionReq,
   // §4.2: CmdMask (7:4 RFU, 3:0 ReqGroupMask)
-  McGroupStatusReq: {
-    cid: 0x01,
-    size: 1,
-    write: (c) => bytes(checkInt('McGroupStatusReq', 'reqGroupMask', c.reqGroupMask, 0, 15)),
-    read: (p) => ({ cid: 'McGroupStatusReq', reqGroupMask: p[0]! & 0x0f }),
-  },
+  McGroupStatusReq: lowNibble('McGroupStatusReq', 0x01, 'reqGroupMask'),
   // §4.3 Table 7: McGroupIDHeader, McAddr (4 LE), McKey_encrypted (16), minMcFCount, maxMcFCount (uint32 LE)
   McGroupSetupReq: {
     cid: 0x02,
@@ -88,7 +67,7 @@ const DOWN: Layouts<MulticastDown> = {
       dr: p[9]!,
     }),
   },
-};
+});
 
 /** §4.2: one record per group in AnsGroupMask: McGroupID (1 byte), McAddr (4 LE). */
 const GROUP_RECORD = 5;
@@ -96,7 +75,7 @@ const GROUP_RECORD = 5;
 /** §4.5 Table: Status bits 4:2 (McGroupUndefined, FreqError, DRError); TimeToStart follows only when none is set. */
 const CLASS_C_ERRORS = 0x1c;
 
-const UP: Layouts<MulticastUp> = {
+const UP = commandTable<MulticastUp>('TS005', {
   PackageVersionAns: packageVersionAns,
   // §4.2: Status (7 RFU, 6:4 NbTotalGroups, 3:0 AnsGroupMask), then a record per group in the mask
   McGroupStatusAns: {
@@ -158,15 +137,13 @@ const UP: Layouts<MulticastUp> = {
       timeToStart: p.length === 4 ? p.readUIntLE(1, 3) : null,
     }),
   },
-};
-
-const codec = packageCodec('TS005', DOWN, UP);
+});
 
 /** Server → node commands as one FPort 200 payload, in the order given. */
-export const encodeMulticastDown = codec.encodeDown;
+export const encodeMulticastDown = DOWN.encode;
 /** The simulated node's side: the commands of a FPort 200 downlink. */
-export const decodeMulticastDown = codec.decodeDown;
+export const decodeMulticastDown = DOWN.decode;
 /** The simulated node's side. */
-export const encodeMulticastUp = codec.encodeUp;
+export const encodeMulticastUp = UP.encode;
 /** The commands of a FPort 200 uplink. */
-export const decodeMulticastUp = codec.decodeUp;
+export const decodeMulticastUp = UP.decode;

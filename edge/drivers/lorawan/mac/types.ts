@@ -55,7 +55,7 @@ export type MacUplinkCid = MacUplink['cid'];
 /** A byte string that does not decode: the commands before it are kept, the rest is dropped (the length of an unknown CID is unknown). */
 export interface MacDecoded<T> {
   commands: T[];
-  /** null when every byte decoded; else why decoding stopped, e.g. "unknown CID 0x42 at byte 3", "LinkADRAns truncated" */
+  /** null when every byte decoded; else why decoding stopped, e.g. "unknown MAC CID 0x42 at byte 3", "LinkADRAns truncated" */
   error: string | null;
 }
 
