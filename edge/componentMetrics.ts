@@ -1,6 +1,7 @@
 /**
  * Other components' figures for GET /metrics, read from their status at each scrape into a
- * registry (edge/metrics.ts): upstream sync lag, command refusals, LoRaWAN radio counters.
+ * registry (edge/metrics.ts): upstream sync lag, command refusals, LoRaWAN radio counters (frames,
+ * rejections by reason, MAC commands by command and outcome, multicast frames by outcome).
  * (The API itself adds store, ingest, command, process figures.)
  */
 import { LorawanMetrics, type LorawanDriver } from './drivers/lorawan/index.js';

@@ -4,6 +4,7 @@
  * simulator (once the network server listens), then control, broker, API and upstream sync.
  */
 import type { Component, GatewayContext } from './component.js';
+import { RADIO_TIME_ORIGIN, scaledClock, type Clock } from './clock.js';
 import { createModbusDriver, type ModbusDriver } from './drivers/modbus/index.js';
 import { createLorawanDriver, type LorawanDriver } from './drivers/lorawan/index.js';
 import { createModbusSimComponents, simulateEnabled } from './sim/modbus/index.js';
@@ -61,7 +62,7 @@ export async function buildComponents(ctx: GatewayContext, opts: BuildOptions): 
   }
 
   if (config.lorawan && config.lorawan.enabled) {
-    drivers.lorawan = createLorawanDriver(ctx);
+    drivers.lorawan = createLorawanDriver(ctx, { clock: radioClock(ctx) });
     components.push(drivers.lorawan);
     if (simulate && config.lorawan.devices.length > 0) components.push(lorawanSimComponent(ctx, drivers.lorawan));
   }
@@ -125,6 +126,17 @@ export async function buildComponents(ctx: GatewayContext, opts: BuildOptions): 
   return { components, ...drivers, control, sync, ...(broker ? { broker } : {}), ...(api ? { api } : {}) };
 }
 
+/**
+ * The clock of the LoRaWAN side: the gateway's, or with simulate.radioTimeScale > 1 (simulated
+ * radios: this gateway's, or a test's simulator in another process) one running that many times
+ * faster on the radio time line every process shares (RADIO_TIME_ORIGIN). The driver's RX windows,
+ * duty cycle and FUOTA sessions, and the simulated nodes, run on it; readings keep the gateway's time.
+ */
+function radioClock(ctx: GatewayContext): Clock {
+  const k = simulateEnabled(ctx.config).radioTimeScale;
+  return k > 1 ? scaledClock(ctx.clock, k, RADIO_TIME_ORIGIN) : ctx.clock;
+}
+
 /** The demo's packet forwarder and streetlight nodes, sending to the gateway's own UDP port. */
 function lorawanSimComponent(ctx: GatewayContext, driver: LorawanDriver): Component {
   let sim: LorawanSimulator | null = null;
@@ -142,6 +154,7 @@ function lorawanSimComponent(ctx: GatewayContext, driver: LorawanDriver): Compon
         ...(lorawan.forwarders.length > 0 ? { gatewayEuis: lorawan.forwarders.map((f) => f.eui.toLowerCase()) } : {}),
         uplinkIntervalMs: 15_000,
         log: ctx.log,
+        clock: driver.clock,
       });
     },
     async stop() {

@@ -76,8 +76,13 @@ export const LORA_STREETLIGHT_POINTS: readonly PointSpec[] = [
   { name: 'temperature', unit: '°C', description: 'driver temperature', role: 'temperature', report: { ...DEFAULT_STRATEGY, deadband: 1, heartbeat: LORAWAN_HEARTBEAT } },
 ];
 
-/** The radio quality of every uplink, stored as points of the node beside the codec's (edge/drivers/lorawan/readings.ts radioReadings writes dr when known, gateways when more than one forwarder heard it). */
-export const RADIO_POINTS = ['rssi', 'snr', 'dr', 'gateways'] as const;
+/**
+ * The radio side of a node, stored as points beside the codec's (edge/drivers/lorawan/readings.ts):
+ * per uplink rssi, snr, dr when known, gateways when more than one forwarder heard it, txPower (dBm)
+ * once the node ACKed a LinkADRReq; per DevStatusAns (LoRaWAN 1.0.3 §5.6) battery (%), externalPower
+ * and margin (dB).
+ */
+export const RADIO_POINTS = ['rssi', 'snr', 'dr', 'gateways', 'txPower', 'battery', 'externalPower', 'margin'] as const;
 export type RadioPoint = (typeof RADIO_POINTS)[number];
 
 export class CodecError extends Error {}

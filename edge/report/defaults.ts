@@ -51,4 +51,8 @@ export const RADIO_DEFAULTS = {
   snr: radio(3, 'dB: a few dB of noise between uplinks; 3 dB is a change of the link'),
   dr: radio(0, 'each data rate step (ADR) is a change of the link'),
   gateways: radio(0, 'each change of how many forwarders heard the node is a change of coverage'),
+  txPower: radio(0, 'dBm: each TX power step (ADR) is a change of the link'),
+  battery: radio(5, '%: a node reports it once a day (DevStatusReq); 5 points pass the jitter of a battery under load'),
+  externalPower: radio(0, 'each switch between mains and battery is an event'),
+  margin: radio(3, 'dB: as snr, 3 dB is a change of the link'),
 } as const satisfies Record<RadioPoint, ReportDefault>;

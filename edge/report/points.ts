@@ -14,7 +14,7 @@ export interface ReportPoint extends EveryChangePoint {
   role?: PointRole;
   /** the profile point's `report:` */
   report?: ReportStrategy;
-  /** a LoRaWAN radio point (rssi, snr, dr, gateways) */
+  /** a LoRaWAN radio point (RADIO_POINTS: rssi, snr, dr, gateways, txPower, battery, externalPower, margin) */
   radio?: true;
 }
 
@@ -58,5 +58,5 @@ const LORA_POINTS: ReportPoint[] = [
     ...(p.report === undefined ? {} : { report: p.report }),
     ...(p.role === 'lampFailure' ? { everyChange: lampFailureReason(p.name) } : {}),
   })),
-  ...RADIO_POINTS.map((name) => ({ name, bool: false, radio: true as const })),
+  ...RADIO_POINTS.map((name) => ({ name, bool: name === 'externalPower', radio: true as const })),
 ];

@@ -77,7 +77,11 @@ describe('the built-in profiles get the intended defaults', () => {
     expect(node.get('snr')).toEqual({ strategy: hourly({ deadband: 3 }), from: 'role' });
     expect(node.get('dr')).toEqual({ strategy: hourly(), from: 'role' });
     expect(node.get('gateways')).toEqual({ strategy: hourly(), from: 'role' });
-    expect(node.size).toBe(14);
+    expect(node.get('txPower')).toEqual({ strategy: hourly(), from: 'role' });
+    expect(node.get('battery')).toEqual({ strategy: hourly({ deadband: 5 }), from: 'role' });
+    expect(node.get('externalPower')).toEqual({ strategy: hourly(), from: 'role' });
+    expect(node.get('margin')).toEqual({ strategy: hourly({ deadband: 3 }), from: 'role' });
+    expect(node.size).toBe(18);
   });
 
   it('the policy answers as describeReport; a forwarder\'s stat, an unknown point or device: DEFAULT_STRATEGY', () => {

@@ -54,6 +54,16 @@ export interface LorawanStatus {
     dr: number | null;
     gateway: string | null;
     queued: number;
+    /** dBm the node transmits at, once it ACKed a LinkADRReq */
+    txPower: number | null;
+    /** % from its last DevStatusAns (null: never reported, external power, or it cannot measure) */
+    battery: number | null;
+    /** mains-powered, from its last DevStatusAns (battery level 0); null: not reported */
+    externalPower: boolean | null;
+    /** dB demodulation margin from its last DevStatusAns */
+    margin: number | null;
+    /** ADR on for this node (lorawan.devices[].adr, else lorawan.adr.enabled) */
+    adr: boolean;
   }[];
 }
 

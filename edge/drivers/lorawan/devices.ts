@@ -17,6 +17,10 @@ export interface DeviceEntry {
   activation: 'abp' | 'otaa';
   joinEui: string | null;
   appKey: Buffer | null;
+  /** TS005 GenAppKey (lorawan.devices[].genAppKey); genAppKey() falls back to an OTAA node's AppKey */
+  genAppKey: Buffer | null;
+  /** ADR for this node (lorawan.devices[].adr); null: lorawan.adr.enabled */
+  adr: boolean | null;
   /** wall-clock ms of the last accepted uplink or join */
   lastUplink: number | null;
   /** the forwarder that answers it: the best that heard its last frame and can transmit */
@@ -43,6 +47,8 @@ export class DeviceIndex {
         activation: k.activation,
         joinEui: k.joinEui?.toLowerCase() ?? null,
         appKey: k.appKey ? Buffer.from(k.appKey, 'hex') : null,
+        genAppKey: k.genAppKey ? Buffer.from(k.genAppKey, 'hex') : null,
+        adr: k.adr ?? null,
         lastUplink: null,
         gateway: null,
         rssi: null,

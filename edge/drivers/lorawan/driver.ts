@@ -1,26 +1,53 @@
 /**
  * The LoRaWAN network-server component. start() builds the running parts in one go — the
- * devices, the session store, the events sink, the Semtech UDP backend, the downlink sender
- * and the uplink handler — wires each through its constructor and starts the backend with its
- * handlers: uplinks go straight to UplinkHandler.receive (receive → claim → decode → store →
- * answer), TX_ACKs straight to DownlinkSender.onTxAck, stats to gateway readings. The roads
- * are listed in README.md. The control plane queues downlinks here (enqueueDownlink) and
- * awaits their outcome; the API reads status() and metrics().
+ * devices, the session and MAC-state stores, the events sink, the Semtech UDP backend, the MAC
+ * handler, the downlink and multicast senders and the uplink handler — wires each through its
+ * constructor and starts the backend with its handlers: uplinks go straight to
+ * UplinkHandler.receive (receive → claim → decode → store → MAC → application ports → answer),
+ * TX_ACKs straight to DownlinkSender.onTxAck, stats to gateway readings. The roads are listed in
+ * README.md. The control plane queues commands here (enqueueDownlink), FUOTA its application
+ * messages (enqueueApp, onAppUplink, sendMulticast), anyone MAC requests (requestMac); each
+ * awaits its outcome. The API reads status() and metrics().
+ *
+ * The radio runs on the driver's clock (`opts.clock`, scaled by simulate.radioTimeScale in
+ * components.ts): RX windows, de-duplication, the duty-cycle ledger, expiry, MAC intervals,
+ * multicast. Readings and events are stamped with the gateway's clock (ctx.clock).
  */
 import { randomUUID } from 'node:crypto';
+import type { Clock } from '../../clock.js';
 import type { GatewayContext } from '../../component.js';
 import { StreetboxError } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import { COMMAND_FPORT } from '../../profiles/loraStreetlight.js';
-import type { DownlinkCommand, LorawanDriver, LorawanDriverOptions, LorawanStatus, QueuedDownlink } from './api.js';
-import { DeviceIndex, loadAbpSessions } from './devices.js';
+import type {
+  AppDownlink,
+  AppUplink,
+  DownlinkCommand,
+  LorawanDriver,
+  LorawanDriverOptions,
+  LorawanStatus,
+  MacOutcome,
+  MulticastOutcome,
+  MulticastSession,
+  QueuedDownlink,
+  RadioFacts,
+} from './api.js';
+import { DeviceIndex, loadAbpSessions, type DeviceEntry } from './devices.js';
+import { appQueueItem } from './downlink/app.js';
 import { parseCommand } from './downlink/command.js';
+import { MulticastSender } from './downlink/multicast.js';
 import { DownlinkQueue } from './downlink/queue.js';
+import { airtime } from './downlink/scheduler.js';
 import { DownlinkSender } from './downlink/sender.js';
 import { StoreEvents } from './events.js';
+import { encodeMacDownlink } from './mac/commands.js';
+import { MacHandler } from './mac/handler.js';
+import { MAC_REQUEST_CIDS, MacStateStore, type MacRequest } from './mac/state.js';
+import type { MacDownlink } from './mac/types.js';
 import { LorawanMetrics, type LorawanMetricsSnapshot } from './metrics.js';
 import { gatewayReadings } from './readings.js';
 import { DUTY_CYCLE_WINDOW_MS, DutyCycleLedger } from './region/dutyCycle.js';
+import { maxPayload, subBandOf } from './region/eu868.js';
 import type { GatewayBackend } from './semtech/backend.js';
 import { ForwarderTable } from './semtech/forwarders.js';
 import type { Stat } from './semtech/packet.js';
@@ -28,10 +55,14 @@ import { UdpGatewayBackend } from './semtech/udp.js';
 import { AirtimeTable } from './storage/airtime.js';
 import { lorawanDatabase } from './storage/db.js';
 import { SessionStore } from './storage/sessions.js';
+import { AppUplinkRouter } from './uplink/app.js';
 import { Deduplicator } from './uplink/dedup.js';
 import { UplinkHandler } from './uplink/handler.js';
 
 type LorawanConfig = NonNullable<GatewayContext['config']['lorawan']>;
+
+/** a multicast frame without TX_ACK within this long was sent (a v1 forwarder sends none) */
+const MULTICAST_ACK_TIMEOUT_MS = 5_000;
 
 /** What start() builds; kept after stop() so that status() still shows the last state. */
 interface Running {
@@ -40,22 +71,29 @@ interface Running {
   backend: GatewayBackend;
   queue: DownlinkQueue;
   sender: DownlinkSender;
+  mac: MacHandler;
+  multicast: MulticastSender;
   uplinks: UplinkHandler;
 }
 
 export class LorawanNetworkServer implements LorawanDriver {
   readonly name = 'lorawan';
+  readonly clock: Clock;
   private readonly ctx: GatewayContext;
   private readonly opts: LorawanDriverOptions;
   private readonly log: Logger;
   private readonly m = new LorawanMetrics();
+  /** listeners of application ports, kept across start/stop; what TS003 answers goes through the running sender */
+  private readonly apps: AppUplinkRouter;
   private run: Running | null = null;
   private running = false;
 
   constructor(ctx: GatewayContext, opts: LorawanDriverOptions = {}) {
     this.ctx = ctx;
     this.opts = opts;
+    this.clock = opts.clock ?? ctx.clock;
     this.log = ctx.log.child({ module: 'lorawan' });
+    this.apps = new AppUplinkRouter({ enqueue: (item) => this.started().sender.enqueue(item), metrics: this.m, log: this.log });
   }
 
   private cfg(): LorawanConfig {
@@ -67,15 +105,19 @@ export class LorawanNetworkServer implements LorawanDriver {
   async start(): Promise<void> {
     if (this.running) return;
     const cfg = this.cfg();
-    const { clock, bus } = this.ctx;
+    const { bus } = this.ctx;
+    const clock = this.clock;
     const log = this.log;
-    const events = new StoreEvents(this.ctx.store, clock, log);
+    const events = new StoreEvents(this.ctx.store, this.ctx.clock, log);
 
     const devices = new DeviceIndex(cfg.devices, this.ctx.config.devices);
     const db = lorawanDatabase(this.ctx.store, log);
-    const sessions = new SessionStore(db, () => clock.now(), (err) => log.error({ err }, 'lorawan: writing frame counters failed; retrying'));
+    const sessions = new SessionStore(db, () => this.ctx.clock.now(), (err) => log.error({ err }, 'lorawan: writing frame counters failed; retrying'));
     sessions.load();
     loadAbpSessions(sessions, cfg.devices);
+    const macState = new MacStateStore(db, () => clock.now(), (err) => log.error({ err }, 'lorawan: writing the MAC state failed; retrying'));
+    const unreadable = macState.load();
+    if (unreadable.length > 0) log.warn({ devices: unreadable }, 'lorawan: stored MAC state unreadable; these devices start from their defaults');
     // The duty-cycle ledger's journal in the store; without one (a database error) the duty cycle is kept in memory.
     const journal = AirtimeTable.open(db, clock, (err) => log.error({ err }, 'lorawan: the air-time journal failed; the duty cycle is kept in memory'));
     const table = this.opts.backend ? null : this.forwarderTable(cfg);
@@ -90,6 +132,17 @@ export class LorawanNetworkServer implements LorawanDriver {
         ...(this.opts.forwarderTimeoutMs !== undefined ? { forwarderTimeoutMs: this.opts.forwarderTimeoutMs } : {}),
       });
     const queue = new DownlinkQueue();
+    const mac = new MacHandler({
+      state: macState,
+      devices,
+      metrics: this.m,
+      events,
+      ingest: this.ctx.ingest,
+      clock,
+      wallClock: this.ctx.clock,
+      log,
+      settings: { adr: cfg.adr, devStatusIntervalMs: cfg.devStatusInterval },
+    });
     const sender = new DownlinkSender({
       backend,
       sessions,
@@ -98,11 +151,13 @@ export class LorawanNetworkServer implements LorawanDriver {
       clock,
       log,
       settings: { rx1Delay: cfg.rx1Delay, rx1DrOffset: cfg.rx1DrOffset, rx2Dr: cfg.rx2Dr, leadMs: this.opts.leadMs ?? 50 },
+      mac,
       devices,
       events,
       classCAckTimeoutMs: this.opts.classCAckTimeoutMs ?? 5_000,
       ledger: new DutyCycleLedger(DUTY_CYCLE_WINDOW_MS, journal),
     });
+    const multicast = new MulticastSender({ sender, backend, devices, metrics: this.m, clock, ackTimeoutMs: MULTICAST_ACK_TIMEOUT_MS });
     const uplinks = new UplinkHandler({
       devices,
       sessions,
@@ -113,7 +168,10 @@ export class LorawanNetworkServer implements LorawanDriver {
       join: { netId: cfg.netId, rx1DrOffset: cfg.rx1DrOffset, rx2Dr: cfg.rx2Dr, rx1Delay: cfg.rx1Delay },
       ingest: this.ctx.ingest,
       metrics: this.m,
+      mac,
+      apps: this.apps,
       clock,
+      wallClock: this.ctx.clock,
       log,
       events,
     });
@@ -129,13 +187,14 @@ export class LorawanNetworkServer implements LorawanDriver {
       },
     });
     sender.start();
+    mac.start();
     // A jump of the wall clock (NTP) moves this process's air-time rows with it (storage/airtime.ts).
     if (journal) {
       bus.on(this, 'event', (e) => {
         if (e.kind === 'clock.jumped') journal.shift(e.detail.deltaMs);
       });
     }
-    this.run = { devices, sessions, backend, queue, sender, uplinks };
+    this.run = { devices, sessions, backend, queue, sender, mac, multicast, uplinks };
     this.running = true;
     log.info({ port: backend.port(), devices: devices.size }, 'lorawan network server started');
   }
@@ -149,6 +208,11 @@ export class LorawanNetworkServer implements LorawanDriver {
     this.ctx.bus.off(this);
     await run.backend.stop();
     run.sender.stop();
+    try {
+      run.mac.stop();
+    } catch (err) {
+      this.log.error({ err }, 'lorawan: the MAC state could not be written on stop');
+    }
     run.sessions.flush();
   }
 
@@ -178,16 +242,27 @@ export class LorawanNetworkServer implements LorawanDriver {
 
   // ------------------------------------------------------------------ control plane
 
-  enqueueDownlink(deviceRef: string, command: DownlinkCommand): QueuedDownlink {
+  private started(): Running {
     const run = this.run;
     if (!this.running || !run) throw new StreetboxError('E_COMPONENT', 'the LoRaWAN driver is not running');
-    const device = run.devices.byRef(deviceRef);
-    if (!device) throw new StreetboxError('E_NOT_FOUND', `no LoRaWAN device "${deviceRef}"`);
+    return run;
+  }
+
+  private device(run: Running, ref: string): DeviceEntry {
+    const device = run.devices.byRef(ref);
+    if (!device) throw new StreetboxError('E_NOT_FOUND', `no LoRaWAN device "${ref}"`);
+    return device;
+  }
+
+  enqueueDownlink(deviceRef: string, command: DownlinkCommand): QueuedDownlink {
+    const run = this.started();
+    const device = this.device(run, deviceRef);
     const { cmd, payload } = parseCommand(command);
     const queued = run.sender.enqueue({
       id: randomUUID(),
       device: device.id,
       devEui: device.devEui,
+      label: cmd.action,
       command: cmd,
       fPort: COMMAND_FPORT,
       payload,
@@ -198,10 +273,73 @@ export class LorawanNetworkServer implements LorawanDriver {
     return queued;
   }
 
+  enqueueApp(deviceRef: string, downlink: AppDownlink): QueuedDownlink {
+    const run = this.started();
+    const device = this.device(run, deviceRef);
+    const queued = run.sender.enqueue(appQueueItem(device, downlink));
+    this.log.debug({ device: device.id, id: queued.id, fPort: downlink.fPort, label: downlink.label }, 'application downlink queued');
+    return queued;
+  }
+
+  onAppUplink(fPort: number, listener: (u: AppUplink) => void): () => void {
+    return this.apps.on(fPort, listener);
+  }
+
+  sendMulticast(session: MulticastSession, fPort: number, payload: Buffer): Promise<MulticastOutcome> {
+    return this.started().multicast.send(session, fPort, payload);
+  }
+
+  requestMac(deviceRef: string, request: MacDownlink): { outcome: Promise<MacOutcome> } {
+    const run = this.started();
+    const device = this.device(run, deviceRef);
+    if (!(MAC_REQUEST_CIDS as readonly string[]).includes(request.cid)) {
+      throw new StreetboxError('E_INVALID_COMMAND', `${request.cid} is not a request the network sends (one of ${MAC_REQUEST_CIDS.join(', ')})`);
+    }
+    try {
+      encodeMacDownlink([request]);
+    } catch (err) {
+      throw new StreetboxError('E_INVALID_COMMAND', `${request.cid}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+    }
+    this.log.debug({ device: device.id, command: request.cid }, 'MAC request queued');
+    return { outcome: run.mac.request(device.devEui, request as MacRequest) };
+  }
+
+  /** The devices: the running index, or (before start) the configuration's. */
+  private devices(): DeviceIndex {
+    return this.run?.devices ?? new DeviceIndex(this.cfg().devices, this.ctx.config.devices);
+  }
+
+  genAppKey(deviceRef: string): Buffer | null {
+    const d = this.devices().byRef(deviceRef);
+    if (!d) return null;
+    // TS005 §3.1: in LoRaWAN 1.0.x an OTAA node's GenAppKey is its AppKey unless it has one of its own
+    return d.genAppKey ?? (d.activation === 'otaa' ? d.appKey : null);
+  }
+
+  deviceId(ref: string): string | null {
+    return this.devices().byRef(ref)?.id ?? null;
+  }
+
+  /** EU868 data rates and the duty-cycle ledger, as the FUOTA planner reads them. */
+  readonly radio: RadioFacts = {
+    maxPayload: (dr) => maxPayload(dr),
+    downlinkAirtimeMs: (phyBytes, dr) => airtime(phyBytes, dr),
+    dutyCycleAt: (frequencyHz) => subBandOf(frequencyHz / 1e6)?.dutyCycle ?? null,
+    usedMs: (frequencyHz, gatewayEui) => {
+      const ledger = this.run?.sender.ledger;
+      if (!ledger) return 0;
+      const now = this.clock.monotonic();
+      const gateways = gatewayEui === undefined ? ledger.gateways() : [gatewayEui];
+      return Math.max(0, ...gateways.map((g) => ledger.usedMs(g, frequencyHz / 1e6, now)));
+    },
+    budgetMs: (frequencyHz) => (subBandOf(frequencyHz / 1e6)?.dutyCycle ?? 0) * DUTY_CYCLE_WINDOW_MS,
+  };
+
   status(): LorawanStatus {
     const run = this.run;
     const backend = run?.backend;
-    const monoToWall = (m: number | null) => (m === null ? null : Math.round(this.ctx.clock.now() - (this.ctx.clock.monotonic() - m)));
+    // forwarder times are the backend's, on the driver's clock
+    const monoToWall = (m: number | null) => (m === null ? null : Math.round(this.clock.now() - (this.clock.monotonic() - m)));
     const forwarders = (backend?.forwarders() ?? []).map((f) => ({
       gatewayEui: f.gatewayEui,
       name: f.name ?? null,
@@ -212,6 +350,7 @@ export class LorawanNetworkServer implements LorawanDriver {
     }));
     const devices = (run?.devices.all() ?? []).map((d) => {
       const s = run?.sessions.get(d.devEui);
+      const mac = run?.mac.status(d);
       return {
         id: d.id,
         devEui: d.devEui,
@@ -226,6 +365,11 @@ export class LorawanNetworkServer implements LorawanDriver {
         dr: d.dr,
         gateway: d.gateway,
         queued: run?.queue.size(d.devEui) ?? 0,
+        txPower: mac?.txPower ?? null,
+        battery: mac?.battery ?? null,
+        externalPower: mac?.externalPower ?? null,
+        margin: mac?.margin ?? null,
+        adr: mac?.adr ?? false,
       };
     });
     return { port: this.port(), forwarders, devices };

@@ -1,7 +1,8 @@
 /**
  * Counters of the LoRaWAN driver, in its own registry (edge/metrics.ts). Every rejected
  * datagram, frame or downlink is counted under its reason (`rejected.mic`, `rejected.replay`, …)
- * and never stored; the API renders these on /metrics.
+ * and never stored; MAC commands per command and outcome, multicast frames per outcome. The API
+ * renders these on /metrics.
  */
 import { MetricsRegistry, type MetricSample } from '../../metrics.js';
 
@@ -19,6 +20,14 @@ export interface LorawanMetricsSnapshot {
   txAckErrors: number;
   /** rejections by reason: mic, replay, fcnt_gap, malformed_json, too_short, too_long, unknown_forwarder, forwarders_full, … */
   rejected: Record<string, number>;
+  /**
+   * MAC commands by command, then outcome: a request `sent` (per downlink carrying it), `answered`,
+   * `refused` (a NACK), `failed` (unanswered); a node's request (LinkCheckReq, DeviceTimeReq) `answered`;
+   * an answer nothing asked for `unsolicited`
+   */
+  mac: Record<string, Record<string, number>>;
+  /** multicast frames by outcome (sent, txError, dutyCycle, noForwarder) */
+  multicast: Record<string, number>;
 }
 
 export class LorawanMetrics {
@@ -32,6 +41,8 @@ export class LorawanMetrics {
     downlinks: this.registry.counter('streetbox_lorawan_tx_total', 'Downlinks sent to packet forwarders.'),
     txAckErrors: this.registry.counter('streetbox_lorawan_tx_ack_errors_total', 'TX_ACK errors reported by packet forwarders.'),
     rejected: this.registry.counter('streetbox_lorawan_rejected_total', 'Datagrams and frames rejected, by reason; never stored.', ['reason']),
+    mac: this.registry.counter('streetbox_lorawan_mac_total', 'MAC commands by command and outcome (sent, answered, refused, failed, unsolicited).', ['command', 'outcome']),
+    multicast: this.registry.counter('streetbox_lorawan_multicast_total', 'Multicast frames by outcome (sent, txError, dutyCycle, noForwarder).', ['outcome']),
   };
 
   /** Counters read back from a snapshot (the driver's `metrics()`), to render them. */
@@ -45,6 +56,10 @@ export class LorawanMetrics {
     m.downlinks = s.downlinks;
     m.txAckErrors = s.txAckErrors;
     for (const [reason, n] of Object.entries(s.rejected)) m.m.rejected.labels({ reason }).set(n);
+    for (const [command, outcomes] of Object.entries(s.mac)) {
+      for (const [outcome, n] of Object.entries(outcomes)) m.m.mac.labels({ command, outcome }).set(n);
+    }
+    for (const [outcome, n] of Object.entries(s.multicast)) m.m.multicast.labels({ outcome }).set(n);
     return m;
   }
 
@@ -108,6 +123,15 @@ export class LorawanMetrics {
     this.m.rejected.labels({ reason }).inc();
   }
 
+  /** A MAC command's outcome (see LorawanMetricsSnapshot.mac). */
+  mac(command: string, outcome: string): void {
+    this.m.mac.labels({ command, outcome }).inc();
+  }
+
+  multicast(outcome: string): void {
+    this.m.multicast.labels({ outcome }).inc();
+  }
+
   rejected(reason: string): number {
     return this.m.rejected.get({ reason });
   }
@@ -125,17 +149,24 @@ export class LorawanMetrics {
       joins: this.joins,
       downlinks: this.downlinks,
       txAckErrors: this.txAckErrors,
-      rejected: Object.fromEntries(
-        this.m.rejected
-          .entries()
-          .map((e) => [e.labels.reason, e.value] as const)
-          .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)),
-      ),
+      rejected: sortedRecord(this.m.rejected.entries().map((e) => [e.labels.reason, e.value])),
+      mac: this.macByCommand(),
+      multicast: sortedRecord(this.m.multicast.entries().map((e) => [e.labels.outcome, e.value])),
     };
+  }
+
+  private macByCommand(): Record<string, Record<string, number>> {
+    const out: Record<string, Record<string, number>> = {};
+    for (const e of this.m.mac.entries()) (out[e.labels.command] ??= {})[e.labels.outcome] = e.value;
+    return out;
   }
 
   /** The samples of GET /metrics. */
   samples(): MetricSample[] {
     return this.registry.samples();
   }
+}
+
+function sortedRecord<T>(entries: [string, T][]): Record<string, T> {
+  return Object.fromEntries(entries.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
 }

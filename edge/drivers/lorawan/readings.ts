@@ -1,7 +1,8 @@
 /**
  * Readings the driver stores (DESIGN.md data model): the status points of the
  * lora-streetlight codec, the radio quality of each accepted uplink (best of all forwarders
- * that heard it), and the counters of each forwarder's `stat` object (PROTOCOL.TXT §4).
+ * that heard it, and the TX power the node runs at once known), what a node reports in
+ * DevStatusAns (battery, margin), and the counters of each forwarder's `stat` object (PROTOCOL.TXT §4).
  */
 import { LORA_STREETLIGHT_POINTS, type RadioPoint, type StreetlightStatus } from '../../profiles/loraStreetlight.js';
 import type { NewReading } from '../../store/types.js';
@@ -12,12 +13,32 @@ export function statusReadings(device: string, status: StreetlightStatus, ts: nu
   return LORA_STREETLIGHT_POINTS.map((p) => ({ ts, device, point: p.name, value: status[p.name], unit: p.unit, quality: 'good' }));
 }
 
-/** The radio points of one uplink (RADIO_POINTS: dr when known, gateways when more than one forwarder heard it). */
-export function radioReadings(device: string, ts: number, best: RxMeta, dr: number | null, copies: number): NewReading[] {
-  const row = (point: RadioPoint, value: number, unit: string | null): NewReading => ({ ts, device, point, value, unit, quality: 'good' });
-  const rows = [row('rssi', best.rssi, 'dBm'), row('snr', best.snr, 'dB')];
-  if (dr !== null) rows.push(row('dr', dr, null));
-  if (copies > 1) rows.push(row('gateways', copies, null));
+function radioRow(device: string, ts: number, point: RadioPoint, value: number | boolean, unit: string | null): NewReading {
+  return { ts, device, point, value, unit, quality: 'good' };
+}
+
+/** The radio points of one uplink (RADIO_POINTS: dr when known, gateways when more than one forwarder heard it, txPower once known). */
+export function radioReadings(device: string, ts: number, best: RxMeta, dr: number | null, copies: number, txPowerDbm: number | null = null): NewReading[] {
+  const rows = [radioRow(device, ts, 'rssi', best.rssi, 'dBm'), radioRow(device, ts, 'snr', best.snr, 'dB')];
+  if (dr !== null) rows.push(radioRow(device, ts, 'dr', dr, null));
+  if (copies > 1) rows.push(radioRow(device, ts, 'gateways', copies, null));
+  if (txPowerDbm !== null) rows.push(radioRow(device, ts, 'txPower', txPowerDbm, 'dBm'));
+  return rows;
+}
+
+/** LoRaWAN 1.0.3 §5.6: battery 1 (minimum) .. 254 (maximum) as a percentage, one decimal. */
+export function batteryPercent(level: number): number {
+  return Math.round(((level - 1) / 253) * 1000) / 10;
+}
+
+/**
+ * A DevStatusAns (LoRaWAN 1.0.3 §5.6): battery 1..254 as 0–100 % (and externalPower false), 0 as
+ * externalPower true, 255 (cannot measure) as nothing; the demodulation margin in dB.
+ */
+export function devStatusReadings(device: string, battery: number, margin: number, ts: number): NewReading[] {
+  const rows = [radioRow(device, ts, 'margin', margin, 'dB')];
+  if (battery === 0) rows.push(radioRow(device, ts, 'externalPower', true, null));
+  else if (battery !== 255) rows.push(radioRow(device, ts, 'battery', batteryPercent(battery), '%'), radioRow(device, ts, 'externalPower', false, null));
   return rows;
 }
 

@@ -1,11 +1,21 @@
 /**
  * A simulated Semtech UDP packet forwarder (PROTOCOL.TXT v2) over real UDP: PUSH_DATA with
  * rxpk for each frame its nodes send, PULL_DATA keepalives, PULL_RESP answered with TX_ACK
- * and handed to the nodes on the air, `stat` every statIntervalMs.
+ * and handed to the nodes on the air, `stat` every statIntervalMs. TX_ACK errors (TOO_LATE,
+ * COLLISION_PACKET, TX_FREQ, …) at a seeded rate: a PULL_RESP refused is not transmitted.
  */
 import dgram from 'node:dgram';
 import { randomInt } from 'node:crypto';
+import { systemClock, type Clock } from '../../clock.js';
 import { parseDatagram, pullData, pushData, txAck, type RxPk, type TxPk } from '../../drivers/lorawan/semtech/packet.js';
+import { rng } from '../modbus/random.js';
+
+/** A share of PULL_RESPs refused with one of `errors` (PROTOCOL.TXT §6 TX_ACK error values), drawn from a seeded source. */
+export interface TxAckErrors {
+  /** 0..1 */
+  rate: number;
+  errors: string[];
+}
 
 export interface SimForwarderOptions {
   gatewayEui: string;
@@ -17,7 +27,16 @@ export interface SimForwarderOptions {
   tmstStart?: number;
   /** answer PULL_RESP with this TX_ACK error (default NONE) */
   txAckError?: () => string;
+  /** TX_ACK errors at a rate (used when txAckError is not given) */
+  txAckErrors?: TxAckErrors;
+  /** seed of the TX_ACK errors (default 1) */
+  seed?: number;
+  /** time of tmst, rxpk `time` and stat (default the system clock) */
+  clock?: Clock;
 }
+
+/** frames transmitted kept for tests (a FUOTA sends a few hundred) */
+const MAX_RECEIVED = 5000;
 
 export const UPLINK_CHANNELS_MHZ = [868.1, 868.3, 868.5] as const;
 
@@ -26,11 +45,15 @@ export class SimForwarder {
   private readonly opts: SimForwarderOptions;
   private socket: dgram.Socket | null = null;
   private token = randomInt(0, 0x10000);
-  private readonly t0 = performance.now();
+  private readonly clock: Clock;
+  private readonly t0: number;
+  private readonly txAckError: () => string;
   private timers: NodeJS.Timeout[] = [];
   private stats = { rxnb: 0, rxok: 0, rxfw: 0, dwnb: 0, txnb: 0, acked: 0 };
-  /** frames received from the server (PULL_RESP) */
+  /** frames transmitted (PULL_RESP with TX_ACK NONE), `at` on the clock's monotonic time */
   readonly received: { txpk: TxPk; at: number }[] = [];
+  /** PULL_RESPs refused, by TX_ACK error */
+  readonly txAckErrorCounts: Record<string, number> = {};
   onDownlink: ((txpk: TxPk, phy: Buffer) => void) | null = null;
   /** monotonic time each PUSH_DATA was sent, by token (for latency measurements) */
   readonly pushAcks = { count: 0 };
@@ -38,10 +61,13 @@ export class SimForwarder {
   constructor(opts: SimForwarderOptions) {
     this.opts = opts;
     this.gatewayEui = opts.gatewayEui;
+    this.clock = opts.clock ?? systemClock;
+    this.t0 = this.clock.monotonic();
+    this.txAckError = opts.txAckError ?? txAckErrorSource(opts.txAckErrors, opts.seed ?? 1);
   }
 
   tmst(): number {
-    return ((this.opts.tmstStart ?? 0) + Math.round((performance.now() - this.t0) * 1000)) >>> 0;
+    return ((this.opts.tmstStart ?? 0) + Math.round((this.clock.monotonic() - this.t0) * 1000)) >>> 0;
   }
 
   async start(): Promise<void> {
@@ -81,7 +107,7 @@ export class SimForwarder {
   /** Sends one frame as heard by this forwarder. */
   uplink(phy: Buffer, radio: { freq?: number; datr?: string; rssi?: number; lsnr?: number } = {}): number {
     const rxpk: RxPk = {
-      time: new Date().toISOString(),
+      time: new Date(this.clock.now()).toISOString(),
       tmst: this.tmst(),
       chan: 0,
       rfch: 0,
@@ -105,7 +131,7 @@ export class SimForwarder {
 
   sendStat(): void {
     const { rxnb, rxok, rxfw, dwnb, txnb } = this.stats;
-    const stat = { time: new Date().toISOString().replace('T', ' ').replace(/\..*/, ' GMT'), rxnb, rxok, rxfw, ackr: 100, dwnb, txnb };
+    const stat = { time: new Date(this.clock.now()).toISOString().replace('T', ' ').replace(/\..*/, ' GMT'), rxnb, rxok, rxfw, ackr: 100, dwnb, txnb };
     this.socket?.send(pushData(2, this.nextToken(), this.gatewayEui, { stat }), this.opts.port, this.opts.host);
   }
 
@@ -122,14 +148,24 @@ export class SimForwarder {
     }
     if (d.kind !== 'pull_resp') return;
     this.stats.dwnb++;
-    const error = this.opts.txAckError?.() ?? 'NONE';
+    const error = this.txAckError();
     // PROTOCOL.TXT §5.5: TX_ACK with the PULL_RESP's token.
     this.socket?.send(txAck(2, d.token, this.gatewayEui, error), this.opts.port, this.opts.host);
-    if (error !== 'NONE') return;
+    if (error !== 'NONE') {
+      this.txAckErrorCounts[error] = (this.txAckErrorCounts[error] ?? 0) + 1;
+      return;
+    }
     this.stats.txnb++;
-    this.received.push({ txpk: d.txpk, at: performance.now() });
-    if (this.received.length > 1000) this.received.shift();
+    this.received.push({ txpk: d.txpk, at: this.clock.monotonic() });
+    if (this.received.length > MAX_RECEIVED) this.received.shift();
     // Delivered on the air at once (a real concentrator waits for tmst; nodes here accept either window).
     this.onDownlink?.(d.txpk, Buffer.from(d.txpk.data, 'base64'));
   }
+}
+
+/** NONE, or at `rate` one of `errors` (uniformly), from a seeded source so a run repeats. */
+function txAckErrorSource(spec: TxAckErrors | undefined, seed: number): () => string {
+  if (!spec || spec.rate <= 0 || spec.errors.length === 0) return () => 'NONE';
+  const random = rng(seed);
+  return () => (random() < spec.rate ? spec.errors[Math.floor(random() * spec.errors.length)]! : 'NONE');
 }

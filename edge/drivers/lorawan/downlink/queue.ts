@@ -1,8 +1,10 @@
 /**
- * The downlink queue: one FIFO per device of commands from the control plane. The head is
- * `queued` until it is handed to a forwarder, then `sent` until the node ACKs it (confirmed)
- * or reports the commanded state (unconfirmed); a miss sends it again, up to MAX_ATTEMPTS.
- * Each item carries the resolver of its caller's outcome promise (enqueueDownlink).
+ * The downlink queue: one FIFO per device of what the gateway sends it on an application port —
+ * streetlight commands from the control plane (FPort 10), application-layer messages (TS003–TS006,
+ * enqueueApp). The head is `queued` until it is handed to a forwarder, then `sent` until the node
+ * ACKs it (confirmed), reports the commanded state (an unconfirmed command) or the forwarder
+ * transmitted it (an unconfirmed application message); a miss sends it again, up to MAX_ATTEMPTS.
+ * Each item carries the resolver of its caller's outcome promise (enqueueDownlink, enqueueApp).
  */
 import type { Timer } from '../../../clock.js';
 import type { StreetlightCommand } from '../../../profiles/loraStreetlight.js';
@@ -15,7 +17,10 @@ export interface QueueItem {
   id: string;
   device: string;
   devEui: string;
-  command: StreetlightCommand;
+  /** names it in the lorawan.downlink.* events: the command's action, or the application message ("AppTimeAns") */
+  label: string;
+  /** a streetlight command (FPort 10), whose status report can verify it; null for an application message */
+  command: StreetlightCommand | null;
   fPort: number;
   payload: Buffer;
   confirmed: boolean;
@@ -64,6 +69,11 @@ export class DownlinkQueue {
 
   size(devEui: string): number {
     return this.byDevice.get(devEui)?.length ?? 0;
+  }
+
+  /** Items of the device still to be sent, `item` (going out now) left out. */
+  waiting(devEui: string, item: QueueItem | null): number {
+    return (this.byDevice.get(devEui) ?? []).filter((i) => i !== item && i.state === 'queued').length;
   }
 
   remove(item: QueueItem): void {

@@ -1,15 +1,18 @@
 /**
- * Sends downlinks and follows them to the end (ChirpStack's downlink/{data,tx_ack}):
- * commands from the queue in the RX windows after an uplink (class A) or at once (class C),
- * ACKs for confirmed uplinks, join accepts; TX_ACK errors become events and fall back to
- * RX2; duty cycle and time on air are accounted before anything is sent.
+ * Sends downlinks and follows them to the end (ChirpStack's downlink/{data,tx_ack}): what is
+ * queued for a device (streetlight commands, application messages) in the RX windows after an
+ * uplink (class A) or at once (class C), with the device's pending MAC commands in FOpts or on
+ * FPort 0 (mac/handler.ts plans them), ACKs for confirmed uplinks, join accepts, and single
+ * immediate frames awaiting their TX_ACK (multicast). TX_ACK errors become events and fall back
+ * to RX2; duty cycle and time on air are accounted before anything is sent.
  *
- * Each command's outcome settles its caller's promise once: `verified` (ACK, or the node's
- * report), `sent` (an unconfirmed command the forwarder transmitted: TX_ACK without error),
- * `failed` (no ACK after MAX_ATTEMPTS, not applied, duty cycle, driver stopped) or `expired`.
- * The lorawan.downlink.* events tell observers the same story, step by step.
+ * Each queued item's outcome settles its caller's promise once: `verified` (ACK, or the node's
+ * report of a command), `sent` (an unconfirmed item the forwarder transmitted: TX_ACK without
+ * error), `failed` (no ACK after MAX_ATTEMPTS, not applied, duty cycle, too long for the data
+ * rate, driver stopped) or `expired`. The lorawan.downlink.* events tell observers the same
+ * story, step by step.
  */
-import type { Clock, Timer } from '../../../clock.js';
+import { every, type Clock, type Timer } from '../../../clock.js';
 import type { Logger } from '../../../log.js';
 import { statusConfirms, type StreetlightStatus } from '../../../profiles/loraStreetlight.js';
 import type { QueuedDownlink } from '../api.js';
@@ -17,22 +20,34 @@ import { StreetboxError } from '../../../errors.js';
 import type { DeviceIndex } from '../devices.js';
 import { DutyCycleError, LoraError, TxError } from '../errors.js';
 import type { LorawanEvents } from '../events.js';
+import type { MacPlan, MacRoom } from '../mac/handler.js';
 import type { LorawanMetrics } from '../metrics.js';
 import { DutyCycleLedger } from '../region/dutyCycle.js';
+import { drIndex, maxPayload, parseDatr, rx1DataRate } from '../region/eu868.js';
 import type { GatewayBackend } from '../semtech/backend.js';
 import type { Session, SessionStore } from '../storage/sessions.js';
 import { buildDataDownlink } from './data.js';
 import { MAX_ATTEMPTS, queueItem, type DownlinkQueue, type NewQueueItem, type QueueItem } from './queue.js';
 import { planClassA, planClassC, type RxWindowSettings, type TxPlan, type UplinkContext } from './scheduler.js';
 
+/** The MAC side of downlinks (mac/handler.ts): what a frame carries, what the device's RX windows are. */
+export interface MacDownlinks {
+  plan(devEui: string, room: MacRoom): MacPlan;
+  sent(devEui: string, ids: readonly string[]): void;
+  rxSettings(devEui: string, defaults: RxWindowSettings): RxWindowSettings;
+}
+
 export interface SenderDeps {
   backend: GatewayBackend;
   sessions: SessionStore;
   queue: DownlinkQueue;
   metrics: LorawanMetrics;
+  /** the driver's clock (RX windows, expiry, ledger) */
   clock: Clock;
   log: Logger;
+  /** the network's RX settings; a device's own once it ACKed them (mac.rxSettings) */
   settings: RxWindowSettings;
+  mac: MacDownlinks;
   /** each device's class, and the forwarder that last answered it (uplink/handler.ts keeps it) */
   devices: DeviceIndex;
   events: LorawanEvents;
@@ -48,6 +63,15 @@ interface PendingTx {
   fallback: TxPlan[];
   device: string | null;
   item: QueueItem | null;
+  /** a frame whose sender awaits its TX_ACK (multicast): the error, null for none */
+  onAck?: (error: string | null) => void;
+}
+
+/** A data frame to a device and what it carries. */
+interface Frame {
+  bytes: Buffer;
+  fCntDown: number;
+  macIds: string[];
 }
 
 /** TX_ACKs come within a second; older entries are dropped (bounded memory). */
@@ -60,7 +84,7 @@ export class DownlinkSender {
   readonly ledger: DutyCycleLedger;
   private readonly d: SenderDeps;
   private readonly pending = new Map<string, PendingTx>();
-  private sweep: Timer | null = null;
+  private stopSweep: (() => void) | null = null;
 
   constructor(deps: SenderDeps) {
     this.d = deps;
@@ -69,21 +93,14 @@ export class DownlinkSender {
 
   /** Starts sweeping expired commands every EXPIRY_SWEEP_MS (on the injected clock). */
   start(): void {
-    if (this.sweep) return;
-    const tick = (): void => {
-      this.expire();
-      this.sweep = this.d.clock.setTimeout(tick, EXPIRY_SWEEP_MS);
-      this.sweep.unref?.();
-    };
-    this.sweep = this.d.clock.setTimeout(tick, EXPIRY_SWEEP_MS);
-    this.sweep.unref?.();
+    this.stopSweep ??= every(this.d.clock, EXPIRY_SWEEP_MS, () => this.expire());
   }
 
-  // ------------------------------------------------------------------ commands
+  // ------------------------------------------------------------------ queued items
 
   /**
-   * Queues a command; class C goes out at once. Throws E_INVALID_COMMAND when the device's
-   * queue is full. The outcome promise never rejects.
+   * Queues a command or an application message; class C goes out at once. Throws
+   * E_INVALID_COMMAND when the device's queue is full. The outcome promise never rejects.
    */
   enqueue(init: NewQueueItem): QueuedDownlink {
     const { item, outcome } = queueItem(init);
@@ -93,12 +110,22 @@ export class DownlinkSender {
   }
 
   private finish(item: QueueItem, kind: 'lorawan.downlink.verified' | 'lorawan.downlink.failed', detail: { reason?: string; code?: string; via?: 'ack' | 'report'; error?: string }): void {
+    this.dequeue(item);
+    this.d.events.emit({ device: item.device, kind, severity: kind === 'lorawan.downlink.failed' ? 'warning' : 'info', detail: { id: item.id, action: item.label, attempts: item.attempts, ...detail } });
+    if (kind === 'lorawan.downlink.verified') item.settle({ status: 'verified' });
+    else item.settle({ status: 'failed', reason: detail.reason ?? 'failed', ...(detail.code !== undefined ? { code: detail.code } : {}) });
+  }
+
+  /** An unconfirmed application message the forwarder transmitted (or that a later uplink followed): sent, done. */
+  private delivered(item: QueueItem): void {
+    this.dequeue(item);
+    item.settle({ status: 'sent' });
+  }
+
+  private dequeue(item: QueueItem): void {
     if (item.timer) this.d.clock.clearTimeout(item.timer);
     item.timer = null;
     this.d.queue.remove(item);
-    this.d.events.emit({ device: item.device, kind, severity: kind === 'lorawan.downlink.failed' ? 'warning' : 'info', detail: { id: item.id, action: item.command.action, attempts: item.attempts, ...detail } });
-    if (kind === 'lorawan.downlink.verified') item.settle({ status: 'verified' });
-    else item.settle({ status: 'failed', reason: detail.reason ?? 'failed', ...(detail.code !== undefined ? { code: detail.code } : {}) });
   }
 
   /** Ends every expired command: expired. */
@@ -106,47 +133,59 @@ export class DownlinkSender {
     for (const item of this.d.queue.expire(this.d.clock.now())) {
       if (item.timer) this.d.clock.clearTimeout(item.timer);
       item.timer = null;
-      this.d.events.emit({ device: item.device, kind: 'lorawan.downlink.failed', severity: 'warning', detail: { id: item.id, action: item.command.action, attempts: item.attempts, reason: 'expired' } });
+      this.d.events.emit({ device: item.device, kind: 'lorawan.downlink.failed', severity: 'warning', detail: { id: item.id, action: item.label, attempts: item.attempts, reason: 'expired' } });
       item.settle({ status: 'expired', reason: 'expired' });
     }
   }
 
   /**
-   * After an accepted uplink: settle the command in flight (the node's ACK, or its status
-   * showing the commanded state), then answer in RX1/RX2 with the next command and/or an ACK.
+   * After an accepted uplink: settle the item in flight (the node's ACK, its status showing the
+   * commanded state, an application message already on the air), then answer in RX1/RX2 with the
+   * next item, an ACK and/or the device's MAC commands.
    */
   onUplink(session: Session, up: UplinkContext, confirmedUp: boolean, ackBit: boolean, status: StreetlightStatus | null): void {
     this.expire();
     const devEui = session.devEui;
-    let head = this.d.queue.head(devEui);
-    if (head && head.state === 'sent') {
-      if (head.confirmed ? ackBit : status !== null && statusConfirms(head.command, status)) {
-        this.finish(head, 'lorawan.downlink.verified', { via: head.confirmed ? 'ack' : 'report' });
-        head = this.d.queue.head(devEui);
-      } else if (head.confirmed || status !== null) {
-        // Missed: the node did not ACK, or its status does not show the command.
-        if (head.attempts >= MAX_ATTEMPTS) {
-          this.finish(head, 'lorawan.downlink.failed', { reason: head.confirmed ? 'no_ack' : 'not_applied' });
-          head = this.d.queue.head(devEui);
-        } else head.state = 'queued';
-      }
-    }
+    const head = this.settleInFlight(devEui, ackBit, status);
     const item = head?.state === 'queued' ? head : null;
     if (item && this.classOf(devEui) === 'C' && !confirmedUp) {
       this.sendClassC(item);
       return;
     }
-    if (!item && !confirmedUp) return;
-    const phy = this.frame(session, item, confirmedUp);
+    const settings = this.d.mac.rxSettings(devEui, this.d.settings);
+    const mac = this.d.mac.plan(devEui, { payloadBytes: item ? item.payload.length : null, maxPayload: classAMaxPayload(up, settings) });
+    // nothing queued, no ACK owed and no MAC command waiting: no answer
+    if (!item && !confirmedUp && !mac.required && mac.ids.length === 0) return;
+    let phy: Frame;
     let plans: TxPlan[];
     try {
-      plans = planClassA(phy.bytes, up, false, this.d.settings, this.ledger, this.d.clock.monotonic(), this.d.clock.monotonic());
+      phy = this.frame(session, item, confirmedUp, mac);
+      plans = planClassA(phy.bytes, up, false, settings, this.ledger, this.d.clock.monotonic(), this.d.clock.monotonic());
     } catch (err) {
       this.notSent(err, item, devEui);
       return;
     }
     this.commit(session, phy.fCntDown);
-    if (this.transmit(plans, item?.device ?? null, item) && item) this.markSent(item, plans[0]!, phy.fCntDown);
+    if (!this.transmit(plans, item?.device ?? null, item)) return;
+    this.d.mac.sent(devEui, phy.macIds);
+    if (item) this.markSent(item, plans[0]!, phy.fCntDown);
+  }
+
+  /** The head in flight, settled by this uplink; returns the head now. */
+  private settleInFlight(devEui: string, ackBit: boolean, status: StreetlightStatus | null): QueueItem | undefined {
+    const head = this.d.queue.head(devEui);
+    if (!head || head.state !== 'sent') return head;
+    if (head.confirmed ? ackBit : head.command !== null && status !== null && statusConfirms(head.command, status)) {
+      this.finish(head, 'lorawan.downlink.verified', { via: head.confirmed ? 'ack' : 'report' });
+    } else if (!head.confirmed && head.command === null) {
+      // an unconfirmed application message whose TX_ACK never came (a v1 forwarder): it went out
+      this.delivered(head);
+    } else if (head.confirmed || status !== null) {
+      // Missed: the node did not ACK, or its status does not show the command.
+      if (head.attempts >= MAX_ATTEMPTS) this.finish(head, 'lorawan.downlink.failed', { reason: head.confirmed ? 'no_ack' : 'not_applied' });
+      else head.state = 'queued';
+    }
+    return this.d.queue.head(devEui);
   }
 
   /** Class C: send the head of the queue now on RX2, or later when the duty cycle allows. */
@@ -161,8 +200,16 @@ export class DownlinkSender {
       this.retryLater(item, 5_000);
       return;
     }
-    const phy = this.frame(session, item, false);
-    const r = planClassC(phy.bytes, gateway, this.d.settings, this.ledger, this.d.clock.monotonic());
+    const settings = this.d.mac.rxSettings(item.devEui, this.d.settings);
+    let phy: Frame;
+    let r: ReturnType<typeof planClassC>;
+    try {
+      phy = this.frame(session, item, false, this.d.mac.plan(item.devEui, { payloadBytes: item.payload.length, maxPayload: maxPayload(settings.rx2Dr) }));
+      r = planClassC(phy.bytes, gateway, settings, this.ledger, this.d.clock.monotonic());
+    } catch (err) {
+      this.notSent(err, item, item.devEui);
+      return;
+    }
     if ('retryAt' in r) {
       const waitMs = r.retryAt - this.d.clock.monotonic();
       this.d.metrics.reject('duty_cycle');
@@ -179,6 +226,7 @@ export class DownlinkSender {
       this.retryLater(item, 5_000);
       return;
     }
+    this.d.mac.sent(item.devEui, phy.macIds);
     this.markSent(item, r.plan, phy.fCntDown);
     // LoRaWAN 1.0.3 §17.2: a class C confirmed downlink is ACKed by the node's next uplink.
     if (item.confirmed) {
@@ -204,7 +252,8 @@ export class DownlinkSender {
     item.timer.unref?.();
   }
 
-  private frame(session: Session, item: QueueItem | null, ack: boolean): { bytes: Buffer; fCntDown: number } {
+  /** The frame to the device: the item (or the MAC commands on FPort 0), FOpts, the ACK bit, FPending. */
+  private frame(session: Session, item: QueueItem | null, ack: boolean, mac: MacPlan): Frame {
     const fCntDown = session.nFCntDown;
     const bytes = buildDataDownlink({
       devAddr: session.devAddr,
@@ -213,11 +262,13 @@ export class DownlinkSender {
       fCntDown,
       confirmed: item?.confirmed ?? false,
       ack,
-      fPending: this.d.queue.size(session.devEui) > 1,
-      fPort: item ? item.fPort : null,
-      payload: item ? item.payload : Buffer.alloc(0),
+      // LoRaWAN 1.0.3 §4.3.1.4: more is waiting for the device after this frame
+      fPending: this.d.queue.waiting(session.devEui, item) > 0 || mac.waiting,
+      fPort: item ? item.fPort : mac.port0 ? 0 : null,
+      payload: item ? item.payload : (mac.port0 ?? Buffer.alloc(0)),
+      fOpts: mac.fOpts,
     });
-    return { bytes, fCntDown };
+    return { bytes, fCntDown, macIds: mac.ids };
   }
 
   private commit(session: Session, fCntDown: number): void {
@@ -234,7 +285,7 @@ export class DownlinkSender {
       severity: 'info',
       detail: {
         id: item.id,
-        action: item.command.action,
+        action: item.label,
         attempt: item.attempts,
         confirmed: item.confirmed,
         window: plan.window,
@@ -249,7 +300,10 @@ export class DownlinkSender {
     const reason = err instanceof LoraError ? err.reason : 'internal';
     this.d.metrics.reject(reason);
     const device = item?.device ?? devEui;
-    if (err instanceof DutyCycleError) {
+    if (err instanceof TxError && err.reason === 'too_long' && item) {
+      // longer than the data rate carries: it never will fit
+      this.finish(item, 'lorawan.downlink.failed', { reason: 'too_long', code: err.code, error: err.message });
+    } else if (err instanceof DutyCycleError) {
       // Class A: the command stays queued for the next uplink's RX windows.
       this.d.events.emit({ device, kind: 'lorawan.downlink.delayed', severity: 'warning', detail: { id: item?.id ?? null, reason: 'duty_cycle', code: err.code, error: err.message } });
     } else if (err instanceof TxError) {
@@ -271,23 +325,55 @@ export class DownlinkSender {
     return this.transmit(plans, device, null);
   }
 
-  /** Sends the first plan; accounts its air time; remembers the rest for a TX_ACK error. */
+  /** Sends the first plan; remembers the rest for a TX_ACK error. False (reported) when the forwarder cannot be reached. */
   private transmit(plans: TxPlan[], device: string | null, item: QueueItem | null): boolean {
     const [plan, ...fallback] = plans;
     if (!plan) return false;
-    let token: number;
     try {
-      token = this.d.backend.send(plan.gatewayEui, plan.txpk);
+      this.hand(plan, { fallback, device, item });
+      return true;
     } catch (err) {
       this.notSent(err, item, device ?? '');
       return false;
     }
+  }
+
+  /**
+   * One frame now (multicast: its plan is `immediate`), awaiting the forwarder's TX_ACK: resolves
+   * with its error, null for none — or when none came within ackTimeoutMs (a v1 forwarder sends
+   * none). Throws TxError at once when the forwarder cannot be reached.
+   */
+  transmitAwaitingAck(plan: TxPlan, ackTimeoutMs: number): Promise<string | null> {
+    let settle: (error: string | null) => void = () => {};
+    const acked = new Promise<string | null>((resolve) => (settle = resolve));
+    let timer: Timer | null = null;
+    const key = this.hand(plan, {
+      fallback: [],
+      device: null,
+      item: null,
+      onAck: (error) => {
+        if (timer) this.d.clock.clearTimeout(timer);
+        settle(error);
+      },
+    });
+    timer = this.d.clock.setTimeout(() => {
+      this.pending.delete(key);
+      settle(null);
+    }, ackTimeoutMs);
+    timer.unref?.();
+    return acked;
+  }
+
+  /** Hands a plan to its forwarder, charges the ledger, remembers it for the TX_ACK; returns its key. Throws TxError. */
+  private hand(plan: TxPlan, tx: Omit<PendingTx, 'at' | 'plan'>): string {
+    const token = this.d.backend.send(plan.gatewayEui, plan.txpk);
     const at = this.d.clock.monotonic();
     this.ledger.record(plan.gatewayEui, plan.freq, plan.airtimeMs, at);
     this.d.metrics.downlinks++;
     this.prune(at);
-    this.pending.set(`${plan.gatewayEui}:${token}`, { at, plan, fallback, device, item });
-    return true;
+    const key = `${plan.gatewayEui}:${token}`;
+    this.pending.set(key, { at, plan, ...tx });
+    return key;
   }
 
   private prune(now: number): void {
@@ -297,7 +383,7 @@ export class DownlinkSender {
     }
   }
 
-  /** The backend's TX_ACK handler (PROTOCOL.TXT §5.5). An error is an event; RX1 falls back to RX2 when there is one. */
+  /** The backend's TX_ACK handler (PROTOCOL.TXT §5.5). An error is an event, its air time refunded; RX1 falls back to RX2 when there is one. */
   readonly onTxAck = (gatewayEui: string, token: number, error: string): void => {
     const key = `${gatewayEui}:${token}`;
     const p = this.pending.get(key);
@@ -307,8 +393,9 @@ export class DownlinkSender {
     }
     this.pending.delete(key);
     if (error === 'NONE' || error === '') {
-      // An unconfirmed command on the air is as far as the network can know (its report may still verify it).
-      if (p.item && !p.item.confirmed) p.item.settle({ status: 'sent' });
+      p.onAck?.(null);
+      // An unconfirmed item on the air is as far as the network can know (a command's report may still verify it).
+      if (p.item && !p.item.confirmed) this.transmitted(p.item);
       return;
     }
     this.d.metrics.txAckErrors++;
@@ -320,14 +407,24 @@ export class DownlinkSender {
       severity: 'warning',
       detail: { gateway: gatewayEui, error, window: p.plan.window, id: p.item?.id ?? null, fallback: next ? next.window : null },
     });
+    p.onAck?.(error);
     if (next && this.transmit([next, ...p.fallback.slice(1)], p.device, p.item)) return;
     if (p.item && p.item.state === 'sent') {
-      // Not on the air: the command goes out again (next uplink, or now for class C).
+      // Not on the air: the item goes out again (next uplink, or now for class C).
       p.item.attempts = Math.max(0, p.item.attempts - 1);
       p.item.state = 'queued';
       if (this.classOf(p.item.devEui) === 'C') this.sendClassC(p.item);
     }
   };
+
+  /** An unconfirmed item the forwarder transmitted: sent; an application message leaves the queue (class C: the next goes now). */
+  private transmitted(item: QueueItem): void {
+    item.settle({ status: 'sent' });
+    if (item.command !== null || this.d.queue.head(item.devEui) !== item) return;
+    this.delivered(item);
+    const next = this.d.queue.head(item.devEui);
+    if (next && this.classOf(next.devEui) === 'C') this.sendClassC(next);
+  }
 
   private classOf(devEui: string): 'A' | 'C' {
     return this.d.devices.byDevEui(devEui)?.class ?? 'A';
@@ -341,15 +438,24 @@ export class DownlinkSender {
     return backend.forwarders().find((f) => backend.canSend(f.gatewayEui))?.gatewayEui ?? null;
   }
 
-  /** Clears every timer (on stop); the commands still queued end: failed, the driver stopped. */
+  /** Clears every timer (on stop); the items still queued end: failed, the driver stopped. */
   stop(): void {
-    if (this.sweep) this.d.clock.clearTimeout(this.sweep);
-    this.sweep = null;
+    this.stopSweep?.();
+    this.stopSweep = null;
     for (const item of this.d.queue.clear()) {
       if (item.timer) this.d.clock.clearTimeout(item.timer);
       item.timer = null;
       item.settle({ status: 'failed', reason: 'stopped', code: 'E_INTERRUPTED' });
     }
+    for (const p of this.pending.values()) p.onAck?.(null);
     this.pending.clear();
   }
+}
+
+/** The payload a class A answer may carry: the smaller N of its RX1 and RX2 data rates (either may send it). */
+function classAMaxPayload(up: UplinkContext, s: RxWindowSettings): number {
+  const parsed = parseDatr(up.datr);
+  const upDr = parsed ? drIndex(parsed) : null;
+  const rx2 = maxPayload(s.rx2Dr);
+  return upDr === null ? rx2 : Math.min(maxPayload(rx1DataRate(upDr, s.rx1DrOffset)), rx2);
 }

@@ -73,6 +73,11 @@ export class DutyCycleLedger {
     return this.list(gateway, band.name, now).reduce((s, t) => s + t.airtimeMs, 0);
   }
 
+  /** The forwarders that transmitted within the window (or before, not yet pruned). */
+  gateways(): string[] {
+    return [...this.txs.keys()];
+  }
+
   /** May `gateway` transmit `airtimeMs` on `freqMHz` at `now`? If not, when at the earliest. */
   check(gateway: string, freqMHz: number, airtimeMs: number, now: number): DutyCycleVerdict {
     const band = subBandOf(freqMHz);

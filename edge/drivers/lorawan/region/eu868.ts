@@ -19,6 +19,22 @@ export const EU868_DATA_RATES: readonly DataRate[] = [
   { sf: 7, bw: 250 },
 ];
 
+/**
+ * RP002 §2.4.6 Table 16: the maximum FRMPayload N (bytes, FOpts empty) per data rate DR0..DR7
+ * (repeater-compatible); the MACPayload M is N + 8 (FHDR without FOpts, FPort).
+ */
+export const EU868_MAX_PAYLOAD: readonly number[] = [51, 51, 51, 115, 222, 222, 222, 222];
+
+/** N of `dr` (0 outside DR0..7). */
+export function maxPayload(dr: number): number {
+  return EU868_MAX_PAYLOAD[dr] ?? 0;
+}
+
+/** Whether a PHYPayload fits `dr`: MHDR (1) + MACPayload (≤ N + 8) + MIC (4). */
+export function phyFits(phyBytes: number, dr: number): boolean {
+  return phyBytes - 5 <= maxPayload(dr) + 8;
+}
+
 /** RP002 §2.4.7: RX2 default frequency 869.525 MHz, DR0. */
 export const EU868_RX2_FREQ_MHZ = 869.525;
 export const EU868_RX2_DR = 0;

@@ -44,6 +44,15 @@ export const LORAWAN_MIGRATIONS: readonly Migration[] = [
   );
   CREATE INDEX lorawan_airtime_at ON lorawan_airtime (at);
   `,
+  // 3: each device's MAC state (LoRaWAN 1.0.3 §5, mac/state.ts): what it runs at, its RX settings, the
+  // ADR history, its last DevStatus and the MAC requests still pending, as one JSON document per device
+  `
+  CREATE TABLE lorawan_mac_state (
+    dev_eui    TEXT PRIMARY KEY,
+    state      TEXT NOT NULL,
+    updated_at INTEGER NOT NULL
+  );
+  `,
 ];
 
 /**

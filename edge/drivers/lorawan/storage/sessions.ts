@@ -5,6 +5,7 @@
  * counters of that window, too short for a replay to matter.
  */
 import type BetterSqlite3 from 'better-sqlite3';
+import { CoalescedWrites } from './coalesce.js';
 
 export const COUNTER_FLUSH_MS = 20;
 
@@ -35,21 +36,16 @@ export class SessionStore {
   private readonly db: BetterSqlite3.Database;
   private readonly byEui = new Map<string, Session>();
   private readonly byAddr = new Map<string, Session>();
-  private readonly dirty = new Set<Session>();
-  private flushScheduled = false;
+  private readonly counters: CoalescedWrites<Session>;
   private readonly upsertStmt: BetterSqlite3.Statement;
-  private readonly countersStmt: BetterSqlite3.Statement;
   private readonly nonceInsert: BetterSqlite3.Statement;
   private readonly nonceExists: BetterSqlite3.Statement;
   private readonly now: () => number;
-  /** called with the error when writing counters fails (the driver logs it); they are written again later */
-  private readonly flushError: (err: unknown) => void;
-  private failed: Session[] = [];
 
+  /** `flushError`: called with the error when writing counters fails (the driver logs it); they are written again later */
   constructor(db: BetterSqlite3.Database, now: () => number, flushError: (err: unknown) => void = () => {}) {
     this.db = db;
     this.now = now;
-    this.flushError = flushError;
     this.upsertStmt = db.prepare(
       `INSERT INTO lorawan_session (dev_eui, dev_addr, nwk_s_key, app_s_key, activation, f_cnt_up, n_f_cnt_down, updated_at)
        VALUES (@devEui, @devAddr, @nwkSKey, @appSKey, @activation, @fCntUp, @nFCntDown, @ts)
@@ -57,7 +53,14 @@ export class SessionStore {
          app_s_key = excluded.app_s_key, activation = excluded.activation, f_cnt_up = excluded.f_cnt_up,
          n_f_cnt_down = excluded.n_f_cnt_down, updated_at = excluded.updated_at`,
     );
-    this.countersStmt = db.prepare('UPDATE lorawan_session SET f_cnt_up = ?, n_f_cnt_down = ?, updated_at = ? WHERE dev_eui = ?');
+    const countersStmt = db.prepare('UPDATE lorawan_session SET f_cnt_up = ?, n_f_cnt_down = ?, updated_at = ? WHERE dev_eui = ?');
+    this.counters = new CoalescedWrites<Session>({
+      db,
+      write: (s) => countersStmt.run(s.fCntUp, s.nFCntDown, this.now(), s.devEui),
+      delayMs: COUNTER_FLUSH_MS,
+      retryMs: COUNTER_FLUSH_MS * 50,
+      onError: flushError,
+    });
     this.nonceInsert = db.prepare('INSERT OR IGNORE INTO lorawan_dev_nonce (dev_eui, dev_nonce, ts) VALUES (?, ?, ?)');
     this.nonceExists = db.prepare('SELECT 1 FROM lorawan_dev_nonce WHERE dev_eui = ? AND dev_nonce = ?');
   }
@@ -82,7 +85,7 @@ export class SessionStore {
     const old = this.byEui.get(s.devEui);
     if (old) {
       this.byAddr.delete(old.devAddr);
-      this.dirty.delete(old);
+      this.counters.forget(old);
     }
     this.byEui.set(s.devEui, s);
     this.byAddr.set(s.devAddr, s);
@@ -115,50 +118,14 @@ export class SessionStore {
     });
   }
 
-  /** The session's counters changed; written on the next tick. */
+  /** The session's counters changed; written within COUNTER_FLUSH_MS. */
   touch(s: Session): void {
-    this.dirty.add(s);
-    if (this.flushScheduled) return;
-    this.flushScheduled = true;
-    setTimeout(() => {
-      try {
-        this.flush();
-      } catch (err) {
-        // a full or failing disk: keep the counters dirty and try again; never crash from a timer
-        this.flushError(err);
-        for (const s of this.failed) this.dirty.add(s);
-        this.failed = [];
-        if (!this.flushScheduled) {
-          this.flushScheduled = true;
-          setTimeout(() => this.retryFlush(), COUNTER_FLUSH_MS * 50).unref();
-        }
-      }
-    }, COUNTER_FLUSH_MS).unref();
+    this.counters.touch(s);
   }
 
-  private retryFlush(): void {
-    try {
-      this.flush();
-    } catch (err) {
-      this.flushError(err);
-      for (const s of this.failed) this.dirty.add(s);
-      this.failed = [];
-      this.flushScheduled = true;
-      setTimeout(() => this.retryFlush(), COUNTER_FLUSH_MS * 50).unref();
-    }
-  }
-
+  /** Writes the counters that changed now (on stop); throws when the database does. */
   flush(): void {
-    this.flushScheduled = false;
-    if (this.dirty.size === 0 || !this.db.open) return;
-    const ts = this.now();
-    const list = [...this.dirty];
-    this.dirty.clear();
-    this.failed = list;
-    this.db.transaction(() => {
-      for (const s of list) this.countersStmt.run(s.fCntUp, s.nFCntDown, ts, s.devEui);
-    })();
-    this.failed = [];
+    this.counters.flush();
   }
 
   /** LoRaWAN 1.0.3 §6.2.4: a DevNonce already used by this device is refused. */

@@ -19,8 +19,12 @@ export interface DataUplink {
   /** FCtrl.ACK: the node acknowledges the last confirmed downlink */
   ack: boolean;
   adr: boolean;
+  /** FCtrl.ADRACKReq: the node asks for a downlink (§4.3.1.1) */
+  adrAckReq: boolean;
+  /** MAC commands in FOpts (plaintext in 1.0.x, §4.3.1.6) */
+  fOpts: Buffer;
   fPort: number | null;
-  /** decrypted FRMPayload (empty when there is none) */
+  /** decrypted FRMPayload (empty when there is none; FPort 0: MAC commands) */
   payload: Buffer;
 }
 
@@ -90,6 +94,8 @@ export function decodeDataUplink(p: LoraPacket, sessionOf: (devAddr: string) => 
     confirmed: mt === MTYPE_CONFIRMED_UP,
     ack: p.getFCtrlACK() === true,
     adr: p.getFCtrlADR() === true,
+    adrAckReq: p.getFCtrlADRACKReq() === true,
+    fOpts: p.FOpts ?? Buffer.alloc(0),
     fPort,
     payload,
   };

@@ -2,14 +2,18 @@
  * The road of an uplink, top to bottom (as ChirpStack's uplink/data.rs and uplink/join.rs):
  * receive (CRC, length, parse) → claim (a copy of a frame being handled: counted, done) →
  * decode (session, FCnt, MIC) → commit the counter → open the de-duplication window → store
- * the status → answer in RX1/RX2 → store the radio readings. One function per frame kind
- * (dataUplink, joinRequest), each step in order, ending in `answer`, the one step that awaits
- * the window where the answer needs it.
+ * the status → MAC commands (mac/handler.ts) → application ports (uplink/app.ts) → answer in
+ * RX1/RX2 → store the radio readings → ADR. One function per frame kind (dataUplink,
+ * joinRequest), each step in order, ending in `answer`, the one step that awaits the window
+ * where the answer needs it.
  *
  * With one forwarder the answer goes at once. With several, the window collects the copies
  * first (RX1 is 1 s after the uplink, the window at most 500 ms) and the best forwarder that
- * can transmit answers. Either way the radio readings wait for the window: the best RSSI/SNR
- * of all copies.
+ * can transmit answers. Either way the radio readings and ADR wait for the window: the best
+ * RSSI/SNR of all copies.
+ *
+ * Two clocks: the driver's (`clock`, scaled by simulate.radioTimeScale) times the radio — the
+ * window, the GPS time of a reception; the gateway's (`wallClock`) stamps readings and lastUplink.
  */
 import type { Clock } from '../../../clock.js';
 import type { Logger } from '../../../log.js';
@@ -20,12 +24,14 @@ import { buildJoinAccept } from '../downlink/join.js';
 import type { DownlinkSender } from '../downlink/sender.js';
 import { LoraError } from '../errors.js';
 import type { LorawanEvents } from '../events.js';
+import type { MacHandler } from '../mac/handler.js';
 import type { LorawanMetrics } from '../metrics.js';
 import { radioReadings, statusReadings } from '../readings.js';
 import { drIndex, parseDatr } from '../region/eu868.js';
 import type { GatewayBackend, UplinkRx } from '../semtech/backend.js';
 import type { ForwarderTable } from '../semtech/forwarders.js';
 import type { Session, SessionStore } from '../storage/sessions.js';
+import type { AppUplinkRouter } from './app.js';
 import { decodeDataUplink, type DataUplink } from './data.js';
 import type { DedupWindow, Deduplicator, Heard, RxMeta } from './dedup.js';
 import { handleJoinRequest } from './join.js';
@@ -40,7 +46,7 @@ export interface JoinSettings {
 
 /** What an accepted frame is answered with. */
 type Answer =
-  | { kind: 'data'; session: Session; confirmed: boolean; ack: boolean; status: StreetlightStatus | null }
+  | { kind: 'data'; session: Session; confirmed: boolean; ack: boolean; adr: boolean; status: StreetlightStatus | null }
   | { kind: 'join'; joinAccept: Buffer; devAddr: string; devNonce: number };
 
 export interface UplinkDeps {
@@ -54,7 +60,12 @@ export interface UplinkDeps {
   join: JoinSettings;
   ingest: Ingest;
   metrics: LorawanMetrics;
+  mac: MacHandler;
+  apps: AppUplinkRouter;
+  /** the driver's clock: the radio's timing */
   clock: Clock;
+  /** the gateway's clock (ctx.clock): timestamps of readings and lastUplink */
+  wallClock: Clock;
   log: Logger;
   events: LorawanEvents;
 }
@@ -125,13 +136,25 @@ export class UplinkHandler {
     // accepted: the window opens, copies from other forwarders are merged into it from now on
     const heard = window.open();
     this.d.metrics.uplinks++;
-    const now = this.d.clock.now();
+    const now = this.d.wallClock.now();
     const device = this.heardFrom(dec.session.devEui, frame.meta, now);
     // store
     const status = this.storeStatus(device, dec, now);
-    // answer: the command in flight settles, the next one (and/or an ACK) goes in RX1/RX2
-    const answer: Answer = { kind: 'data', session: dec.session, confirmed: dec.confirmed, ack: dec.ack, status };
-    return this.answer(device, frame.meta, heard, answer, drOf(frame.meta.up.datr), now);
+    // MAC commands: answers applied, the node's requests and what is due recorded for the answer (mac/handler.ts)
+    const dr = drOf(frame.meta.up.datr);
+    const receivedAt = this.receivedAt(frame.meta);
+    this.d.mac.onUplink(device, { fOpts: dec.fOpts, fPort: dec.fPort, payload: dec.payload, adrAckReq: dec.adrAckReq, receivedAt });
+    // application ports: listeners, TS003 answered (uplink/app.ts); what they queue goes in this uplink's answer
+    this.d.apps.route(device, dec, frame.meta, dr, receivedAt);
+    // answer: the command in flight settles, the next one (and/or an ACK, MAC commands) goes in RX1/RX2
+    const answer: Answer = { kind: 'data', session: dec.session, confirmed: dec.confirmed, ack: dec.ack, adr: dec.adr, status };
+    return this.answer(device, frame.meta, heard, answer, dr, now);
+  }
+
+  /** The reception as wall ms on the driver's clock (its monotonic arrival moved onto its wall time). */
+  private receivedAt(meta: RxMeta): number {
+    const { clock } = this.d;
+    return clock.now() - (clock.monotonic() - meta.up.receivedAt);
   }
 
   /** A Join Request (LoRaWAN 1.0.3 §6.2), the first copy heard: a new session and its Join Accept. */
@@ -144,8 +167,10 @@ export class UplinkHandler {
     // accepted: the window opens, copies from other forwarders are merged into it from now on
     const heard = window.open();
     this.d.metrics.joins++;
-    const now = this.d.clock.now();
+    const now = this.d.wallClock.now();
     const device = this.heardFrom(result.session.devEui, frame.meta, now);
+    // a new session: the node starts from its MAC defaults
+    this.d.mac.onJoin(device);
     // answer: the Join Accept in JOIN_ACCEPT_DELAY1/2
     const joinAccept = buildJoinAccept(
       { appNonce: result.appNonce, netId: result.netId, devAddr: result.session.devAddr, rx1DrOffset: join.rx1DrOffset, rx2Dr: join.rx2Dr, rx1Delay: join.rx1Delay },
@@ -157,22 +182,27 @@ export class UplinkHandler {
   /**
    * The last steps, which may wait for the de-duplication window: the answer — at once with one
    * forwarder; with several, after the window, through the best forwarder that can transmit —
-   * then the radio readings of all copies. Holds only what these steps need while it waits.
+   * then the radio readings of all copies and ADR. Holds only what these steps need while it waits.
    */
   private async answer(device: DeviceEntry, first: RxMeta, heard: Promise<Heard>, answer: Answer, dr: number | null, ts: number): Promise<void> {
     try {
-      const via = this.severalForwarders() ? this.answerer(await heard) : first;
+      // with one forwarder, the first copy is the only one
+      const known: Heard = this.severalForwarders() ? await heard : { best: first, copies: [first] };
+      const via = this.answerer(known);
       device.gateway = via.gatewayEui;
-      if (!this.stopped) this.send(device, answer, via);
-      this.storeRadio(device, await heard, dr, ts);
+      if (!this.stopped) this.send(device, answer, via, known, dr);
+      const all = await heard;
+      this.storeRadio(device, all, dr, ts);
+      if (answer.kind === 'data') this.d.mac.afterWindow(device, all, dr, answer.adr);
     } catch (err) {
       this.reject(err, first.gatewayEui);
     }
   }
 
-  private send(device: DeviceEntry, answer: Answer, via: RxMeta): void {
+  private send(device: DeviceEntry, answer: Answer, via: RxMeta, heard: Heard, dr: number | null): void {
     if (answer.kind === 'data') {
-      // the command in flight settles; the next one (and/or an ACK) goes in RX1/RX2 (downlink/sender.ts)
+      // the answers to the node's MAC requests (LinkCheckAns needs the copies), then RX1/RX2 (downlink/sender.ts)
+      this.d.mac.prepare(device.devEui, heard, dr);
       this.d.sender.onUplink(answer.session, via.up, answer.confirmed, answer.ack, answer.status);
       return;
     }
@@ -218,7 +248,7 @@ export class UplinkHandler {
     device.snr = heard.best.snr;
     device.dr = dr;
     try {
-      this.d.ingest.pushMany(radioReadings(device.id, ts, heard.best, dr, heard.copies.length));
+      this.d.ingest.pushMany(radioReadings(device.id, ts, heard.best, dr, heard.copies.length, this.d.mac.txPowerDbm(device.devEui)));
     } catch (err) {
       this.d.log.error({ err }, 'could not push radio readings');
     }
