@@ -154,7 +154,7 @@ interface Figures {
 async function measure(): Promise<Figures> {
   const profile = loadProfiles().require(PROFILE);
   const fw = firmwareOf(profile);
-  if (!fw) throw new Error(`profile ${PROFILE} declares no firmware`);
+  if (!fw || fw.decl.method === 'fuota') throw new Error(`profile ${PROFILE} declares no Modbus firmware method`);
   const timing = serialTiming(BAUD, 8, 'none', 2);
   const frames = updateFrames(fw.decl, IMAGE_BYTES);
   const transferFrames = frames.filter((f) => f.step === 'enter' || f.step === 'block');

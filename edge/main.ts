@@ -154,6 +154,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     if (engine) b.control.setFirmwareGuard((id) => engine.updating(id));
     firmware?.attach({
       modbus: b.modbus,
+      lorawan: b.lorawan,
       control: b.control,
       health: () => {
         const down = supervisor.status().filter((c) => c.state !== 'running');

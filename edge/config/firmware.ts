@@ -13,9 +13,14 @@
  *     optionally FC 6 `abort`: a job that ends before its commit takes the device out of its
  *     bootloader (it drops what it received and runs its old firmware).
  *
+ * and how a LoRaWAN node takes one, with no register at all:
+ *
+ *   fuota: LoRa Alliance FUOTA (edge/firmware/methods/fuota): TS005 multicast group, TS004 fragments
+ *     with forward error correction, TS006 reboot and DevVersionAns (the node's version: no point).
+ *
  * The checks a profile's section needs beyond its own fields (its version point, registers that
- * overlap) are `profileFirmwareIssues`, run by the profile schema like the roles' checks. No imports
- * from schema.ts: it imports from here.
+ * overlap, a method of its transport) are `profileFirmwareIssues`, run by the profile schema like
+ * the roles' checks. No imports from schema.ts: it imports from here.
  */
 import { z } from 'zod';
 import type { RolePoint } from '../profiles/pointRoles.js';
@@ -78,17 +83,29 @@ export const fileRecordSchema = z.strictObject({
   ...finish,
 });
 
-/** A profile's `firmware:` section. */
-export const profileFirmwareSchema = z.discriminatedUnion('method', [registerBlockSchema, fileRecordSchema]);
+/**
+ * A LoRaWAN node's FUOTA (TS003–TS006): nothing to declare but the method; how the image goes
+ * (data rate, frequency, fragmentation version, reboot delay) is the gateway's `lorawan.fuota`.
+ */
+export const fuotaFirmwareSchema = z.strictObject({ method: z.literal('fuota') });
 
-export type ProfileFirmware = z.infer<typeof profileFirmwareSchema>;
-export type FirmwareMethod = ProfileFirmware['method'];
+/** A profile's `firmware:` section. */
+export const profileFirmwareSchema = z.discriminatedUnion('method', [registerBlockSchema, fileRecordSchema, fuotaFirmwareSchema]);
+
+/** A Modbus controller's bootloader, as its profile declares it (registerBlock or fileRecord). */
+export type ProfileFirmware = Exclude<z.infer<typeof profileFirmwareSchema>, { method: 'fuota' }>;
+export type FuotaFirmware = z.infer<typeof fuotaFirmwareSchema>;
+/** What a profile's `firmware:` section may hold: a Modbus bootloader or FUOTA. */
+export type FirmwareDecl = ProfileFirmware | FuotaFirmware;
+export type FirmwareMethod = FirmwareDecl['method'];
+/** The methods a LoRaWAN profile may declare; every other one is Modbus. */
+export const LORAWAN_FIRMWARE_METHODS: readonly FirmwareMethod[] = ['fuota'];
 
 /** The shape of a profile this file reads (the config's ProfileConfig, input or output side). */
 export interface FirmwareProfile {
   transport?: 'modbus' | 'lorawan' | undefined;
   points: readonly Pick<RolePoint, 'role'>[];
-  firmware?: ProfileFirmware | undefined;
+  firmware?: FirmwareDecl | undefined;
 }
 
 export interface FirmwareIssue {
@@ -134,18 +151,23 @@ const hex = (n: number): string => `0x${n.toString(16).toUpperCase().padStart(4,
 const span = (from: number, to: number): string => (from === to ? `register ${from}` : `registers ${from}..${to}`);
 
 /**
- * The issues of a profile's firmware section beyond its fields: it needs a point of role
- * firmwareVersion (read before and after an update: done means the device reports the new version),
- * a Modbus transport, and registers that fit the table and do not overlap each other (but
+ * The issues of a profile's firmware section beyond its fields: a method of the profile's
+ * transport (fuota for LoRaWAN, which reports its version in DevVersionAns: nothing more to check);
+ * for Modbus a point of role firmwareVersion (read before and after an update: done means the device
+ * reports the new version), and registers that fit the table and do not overlap each other (but
  * `abort`, which may write another value to `enter`'s register).
  */
 export function profileFirmwareIssues(p: FirmwareProfile): FirmwareIssue[] {
   const fw = p.firmware;
   if (fw === undefined) return [];
-  const issues: FirmwareIssue[] = [];
-  if ((p.transport ?? 'modbus') !== 'modbus') {
-    issues.push({ path: ['firmware'], message: `an update method "${fw.method}" is Modbus; this profile is transport "${p.transport}"` });
+  const transport = p.transport ?? 'modbus';
+  const lorawanMethod = LORAWAN_FIRMWARE_METHODS.includes(fw.method);
+  if (lorawanMethod !== (transport === 'lorawan')) {
+    const wants = lorawanMethod ? 'LoRaWAN (transport: lorawan)' : 'Modbus';
+    return [{ path: ['firmware'], message: `an update method "${fw.method}" is ${wants}; this profile is transport "${transport}"` }];
   }
+  if (fw.method === 'fuota') return [];
+  const issues: FirmwareIssue[] = [];
   if (!p.points.some((pt) => pt.role === 'firmwareVersion')) {
     issues.push({
       path: ['firmware'],

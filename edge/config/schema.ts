@@ -20,7 +20,7 @@ import { firmwareSchema, profileFirmwareIssues, profileFirmwareSchema, type Firm
 
 export { byteSize, duration, durationIn } from './scalars.js';
 export { ed25519PublicKey, signingKeyProblem } from './signingKeys.js';
-export type { FirmwareConfig, FirmwareMethod, ProfileFirmware, TimeWindowConfig } from './firmware.js';
+export type { FirmwareConfig, FirmwareDecl, FirmwareMethod, FuotaFirmware, ProfileFirmware, TimeWindowConfig } from './firmware.js';
 
 /** Ids used in MQTT topics and URLs: no '/', '+', '#', spaces. */
 export const identifier = z

@@ -24,6 +24,9 @@ import { FirmwareError } from './errors.js';
 import { gate, groupAllowance, type GatedDevice } from './gates.js';
 import { JobRunner, type JobEnv } from './jobRunner.js';
 import type { FirmwareJournal } from './journal.js';
+import { FuotaCoordinator } from './methods/fuota/coordinator.js';
+import { FuotaJournal } from './methods/fuota/journal.js';
+import type { FuotaRadio } from './methods/fuota/types.js';
 import { parseEnvelope, verifyManifestSignature } from './manifest.js';
 import { buildReport, waveCount } from './reports.js';
 import type { SelfUpdater } from './selfUpdate.js';
@@ -54,6 +57,8 @@ const PROGRESS_REPORT_MS = 1000;
 const STOP_WAIT_MS = 5000;
 /** the stages in which a device is out of (or being taken out of) its normal service */
 const BUSY_STAGES = new Set(['fetching', 'transferring', 'activating', 'verifying']);
+/** a FUOTA node's: its multicast transfer takes nothing out of service, its reboot does */
+const FUOTA_BUSY_STAGES = new Set(['activating', 'verifying']);
 
 type FleetDevice = GatedDevice & { bus: string | null };
 
@@ -72,6 +77,8 @@ export interface FirmwareEngineOptions {
 /** What the engine needs of the running gateway, attached once the components are built. */
 export interface FirmwareParts {
   modbus?: ModbusDriver | undefined;
+  /** FUOTA's road to LoRaWAN nodes (methods/fuota: the LoRaWAN driver): without it a LoRaWAN node is no target */
+  lorawan?: FuotaRadio | undefined;
   control?: Pick<ControlComponent, 'reassert' | 'firmwareHold' | 'wanted'> | undefined;
   /** every component running and the upstream reachable (when configured): the new release's health */
   health: Health;
@@ -85,6 +92,8 @@ interface Waiter {
 export class FirmwareEngine implements FirmwareService {
   private readonly log: Logger;
   private parts: FirmwareParts | null = null;
+  /** FUOTA sessions, once a LoRaWAN driver is attached (and the store keeps module tables) */
+  private fuota: FuotaCoordinator | undefined;
   private profiles: ProfileRegistry | null = null;
   private fleetCache: { devices: Map<string, FleetDevice>; lights: Map<string, number> } | null = null;
   private fleetOf: unknown = null;
@@ -114,6 +123,20 @@ export class FirmwareEngine implements FirmwareService {
 
   attach(parts: FirmwareParts): void {
     this.parts = parts;
+    this.fuota?.stop();
+    this.fuota = undefined;
+    const journal = parts.lorawan ? FuotaJournal.open(this.o.ctx.store) : null;
+    if (parts.lorawan && journal) {
+      this.fuota = new FuotaCoordinator({
+        config: () => this.config,
+        store: this.o.ctx.store,
+        log: this.log,
+        radio: parts.lorawan,
+        journal,
+        expected: (deployment, wave) => this.o.journal.jobs(deployment).filter((j) => j.wave === wave && j.method === 'fuota' && !FINAL_JOB_STAGES.includes(j.stage)).map((j) => j.device),
+      });
+      if (this.running) this.fuota.start();
+    }
   }
 
   private get config() {
@@ -136,6 +159,7 @@ export class FirmwareEngine implements FirmwareService {
     if (this.running) return;
     this.running = true;
     this.profiles = null;
+    this.fuota?.start();
     this.settleSelfUpdateAtBoot();
     this.schedule(0);
   }
@@ -150,6 +174,8 @@ export class FirmwareEngine implements FirmwareService {
     this.fetchAborts.clear();
     this.artifactFetches.clear();
     await Promise.race([Promise.allSettled(runs.map((r) => r.done)), new Promise((res) => setTimeout(res, waitMs).unref())]);
+    // the runners left their sessions (suspended); a session still under way stops at its next step, journaled
+    this.fuota?.stop();
   }
 
   /** Wakes the tick now (a change, a job ended). */
@@ -232,7 +258,7 @@ export class FirmwareEngine implements FirmwareService {
     }
     if (!can(req.role, 'firmware.deploy')) return this.refuse(manifest.id, req, 'E_FW_FORBIDDEN', `role ${req.role} may not deploy firmware (needs firmware.deploy)`, now, manifest);
     const waves: Wave[] = manifest.policy?.waves ?? [];
-    const resolved = resolveTargets(manifest.targets, this.config, this.profileRegistry(), req.role, waves);
+    const resolved = resolveTargets(manifest.targets, this.config, this.profileRegistry(), req.role, waves, this.parts?.lorawan);
     if (!resolved.ok) return this.refuse(manifest.id, req, resolved.code, resolved.reason, now, manifest);
     const gatewayTarget = resolved.targets.some((t) => t.method === 'gateway');
     if (gatewayTarget && !this.o.selfUpdate) {
@@ -415,6 +441,7 @@ export class FirmwareEngine implements FirmwareService {
       { name: 'streetbox_firmware_blocks_total', help: 'Firmware blocks acknowledged by devices since start', type: 'counter', value: this.counters.blocks },
       { name: 'streetbox_firmware_artifact_bytes', help: 'Bytes of artifacts kept in the data directory', type: 'gauge', value: usage.bytes },
       { name: 'streetbox_firmware_artifact_bytes_limit', help: 'firmware.artifacts.maxBytes', type: 'gauge', value: this.config.firmware.artifacts.maxBytes },
+      ...(this.fuota?.metrics() ?? []),
     );
     return samples;
   }
@@ -584,6 +611,11 @@ export class FirmwareEngine implements FirmwareService {
     if (!dev) return { ok: false, waiting: `device "${j.device}" is no longer in devices.yaml` };
     const gatewayJob = this.busyJobs(j.device).find((x) => x.method === 'gateway');
     if (gatewayJob) return { ok: false, waiting: `the gateway updates itself (deployment ${gatewayJob.deployment}): devices wait for its restart` };
+    if (j.method === 'fuota') {
+      // the multicast takes no light out of service: only the deployment's windows; the reboot meets the gates and caps (mayProceed)
+      const v = gate({ id: j.device, kind: 'other', groups: [] }, { now: this.o.ctx.clock.now(), config: this.config, windows: manifest?.policy?.windows ?? [], hold: null });
+      return v.ok ? v : { ok: false, waiting: v.waiting };
+    }
     const verdict = gate(dev, { now: this.o.ctx.clock.now(), config: this.config, windows: manifest?.policy?.windows ?? [], hold: this.parts?.control?.firmwareHold(j.device) ?? null });
     if (!verdict.ok) return { ok: false, waiting: verdict.waiting };
     return this.capsAllow(j, dev, manifest);
@@ -629,11 +661,14 @@ export class FirmwareEngine implements FirmwareService {
   }
 
   /**
-   * The jobs under way (a busy stage, or a runner) but `except`'s. Within a tick the journal is read
-   * once: a job started in it has a runner; one that ended in it still counts until the next tick.
+   * The jobs under way (a busy stage, or a runner) but `except`'s: a FUOTA job only from its reboot
+   * on (its multicast takes nothing out of service). Within a tick the journal is read once: a job
+   * started in it has a runner; one that ended in it still counts until the next tick.
    */
   private busyJobs(except: string): JobRecord[] {
-    return (this.tickJobs ?? this.o.journal.activeJobs()).filter((x) => x.device !== except && (BUSY_STAGES.has(x.stage) || this.runners.has(key(x))));
+    return (this.tickJobs ?? this.o.journal.activeJobs()).filter(
+      (x) => x.device !== except && (x.method === 'fuota' ? FUOTA_BUSY_STAGES.has(x.stage) : BUSY_STAGES.has(x.stage) || this.runners.has(key(x))),
+    );
   }
 
   private setWaiting(d: DeploymentRecord, j: JobRecord, waiting: string): void {
@@ -745,6 +780,7 @@ export class FirmwareEngine implements FirmwareService {
       journal: this.o.journal,
       profiles: this.profileRegistry(),
       modbus: this.parts?.modbus,
+      fuota: this.fuota,
       control: this.parts?.control,
       health: this.parts?.health ?? (() => ({ ok: false, reason: 'the gateway is starting' })),
       selfUpdate: this.o.selfUpdate ?? null,
@@ -759,8 +795,11 @@ export class FirmwareEngine implements FirmwareService {
         if (j.method === 'gateway') return this.mayStart(fresh, j);
         const dev = this.gatedDevice(j.device);
         if (!dev) return { ok: false, waiting: `device "${j.device}" is no longer in devices.yaml` };
-        const v = gate(dev, { now: this.o.ctx.clock.now(), config: this.config, windows: this.manifestOf(fresh)?.policy?.windows ?? [], hold: this.parts?.control?.firmwareHold(j.device) ?? null });
-        return v.ok ? v : { ok: false, waiting: v.waiting };
+        const manifest = this.manifestOf(fresh);
+        const v = gate(dev, { now: this.o.ctx.clock.now(), config: this.config, windows: manifest?.policy?.windows ?? [], hold: this.parts?.control?.firmwareHold(j.device) ?? null });
+        if (!v.ok) return { ok: false, waiting: v.waiting };
+        // a FUOTA node's reboot is where it leaves service: the caps count it from there (busyJobs)
+        return j.method === 'fuota' ? this.capsAllow(j, dev, manifest) : v;
       },
       advanced: (d, j) => {
         this.event(`firmware.job.${j.stage}` as 'firmware.job.confirmed', d, { device: j.device, stage: j.stage, ...(j.code ? { code: j.code } : {}), ...(j.reason ? { reason: j.reason } : {}), bytesAcked: j.bytesAcked, version: j.versionAfter ?? j.versionBefore }, undefined, j.device);
@@ -801,6 +840,8 @@ export class FirmwareEngine implements FirmwareService {
 
   private stageTimeout(j: JobRecord): number {
     const t = this.config.firmware.timeouts;
+    // a FUOTA node's stages last what its session's plan says (never firmware.timeouts.transfer)
+    if (j.method === 'fuota' && this.fuota && (j.stage === 'transferring' || j.stage === 'activating' || j.stage === 'verifying')) return this.fuota.stageTimeout(j);
     const decl = this.rebootMsOf(j.device);
     switch (j.stage) {
       case 'fetching':
@@ -818,8 +859,8 @@ export class FirmwareEngine implements FirmwareService {
 
   private rebootMsOf(device: string): number {
     const d = this.config.devices.find((x) => x.id === device);
-    const p = d ? this.profileRegistry().get(d.profile) : undefined;
-    return (p?.firmware?.rebootS ?? 30) * 1000;
+    const fw = d ? this.profileRegistry().get(d.profile)?.firmware : undefined;
+    return (fw !== undefined && fw.method !== 'fuota' ? fw.rebootS : 30) * 1000;
   }
 
   /** The artifact on disk, fetched once per artifact (checked against size and sha256) and shared by its jobs. */

@@ -7,6 +7,11 @@
  *   (after its reboot the version point reads the new version, then the functional probe) →
  *   confirmed | failed. A light is driven back to its wanted level when its job ends either way.
  *
+ * A LoRaWAN node's job (method `fuota`, methods/fuota): fetching → transferring (it joins its wave's
+ * FUOTA session and awaits its node's outcome; the session calls back the stages this runner
+ * journals: activating once the gates and caps let the node reboot, verifying after the reboot) →
+ * confirmed when the node reports the new version in DevVersionAns | failed.
+ *
  * The gateway's own job (method `gateway`, selfUpdate.ts): fetching → transferring (unpack the
  * release beside the running one) → activating (switch `current`, restart) → verifying (in the new
  * process: healthy within healthTimeout, else switched back) → confirmed | rolledBack.
@@ -20,10 +25,12 @@ import type { ModbusDriver } from '../drivers/modbus/index.js';
 import { errorMessage, StreetboxError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { ProfileRegistry } from '../profiles/index.js';
-import { firmwareOf } from '../profiles/firmware.js';
+import { firmwareOf, type DeviceFirmware } from '../profiles/firmware.js';
 import { backoffDelay } from '../backoff.js';
 import { FirmwareError } from './errors.js';
 import type { FirmwareJournal } from './journal.js';
+import type { FuotaCoordinator, FuotaHandle } from './methods/fuota/coordinator.js';
+import type { FuotaMember } from './methods/fuota/types.js';
 import { createModbusUpdater } from './methods/modbus.js';
 import { functionalProbe } from './probe.js';
 import type { SelfUpdater } from './selfUpdate.js';
@@ -35,6 +42,8 @@ export interface JobEnv {
   journal: FirmwareJournal;
   profiles: ProfileRegistry;
   modbus: ModbusDriver | undefined;
+  /** the FUOTA sessions (the LoRaWAN driver attached), undefined without one */
+  fuota: FuotaCoordinator | undefined;
   control: Pick<ControlComponent, 'reassert' | 'firmwareHold' | 'wanted'> | undefined;
   health: () => { ok: true } | { ok: false; reason: string };
   selfUpdate: SelfUpdater | null;
@@ -45,7 +54,7 @@ export interface JobEnv {
   artifactReady(d: DeploymentRecord): Promise<void>;
   /** the file of the deployment's artifact (fetched by image()) */
   artifactPath(d: DeploymentRecord): string;
-  /** the gates again, before the activation (the deployment still running, the device's window open, no hold) */
+  /** the gates again, before the activation (the deployment still running, the device's window open, no hold; a fuota node's reboot: the caps too) */
   mayProceed(d: DeploymentRecord, j: JobRecord): { ok: true } | { ok: false; waiting: string };
   advanced(d: DeploymentRecord, j: JobRecord): void;
   progressed(d: DeploymentRecord, blocks: number, bytes: number): void;
@@ -90,6 +99,8 @@ export class JobRunner {
   /** this runner took up a stage a previous runner (or process) had begun */
   private readonly resumed: boolean;
   private cancelAs: { code: FirmwareCode; reason: string } | null = null;
+  /** a fuota job's node in its session, while this runner awaits it */
+  private fuota: FuotaHandle | null = null;
   private readonly wakers = new Set<() => void>();
 
   constructor(
@@ -143,6 +154,7 @@ export class JobRunner {
         return;
       }
       if (this.job.method === 'gateway') await this.runGateway();
+      else if (this.job.method === 'fuota') await this.runFuota();
       else await this.runDevice();
     } catch (err) {
       await this.ended(err);
@@ -153,6 +165,7 @@ export class JobRunner {
   private async ended(err: unknown): Promise<void> {
     const { device } = this.job;
     if (err instanceof Aborted) {
+      this.leaveSession(err.why);
       if (err.why === 'stop' || err.why === 'pause') return; // resumed later from the journal
       await this.leaveBootloader();
       if (err.why === 'cancel') {
@@ -171,7 +184,8 @@ export class JobRunner {
             : 'E_FW_TRANSFER';
       this.env.log.warn({ err, deployment: this.d.id, device }, 'firmware: job failed');
       await this.leaveBootloader();
-      this.advance('failed', { code, reason: errorMessage(err) });
+      // the version a device reported before it failed (a lying node, a failed probe) goes on record
+      this.advance('failed', { code, reason: errorMessage(err), ...(this.job.versionAfter !== null ? { versionAfter: this.job.versionAfter } : {}) });
     }
     await this.restoreLight();
   }
@@ -179,9 +193,9 @@ export class JobRunner {
   /** A parked job (no runner) ends: a device mid-transfer is told to leave its bootloader, a light driven back. */
   private async endParked(as: { stage: 'failed' | 'cancelled'; code: FirmwareCode; reason: string }): Promise<void> {
     const modbus = this.env.modbus;
-    const devCfg = this.env.ctx.config.devices.find((x) => x.id === this.job.device);
-    const profile = devCfg ? this.env.profiles.get(devCfg.profile) : undefined;
-    const fw = profile ? firmwareOf(profile) : null;
+    const fw = modbusFirmware(this.env, this.job.device);
+    // a fuota node is no longer addressed by its session (it keeps its old firmware)
+    if (this.job.method === 'fuota') this.env.fuota?.end(this.d.id, this.job.wave, this.job.device, { code: as.code, reason: as.reason });
     if (modbus && fw && (this.job.stage === 'transferring' || this.job.stage === 'activating')) {
       try {
         // the abort needs no image: a placeholder stands for it
@@ -231,18 +245,10 @@ export class JobRunner {
     if (!modbus) throw new FirmwareError('E_FW_TARGET', 'the Modbus driver is not running');
     const devCfg = env.ctx.config.devices.find((x) => x.id === this.job.device);
     const profile = devCfg ? env.profiles.get(devCfg.profile) : undefined;
-    const fw = profile ? firmwareOf(profile) : null;
+    const fw = modbusFirmware(env, this.job.device);
     if (!devCfg || !profile || !fw) throw new FirmwareError('E_FW_TARGET', `device "${this.job.device}" or its update method is no longer in devices.yaml`);
     const versionCode = this.d.artifact.versionCode!;
-
-    if (this.job.stage === 'pending') {
-      this.check();
-      this.advance('fetching');
-    }
-    const image = await this.withAbort(env.image(this.d)).catch((err: unknown) => {
-      if (err instanceof Aborted) throw err;
-      throw artifactError(err, `artifact ${this.d.artifact.name} ${this.d.artifact.version}`);
-    });
+    const image = await this.fetchImage();
     const updater = createModbusUpdater({ firmware: fw.decl, versionPoint: fw.versionPoint, io: modbus.firmwareIo(this.job.device), image });
     this.updater = updater;
     // resumed mid-transfer or before the commit: the device may hold a partial image
@@ -284,6 +290,81 @@ export class JobRunner {
     if (this.job.stage === 'verifying') {
       await this.verify(updater, versionCode, (fw.decl.rebootS ?? 30) * 1000, devCfg.id, profile);
     }
+  }
+
+  // ---------------------------------------------------------------------------- a LoRaWAN node (FUOTA)
+
+  private async runFuota(): Promise<void> {
+    const { env } = this;
+    const coordinator = env.fuota;
+    if (!coordinator) throw new FirmwareError('E_FW_TARGET', 'the LoRaWAN driver is not running: FUOTA cannot reach the node');
+    const versionCode = this.d.artifact.versionCode!;
+    const image = await this.fetchImage();
+    if (this.job.stage === 'fetching') {
+      this.check();
+      this.advance('transferring');
+    }
+    this.check();
+    this.fuota = coordinator.join({ deployment: this.d.id, wave: this.job.wave, image, member: this.fuotaMember(versionCode) }, versionCode);
+    const outcome = await this.withAbort(this.fuota.outcome);
+    this.fuota = null;
+    if (outcome.stage === 'failed') {
+      if (outcome.versionAfter !== undefined) this.job = { ...this.job, versionAfter: outcome.versionAfter };
+      throw new FirmwareError(outcome.code, outcome.reason);
+    }
+    this.advance('confirmed', { versionAfter: outcome.versionAfter, reason: outcome.reason });
+    await this.restoreLight();
+  }
+
+  /** The node as its session sees it: each step it reports is journaled here. */
+  private fuotaMember(versionCode: number): FuotaMember {
+    const { env, d } = this;
+    const device = this.job.device;
+    return {
+      device,
+      versionCode,
+      versionBefore: (version) => {
+        env.journal.patchJob(d.id, device, { versionBefore: version });
+        this.job = { ...this.job, versionBefore: version };
+      },
+      progress: (fragments, _of, bytes) => {
+        env.journal.progress(d.id, device, fragments, bytes);
+        this.job = { ...this.job, blocksAcked: Math.max(this.job.blocksAcked, fragments), bytesAcked: Math.max(this.job.bytesAcked, bytes) };
+        env.progressed(d, 0, 0);
+      },
+      advanced: (stage) => this.advance(stage),
+      mayReboot: () => env.mayProceed(d, this.job),
+      waiting: (waiting) => {
+        if (waiting === this.job.waiting) return;
+        if (waiting === null) env.journal.patchJob(d.id, device, { waiting: null });
+        else env.waiting(d, this.job, waiting);
+        this.job = { ...this.job, waiting };
+      },
+    };
+  }
+
+  /** A fuota runner that stops leaves its node's session: for now (stop, pause), or for good. */
+  private leaveSession(why: AbortReason): void {
+    const handle = this.fuota;
+    if (!handle) return;
+    this.fuota = null;
+    if (why === 'stop' || why === 'pause') handle.leave('suspend');
+    else {
+      const code: FirmwareCode = why === 'cancel' ? (this.cancelAs?.code ?? 'E_FW_CANCELLED') : why === 'expired' ? 'E_FW_EXPIRED' : 'E_FW_TIMEOUT';
+      handle.leave('end', { code, reason: this.cancelAs?.reason ?? `the job ended: ${why}` });
+    }
+  }
+
+  /** A device's job from pending: fetching, then the deployment's image (fetched once for all its jobs, checked). */
+  private async fetchImage(): Promise<Buffer> {
+    if (this.job.stage === 'pending') {
+      this.check();
+      this.advance('fetching');
+    }
+    return this.withAbort(this.env.image(this.d)).catch((err: unknown) => {
+      if (err instanceof Aborted) throw err;
+      throw artifactError(err, `artifact ${this.d.artifact.name} ${this.d.artifact.version}`);
+    });
   }
 
   /** Waits while a gate is closed (window, hold, caps of the time of day); a paused or ended deployment stops the runner. */
@@ -514,6 +595,13 @@ export class JobRunner {
       env.requestRestart(`switched back from release ${version}`);
     }
   }
+}
+
+/** A device's Modbus update method, or null (none, or FUOTA). */
+function modbusFirmware(env: Pick<JobEnv, 'ctx' | 'profiles'>, device: string): Extract<DeviceFirmware, { versionPoint: unknown }> | null {
+  const devCfg = env.ctx.config.devices.find((x) => x.id === device);
+  const fw = firmwareOf(devCfg ? env.profiles.get(devCfg.profile) : undefined);
+  return fw !== null && fw.method !== 'fuota' ? fw : null;
 }
 
 /** A fetch failure as the job's error: a FirmwareError keeps its code (quota, timeout), anything else is E_FW_ARTIFACT. */

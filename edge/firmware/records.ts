@@ -168,7 +168,7 @@ export interface JobRecord {
   /** the wave it belongs to, 0-based */
   wave: number;
   stage: JobStage;
-  /** blocks the device acknowledged (the transfer resumes from here) */
+  /** blocks the device acknowledged (the transfer resumes from here); FUOTA: fragments of the block the node holds, by its last status */
   blocksAcked: number;
   blocksTotal: number;
   /** bytes acknowledged (blocksAcked × block bytes, at most the size) */

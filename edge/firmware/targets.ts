@@ -1,14 +1,15 @@
 /**
  * A manifest's targets resolved against the running configuration (issue 17 Deliver 1): which
  * devices, by which method, in which wave; or the refusal that names the target at fault. A target
- * that does not exist, a device whose profile declares no update method, a LoRaWAN node (FUOTA is
- * its own method, not here yet), a traffic controller without allowCommands or for a role that may
- * not command traffic: each refuses the whole deployment with its reason (E_FW_TARGET / E_FW_FORBIDDEN).
+ * that does not exist, a device whose profile declares no update method, a LoRaWAN node without
+ * the GenAppKey its multicast keys derive from (TS005 §4.3) or with no LoRaWAN driver running, a
+ * traffic controller without allowCommands or for a role that may not command traffic: each refuses
+ * the whole deployment with its reason (E_FW_TARGET / E_FW_FORBIDDEN).
  */
 import type { Config, DeviceConfig } from '../config/schema.js';
 import { can, type Role } from '../control/roles.js';
 import { describeDevice } from '../profiles/describe.js';
-import { firmwareOf } from '../profiles/firmware.js';
+import { deviceFirmwareOf } from '../profiles/firmware.js';
 import type { ProfileRegistry } from '../profiles/index.js';
 import type { DeploymentTargets, FirmwareCode, Wave } from './records.js';
 
@@ -22,6 +23,11 @@ export interface ResolvedTarget {
   wave: number;
 }
 
+/** What resolving a LoRaWAN node asks of the running driver (LorawanDriver.genAppKey); undefined: none runs. */
+export interface LorawanKeys {
+  genAppKey(device: string): Buffer | null;
+}
+
 export type Resolution = { ok: true; targets: ResolvedTarget[] } | { ok: false; code: FirmwareCode; reason: string };
 
 const refuse = (code: FirmwareCode, reason: string): Resolution => ({ ok: false, code, reason });
@@ -32,6 +38,7 @@ export function resolveTargets(
   profiles: Pick<ProfileRegistry, 'get'>,
   role: Role,
   waves: readonly Wave[],
+  lorawan?: LorawanKeys,
 ): Resolution {
   if (targets.gateway) {
     if (!config.firmware.selfUpdate.releases) {
@@ -67,20 +74,29 @@ export function resolveTargets(
   const list: Omit<ResolvedTarget, 'wave'>[] = [];
   for (const d of config.devices) {
     if (!chosen.has(d.id)) continue;
-    if (d.devEui !== undefined || d.bus === undefined) {
-      return refuse('E_FW_TARGET', `device "${d.id}" is a LoRaWAN node: its update method (FUOTA) is not available on this gateway yet`);
-    }
-    const profile = profiles.get(d.profile);
-    const fw = profile ? firmwareOf(profile) : null;
+    const fw = deviceFirmwareOf(d, profiles);
     if (!fw) return refuse('E_FW_TARGET', `device "${d.id}": its profile "${d.profile}" declares no update method (a \`firmware:\` section)`);
+    if (fw.method === 'fuota') {
+      const refusal = fuotaRefusal(d, lorawan);
+      if (refusal !== null) return refuse('E_FW_TARGET', refusal);
+    }
     const kind = describeDevice(d, profiles).kind;
     if (kind === 'traffic') {
       if (!can(role, 'command.traffic')) return refuse('E_FW_FORBIDDEN', `device "${d.id}" is a traffic controller: role ${role} may not command traffic controllers (needs command.traffic)`);
       if (!d.allowCommands) return refuse('E_FW_TARGET', `device "${d.id}" is a traffic controller that does not allow commands (allowCommands: false in devices.yaml)`);
     }
-    list.push({ device: d.id, method: fw.method, kind, bus: d.bus, groups: d.groups });
+    list.push({ device: d.id, method: fw.method, kind, bus: d.bus ?? null, groups: d.groups });
   }
   return { ok: true, targets: assignWaves(list, waves) };
+}
+
+/** Why a LoRaWAN node cannot take FUOTA here, or null: the McKey reaches it encrypted under its GenAppKey (TS005 §4.3). */
+function fuotaRefusal(d: DeviceConfig, lorawan: LorawanKeys | undefined): string | null {
+  if (lorawan === undefined) return `device "${d.id}" is a LoRaWAN node, and the LoRaWAN driver is not running (lorawan.enabled)`;
+  if (lorawan.genAppKey(d.id) === null) {
+    return `device "${d.id}" has no GenAppKey for FUOTA: set lorawan.devices[].genAppKey for DevEUI ${d.devEui ?? '?'} (an OTAA node's appKey serves without one)`;
+  }
+  return null;
 }
 
 /** The size of a wave in jobs: a count, or a share of all (`"25%"`), at least one. */

@@ -12,7 +12,9 @@
  *   controllers only with allowCommands, in their window, with no program request; maintenance
  *   windows; a technician's override holds a device) and the concurrency caps allow (per bus, per
  *   group): transfer block by block through the bus scheduler's bulk share (methods/modbus.ts), each
- *   acknowledged block journaled → activate (size, checksum, commit: the device reboots) → verify
+ *   acknowledged block journaled (a LoRaWAN node: its wave's FUOTA session, methods/fuota, a
+ *   multicast that takes no light out of service, its reboot gated and capped) → activate (size,
+ *   checksum, commit: the device reboots) → verify
  *   (after the reboot the version point reads the new version and the functional probe passes,
  *   probe.ts) → `confirmed`; else `failed` (a light is driven back to its wanted level).
  *   A wave whose failures pass its errorThreshold halts the deployment; every stage has a timeout.
@@ -30,7 +32,9 @@ import type { DeploymentReport, DeploymentSource, JobRecord } from './records.js
 export * from './records.js';
 
 // ---------------------------------------------------------------------------------------
-// Device update methods (methods/modbus.ts; LoRaWAN FUOTA plugs in here later)
+// Device update methods: a Modbus controller's, block by block (methods/modbus.ts). A LoRaWAN
+// node's (methods/fuota) goes its own road: its job joins the FUOTA session of its wave (one
+// multicast for all its nodes), which calls back the stages the job journals.
 
 /** One Modbus transaction to the device: request PDU in, response PDU out (an exception response is returned, not thrown). */
 export type FirmwareTransact = (pdu: Buffer) => Promise<Buffer>;

@@ -5,8 +5,14 @@
  * edge/firmware's methods, so each side checks the other.
  */
 import { crc32 } from 'node:zlib';
-import type { ProfileFirmware } from '../../edge/config/schema.js';
+import type { FirmwareDecl, ProfileFirmware } from '../../edge/config/schema.js';
 import { exceptionOf, fileRecords, registers, req, type Transact } from './rawModbus.js';
+
+/** A Modbus profile's firmware section (registerBlock or fileRecord); throws for none or FUOTA. */
+export function modbusFirmware(decl: FirmwareDecl | undefined): ProfileFirmware {
+  if (!decl || decl.method === 'fuota') throw new Error(`not a Modbus firmware method: ${decl?.method ?? 'none'}`);
+  return decl;
+}
 
 /** How hard to try: requests per step (a lossy device) and how long to wait for each answer. */
 export interface Retry {

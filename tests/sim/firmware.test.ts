@@ -8,7 +8,6 @@
  */
 import { crc32 } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ProfileFirmware } from '../../edge/config/schema.js';
 import { withCrc } from '../../edge/drivers/modbus/crc.js';
 import { loadProfiles } from '../../edge/profiles/index.js';
 import {
@@ -20,7 +19,7 @@ import {
   type TrafficModel,
 } from '../../edge/sim/modbus/index.js';
 import { rtuRequestLength } from '../../edge/sim/modbus/pdu.js';
-import { blockCount, transfer } from '../helpers/firmwareWire.js';
+import { blockCount, modbusFirmware, transfer } from '../helpers/firmwareWire.js';
 import { rawRtuMaster, rawTcpClient, registers, req, type RawRtuMaster, type RawTcpClient, type Transact } from '../helpers/rawModbus.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -71,7 +70,7 @@ const rows = [
 describe.each(rows)('$method over $bus (unit $unit)', ({ bus, unit, method }) => {
   it('takes the image, reboots silently and comes back with its version', async () => {
     const t = wire(bus, unit);
-    const fw: ProfileFirmware = (unit === 2 ? traffic : light).firmware!;
+    const fw = modbusFirmware((unit === 2 ? traffic : light).firmware);
     expect(fw.method).toBe(method);
     const image = makeSimImage(0x0203, 3001, unit);
     expect(await version(t, unit)).toBe(0x0100);

@@ -10,13 +10,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { profileSchema, type ProfileConfig, type ProfileFirmware } from '../../edge/config/schema.js';
 import { loadProfiles } from '../../edge/profiles/index.js';
 import { makeSimImage, startModbusSimulators, type ModbusSimulators } from '../../edge/sim/modbus/index.js';
-import { activate, blockCount, blockRequest, enter, sendBlocks, transfer, writeSizeReadChecksum } from '../helpers/firmwareWire.js';
+import { activate, blockCount, blockRequest, enter, modbusFirmware, sendBlocks, transfer, writeSizeReadChecksum } from '../helpers/firmwareWire.js';
 import { exceptionOf, fileRecords, rawTcpClient, registers, req, type RawTcpClient, type Transact } from '../helpers/rawModbus.js';
 import { waitFor } from '../helpers/wait.js';
 
 const REBOOT_MS = 300;
 const builtIn = loadProfiles();
-const LIGHT: ProfileFirmware = builtIn.require('streetlight-controller').firmware!;
+const LIGHT = modbusFirmware(builtIn.require('streetlight-controller').firmware);
 
 /** a register-block bootloader whose abort register is its own (enter 10, abort 11), version in input 0 */
 const ownRegister: ProfileConfig = profileSchema.parse({
@@ -33,7 +33,7 @@ const ownRegister: ProfileConfig = profileSchema.parse({
     commit: { register: 24, value: 0xc0de },
   },
 });
-const OWN: ProfileFirmware = ownRegister.firmware!;
+const OWN = modbusFirmware(ownRegister.firmware);
 
 /** file records taken while the device runs (no enter), an abort at 26 */
 const running: ProfileConfig = profileSchema.parse({

@@ -5,10 +5,10 @@
  * a request it cannot take with (a scenario table: request in, exception code out).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { profileSchema, type ProfileConfig, type ProfileFirmware } from '../../edge/config/schema.js';
+import { profileSchema, type ProfileConfig } from '../../edge/config/schema.js';
 import { loadProfiles } from '../../edge/profiles/index.js';
 import { makeSimImage, startModbusSimulators, type ModbusSimulators, type StreetlightModel } from '../../edge/sim/modbus/index.js';
-import { activate, blockCount, blockRequest, enter, sendBlocks, transfer, writeSizeReadChecksum } from '../helpers/firmwareWire.js';
+import { activate, blockCount, blockRequest, enter, modbusFirmware, sendBlocks, transfer, writeSizeReadChecksum } from '../helpers/firmwareWire.js';
 import { exceptionOf, fileRecords, rawTcpClient, registers, req, type RawTcpClient, type Transact } from '../helpers/rawModbus.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -16,8 +16,8 @@ const REBOOT_MS = 300;
 const builtIn = loadProfiles();
 const light = builtIn.require('streetlight-controller');
 const traffic = builtIn.require('traffic-controller');
-const LIGHT: ProfileFirmware = light.firmware!;
-const TRAFFIC: ProfileFirmware = traffic.firmware!;
+const LIGHT = modbusFirmware(light.firmware);
+const TRAFFIC = modbusFirmware(traffic.firmware);
 /** any other profile: file records behind a bootloader to enter, version in input 0 */
 const generic: ProfileConfig = profileSchema.parse({
   name: 'fw-generic',
@@ -25,7 +25,7 @@ const generic: ProfileConfig = profileSchema.parse({
   points: [{ name: 'firmware_version', table: 'input', address: 0, type: 'uint16', role: 'firmwareVersion' }],
   firmware: { method: 'fileRecord', enter: { register: 10, value: 0xb007 }, file: 3, recordRegisters: 30, size: 20, checksum: 22, commit: { register: 24, value: 0xc0de } },
 });
-const GENERIC: ProfileFirmware = generic.firmware!;
+const GENERIC = modbusFirmware(generic.firmware);
 
 const UNITS = { idempotent: 1, silent: 2, liar: 3, lossy: 4, faulty: 5, lightTable: 6, trafficTable: 7, generic: 8 } as const;
 const PROFILE_OF: Record<number, string> = { 1: 'streetlight-controller', 2: 'streetlight-controller', 3: 'streetlight-controller', 4: 'traffic-controller', 5: 'streetlight-controller', 6: 'streetlight-controller', 7: 'traffic-controller', 8: 'fw-generic' };

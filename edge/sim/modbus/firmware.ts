@@ -169,7 +169,7 @@ export class FirmwareModel implements UnitHandler {
   /** The firmware of `model` when its profile declares one; sizes its bank to cover the firmware registers. */
   static attach(model: FirmwareHost, opts: FirmwareSimOptions = {}): FirmwareModel | undefined {
     const decl = model.points.profile.firmware;
-    return decl ? new FirmwareModel(decl, model, opts) : undefined;
+    return decl && decl.method !== 'fuota' ? new FirmwareModel(decl, model, opts) : undefined;
   }
 
   constructor(decl: SimFirmwareDecl, model: FirmwareHost, opts: FirmwareSimOptions = {}) {

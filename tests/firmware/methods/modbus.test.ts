@@ -25,6 +25,7 @@ import { FirmwareError } from '../../../edge/firmware/errors.js';
 import { blockLayout, createModbusUpdater, physicalLineMs, recordAddress, updateFrames, type ModbusFirmwareDecl } from '../../../edge/firmware/methods/modbus.js';
 import type { DeviceUpdater } from '../../../edge/firmware/types.js';
 import { makeContext, type TestContext } from '../../helpers/context.js';
+import { modbusFirmware } from '../../helpers/firmwareWire.js';
 import { waitFor } from '../../helpers/wait.js';
 
 const VERSION_REG = 30;
@@ -239,7 +240,7 @@ async function start(decl: ModbusFirmwareDecl, capacity = 64 * 1024): Promise<{ 
 
 function updater(decl: ModbusFirmwareDecl, img: Buffer): DeviceUpdater {
   // the profile's section as the config parsed it: the declaration the engine hands over
-  const fw = t!.config.profiles.find((p) => p.name === 'fw-target')!.firmware!;
+  const fw = modbusFirmware(t!.config.profiles.find((p) => p.name === 'fw-target')!.firmware);
   expect(fw).toEqual(decl);
   return createModbusUpdater({ firmware: fw, versionPoint: versionPoint(), io: driver!.firmwareIo('target'), image: img });
 }
