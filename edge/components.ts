@@ -155,6 +155,8 @@ function lorawanSimComponent(ctx: GatewayContext, driver: LorawanDriver): Compon
         uplinkIntervalMs: 15_000,
         log: ctx.log,
         clock: driver.clock,
+        // ABP nodes listen where the server sends (OTAA nodes learn it from the Join Accept)
+        nodeOptions: { rx1DrOffset: lorawan.rx1DrOffset, rx2Dr: lorawan.rx2Dr, rx1Delay: lorawan.rx1Delay },
       });
     },
     async stop() {

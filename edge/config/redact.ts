@@ -7,7 +7,7 @@ import type { Config } from './schema.js';
 export const REDACTED = '[redacted]';
 
 /** Keys whose value is a secret wherever they appear. */
-const SECRET_KEYS = new Set(['password', 'passwordHash', 'token', 'credentialSecret', 'appKey', 'nwkKey', 'nwkSKey', 'appSKey']);
+const SECRET_KEYS = new Set(['password', 'passwordHash', 'token', 'credentialSecret', 'appKey', 'nwkKey', 'nwkSKey', 'appSKey', 'genAppKey']);
 
 export function isSecretKey(key: string): boolean {
   return SECRET_KEYS.has(key);
