@@ -6,6 +6,8 @@ export interface Clock {
   monotonic(): number;
   setTimeout(fn: () => void, ms: number): Timer;
   clearTimeout(t: Timer): void;
+  /** ms of this clock per ms of real time: k for a scaledClock, 1 (or absent) otherwise */
+  readonly rate?: number;
 }
 
 export interface Timer {
@@ -38,11 +40,17 @@ export function scaledClock(base: Clock, k: number, origin: number = base.now())
   if (!(k >= 1)) throw new RangeError(`scaledClock: "k" is not 1 or more (${k})`);
   const mono0 = base.monotonic();
   return {
+    rate: k * (base.rate ?? 1),
     now: () => origin + k * (base.now() - origin),
     monotonic: () => mono0 + k * (base.monotonic() - mono0),
     setTimeout: (fn, ms) => base.setTimeout(fn, ms / k),
     clearTimeout: (t) => base.clearTimeout(t),
   };
+}
+
+/** The wall time on `clock` of an instant of its monotonic time line (as the two relate now). */
+export function wallOf(clock: Clock, monotonicMs: number): number {
+  return clock.now() - (clock.monotonic() - monotonicMs);
 }
 
 /** Runs `fn` every `ms` on `clock` (a chain of unref'd timeouts: it never holds the process) until the returned function is called. */

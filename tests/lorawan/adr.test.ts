@@ -4,7 +4,8 @@
  * comment shows the arithmetic.
  */
 import { describe, expect, it } from 'vitest';
-import { adrDecide, EU868_TX_POWER_DBM_OF, REQUIRED_SNR_DB } from '../../edge/drivers/lorawan/mac/adr.js';
+import { configSchema } from '../../edge/config/schema.js';
+import { adrDecide, EU868_TX_POWER_DBM_OF, eu868TxPowerDbmOrNull, REQUIRED_SNR_DB } from '../../edge/drivers/lorawan/mac/adr.js';
 import type { AdrDecision, AdrInput } from '../../edge/drivers/lorawan/mac/types.js';
 
 const BASE: Omit<AdrInput, 'snrHistory'> = { dr: 0, txPowerIndex: 0, nbTrans: 1, maxDr: 5, minDr: 0, maxTxPowerIndex: 7, margin: 10, historySize: 20 };
@@ -93,6 +94,23 @@ describe('EU868 TX power (RP002 §2.4.3: MaxEIRP 16 dBm − 2 dB per index)', ()
   });
   it.each([-1, 8, 15, 1.5])('index %d is a RangeError', (index) => {
     expect(() => EU868_TX_POWER_DBM_OF(index)).toThrow(RangeError);
+  });
+  it.each([
+    [0, 16],
+    [7, 2],
+    [8, null],
+    [15, null],
+    [null, null],
+  ])('as status() and the readings read it: index %s is %s dBm (null: none EU868 defines)', (index, dbm) => {
+    expect(eu868TxPowerDbmOrNull(index)).toBe(dbm);
+  });
+});
+
+describe('lorawan.adr in the configuration', () => {
+  it('refuses minDr above maxDr, naming the field', () => {
+    const r = configSchema.safeParse({ gateway: { id: 'gw' }, lorawan: { adr: { minDr: 4, maxDr: 2 } } });
+    expect(r.success).toBe(false);
+    expect(r.error?.issues).toEqual([expect.objectContaining({ path: ['lorawan', 'adr', 'minDr'], message: expect.stringContaining('"minDr" (4) is above "maxDr" (2)') })]);
   });
 });
 

@@ -69,6 +69,8 @@ export interface MacFrame {
 export type ExpectedFrame = { [K in keyof MacFrame]?: unknown };
 
 export interface MacStep {
+  /** MAC requests queued for lamp-abp before this step's uplink (requestMac); their outcomes follow the scenario's */
+  requests?: MacDownlink[];
   up: Up;
   /** every frame sent back for this uplink, in order */
   sent: ExpectedFrame[];
@@ -98,7 +100,7 @@ export interface MacScenario {
     rejected?: Record<string, number>;
     /** metrics().mac, as far as given */
     mac?: Record<string, Record<string, number>>;
-    /** the requests' outcomes (MacOutcome, as far as given), in order; 'pending' while they have none */
+    /** the requests' outcomes (MacOutcome, as far as given), those of the scenario then of the steps, in order; 'pending' while they have none */
     outcomes?: (Record<string, unknown> | 'pending')[];
     status?: Partial<LorawanStatus['devices'][number]>;
   };
@@ -215,6 +217,7 @@ export async function runMacScenario(s: MacScenario): Promise<void> {
         await stopRig(rig);
         rig = await startRig(t, clock);
       }
+      for (const r of step.requests ?? []) outcomes.push(rig.driver.requestMac('lamp-abp', r).outcome);
       const frames = await uplink(rig, step.up);
       expect(frames, `frames sent for uplink ${i + 1} (FCnt ${step.up.fCnt})`).toMatchObject(step.sent);
       // LoRaWAN 1.0.3 §4.3.1.6: FOpts never past 15 bytes, never beside FPort 0

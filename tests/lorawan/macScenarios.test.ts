@@ -109,6 +109,21 @@ const scenarios: MacScenario[] = [
     },
   },
   {
+    name: 'LinkADRReq with DataRate and TXPower 15 and NbTrans 0 (keep, TS001-1.0.4 §5.3) ACKed: the node keeps what it runs at; the answer, status() and the radio readings go on',
+    requests: [{ cid: 'LinkADRReq', dataRate: 15, txPower: 15, chMask: 0x0007, chMaskCntl: 0, nbTrans: 0 }],
+    steps: [
+      { up: { fCnt: 0, rx: { datr: 'SF9BW125' } }, sent: [{ fOpts: [{ cid: 'LinkADRReq', dataRate: 15, txPower: 15, nbTrans: 0 }] }] },
+      { up: { fCnt: 1, fOpts: [adrAck], rx: { datr: 'SF9BW125' } }, sent: [] },
+      { up: { fCnt: 2, rx: { datr: 'SF9BW125' } }, sent: [] },
+    ],
+    expect: {
+      outcomes: [{ status: 'answered' }],
+      events: [{ kind: 'lorawan.adr.changed', detail: { fromDr: 3, toDr: 3, fromTxPower: 16, toTxPower: 16, nbTrans: 1 } }],
+      counts: { dr: 3, txPower: 0 },
+      status: { dr: 3, txPower: null },
+    },
+  },
+  {
     name: 'LinkADRReq NACKed: refused, the bits named; nothing applied',
     requests: [linkAdr(3, 2)],
     steps: [
@@ -182,6 +197,28 @@ const scenarios: MacScenario[] = [
     expect: { outcomes: [{ status: 'refused', reason: 'channel frequency not acknowledged' }] },
   },
   {
+    name: 'a newer request of a command while one is in flight waits behind it: the answer goes to the one sent, then the newer one goes',
+    requests: [{ cid: 'DutyCycleReq', maxDCycle: 1 }],
+    steps: [
+      { up: { fCnt: 0 }, sent: [{ fOpts: [{ cid: 'DutyCycleReq', maxDCycle: 1 }] }] },
+      { requests: [{ cid: 'DutyCycleReq', maxDCycle: 2 }], up: { fCnt: 1, fOpts: [{ cid: 'DutyCycleAns' }] }, sent: [{ fOpts: [{ cid: 'DutyCycleReq', maxDCycle: 2 }] }] },
+      { up: { fCnt: 2, fOpts: [{ cid: 'DutyCycleAns' }] }, sent: [] },
+    ],
+    expect: { outcomes: [{ status: 'answered' }, { status: 'answered' }], mac: { DutyCycleReq: { sent: 2, answered: 2 } } },
+  },
+  {
+    name: 'a newer RXTimingSetupReq waits while the node still repeats the sticky answer of the last one (§5.8): the repeat is not taken for its answer',
+    requests: [rxTiming],
+    steps: [
+      { up: { fCnt: 0 }, sent: [{ fOpts: [rxTiming] }] },
+      { up: { fCnt: 1, fOpts: [{ cid: 'RXTimingSetupAns' }] }, sent: [{ fOpts: [], txpk: { tmst: 4_000_000 } }] },
+      { requests: [{ cid: 'RXTimingSetupReq', delay: 5 }], up: { fCnt: 2, fOpts: [{ cid: 'RXTimingSetupAns' }] }, sent: [{ fOpts: [] }] },
+      { up: { fCnt: 3 }, sent: [{ fOpts: [{ cid: 'RXTimingSetupReq', delay: 5 }], txpk: { tmst: 4_000_000 } }] },
+      { up: { fCnt: 4, fOpts: [{ cid: 'RXTimingSetupAns' }] }, sent: [{ fOpts: [], txpk: { tmst: 6_000_000 } }] },
+    ],
+    expect: { outcomes: [{ status: 'answered' }, { status: 'answered' }], rejected: {}, mac: { RXTimingSetupReq: { sent: 2, answered: 2 } } },
+  },
+  {
     name: 'a request never answered goes in 4 downlinks, then fails',
     requests: [devStatus],
     steps: [
@@ -192,6 +229,22 @@ const scenarios: MacScenario[] = [
       outcomes: [{ status: 'failed', reason: 'no_answer' }],
       events: [{ kind: 'lorawan.mac.failed', detail: { command: 'DevStatusReq', reason: 'no_answer', attempts: 4 } }],
       mac: { DevStatusReq: { sent: 4, failed: 1 } },
+    },
+  },
+  {
+    name: 'a pending request while no forwarder can transmit: each frame that cannot go is an attempt (it fails, not_sent) and one event, not one per uplink',
+    requests: [devStatus],
+    steps: [
+      // 200 s without PULL_DATA: the forwarder's address is forgotten (3 min), its uplinks still come
+      { up: { fCnt: 0, after: 200_000 }, sent: [] },
+      ...[1, 2, 3, 4, 5].map((fCnt) => ({ up: { fCnt }, sent: [] })),
+    ],
+    expect: {
+      outcomes: [{ status: 'failed', reason: 'not_sent' }],
+      eventCounts: { 'lorawan.downlink.missed': 1 },
+      events: [{ kind: 'lorawan.mac.failed', detail: { command: 'DevStatusReq', reason: 'not_sent', attempts: 4 } }],
+      rejected: { no_forwarder: 4 },
+      mac: { DevStatusReq: { failed: 1 } },
     },
   },
   // ---------------------------------------------------------------- the FOpts budget
@@ -252,6 +305,17 @@ const scenarios: MacScenario[] = [
       readings: [{ point: 'margin', value: 8 }],
     },
   },
+  {
+    name: 'a restart does not push the first DevStatusReq back: when the network first knew the device is stored',
+    config: { devStatusInterval: 60_000 },
+    restartBefore: 1,
+    steps: [
+      { up: { fCnt: 0 }, sent: [] },
+      { up: { fCnt: 1, after: 30_000 }, sent: [] },
+      { up: { fCnt: 2, after: 30_000 }, sent: [{ fOpts: [devStatus] }] },
+    ],
+    expect: { mac: { DevStatusReq: { sent: 1 } } },
+  },
   // ---------------------------------------------------------------- ADR
   {
     name: 'ADR raises the data rate of a node with good SNR (then lowers its power), and lowers it back when the SNR drops',
@@ -287,6 +351,43 @@ const scenarios: MacScenario[] = [
       { up: { fCnt: 5, adr: true, rx: { ...SF12, lsnr: 10 } }, sent: [{ fOpts: [linkAdr(5, 1)] }] },
     ],
     expect: { mac: { LinkADRReq: { sent: 2, refused: 1 } }, events: [{ kind: 'lorawan.mac.refused', detail: { command: 'LinkADRReq', reason: 'TX power not acknowledged', origin: 'adr' } }] },
+  },
+  {
+    name: 'ADR to a node that never answers: the LinkADRReq fails after 4 downlinks and ADR asks again only after a new full history',
+    config: { adr: { historySize: 2 } },
+    steps: [
+      ...[0, 1].map((fCnt) => ({ up: { fCnt, adr: true, rx: { ...SF12, lsnr: 10 } }, sent: [] })),
+      ...[2, 3, 4, 5].map((fCnt) => ({ up: { fCnt, adr: true, rx: { ...SF12, lsnr: 10 } }, sent: [{ fOpts: [linkAdr(5, 1)] }] })),
+      ...[6, 7].map((fCnt) => ({ up: { fCnt, adr: true, rx: { ...SF12, lsnr: 10 } }, sent: [] })),
+      { up: { fCnt: 8, adr: true, rx: { ...SF12, lsnr: 10 } }, sent: [{ fOpts: [linkAdr(5, 1)] }] },
+    ],
+    expect: { mac: { LinkADRReq: { sent: 5, failed: 1 } }, events: [{ kind: 'lorawan.mac.failed', detail: { command: 'LinkADRReq', reason: 'no_answer', origin: 'adr' } }] },
+  },
+  {
+    name: 'ADR keeps the channels the node ACKed (NewChannelReq) on: ChMask 0x000f, not the default 0x0007',
+    config: { adr: { historySize: 2 } },
+    requests: [newChannel],
+    steps: [
+      { up: { fCnt: 0 }, sent: [{ fOpts: [newChannel] }] },
+      { up: { fCnt: 1, fOpts: [{ cid: 'NewChannelAns', dataRateOk: true, channelFreqOk: true }] }, sent: [] },
+      ...[2, 3].map((fCnt) => ({ up: { fCnt, adr: true, rx: { ...SF12, lsnr: 10 } }, sent: [] })),
+      { up: { fCnt: 4, adr: true, rx: { ...SF12, lsnr: 10 } }, sent: [{ fOpts: [{ ...linkAdr(5, 1), chMask: 0x000f }] }] },
+    ],
+    expect: { outcomes: [{ status: 'answered' }] },
+  },
+  {
+    name: 'an ADR decision does not replace an operator\'s LinkADRReq (requestMac) still waiting to go',
+    config: { adr: { historySize: 2 } },
+    requests: [linkAdr(2, 0)],
+    // two application payloads that fill DR0's 51 bytes: no room for FOpts until they went
+    app: [0xa1, 0xa2].map((b) => ({ fPort: 200, payload: Buffer.alloc(51, b), label: 'full' })),
+    steps: [
+      { up: { fCnt: 0, adr: true, rx: { ...SF12, lsnr: 10 } }, sent: [{ fPort: 200, fOpts: [], fPending: true }] },
+      // the history is full: ADR decides after this answer, while the operator's request still waits
+      { up: { fCnt: 1, adr: true, rx: { ...SF12, lsnr: 10 } }, sent: [{ fPort: 200, fOpts: [] }] },
+      { up: { fCnt: 2, adr: true, rx: { ...SF12, lsnr: 10 } }, sent: [{ fOpts: [linkAdr(2, 0)] }] },
+    ],
+    expect: { outcomes: ['pending'], noEvents: ['lorawan.mac.failed'] },
   },
   {
     name: 'ADR disabled (lorawan.adr.enabled false): a full history of good SNR asks nothing',

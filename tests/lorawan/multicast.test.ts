@@ -7,6 +7,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { scaledClock } from '../../edge/clock.js';
 import { mcSessionKeys } from '../../edge/drivers/lorawan/app/keys.js';
 import { createLorawanDriver, type MulticastSession } from '../../edge/drivers/lorawan/index.js';
 import { loraPacket } from '../../edge/drivers/lorawan/loraPacket.js';
@@ -107,6 +108,27 @@ describe('sendMulticast', () => {
     expect(await outcome).toMatchObject({ status: 'sent' });
   });
 
+  it('a TX_ACK error later than the 5 s wait (the frame was taken as sent) still refunds its air time', async () => {
+    const used0 = rig.driver.radio.usedMs(G3_HZ, GW);
+    const outcome = rig.driver.sendMulticast(session(), 201, Buffer.alloc(20));
+    const { resp } = await nextFrame(rig.fwd, 1);
+    await clock.advance(5_000);
+    expect(await outcome).toMatchObject({ status: 'sent' });
+    expect(rig.driver.radio.usedMs(G3_HZ, GW)).toBeGreaterThan(used0);
+    rig.fwd.send(txAck(2, resp.token, GW, 'TOO_LATE'));
+    await waitFor('the late TX_ACK error', () => rig.driver.metrics().txAckErrors === 1, 2000);
+    expect(rig.driver.radio.usedMs(G3_HZ, GW)).toBe(used0);
+    expect(rig.driver.metrics().rejected).toEqual({});
+  });
+
+  it('the driver stops before the TX_ACK came: noForwarder (not known to be sent; FUOTA sends the fragment again), not sent', async () => {
+    const outcome = rig.driver.sendMulticast(session(), 201, Buffer.alloc(10));
+    await nextFrame(rig.fwd, 1);
+    await rig.driver.stop();
+    expect(await outcome).toEqual({ status: 'noForwarder' });
+    expect(rig.driver.metrics().multicast).toEqual({ noForwarder: 1 });
+  });
+
   it('through the forwarder that answers the devices (the one that heard them), not just any that can send', async () => {
     const gw2 = await new RawForwarder(rig.driver.port(), GW2).bind();
     try {
@@ -132,6 +154,7 @@ describe('sendMulticast', () => {
     ['a frequency outside the EU868 sub-bands', session({ frequency: 871_000_000 }), 201, 10],
     ['an McAddr that is not 8 hex digits', session({ mcAddr: 'xyz' }), 201, 10],
     ['a data rate EU868 does not have', session({ dr: 9 }), 201, 10],
+    ['DR7 (FSK: the server sends LoRa only)', session({ dr: 7 }), 201, 10],
   ])('refuses %s at once (E_INVALID_COMMAND), sends nothing', (_name, s, fPort, length) => {
     expect(() => rig.driver.sendMulticast(s, fPort, Buffer.alloc(length))).toThrow(expect.objectContaining({ code: 'E_INVALID_COMMAND' }));
     expect(s.fCnt).toBe(70_000);
@@ -169,6 +192,25 @@ describe('without a forwarder that can send', () => {
     rig = { t, clock, driver, fwd: await new RawForwarder(driver.port(), GW).bind(), extra: new Map() };
     expect(await driver.sendMulticast(session(), 201, Buffer.alloc(10))).toEqual({ status: 'noForwarder' });
     expect(driver.radio.usedMs(G3_HZ)).toBe(0);
+  });
+});
+
+describe('a scaled radio clock (simulate.radioTimeScale)', () => {
+  it('a jump of the wall clock (clock.jumped) moves the stored air time k times as far, as it moved the radio clock', async () => {
+    const K = 10;
+    t = makeContext(loraConfig() as never, { flushIntervalMs: 10 });
+    clock = new FakeClock(START);
+    const radio = scaledClock(clock, K);
+    rig = await startRig(t, clock, createLorawanDriver({ ...t.ctx, clock }, { clock: radio, leadMs: 20 }));
+    const outcome = rig.driver.sendMulticast(session(), 201, Buffer.alloc(10));
+    const { resp } = await nextFrame(rig.fwd, 1);
+    rig.fwd.send(txAck(2, resp.token, GW));
+    await outcome;
+    const db = lorawanDatabase(t.store, t.ctx.log);
+    const at = () => db.prepare('SELECT at FROM lorawan_airtime').pluck().get() as number;
+    const before = at();
+    t.store.appendEvent({ ts: clock.now(), kind: 'clock.jumped', severity: 'warning', detail: { fromTs: clock.now(), toTs: clock.now() + 60_000, deltaMs: 60_000 } });
+    expect(at() - before).toBe(K * 60_000);
   });
 });
 

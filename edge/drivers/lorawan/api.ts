@@ -13,7 +13,11 @@ export interface DownlinkCommand {
   level?: number;
   scheduleId?: number;
   confirmed?: boolean;
-  /** wall-clock ms */
+  /**
+   * wall-clock ms on the gateway's clock (ctx.clock: the control plane's). The driver moves it
+   * onto its own clock once, at enqueueDownlink, as the time left: under simulate.radioTimeScale k
+   * that time runs k times faster, as the radio does.
+   */
   expiresAt?: number;
 }
 
@@ -79,7 +83,7 @@ export interface AppDownlink {
   payload: Buffer;
   label: string;
   confirmed?: boolean;
-  /** wall-clock ms (on the driver's clock) */
+  /** wall-clock ms on the driver's clock (`LorawanDriver.clock`, the radio's: FUOTA reads its times there) */
   expiresAt?: number;
 }
 
@@ -117,7 +121,8 @@ export interface MulticastSession {
  * What became of one multicast frame: `sent` (TX_ACK without error), `txError` with the
  * forwarder's TX_ACK error (TOO_LATE, COLLISION_PACKET, TX_FREQ, TX_POWER, GPS_UNLOCKED, …: the air
  * time is refunded, the caller sends it again), `dutyCycle` (not sent: the sub-band has no budget
- * until retryAt, monotonic ms on the driver's clock), `noForwarder` (none can transmit now).
+ * until retryAt, monotonic ms on the driver's clock), `noForwarder` (none can transmit now, or the
+ * driver stopped before the TX_ACK came: what became of the frame is not known).
  */
 export type MulticastOutcome =
   | { status: 'sent'; airtimeMs: number; gateway: string; fCnt: number }
@@ -130,7 +135,11 @@ export type MacOutcome =
   | { status: 'answered'; answer: MacUplink }
   /** the node refused it (a NACK bit in the answer); the answer says which */
   | { status: 'refused'; answer: MacUplink; reason: string }
-  /** not answered after MAX_MAC_ATTEMPTS downlinks, expired, or the driver stopped */
+  /**
+   * `no_answer` after MAX_MAC_ATTEMPTS downlinks (`not_sent`: none of them could go), `expired` (a
+   * day without a chance), `replaced` (a newer request of the command before this one was sent),
+   * `rejoined`, `stopped` (the driver stopped)
+   */
   | { status: 'failed'; reason: string };
 
 /** LoRaWAN data-rate and power facts the FUOTA planner needs (EU868). */

@@ -14,7 +14,8 @@
  * multicast. Readings and events are stamped with the gateway's clock (ctx.clock).
  */
 import { randomUUID } from 'node:crypto';
-import type { Clock } from '../../clock.js';
+import type BetterSqlite3 from 'better-sqlite3';
+import { wallOf, type Clock } from '../../clock.js';
 import type { GatewayContext } from '../../component.js';
 import { StreetboxError } from '../../errors.js';
 import type { Logger } from '../../log.js';
@@ -40,10 +41,10 @@ import { DownlinkQueue } from './downlink/queue.js';
 import { airtime } from './downlink/scheduler.js';
 import { DownlinkSender } from './downlink/sender.js';
 import { StoreEvents } from './events.js';
-import { encodeMacDownlink } from './mac/commands.js';
 import { MacHandler } from './mac/handler.js';
 import { MAC_REQUEST_CIDS, MacStateStore, type MacRequest } from './mac/state.js';
 import type { MacDownlink } from './mac/types.js';
+import { macRequestError } from './mac/validate.js';
 import { LorawanMetrics, type LorawanMetricsSnapshot } from './metrics.js';
 import { gatewayReadings } from './readings.js';
 import { DUTY_CYCLE_WINDOW_MS, DutyCycleLedger } from './region/dutyCycle.js';
@@ -115,9 +116,7 @@ export class LorawanNetworkServer implements LorawanDriver {
     const sessions = new SessionStore(db, () => this.ctx.clock.now(), (err) => log.error({ err }, 'lorawan: writing frame counters failed; retrying'));
     sessions.load();
     loadAbpSessions(sessions, cfg.devices);
-    const macState = new MacStateStore(db, () => clock.now(), (err) => log.error({ err }, 'lorawan: writing the MAC state failed; retrying'));
-    const unreadable = macState.load();
-    if (unreadable.length > 0) log.warn({ devices: unreadable }, 'lorawan: stored MAC state unreadable; these devices start from their defaults');
+    const macState = this.loadMacState(db, devices);
     // The duty-cycle ledger's journal in the store; without one (a database error) the duty cycle is kept in memory.
     const journal = AirtimeTable.open(db, clock, (err) => log.error({ err }, 'lorawan: the air-time journal failed; the duty cycle is kept in memory'));
     const table = this.opts.backend ? null : this.forwarderTable(cfg);
@@ -188,15 +187,36 @@ export class LorawanNetworkServer implements LorawanDriver {
     });
     sender.start();
     mac.start();
-    // A jump of the wall clock (NTP) moves this process's air-time rows with it (storage/airtime.ts).
+    // A jump of the wall clock (NTP) moves this process's air-time rows with it (storage/airtime.ts),
+    // by as much as it moved the driver's clock: k times the jump under simulate.radioTimeScale k
     if (journal) {
+      const rate = this.radioRate();
       bus.on(this, 'event', (e) => {
-        if (e.kind === 'clock.jumped') journal.shift(e.detail.deltaMs);
+        if (e.kind === 'clock.jumped') journal.shift(e.detail.deltaMs * rate);
       });
     }
     this.run = { devices, sessions, backend, queue, sender, mac, multicast, uplinks };
     this.running = true;
     log.info({ port: backend.port(), devices: devices.size }, 'lorawan network server started');
+  }
+
+  /** Each configured device's MAC state from the store; what it leaves out is logged, a request that cannot go counted. */
+  private loadMacState(db: BetterSqlite3.Database, devices: DeviceIndex): MacStateStore {
+    const log = this.log;
+    const macState = new MacStateStore({
+      db,
+      now: () => this.clock.now(),
+      wallNow: () => this.ctx.clock.now(),
+      onError: (err) => log.error({ err }, 'lorawan: writing the MAC state failed; retrying'),
+    });
+    const { unreadable, dropped, removed } = macState.load(new Set(devices.all().map((d) => d.devEui)));
+    if (unreadable.length > 0) log.warn({ devices: unreadable }, 'lorawan: stored MAC state unreadable; these devices start from their defaults');
+    if (removed.length > 0) log.info({ devices: removed }, 'lorawan: MAC state of devices no longer configured deleted');
+    for (const d of dropped) {
+      this.m.reject('mac_stored_invalid');
+      log.warn(d, 'lorawan: a stored MAC request cannot go to an EU868 node; dropped');
+    }
+    return macState;
   }
 
   async stop(): Promise<void> {
@@ -267,10 +287,25 @@ export class LorawanNetworkServer implements LorawanDriver {
       fPort: COMMAND_FPORT,
       payload,
       confirmed: command.confirmed ?? false,
-      expiresAt: command.expiresAt ?? null,
+      expiresAt: command.expiresAt === undefined ? null : this.onRadioClock(command.expiresAt),
     });
     this.log.debug({ device: device.id, id: queued.id, action: cmd.action }, 'downlink queued');
     return queued;
+  }
+
+  /**
+   * A command's expiry, given on the gateway's clock (the control plane's), as the same instant on
+   * the queue's, the radio's. Under a scaled radio clock (simulate.radioTimeScale k) the radio's
+   * wall time runs years ahead of the gateway's: the instant as given would have passed before the
+   * command was queued. The time left to it, k times as many radio ms, does not.
+   */
+  private onRadioClock(gatewayMs: number): number {
+    return this.clock === this.ctx.clock ? gatewayMs : this.clock.now() + (gatewayMs - this.ctx.clock.now()) * this.radioRate();
+  }
+
+  /** ms of the driver's clock per ms of the gateway's (k under simulate.radioTimeScale k) */
+  private radioRate(): number {
+    return (this.clock.rate ?? 1) / (this.ctx.clock.rate ?? 1);
   }
 
   enqueueApp(deviceRef: string, downlink: AppDownlink): QueuedDownlink {
@@ -295,11 +330,8 @@ export class LorawanNetworkServer implements LorawanDriver {
     if (!(MAC_REQUEST_CIDS as readonly string[]).includes(request.cid)) {
       throw new StreetboxError('E_INVALID_COMMAND', `${request.cid} is not a request the network sends (one of ${MAC_REQUEST_CIDS.join(', ')})`);
     }
-    try {
-      encodeMacDownlink([request]);
-    } catch (err) {
-      throw new StreetboxError('E_INVALID_COMMAND', `${request.cid}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
-    }
+    const error = macRequestError(request);
+    if (error !== null) throw new StreetboxError('E_INVALID_COMMAND', error);
     this.log.debug({ device: device.id, command: request.cid }, 'MAC request queued');
     return { outcome: run.mac.request(device.devEui, request as MacRequest) };
   }
@@ -339,7 +371,7 @@ export class LorawanNetworkServer implements LorawanDriver {
     const run = this.run;
     const backend = run?.backend;
     // forwarder times are the backend's, on the driver's clock
-    const monoToWall = (m: number | null) => (m === null ? null : Math.round(this.clock.now() - (this.clock.monotonic() - m)));
+    const monoToWall = (m: number | null) => (m === null ? null : Math.round(wallOf(this.clock, m)));
     const forwarders = (backend?.forwarders() ?? []).map((f) => ({
       gatewayEui: f.gatewayEui,
       name: f.name ?? null,

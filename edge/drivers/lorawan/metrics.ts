@@ -22,8 +22,9 @@ export interface LorawanMetricsSnapshot {
   rejected: Record<string, number>;
   /**
    * MAC commands by command, then outcome: a request `sent` (per downlink carrying it), `answered`,
-   * `refused` (a NACK), `failed` (unanswered); a node's request (LinkCheckReq, DeviceTimeReq) `answered`;
-   * an answer nothing asked for `unsolicited`
+   * `refused` (a NACK), `failed` (unanswered); a node's request (LinkCheckReq, DeviceTimeReq)
+   * `answered` once the downlink with its answer went. An answer nothing asked for is a rejection
+   * (`rejected.mac_unsolicited`), a stored request that cannot go one too (`rejected.mac_stored_invalid`)
    */
   mac: Record<string, Record<string, number>>;
   /** multicast frames by outcome (sent, txError, dutyCycle, noForwarder) */
@@ -41,7 +42,7 @@ export class LorawanMetrics {
     downlinks: this.registry.counter('streetbox_lorawan_tx_total', 'Downlinks sent to packet forwarders.'),
     txAckErrors: this.registry.counter('streetbox_lorawan_tx_ack_errors_total', 'TX_ACK errors reported by packet forwarders.'),
     rejected: this.registry.counter('streetbox_lorawan_rejected_total', 'Datagrams and frames rejected, by reason; never stored.', ['reason']),
-    mac: this.registry.counter('streetbox_lorawan_mac_total', 'MAC commands by command and outcome (sent, answered, refused, failed, unsolicited).', ['command', 'outcome']),
+    mac: this.registry.counter('streetbox_lorawan_mac_total', 'MAC commands by command and outcome (sent, answered, refused, failed).', ['command', 'outcome']),
     multicast: this.registry.counter('streetbox_lorawan_multicast_total', 'Multicast frames by outcome (sent, txError, dutyCycle, noForwarder).', ['outcome']),
   };
 

@@ -17,10 +17,12 @@ import type { Logger } from '../../../log.js';
 import { statusConfirms, type StreetlightStatus } from '../../../profiles/loraStreetlight.js';
 import type { QueuedDownlink } from '../api.js';
 import { StreetboxError } from '../../../errors.js';
+import type { DownlinkEventDetail } from '../../../store/eventKinds.js';
 import type { DeviceIndex } from '../devices.js';
 import { DutyCycleError, LoraError, TxError } from '../errors.js';
 import type { LorawanEvents } from '../events.js';
-import type { MacPlan, MacRoom } from '../mac/handler.js';
+import type { MacReplies } from '../mac/handler.js';
+import type { MacPlan, MacRoom } from '../mac/plan.js';
 import type { LorawanMetrics } from '../metrics.js';
 import { DutyCycleLedger } from '../region/dutyCycle.js';
 import { drIndex, maxPayload, parseDatr, rx1DataRate } from '../region/eu868.js';
@@ -30,10 +32,13 @@ import { buildDataDownlink } from './data.js';
 import { MAX_ATTEMPTS, queueItem, type DownlinkQueue, type NewQueueItem, type QueueItem } from './queue.js';
 import { planClassA, planClassC, type RxWindowSettings, type TxPlan, type UplinkContext } from './scheduler.js';
 
-/** The MAC side of downlinks (mac/handler.ts): what a frame carries, what the device's RX windows are. */
+/** The MAC side of downlinks (mac/handler.ts): what a frame carries, what became of it, what the device's RX windows are. */
 export interface MacDownlinks {
-  plan(devEui: string, room: MacRoom): MacPlan;
-  sent(devEui: string, ids: readonly string[]): void;
+  /** `replies`: the answers of the uplink this frame follows; null for a frame of its own (class C) */
+  plan(devEui: string, room: MacRoom, replies: MacReplies | null): MacPlan;
+  sent(devEui: string, plan: MacPlan): void;
+  /** the planned frame did not go */
+  missed(devEui: string, plan: MacPlan): void;
   rxSettings(devEui: string, defaults: RxWindowSettings): RxWindowSettings;
 }
 
@@ -63,15 +68,15 @@ interface PendingTx {
   fallback: TxPlan[];
   device: string | null;
   item: QueueItem | null;
-  /** a frame whose sender awaits its TX_ACK (multicast): the error, null for none */
-  onAck?: (error: string | null) => void;
+  /** a frame whose sender awaits its TX_ACK (multicast) */
+  onAck?: (r: TxAckResult) => void;
 }
 
 /** A data frame to a device and what it carries. */
 interface Frame {
   bytes: Buffer;
   fCntDown: number;
-  macIds: string[];
+  mac: MacPlan;
 }
 
 /** TX_ACKs come within a second; older entries are dropped (bounded memory). */
@@ -80,10 +85,18 @@ const PENDING_TX_TTL_MS = 30_000;
 /** how often expired commands are swept from the queue (an uplink sweeps too) */
 export const EXPIRY_SWEEP_MS = 1_000;
 
+/** a device's downlink that cannot go (delayed, missed) is reported at most this often per item (each one is counted) */
+const NOT_SENT_EVENT_INTERVAL_MS = 60_000;
+
+/** What transmitAwaitingAck resolves with: the forwarder's TX_ACK (its error, null for none), or why none came. */
+export type TxAckResult = { acked: true; error: string | null } | { acked: false; why: 'timeout' | 'stopped' };
+
 export class DownlinkSender {
   readonly ledger: DutyCycleLedger;
   private readonly d: SenderDeps;
   private readonly pending = new Map<string, PendingTx>();
+  /** the last delayed / missed event of each device: which item, when (monotonic ms) */
+  private readonly notSentAt = new Map<string, { id: string | null; at: number }>();
   private stopSweep: (() => void) | null = null;
 
   constructor(deps: SenderDeps) {
@@ -143,31 +156,36 @@ export class DownlinkSender {
    * commanded state, an application message already on the air), then answer in RX1/RX2 with the
    * next item, an ACK and/or the device's MAC commands.
    */
-  onUplink(session: Session, up: UplinkContext, confirmedUp: boolean, ackBit: boolean, status: StreetlightStatus | null): void {
+  onUplink(session: Session, up: UplinkContext, confirmedUp: boolean, ackBit: boolean, status: StreetlightStatus | null, replies: MacReplies | null): void {
     this.expire();
     const devEui = session.devEui;
     const head = this.settleInFlight(devEui, ackBit, status);
     const item = head?.state === 'queued' ? head : null;
     if (item && this.classOf(devEui) === 'C' && !confirmedUp) {
-      this.sendClassC(item);
+      this.sendClassC(item, replies);
       return;
     }
     const settings = this.d.mac.rxSettings(devEui, this.d.settings);
-    const mac = this.d.mac.plan(devEui, { payloadBytes: item ? item.payload.length : null, maxPayload: classAMaxPayload(up, settings) });
-    // nothing queued, no ACK owed and no MAC command waiting: no answer
-    if (!item && !confirmedUp && !mac.required && mac.ids.length === 0) return;
+    let mac: MacPlan | null = null;
     let phy: Frame;
     let plans: TxPlan[];
     try {
+      mac = this.d.mac.plan(devEui, { payloadBytes: item ? item.payload.length : null, maxPayload: classAMaxPayload(up, settings) }, replies);
+      // nothing queued, no ACK owed and no MAC command waiting: no answer
+      if (!item && !confirmedUp && !mac.required && mac.ids.length === 0) return;
       phy = this.frame(session, item, confirmedUp, mac);
       plans = planClassA(phy.bytes, up, false, settings, this.ledger, this.d.clock.monotonic(), this.d.clock.monotonic());
     } catch (err) {
+      if (mac) this.d.mac.missed(devEui, mac);
       this.notSent(err, item, devEui);
       return;
     }
     this.commit(session, phy.fCntDown);
-    if (!this.transmit(plans, item?.device ?? null, item)) return;
-    this.d.mac.sent(devEui, phy.macIds);
+    if (!this.transmit(plans, item?.device ?? null, item)) {
+      this.d.mac.missed(devEui, phy.mac);
+      return;
+    }
+    this.d.mac.sent(devEui, phy.mac);
     if (item) this.markSent(item, plans[0]!, phy.fCntDown);
   }
 
@@ -188,45 +206,54 @@ export class DownlinkSender {
     return this.d.queue.head(devEui);
   }
 
-  /** Class C: send the head of the queue now on RX2, or later when the duty cycle allows. */
-  sendClassC(item: QueueItem): void {
+  /**
+   * Class C: send the head of the queue now on RX2, or later when the duty cycle allows; `replies`:
+   * the answers of the uplink it follows, when it is that uplink's downlink.
+   */
+  sendClassC(item: QueueItem, replies: MacReplies | null = null): void {
     if (item.timer) this.d.clock.clearTimeout(item.timer);
     item.timer = null;
     if (this.d.queue.head(item.devEui) !== item || item.state !== 'queued') return;
     const session = this.d.sessions.get(item.devEui);
     const gateway = this.gatewayFor(item.devEui);
     if (!session || gateway === null) {
-      this.d.events.emit({ device: item.device, kind: 'lorawan.downlink.delayed', severity: 'warning', detail: { id: item.id, reason: session ? 'no_forwarder' : 'not_joined' } });
+      this.d.metrics.reject(session ? 'no_forwarder' : 'not_joined');
+      this.notGoing(item.device, 'lorawan.downlink.delayed', { id: item.id, reason: session ? 'no_forwarder' : 'not_joined' });
       this.retryLater(item, 5_000);
       return;
     }
     const settings = this.d.mac.rxSettings(item.devEui, this.d.settings);
+    let mac: MacPlan | null = null;
     let phy: Frame;
     let r: ReturnType<typeof planClassC>;
     try {
-      phy = this.frame(session, item, false, this.d.mac.plan(item.devEui, { payloadBytes: item.payload.length, maxPayload: maxPayload(settings.rx2Dr) }));
+      mac = this.d.mac.plan(item.devEui, { payloadBytes: item.payload.length, maxPayload: maxPayload(settings.rx2Dr) }, replies);
+      phy = this.frame(session, item, false, mac);
       r = planClassC(phy.bytes, gateway, settings, this.ledger, this.d.clock.monotonic());
     } catch (err) {
+      if (mac) this.d.mac.missed(item.devEui, mac);
       this.notSent(err, item, item.devEui);
       return;
     }
     if ('retryAt' in r) {
+      this.d.mac.missed(item.devEui, phy.mac);
       const waitMs = r.retryAt - this.d.clock.monotonic();
       this.d.metrics.reject('duty_cycle');
       if (item.expiresAt !== null && this.d.clock.now() + waitMs > item.expiresAt) {
         this.finish(item, 'lorawan.downlink.failed', { reason: 'duty_cycle', code: r.error.code, error: r.error.message });
       } else {
-        this.d.events.emit({ device: item.device, kind: 'lorawan.downlink.delayed', severity: 'warning', detail: { id: item.id, reason: 'duty_cycle', code: r.error.code, error: r.error.message, delayMs: Math.ceil(waitMs) } });
+        this.notGoing(item.device, 'lorawan.downlink.delayed', { id: item.id, reason: 'duty_cycle', code: r.error.code, error: r.error.message, delayMs: Math.ceil(waitMs) });
         this.retryLater(item, waitMs);
       }
       return;
     }
     this.commit(session, phy.fCntDown);
     if (!this.transmit([r.plan], item.device, item)) {
+      this.d.mac.missed(item.devEui, phy.mac);
       this.retryLater(item, 5_000);
       return;
     }
-    this.d.mac.sent(item.devEui, phy.macIds);
+    this.d.mac.sent(item.devEui, phy.mac);
     this.markSent(item, r.plan, phy.fCntDown);
     // LoRaWAN 1.0.3 §17.2: a class C confirmed downlink is ACKed by the node's next uplink.
     if (item.confirmed) {
@@ -268,7 +295,7 @@ export class DownlinkSender {
       payload: item ? item.payload : (mac.port0 ?? Buffer.alloc(0)),
       fOpts: mac.fOpts,
     });
-    return { bytes, fCntDown, macIds: mac.ids };
+    return { bytes, fCntDown, mac };
   }
 
   private commit(session: Session, fCntDown: number): void {
@@ -305,12 +332,25 @@ export class DownlinkSender {
       this.finish(item, 'lorawan.downlink.failed', { reason: 'too_long', code: err.code, error: err.message });
     } else if (err instanceof DutyCycleError) {
       // Class A: the command stays queued for the next uplink's RX windows.
-      this.d.events.emit({ device, kind: 'lorawan.downlink.delayed', severity: 'warning', detail: { id: item?.id ?? null, reason: 'duty_cycle', code: err.code, error: err.message } });
+      this.notGoing(device, 'lorawan.downlink.delayed', { id: item?.id ?? null, reason: 'duty_cycle', code: err.code, error: err.message });
     } else if (err instanceof TxError) {
-      this.d.events.emit({ device, kind: 'lorawan.downlink.missed', severity: 'warning', detail: { id: item?.id ?? null, reason: err.reason, code: err.code, error: err.message } });
+      this.notGoing(device, 'lorawan.downlink.missed', { id: item?.id ?? null, reason: err.reason, code: err.code, error: err.message });
     } else {
       this.d.log.error({ err, devEui }, 'downlink failed');
     }
+  }
+
+  /**
+   * A downlink that cannot go now: an event, at most once a minute for the same item of a device
+   * (or the same answer without an item) — a device heard while no forwarder can transmit would
+   * otherwise write one per uplink. Each is counted by its reason all the same.
+   */
+  private notGoing(device: string, kind: 'lorawan.downlink.delayed' | 'lorawan.downlink.missed', detail: DownlinkEventDetail): void {
+    const now = this.d.clock.monotonic();
+    const last = this.notSentAt.get(device);
+    if (last && last.id === detail.id && now - last.at < NOT_SENT_EVENT_INTERVAL_MS) return;
+    this.notSentAt.set(device, { id: detail.id, at: now });
+    this.d.events.emit({ device, kind, severity: 'warning', detail });
   }
 
   /** Hands a join accept to the forwarder for the join's RX1/RX2. */
@@ -340,40 +380,36 @@ export class DownlinkSender {
 
   /**
    * One frame now (multicast: its plan is `immediate`), awaiting the forwarder's TX_ACK: resolves
-   * with its error, null for none — or when none came within ackTimeoutMs (a v1 forwarder sends
-   * none). Throws TxError at once when the forwarder cannot be reached.
+   * with it, or without one when none came within ackTimeoutMs (a v1 forwarder sends none) or the
+   * sender stopped. A TX_ACK error later than ackTimeoutMs still refunds the air time (onTxAck;
+   * the entry stays for PENDING_TX_TTL_MS). Throws TxError at once when the forwarder cannot be reached.
    */
-  transmitAwaitingAck(plan: TxPlan, ackTimeoutMs: number): Promise<string | null> {
-    let settle: (error: string | null) => void = () => {};
-    const acked = new Promise<string | null>((resolve) => (settle = resolve));
+  transmitAwaitingAck(plan: TxPlan, ackTimeoutMs: number): Promise<TxAckResult> {
+    let settle: (r: TxAckResult) => void = () => {};
+    const acked = new Promise<TxAckResult>((resolve) => (settle = resolve));
     let timer: Timer | null = null;
-    const key = this.hand(plan, {
+    this.hand(plan, {
       fallback: [],
       device: null,
       item: null,
-      onAck: (error) => {
+      onAck: (r) => {
         if (timer) this.d.clock.clearTimeout(timer);
-        settle(error);
+        settle(r);
       },
     });
-    timer = this.d.clock.setTimeout(() => {
-      this.pending.delete(key);
-      settle(null);
-    }, ackTimeoutMs);
+    timer = this.d.clock.setTimeout(() => settle({ acked: false, why: 'timeout' }), ackTimeoutMs);
     timer.unref?.();
     return acked;
   }
 
-  /** Hands a plan to its forwarder, charges the ledger, remembers it for the TX_ACK; returns its key. Throws TxError. */
-  private hand(plan: TxPlan, tx: Omit<PendingTx, 'at' | 'plan'>): string {
+  /** Hands a plan to its forwarder, charges the ledger, remembers it for the TX_ACK. Throws TxError. */
+  private hand(plan: TxPlan, tx: Omit<PendingTx, 'at' | 'plan'>): void {
     const token = this.d.backend.send(plan.gatewayEui, plan.txpk);
     const at = this.d.clock.monotonic();
     this.ledger.record(plan.gatewayEui, plan.freq, plan.airtimeMs, at);
     this.d.metrics.downlinks++;
     this.prune(at);
-    const key = `${plan.gatewayEui}:${token}`;
-    this.pending.set(key, { at, plan, ...tx });
-    return key;
+    this.pending.set(`${plan.gatewayEui}:${token}`, { at, plan, ...tx });
   }
 
   private prune(now: number): void {
@@ -393,7 +429,7 @@ export class DownlinkSender {
     }
     this.pending.delete(key);
     if (error === 'NONE' || error === '') {
-      p.onAck?.(null);
+      p.onAck?.({ acked: true, error: null });
       // An unconfirmed item on the air is as far as the network can know (a command's report may still verify it).
       if (p.item && !p.item.confirmed) this.transmitted(p.item);
       return;
@@ -407,7 +443,7 @@ export class DownlinkSender {
       severity: 'warning',
       detail: { gateway: gatewayEui, error, window: p.plan.window, id: p.item?.id ?? null, fallback: next ? next.window : null },
     });
-    p.onAck?.(error);
+    p.onAck?.({ acked: true, error });
     if (next && this.transmit([next, ...p.fallback.slice(1)], p.device, p.item)) return;
     if (p.item && p.item.state === 'sent') {
       // Not on the air: the item goes out again (next uplink, or now for class C).
@@ -447,8 +483,9 @@ export class DownlinkSender {
       item.timer = null;
       item.settle({ status: 'failed', reason: 'stopped', code: 'E_INTERRUPTED' });
     }
-    for (const p of this.pending.values()) p.onAck?.(null);
+    for (const p of this.pending.values()) p.onAck?.({ acked: false, why: 'stopped' });
     this.pending.clear();
+    this.notSentAt.clear();
   }
 }
 

@@ -29,6 +29,11 @@ export function EU868_TX_POWER_DBM_OF(index: number): number {
   return EU868_MAX_EIRP_DBM - 2 * index;
 }
 
+/** dBm of a TX power index as stored or reported: null for none, or one EU868 does not define. */
+export function eu868TxPowerDbmOrNull(index: number | null): number | null {
+  return index !== null && Number.isInteger(index) && index >= 0 && index <= EU868_MAX_TX_POWER_INDEX ? EU868_TX_POWER_DBM_OF(index) : null;
+}
+
 interface Radio {
   dr: number;
   txPowerIndex: number;

@@ -5,6 +5,7 @@
  */
 import type { MacState, MacRequest } from './state.js';
 import type { MacUplink, MacUplinkCid } from './types.js';
+import { LINK_ADR_KEEP } from './validate.js';
 
 /** The answer each request is matched with (§5: a node answers in the order it was asked). */
 export const ANSWER_OF: Record<MacRequest['cid'], MacUplinkCid> = {
@@ -35,9 +36,9 @@ export function applyAnswer(state: MacState, request: MacRequest, answer: MacUpl
       if (answer.cid !== 'LinkADRAns') break;
       const v = nacked({ 'TX power': answer.powerAck, 'data rate': answer.dataRateAck, 'channel mask': answer.channelMaskAck });
       if (!v.ok) return v;
-      state.dr = request.dataRate;
-      state.txPower = request.txPower;
-      // NbTrans 0: the node keeps its value (§5.3)
+      // TS001-1.0.4 §5.3: DataRate or TXPower 15, NbTrans 0, keep what the node runs at
+      if (request.dataRate !== LINK_ADR_KEEP) state.dr = request.dataRate;
+      if (request.txPower !== LINK_ADR_KEEP) state.txPower = request.txPower;
       if (request.nbTrans > 0) state.nbTrans = request.nbTrans;
       state.chMask = request.chMask;
       return v;

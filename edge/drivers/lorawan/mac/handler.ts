@@ -4,21 +4,26 @@
  *
  * Uplink (`onUplink`, after the frame is accepted): the commands of FOpts or of an FPort 0
  * payload (both in one frame is invalid, §4.3.1.6: `mac_both`); a decode error keeps the commands
- * before it (`mac_malformed`). The node's requests (LinkCheckReq, DeviceTimeReq) are answered in
- * the downlink of this uplink (`prepare` once the copies are known); its answers are matched to
- * the device's pending requests by CID, in order, and applied (mac/apply.ts) or refused (a NACK);
- * an answer nothing asked for is `mac_unsolicited`. A request still unanswered after
- * MAX_MAC_ATTEMPTS downlinks has failed. A DevStatusReq is queued every devStatusInterval.
+ * before it (`mac_malformed`). The node's requests (LinkCheckReq, DeviceTimeReq) are recorded in
+ * the uplink's MacReplies, which travel with that uplink to its own downlink (`prepare` fills in
+ * the answers once the copies are known); its answers are matched to the device's pending requests
+ * by CID, in order, and applied (mac/apply.ts) or refused (a NACK); an answer nothing asked for is
+ * `mac_unsolicited`. A request still unanswered after MAX_MAC_ATTEMPTS downlinks has failed. A
+ * DevStatusReq is queued every devStatusInterval.
  *
- * Downlink (`plan`, `sent`): what the next frame to the device carries — the answers first, then
- * every pending request — in FOpts (never past 15 bytes, nor past the data rate's payload with an
- * application payload) or, with no application payload and more than FOpts holds, as an FPort 0
- * payload within the data rate's N. What does not fit waits for the next downlink.
+ * Downlink (`plan`, then `sent` or `missed`): what the next frame to the device carries
+ * (mac/plan.ts) — the uplink's answers, then the pending requests that may go: one in flight per
+ * CID (a request already sent is never replaced; a newer one waits behind it), none whose sticky
+ * answer the node still repeats, none past MAX_MAC_ATTEMPTS (it fails at the next uplink, which may
+ * still bring its answer). A frame that could not go counts as an attempt too: a device that
+ * cannot be reached does not keep a request forever.
  *
  * ADR (`afterWindow`, ChirpStack's default algorithm in mac/adr.ts): the best SNR of each uplink
- * with the ADR bit enters the history; a decision is one LinkADRReq pending at most (a newer one
- * replaces it). Applied when the node ACKs it; a NACK clears the history, so ADR asks again only
- * after a new full history.
+ * with the ADR bit enters the history (written with the next change of the state, or every
+ * SNR_WRITE_EVERY uplinks); a decision is one LinkADRReq for the default channels and those the
+ * node ACKed, pending at most: it waits while one is in flight and never replaces an operator's
+ * (requestMac). Applied when the node ACKs it; a NACK or no answer clears the history, so ADR asks
+ * again only after a new full history.
  *
  * Bad input is counted under its reason and reported as lorawan.mac.rejected at most once a
  * minute per device; a caller's outcome (requestMac) never rejects.
@@ -37,11 +42,12 @@ import type { LorawanMetrics } from '../metrics.js';
 import { batteryPercent, devStatusReadings } from '../readings.js';
 import { dataRate } from '../region/eu868.js';
 import type { Heard } from '../uplink/dedup.js';
-import { adrDecide, EU868_MAX_TX_POWER_INDEX, EU868_TX_POWER_DBM_OF, REQUIRED_SNR_DB } from './adr.js';
+import { adrDecide, EU868_MAX_TX_POWER_INDEX, EU868_TX_POWER_DBM_OF, eu868TxPowerDbmOrNull, REQUIRED_SNR_DB } from './adr.js';
 import { ANSWER_OF, applyAnswer } from './apply.js';
-import { decodeMacUplink, encodeMacDownlink, fitFOpts } from './commands.js';
+import { decodeMacUplink } from './commands.js';
+import { planMacFrame, type MacPlan, type MacRoom } from './plan.js';
 import { MAX_MAC_ATTEMPTS, type MacOrigin, type MacRequest, type MacState, type MacStateStore, type PendingMac } from './state.js';
-import { FOPTS_MAX, unixToGpsMs, type MacDownlink, type MacUplink, type MacUplinkCid } from './types.js';
+import { unixToGpsMs, type MacDownlink, type MacUplink, type MacUplinkCid } from './types.js';
 
 export type AdrSettings = NonNullable<Config['lorawan']>['adr'];
 
@@ -77,26 +83,6 @@ export interface MacUplinkFrame {
   receivedAt: number;
 }
 
-/** The MAC part of a downlink; downlink/sender.ts builds the frame around it. */
-export interface MacPlan {
-  /** encoded commands for FOpts (≤ 15 bytes; empty for none) */
-  fOpts: Buffer;
-  /** encoded commands as an FPort 0 payload, or null */
-  port0: Buffer | null;
-  /** the pending requests the frame carries (`sent` once it is transmitted) */
-  ids: string[];
-  /** requests still waiting after this frame (FPending) */
-  waiting: boolean;
-  /** the node needs a downlink now (a request of its own, ADRACKReq, a sticky answer): sent even without commands */
-  required: boolean;
-}
-
-/** What a frame has room for: the application payload it carries (null: none) and its data rate's N. */
-export interface MacRoom {
-  payloadBytes: number | null;
-  maxPayload: number;
-}
-
 /** The MAC figures of a device for status(). */
 export interface MacStatus {
   /** dBm, once the node ACKed a LinkADRReq */
@@ -109,11 +95,13 @@ export interface MacStatus {
   adr: boolean;
 }
 
-/** the node's own requests of one uplink, answered in its downlink */
-interface Replies {
+/** The node's own requests of one uplink, answered in the downlink of that uplink (and no other). */
+export interface MacReplies {
   linkCheck: boolean;
   deviceTimeGpsMs: number | null;
+  /** the node needs a downlink now (ADRACKReq, a sticky answer) */
   required: boolean;
+  /** the answers, once `prepare` knows the copies */
   cmds: MacDownlink[];
 }
 
@@ -122,22 +110,24 @@ const REJECTED_EVENT_INTERVAL_MS = 60_000;
 /** a request a silent device never had the chance to answer fails after this long */
 export const MAC_REQUEST_TTL_MS = 24 * 3_600_000;
 const SWEEP_MS = 60_000;
+/** the ADR history of a device is written at least every this many of its uplinks (losing fewer only delays ADR) */
+export const SNR_WRITE_EVERY = 10;
 /** RP002 §2.4.2: the three default EU868 channels, with ChMaskCntl 0 */
 const DEFAULT_CH_MASK = 0x0007;
 /** §5.5, §5.8: the node repeats these answers in every uplink until it receives a class A downlink */
 const STICKY: ReadonlySet<MacUplinkCid> = new Set(['RXParamSetupAns', 'RXTimingSetupAns']);
-const EMPTY = Buffer.alloc(0);
 const REQUEST_OF = new Map(Object.entries(ANSWER_OF).map(([req, ans]) => [ans, req as MacRequest['cid']]));
 
 export class MacHandler {
   private readonly d: MacDeps;
-  private readonly replies = new Map<string, Replies>();
   /** sticky answers matched, by device, while the node repeats them (§5.5, §5.8) */
   private readonly sticky = new Map<string, Set<MacUplinkCid>>();
   /** requestMac callers by request id */
   private readonly callers = new Map<string, (o: MacOutcome) => void>();
   /** when each device's bad input was last reported (monotonic ms) */
   private readonly rejectedAt = new Map<string, number>();
+  /** uplinks whose SNR entered a device's history since it was last written */
+  private readonly unsavedSnr = new Map<string, number>();
   private stopSweep: (() => void) | null = null;
 
   constructor(deps: MacDeps) {
@@ -149,22 +139,26 @@ export class MacHandler {
     this.stopSweep ??= every(this.d.clock, SWEEP_MS, () => this.expire());
   }
 
-  /** The callers' outcomes end (failed, stopped); the pending requests stay stored and resume after a restart. */
+  /** The callers' outcomes end (failed, stopped); the pending requests and the ADR histories stay stored and resume after a restart. */
   stop(): void {
     this.stopSweep?.();
     this.stopSweep = null;
     for (const settle of this.callers.values()) settle({ status: 'failed', reason: 'stopped' });
     this.callers.clear();
+    for (const devEui of this.unsavedSnr.keys()) this.d.state.touch(this.d.state.get(devEui));
+    this.unsavedSnr.clear();
     this.d.state.flush();
   }
 
   // ------------------------------------------------------------------ uplink
 
-  /** An accepted data uplink: the node's requests recorded, its answers applied, unanswered requests failed, DevStatusReq when due. */
-  onUplink(device: DeviceEntry, f: MacUplinkFrame): void {
+  /**
+   * An accepted data uplink: its answers applied, unanswered requests failed, DevStatusReq when
+   * due. Returns the node's own requests of this uplink, for its downlink (`prepare`, `plan`).
+   */
+  onUplink(device: DeviceEntry, f: MacUplinkFrame): MacReplies {
     const state = this.d.state.get(device.devEui);
-    const replies: Replies = { linkCheck: false, deviceTimeGpsMs: null, required: f.adrAckReq, cmds: [] };
-    this.replies.set(device.devEui, replies);
+    const replies: MacReplies = { linkCheck: false, deviceTimeGpsMs: null, required: f.adrAckReq, cmds: [] };
     // a sticky answer is known only while the node repeats it: a frame without it ends it
     const repeated = this.sticky.get(device.devEui);
     this.sticky.delete(device.devEui);
@@ -177,8 +171,9 @@ export class MacHandler {
         if (this.answered(device, state, cmd, repeated?.has(cmd.cid) === true)) this.stickyOf(device.devEui).add(cmd.cid);
       } else this.answered(device, state, cmd, false);
     }
-    for (const p of state.pending.filter((x) => x.attempts >= MAX_MAC_ATTEMPTS)) this.end(device.id, state, p, 'no_answer');
+    for (const p of state.pending.filter((x) => x.attempts >= MAX_MAC_ATTEMPTS)) this.end(device.id, state, p, p.missed === p.attempts ? 'not_sent' : 'no_answer');
     this.askStatus(state);
+    return replies;
   }
 
   /** FOpts or an FPort 0 payload, decoded up to the first byte that does not decode. */
@@ -196,12 +191,13 @@ export class MacHandler {
   }
 
   /**
-   * The node's answer, matched to the oldest pending request of its CID that was sent; false when
-   * none was (an answer nothing asked for, or a sticky answer `repeated` since it was matched).
+   * The node's answer, matched to the pending request of its CID that went on the air (one is in
+   * flight per CID); false when none did (an answer nothing asked for, or a sticky answer
+   * `repeated` since it was matched).
    */
   private answered(device: DeviceEntry, state: MacState, answer: MacUplink, repeated: boolean): boolean {
     const cid = REQUEST_OF.get(answer.cid);
-    const pending = state.pending.find((p) => p.request.cid === cid && p.attempts > 0);
+    const pending = state.pending.find((p) => p.request.cid === cid && p.attempts > (p.missed ?? 0));
     if (!pending) {
       if (repeated) return true;
       this.reject(device, 'mac_unsolicited', answer.cid, `${answer.cid} answers no pending request`);
@@ -232,7 +228,8 @@ export class MacHandler {
   private adrApplied(device: DeviceEntry, state: MacState, p: PendingMac, before: { dr: number | null; txPower: number }): void {
     const history = state.snrHistory;
     state.snrHistory = [];
-    const dr = state.dr ?? 0;
+    // DataRate 15 keeps the node's: the data rate it was heard at
+    const dr = state.dr ?? before.dr ?? 0;
     this.d.events.emit({
       device: device.id,
       kind: 'lorawan.adr.changed',
@@ -240,6 +237,7 @@ export class MacHandler {
       detail: {
         fromDr: before.dr ?? dr,
         toDr: dr,
+        // both indexes are EU868's: requests are checked (mac/validate.ts), 15 keeps the index (mac/apply.ts)
         fromTxPower: EU868_TX_POWER_DBM_OF(before.txPower),
         toTxPower: EU868_TX_POWER_DBM_OF(state.txPower ?? 0),
         nbTrans: state.nbTrans,
@@ -260,11 +258,17 @@ export class MacHandler {
     }
   }
 
-  /** Ends a pending request without an answer: failed (counted, an event), its caller told. */
+  /** Ends a pending request without an answer: out of the state (a LinkADRReq clears ADR's history, as a NACK does), then failed. */
   private end(deviceId: string, state: MacState, p: PendingMac, reason: string): void {
     const i = state.pending.indexOf(p);
     if (i >= 0) state.pending.splice(i, 1);
+    if (p.request.cid === 'LinkADRReq') state.snrHistory = [];
     this.d.state.touch(state);
+    this.failed(deviceId, p, reason);
+  }
+
+  /** A request failed: counted, an event, its caller told. */
+  private failed(deviceId: string, p: PendingMac, reason: string): void {
     this.d.metrics.mac(p.request.cid, 'failed');
     this.d.events.emit({ device: deviceId, kind: 'lorawan.mac.failed', severity: 'warning', detail: { command: p.request.cid, reason, attempts: p.attempts, origin: p.origin } });
     this.settle(p, { status: 'failed', reason });
@@ -304,59 +308,59 @@ export class MacHandler {
    * LinkCheckAns (§5.2: margin above the demodulation floor of the uplink's data rate, the
    * forwarders that heard it) and DeviceTimeAns (§5.9: the GPS time of the reception).
    */
-  prepare(devEui: string, heard: Heard, dr: number | null): void {
-    const r = this.replies.get(devEui);
-    if (!r) return;
+  prepare(r: MacReplies, heard: Heard, dr: number | null): void {
     if (r.linkCheck) {
       const floor = dr === null ? undefined : REQUIRED_SNR_DB[dataRate(dr).sf];
       const margin = floor === undefined ? 0 : clamp(Math.round(heard.best.snr - floor), 0, 254);
       r.cmds.push({ cid: 'LinkCheckAns', margin, gwCnt: clamp(heard.copies.length, 1, 255) });
-      this.d.metrics.mac('LinkCheckReq', 'answered');
     }
-    if (r.deviceTimeGpsMs !== null) {
-      r.cmds.push({ cid: 'DeviceTimeAns', gpsMs: r.deviceTimeGpsMs });
-      this.d.metrics.mac('DeviceTimeReq', 'answered');
-    }
-    if (r.cmds.length > 0) r.required = true;
+    if (r.deviceTimeGpsMs !== null) r.cmds.push({ cid: 'DeviceTimeAns', gpsMs: r.deviceTimeGpsMs });
   }
 
   // ------------------------------------------------------------------ downlink
 
-  /** The MAC part of the next frame to the device (the answers of this uplink are taken, sent or not). */
-  plan(devEui: string, room: MacRoom): MacPlan {
-    const replies = this.replies.get(devEui);
-    this.replies.delete(devEui);
-    const state = this.d.state.get(devEui);
-    const queued: { cmd: MacDownlink; id: string | null }[] = [
-      ...(replies?.cmds ?? []).map((cmd) => ({ cmd, id: null })),
-      ...state.pending.map((p) => ({ cmd: p.request as MacDownlink, id: p.id })),
-    ];
-    const required = replies?.required ?? false;
-    if (queued.length === 0) return { fOpts: EMPTY, port0: null, ids: [], waiting: false, required };
-    const cmds = queued.map((q) => q.cmd);
-    // §4.3.1.6: FOpts holds 15 bytes; without an application payload, more go on FPort 0 (within N)
-    const port0 = room.payloadBytes === null && encodeMacDownlink(cmds).length > FOPTS_MAX;
-    const budget = port0 ? room.maxPayload : clamp(room.maxPayload - (room.payloadBytes ?? 0), 0, FOPTS_MAX);
-    const { fit } = fitFOpts(cmds, budget);
-    const carried = inOrder(queued, fit);
-    const bytes = fit.length > 0 ? encodeMacDownlink(fit) : EMPTY;
-    return {
-      fOpts: port0 ? EMPTY : bytes,
-      port0: port0 && bytes.length > 0 ? bytes : null,
-      ids: carried.flatMap((q) => (q.id === null ? [] : [q.id])),
-      waiting: queued.some((q) => q.id !== null && !carried.includes(q)),
-      required,
-    };
+  /** The MAC part of the next frame to the device: `replies` (the answers of the uplink it follows, if any), then the requests that may go. */
+  plan(devEui: string, room: MacRoom, replies: MacReplies | null): MacPlan {
+    return planMacFrame(replies?.cmds ?? [], this.sendable(devEui), room, replies?.required ?? false);
   }
 
-  /** A frame went to the device (handed to a forwarder) carrying the requests `ids`: each counts an attempt. */
-  sent(devEui: string, ids: readonly string[]): void {
+  /**
+   * The pending requests a frame may carry: the first of each CID (§5: answers are matched by CID,
+   * in order, so one is in flight per CID), unless it had its MAX_MAC_ATTEMPTS downlinks (it fails
+   * at the next uplink) or the node still repeats the sticky answer of an older one (§5.5, §5.8:
+   * that repeat would be taken for the answer to this one).
+   */
+  private sendable(devEui: string): PendingMac[] {
+    const pending = this.d.state.get(devEui).pending;
+    if (pending.length === 0) return pending;
+    const repeating = this.sticky.get(devEui);
+    const first = new Set<string>();
+    return pending.filter((p) => {
+      if (first.has(p.request.cid)) return false;
+      first.add(p.request.cid);
+      return p.attempts < MAX_MAC_ATTEMPTS && repeating?.has(ANSWER_OF[p.request.cid]) !== true;
+    });
+  }
+
+  /** A frame went (handed to a forwarder): an attempt for each request it carried, its answers counted. */
+  sent(devEui: string, plan: MacPlan): void {
+    for (const cid of plan.replied) this.d.metrics.mac(cid, 'answered');
+    this.attempted(devEui, plan.ids, false);
+  }
+
+  /** A frame planned to carry `plan` could not go (no forwarder, duty cycle, too late): an attempt all the same. */
+  missed(devEui: string, plan: MacPlan): void {
+    this.attempted(devEui, plan.ids, true);
+  }
+
+  private attempted(devEui: string, ids: readonly string[], missed: boolean): void {
     if (ids.length === 0) return;
     const state = this.d.state.get(devEui);
     for (const p of state.pending) {
       if (!ids.includes(p.id)) continue;
       p.attempts++;
-      this.d.metrics.mac(p.request.cid, 'sent');
+      if (missed) p.missed = (p.missed ?? 0) + 1;
+      else this.d.metrics.mac(p.request.cid, 'sent');
     }
     this.d.state.touch(state);
   }
@@ -375,18 +379,23 @@ export class MacHandler {
 
   // ------------------------------------------------------------------ requests
 
-  /** Queues a request; a pending one of the same CID is replaced (its caller: failed, replaced). Returns its outcome. */
+  /** Queues a request (see `enqueue`). Returns its outcome. */
   request(devEui: string, request: MacRequest): Promise<MacOutcome> {
     const id = this.enqueue(this.d.state.get(devEui), request, 'api');
     return new Promise((resolve) => this.callers.set(id, resolve));
   }
 
+  /**
+   * Queues a request behind the device's others. One of the same CID not sent yet is replaced (its
+   * caller: failed, replaced); one already sent never is — its answer may be on its way — and the
+   * new one waits behind it.
+   */
   private enqueue(state: MacState, request: MacRequest, origin: MacOrigin, adr?: PendingMac['adr']): string {
-    const old = state.pending.find((p) => p.request.cid === request.cid);
+    const unsent = state.pending.find((p) => p.request.cid === request.cid && p.attempts === 0);
     const p: PendingMac = { id: randomUUID(), request, attempts: 0, createdAt: this.d.clock.now(), origin, ...(adr ? { adr } : {}) };
-    if (old) {
-      state.pending[state.pending.indexOf(old)] = p;
-      this.settle(old, { status: 'failed', reason: 'replaced' });
+    if (unsent) {
+      state.pending[state.pending.indexOf(unsent)] = p;
+      this.settle(unsent, { status: 'failed', reason: 'replaced' });
     } else state.pending.push(p);
     this.d.state.touch(state);
     return p.id;
@@ -402,14 +411,17 @@ export class MacHandler {
 
   /**
    * After the window closed: the best SNR of an uplink with the ADR bit enters the history, and
-   * ADR decides (LinkADRReq for the default channels, at most one pending).
+   * ADR decides — unless a LinkADRReq is in flight (its answer first) or an operator's waits.
    */
   afterWindow(device: DeviceEntry, heard: Heard, dr: number | null, adrBit: boolean): void {
     const adr = this.d.settings.adr;
     if (!adrBit || !(device.adr ?? adr.enabled) || dr === null || dr > 5) return;
     const state = this.d.state.get(device.devEui);
-    state.snrHistory = [...state.snrHistory, heard.best.snr].slice(-adr.historySize);
-    this.d.state.touch(state);
+    const history = state.snrHistory;
+    history.push(heard.best.snr);
+    if (history.length > adr.historySize) history.splice(0, history.length - adr.historySize);
+    this.snrAdded(state);
+    if (state.pending.some((p) => p.request.cid === 'LinkADRReq' && (p.attempts > 0 || p.origin !== 'adr'))) return;
     const decision = adrDecide({
       dr,
       txPowerIndex: state.txPower ?? 0,
@@ -417,28 +429,41 @@ export class MacHandler {
       maxDr: adr.maxDr,
       minDr: adr.minDr,
       maxTxPowerIndex: EU868_MAX_TX_POWER_INDEX,
-      snrHistory: state.snrHistory,
+      snrHistory: history,
       margin: adr.margin,
       historySize: adr.historySize,
     });
     if (!decision) return;
-    const request: MacRequest = { cid: 'LinkADRReq', dataRate: decision.dr, txPower: decision.txPowerIndex, chMask: DEFAULT_CH_MASK, chMaskCntl: 0, nbTrans: decision.nbTrans };
+    const request: MacRequest = { cid: 'LinkADRReq', dataRate: decision.dr, txPower: decision.txPowerIndex, chMask: channelMask(state), chMaskCntl: 0, nbTrans: decision.nbTrans };
     if (state.pending.some((p) => isDeepStrictEqual(p.request, request))) return;
     this.enqueue(state, request, 'adr', { snrMax: decision.snrMax, requiredSnr: decision.requiredSnr });
   }
 
-  /** A new session (OTAA join): the node starts from its defaults; its pending requests end (failed, rejoined). */
+  /** The ADR history changed: written every SNR_WRITE_EVERY uplinks (any other change of the state writes it too). */
+  private snrAdded(state: MacState): void {
+    const n = (this.unsavedSnr.get(state.devEui) ?? 0) + 1;
+    if (n < SNR_WRITE_EVERY) {
+      this.unsavedSnr.set(state.devEui, n);
+      return;
+    }
+    this.unsavedSnr.delete(state.devEui);
+    this.d.state.touch(state);
+  }
+
+  /**
+   * A new session (OTAA join): the node starts from its defaults; its pending requests end
+   * (failed, rejoined) — reported only: the old state is no longer written.
+   */
   onJoin(device: DeviceEntry): void {
     const old = this.d.state.reset(device.devEui);
-    for (const p of old.pending) this.end(device.id, old, p, 'rejoined');
-    this.replies.delete(device.devEui);
+    for (const p of old.pending) this.failed(device.id, p, 'rejoined');
     this.sticky.delete(device.devEui);
+    this.unsavedSnr.delete(device.devEui);
   }
 
   /** The TX power the node runs at (dBm), once it ACKed a LinkADRReq. */
   txPowerDbm(devEui: string): number | null {
-    const p = this.d.state.get(devEui).txPower;
-    return p === null ? null : EU868_TX_POWER_DBM_OF(p);
+    return eu868TxPowerDbmOrNull(this.d.state.get(devEui).txPower);
   }
 
   status(device: DeviceEntry): MacStatus {
@@ -460,19 +485,13 @@ export class MacHandler {
   }
 }
 
-function clamp(v: number, lo: number, hi: number): number {
-  return Math.max(lo, Math.min(hi, v));
+/** RP002 §2.4.2, §2.4.5: ChMask (ChMaskCntl 0) with the default channels and those the node ACKed (NewChannelReq). */
+function channelMask(state: MacState): number {
+  let mask = DEFAULT_CH_MASK;
+  for (const c of state.channels) mask |= 1 << c.chIndex;
+  return mask;
 }
 
-/** The entries of `queued` whose commands `fit` took, matched in order (fitFOpts keeps the order it was given). */
-function inOrder<T extends { cmd: MacDownlink }>(queued: T[], fit: readonly MacDownlink[]): T[] {
-  const out: T[] = [];
-  let j = 0;
-  for (const q of queued) {
-    if (j < fit.length && isDeepStrictEqual(q.cmd, fit[j])) {
-      out.push(q);
-      j++;
-    }
-  }
-  return out;
+function clamp(v: number, lo: number, hi: number): number {
+  return Math.max(lo, Math.min(hi, v));
 }

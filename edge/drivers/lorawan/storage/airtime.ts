@@ -7,7 +7,7 @@
  * cycle is still kept while the process runs.
  */
 import type BetterSqlite3 from 'better-sqlite3';
-import type { Clock } from '../../../clock.js';
+import { wallOf, type Clock } from '../../../clock.js';
 import type { AirtimeEntry, AirtimeJournal } from '../region/dutyCycle.js';
 
 const PRUNE_EVERY = 200;
@@ -76,7 +76,7 @@ export class AirtimeTable implements AirtimeJournal {
   add(e: AirtimeEntry): number | null {
     return this.write(() => {
       // the instant in wall-clock ms, as this process's clocks relate now
-      const at = Math.round(this.clock.now() - (this.clock.monotonic() - e.at));
+      const at = Math.round(wallOf(this.clock, e.at));
       const id = Number(this.insert.run(e.gateway, e.band, at, e.airtimeMs).lastInsertRowid);
       this.firstId ??= id;
       this.lastId = id;

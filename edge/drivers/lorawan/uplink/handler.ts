@@ -15,7 +15,7 @@
  * Two clocks: the driver's (`clock`, scaled by simulate.radioTimeScale) times the radio — the
  * window, the GPS time of a reception; the gateway's (`wallClock`) stamps readings and lastUplink.
  */
-import type { Clock } from '../../../clock.js';
+import { wallOf, type Clock } from '../../../clock.js';
 import type { Logger } from '../../../log.js';
 import { decodeStatus, STATUS_FPORT, type StreetlightStatus } from '../../../profiles/loraStreetlight.js';
 import type { Ingest } from '../../../store/api.js';
@@ -24,7 +24,7 @@ import { buildJoinAccept } from '../downlink/join.js';
 import type { DownlinkSender } from '../downlink/sender.js';
 import { LoraError } from '../errors.js';
 import type { LorawanEvents } from '../events.js';
-import type { MacHandler } from '../mac/handler.js';
+import type { MacHandler, MacReplies } from '../mac/handler.js';
 import type { LorawanMetrics } from '../metrics.js';
 import { radioReadings, statusReadings } from '../readings.js';
 import { drIndex, parseDatr } from '../region/eu868.js';
@@ -46,7 +46,7 @@ export interface JoinSettings {
 
 /** What an accepted frame is answered with. */
 type Answer =
-  | { kind: 'data'; session: Session; confirmed: boolean; ack: boolean; adr: boolean; status: StreetlightStatus | null }
+  | { kind: 'data'; session: Session; confirmed: boolean; ack: boolean; adr: boolean; status: StreetlightStatus | null; replies: MacReplies }
   | { kind: 'join'; joinAccept: Buffer; devAddr: string; devNonce: number };
 
 export interface UplinkDeps {
@@ -140,21 +140,20 @@ export class UplinkHandler {
     const device = this.heardFrom(dec.session.devEui, frame.meta, now);
     // store
     const status = this.storeStatus(device, dec, now);
-    // MAC commands: answers applied, the node's requests and what is due recorded for the answer (mac/handler.ts)
+    // MAC commands: answers applied, what is due queued; the node's own requests travel with this uplink to its answer (mac/handler.ts)
     const dr = drOf(frame.meta.up.datr);
     const receivedAt = this.receivedAt(frame.meta);
-    this.d.mac.onUplink(device, { fOpts: dec.fOpts, fPort: dec.fPort, payload: dec.payload, adrAckReq: dec.adrAckReq, receivedAt });
-    // application ports: listeners, TS003 answered (uplink/app.ts); what they queue goes in this uplink's answer
+    const replies = this.d.mac.onUplink(device, { fOpts: dec.fOpts, fPort: dec.fPort, payload: dec.payload, adrAckReq: dec.adrAckReq, receivedAt });
+    // application ports: listeners, TS003 answered (uplink/app.ts); what they queue goes in this uplink's answer (class C: at once)
     this.d.apps.route(device, dec, frame.meta, dr, receivedAt);
     // answer: the command in flight settles, the next one (and/or an ACK, MAC commands) goes in RX1/RX2
-    const answer: Answer = { kind: 'data', session: dec.session, confirmed: dec.confirmed, ack: dec.ack, adr: dec.adr, status };
+    const answer: Answer = { kind: 'data', session: dec.session, confirmed: dec.confirmed, ack: dec.ack, adr: dec.adr, status, replies };
     return this.answer(device, frame.meta, heard, answer, dr, now);
   }
 
   /** The reception as wall ms on the driver's clock (its monotonic arrival moved onto its wall time). */
   private receivedAt(meta: RxMeta): number {
-    const { clock } = this.d;
-    return clock.now() - (clock.monotonic() - meta.up.receivedAt);
+    return wallOf(this.d.clock, meta.up.receivedAt);
   }
 
   /** A Join Request (LoRaWAN 1.0.3 §6.2), the first copy heard: a new session and its Join Accept. */
@@ -202,8 +201,8 @@ export class UplinkHandler {
   private send(device: DeviceEntry, answer: Answer, via: RxMeta, heard: Heard, dr: number | null): void {
     if (answer.kind === 'data') {
       // the answers to the node's MAC requests (LinkCheckAns needs the copies), then RX1/RX2 (downlink/sender.ts)
-      this.d.mac.prepare(device.devEui, heard, dr);
-      this.d.sender.onUplink(answer.session, via.up, answer.confirmed, answer.ack, answer.status);
+      this.d.mac.prepare(answer.replies, heard, dr);
+      this.d.sender.onUplink(answer.session, via.up, answer.confirmed, answer.ack, answer.status, answer.replies);
       return;
     }
     const sent = this.d.sender.sendJoinAccept(answer.joinAccept, via.up, device.id);
