@@ -242,7 +242,7 @@ export const lorawanDeviceSchema = z.strictObject({
   // OTAA
   joinEui: hex(8, 'a JoinEUI').optional(),
   appKey: hex(16, 'an AES-128 key').optional(),
-  /** TS005 GenAppKey, from which the multicast keys for FUOTA derive (OTAA nodes use their appKey without one) */
+  /** TS005 GenAppKey (LoRaWAN 1.0.x), from which the multicast keys for FUOTA derive; a node without one takes no FUOTA */
   genAppKey: hex(16, 'an AES-128 key').optional(),
   /** ADR for this node (default lorawan.adr.enabled) */
   adr: z.boolean().optional(),

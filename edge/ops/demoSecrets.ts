@@ -44,6 +44,8 @@ export const DEMO_SECRET_HASHES: ReadonlyMap<string, string> = new Map([
   ['d65df89f702eec58ca3c7bf2001c9ffc7cd80553ae01d42a799ba26756142d96', 'lorawan.devices[1].appKey'],
   ['acc2945ab4cc8762949e5abcc960a47befb26ffbaa9aadeee6aec41752adbff6', 'lorawan.devices[2].appKey'],
   ['76a70ad9ae4a1352d01e8278887f14f1066fccab172e61b325a457bfb297f205', 'lorawan.devices[0].genAppKey'],
+  ['ff25d2389ab7917a77cc0c3546331401054d53cb7b2edeedb7b4e7742bb5286d', 'lorawan.devices[1].genAppKey'],
+  ['82944599ffc4ca95612a21ebd1f0d0e44e3395b0364b6e3e5e2c375218de7169', 'lorawan.devices[2].genAppKey'],
   ['524848e7bf0f982f2ea0c16385a72622edfb665dde5df39da1ab824f9ab82286', 'nodeRed.users[0].password'],
   ['e1f9bfacd0e6e29eec6ff0bff0ae63ea4377c40046e6cc8b34025533d4a861fd', 'broker.users[1].password'],
   ['faf3d47a1bf7f62af66a065599223cea8d4a44109cd55c82c17f3074a7514b68', 'broker.users[2].password'],

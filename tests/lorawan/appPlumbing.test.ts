@@ -145,13 +145,13 @@ describe('TS003 clock sync: the driver answers AppTimeReq itself', () => {
 });
 
 describe('genAppKey and deviceId', () => {
-  it('genAppKey: lorawan.devices[].genAppKey, else an OTAA node\'s AppKey, else null; deviceId by id or DevEUI', async () => {
+  it('genAppKey: lorawan.devices[].genAppKey, never the AppKey (TS005 §3.3: a key of its own), else null; deviceId by id or DevEUI', async () => {
     const genAppKey = 'a0a1a2a3a4a5a6a7a8a9aaabacadaeaf';
     const base = loraConfig().lorawan;
     const c = makeContext(loraConfig({ devices: base.devices.map((d) => (d.devEui === CLASS_C.devEui ? { ...d, genAppKey } : d)) }) as never);
     try {
       const d = createLorawanDriver(c.ctx);
-      expect(d.genAppKey('lamp-otaa')).toEqual(Buffer.from(OTAA.appKey, 'hex'));
+      expect(d.genAppKey('lamp-otaa')).toBeNull();
       expect(d.genAppKey(CLASS_C.devEui.toUpperCase())).toEqual(Buffer.from(genAppKey, 'hex'));
       expect(d.genAppKey('lamp-abp')).toBeNull();
       expect(d.genAppKey('nope')).toBeNull();

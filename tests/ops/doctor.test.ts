@@ -176,7 +176,7 @@ buses:
       expect(shipped).toContain(v);
       expect(demo.has(v)).toBe(true);
     }
-    expect(demo.size).toBe(10);
+    expect(demo.size).toBe(13);
     // the doctor's frozen list is exactly the shipped file's secrets (it never reads the file: on
     // a bench that file is the config a technician edits)
     expect(new Map([...demo].map(([v, where]) => [secretHash(v), where]))).toEqual(DEMO_SECRET_HASHES);
@@ -213,7 +213,7 @@ broker: { enabled: false }
     const init = await runCli(['init', '--skip-serial', '--out', out, '--gateway-id', 'fresh']);
     expect(init.code, init.stderr).toBe(0);
     const piped = await runCli(['doctor', '--config', out]);
-    expect(line(piped.stdout, 'secrets')).toBe('ok secrets: none of the demo\'s 10 secrets is used');
+    expect(line(piped.stdout, 'secrets')).toBe('ok secrets: none of the demo\'s 13 secrets is used');
     expect(piped.stdout).not.toMatch(/\x1b\[/);
     // FORCE_COLOR stands for a terminal (edge/cliStyle.ts)
     const tty = await runCli(['doctor', '--config', out], { env: { FORCE_COLOR: '1' } });

@@ -17,7 +17,7 @@ export interface DeviceEntry {
   activation: 'abp' | 'otaa';
   joinEui: string | null;
   appKey: Buffer | null;
-  /** TS005 GenAppKey (lorawan.devices[].genAppKey); genAppKey() falls back to an OTAA node's AppKey */
+  /** TS005 GenAppKey (lorawan.devices[].genAppKey), from which FUOTA's multicast keys derive; null: the node takes no FUOTA */
   genAppKey: Buffer | null;
   /** ADR for this node (lorawan.devices[].adr); null: lorawan.adr.enabled */
   adr: boolean | null;

@@ -345,7 +345,9 @@ export class LorawanNetworkServer implements LorawanDriver {
     const d = this.devices().byRef(deviceRef);
     if (!d) return null;
     // TS005 §3.1: in LoRaWAN 1.0.x an OTAA node's GenAppKey is its AppKey unless it has one of its own
-    return d.genAppKey ?? (d.activation === 'otaa' ? d.appKey : null);
+    // TS005 §3.3 (LoRaWAN 1.0.x): the multicast keys derive from the GenAppKey, a key of its own;
+    // the AppKey is not it (a node would derive another McKey and hear nothing)
+    return d.genAppKey;
   }
 
   deviceId(ref: string): string | null {

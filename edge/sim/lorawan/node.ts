@@ -116,7 +116,7 @@ export class SimNode {
       dropped: () => this.stats.droppedAnswers++,
     });
     this.host = host;
-    const genAppKeyHex = opts.genAppKey ?? cfg.genAppKey ?? cfg.appKey;
+    const genAppKeyHex = opts.genAppKey ?? cfg.genAppKey;
     const genAppKey = genAppKeyHex ? Buffer.from(genAppKeyHex, 'hex') : null;
     this.clockSync = new ClockSyncPackage(host, this.stats);
     this.multicast = new MulticastPackage(host, genAppKey, this.stats);
