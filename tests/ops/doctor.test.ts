@@ -188,7 +188,7 @@ buses:
     const r = await runCli(['doctor', '--config', g.config, '--timeout', '200']);
     expect(r.code, r.stdout + r.stderr).toBe(1);
     const l = line(r.stdout, 'secrets');
-    expect(l).toMatch(/^FAIL secrets: 11 value\(s\) are the demo's own secrets, known to everyone: /);
+    expect(l).toMatch(/^FAIL secrets: 14 value\(s\) are the demo's own secrets, known to everyone: /);
     for (const where of ['broker.users[0].password', 'api.tokens[0].token', 'nodeRed.credentialSecret', 'nodeRed.users[0].password', 'lorawan.devices[0].nwkSKey', 'lorawan.devices[2].appKey']) expect(l).toContain(where);
     for (const v of demo.keys()) expect(r.stdout.toLowerCase()).not.toContain(v);
     expect(fixOf(r.stdout, 'secrets')).toContain('streetbox hash-password');
