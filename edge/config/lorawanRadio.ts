@@ -4,6 +4,7 @@
  * it imports from here.
  */
 import { z } from 'zod';
+import { EU868_SUB_BANDS, subBandOf } from '../drivers/lorawan/region/eu868.js';
 import { durationIn } from './scalars.js';
 
 /** lorawan.adr: ChirpStack's default ADR (edge/drivers/lorawan/mac/adr.ts), per device `adr:` overrides `enabled` */
@@ -18,15 +19,20 @@ export const adrSchema = z.strictObject({
   maxDr: z.number().int().min(0).max(5).default(5),
   /** the slowest data rate ADR sets when the SNR drops */
   minDr: z.number().int().min(0).max(5).default(0),
+}).superRefine((adr, ctx) => {
+  if (adr.minDr > adr.maxDr) ctx.addIssue({ code: 'custom', path: ['minDr'], message: `"minDr" (${adr.minDr}) is above "maxDr" (${adr.maxDr})` });
 });
 
 /** lorawan.fuota: how firmware goes over the air to LoRaWAN nodes (edge/firmware/methods/fuota) */
 export const fuotaSchema = z.strictObject({
-  /** multicast class C downlinks: Hz (EU868 869.525 MHz, sub-band g3 at 10 % duty cycle) */
+  /** multicast class C downlinks: Hz in an EU868 sub-band (869.525 MHz, sub-band g3 at 10 % duty cycle) */
   frequency: z.number().int().min(863_000_000).max(870_000_000).default(869_525_000),
   /** multicast data rate (EU868 DR0..5; DR5 = SF7BW125) */
   dr: z.number().int().min(0).max(6).default(5),
-  /** TS004 version: `auto` asks each node (PackageVersionReq) and uses the highest all support */
+  /**
+   * TS004 version: `auto` asks each node (PackageVersionReq) and the session speaks the version most
+   * of its nodes implement (v2 on a tie); the others get a session of their own, in their version
+   */
   fragmentation: z.union([z.literal('auto'), z.literal(1), z.literal(2)]).default('auto'),
   /** parity fragments sent at least, as a share of the data fragments, whatever the observed loss */
   minRedundancy: z.number().min(0).max(2).default(0.05),
@@ -36,4 +42,9 @@ export const fuotaSchema = z.strictObject({
   rebootDelay: durationIn('0s', '1h').default(10_000),
   /** the multicast group's McGroupID (0..3) FUOTA uses on the nodes */
   mcGroupId: z.number().int().min(0).max(3).default(0),
+}).superRefine((f, ctx) => {
+  // ETSI EN 300 220 sub-bands (edge/drivers/lorawan/region/eu868.ts): the duty cycle the multicast is paced by
+  if (subBandOf(f.frequency / 1e6) !== null) return;
+  const bands = EU868_SUB_BANDS.map((b) => `${b.name} ${b.minMHz}–${b.maxMHz}`).join(', ');
+  ctx.addIssue({ code: 'custom', path: ['frequency'], message: `${f.frequency} Hz is in no EU868 sub-band (${bands} MHz)` });
 });

@@ -17,6 +17,7 @@ import type { ModbusDriver } from '../drivers/modbus/index.js';
 import { errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { MetricSample } from '../metrics.js';
+import { describeDevice } from '../profiles/describe.js';
 import { loadProfiles, type ProfileRegistry } from '../profiles/index.js';
 import type { Timer } from '../clock.js';
 import type { ArtifactStore } from './artifacts.js';
@@ -30,7 +31,7 @@ import type { FuotaRadio } from './methods/fuota/types.js';
 import { parseEnvelope, verifyManifestSignature } from './manifest.js';
 import { buildReport, waveCount } from './reports.js';
 import type { SelfUpdater } from './selfUpdate.js';
-import { resolveTargets } from './targets.js';
+import { resolveTargets, type FuotaRoad } from './targets.js';
 import {
   DEPLOYMENT_ID_RE,
   FINAL_DEPLOYMENT_STATUSES,
@@ -59,6 +60,8 @@ const STOP_WAIT_MS = 5000;
 const BUSY_STAGES = new Set(['fetching', 'transferring', 'activating', 'verifying']);
 /** a FUOTA node's: its multicast transfer takes nothing out of service, its reboot does */
 const FUOTA_BUSY_STAGES = new Set(['activating', 'verifying']);
+/** ... but the gateway's own restart would cut its session short: for the gateway's job a FUOTA transfer is busy too */
+const FUOTA_BUSY_FOR_GATEWAY = new Set(['transferring', 'activating', 'verifying']);
 
 type FleetDevice = GatedDevice & { bus: string | null };
 
@@ -131,6 +134,7 @@ export class FirmwareEngine implements FirmwareService {
         config: () => this.config,
         store: this.o.ctx.store,
         log: this.log,
+        clock: this.o.ctx.clock,
         radio: parts.lorawan,
         journal,
         expected: (deployment, wave) => this.o.journal.jobs(deployment).filter((j) => j.wave === wave && j.method === 'fuota' && !FINAL_JOB_STAGES.includes(j.stage)).map((j) => j.device),
@@ -258,7 +262,7 @@ export class FirmwareEngine implements FirmwareService {
     }
     if (!can(req.role, 'firmware.deploy')) return this.refuse(manifest.id, req, 'E_FW_FORBIDDEN', `role ${req.role} may not deploy firmware (needs firmware.deploy)`, now, manifest);
     const waves: Wave[] = manifest.policy?.waves ?? [];
-    const resolved = resolveTargets(manifest.targets, this.config, this.profileRegistry(), req.role, waves, this.parts?.lorawan);
+    const resolved = resolveTargets(manifest.targets, this.config, this.profileRegistry(), req.role, waves, this.fuotaRoad());
     if (!resolved.ok) return this.refuse(manifest.id, req, resolved.code, resolved.reason, now, manifest);
     const gatewayTarget = resolved.targets.some((t) => t.method === 'gateway');
     if (gatewayTarget && !this.o.selfUpdate) {
@@ -597,11 +601,19 @@ export class FirmwareEngine implements FirmwareService {
     }
   }
 
+  /** What resolving a LoRaWAN node asks: the driver's keys when FUOTA can run here, else why not. */
+  private fuotaRoad(): FuotaRoad {
+    const lorawan = this.parts?.lorawan;
+    if (!lorawan) return { unavailable: 'the LoRaWAN driver is not running (lorawan.enabled)' };
+    if (!this.fuota) return { unavailable: "this gateway's store keeps no module tables, where FUOTA journals its sessions: FUOTA cannot run" };
+    return lorawan;
+  }
+
   /** The gates and the caps for a pending job. */
   mayStart(d: DeploymentRecord, j: JobRecord, manifest: Manifest | null = this.manifestOf(d)): { ok: true } | { ok: false; waiting: string } {
     if (j.method === 'gateway') {
-      // a restart in the middle of a controller's activation would strand it: the gateway goes last
-      const others = this.busyJobs(j.device);
+      // a restart in the middle of a controller's activation (or a FUOTA session) would strand it: the gateway goes last
+      const others = this.busyJobs(j.device, FUOTA_BUSY_FOR_GATEWAY);
       if (others.length > 0) return { ok: false, waiting: `other updates under way (${others.map((x) => x.device).join(', ')}): the gateway restarts after them` };
       const w = manifest?.policy?.windows ?? [];
       const v = gate({ id: j.device, kind: 'other', groups: [] }, { now: this.o.ctx.clock.now(), config: this.config, windows: w, hold: null });
@@ -650,8 +662,8 @@ export class FirmwareEngine implements FirmwareService {
     const devices = new Map<string, FleetDevice>();
     const lights = new Map<string, number>();
     for (const d of this.config.devices) {
-      const profile = this.profileRegistry().get(d.profile);
-      const kind = profile?.kind === 'lighting' || profile?.kind === 'traffic' ? profile.kind : 'other';
+      // what the device is (a built-in LoRaWAN streetlight too, whose profile is no YAML of the registry)
+      const kind = describeDevice(d, this.profileRegistry()).kind;
       devices.set(d.id, { id: d.id, kind, groups: d.groups, bus: d.bus ?? null, allowCommands: d.allowCommands });
       if (kind === 'lighting') for (const g of d.groups) lights.set(g, (lights.get(g) ?? 0) + 1);
     }
@@ -661,13 +673,14 @@ export class FirmwareEngine implements FirmwareService {
   }
 
   /**
-   * The jobs under way (a busy stage, or a runner) but `except`'s: a FUOTA job only from its reboot
-   * on (its multicast takes nothing out of service). Within a tick the journal is read once: a job
-   * started in it has a runner; one that ended in it still counts until the next tick.
+   * The jobs under way (a busy stage, or a runner) but `except`'s: a FUOTA job in `fuotaBusy` (by
+   * default from its reboot on: its multicast takes nothing out of service). Within a tick the
+   * journal is read once: a job started in it has a runner; one that ended in it still counts until
+   * the next tick.
    */
-  private busyJobs(except: string): JobRecord[] {
+  private busyJobs(except: string, fuotaBusy: ReadonlySet<string> = FUOTA_BUSY_STAGES): JobRecord[] {
     return (this.tickJobs ?? this.o.journal.activeJobs()).filter(
-      (x) => x.device !== except && (x.method === 'fuota' ? FUOTA_BUSY_STAGES.has(x.stage) : BUSY_STAGES.has(x.stage) || this.runners.has(key(x))),
+      (x) => x.device !== except && (x.method === 'fuota' ? fuotaBusy.has(x.stage) : BUSY_STAGES.has(x.stage) || this.runners.has(key(x))),
     );
   }
 
@@ -765,6 +778,8 @@ export class FirmwareEngine implements FirmwareService {
       .catch((err: unknown) => this.log.error({ err, deployment: d.id, device: j.device }, 'firmware: job runner failed'))
       .finally(() => {
         if (this.runners.get(key(j)) === runner) this.runners.delete(key(j));
+        // a cap may have room now: FUOTA nodes whose reboot waits ask again
+        this.fuota?.wakeReboots();
         this.kick();
       });
   }
@@ -797,7 +812,7 @@ export class FirmwareEngine implements FirmwareService {
         if (!dev) return { ok: false, waiting: `device "${j.device}" is no longer in devices.yaml` };
         const manifest = this.manifestOf(fresh);
         const v = gate(dev, { now: this.o.ctx.clock.now(), config: this.config, windows: manifest?.policy?.windows ?? [], hold: this.parts?.control?.firmwareHold(j.device) ?? null });
-        if (!v.ok) return { ok: false, waiting: v.waiting };
+        if (!v.ok) return v;
         // a FUOTA node's reboot is where it leaves service: the caps count it from there (busyJobs)
         return j.method === 'fuota' ? this.capsAllow(j, dev, manifest) : v;
       },

@@ -10,7 +10,9 @@
  * A LoRaWAN node's job (method `fuota`, methods/fuota): fetching → transferring (it joins its wave's
  * FUOTA session and awaits its node's outcome; the session calls back the stages this runner
  * journals: activating once the gates and caps let the node reboot, verifying after the reboot) →
- * confirmed when the node reports the new version in DevVersionAns | failed.
+ * confirmed when the node reports the new version in DevVersionAns and, a light, passes its
+ * functional probe: it takes its wanted level again and acknowledges it (the control plane's
+ * reassert, a confirmed downlink) | failed.
  *
  * The gateway's own job (method `gateway`, selfUpdate.ts): fetching → transferring (unpack the
  * release beside the running one) → activating (switch `current`, restart) → verifying (in the new
@@ -34,7 +36,7 @@ import type { FuotaMember } from './methods/fuota/types.js';
 import { createModbusUpdater } from './methods/modbus.js';
 import { functionalProbe } from './probe.js';
 import type { SelfUpdater } from './selfUpdate.js';
-import type { DeploymentRecord, DeviceUpdater, FirmwareCode, JobRecord, JobStage } from './types.js';
+import type { DeploymentRecord, DeviceUpdater, FirmwareCode, GateVerdict, JobRecord, JobStage } from './types.js';
 
 export interface JobEnv {
   ctx: GatewayContext;
@@ -55,7 +57,7 @@ export interface JobEnv {
   /** the file of the deployment's artifact (fetched by image()) */
   artifactPath(d: DeploymentRecord): string;
   /** the gates again, before the activation (the deployment still running, the device's window open, no hold; a fuota node's reboot: the caps too) */
-  mayProceed(d: DeploymentRecord, j: JobRecord): { ok: true } | { ok: false; waiting: string };
+  mayProceed(d: DeploymentRecord, j: JobRecord): GateVerdict;
   advanced(d: DeploymentRecord, j: JobRecord): void;
   progressed(d: DeploymentRecord, blocks: number, bytes: number): void;
   waiting(d: DeploymentRecord, j: JobRecord, waiting: string): void;
@@ -312,8 +314,32 @@ export class JobRunner {
       if (outcome.versionAfter !== undefined) this.job = { ...this.job, versionAfter: outcome.versionAfter };
       throw new FirmwareError(outcome.code, outcome.reason);
     }
-    this.advance('confirmed', { versionAfter: outcome.versionAfter, reason: outcome.reason });
-    await this.restoreLight();
+    const probe = await this.loraProbe(outcome.versionAfter);
+    this.advance('confirmed', { versionAfter: outcome.versionAfter, reason: probe === null ? outcome.reason : `${outcome.reason}; probe: ${probe}` });
+    if (probe === null) await this.restoreLight();
+  }
+
+  /**
+   * A LoRaWAN light's functional probe once it reports its new version, as a controller's
+   * (probe.ts): it is driven to its wanted level (the control plane's reassert: a confirmed
+   * downlink) and must acknowledge it, PROBE_ATTEMPTS times at most. The detail once it did; null
+   * for a node that is no light or without a control plane (its version decides); throws
+   * E_FW_PROBE with the version it runs when it never did.
+   */
+  private async loraProbe(version: number): Promise<string | null> {
+    const device = this.job.device;
+    let reason = '';
+    for (let attempt = 1; attempt <= PROBE_ATTEMPTS; attempt++) {
+      this.check();
+      const asserted = this.env.control?.reassert(device, 'firmware probe');
+      if (!asserted) return null;
+      const o = await this.withAbort(asserted);
+      if (o.status === 'verified') return `took its wanted level ${o.level} % and acknowledged it`;
+      reason = o.reason ?? o.status;
+      await this.sleep(1000);
+    }
+    this.job = { ...this.job, versionAfter: version };
+    throw new FirmwareError('E_FW_PROBE', `runs version ${version}, but the functional probe failed: it did not take its wanted level: ${reason}`);
   }
 
   /** The node as its session sees it: each step it reports is journaled here. */
@@ -332,8 +358,15 @@ export class JobRunner {
         this.job = { ...this.job, blocksAcked: Math.max(this.job.blocksAcked, fragments), bytesAcked: Math.max(this.job.bytesAcked, bytes) };
         env.progressed(d, 0, 0);
       },
-      advanced: (stage) => this.advance(stage),
-      mayReboot: () => env.mayProceed(d, this.job),
+      // a session taken up again tells the stage its node is at: journaled once
+      advanced: (stage) => {
+        if (this.job.stage !== stage) this.advance(stage);
+      },
+      mayReboot: () => {
+        const v = env.mayProceed(d, this.job);
+        if (v.ok || v.retryAt === undefined) return v;
+        return { ok: false, waiting: v.waiting, retryInMs: v.retryAt - env.ctx.clock.now() };
+      },
       waiting: (waiting) => {
         if (waiting === this.job.waiting) return;
         if (waiting === null) env.journal.patchJob(d.id, device, { waiting: null });

@@ -2,7 +2,8 @@
  * A manifest's targets resolved against the running configuration (issue 17 Deliver 1): which
  * devices, by which method, in which wave; or the refusal that names the target at fault. A target
  * that does not exist, a device whose profile declares no update method, a LoRaWAN node without
- * the GenAppKey its multicast keys derive from (TS005 §4.3) or with no LoRaWAN driver running, a
+ * the GenAppKey its multicast keys derive from (TS005 §4.3) or where FUOTA cannot run (no LoRaWAN
+ * driver, no journal for its sessions), a
  * traffic controller without allowCommands or for a role that may not command traffic: each refuses
  * the whole deployment with its reason (E_FW_TARGET / E_FW_FORBIDDEN).
  */
@@ -23,10 +24,13 @@ export interface ResolvedTarget {
   wave: number;
 }
 
-/** What resolving a LoRaWAN node asks of the running driver (LorawanDriver.genAppKey); undefined: none runs. */
+/** What resolving a LoRaWAN node asks of the running driver (LorawanDriver.genAppKey). */
 export interface LorawanKeys {
   genAppKey(device: string): Buffer | null;
 }
+
+/** FUOTA on this gateway: the driver's keys when it can run, else why it cannot (no driver, no journal for its sessions). */
+export type FuotaRoad = LorawanKeys | { unavailable: string };
 
 export type Resolution = { ok: true; targets: ResolvedTarget[] } | { ok: false; code: FirmwareCode; reason: string };
 
@@ -38,7 +42,7 @@ export function resolveTargets(
   profiles: Pick<ProfileRegistry, 'get'>,
   role: Role,
   waves: readonly Wave[],
-  lorawan?: LorawanKeys,
+  fuota: FuotaRoad,
 ): Resolution {
   if (targets.gateway) {
     if (!config.firmware.selfUpdate.releases) {
@@ -77,7 +81,7 @@ export function resolveTargets(
     const fw = deviceFirmwareOf(d, profiles);
     if (!fw) return refuse('E_FW_TARGET', `device "${d.id}": its profile "${d.profile}" declares no update method (a \`firmware:\` section)`);
     if (fw.method === 'fuota') {
-      const refusal = fuotaRefusal(d, lorawan);
+      const refusal = fuotaRefusal(d, fuota);
       if (refusal !== null) return refuse('E_FW_TARGET', refusal);
     }
     const kind = describeDevice(d, profiles).kind;
@@ -91,9 +95,9 @@ export function resolveTargets(
 }
 
 /** Why a LoRaWAN node cannot take FUOTA here, or null: the McKey reaches it encrypted under its GenAppKey (TS005 §4.3). */
-function fuotaRefusal(d: DeviceConfig, lorawan: LorawanKeys | undefined): string | null {
-  if (lorawan === undefined) return `device "${d.id}" is a LoRaWAN node, and the LoRaWAN driver is not running (lorawan.enabled)`;
-  if (lorawan.genAppKey(d.id) === null) {
+function fuotaRefusal(d: DeviceConfig, fuota: FuotaRoad): string | null {
+  if ('unavailable' in fuota) return `device "${d.id}" is a LoRaWAN node, and ${fuota.unavailable}`;
+  if (fuota.genAppKey(d.id) === null) {
     return `device "${d.id}" has no GenAppKey for FUOTA: set lorawan.devices[].genAppKey for DevEUI ${d.devEui ?? '?'} (an OTAA node's appKey serves without one)`;
   }
   return null;

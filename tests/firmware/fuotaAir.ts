@@ -11,15 +11,20 @@
  *   sendMulticast the frame to every node on its frequency and data rate; `txError(n)` injects a
  *                 forwarder's TX_ACK error for the n-th frame (air time refunded, not transmitted)
  *   uplinks       a node asks for an uplink (onUplinkWanted); it is built, decrypted with the node's
- *                 AppSKey and handed to the onAppUplink listeners of its FPort
+ *                 AppSKey and handed to the onAppUplink listeners of its FPort; a TS003 AppTimeReq
+ *                 is answered first, by the driver's own clockSyncServer, as the driver does
+ *   drop          a test's filter of unicast downlinks that never reach their node (a fade)
  */
 import type { Clock, Timer } from '../../edge/clock.js';
 import type { AppUplink, MulticastOutcome, RadioFacts } from '../../edge/drivers/lorawan/api.js';
+import { answerClockSync } from '../../edge/drivers/lorawan/app/clockSyncServer.js';
+import { FPORT_CLOCK_SYNC } from '../../edge/drivers/lorawan/app/types.js';
 import { buildDataDownlink } from '../../edge/drivers/lorawan/downlink/data.js';
 import { airtime } from '../../edge/drivers/lorawan/downlink/scheduler.js';
 import { loraPacket } from '../../edge/drivers/lorawan/loraPacket.js';
 import { DUTY_CYCLE_WINDOW_MS, DutyCycleLedger } from '../../edge/drivers/lorawan/region/dutyCycle.js';
 import { dataRate, datrString, EU868_RX2_FREQ_MHZ, maxPayload, subBandOf } from '../../edge/drivers/lorawan/region/eu868.js';
+import { unixToGpsMs } from '../../edge/drivers/lorawan/mac/types.js';
 import { fCntMsb } from '../../edge/drivers/lorawan/uplink/fcnt.js';
 import { StreetboxError } from '../../edge/errors.js';
 import type { FuotaEventDetail } from '../../edge/store/eventKinds.js';
@@ -66,11 +71,23 @@ export interface SimAir {
   readonly multicastAt: number[];
   /** multicast frames transmitted, and refused by an injected TX_ACK error */
   readonly counts: { multicast: number; txErrors: number; unicast: number; unicastTooLong: number };
+  /** each unicast downlink transmitted: "<device> <label>" */
+  readonly unicastLabels: string[];
   readonly ledger: DutyCycleLedger;
   /** the most air time the ledger held on 869.525 MHz (g3) over any hour, ms */
   readonly peakUsedMs: number;
   /** injects a TX_ACK error for the n-th multicast frame (1-based), null for none */
   txError: (n: number) => string | null;
+  /** unicast downlinks (by device and label) lost on their way: true drops it (the outcome still says sent) */
+  drop: (device: string, label: string) => boolean;
+  /** multicast frames a node misses (its n-th, 1-based, of those transmitted): a loss of the multicast alone */
+  dropMulticast: (device: string, n: number) => boolean;
+  /** stands for a driver that is not running: sendMulticast throws E_COMPONENT while true */
+  driverStopped: boolean;
+  /** hears each unicast downlink as it is transmitted */
+  onUnicast: (device: string, label: string) => void;
+  /** an uplink on `fPort` as if `device` sent it (a late answer of before): the listeners hear it at once */
+  uplinkAs(device: string, fPort: number, payload: Buffer): void;
   stop(): void;
 }
 
@@ -131,7 +148,15 @@ export function simAir(o: { clock: Clock; nodes: AirNode[]; rx2Dr?: number }): S
     const fCnt = node.fCntUp - 1;
     const payload = loraPacket.decrypt(p, Buffer.from(node.cfg.appSKey!, 'hex'), Buffer.from(node.cfg.nwkSKey!, 'hex'), fCntMsb(fCnt));
     const u: AppUplink = { device: node.cfg.id, devEui: node.cfg.devEui, fPort, payload, fCnt, receivedAt: clock.now(), gpsMs: 0, snr: 7, rssi: -72, dr: 5 };
-    for (const l of listeners.get(fPort) ?? []) l(u);
+    // TS003: the driver answers AppTimeReq itself, before the listeners hear the uplink (uplink/app.ts)
+    if (fPort === FPORT_CLOCK_SYNC) {
+      const reply = answerClockSync(payload, unixToGpsMs(clock.now()));
+      if (reply.answer) air.radio.enqueueApp(node.cfg.id, { fPort, payload: reply.answer, label: 'AppTimeAns' });
+    }
+    deliver(u);
+  };
+  const deliver = (u: AppUplink): void => {
+    for (const l of listeners.get(u.fPort) ?? []) l(u);
   };
   for (const n of nodes) n.onUplinkWanted = (ms) => later(ms, () => uplink(n));
 
@@ -153,11 +178,20 @@ export function simAir(o: { clock: Clock; nodes: AirNode[]; rx2Dr?: number }): S
     multicastFCnts: [],
     multicastAt: [],
     counts: { multicast: 0, txErrors: 0, unicast: 0, unicastTooLong: 0 },
+    unicastLabels: [],
     ledger,
     get peakUsedMs() {
       return peakUsedMs;
     },
     txError: () => null,
+    drop: () => false,
+    dropMulticast: () => false,
+    driverStopped: false,
+    onUnicast: () => undefined,
+    uplinkAs(device, fPort, payload) {
+      const n = air.node(device);
+      deliver({ device, devEui: n.cfg.devEui, fPort, payload, fCnt: 0, receivedAt: clock.now(), gpsMs: 0, snr: 7, rssi: -72, dr: 5 });
+    },
     stop() {
       stopped = true;
       for (const t of timers) clock.clearTimeout(t);
@@ -216,13 +250,16 @@ export function simAir(o: { clock: Clock; nodes: AirNode[]; rx2Dr?: number }): S
           later(wait, () => {
             charge(EU868_RX2_FREQ_MHZ, ms);
             air.counts.unicast++;
-            node.hear(phy, { freq: EU868_RX2_FREQ_MHZ, datr: datrString(dataRate(rx2Dr)) });
+            air.unicastLabels.push(`${device} ${dl.label}`);
+            if (!air.drop(device, dl.label)) node.hear(phy, { freq: EU868_RX2_FREQ_MHZ, datr: datrString(dataRate(rx2Dr)) });
+            air.onUnicast(device, dl.label);
             resolve({ id, device, status: 'sent' });
           }),
         );
         return { id, outcome };
       },
       sendMulticast(session, fPort, payload): Promise<MulticastOutcome> {
+        if (air.driverStopped) throw new StreetboxError('E_COMPONENT', 'the LoRaWAN driver is not running');
         // as a forwarder would start it: now
         const at = clock.monotonic();
         const fCnt = session.fCnt;
@@ -241,7 +278,7 @@ export function simAir(o: { clock: Clock; nodes: AirNode[]; rx2Dr?: number }): S
         charge(freqMHz, airtimeMs);
         air.counts.multicast++;
         air.multicastAt.push(at);
-        for (const n of nodes) n.hear(phy, { freq: freqMHz, datr: datrString(dataRate(session.dr)) });
+        for (const n of nodes) if (!air.dropMulticast(n.cfg.id, air.counts.multicast)) n.hear(phy, { freq: freqMHz, datr: datrString(dataRate(session.dr)) });
         return Promise.resolve({ status: 'sent', airtimeMs, gateway: GATEWAY, fCnt });
       },
     },

@@ -10,13 +10,20 @@ import type { RadioFacts } from '../../edge/drivers/lorawan/api.js';
 import { airtime } from '../../edge/drivers/lorawan/downlink/scheduler.js';
 import { maxPayload, subBandOf } from '../../edge/drivers/lorawan/region/eu868.js';
 import { FirmwareError } from '../../edge/firmware/errors.js';
+import { MAX_FRAG_N } from '../../edge/drivers/lorawan/app/index.js';
 import {
   DECODE_TARGET,
   decodeProbability,
   DEFAULT_LOSS,
+  fewestPassing,
+  MAX_PLANNED_LOSS,
   MAX_TIMEOUT_EXPONENT,
+  parityFor,
   planSession,
   rankProbability,
+  remainingMs,
+  repairCount,
+  REPAIR_MARGIN,
   REPAIR_ROUNDS,
   SETUP_STEPS,
   sessionLoss,
@@ -32,7 +39,6 @@ const radio: Pick<RadioFacts, 'maxPayload' | 'downlinkAirtimeMs' | 'dutyCycleAt'
 
 const TEN_KIB: PlanInput = {
   imageBytes: 10 * 1024,
-  nodes: 3,
   dr: 5,
   frequency: 869_525_000,
   loss: null,
@@ -163,5 +169,80 @@ describe('fragment size and loss', () => {
     expect(timeOutExponent(1001)).toBe(1);
     expect(timeOutExponent(300_506)).toBe(9);
     expect(timeOutExponent(1e9)).toBe(MAX_TIMEOUT_EXPONENT);
+  });
+});
+
+/** decodeProbability, counting its evaluations (the planner's work: each is one pass over the tail) */
+function counted(): { probability: typeof decodeProbability; readonly calls: number } {
+  let calls = 0;
+  return {
+    probability: (m, sent, loss) => {
+      calls++;
+      return decodeProbability(m, sent, loss);
+    },
+    get calls() {
+      return calls;
+    },
+  };
+}
+
+/** ⌈log2(n)⌉ + 2: what a binary search over n candidates evaluates, with its first probe and the answer's probability */
+const searchBound = (n: number) => Math.ceil(Math.log2(n)) + 2;
+
+describe('the planner in its worst cases', () => {
+  it('32 KiB at a loss of 0.9 (a node that missed the window): planned for MAX_PLANNED_LOSS, the others are left to repair', () => {
+    const plan = planSession({ ...TEN_KIB, imageBytes: 32 * 1024, repairDr: 0, loss: 0.9 });
+    expect(plan.fragments).toBe(Math.ceil((32 * 1024) / 48));
+    expect(plan).toMatchObject({ loss: MAX_PLANNED_LOSS, lossObserved: true });
+    expect(plan.decodeProbability).toBeGreaterThanOrEqual(DECODE_TARGET);
+    // the fewest that do: one parity fragment less would not
+    expect(decodeProbability(plan.fragments, plan.fragments + plan.parity - 1, MAX_PLANNED_LOSS)).toBeLessThan(DECODE_TARGET);
+  });
+
+  it('the parity is found by binary search: a handful of evaluations of the tail, whatever the image and the loss', () => {
+    for (const [m, loss] of [
+      [683, MAX_PLANNED_LOSS],
+      [47, 0.1],
+      [8000, MAX_PLANNED_LOSS],
+      [16_000, 0.3],
+    ] as const) {
+      const c = counted();
+      const { parity } = parityFor(m, loss, 0.05, c.probability);
+      expect(c.calls, `M = ${m}, loss ${loss}`).toBeLessThanOrEqual(searchBound(MAX_FRAG_N));
+      // the same answer a step-by-step walk finds
+      const sent = m + parity;
+      if (sent < MAX_FRAG_N) expect(decodeProbability(m, sent, loss)).toBeGreaterThanOrEqual(DECODE_TARGET);
+      if (parity > Math.ceil(0.05 * m)) expect(decodeProbability(m, sent - 1, loss)).toBeLessThan(DECODE_TARGET);
+    }
+  });
+
+  it('repair counts too; a count TS004 cannot number is refused before any search', () => {
+    const c = counted();
+    const count = repairCount(600, 0.9, c.probability);
+    expect(c.calls).toBeLessThanOrEqual(searchBound(MAX_FRAG_N));
+    expect(decodeProbability(600, count, 0.9)).toBeGreaterThanOrEqual(DECODE_TARGET);
+    expect(decodeProbability(600, count - 1, 0.9)).toBeLessThan(DECODE_TARGET);
+    const none = counted();
+    expect(repairCount(MAX_FRAG_N, 0.5, none.probability)).toBe(MAX_FRAG_N + REPAIR_MARGIN);
+    expect(none.calls).toBe(0);
+  });
+
+  it('fewestPassing finds the first n a monotone test passes, or the top of the range', () => {
+    for (let first = 3; first <= 20; first++) expect(fewestPassing(3, 20, (n) => n >= first)).toBe(first);
+    expect(fewestPassing(3, 20, () => false)).toBe(20);
+    expect(fewestPassing(5, 5, () => false)).toBe(5);
+  });
+});
+
+describe("a session's bound once it is under way", () => {
+  it("what is left of the plan: the plan's own bound at its start, less with the fragments sent, answers and repairs kept", () => {
+    const plan = planSession(TEN_KIB);
+    const all = plan.fragments + plan.parity;
+    const at = (fragmentsLeft: number, answers = SETUP_STEPS) => remainingMs(plan, { answers, leadMs: TEN_KIB.startLeadMs, fragmentsLeft, answerTimeoutMs: TEN_KIB.answerTimeoutMs });
+    expect(at(all)).toBeCloseTo(plan.sessionTimeoutMs, 6);
+    // half the fragments sent: half the window's multicast less
+    expect(at(all) - at(all / 2)).toBeCloseTo((all / 2) * (plan.airtimeMs + plan.offTimeMs) * 1.25, 6);
+    // after the multicast: the repairs and the last answer are still ahead
+    expect(at(0, 1)).toBeGreaterThan(REPAIR_ROUNDS * TEN_KIB.answerTimeoutMs);
   });
 });

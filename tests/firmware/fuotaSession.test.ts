@@ -10,6 +10,8 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { scaledClock, systemClock } from '../../edge/clock.js';
+import { encodeFirmwareUp, FPORT_FIRMWARE } from '../../edge/drivers/lorawan/app/index.js';
+import { unixToGpsMs } from '../../edge/drivers/lorawan/mac/types.js';
 import { FuotaCoordinator, type FuotaHandle } from '../../edge/firmware/methods/fuota/coordinator.js';
 import { FuotaJournal } from '../../edge/firmware/methods/fuota/journal.js';
 import type { FuotaMember, FuotaSettings, NodeOutcome, RebootVerdict } from '../../edge/firmware/methods/fuota/types.js';
@@ -41,8 +43,17 @@ interface Rig {
   journal: FuotaJournal;
   coordinator: FuotaCoordinator;
   members: Map<string, MemberLog>;
-  /** joins `devices` (default all) to the deployment's wave 0 session */
-  join(image: Buffer, devices?: string[], deployment?: string, gate?: (device: string) => RebootVerdict): Map<string, { handle: FuotaHandle; outcome: Promise<NodeOutcome> }>;
+  /**
+   * joins `devices` (default all) to the deployment's wave 0 session; `o.expected`: the wave's jobs
+   * (default `devices`), `o.progress`: a member's progress callback's own work (it may throw)
+   */
+  join(
+    image: Buffer,
+    devices?: string[],
+    deployment?: string,
+    gate?: (device: string) => RebootVerdict,
+    o?: { expected?: string[]; progress?: (device: string) => void },
+  ): Map<string, { handle: FuotaHandle; outcome: Promise<NodeOutcome> }>;
   /** a coordinator anew on the same store and air (a restarted gateway) */
   restart(): void;
   events(kind: 'fuota.session' | 'fuota.node', step?: string, device?: string): { device: string | null; detail: FuotaDetail }[];
@@ -66,6 +77,7 @@ function startRig(nodes: SimNodeOptions[], settings: Partial<FuotaSettings> = {}
       config: () => t.config,
       store: t.store,
       log: silentLogger(),
+      clock: systemClock,
       radio: air.radio,
       journal,
       expected: (deployment) => expected.get(deployment) ?? [],
@@ -81,8 +93,8 @@ function startRig(nodes: SimNodeOptions[], settings: Partial<FuotaSettings> = {}
       return coordinator;
     },
     members,
-    join(image, devices = air.nodes.map((n) => n.cfg.id), deployment = DEPLOYMENT, gate = () => ({ ok: true })) {
-      expected.set(deployment, devices);
+    join(image, devices = air.nodes.map((n) => n.cfg.id), deployment = DEPLOYMENT, gate = () => ({ ok: true }), o = {}) {
+      expected.set(deployment, o.expected ?? devices);
       // the version the image brings: its SBFW header's (edge/sim/modbus/firmware.ts makeSimImage)
       const versionCode = image.readUInt16BE(4);
       const out = new Map<string, { handle: FuotaHandle; outcome: Promise<NodeOutcome> }>();
@@ -93,7 +105,10 @@ function startRig(nodes: SimNodeOptions[], settings: Partial<FuotaSettings> = {}
           device,
           versionCode,
           versionBefore: (v) => (log.versionBefore = v),
-          progress: (fragments) => log.progress.push(fragments),
+          progress: (fragments) => {
+            o.progress?.(device);
+            log.progress.push(fragments);
+          },
           advanced: (stage) => log.stages.push(stage),
           mayReboot: () => gate(device),
           waiting: (w) => log.waiting.push(w),
@@ -149,7 +164,7 @@ describe('a FUOTA session over simulated nodes', () => {
     const r = startRig([{}, { lies: true }, { memoryBytes: 1024 }, { mute: true }]);
     const done = await outcomes(r.join(makeSimImage(NEW, 4 * 1024)));
     expect(done.get('lamp-1')).toMatchObject({ stage: 'confirmed', versionAfter: NEW });
-    expect(done.get('lamp-2')).toEqual({ stage: 'failed', code: 'E_FW_VERIFY', versionAfter: OLD, reason: `reports version ${OLD} after its reboot, not ${NEW}: it runs its old firmware` });
+    expect(done.get('lamp-2')).toEqual({ stage: 'failed', code: 'E_FW_VERIFY', versionAfter: OLD, reason: `reports version ${OLD} after its reboot, not ${NEW}: it runs its old firmware (asked for 120 s)` });
     expect(done.get('lamp-3')).toMatchObject({ stage: 'failed', code: 'E_FW_TRANSFER', reason: expect.stringMatching(/^refused FragSessionSetupReq: not enough memory for 19 fragments of 219 bytes/) });
     expect(done.get('lamp-4')).toMatchObject({ stage: 'failed', code: 'E_FW_TIMEOUT', reason: 'did not answer FragSessionStatusReq within 120 s' });
     // the refusing node never rebooted, the mute one neither; the liar did
@@ -163,7 +178,15 @@ describe('a FUOTA session over simulated nodes', () => {
         ['lamp-4', 'E_FW_TIMEOUT'],
       ]),
     );
-    expect(r.coordinator.metrics()).toContainEqual(expect.objectContaining({ name: 'streetbox_fuota_nodes_total', labels: { outcome: 'failed', code: 'E_FW_VERIFY' }, value: 1 }));
+    // each failure counted by code and by a reason of a fixed set (memory, silence, verify, …)
+    const failures = r.coordinator.metrics().filter((m) => m.name === 'streetbox_fuota_nodes_total' && m.labels?.outcome === 'failed');
+    expect(failures.map((m) => [m.labels, m.value])).toEqual(
+      expect.arrayContaining([
+        [{ outcome: 'failed', code: 'E_FW_VERIFY', reason: 'verify' }, 1],
+        [{ outcome: 'failed', code: 'E_FW_TRANSFER', reason: 'memory' }, 1],
+        [{ outcome: 'failed', code: 'E_FW_TIMEOUT', reason: 'silence' }, 1],
+      ]),
+    );
   });
 
   it('a node that misses more than the parity covers is repaired by unicast with fresh parity; the loss it showed sizes the next session', async () => {
@@ -281,5 +304,282 @@ describe('a FUOTA session over simulated nodes', () => {
     expect(r.air.multicastFCnts.length - stoppedAt).toBe(planned.fragments + planned.parity - sentBefore);
     expect(new Set(r.air.multicastFCnts).size).toBe(r.air.multicastFCnts.length);
     expect(r.journal.openSessions(DEPLOYMENT, 0)).toEqual([]);
+  });
+});
+
+/** The coordinator's sessions in memory (a session leaves it when its chain returns: stopped or ended). */
+const liveSessions = (r: Rig) => (r.coordinator as unknown as { sessions: Set<unknown> }).sessions.size;
+const node = (r: Rig, device: string) => r.journal.nodes(r.journal.openSessions(DEPLOYMENT, 0)[0]?.id ?? '').find((n) => n.device === device);
+const gpsNowMs = (r: Rig) => unixToGpsMs(r.air.radio.clock.now());
+
+describe('a FUOTA session across outages and restarts', () => {
+  it('resumed after an outage longer than its plan: the deadline is what is left of the plan from now, and every node is confirmed', async () => {
+    const r = startRig([{}, {}]);
+    const image = makeSimImage(NEW, 4096);
+    const first = r.join(image);
+    await waitFor('a third of the multicast sent', () => r.air.counts.multicast >= 8, 10_000);
+    for (const j of first.values()) j.handle.leave('suspend');
+    r.restart();
+    // the gateway was down past the journaled deadline (a SIGKILL's downtime, a long pause)
+    const [session] = r.journal.openSessions(DEPLOYMENT, 0);
+    r.journal.patchSession(session!.id, { deadline: r.air.radio.clock.now() - 1 });
+    const done = await outcomes(r.join(image));
+    expect([...done.values()].map((o) => o.stage)).toEqual(['confirmed', 'confirmed']);
+    expect(r.events('fuota.node', 'failed')).toEqual([]);
+  });
+
+  it("the engine's backstop is on the gateway's clock: the radio's deadline over radioTimeScale, plus the stage's time so far", async () => {
+    const r = startRig([{}], { radioTimeScale: K });
+    const joined = r.join(makeSimImage(NEW, 2048));
+    await waitFor('planned', () => r.events('fuota.session', 'planned').length > 0, 10_000);
+    const [session] = r.journal.openSessions(DEPLOYMENT, 0);
+    const job = { deployment: DEPLOYMENT, wave: 0, device: 'lamp-1', stage: 'transferring' as const, stageAt: systemClock.now() - 1000 };
+    const left = (session!.deadline! - r.air.radio.clock.now()) / K;
+    const timeout = r.coordinator.stageTimeout(job);
+    // a second of the stage gone, the plan's rest at 1/K of the radio's time, answerTimeout's grace likewise
+    expect(timeout).toBeGreaterThanOrEqual(1000 + left - 50);
+    expect(timeout).toBeLessThanOrEqual(1000 + left + SETTINGS.answerTimeoutMs! / K + 50);
+    await outcomes(joined);
+  });
+
+  it('resumed in setup after its window closed: a node already ready takes the new window (McClassCSessionReq again) and hears the multicast', async () => {
+    // answers slower than the 10 s lead of old (and quicker than the 10 s reboot countdown)
+    const ANSWER_DELAY = 8_000;
+    const r = startRig([{ answerDelayMs: ANSWER_DELAY }, { answerDelayMs: ANSWER_DELAY }]);
+    const image = makeSimImage(NEW, 3000);
+    // lamp-2 never hears its McGroupSetupReq: the session stays in setup while lamp-1 is ready
+    r.air.drop = (device, label) => device === 'lamp-2' && label === 'McGroupSetupReq';
+    const first = r.join(image);
+    await waitFor('lamp-1 ready, the session in setup', () => node(r, 'lamp-1')?.step === 'ready', 10_000);
+    expect(r.journal.openSessions(DEPLOYMENT, 0)[0]).toMatchObject({ step: 'setup' });
+    for (const j of first.values()) j.handle.leave('suspend');
+    r.restart();
+    const [session] = r.journal.openSessions(DEPLOYMENT, 0);
+    // lamp-1's window closes before the multicast could end in it
+    await waitFor('the window too short for the multicast', () => gpsNowMs(r) + session!.plan!.durationMs > session!.windowEnd!, 20_000);
+    r.air.drop = () => false;
+    const done = await outcomes(r.join(image));
+    expect([...done.values()].map((o) => o.stage)).toEqual(['confirmed', 'confirmed']);
+    expect(r.air.unicastLabels.filter((l) => l === 'lamp-1 McClassCSessionReq')).toHaveLength(2);
+    // it heard the whole multicast in the new window: no repair
+    expect(r.events('fuota.node', 'repair', 'lamp-1')).toEqual([]);
+    // the new window's lead covers what the answers took (the plan's, from the answers observed): not a fixed 10 s
+    const windows = r.events('fuota.session', 'window');
+    expect(windows).toHaveLength(2);
+    expect(windows[1]!.detail.leadMs).toBeGreaterThanOrEqual(2 * ANSWER_DELAY);
+  });
+
+  it('a restart between the journaled reboot and its answer sends DevRebootCountdownReq again: the node reboots and is confirmed', async () => {
+    const r = startRig([{}]);
+    const image = makeSimImage(NEW, 2048);
+    r.air.drop = (_device, label) => label === 'DevRebootCountdownReq';
+    const first = r.join(image);
+    await waitFor('rebooting, unanswered', () => node(r, 'lamp-1')?.step === 'rebooting', 10_000);
+    expect(node(r, 'lamp-1')).toMatchObject({ rebootAcked: false });
+    for (const j of first.values()) j.handle.leave('suspend');
+    r.restart();
+    r.air.drop = () => false;
+    const done = await outcomes(r.join(image));
+    expect(done.get('lamp-1')).toMatchObject({ stage: 'confirmed', versionAfter: NEW });
+    expect(r.air.node('lamp-1').stats.reboots).toBe(1);
+  });
+
+  it('nodes whose jobs are away get nothing: a paused node in repair stops the session when no other node short of its end has a member', async () => {
+    // lamp-1 fails at once (no memory): at its end, its member still attached; lamp-2 misses half the multicast
+    const r = startRig([{ memoryBytes: 512 }, {}], { minRedundancy: 0 });
+    r.air.dropMulticast = (device, n) => device === 'lamp-2' && n % 2 === 0;
+    const joined = r.join(makeSimImage(NEW, 6 * 1024));
+    expect(await joined.get('lamp-1')!.outcome).toMatchObject({ stage: 'failed' });
+    await waitFor('lamp-2 in repair', () => r.events('fuota.node', 'repair', 'lamp-2').length > 0, 10_000);
+    // the deployment pauses: lamp-2's runner suspends
+    joined.get('lamp-2')!.handle.leave('suspend');
+    await waitFor('the session stopped', () => liveSessions(r) === 0, 5000);
+    const sent = r.air.unicastLabels.length;
+    expect(r.journal.openSessions(DEPLOYMENT, 0)).toHaveLength(1);
+    expect(node(r, 'lamp-2')?.step).toBe('ready');
+    expect(r.air.unicastLabels.length).toBe(sent);
+  });
+
+  it('a node whose job ends mid-repair stays failed: nothing more goes to it, it never reboots, and the session ends', async () => {
+    const r = startRig([{}, {}], { minRedundancy: 0 });
+    r.air.dropMulticast = (device, n) => device === 'lamp-2' && n % 2 === 0;
+    const joined = r.join(makeSimImage(NEW, 6 * 1024));
+    await waitFor('lamp-2 in repair', () => r.events('fuota.node', 'repair', 'lamp-2').length > 0, 10_000);
+    joined.get('lamp-2')!.handle.leave('end', { code: 'E_FW_CANCELLED', reason: 'cancelled by tech' });
+    expect(await joined.get('lamp-1')!.outcome).toMatchObject({ stage: 'confirmed' });
+    await waitFor('the session ended', () => r.events('fuota.session', 'ended').length > 0, 10_000);
+    const [n2] = r.journal.nodes(`${DEPLOYMENT}/1/1`).filter((n) => n.device === 'lamp-2');
+    expect(n2).toMatchObject({ step: 'failed', code: 'E_FW_CANCELLED', reason: 'cancelled by tech' });
+    expect(r.air.node('lamp-2').stats.reboots).toBe(0);
+    // it was told to forget the session's block and group
+    expect(r.air.unicastLabels).toEqual(expect.arrayContaining(['lamp-2 FragSessionDeleteReq', 'lamp-2 McGroupDeleteReq']));
+  });
+
+  it("each node's repair parity is its own, numbered after the multicast's highest fragment", async () => {
+    const r = startRig([{}, {}], { minRedundancy: 0 });
+    // each misses a share of the multicast, unicast reaches them: both need repairs, their own
+    r.air.dropMulticast = (device, n) => (device === 'lamp-1' ? n % 3 === 0 : n % 2 === 0);
+    const done = await outcomes(r.join(makeSimImage(NEW, 6 * 1024)));
+    expect([...done.values()].map((o) => o.stage)).toEqual(['confirmed', 'confirmed']);
+    const highest = r.journal.session(`${DEPLOYMENT}/1/1`)!.highestN;
+    for (const device of ['lamp-1', 'lamp-2']) {
+      const rounds = r.events('fuota.node', 'repair', device).map((e) => e.detail as unknown as { from: number; fragments: number });
+      expect(rounds.length, device).toBeGreaterThan(0);
+      expect(rounds[0]!.from, device).toBe(highest + 1);
+      for (let i = 1; i < rounds.length; i++) expect(rounds[i]!.from).toBe(rounds[i - 1]!.from + rounds[i - 1]!.fragments);
+    }
+  });
+
+  it('a step that throws for one node fails that node alone; the others are confirmed', async () => {
+    const r = startRig([{}, {}]);
+    const done = await outcomes(
+      r.join(makeSimImage(NEW, 2048), undefined, undefined, undefined, {
+        progress: (device) => {
+          if (device === 'lamp-2') throw new Error('the firmware journal is full');
+        },
+      }),
+    );
+    expect(done.get('lamp-1')).toMatchObject({ stage: 'confirmed' });
+    expect(done.get('lamp-2')).toMatchObject({ stage: 'failed', code: 'E_FW_TRANSFER', reason: 'the firmware journal is full' });
+  });
+
+  it('a session that cannot start (the journal refuses it) fails the jobs that joined it instead of leaving them waiting', async () => {
+    const r = startRig([{}, {}, {}]);
+    r.journal.addSession = () => {
+      throw new Error('database or disk is full');
+    };
+    // lamp-3's job has not joined: the session starts from the gather timer
+    const joined = r.join(makeSimImage(NEW, 2048), ['lamp-1', 'lamp-2'], undefined, undefined, { expected: ['lamp-1', 'lamp-2', 'lamp-3'] });
+    const done = await outcomes(joined);
+    for (const o of done.values()) expect(o).toEqual({ stage: 'failed', code: 'E_FW_TRANSFER', reason: 'its FUOTA session did not start: database or disk is full' });
+  });
+
+  it("a reboot's gate asked again at its own retry, not every few seconds", async () => {
+    const r = startRig([{}]);
+    const asked: number[] = [];
+    let closedUntil: number | null = null;
+    const radio = r.air.radio.clock;
+    const joined = r.join(makeSimImage(NEW, 2048), undefined, undefined, () => {
+      asked.push(radio.now());
+      closedUntil ??= radio.now() + 60_000;
+      return radio.now() < closedUntil ? { ok: false, waiting: 'night: lights update by day', retryInMs: closedUntil - radio.now() } : { ok: true };
+    });
+    expect(await joined.get('lamp-1')!.outcome).toMatchObject({ stage: 'confirmed' });
+    // closed for a minute of radio time: asked when closed, then at the retry
+    expect(asked).toHaveLength(2);
+    expect(asked[1]! - asked[0]!).toBeGreaterThanOrEqual(60_000 - 5);
+  });
+
+  it('verify asks again after an old version (a late answer of before the reboot) until verifyTimeout', async () => {
+    const r = startRig([{}]);
+    let injected = false;
+    let rebootAsked = false;
+    r.air.onUnicast = (device, label) => {
+      rebootAsked ||= label === 'DevRebootCountdownReq';
+      if (label !== 'DevVersionReq' || injected || !rebootAsked) return;
+      injected = true;
+      r.air.uplinkAs(device, FPORT_FIRMWARE, encodeFirmwareUp([{ cid: 'DevVersionAns', fwVersion: OLD, hwVersion: 1 }]));
+    };
+    const done = await outcomes(r.join(makeSimImage(NEW, 2048)));
+    expect(injected).toBe(true);
+    expect(done.get('lamp-1')).toMatchObject({ stage: 'confirmed', versionAfter: NEW });
+  });
+});
+
+describe('a FUOTA session and the radio', () => {
+  it('a forwarder that refuses every frame (TX_FREQ) fails the nodes with that reason after a bounded number, each after its off-time, the event rate-limited', async () => {
+    const r = startRig([{}, {}]);
+    r.air.txError = () => 'TX_FREQ';
+    const done = await outcomes(r.join(makeSimImage(NEW, 2048)));
+    for (const o of done.values()) expect(o).toMatchObject({ stage: 'failed', code: 'E_FW_TRANSFER', reason: expect.stringMatching(/refused 8 fragments in a row \(TX_ACK TX_FREQ\)/) });
+    expect(r.air.counts.txErrors).toBe(8);
+    // no hot loop: the attempts are paced (the FCnts were reserved one per attempt)
+    expect(r.air.multicastFCnts).toHaveLength(8);
+    expect(r.events('fuota.session', 'txError').length).toBeLessThanOrEqual(2);
+    expect(r.coordinator.metrics()).toContainEqual(expect.objectContaining({ name: 'streetbox_fuota_nodes_total', labels: { outcome: 'failed', code: 'E_FW_TRANSFER', reason: 'tx_error' }, value: 2 }));
+  });
+
+  it('a driver that is not running (restarting) holds the multicast like a missing forwarder; it goes on once the driver is back', async () => {
+    const r = startRig([{}]);
+    r.air.driverStopped = true;
+    const joined = r.join(makeSimImage(NEW, 2048));
+    await waitFor('held: driver stopped', () => r.coordinator.metrics().some((m) => m.name === 'streetbox_fuota_fragments_held_total' && m.labels?.reason === 'driverStopped'), 10_000);
+    r.air.driverStopped = false;
+    expect(await joined.get('lamp-1')!.outcome).toMatchObject({ stage: 'confirmed' });
+  });
+
+  it('one multicast at a time on a sub-band: a second session waits for the first, and the frames of both keep the full duty cycle', async () => {
+    const r = startRig([{}, {}]);
+    const a = r.join(makeSimImage(NEW, 3000), ['lamp-1'], 'fuota-a');
+    const b = r.join(makeSimImage(NEW, 3000), ['lamp-2'], 'fuota-b');
+    const done = await outcomes(new Map([...a, ...b]));
+    expect([...done.values()].map((o) => o.stage)).toEqual(['confirmed', 'confirmed']);
+    const steps = fuotaEvents(r.t.events, 'fuota.session').map((e) => `${e.detail.deployment} ${e.detail.step}`);
+    expect(steps).toContain('fuota-b queued');
+    const span = (d: string) => [steps.indexOf(`${d} multicast`), steps.indexOf(`${d} multicastEnded`)] as const;
+    const [a0, a1] = span('fuota-a');
+    const [b0, b1] = span('fuota-b');
+    expect(a1 < b0 || b1 < a0).toBe(true);
+    const airtimeMs = r.events('fuota.session', 'planned')[0]!.detail.airtimeMs;
+    const gaps = r.air.multicastAt.slice(1).map((at, i) => at - r.air.multicastAt[i]!);
+    expect(Math.min(...gaps)).toBeGreaterThanOrEqual(0.98 * (airtimeMs - 0.1) * 10);
+  });
+
+  it('the multicast leaves the last 10 % of the sub-band hour to the commands to lights: it holds there, and a command still goes', async () => {
+    const r = startRig([{}]);
+    const budget = r.air.radio.radio.budgetMs(869_525_000);
+    // the sub-band's hour nearly at the reserve line already (other downlinks, an earlier session)
+    r.air.ledger.record('aa555a0000000001', 869.525, 0.9 * budget - 1500, r.air.radio.clock.monotonic());
+    const joined = r.join(makeSimImage(NEW, 10 * 1024));
+    await waitFor('held at the reserve', () => r.coordinator.metrics().some((m) => m.name === 'streetbox_fuota_fragments_held_total' && m.labels?.reason === 'reserve'), 10_000);
+    const used = r.air.radio.radio.usedMs(869_525_000);
+    expect(used).toBeLessThanOrEqual(0.9 * budget + 200);
+    expect(r.air.counts.multicast).toBeLessThan(8);
+    // a command to a light on RX2 (the same sub-band) goes at once
+    const cmd = r.air.radio.enqueueApp('lamp-1', { fPort: 10, payload: Buffer.from([1, 40]), label: 'dim' });
+    expect(await cmd.outcome).toMatchObject({ status: 'sent' });
+    for (const j of joined.values()) j.handle.leave('suspend');
+  });
+
+  it("a node whose clock is off is resynchronised (TS003 ForceDeviceResyncReq) and takes the window; one that stays off fails 'clock off'", async () => {
+    const r = startRig([{ clockOffsetMs: 30_000 }, { clockOffsetMs: -40_000 }]);
+    // lamp-2 never hears the AppTimeAns: its clock stays off
+    r.air.drop = (device, label) => device === 'lamp-2' && label === 'AppTimeAns';
+    const done = await outcomes(r.join(makeSimImage(NEW, 2048)));
+    expect(done.get('lamp-1')).toMatchObject({ stage: 'confirmed' });
+    // TS003 §3.3: whole seconds, reckoned from the uplink's own time
+    const [correction, ...more] = r.air.node('lamp-1').stats.appTimeCorrections;
+    expect(more).toEqual([]);
+    expect(Math.abs(correction! + 30)).toBeLessThanOrEqual(1);
+    expect(r.events('fuota.node', 'clockOff', 'lamp-1')).toHaveLength(1);
+    expect(done.get('lamp-2')).toMatchObject({ stage: 'failed', code: 'E_FW_TRANSFER', reason: expect.stringMatching(/^its clock is off by (39|40|41) s .*still after a TS003 resync/) });
+    expect(r.coordinator.metrics()).toContainEqual(expect.objectContaining({ labels: { outcome: 'failed', code: 'E_FW_TRANSFER', reason: 'clock' } }));
+  });
+});
+
+describe('the journal of FUOTA sessions', () => {
+  it('TS004 v2 SessionCnt is per node, and jumps past a counter the node took elsewhere', async () => {
+    const r = startRig([{ fragVersion: 2 }, { fragVersion: 2 }]);
+    // lamp-1 took counters up to 300 before (another server, a store lost)
+    r.journal.useSessionCnt('lamp-1', 299);
+    expect([...(await outcomes(r.join(makeSimImage(NEW, 2048)))).values()].map((o) => o.stage)).toEqual(['confirmed', 'confirmed']);
+    const counters = (deployment: string) => new Map(r.events('fuota.node', 'fragSetup').filter((e) => e.detail.deployment === deployment).map((e) => [e.device, (e.detail as unknown as { sessionCnt: number }).sessionCnt]));
+    expect(counters(DEPLOYMENT)).toEqual(new Map([['lamp-1', 300], ['lamp-2', 1]]));
+    // the gateway's own counter of lamp-1 lost: 1 is a replay for it, the session jumps ahead
+    (r.t.store as unknown as { sqlite: { exec(sql: string): void } }).sqlite.exec("DELETE FROM fuota_counters WHERE device = 'lamp-1'");
+    expect([...(await outcomes(r.join(makeSimImage(NEW + 1, 2048, 3), undefined, 'fuota-2'))).values()].map((o) => o.stage)).toEqual(['confirmed', 'confirmed']);
+    expect(counters('fuota-2')).toEqual(new Map([['lamp-1', 1 + 2 * 256], ['lamp-2', 2]]));
+    expect(r.journal.lastSessionCnt('lamp-1')).toBe(513);
+  });
+
+  it('a session whose nodes all ended is ended, and its McKey wiped; so is one whose jobs all ended', async () => {
+    const r = startRig([{}, {}]);
+    await outcomes(r.join(makeSimImage(NEW, 2048)));
+    expect(r.journal.session(`${DEPLOYMENT}/1/1`)).toMatchObject({ step: 'ended', mcKey: Buffer.alloc(0) });
+    const joined = r.join(makeSimImage(NEW + 1, 2048, 5), undefined, 'fuota-2');
+    await waitFor('planned', () => r.events('fuota.session', 'planned').length === 2, 10_000);
+    for (const j of joined.values()) j.handle.leave('end', { code: 'E_FW_CANCELLED', reason: 'cancelled' });
+    expect(r.journal.openSessions('fuota-2', 0)).toEqual([]);
+    expect(r.journal.session('fuota-2/1/1')).toMatchObject({ step: 'ended', mcKey: Buffer.alloc(0) });
   });
 });

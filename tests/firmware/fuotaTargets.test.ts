@@ -71,6 +71,15 @@ describe('the fuota method', () => {
   });
 });
 
+describe('lorawan.fuota', () => {
+  it('frequency: a frequency in no EU868 sub-band is refused when the configuration loads, naming the path', () => {
+    expect(configIssues(loraGateway('lora-streetlight', '  fuota: { frequency: 869300000 }\n'), { env: {} })).toEqual([
+      '12:23 lorawan.fuota.frequency: 869300000 Hz is in no EU868 sub-band (g1 868–868.6, g2 868.7–869.2, g3 869.4–869.65, g4 869.7–870, g 863–868 MHz)',
+    ]);
+    expect(configIssues(loraGateway('lora-streetlight', '  fuota: { frequency: 868100000 }\n'), { env: {} })).toEqual([]);
+  });
+});
+
 describe('LoRaWAN nodes as targets', () => {
   it('a node with a GenAppKey (or an OTAA node, whose AppKey serves) is a fuota target', () => {
     const { config } = parseConfig(loraGateway(), { file: 'devices.yaml', env: {} });
@@ -91,10 +100,11 @@ describe('LoRaWAN nodes as targets', () => {
       code: 'E_FW_TARGET',
       reason: 'device "lamp-3" has no GenAppKey for FUOTA: set lorawan.devices[].genAppKey for DevEUI 70b3d5499a000003 (an OTAA node\'s appKey serves without one)',
     });
-    expect(resolveTargets({ devices: ['lamp-1'] }, config, loadProfiles([]), 'technician', [])).toEqual({
+    expect(resolveTargets({ devices: ['lamp-1'] }, config, loadProfiles([]), 'technician', [], { unavailable: 'the LoRaWAN driver is not running (lorawan.enabled)' })).toEqual({
       ok: false,
       code: 'E_FW_TARGET',
       reason: 'device "lamp-1" is a LoRaWAN node, and the LoRaWAN driver is not running (lorawan.enabled)',
     });
   });
+
 });

@@ -8,6 +8,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, generateKeyPairSync } from 'node:crypto';
+import { createSocket } from 'node:dgram';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { makeEnvelope, signManifest } from '../../../edge/firmware/manifest.js';
@@ -61,9 +62,12 @@ export function envelope(keys: KeyPair, gateway: string, m: Partial<Manifest> & 
 
 export interface DeviceSpec {
   id: string;
-  bus: string;
-  unit: number;
-  profile?: 'streetlight-controller' | 'traffic-controller' | string;
+  /** a Modbus controller: its bus and unit */
+  bus?: string;
+  unit?: number;
+  /** a LoRaWAN node instead (its keys under the spec's `lorawan` lines); its profile defaults to lora-streetlight */
+  devEui?: string;
+  profile?: 'streetlight-controller' | 'traffic-controller' | 'lora-streetlight' | string;
   groups?: string[];
   allowCommands?: boolean;
   poll?: string;
@@ -95,6 +99,16 @@ export interface FwGatewaySpec {
   firmware?: string[];
   /** extra top-level YAML lines (profiles:, sync:) */
   extra?: string[];
+  /** YAML lines under `lorawan:` (indented by the builder): port, devices with their keys, fuota… */
+  lorawan?: string[];
+  /** the `simulate:` value (default false): `{ enabled: false, radioTimeScale: 10 }` for a test whose nodes run on a scaled radio clock */
+  simulate?: string;
+}
+
+/** A device's line under `devices:`: a Modbus controller by bus and unit, a LoRaWAN node by DevEUI. */
+function deviceLine(d: DeviceSpec): string {
+  const where = d.devEui !== undefined ? `devEui: ${d.devEui}, profile: ${d.profile ?? 'lora-streetlight'}` : `bus: ${d.bus}, unit: ${d.unit}, profile: ${d.profile ?? 'streetlight-controller'}, poll: ${d.poll ?? '500ms'}`;
+  return `  - { id: ${d.id}, ${where}${d.groups && d.groups.length > 0 ? `, groups: [${d.groups.join(', ')}]` : ''}${d.allowCommands ? ', allowCommands: true' : ''} }`;
 }
 
 export function fwGatewayYaml(s: FwGatewaySpec): string {
@@ -103,17 +117,14 @@ export function fwGatewayYaml(s: FwGatewaySpec): string {
   return [
     `gateway: { id: ${s.id}, ${pos} }`,
     'storage: { path: data/gw.db }',
-    'buses:',
+    s.buses.length > 0 ? 'buses:' : 'buses: []',
     ...s.buses.map((b) =>
       b.path !== undefined
         ? `  - { id: ${b.id}, type: serial, path: '${b.path}', baud: ${b.baud ?? 115200}, parity: none, stopBits: 1, timeout: ${b.timeout ?? '300ms'}, retries: ${b.retries ?? 2}${b.transferShare !== undefined ? `, transferShare: ${b.transferShare}` : ''} }`
         : `  - { id: ${b.id}, type: tcp, host: 127.0.0.1, port: ${b.port}, timeout: ${b.timeout ?? '300ms'}, retries: ${b.retries ?? 2}${b.transferShare !== undefined ? `, transferShare: ${b.transferShare}` : ''} }`,
     ),
     'devices:',
-    ...s.devices.map(
-      (d) =>
-        `  - { id: ${d.id}, bus: ${d.bus}, unit: ${d.unit}, profile: ${d.profile ?? 'streetlight-controller'}, poll: ${d.poll ?? '500ms'}${d.groups && d.groups.length > 0 ? `, groups: [${d.groups.join(', ')}]` : ''}${d.allowCommands ? ', allowCommands: true' : ''} }`,
-    ),
+    ...s.devices.map(deviceLine),
     ...(groups.length > 0 ? ['groups:', ...groups.map((g) => `  - { id: ${g} }`)] : []),
     'broker: { enabled: false }',
     `api: { host: 127.0.0.1, port: ${s.apiPort}, tokens: [ { name: tech, token: ${TECH_TOKEN}, role: technician }, { name: maint, token: ${MAINT_TOKEN}, role: maintenance } ] }`,
@@ -125,8 +136,9 @@ export function fwGatewayYaml(s: FwGatewaySpec): string {
       .filter(Boolean)
       .map((l) => `      ${l}`),
     ...(s.firmware ?? []).map((l) => `  ${l}`),
+    ...(s.lorawan ? ['lorawan:', ...s.lorawan.map((l) => `  ${l}`)] : []),
     ...(s.extra ?? []),
-    'simulate: false',
+    `simulate: ${s.simulate ?? 'false'}`,
     '',
   ].join('\n');
 }
@@ -203,6 +215,18 @@ export function writeGateway(dir: string, spec: FwGatewaySpec): void {
 }
 
 export { freePort };
+
+/** A free UDP port on the loopback interface (the gateway's `lorawan.port`: its packet forwarders talk to it). */
+export async function freeUdpPort(host = '127.0.0.1'): Promise<number> {
+  const socket = createSocket('udp4');
+  await new Promise<void>((resolve, reject) => {
+    socket.once('error', reject);
+    socket.bind(0, host, () => resolve());
+  });
+  const { port } = socket.address();
+  await new Promise<void>((resolve) => socket.close(() => resolve()));
+  return port;
+}
 
 /**
  * The buses of `sims` as the gateway reaches them: a TCP server by its port, an RTU line by its

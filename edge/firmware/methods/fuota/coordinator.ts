@@ -6,19 +6,25 @@
  * own, as do the nodes of another TS004 version than their session's). After a restart (or a pause)
  * the journaled session is loaded again when its nodes' jobs come back, and goes on where it was.
  *
- * It listens to FPorts 200, 201 and 203 once and hands each uplink to the session its node is in,
- * and gives the engine the stage timeouts of fuota jobs, from the session's plan.
+ * It listens to FPorts 200–203 once and hands each uplink to the session its node is in, holds
+ * what the sessions share (the sub-bands' pacers: one multicast at a time per sub-band; the nodes
+ * whose reboot waits), and gives the engine the stage timeouts of fuota jobs, from the session's
+ * plan, on the gateway's clock (the radio's runs simulate.radioTimeScale times faster).
  */
+import type { Clock } from '../../../clock.js';
 import { fuotaSchema } from '../../../config/lorawanRadio.js';
 import type { Config } from '../../../config/schema.js';
-import { FPORT_FIRMWARE, FPORT_FRAGMENTATION, FPORT_MULTICAST } from '../../../drivers/lorawan/app/index.js';
+import { APP_FPORTS } from '../../../drivers/lorawan/app/index.js';
 import { EU868_RX2_DR, rx1DataRate } from '../../../drivers/lorawan/region/eu868.js';
 import type { Logger } from '../../../log.js';
 import type { MetricSample } from '../../../metrics.js';
+import { errorMessage } from '../../../errors.js';
 import type { Store } from '../../../store/index.js';
 import type { FirmwareCode, JobRecord } from '../../records.js';
+import { errorCode, RebootWaits } from './core.js';
 import { FINAL_NODE_STEPS, type FuotaJournal, type SessionRecord } from './journal.js';
 import { FuotaEvents, FuotaMetrics } from './metrics.js';
+import { SubBandPacers } from './pacer.js';
 import { SETUP_STEPS } from './planner.js';
 import { FuotaSession, newSessionRecord } from './session.js';
 import type { FuotaMember, FuotaRadio, FuotaSettings, NodeOutcome } from './types.js';
@@ -27,9 +33,11 @@ import type { FuotaMember, FuotaRadio, FuotaSettings, NodeOutcome } from './type
 export const GATHER_MS = 2000;
 
 export interface CoordinatorOptions {
-  config: () => Pick<Config, 'lorawan' | 'firmware' | 'devices'>;
+  config: () => Pick<Config, 'lorawan' | 'firmware' | 'devices' | 'simulate'>;
   store: Store;
   log: Logger;
+  /** the gateway's clock (jobs' stage times); the radio's is radio.clock */
+  clock: Clock;
   radio: FuotaRadio;
   journal: FuotaJournal;
   /** the devices of the wave's fuota jobs not yet final (the firmware journal) */
@@ -80,15 +88,19 @@ export class FuotaCoordinator {
   /** each member's node and where it is (its session, or a gathering) */
   private readonly members = new Map<string, Joined>();
   private unsubscribe: (() => void)[] = [];
+  private readonly pacers: SubBandPacers;
+  private readonly rebootWaits = new RebootWaits();
 
   constructor(private readonly o: CoordinatorOptions) {
     this.log = o.log.child({ module: 'fuota' });
     this.events = new FuotaEvents({ store: o.store }, this.log);
+    this.pacers = new SubBandPacers(o.radio);
   }
 
   start(): void {
     if (this.unsubscribe.length > 0) return;
-    this.unsubscribe = [FPORT_MULTICAST, FPORT_FRAGMENTATION, FPORT_FIRMWARE].map((port) =>
+    // TS003 (202): the driver answers AppTimeReq itself; a session hears it after a forced resync
+    this.unsubscribe = APP_FPORTS.map((port) =>
       this.o.radio.onAppUplink(port, (u) => {
         for (const s of this.sessions) s.deliver(u);
       }),
@@ -131,29 +143,41 @@ export class FuotaCoordinator {
       const node = nodes.find((n) => n.device === device && !FINAL_NODE_STEPS.includes(n.step));
       if (!node || [...this.sessions].some((x) => x.id === s.id)) continue;
       this.o.journal.patchNode(s.id, device, { step: 'failed', code: reason.code, reason: reason.reason });
-      if (nodes.every((n) => n === node || FINAL_NODE_STEPS.includes(n.step))) this.o.journal.patchSession(s.id, { step: 'ended', endedAt: this.o.radio.clock.now() });
+      if (nodes.every((n) => n === node || FINAL_NODE_STEPS.includes(n.step))) this.o.journal.endSession(s.id, this.o.radio.clock.now());
     }
   }
 
-  /** A fuota job's stage timeout, derived from its session's plan (engine.stageTimeout). */
+  /**
+   * A fuota job's stage timeout on the gateway's clock (engine.stageTimeout: from job.stageAt),
+   * derived from its session's plan. The session's deadline and settings are radio time: what is
+   * left of them is divided by radioTimeScale and added to the time the stage has run so far.
+   */
   stageTimeout(job: Pick<JobRecord, 'deployment' | 'wave' | 'device' | 'stage' | 'stageAt'>): number {
     const st = this.settings();
+    const gateway = (radioMs: number) => radioMs / st.radioTimeScale;
     // the session fails a node by its own bounds first, with the reason; this is the engine's backstop
     const grace = st.answerTimeoutMs;
     switch (job.stage) {
       case 'transferring': {
         const [session] = this.sessionsOf(job.deployment, job.wave, job.device);
-        const setup = st.gatherMs + SETUP_STEPS * st.answerTimeoutMs;
         const deadline = session?.planDeadline ?? null;
-        return (deadline !== null ? Math.max(0, deadline - job.stageAt) : setup) + grace;
+        if (deadline === null) return gateway(st.gatherMs + SETUP_STEPS * st.answerTimeoutMs + grace);
+        const sofar = Math.max(0, this.o.clock.now() - job.stageAt);
+        return sofar + gateway(Math.max(0, deadline - this.o.radio.clock.now()) + grace);
       }
       case 'activating':
-        return st.answerTimeoutMs + st.rebootDelayMs + grace;
+        return gateway(st.answerTimeoutMs + st.rebootDelayMs + grace);
       case 'verifying':
-        return st.rebootDelayMs + st.verifyTimeoutMs + grace;
+        // the runner's functional probe (a command to the light, answered) comes after the version
+        return gateway(st.rebootDelayMs + st.verifyTimeoutMs + st.answerTimeoutMs + grace);
       default:
         return Number.POSITIVE_INFINITY;
     }
+  }
+
+  /** A job ended somewhere (a reboot slot, a cap may have room): the nodes whose reboot waits ask their gates again. */
+  wakeReboots(): void {
+    this.rebootWaits.wake();
   }
 
   metrics(): MetricSample[] {
@@ -179,6 +203,7 @@ export class FuotaCoordinator {
       // a class A node answers after its next uplink: never less than answerTimeout
       verifyTimeoutMs: Math.max(c.firmware.timeouts.verify, f.answerTimeout),
       gatherMs: GATHER_MS,
+      radioTimeScale: typeof c.simulate === 'object' ? c.simulate.radioTimeScale : 1,
       ...this.o.settings,
     };
   }
@@ -224,15 +249,31 @@ export class FuotaCoordinator {
     return g;
   }
 
-  /** The session of a gathering starts (once): journaled when new, loaded when resumed. */
+  /**
+   * The session of a gathering starts (once): journaled when new, loaded when resumed. One that
+   * cannot (the journal refuses: a full disk) fails its joined nodes' jobs with the reason, never
+   * leaves them waiting.
+   */
   private begin(g: Gathering): void {
     if (!this.gatherings.delete(g)) return;
     g.cancel?.();
     if (g.joined.size === 0) return;
+    try {
+      this.startSession(g);
+    } catch (err) {
+      this.log.error({ err, deployment: g.deployment, wave: g.wave }, 'fuota: session did not start');
+      for (const [device, j] of g.joined) {
+        if (this.members.get(device) === j) this.members.delete(device);
+        j.resolve({ stage: 'failed', code: errorCode(err), reason: `its FUOTA session did not start: ${errorMessage(err)}` });
+      }
+    }
+  }
+
+  private startSession(g: Gathering): void {
     const now = this.o.radio.clock.now();
     let record = g.resumes;
     if (record === null) {
-      record = newSessionRecord(this.o.journal, g.deployment, g.wave, now);
+      record = newSessionRecord(this.o.journal.turns(g.deployment, g.wave), g.deployment, g.wave, now);
       this.o.journal.addSession(record, [...g.joined.keys()]);
       this.metricsOf.sessions++;
     }
@@ -268,6 +309,9 @@ export class FuotaCoordinator {
       events: this.events,
       log: this.log,
       groupLoss: (device) => this.groupLoss(device),
+      pacers: this.pacers,
+      rebootWaits: this.rebootWaits,
+      deadlineOf: (id) => [...this.sessions].find((s) => s.id === id)?.planDeadline ?? null,
       handOver: (members) => {
         // a session of their own, at once: every one of them has joined
         const next: Gathering = { deployment: g.deployment, wave: g.wave, image: g.image, versionCode: g.versionCode, resumes: null, expected: new Set(), joined: new Map(), cancel: null };
@@ -308,7 +352,7 @@ export class FuotaCoordinator {
     return [...this.sessions].filter((s) => s.deployment === deployment && s.wave === wave && s.has(device));
   }
 
-  /** The mean loss observed of the members of a device's groups, null when none was observed. */
+  /** The mean loss observed of the members of a device's groups (one query), null when none was observed. */
   private groupLoss(device: string): number | null {
     const devices = this.o.config().devices;
     const groups = devices.find((d) => d.id === device)?.groups ?? [];

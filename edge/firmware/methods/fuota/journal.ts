@@ -9,9 +9,11 @@
  *
  * `fuota_loss` keeps the fraction of fragments each node missed in its last session: the planner
  * sizes the next session's parity from it (per device, else the mean of its groups' members).
+ * `fuota_counters` keeps the TS004 v2 SessionCnt each node took last (a node refuses one not above
+ * its own last: the counter is per node).
  *
- * The McKey is a secret: it is stored as the LoRaWAN session keys are (the store's own file), and
- * never logged or put in an event.
+ * The McKey is a secret: it is stored as the LoRaWAN session keys are (the store's own file), never
+ * logged or put in an event, and wiped when the session ends.
  */
 import type BetterSqlite3 from 'better-sqlite3';
 import type { FragVersion } from '../../../drivers/lorawan/app/index.js';
@@ -70,6 +72,15 @@ export const FUOTA_MIGRATIONS: readonly Migration[] = [
      received INTEGER NOT NULL,
      at       INTEGER NOT NULL
    ) WITHOUT ROWID;`),
+  // 2: per node, the window it took, its TS004 v2 SessionCnt, whether its reboot request was acknowledged;
+  // the SessionCnt each node took last (fuota_sessions.session_cnt is no longer written: 0)
+  additive(`ALTER TABLE fuota_nodes ADD COLUMN session_time INTEGER;
+   ALTER TABLE fuota_nodes ADD COLUMN session_cnt INTEGER;
+   ALTER TABLE fuota_nodes ADD COLUMN reboot_acked INTEGER NOT NULL DEFAULT 0;
+   CREATE TABLE fuota_counters (
+     device      TEXT PRIMARY KEY,
+     session_cnt INTEGER NOT NULL
+   ) WITHOUT ROWID;`),
 ];
 
 /**
@@ -83,9 +94,10 @@ export type SessionStep = (typeof SESSION_STEPS)[number];
 /**
  * Where a node is. joined → versioned (DevVersionAns, PackageVersionAns) → grouped (McGroupSetupAns) →
  * fragSetup (FragSessionSetupReq sent: a re-send may meet a replay of its own counter) → ready
- * (FragSessionSetupAns, McClassCSessionAns) → received (the block whole) → rebooting (activating) →
- * verifying → done | failed; `current` when it already runs the version; `moved` when it implements
- * another TS004 version than the session's nodes (a session of its own takes it).
+ * (FragSessionSetupAns, McClassCSessionAns) → received (the block whole) → rebooting (activating;
+ * rebootAcked once DevRebootCountdownAns came) → verifying → done | failed; `current` when it
+ * already runs the version; `moved` when it implements another TS004 version than the session's
+ * nodes (a session of its own takes it).
  */
 export const NODE_STEPS = ['joined', 'versioned', 'grouped', 'fragSetup', 'ready', 'received', 'rebooting', 'verifying', 'done', 'current', 'failed', 'moved'] as const;
 export type NodeStep = (typeof NODE_STEPS)[number];
@@ -101,18 +113,17 @@ export interface SessionRecord {
   fragVersion: FragVersion | null;
   plan: FuotaPlan | null;
   mcAddr: string;
+  /** empty once the session ended (wiped) */
   mcKey: Buffer;
   /** the next multicast FCnt not yet reserved */
   mcFCnt: number;
-  /** TS004 v2 SessionCnt */
-  sessionCnt: number;
   /** the next fragment of the multicast sequence (1..M + parity) */
   nextFrag: number;
   /** fragments a TX_ACK error sent back, in the order they go again */
   resend: number[];
   /** multicast frames sent (TX_ACK without error) */
   sent: number;
-  /** the highest fragment number sent so far (multicast or repair): new parity is numbered after it */
+  /** the highest fragment number the multicast sent: each node's repair parity is numbered after it */
   highestN: number;
   /** GPS s the class C window opens, and the GPS ms it closes */
   sessionTime: number | null;
@@ -138,6 +149,12 @@ export interface NodeRecord {
   rounds: number;
   /** ms (radio clock) the node reboots at */
   rebootAt: number | null;
+  /** the node answered DevRebootCountdownReq (or, countdown 0, the request went): else it is sent again on resume */
+  rebootAcked: boolean;
+  /** GPS s of the class C window the node took (McClassCSessionAns): a node on another window is given the session's */
+  sessionTime: number | null;
+  /** TS004 v2 SessionCnt of the node's FragSessionSetupReq */
+  sessionCnt: number | null;
   code: FirmwareCode | null;
   reason: string | null;
 }
@@ -156,7 +173,6 @@ interface SessionRow {
   mc_addr: string;
   mc_key: string;
   mc_fcnt: number;
-  session_cnt: number;
   next_frag: number;
   resend: string;
   sent: number;
@@ -179,6 +195,9 @@ interface NodeRow {
   repairs: number;
   rounds: number;
   reboot_at: number | null;
+  reboot_acked: number;
+  session_time: number | null;
+  session_cnt: number | null;
   code: string | null;
   reason: string | null;
 }
@@ -188,7 +207,6 @@ const SESSION_COLUMNS: Record<keyof SessionPatch, string> = {
   fragVersion: 'frag_version',
   plan: 'plan',
   mcFCnt: 'mc_fcnt',
-  sessionCnt: 'session_cnt',
   nextFrag: 'next_frag',
   resend: 'resend',
   sent: 'sent',
@@ -208,6 +226,9 @@ const NODE_COLUMNS: Record<keyof NodePatch, string> = {
   repairs: 'repairs',
   rounds: 'rounds',
   rebootAt: 'reboot_at',
+  rebootAcked: 'reboot_acked',
+  sessionTime: 'session_time',
+  sessionCnt: 'session_cnt',
   code: 'code',
   reason: 'reason',
 };
@@ -231,7 +252,7 @@ export class FuotaJournal {
       this.stmt(
         `INSERT INTO fuota_sessions (id, deployment, wave, turn, step, frag_version, plan, mc_addr, mc_key, mc_fcnt, session_cnt, next_frag, resend, sent, highest_n,
            session_time, window_end, deadline, started_at, ended_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      ).run(s.id, s.deployment, s.wave, s.turn, s.step, s.fragVersion, s.plan === null ? null : JSON.stringify(s.plan), s.mcAddr, s.mcKey.toString('hex'), s.mcFCnt, s.sessionCnt,
+      ).run(s.id, s.deployment, s.wave, s.turn, s.step, s.fragVersion, s.plan === null ? null : JSON.stringify(s.plan), s.mcAddr, s.mcKey.toString('hex'), s.mcFCnt, 0,
         s.nextFrag, JSON.stringify(s.resend), s.sent, s.highestN, s.sessionTime, s.windowEnd, s.deadline, s.startedAt, s.endedAt);
       for (const d of devices) this.addNode(s.id, d);
     })();
@@ -255,7 +276,12 @@ export class FuotaJournal {
     const entries = Object.entries(patch).filter(([, v]) => v !== undefined) as [keyof NodePatch, unknown][];
     if (entries.length === 0) return;
     const sets = entries.map(([k]) => `${NODE_COLUMNS[k]} = ?`).join(', ');
-    this.stmt(`UPDATE fuota_nodes SET ${sets} WHERE session = ? AND device = ?`).run(...entries.map(([, v]) => v), session, device);
+    this.stmt(`UPDATE fuota_nodes SET ${sets} WHERE session = ? AND device = ?`).run(...entries.map(([k, v]) => (k === 'rebootAcked' ? Number(v) : v)), session, device);
+  }
+
+  /** The session ends: its step, when, and its McKey wiped (no frame is ever sent with it again). */
+  endSession(id: string, at: number): void {
+    this.stmt("UPDATE fuota_sessions SET step = 'ended', ended_at = ?, mc_key = '' WHERE id = ?").run(at, id);
   }
 
   session(id: string): SessionRecord | undefined {
@@ -279,9 +305,14 @@ export class FuotaJournal {
     return rows.map(toNode);
   }
 
-  /** The highest TS004 v2 SessionCnt used: a new session takes the next (a node refuses one not above its last). */
-  lastSessionCnt(): number {
-    return (this.stmt('SELECT max(session_cnt) FROM fuota_sessions').pluck().get() as number | null) ?? 0;
+  /** The TS004 v2 SessionCnt a node took last, null when none (TS004 v2 §3.3: it refuses one not above it). */
+  lastSessionCnt(device: string): number | null {
+    return (this.stmt('SELECT session_cnt FROM fuota_counters WHERE device = ?').pluck().get(device) as number | undefined) ?? null;
+  }
+
+  /** Records the SessionCnt a node is sent, before it goes (a counter refused as a replay is never sent again). */
+  useSessionCnt(device: string, sessionCnt: number): void {
+    this.stmt('INSERT OR REPLACE INTO fuota_counters (device, session_cnt) VALUES (?, ?)').run(device, sessionCnt);
   }
 
   /** The loss a node showed in its last session. */
@@ -290,14 +321,11 @@ export class FuotaJournal {
     this.stmt('INSERT OR REPLACE INTO fuota_loss (device, loss, sent, received, at) VALUES (?, ?, ?, ?, ?)').run(device, loss, sent, received, at);
   }
 
-  /** The losses observed of these devices (absent: nothing observed). */
+  /** The losses observed of these devices (absent: nothing observed), in one query. */
   losses(devices: readonly string[]): Map<string, number> {
-    const out = new Map<string, number>();
-    for (const d of devices) {
-      const loss = this.stmt('SELECT loss FROM fuota_loss WHERE device = ?').pluck().get(d) as number | undefined;
-      if (loss !== undefined) out.set(d, loss);
-    }
-    return out;
+    if (devices.length === 0) return new Map();
+    const rows = this.stmt('SELECT device, loss FROM fuota_loss WHERE device IN (SELECT value FROM json_each(?))').all(JSON.stringify(devices)) as { device: string; loss: number }[];
+    return new Map(rows.map((r) => [r.device, r.loss]));
   }
 }
 
@@ -319,7 +347,6 @@ function toSession(r: SessionRow): SessionRecord {
     mcAddr: r.mc_addr,
     mcKey: Buffer.from(r.mc_key, 'hex'),
     mcFCnt: r.mc_fcnt,
-    sessionCnt: r.session_cnt,
     nextFrag: r.next_frag,
     resend: parseList(r.resend),
     sent: r.sent,
@@ -344,6 +371,9 @@ function toNode(r: NodeRow): NodeRecord {
     repairs: r.repairs,
     rounds: r.rounds,
     rebootAt: r.reboot_at,
+    rebootAcked: r.reboot_acked === 1,
+    sessionTime: r.session_time,
+    sessionCnt: r.session_cnt,
     code: r.code as FirmwareCode | null,
     reason: r.reason,
   };

@@ -2,24 +2,33 @@
  * A node's steps after the multicast (issue 18 Deliver 3c–d), each node on its own:
  *
  *   status     FragSessionStatusReq (TS004 §3.5): whole (v2: its MIC holds) → received; missing
- *              fragments → unicast repair with parity numbered after every fragment sent so far,
- *              then status again, up to REPAIR_ROUNDS rounds; silent → E_FW_TIMEOUT
- *   reboot     once the gates and caps let it: DevRebootCountdownReq (TS006 §3.4) → activating
- *   verify     after the countdown, DevVersionReq → verifying; the new version → done (confirmed),
- *              an old one → E_FW_VERIFY, silence → E_FW_TIMEOUT
+ *              fragments → unicast repair with parity of its own, numbered after the multicast's
+ *              and its earlier rounds', each frame in the sub-band's next slot (pacer.ts), then
+ *              status again, up to REPAIR_ROUNDS rounds; silent → E_FW_TIMEOUT
+ *   reboot     once the gates and caps let it (asked again at the gate's retry, or when a reboot
+ *              ends anywhere): DevRebootCountdownReq (TS006 §3.4) → activating; its answer is
+ *              journaled, and sent again on resume when none came
+ *   verify     after the countdown, DevVersionReq → verifying; the new version → done (confirmed);
+ *              an old one is asked again until verifyTimeout (a late answer of before the reboot),
+ *              then E_FW_VERIFY; silence → E_FW_TIMEOUT
  *
  * Nothing stays in progress: each step either moves the node on or fails it with its reason, but
  * a stop (every member left), which leaves the node where the journal has it.
  */
-import { encodeFragDown, FPORT_FIRMWARE, FPORT_FRAGMENTATION } from '../../../drivers/lorawan/app/index.js';
+import { encodeFragDown, FPORT_FIRMWARE, FPORT_FRAGMENTATION, MAX_FRAG_N } from '../../../drivers/lorawan/app/index.js';
+import { EU868_RX2_FREQ_MHZ } from '../../../drivers/lorawan/region/eu868.js';
 import { firmwareReq, seconds, type SessionCore } from './core.js';
+import { FINAL_NODE_STEPS } from './journal.js';
 import { FRAG_INDEX } from './multicast.js';
 import { repairCount, repairRoundMs, REPAIR_ROUNDS, type FuotaPlan } from './planner.js';
+import { ATTEMPTS } from './requests.js';
 
-/** how often a node whose reboot waits for a gate asks again (radio clock) */
-const GATE_RETRY_MS = 5000;
+/** a node whose reboot waits for a gate that does not say when it opens asks again this long after (the gateway's time), or when a reboot ends first */
+const GATE_POLL_MS = 60_000;
 /** a node answers DevVersionReq this long after its countdown at the earliest (it boots) */
 const BOOT_MS = 1000;
+/** the unicast repair road: class C downlinks go on RX2 (EU868 869.525 MHz, sub-band g3) */
+const REPAIR_FREQUENCY_HZ = EU868_RX2_FREQ_MHZ * 1e6;
 
 /** A node from where it is to its end: status and repair, reboot, version. */
 export async function finishNode(c: SessionCore, device: string): Promise<void> {
@@ -30,6 +39,9 @@ export async function finishNode(c: SessionCore, device: string): Promise<void> 
   }
   if (c.node(device)?.step === 'ready' && !(await repair(c, device))) return;
   if (c.node(device)?.step === 'received' && !(await reboot(c, device))) return;
+  const node = c.node(device);
+  // a restart between the journaled reboot and its answer: the request goes again
+  if (node?.step === 'rebooting' && !node.rebootAcked && !(await countdown(c, device, true))) return;
   if (c.node(device)?.step === 'rebooting') await afterCountdown(c, device);
   if (c.node(device)?.step === 'verifying') await verify(c, device);
 }
@@ -38,17 +50,17 @@ export async function finishNode(c: SessionCore, device: string): Promise<void> 
 async function repair(c: SessionCore, device: string): Promise<boolean> {
   const plan = c.s.plan!;
   for (;;) {
-    if (pastDeadline(c, device)) return false;
+    if (ended(c, device) || pastDeadline(c, device)) return false;
     const ans = await status(c, device);
     if (c.stopped) return false;
     if (ans === 'silent') {
-      c.fail(device, 'E_FW_TIMEOUT', `did not answer FragSessionStatusReq within ${seconds(c.deps.settings.answerTimeoutMs)} s`);
+      c.fail(device, 'E_FW_TIMEOUT', `did not answer FragSessionStatusReq within ${seconds(c.deps.settings.answerTimeoutMs)} s`, { kind: 'silence' });
       return false;
     }
     if (ans === null) return false; // failed with its reason
     if (ans.missing === 0) return received(c, device);
     if (c.node(device)!.rounds >= REPAIR_ROUNDS) {
-      c.fail(device, 'E_FW_TRANSFER', `still misses ${ans.missing} fragments after ${REPAIR_ROUNDS} rounds of repair`);
+      c.fail(device, 'E_FW_TRANSFER', `still misses ${ans.missing} fragments after ${REPAIR_ROUNDS} rounds of repair`, { kind: 'repair' });
       return false;
     }
     if (!(await repairRound(c, device, ans.missing, plan))) return false;
@@ -67,14 +79,17 @@ export async function status(c: SessionCore, device: string): Promise<{ missing:
     a.fPort === FPORT_FRAGMENTATION && a.cmd.cid === 'FragSessionStatusAns' && (a.cmd.fragIndex === FRAG_INDEX || a.cmd.sessionDoesNotExist === true) ? a.cmd : undefined,
   );
   if (ans === null) return 'silent';
-  const fail = (code: 'E_FW_TRANSFER' | 'E_FW_VERIFY', reason: string): null => {
-    c.fail(device, code, reason);
+  if (ans.sessionDoesNotExist === true) {
+    c.fail(device, 'E_FW_TRANSFER', 'has no fragmentation session any more (it rebooted or dropped it)', { kind: 'refused' });
     return null;
-  };
-  if (ans.sessionDoesNotExist === true) return fail('E_FW_TRANSFER', 'has no fragmentation session any more (it rebooted or dropped it)');
-  if (ans.notEnoughMemory) return fail('E_FW_TRANSFER', `ran out of memory decoding the block (${plan.fragments} fragments of ${plan.fragSize} bytes)`);
+  }
+  if (ans.notEnoughMemory) {
+    c.fail(device, 'E_FW_TRANSFER', `ran out of memory decoding the block (${plan.fragments} fragments of ${plan.fragSize} bytes)`, { kind: 'memory' });
+    return null;
+  }
   if (ans.micError === true || (ans.missingFrag === 0 && c.blockMic.get(device) === false)) {
-    return fail('E_FW_VERIFY', 'reassembled the block, but its MIC differs: the image it holds is not the one sent');
+    c.fail(device, 'E_FW_VERIFY', 'reassembled the block, but its MIC differs: the image it holds is not the one sent', { kind: 'mic' });
+    return null;
   }
   if (c.node(device)!.received === null) observeLoss(c, device, ans.nbFragReceived, ans.missingFrag);
   c.setNode(device, { received: ans.nbFragReceived, missing: ans.missingFrag });
@@ -100,35 +115,39 @@ function observeLoss(c: SessionCore, device: string, received: number, missing: 
 }
 
 /**
- * Parity numbered after every fragment sent so far (fresh equations), by unicast: as many as the
- * node misses and more, sized for the loss it showed (its frames are lost as the multicast's were),
- * never more than the multicast sent (a node that needs more hears next to nothing: it fails rather
- * than take the sub-band for a multicast of its own by unicast). False when it failed.
+ * Parity of the node's own by unicast (only it hears them: numbered after the multicast's highest
+ * and its own earlier rounds', never past TS004's 14 bits): as many as the node misses and more,
+ * sized for the loss it showed (its frames are lost as the multicast's were), never more than the
+ * multicast sent (a node that needs more hears next to nothing: it fails rather than take the
+ * sub-band for a multicast of its own by unicast). Each frame takes the sub-band's next slot. False
+ * when it failed or the session stopped.
  */
 async function repairRound(c: SessionCore, device: string, missing: number, plan: FuotaPlan): Promise<boolean> {
   const loss = c.deps.journal.losses([device]).get(device) ?? plan.loss;
   const count = repairCount(missing, loss);
   if (count > plan.fragments + plan.parity) {
-    c.fail(device, 'E_FW_TRANSFER', `misses ${missing} of ${plan.fragments} fragments and loses ${Math.round(loss * 100)} % of them: its repair would take more than the multicast sent`);
+    c.fail(device, 'E_FW_TRANSFER', `misses ${missing} of ${plan.fragments} fragments and loses ${Math.round(loss * 100)} % of them: its repair would take more than the multicast sent`, { kind: 'repair' });
     return false;
   }
-  const first = c.s.highestN + 1;
-  // numbers taken before a frame goes: another node's repair never reuses them
-  c.patch({ highestN: c.s.highestN + count });
   const node = c.node(device)!;
+  const first = c.s.highestN + node.repairs + 1;
+  if (first + count - 1 > MAX_FRAG_N) {
+    c.fail(device, 'E_FW_TRANSFER', `its repair would number fragments past ${MAX_FRAG_N} (TS004 §3.4: N has 14 bits)`, { kind: 'repair' });
+    return false;
+  }
+  // numbers taken before a frame goes: the node's next round never reuses them
   c.setNode(device, { rounds: node.rounds + 1, repairs: node.repairs + count });
   c.deps.metrics.repairRounds++;
   c.emitNode(device, 'repair', { round: node.rounds, missing, fragments: count, from: first, plannedMs: repairRoundMs(plan, count) });
-  const clock = c.deps.radio.clock;
-  for (let n = first; n < first + count && !c.stopped; n++) {
-    if (pastDeadline(c, device)) return false;
+  const pacer = c.deps.pacers.of(REPAIR_FREQUENCY_HZ);
+  const airtimeMs = c.deps.radio.radio.downlinkAirtimeMs(plan.phyBytes, plan.repairDr);
+  for (let n = first; n < first + count; n++) {
+    if (ended(c, device) || pastDeadline(c, device)) return false;
+    if (!(await pacer.slot(airtimeMs, c.timers, (why) => c.deps.metrics.hold(why)))) return false;
     const payload = c.fragments().frame(n);
-    const started = clock.monotonic();
     if (await c.requests.tell(device, { fPort: FPORT_FRAGMENTATION, payload, label: 'DataFragment' })) c.deps.metrics.repairFragments++;
-    // the repair road's off-time (its sub-band's duty cycle), from the start of this frame
-    await c.timers.until(started + plan.repairIntervalMs);
   }
-  return true;
+  return !c.stopped;
 }
 
 /** The node holds the whole block: next, its reboot. */
@@ -150,18 +169,34 @@ async function reboot(c: SessionCore, device: string): Promise<boolean> {
       break;
     }
     member?.waiting(v.waiting);
-    await c.timers.sleep(GATE_RETRY_MS);
+    // until the gate's own retry (the day begins), else a poll; a reboot ending anywhere wakes it (a cap may have room)
+    const waitMs = (v.retryInMs !== undefined ? Math.max(0, v.retryInMs) : GATE_POLL_MS) * c.deps.settings.radioTimeScale;
+    await c.deps.rebootWaits.sleep(c.timers, waitMs);
   }
-  const clock = c.deps.radio.clock;
-  const delay = c.deps.settings.rebootDelayMs;
-  const countdown = Math.round(delay / 1000);
   // the caps count the node from here, before the request goes
-  c.setNode(device, { step: 'rebooting', rebootAt: clock.now() + delay });
+  c.setNode(device, { step: 'rebooting', rebootAt: c.deps.radio.clock.now() + c.deps.settings.rebootDelayMs, rebootAcked: false });
   c.member(device)?.advanced('activating');
-  const req = firmwareReq({ cid: 'DevRebootCountdownReq', countdown }, 'DevRebootCountdownReq');
-  if (countdown === 0) {
+  return countdown(c, device, false);
+}
+
+/**
+ * DevRebootCountdownReq (TS006 §3.4), its answer journaled. `again`: the request may have gone
+ * before a restart; a node that now says it cannot reboot may have rebooted on it already (its
+ * version decides), not refused it.
+ */
+async function countdown(c: SessionCore, device: string, again: boolean): Promise<boolean> {
+  const clock = c.deps.radio.clock;
+  const countdownS = Math.round(c.deps.settings.rebootDelayMs / 1000);
+  const req = firmwareReq({ cid: 'DevRebootCountdownReq', countdown: countdownS }, 'DevRebootCountdownReq');
+  if (countdownS === 0) {
     // TS006 §3.4: a countdown of 0 reboots at once, unanswered (LoRaMac-node answers none)
-    await c.requests.tell(device, req);
+    const went = await c.requests.tell(device, req);
+    if (c.stopped) return false;
+    if (!went) {
+      c.fail(device, 'E_FW_TRANSFER', 'DevRebootCountdownReq (countdown 0) did not go out: the network server did not transmit it', { kind: 'other' });
+      return false;
+    }
+    c.setNode(device, { rebootAt: clock.now(), rebootAcked: true });
   } else {
     const ans = await c.requests.ask(device, req, (a) => (a.fPort === FPORT_FIRMWARE && a.cmd.cid === 'DevRebootCountdownAns' ? a.cmd.countdown : undefined));
     if (c.stopped) return false;
@@ -170,13 +205,14 @@ async function reboot(c: SessionCore, device: string): Promise<boolean> {
       return false;
     }
     // TS006 §3.4 (LoRaMac-node): 0 answers a reboot the node cannot make; all ones, one it cancelled
-    if (ans === 0 || ans === 0xffffff) {
-      c.fail(device, 'E_FW_VERIFY', `refused to reboot (DevRebootCountdownAns ${ans}): it holds no image it can reboot into`);
+    const refused = ans === 0 || ans === 0xffffff;
+    if (refused && !again) {
+      c.fail(device, 'E_FW_VERIFY', `refused to reboot (DevRebootCountdownAns ${ans}): it holds no image it can reboot into`, { kind: 'verify' });
       return false;
     }
-    c.setNode(device, { rebootAt: clock.now() + ans * 1000 });
+    c.setNode(device, { rebootAt: clock.now() + (refused ? 0 : ans * 1000), rebootAcked: true });
   }
-  c.emitNode(device, 'rebooting', { countdownS: countdown });
+  c.emitNode(device, 'rebooting', { countdownS, ...(again ? { again } : {}) });
   return true;
 }
 
@@ -187,21 +223,43 @@ async function afterCountdown(c: SessionCore, device: string): Promise<void> {
   c.member(device)?.advanced('verifying');
 }
 
-/** DevVersionReq after the reboot: done means the node reports the new version (TS006 §3.2). */
+/**
+ * DevVersionReq after the reboot, until verifyTimeout: done means the node reports the new
+ * version (TS006 §3.2). An old version may be a late answer or a node still booting: it is asked
+ * again (ATTEMPTS times at most over the timeout) before it fails E_FW_VERIFY.
+ */
 async function verify(c: SessionCore, device: string): Promise<void> {
+  const clock = c.deps.radio.clock;
   const within = c.deps.settings.verifyTimeoutMs;
-  const version = await c.requests.ask(device, firmwareReq({ cid: 'DevVersionReq' }, 'DevVersionReq'), (a) => (a.fPort === FPORT_FIRMWARE && a.cmd.cid === 'DevVersionAns' ? a.cmd.fwVersion : undefined), within);
+  const until = clock.now() + within;
+  let old: number | null = null;
+  for (let left = within; left > 0 && !c.stopped; left = until - clock.now()) {
+    const version = await c.requests.ask(device, firmwareReq({ cid: 'DevVersionReq' }, 'DevVersionReq'), (a) => (a.fPort === FPORT_FIRMWARE && a.cmd.cid === 'DevVersionAns' ? a.cmd.fwVersion : undefined), left);
+    if (c.stopped) return;
+    if (version === c.versionCode) {
+      c.setNode(device, { step: 'done' });
+      c.deps.metrics.node('confirmed');
+      c.emitNode(device, 'done', { version });
+      return;
+    }
+    if (version === null) break; // silent for the rest of the time
+    old = version;
+    await c.timers.sleep(Math.min(until - clock.now(), within / ATTEMPTS));
+  }
   if (c.stopped) return;
-  if (version === null) return c.fail(device, 'E_FW_TIMEOUT', `did not answer DevVersionReq within ${seconds(within)} s of its reboot`);
-  if (version !== c.versionCode) return c.fail(device, 'E_FW_VERIFY', `reports version ${version} after its reboot, not ${c.versionCode}: it runs its old firmware`, version);
-  c.setNode(device, { step: 'done' });
-  c.deps.metrics.node('confirmed');
-  c.emitNode(device, 'done', { version });
+  if (old === null) return c.fail(device, 'E_FW_TIMEOUT', `did not answer DevVersionReq within ${seconds(within)} s of its reboot`, { kind: 'silence' });
+  c.fail(device, 'E_FW_VERIFY', `reports version ${old} after its reboot, not ${c.versionCode}: it runs its old firmware (asked for ${seconds(within)} s)`, { kind: 'verify', versionAfter: old });
+}
+
+/** The node is at its end (its job ended while its step was under way): nothing more is sent to it. */
+function ended(c: SessionCore, device: string): boolean {
+  const step = c.node(device)?.step;
+  return step === undefined || FINAL_NODE_STEPS.includes(step);
 }
 
 /** The session's plan bounds its repairs: past its deadline the node fails E_FW_TIMEOUT. */
 function pastDeadline(c: SessionCore, device: string): boolean {
   if (c.s.deadline === null || c.deps.radio.clock.now() <= c.s.deadline) return false;
-  c.fail(device, 'E_FW_TIMEOUT', `the session did not end within its plan's ${seconds(c.s.plan?.sessionTimeoutMs ?? 0)} s`);
+  c.fail(device, 'E_FW_TIMEOUT', `the session did not end within its plan's ${seconds(c.s.plan?.sessionTimeoutMs ?? 0)} s`, { kind: 'deadline' });
   return true;
 }

@@ -18,6 +18,12 @@
  * matrix is pseudo-random over GF(2): e rows more than unknowns are independent with probability
  * ∏_{i>e} (1 − 2^-i), 29 % for e = 0, 99 % for e = 7); never less than minRedundancy.
  *
+ * The loss planned for is capped at MAX_PLANNED_LOSS: a node that lost more (it missed the window,
+ * it sits behind a wall) is an outlier the unicast repair takes up or fails, not a reason to send
+ * the whole session's parity for it. The parity and the repair counts are found by binary search
+ * on the decode probability, which rises with the fragments sent: a few dozen evaluations of the
+ * tail at most, whatever the image and the loss.
+ *
  * Pacing: each fragment is followed by its off-time, airtime·(1/dutyCycle − 1), so the sub-band's
  * duty cycle holds for every transmission, not only over the hour (ETSI EN 300 220-2: the
  * ratio over any hour, which a per-transmission off-time implies); the planned multicast lasts the
@@ -31,6 +37,10 @@ import { FirmwareError } from '../../errors.js';
 export const DECODE_TARGET = 0.99;
 /** the loss assumed for a node nothing was observed of (nor of its group) */
 export const DEFAULT_LOSS = 0.1;
+/** the most loss a session's parity is sized for: a node that loses more is repaired by unicast, or fails */
+export const MAX_PLANNED_LOSS = 0.5;
+/** the most loss a node's own repair is sized for (1 would ask for an infinity of fragments) */
+const MAX_REPAIR_LOSS = 0.9;
 /** LoRaWAN 1.0.3 §4: MHDR (1) + FHDR without FOpts (7) + FPort (1) + MIC (4) around the FRMPayload */
 export const FRAME_OVERHEAD = 13;
 /** TS005 §4.5 McClassCSessionReq: SessionTimeOut is 4 bits, the window 2^timeOut s */
@@ -47,8 +57,6 @@ export const REPAIR_MARGIN = 2;
 export interface PlanInput {
   /** bytes of the image */
   imageBytes: number;
-  /** nodes of the session */
-  nodes: number;
   /** multicast data rate and frequency (lorawan.fuota.dr, .frequency) */
   dr: number;
   frequency: number;
@@ -97,6 +105,8 @@ export interface FuotaPlan {
   /** the unicast repair road: its data rate, and one repair fragment with its off-time (ms; 869.525 MHz, RX2, shares the multicast's sub-band by default) */
   repairDr: number;
   repairIntervalMs: number;
+  /** the class C window opens this long after the McClassCSessionReq (the answers of the setup come meanwhile) */
+  startLeadMs: number;
   /** how long the class C window must stay open: start lead + duration × WINDOW_MARGIN */
   windowMs: number;
   /** McClassCSessionReq SessionTimeOut: the window is 2^timeOut s (capped at MAX_TIMEOUT_EXPONENT; a longer multicast reopens it) */
@@ -116,7 +126,7 @@ export function planSession(input: PlanInput): FuotaPlan {
     throw new FirmwareError('E_FW_ARTIFACT', `an image of ${input.imageBytes} bytes is not 1..${MAX_FRAG_N * fragSize} bytes, what one TS004 session carries in fragments of ${fragSize} bytes`);
   }
   const lossObserved = input.loss !== null;
-  const loss = clampLoss(input.loss ?? DEFAULT_LOSS);
+  const loss = clampLoss(input.loss ?? DEFAULT_LOSS, MAX_PLANNED_LOSS);
   const { parity, probability } = parityFor(fragments, loss, input.minRedundancy);
   const phyBytes = fragSize + DATA_FRAGMENT_OVERHEAD + FRAME_OVERHEAD;
   const airtimeMs = radio.downlinkAirtimeMs(phyBytes, dr);
@@ -125,11 +135,8 @@ export function planSession(input: PlanInput): FuotaPlan {
   const totalAirtimeMs = total * airtimeMs;
   const durationMs = total * (airtimeMs + offTimeMs);
   const windowMs = input.startLeadMs + durationMs * WINDOW_MARGIN;
-  const timeOut = timeOutExponent(windowMs);
   const repairDr = input.repairDr ?? dr;
-  const repairIntervalMs = radio.downlinkAirtimeMs(phyBytes, repairDr) / dutyCycle;
-  const repairMs = REPAIR_ROUNDS * (input.answerTimeoutMs + repairRoundMs({ repairIntervalMs }, missingAfter(total, loss, fragments)));
-  return {
+  const plan = {
     fragSize,
     fragments,
     padding: fragments * fragSize - input.imageBytes,
@@ -147,11 +154,27 @@ export function planSession(input: PlanInput): FuotaPlan {
     dutyCycleMinimumMs: totalAirtimeMs / dutyCycle,
     durationMs,
     repairDr,
-    repairIntervalMs,
+    repairIntervalMs: radio.downlinkAirtimeMs(phyBytes, repairDr) / dutyCycle,
+    startLeadMs: input.startLeadMs,
     windowMs,
-    timeOut,
-    sessionTimeoutMs: SETUP_STEPS * input.answerTimeoutMs + windowMs + repairMs + input.answerTimeoutMs,
+    timeOut: timeOutExponent(windowMs),
   };
+  return { ...plan, sessionTimeoutMs: remainingMs(plan, { answers: SETUP_STEPS, leadMs: input.startLeadMs, fragmentsLeft: total, answerTimeoutMs: input.answerTimeoutMs }) };
+}
+
+/**
+ * How long what is left of a session may take from now (ms), by its plan: `answers` unicast
+ * answers first (the setup's, a status), the window's lead, the fragments left with the window's
+ * margin, REPAIR_ROUNDS of status and repair, and the last answer (the bound a session sets when it
+ * is planned, and again when it resumes or reopens its window: an outage or a wait is not the plan's).
+ */
+export function remainingMs(
+  plan: Pick<FuotaPlan, 'airtimeMs' | 'offTimeMs' | 'fragments' | 'parity' | 'loss' | 'repairIntervalMs'>,
+  o: { answers: number; leadMs: number; fragmentsLeft: number; answerTimeoutMs: number },
+): number {
+  const multicastMs = Math.max(0, o.fragmentsLeft) * (plan.airtimeMs + plan.offTimeMs) * WINDOW_MARGIN;
+  const repairMs = REPAIR_ROUNDS * (o.answerTimeoutMs + repairRoundMs(plan, missingAfter(plan.fragments + plan.parity, plan.loss, plan.fragments)));
+  return o.answers * o.answerTimeoutMs + o.leadMs + multicastMs + repairMs + o.answerTimeoutMs;
 }
 
 /** The largest fragment the multicast data rate (and the repair road) carries after the DataFragment header. */
@@ -163,19 +186,32 @@ function fragmentSize(input: PlanInput): number {
   return size;
 }
 
-function clampLoss(loss: number): number {
-  return Number.isFinite(loss) ? Math.min(0.9, Math.max(0, loss)) : DEFAULT_LOSS;
+function clampLoss(loss: number, max: number): number {
+  return Number.isFinite(loss) ? Math.min(max, Math.max(0, loss)) : DEFAULT_LOSS;
 }
 
-/** The fewest parity fragments (at least minRedundancy·M) that let a node decode with DECODE_TARGET. */
-function parityFor(m: number, loss: number, minRedundancy: number): { parity: number; probability: number } {
-  let parity = Math.ceil(minRedundancy * m);
-  let probability = decodeProbability(m, m + parity, loss);
-  while (probability < DECODE_TARGET && m + parity < MAX_FRAG_N) {
-    parity++;
-    probability = decodeProbability(m, m + parity, loss);
+/** The fewest parity fragments (at least minRedundancy·M, at most what TS004 numbers) that let a node decode with DECODE_TARGET. */
+export function parityFor(m: number, loss: number, minRedundancy: number, probability = decodeProbability): { parity: number; probability: number } {
+  const least = Math.min(Math.ceil(minRedundancy * m), MAX_FRAG_N - m);
+  const sent = fewestPassing(m + least, MAX_FRAG_N, (n) => probability(m, n, loss) >= DECODE_TARGET);
+  return { parity: sent - m, probability: probability(m, sent, loss) };
+}
+
+/**
+ * The smallest n in [lo, hi] for which `passes` holds, `passes` being monotone (false … false
+ * true … true); hi when none does. ⌈log2(hi − lo + 1)⌉ + 1 evaluations at most.
+ */
+export function fewestPassing(lo: number, hi: number, passes: (n: number) => boolean): number {
+  if (lo >= hi || passes(lo)) return Math.min(lo, hi);
+  // passes(lo) is false; find the first true in (lo, hi], hi standing in when none is
+  let below = lo;
+  let above = hi;
+  while (above - below > 1) {
+    const mid = below + Math.floor((above - below) / 2);
+    if (passes(mid)) above = mid;
+    else below = mid;
   }
-  return { parity, probability };
+  return above;
 }
 
 /**
@@ -198,10 +234,15 @@ export function decodeProbability(m: number, sent: number, loss: number): number
 
 /** ∏_{i>extra} (1 − 2^-i): the chance that random GF(2) rows, `extra` more than the unknowns, resolve them all. */
 export function rankProbability(extra: number): number {
+  return extra < RANK_TABLE.length ? RANK_TABLE[extra]! : 1;
+}
+
+/** rankProbability by its extra rows, computed once: past 64 extra rows it is 1 to double precision */
+const RANK_TABLE: readonly number[] = Array.from({ length: 64 }, (_, extra) => {
   let p = 1;
   for (let i = extra + 1; i <= extra + 64; i++) p *= 1 - 2 ** -i;
   return p;
-}
+});
 
 /** The smallest exponent whose window 2^e s covers `ms` (at most MAX_TIMEOUT_EXPONENT). */
 export function timeOutExponent(ms: number): number {
@@ -217,13 +258,14 @@ function missingAfter(sent: number, loss: number, m: number): number {
 /**
  * The parity fragments a repair round sends a node that misses `missing`: enough that it gets what
  * it needs with DECODE_TARGET at the loss it showed (the same tail as the multicast's, its unknowns
- * now `missing`), and never fewer than missing + REPAIR_MARGIN.
+ * now `missing`), and never fewer than missing + REPAIR_MARGIN; at most MAX_FRAG_N (more than TS004
+ * numbers: the caller refuses it).
  */
-export function repairCount(missing: number, loss: number): number {
-  const l = clampLoss(loss);
-  let count = missing + REPAIR_MARGIN;
-  while (decodeProbability(missing, count, l) < DECODE_TARGET && count < MAX_FRAG_N) count++;
-  return count;
+export function repairCount(missing: number, loss: number, probability = decodeProbability): number {
+  const l = clampLoss(loss, MAX_REPAIR_LOSS);
+  const least = missing + REPAIR_MARGIN;
+  if (least >= MAX_FRAG_N) return least;
+  return fewestPassing(least, MAX_FRAG_N, (n) => probability(missing, n, l) >= DECODE_TARGET);
 }
 
 /** How long sending `fragments` repair fragments takes, each followed by its off-time on the repair road. */

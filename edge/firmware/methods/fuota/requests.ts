@@ -1,6 +1,7 @@
 /**
  * A FUOTA session's unicast requests and their answers (TS005 FPort 200, TS004 FPort 201, TS006
- * FPort 203): a request goes through enqueueApp and is re-sent, up to ATTEMPTS times in all, within
+ * FPort 203; TS003 FPort 202, whose AppTimeReq the driver answers, heard after a forced resync): a
+ * request goes through enqueueApp and is re-sent, up to ATTEMPTS times in all, within
  * lorawan.fuota.answerTimeout, until an uplink of the node carries the answer it waits for. The
  * uplinks of the session's nodes come here decoded (in the TS004 version the node implements); an
  * answer nobody waits for (a late one, a node's own FragDataBlockReceivedReq) goes to the session.
@@ -10,12 +11,15 @@
  */
 import type { AppUplink } from '../../../drivers/lorawan/api.js';
 import {
+  decodeClockSyncUp,
   decodeFirmwareUp,
   decodeFragUp,
   decodeMulticastUp,
+  FPORT_CLOCK_SYNC,
   FPORT_FIRMWARE,
   FPORT_FRAGMENTATION,
   FPORT_MULTICAST,
+  type ClockSyncUp,
   type FirmwareUp,
   type FragUp,
   type FragVersion,
@@ -28,7 +32,11 @@ import type { FuotaRadio } from './types.js';
 export const ATTEMPTS = 4;
 
 /** An answer of a node, by the package it speaks. */
-export type AppAnswer = { fPort: typeof FPORT_MULTICAST; cmd: MulticastUp } | { fPort: typeof FPORT_FRAGMENTATION; cmd: FragUp } | { fPort: typeof FPORT_FIRMWARE; cmd: FirmwareUp };
+export type AppAnswer =
+  | { fPort: typeof FPORT_MULTICAST; cmd: MulticastUp }
+  | { fPort: typeof FPORT_FRAGMENTATION; cmd: FragUp }
+  | { fPort: typeof FPORT_FIRMWARE; cmd: FirmwareUp }
+  | { fPort: typeof FPORT_CLOCK_SYNC; cmd: ClockSyncUp };
 
 /** What an uplink's payload did not decode into (counted by the session). */
 export interface UndecodedUplink {
@@ -46,6 +54,7 @@ interface Waiter {
 /** Timers on the radio clock that a stop fires at once (a sleep ends, a wait gives up). */
 export class RadioTimers {
   private readonly pending = new Map<Timer, () => void>();
+  private readonly onStops = new Set<() => void>();
   private stopped = false;
 
   constructor(private readonly radio: Pick<FuotaRadio, 'clock'>) {}
@@ -84,6 +93,31 @@ export class RadioTimers {
     for (let left = at - this.radio.clock.monotonic(); left > 0 && !this.stopped; left = at - this.radio.clock.monotonic()) await this.sleep(left);
   }
 
+  /** Calls `fn` when stopped (at once when already); returns the cancel. */
+  onStop(fn: () => void): () => void {
+    if (this.stopped) {
+      fn();
+      return () => undefined;
+    }
+    this.onStops.add(fn);
+    return () => this.onStops.delete(fn);
+  }
+
+  /** Sleeps `ms`, or less when `wake` is called first (another node's reboot ended, a gate may be open). */
+  sleepOrWake(ms: number, wakers: Set<() => void>): Promise<void> {
+    return new Promise((resolve) => {
+      // a stopped session's `after` calls done at once, before it returns its cancel
+      let cancel: () => void = () => undefined;
+      const done = () => {
+        wakers.delete(done);
+        cancel();
+        resolve();
+      };
+      wakers.add(done);
+      cancel = this.after(ms, done);
+    });
+  }
+
   stop(): void {
     this.stopped = true;
     for (const [timer, fn] of [...this.pending]) {
@@ -91,11 +125,14 @@ export class RadioTimers {
       this.pending.delete(timer);
       fn();
     }
+    for (const fn of [...this.onStops]) fn();
+    this.onStops.clear();
   }
 }
 
 export class NodeRequests {
   private readonly waiters = new Set<Waiter>();
+  private slowest: number | null = null;
 
   constructor(
     private readonly radio: FuotaRadio,
@@ -108,7 +145,7 @@ export class NodeRequests {
     private readonly undecoded: (u: UndecodedUplink) => void,
   ) {}
 
-  /** An uplink of one of the session's nodes on FPort 200, 201 or 203. */
+  /** An uplink of one of the session's nodes on FPort 200–203. */
   deliver(u: AppUplink): void {
     for (const a of this.decode(u)) {
       const w = [...this.waiters].find((x) => x.device === u.device && x.match(a) !== undefined);
@@ -127,9 +164,16 @@ export class NodeRequests {
           ? tag(FPORT_FRAGMENTATION, decodeFragUp(u.payload, this.fragVersionOf(u.device)))
           : u.fPort === FPORT_FIRMWARE
             ? tag(FPORT_FIRMWARE, decodeFirmwareUp(u.payload))
-            : { answers: [], error: `FPort ${u.fPort} is no FUOTA package's` };
+            : u.fPort === FPORT_CLOCK_SYNC
+              ? tag(FPORT_CLOCK_SYNC, decodeClockSyncUp(u.payload))
+              : { answers: [], error: `FPort ${u.fPort} is no FUOTA package's` };
     if (decoded.error !== null) this.undecoded({ device: u.device, fPort: u.fPort, error: decoded.error });
     return decoded.answers;
+  }
+
+  /** ms the slowest answer of this process took from its request's first send (null: none came yet): the window's lead is sized from it */
+  get slowestAnswerMs(): number | null {
+    return this.slowest;
   }
 
   /**
@@ -146,12 +190,16 @@ export class NodeRequests {
     onSend?: (attempt: number) => void,
   ): Promise<T | null> {
     const perAttempt = withinMs / ATTEMPTS;
+    const first = this.radio.clock.monotonic();
     for (let attempt = 1; attempt <= ATTEMPTS && !this.timers.isStopped; attempt++) {
       const answer = this.wait(device, match, perAttempt);
       onSend?.(attempt);
       this.send(device, { ...req, expiresAt: this.radio.clock.now() + perAttempt });
       const v = await answer;
-      if (v !== null) return v;
+      if (v !== null) {
+        this.slowest = Math.max(this.slowest ?? 0, this.radio.clock.monotonic() - first);
+        return v;
+      }
     }
     return null;
   }

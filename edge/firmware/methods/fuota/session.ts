@@ -7,28 +7,35 @@
  *   per node   status and unicast repair, reboot when the gates and caps let it, the version it
  *              reports after it: done means the node reports the new version (nodeSteps.ts)
  *
- * A refusal or a silence fails that node with its code and reason; the others go on. Every unicast
- * request is re-sent up to ATTEMPTS times within lorawan.fuota.answerTimeout (requests.ts); the
- * session's deadline comes from its plan. A stop (every member left: the gateway stops, the
- * deployment pauses) ends the chain at the next step, its state in the journal; the coordinator
- * loads it again when the nodes' jobs come back, and it goes on where it was: mid-multicast it asks
- * the nodes' status first (they keep their decoder), reopens the class C window when it has closed,
- * and sends the fragments not sent yet.
+ * A refusal or a silence fails that node with its code and reason; the others go on (a step that
+ * throws fails its node alone). Every unicast request is re-sent up to ATTEMPTS times within
+ * lorawan.fuota.answerTimeout (requests.ts); the session's deadline comes from its plan, and moves
+ * to what is left of it on a resume, a new window, the sub-band's turn after a wait. The multicast
+ * waits for the sub-band's turn (one session at a time, pacer.ts). A stop (no node short of its end
+ * has its member: the gateway stops, the deployment pauses) ends the chain at the next step, its
+ * state in the journal; the coordinator loads it again when the nodes' jobs come back, and it goes
+ * on where it was: mid-multicast it asks the nodes' status first (they keep their decoder), reopens
+ * the class C window when it has closed, and sends the fragments not sent yet.
+ *
+ * A node that failed (or whose job ended) after it took the group is told to forget it
+ * (FragSessionDeleteReq, McGroupDeleteReq: best effort, one frame each); once every node is at its
+ * end the session ends and its McKey is wiped from the journal.
  */
 import { randomBytes } from 'node:crypto';
 import type { AppUplink } from '../../../drivers/lorawan/api.js';
-import { encodeFragDown, FPORT_FRAGMENTATION, type FragVersion } from '../../../drivers/lorawan/app/index.js';
+import { encodeFragDown, encodeMulticastDown, FPORT_FRAGMENTATION, FPORT_MULTICAST, type FragVersion } from '../../../drivers/lorawan/app/index.js';
 import { unixToGpsMs } from '../../../drivers/lorawan/mac/types.js';
 import { errorMessage } from '../../../errors.js';
 import type { Logger } from '../../../log.js';
-import { FirmwareError } from '../../errors.js';
 import type { FirmwareCode } from '../../records.js';
-import { seconds, type SessionCore, type SessionDeps, type Severity } from './core.js';
-import { FINAL_NODE_STEPS, type FuotaJournal, type NodePatch, type NodeRecord, type SessionPatch, type SessionRecord } from './journal.js';
-import { FragmentSource, runMulticast } from './multicast.js';
+import { eachNode, errorCode, seconds, type SessionCore, type SessionDeps, type Severity } from './core.js';
+import { FINAL_NODE_STEPS, type NodePatch, type NodeRecord, type NodeStep, type SessionPatch, type SessionRecord } from './journal.js';
+import type { FailureKind } from './metrics.js';
+import { FRAG_INDEX, FragmentSource, MAX_TX_ERRORS_IN_A_ROW, runMulticast } from './multicast.js';
 import { finishNode, received, status } from './nodeSteps.js';
+import { SETUP_STEPS } from './planner.js';
 import { ATTEMPTS, NodeRequests, RadioTimers, type AppAnswer } from './requests.js';
-import { classC, MIN_START_LEAD_MS, newWindow, setUp } from './setup.js';
+import { classC, newWindow, rebound, setUp, windowLead } from './setup.js';
 import type { FuotaMember, NodeOutcome } from './types.js';
 
 export type { SessionDeps } from './core.js';
@@ -39,9 +46,15 @@ interface Attached {
   resolve: (o: NodeOutcome) => void;
 }
 
-/** A new session's record: random McAddr and McKey (TS005 §4.3: the key never leaves encrypted), the next SessionCnt. */
-export function newSessionRecord(journal: FuotaJournal, deployment: string, wave: number, now: number): SessionRecord {
-  const turn = journal.turns(deployment, wave);
+/** the steps of a node that took the session's multicast group: told to forget it when it fails */
+const GROUPED_STEPS: readonly NodeStep[] = ['grouped', 'fragSetup', 'ready', 'received', 'rebooting', 'verifying'];
+/** a node's reboot holds a reboot slot (the caps count it) in these steps */
+const REBOOT_STEPS: readonly NodeStep[] = ['rebooting', 'verifying'];
+/** TX_ACK error events of a session at most this often (radio clock); each carries the count since the last */
+const TX_ERROR_EVENT_MS = 60_000;
+
+/** A new session's record: random McAddr and McKey (TS005 §4.3: the key never leaves encrypted). */
+export function newSessionRecord(turn: number, deployment: string, wave: number, now: number): SessionRecord {
   return {
     id: `${deployment}/${wave + 1}/${turn + 1}`,
     deployment,
@@ -53,7 +66,6 @@ export function newSessionRecord(journal: FuotaJournal, deployment: string, wave
     mcAddr: randomBytes(4).toString('hex'),
     mcKey: randomBytes(16),
     mcFCnt: 0,
-    sessionCnt: (journal.lastSessionCnt() + 1) & 0xffff,
     nextFrag: 1,
     resend: [],
     sent: 0,
@@ -78,6 +90,12 @@ export class FuotaSession implements SessionCore {
   private readonly attached = new Map<string, Attached>();
   private source: FragmentSource | null = null;
   private running: Promise<void> | null = null;
+  /** TX_ACK errors since the last txError event, and when that went (radio monotonic) */
+  private txErrorsUntold = 0;
+  private txErrorToldAt = Number.NEGATIVE_INFINITY;
+  private lastTxError: string | null = null;
+  /** the radio clock's monotonic instant this object's run began (a resumed session's earlier frames went before it) */
+  private ranFrom = 0;
 
   constructor(
     readonly deps: SessionDeps,
@@ -142,23 +160,29 @@ export class FuotaSession implements SessionCore {
   /**
    * A member's runner stops: `suspend` (the gateway stops, the deployment pauses: the node is
    * taken up again when its job comes back), or `end` (its job was cancelled or timed out: the node
-   * is no longer addressed). When no member is left the session stops at its next step.
+   * is no longer addressed). When no node short of its end has its member, the session stops at
+   * its next step (nothing is sent for nodes whose jobs are away).
    */
   detach(device: string, how: 'suspend' | 'end', reason?: { code: FirmwareCode; reason: string }): void {
     const a = this.attached.get(device);
     if (a) a.member = null;
     const node = this.nodes.get(device);
     if (how === 'end' && node && !FINAL_NODE_STEPS.includes(node.step)) {
+      this.deps.metrics.node('failed', { code: reason?.code ?? 'E_FW_CANCELLED', kind: 'cancelled' });
       this.setNode(device, { step: 'failed', code: reason?.code ?? 'E_FW_CANCELLED', reason: reason?.reason ?? 'its job ended' });
     }
-    if (![...this.attached.values()].some((x) => x.member !== null)) this.stop();
+    if (!this.open().some((n) => this.member(n.device) !== null)) this.stop();
   }
 
-  /** Runs the session's steps from where it is (once). */
+  /**
+   * Runs the session's steps from where it is (once). A resumed session's deadline is what is left
+   * of its plan from now, set before anything awaits (the engine's backstop reads it).
+   */
   start(): Promise<void> {
+    if (this.resumed && this.running === null) this.reboundOnResume();
     this.running ??= this.run().catch((err: unknown) => {
       this.log.error({ err }, 'fuota: session failed');
-      for (const n of this.open()) this.fail(n.device, err instanceof FirmwareError && err.code.startsWith('E_FW_') ? (err.code as FirmwareCode) : 'E_FW_TRANSFER', errorMessage(err));
+      for (const n of this.open()) this.fail(n.device, errorCode(err), errorMessage(err));
     });
     return this.running;
   }
@@ -167,7 +191,7 @@ export class FuotaSession implements SessionCore {
     this.timers.stop();
   }
 
-  /** An uplink of one of the session's nodes on FPort 200, 201 or 203. */
+  /** An uplink of one of the session's nodes on FPort 200–203. */
   deliver(u: AppUplink): void {
     if (this.nodes.has(u.device)) this.requests.deliver(u);
   }
@@ -175,6 +199,7 @@ export class FuotaSession implements SessionCore {
   // ------------------------------------------------------------------------------------ the chain
 
   private async run(): Promise<void> {
+    this.ranFrom = this.deps.radio.clock.monotonic();
     this.emit(this.resumed ? 'resumed' : 'started', { at: this.s.step, nodes: this.nodes.size, sent: this.s.sent, nextFragment: this.s.nextFrag });
     if (this.s.step === 'setup') {
       await setUp(this);
@@ -182,22 +207,51 @@ export class FuotaSession implements SessionCore {
     }
     if (this.s.step === 'multicast') {
       if (this.resumed && (this.s.sent > 0 || this.s.resend.length > 0)) await this.statusBeforeResuming();
-      await this.multicast();
+      await this.multicastInTurn();
       if (this.stopped) return;
     }
-    await Promise.all(this.open().map((n) => finishNode(this, n.device)));
-    if (this.stopped || this.open().length > 0) return;
-    this.patch({ step: 'ended', endedAt: this.deps.radio.clock.now() });
-    const count = (step: string) => [...this.nodes.values()].filter((n) => n.step === step).length;
-    this.emit('ended', { confirmed: count('done'), current: count('current'), failed: count('failed') });
+    await eachNode(
+      this,
+      this.open().map((n) => n.device),
+      (d) => finishNode(this, d),
+    );
+    this.endIfDone();
   }
 
-  private async multicast(): Promise<void> {
+  /** Resumed: the deadline is what is left of the plan from where the session is (an outage is not the plan's). */
+  private reboundOnResume(): void {
+    const answers = this.s.step === 'setup' ? SETUP_STEPS : this.s.step === 'multicast' ? 2 : 1;
+    rebound(this, answers, windowLead(this, 1));
+  }
+
+  /**
+   * The multicast once the sub-band is this session's (one multicast at a time per sub-band). A
+   * session that waits is bounded by the one it comes after: its deadline is that one's, and then
+   * what is left of its own plan; once its turn comes, what is left from then.
+   */
+  private async multicastInTurn(): Promise<void> {
     const plan = this.s.plan;
     if (plan === null || !this.open().some((n) => n.step === 'ready')) {
       this.patch({ step: 'nodes' });
       return;
     }
+    let waited = false;
+    const release = await this.deps.pacers.of(plan.frequency).multicastTurn(this.id, this.timers, (after) => {
+      waited = true;
+      this.emit('queued', { behind: after });
+      rebound(this, 1, windowLead(this, 1), this.deps.deadlineOf(after) ?? undefined);
+    });
+    if (release === null) return;
+    try {
+      if (waited) rebound(this, 1, windowLead(this, 1));
+      await this.multicast();
+    } finally {
+      release();
+    }
+  }
+
+  private async multicast(): Promise<void> {
+    const plan = this.s.plan!;
     let firstFrameAt: number | null = null;
     this.emit('multicast', { from: this.s.nextFrag, of: plan.fragments + plan.parity });
     const end = await runMulticast({
@@ -206,28 +260,34 @@ export class FuotaSession implements SessionCore {
       session: this.s,
       plan,
       source: this.fragments(),
+      ...(this.resumed ? { resumedAt: this.ranFrom } : {}),
       hooks: {
         journal: (patch) => this.deps.journal.patchSession(this.id, patch),
         sent: () => {
           firstFrameAt ??= this.deps.radio.clock.now();
           this.deps.metrics.fragments++;
         },
-        txError: (n, error) => {
-          this.deps.metrics.txError(error);
-          this.log.warn({ fragment: n, error }, 'fuota: TX_ACK error, the fragment goes again');
-          this.emit('txError', { fragment: n, error }, 'warning');
-        },
+        txError: (n, error, inARow) => this.txError(n, error, inARow),
         held: (n, why, waitMs) => {
           this.deps.metrics.hold(why);
           this.log.debug({ fragment: n, why, waitMs }, 'fuota: fragment held');
         },
         ensureWindow: (frameMs) => this.ensureWindow(frameMs),
+        slot: (frameMs) =>
+          this.deps.pacers.of(plan.frequency).slot(frameMs, this.timers, (why, waitMs) => {
+            this.deps.metrics.hold(why);
+            this.log.debug({ why, waitMs }, 'fuota: fragment held');
+          }),
       },
     });
     if (end === 'stopped') return;
     const ready = this.open().filter((n) => n.step === 'ready');
-    if (end === 'deadline') for (const n of ready) this.fail(n.device, 'E_FW_TIMEOUT', `the multicast did not end within its plan's ${seconds(plan.sessionTimeoutMs)} s`);
-    if (end === 'noWindow') for (const n of ready) this.fail(n.device, 'E_FW_TRANSFER', 'no node took the class C window again: the multicast could not go on');
+    const failAll = (code: FirmwareCode, reason: string, kind: FailureKind) => {
+      for (const n of ready) this.fail(n.device, code, reason, { kind });
+    };
+    if (end === 'deadline') failAll('E_FW_TIMEOUT', `the multicast did not end within its plan's ${seconds(plan.sessionTimeoutMs)} s`, 'deadline');
+    if (end === 'noWindow') failAll('E_FW_TRANSFER', 'no node took the class C window again: the multicast could not go on', 'refused');
+    if (end === 'txErrors') failAll('E_FW_TRANSFER', `the forwarder refused ${MAX_TX_ERRORS_IN_A_ROW} fragments in a row (TX_ACK ${this.lastTxError}): the multicast could not go on`, 'tx_error');
     // from the first frame to the end of the last, against the plan and the duty-cycle minimum (the benchmark's figures)
     const durationMs = firstFrameAt === null ? 0 : this.deps.radio.clock.now() - firstFrameAt;
     let txErrors = 0;
@@ -237,18 +297,38 @@ export class FuotaSession implements SessionCore {
   }
 
   /**
+   * A TX_ACK error: counted by error, logged, and told in a `txError` event at most every
+   * TX_ERROR_EVENT_MS (with the count since the last), so a refusing forwarder cannot flood the
+   * store's events.
+   */
+  private txError(n: number, error: string, inARow: number): void {
+    this.deps.metrics.txError(error);
+    this.lastTxError = error;
+    this.txErrorsUntold++;
+    this.log.warn({ fragment: n, error, inARow }, 'fuota: TX_ACK error, the fragment goes again');
+    const now = this.deps.radio.clock.monotonic();
+    if (now - this.txErrorToldAt < TX_ERROR_EVENT_MS) return;
+    this.emit('txError', { fragment: n, error, count: this.txErrorsUntold, inARow }, 'warning');
+    this.txErrorToldAt = now;
+    this.txErrorsUntold = 0;
+  }
+
+  /**
    * The class C window, open for the next frame: waits for it to open; reopens it (a new
-   * McClassCSessionReq to the nodes still receiving) when it has closed or closes first. False
-   * when no node took the new window.
+   * McClassCSessionReq to the nodes still receiving, its lead from the answers observed) when it
+   * has closed or closes first. False when no node took the new window.
    */
   private async ensureWindow(frameMs: number): Promise<boolean> {
     const gps = () => unixToGpsMs(this.deps.radio.clock.now());
     if (this.s.windowEnd === null || gps() + frameMs > this.s.windowEnd) {
-      const plan = this.s.plan!;
-      const left = (plan.fragments + plan.parity - this.s.nextFrag + 1 + this.s.resend.length) * (plan.airtimeMs + plan.offTimeMs);
-      newWindow(this, MIN_START_LEAD_MS, left);
-      const took = await Promise.all(this.open().filter((n) => n.step === 'ready').map((n) => classC(this, n.device)));
-      if (this.stopped || !took.some(Boolean)) return false;
+      newWindow(this, windowLead(this, 1), 1);
+      const ready = this.open().filter((n) => n.step === 'ready');
+      await eachNode(
+        this,
+        ready.map((n) => n.device),
+        (d) => classC(this, d),
+      );
+      if (this.stopped || !ready.some((n) => this.node(n.device)?.step === 'ready')) return false;
     }
     await this.timers.sleep(this.s.sessionTime! * 1000 - gps());
     return !this.stopped;
@@ -257,12 +337,14 @@ export class FuotaSession implements SessionCore {
   /** Resumed mid-multicast: each node's status first (it kept its decoder); one that holds the block goes on to its reboot. */
   private async statusBeforeResuming(): Promise<void> {
     const ready = this.open().filter((n) => n.step === 'ready');
-    await Promise.all(
-      ready.map(async (n) => {
-        const ans = await status(this, n.device);
+    await eachNode(
+      this,
+      ready.map((n) => n.device),
+      async (d) => {
+        const ans = await status(this, d);
         // silent: the multicast and the status after it decide
-        if (ans !== 'silent' && ans !== null && ans.missing === 0 && !this.stopped) received(this, n.device);
-      }),
+        if (ans !== 'silent' && ans !== null && ans.missing === 0 && !this.stopped) received(this, d);
+      },
     );
   }
 
@@ -297,24 +379,41 @@ export class FuotaSession implements SessionCore {
     return this.source;
   }
 
+  /** Sets and journals `p`; an ended session's step stays ended. */
   patch(p: SessionPatch): void {
-    Object.assign(this.s, p);
-    this.deps.journal.patchSession(this.id, p);
+    const { step, ...rest } = p;
+    const next = this.s.step === 'ended' || step === undefined ? rest : p;
+    Object.assign(this.s, next);
+    this.deps.journal.patchSession(this.id, next);
   }
 
+  /**
+   * Sets and journals a node's patch. A node at its end keeps its step (a step that was under way
+   * when it failed cannot move it on); one that reaches its end resolves its job, forgets the group
+   * it took, frees its reboot slot, and may end the session.
+   */
   setNode(device: string, p: NodePatch): void {
     const node = this.nodes.get(device);
     if (!node) return;
-    Object.assign(node, p);
-    this.deps.journal.patchNode(this.id, device, p);
+    const before = node.step;
+    const wasFinal = FINAL_NODE_STEPS.includes(before);
+    const { step, ...rest } = p;
+    const next = wasFinal || step === undefined ? rest : p;
+    Object.assign(node, next);
+    this.deps.journal.patchNode(this.id, device, next);
+    if (wasFinal || !FINAL_NODE_STEPS.includes(node.step)) return;
     this.resolveIfFinal(node);
+    if (GROUPED_STEPS.includes(before) && node.step === 'failed') this.forget(device);
+    if (REBOOT_STEPS.includes(before)) this.deps.rebootWaits.wake();
+    this.endIfDone();
   }
 
-  fail(device: string, code: FirmwareCode, reason: string, versionAfter?: number): void {
+  fail(device: string, code: FirmwareCode, reason: string, o: { kind?: FailureKind; versionAfter?: number } = {}): void {
     if (this.stopped) return; // a stop is no failure: the node goes on when its job comes back
     const node = this.nodes.get(device);
     if (!node || FINAL_NODE_STEPS.includes(node.step)) return;
-    this.deps.metrics.node('failed', code);
+    const { versionAfter } = o;
+    this.deps.metrics.node('failed', { code, kind: o.kind ?? (code === 'E_FW_TIMEOUT' ? 'silence' : code === 'E_FW_VERIFY' ? 'verify' : 'other') });
     this.emitNode(device, 'failed', { code, reason, ...(versionAfter !== undefined ? { version: versionAfter } : {}) }, 'warning');
     this.log.warn({ device, code, reason }, 'fuota: node failed');
     // the version it reports goes with the outcome (resolved before the journal's own resolution)
@@ -323,7 +422,33 @@ export class FuotaSession implements SessionCore {
   }
 
   silent(device: string, what: string): void {
-    this.fail(device, 'E_FW_TIMEOUT', `did not answer ${what} within ${seconds(this.deps.settings.answerTimeoutMs)} s (sent up to ${ATTEMPTS} times)`);
+    this.fail(device, 'E_FW_TIMEOUT', `did not answer ${what} within ${seconds(this.deps.settings.answerTimeoutMs)} s (sent up to ${ATTEMPTS} times)`, { kind: 'silence' });
+  }
+
+  /** Every node at its end: the session ends (once), its McKey wiped from the journal and from memory. */
+  private endIfDone(): void {
+    if (this.s.step === 'ended' || this.open().length > 0) return;
+    const at = this.deps.radio.clock.now();
+    this.deps.journal.endSession(this.id, at);
+    Object.assign(this.s, { step: 'ended', endedAt: at, mcKey: Buffer.alloc(0) });
+    const count = (step: string) => [...this.nodes.values()].filter((n) => n.step === step).length;
+    this.emit('ended', { confirmed: count('done'), current: count('current'), failed: count('failed'), moved: count('moved') });
+  }
+
+  /**
+   * A node that failed (or whose job ended) forgets the session's fragmentation session and
+   * multicast group (TS004 §3.3 FragSessionDeleteReq, TS005 §4.4 McGroupDeleteReq): it frees the
+   * block's memory and stops listening. Best effort, one frame each, expiring after answerTimeout;
+   * the answers are not awaited. Both are queued now, so a next session's setup (queued after
+   * them, the driver's queue is in order) never meets a late delete. A node that is done rebooted
+   * into its new image, which ended its fragmentation session; its group (a McAddr and McKey of
+   * this session only) is never sent to again, and two frames per node of a fleet at RX2's DR0 are
+   * minutes of the sub-band's hour: it is left as it is.
+   */
+  private forget(device: string): void {
+    const frag = { fPort: FPORT_FRAGMENTATION, payload: encodeFragDown([{ cid: 'FragSessionDeleteReq', fragIndex: FRAG_INDEX }], this.nodeFragVersion(device)), label: 'FragSessionDeleteReq' };
+    const group = { fPort: FPORT_MULTICAST, payload: encodeMulticastDown([{ cid: 'McGroupDeleteReq', mcGroupId: this.deps.settings.mcGroupId }]), label: 'McGroupDeleteReq' };
+    void Promise.all([this.requests.tell(device, frag), this.requests.tell(device, group)]);
   }
 
   release(device: string, reason: string): FuotaMember | null {
@@ -359,10 +484,12 @@ export class FuotaSession implements SessionCore {
     return v === 2 ? 2 : 1;
   }
 
+  /** A node at its end resolves its job; its member is gone from here on (its runner ends with the outcome). */
   private resolveIfFinal(node: NodeRecord): void {
     if (!FINAL_NODE_STEPS.includes(node.step) || node.step === 'moved') return;
     const a = this.attached.get(node.device);
     if (!a) return;
+    a.member = null;
     if (node.step === 'failed') a.resolve({ stage: 'failed', code: node.code ?? 'E_FW_TRANSFER', reason: node.reason ?? 'failed' });
     else a.resolve({ stage: 'confirmed', versionAfter: this.versionCode, reason: node.step === 'current' ? `already runs version ${this.versionCode}: no transfer` : `reports version ${this.versionCode} after its reboot` });
   }

@@ -13,7 +13,7 @@
 import type { LorawanDriver } from '../../../drivers/lorawan/api.js';
 import type { FirmwareCode } from '../../records.js';
 
-/** What FUOTA needs of the LoRaWAN driver: in tests, a port over simulated nodes stands in for the network server. */
+/** What FUOTA needs of the LoRaWAN driver: in tests, a port over simulated nodes stands in for the network server. sendMulticast throws E_COMPONENT while the driver is not running. */
 export type FuotaRadio = Pick<LorawanDriver, 'enqueueApp' | 'onAppUplink' | 'sendMulticast' | 'genAppKey' | 'deviceId' | 'clock' | 'radio' | 'status'>;
 
 /** How a node's job ends in its session. */
@@ -21,8 +21,11 @@ export type NodeOutcome =
   | { stage: 'confirmed'; versionAfter: number; reason: string }
   | { stage: 'failed'; code: FirmwareCode; reason: string; versionAfter?: number };
 
-/** A verdict of the gates and caps on a node's reboot (the engine's mayProceed for a fuota job). */
-export type RebootVerdict = { ok: true } | { ok: false; waiting: string };
+/**
+ * A verdict of the gates and caps on a node's reboot (the engine's mayProceed for a fuota job);
+ * `retryInMs` (the gateway's time): when a closed gate opens (the day begins), undefined when not known.
+ */
+export type RebootVerdict = { ok: true } | { ok: false; waiting: string; retryInMs?: number };
 
 /**
  * A node as its job runner gives it to the session: the session calls back each step the runner
@@ -59,4 +62,6 @@ export interface FuotaSettings {
   verifyTimeoutMs: number;
   /** how long a session gathers its nodes after the first joined (radio clock) */
   gatherMs: number;
+  /** the radio clock runs this many times faster than the gateway's (simulate.radioTimeScale): radio ms / it = gateway ms */
+  radioTimeScale: number;
 }
