@@ -15,7 +15,7 @@ import { txAck } from '../../edge/drivers/lorawan/semtech/packet.js';
 import { makeContext, type TestContext } from '../helpers/context.js';
 import { FakeClock } from '../support/fakeClock.js';
 import { START, startRig, stopRig, uplink, type Rig } from './macScenario.js';
-import { ABP, CLASS_C, GW, loraConfig, OTAA } from './support.js';
+import { ABP, CLASS_C, GW, loraConfig } from './support.js';
 
 let t: TestContext;
 let rig: Rig;
