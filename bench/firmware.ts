@@ -38,7 +38,7 @@ import { transactionMs } from '../edge/sim/modbus/wireTime.js';
 import { envelope, keyPair, simImage } from '../tests/firmware/e2e/support.js';
 import { spawnSimulators, type LineCounters, type SimProcess } from '../tests/helpers/simProcess.js';
 import { waitFor } from '../tests/helpers/wait.js';
-import { median, result, runWhenMain, type BenchResult } from './lib.js';
+import { firmwareGatewayYaml, median, result, runWhenMain, type BenchResult } from './lib.js';
 
 const GW = 'gw-bench-firmware';
 const BAUD = 19200;
@@ -70,10 +70,6 @@ function p95(xs: readonly number[]): number {
 }
 
 function devicesYaml(linePath: string, publicPem: string): string {
-  const pem = publicPem
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => `      ${l}`);
   return [
     `gateway: { id: ${GW}, timezone: UTC }`,
     'storage: { path: data/gw.db }',
@@ -82,15 +78,7 @@ function devicesYaml(linePath: string, publicPem: string): string {
     `  - { id: line, type: serial, path: '${linePath}', baud: ${BAUD}, dataBits: 8, parity: none, stopBits: 2, timeout: 500ms, retries: 2, transferShare: ${SHARE} }`,
     'devices:',
     ...Array.from({ length: DEVICES }, (_, i) => `  - { id: ${deviceId(i + 1)}, bus: line, unit: ${i + 1}, profile: ${PROFILE}, poll: ${POLL} }`),
-    'broker: { enabled: false }',
-    'api: { enabled: false }',
-    'nodeRed: { enabled: false }',
-    'firmware:',
-    '  signingKeys:',
-    '    - |',
-    ...pem,
-    // all day: two halves (a window from 00:00 to 00:00 is refused by the config as empty)
-    "  lights: { byDay: false, windows: [ { from: '00:00', to: '12:00' }, { from: '12:00', to: '00:00' } ] }",
+    ...firmwareGatewayYaml(publicPem),
     'simulate: false',
     '',
   ].join('\n');

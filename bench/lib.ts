@@ -98,6 +98,28 @@ export function table(results: readonly BenchResult[]): string {
 }
 
 /**
+ * The devices.yaml lines of a bench's in-process gateway beside its buses and devices: no broker,
+ * API or Node-RED; deployments signed with `publicPem`; lights that may update at any hour.
+ */
+export function firmwareGatewayYaml(publicPem: string): string[] {
+  const pem = publicPem
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => `      ${l}`);
+  return [
+    'broker: { enabled: false }',
+    'api: { enabled: false }',
+    'nodeRed: { enabled: false }',
+    'firmware:',
+    '  signingKeys:',
+    '    - |',
+    ...pem,
+    // all day: two halves (a window from 00:00 to 00:00 is refused by the config as empty)
+    "  lights: { byDay: false, windows: [ { from: '00:00', to: '12:00' }, { from: '12:00', to: '00:00' } ] }",
+  ];
+}
+
+/**
  * Runs a bench's `run()` when its file is the script node was started with (`tsx bench/x.ts`,
  * beside `npm run bench x`): writes the results and prints the table; a failure sets the exit code.
  */

@@ -24,6 +24,7 @@ import { systemClock } from '../edge/clock.js';
 import { configSchema } from '../edge/config/schema.js';
 import { createLorawanDriver, type LorawanDriver } from '../edge/drivers/lorawan/index.js';
 import { loraPacket } from '../edge/drivers/lorawan/loraPacket.js';
+import type { LorawanMetricsSnapshot } from '../edge/drivers/lorawan/metrics.js';
 import { pullData, pushData, type RxPk } from '../edge/drivers/lorawan/semtech/packet.js';
 import { fCntMsb } from '../edge/drivers/lorawan/uplink/fcnt.js';
 import { silentLogger } from '../edge/log.js';
@@ -36,11 +37,13 @@ const UPLINKS = Number(process.env.BENCH_LORAWAN_UPLINKS ?? 10_000);
 const ROUNDS = Number(process.env.BENCH_LORAWAN_ROUNDS ?? 5);
 const LOAD_RATE = 200; // uplinks/s for the latency run
 const LOAD_SECONDS = Number(process.env.BENCH_LORAWAN_LOAD_S ?? 5);
-const BATCH = 8;
+export const BATCH = 8;
 const WINDOW = Number(process.env.BENCH_LORAWAN_WINDOW ?? 64); // PUSH_DATA in flight (un-acked) at most: no drops on loopback
 const GW = 'aa555a00000000b1';
+/** the readings of a run are committed within this long after its last PUSH_ACK, or it fails */
+const COMMIT_TIMEOUT_MS = 60_000;
 
-interface Dev {
+export interface Dev {
   id: string;
   devEui: string;
   devAddr: string;
@@ -48,7 +51,7 @@ interface Dev {
   appSKey: Buffer;
 }
 
-function devices(): Dev[] {
+export function devices(): Dev[] {
   return Array.from({ length: DEVICES }, (_, i) => {
     const n = (i + 1).toString(16).padStart(4, '0');
     return {
@@ -63,10 +66,12 @@ function devices(): Dev[] {
 
 const STATUS = { dimLevel: 70, power: 42, energy: 12.5, lampOn: true, lampFailure: false, driverFault: false, mainsFailure: false, manualOverride: false, scheduleId: 0, temperature: 28 };
 
-function frame(d: Dev, fCnt: number): Buffer {
+/** A status uplink of `d`; `mac`: the ADR bit and MAC commands in FOpts (LoRaWAN 1.0.3 §4.3.1), none by default. */
+export function frame(d: Dev, fCnt: number, mac: { adr: boolean; fOpts: Buffer } | null = null): Buffer {
+  const fields = mac ? { FCtrl: { ADR: mac.adr, ACK: false, ADRACKReq: false, FPending: false }, FOpts: mac.fOpts } : {};
   return loraPacket
     .fromFields(
-      { MType: 'Unconfirmed Data Up', DevAddr: Buffer.from(d.devAddr, 'hex'), FCnt: fCnt & 0xffff, FPort: 2, payload: encodeStatus(STATUS) },
+      { MType: 'Unconfirmed Data Up', DevAddr: Buffer.from(d.devAddr, 'hex'), FCnt: fCnt & 0xffff, ...fields, FPort: 2, payload: encodeStatus(STATUS) },
       d.appSKey,
       d.nwkSKey,
       undefined,
@@ -75,8 +80,8 @@ function frame(d: Dev, fCnt: number): Buffer {
     .getPHYPayload()!;
 }
 
-function rxpk(phy: Buffer, tmst: number): RxPk {
-  return { tmst, chan: 0, rfch: 0, freq: 868.1, stat: 1, modu: 'LORA', datr: 'SF7BW125', codr: '4/5', rssi: -70, lsnr: 7, size: phy.length, data: phy.toString('base64') };
+function rxpk(phy: Buffer, tmst: number, lsnr = 7): RxPk {
+  return { tmst, chan: 0, rfch: 0, freq: 868.1, stat: 1, modu: 'LORA', datr: 'SF7BW125', codr: '4/5', rssi: -70, lsnr, size: phy.length, data: phy.toString('base64') };
 }
 
 /** The bare library loop: decode + MIC + decrypt of every frame. */
@@ -94,7 +99,7 @@ function bareLoop(frames: { d: Dev; phy: Buffer; fCnt: number }[]): Rate {
 }
 
 /** Per wall-clock second and per CPU second (all threads of the process: server, forwarder, SQLite, GC). */
-interface Rate {
+export interface Rate {
   wall: number;
   cpu: number;
 }
@@ -112,7 +117,7 @@ interface Server {
   committed(): number;
 }
 
-async function server(devs: Dev[]): Promise<Server> {
+async function server(devs: Dev[], lorawan: Record<string, unknown> = {}): Promise<Server> {
   const dir = mkdtempSync(join(tmpdir(), 'streetbox-bench-lorawan-'));
   const config = configSchema.parse({
     gateway: { id: 'bench' },
@@ -122,6 +127,7 @@ async function server(devs: Dev[]): Promise<Server> {
       port: 0,
       bind: '127.0.0.1',
       dedupWindow: 200,
+      ...lorawan,
       devices: devs.map((d) => ({ devEui: d.devEui, activation: 'abp', devAddr: d.devAddr, nwkSKey: d.nwkSKey.toString('hex'), appSKey: d.appSKey.toString('hex') })),
     },
   });
@@ -191,29 +197,47 @@ interface Round {
   batched: Rate;
 }
 
-/** One pipeline run: UPLINKS frames in datagrams of `batch` rxpk; uplinks/s until all readings are committed. */
-async function pipelineRun(devs: Dev[], frames: { phy: Buffer }[], batch: number): Promise<Rate> {
-  const srv = await server(devs);
+/** How a pipeline run differs from the uplinks figure's (its defaults). */
+export interface PipelineOptions {
+  /** lorawan.* over the run's configuration (e.g. `adr`) */
+  lorawan?: Record<string, unknown>;
+  /** the SNR every rxpk reports (dB; default 7) */
+  lsnr?: number;
+  /**
+   * readings committed per uplink before the run ends: 10 status points (default), or 13 with the
+   * radio readings, which are stored once the de-duplication window closed, when ADR runs too
+   */
+  readingsPerUplink?: number;
+  /** rejection reasons the run expects (e.g. mac_unsolicited); any other fails it */
+  expectRejected?: string[];
+}
+
+/** One pipeline run: UPLINKS frames in datagrams of `batch` rxpk; uplinks/s until all readings are committed, and the driver's counters. */
+export async function pipelineRun(devs: Dev[], frames: { phy: Buffer }[], batch: number, o: PipelineOptions = {}): Promise<{ rate: Rate; metrics: LorawanMetricsSnapshot }> {
+  const srv = await server(devs, o.lorawan);
   const port = srv.driver.port();
   const datagrams: Buffer[] = [];
   for (let i = 0; i < frames.length; i += batch) {
-    const rx = frames.slice(i, i + batch).map((f, j) => rxpk(f.phy, (i + j) * 1000));
+    const rx = frames.slice(i, i + batch).map((f, j) => rxpk(f.phy, (i + j) * 1000, o.lsnr));
     datagrams.push(pushData(2, (i / batch) & 0xffff, GW, { rxpk: rx }));
   }
-  const expected = frames.length * 10; // status points per uplink; radio readings follow the dedup window
+  const expected = frames.length * (o.readingsPerUplink ?? 10); // status points per uplink; radio readings follow the dedup window
   const t0 = performance.now();
   const c0 = process.cpuUsage();
   await sendAll(port, datagrams);
-  // Every frame is handled when its PUSH_ACK has gone out; wait for the commits.
+  // Every frame is handled when its PUSH_ACK has gone out; wait for the commits (bounded: a reading never stored fails the run).
+  const deadline = performance.now() + COMMIT_TIMEOUT_MS;
   while (srv.committed() < expected) {
+    if (performance.now() > deadline) throw new Error(`${srv.committed()} of ${expected} readings committed after ${COMMIT_TIMEOUT_MS} ms`);
     srv.writer.flush();
     await new Promise((res) => setTimeout(res, 1));
   }
   const rate = rates(frames.length, t0, c0);
   const m = srv.driver.metrics();
   await srv.close();
-  if (m.uplinks !== frames.length || Object.keys(m.rejected).length > 0) throw new Error(`pipeline rejected frames: ${JSON.stringify(m)}`);
-  return rate;
+  const allowed = new Set(o.expectRejected ?? []);
+  if (m.uplinks !== frames.length || Object.keys(m.rejected).some((r) => !allowed.has(r))) throw new Error(`pipeline rejected frames: ${JSON.stringify(m)}`);
+  return { rate, metrics: m };
 }
 
 interface Throughput {
@@ -234,8 +258,8 @@ async function throughput(devs: Dev[]): Promise<Throughput> {
       return { d, fCnt, phy: frame(d, fCnt) };
     });
     const bare = bareLoop(frames);
-    const single = await pipelineRun(devs, frames, 1);
-    const batched = await pipelineRun(devs, frames, BATCH);
+    const single = (await pipelineRun(devs, frames, 1)).rate;
+    const batched = (await pipelineRun(devs, frames, BATCH)).rate;
     rounds.push({ bare, single, batched });
   }
   const med = (f: (r: Round) => number) => median(rounds.map(f));
