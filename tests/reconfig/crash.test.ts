@@ -1,7 +1,7 @@
 /**
  * Crash safety of a configuration change (issue 16): the real gateway process (bin/streetbox.js
  * start on the bundle, `npm run build` first; the README's `npm test` builds) is SIGKILLed at a
- * random moment while it takes each of 20 changes from a technician (PUT /api/v1/config
+ * random moment while it takes each of its CHANGES changes from a technician (PUT /api/v1/config
  * ?wait=staged), alternately a schedule change and a device added to or removed from its bus (so
  * the bus is rewired), and started again each time. After every restart, once the gateway has
  * settled (the running version confirmed, nothing left staged or applied): devices.yaml parses
@@ -41,7 +41,7 @@ import { startScriptEnv } from '../helpers/startScript.js';
 import { tempDir, type TempDir } from '../helpers/tmp.js';
 import { waitFor } from '../helpers/wait.js';
 
-const CHANGES = 20;
+const CHANGES = 10;
 /** the longest kill delay: a schedule change is confirmed well before it, a bus change may still be proving itself */
 const MAX_DELAY_MS = 600;
 /** the health probe's bound; a change it cannot confirm by then is rolled back (and then recorded so) */
