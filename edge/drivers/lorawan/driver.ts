@@ -344,7 +344,6 @@ export class LorawanNetworkServer implements LorawanDriver {
   genAppKey(deviceRef: string): Buffer | null {
     const d = this.devices().byRef(deviceRef);
     if (!d) return null;
-    // TS005 §3.1: in LoRaWAN 1.0.x an OTAA node's GenAppKey is its AppKey unless it has one of its own
     // TS005 §3.3 (LoRaWAN 1.0.x): the multicast keys derive from the GenAppKey, a key of its own;
     // the AppKey is not it (a node would derive another McKey and hear nothing)
     return d.genAppKey;

@@ -27,18 +27,25 @@ export function radioReadings(device: string, ts: number, best: RxMeta, dr: numb
 }
 
 /** LoRaWAN 1.0.3 §5.6: battery 1 (minimum) .. 254 (maximum) as a percentage, one decimal. */
-export function batteryPercent(level: number): number {
+function batteryPercent(level: number): number {
   return Math.round(((level - 1) / 253) * 1000) / 10;
 }
 
 /**
- * A DevStatusAns (LoRaWAN 1.0.3 §5.6): battery 1..254 as 0–100 % (and externalPower false), 0 as
- * externalPower true, 255 (cannot measure) as nothing; the demodulation margin in dB.
+ * A DevStatusAns battery level (LoRaWAN 1.0.3 §5.6): 1..254 as 0–100 % on battery, 0 as external
+ * power, 255 (the node cannot measure) as nothing known.
  */
+export function decodeBattery(level: number | null): { battery: number | null; externalPower: boolean | null } {
+  if (level === null || level === 255) return { battery: null, externalPower: null };
+  return level === 0 ? { battery: null, externalPower: true } : { battery: batteryPercent(level), externalPower: false };
+}
+
+/** A DevStatusAns as readings: battery (%) and externalPower as decodeBattery says, the demodulation margin in dB. */
 export function devStatusReadings(device: string, battery: number, margin: number, ts: number): NewReading[] {
   const rows = [radioRow(device, ts, 'margin', margin, 'dB')];
-  if (battery === 0) rows.push(radioRow(device, ts, 'externalPower', true, null));
-  else if (battery !== 255) rows.push(radioRow(device, ts, 'battery', batteryPercent(battery), '%'), radioRow(device, ts, 'externalPower', false, null));
+  const b = decodeBattery(battery);
+  if (b.battery !== null) rows.push(radioRow(device, ts, 'battery', b.battery, '%'));
+  if (b.externalPower !== null) rows.push(radioRow(device, ts, 'externalPower', b.externalPower, null));
   return rows;
 }
 

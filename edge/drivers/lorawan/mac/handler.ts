@@ -39,7 +39,7 @@ import type { DeviceEntry, DeviceIndex } from '../devices.js';
 import type { RxWindowSettings } from '../downlink/scheduler.js';
 import type { LorawanEvents } from '../events.js';
 import type { LorawanMetrics } from '../metrics.js';
-import { batteryPercent, devStatusReadings } from '../readings.js';
+import { decodeBattery, devStatusReadings } from '../readings.js';
 import { dataRate } from '../region/eu868.js';
 import type { Heard } from '../uplink/dedup.js';
 import { adrDecide, EU868_MAX_TX_POWER_INDEX, EU868_TX_POWER_DBM_OF, eu868TxPowerDbmOrNull, REQUIRED_SNR_DB } from './adr.js';
@@ -468,11 +468,9 @@ export class MacHandler {
 
   status(device: DeviceEntry): MacStatus {
     const s = this.d.state.get(device.devEui);
-    const battery = s.battery === null || s.battery === 0 || s.battery === 255 ? null : batteryPercent(s.battery);
     return {
       txPower: this.txPowerDbm(device.devEui),
-      battery,
-      externalPower: s.battery === null || s.battery === 255 ? null : s.battery === 0,
+      ...decodeBattery(s.battery),
       margin: s.margin,
       adr: device.adr ?? this.d.settings.adr.enabled,
     };

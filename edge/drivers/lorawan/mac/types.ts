@@ -71,11 +71,6 @@ export function unixToGpsMs(unixMs: number): number {
   return unixMs - GPS_EPOCH_UNIX_MS + GPS_LEAP_SECONDS * 1000;
 }
 
-/** Unix (UTC) ms of a GPS ms instant. */
-export function gpsToUnixMs(gpsMs: number): number {
-  return gpsMs + GPS_EPOCH_UNIX_MS - GPS_LEAP_SECONDS * 1000;
-}
-
 // ---------------------------------------------------------------------------------------
 // ADR (mac/adr.ts): ChirpStack's default algorithm, both ways
 

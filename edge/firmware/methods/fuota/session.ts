@@ -92,6 +92,8 @@ export class FuotaSession implements SessionCore {
   private running: Promise<void> | null = null;
   /** TX_ACK errors since the last txError event, and when that went (radio monotonic) */
   private txErrorsUntold = 0;
+  /** this session's TX_ACK errors (the metrics count every session's since start) */
+  private txErrors = 0;
   private txErrorToldAt = Number.NEGATIVE_INFINITY;
   private lastTxError: string | null = null;
   /** the radio clock's monotonic instant this object's run began (a resumed session's earlier frames went before it) */
@@ -290,9 +292,7 @@ export class FuotaSession implements SessionCore {
     if (end === 'txErrors') failAll('E_FW_TRANSFER', `the forwarder refused ${MAX_TX_ERRORS_IN_A_ROW} fragments in a row (TX_ACK ${this.lastTxError}): the multicast could not go on`, 'tx_error');
     // from the first frame to the end of the last, against the plan and the duty-cycle minimum (the benchmark's figures)
     const durationMs = firstFrameAt === null ? 0 : this.deps.radio.clock.now() - firstFrameAt;
-    let txErrors = 0;
-    for (const n of this.deps.metrics.txErrors.values()) txErrors += n;
-    this.emit('multicastEnded', { end, sent: this.s.sent, txErrors, durationMs, plannedMs: plan.durationMs, dutyCycleMinimumMs: plan.dutyCycleMinimumMs });
+    this.emit('multicastEnded', { end, sent: this.s.sent, txErrors: this.txErrors, durationMs, plannedMs: plan.durationMs, dutyCycleMinimumMs: plan.dutyCycleMinimumMs });
     this.patch({ step: 'nodes' });
   }
 
@@ -304,6 +304,7 @@ export class FuotaSession implements SessionCore {
   private txError(n: number, error: string, inARow: number): void {
     this.deps.metrics.txError(error);
     this.lastTxError = error;
+    this.txErrors++;
     this.txErrorsUntold++;
     this.log.warn({ fragment: n, error, inARow }, 'fuota: TX_ACK error, the fragment goes again');
     const now = this.deps.radio.clock.monotonic();
