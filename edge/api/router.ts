@@ -27,6 +27,8 @@ export interface Reply {
   /** JSON-encoded unless `text` is given */
   body?: unknown;
   text?: string;
+  /** bytes sent as they are (a static file, maybe gzipped: its headers say so); before `text` */
+  bytes?: Buffer;
   contentType?: string;
   headers?: Record<string, string>;
 }

@@ -208,7 +208,7 @@ class HttpApi implements ApiComponent {
 
   private finish(req: IncomingMessage, res: ServerResponse, started: number, who: string | null, reply: Reply): void {
     this.env.metrics.request(reply.status);
-    const text = reply.text ?? JSON.stringify(reply.body ?? null);
+    const text = reply.bytes ?? reply.text ?? JSON.stringify(reply.body ?? null);
     const type = reply.contentType ?? 'application/json; charset=utf-8';
     if (req.method === 'HEAD') {
       send(res, reply.status, '', type, reply.headers ?? {});

@@ -361,6 +361,20 @@ export const apiSchema = z.strictObject({
   port: port.default(8080),
   /** GET /metrics needs a bearer token with the `read` permission unless this is false */
   metricsAuth: z.boolean().default(true),
+  /**
+   * the status page's map tiles: a URL template with {z}, {x} and {y} (and optionally {s}), e.g.
+   * the city's own tile server, shown with Leaflet (bundled); unset: the map draws the devices'
+   * positions to scale on a plain background, which works offline, as cabinets often are
+   */
+  mapTiles: z
+    .string()
+    .max(500)
+    .refine((u) => /^https?:\/\/[^/\s]+\/\S*$/.test(u) && u.includes('{z}') && u.includes('{x}') && u.includes('{y}'), {
+      message: 'expected a tile URL template like "https://tiles.example.org/{z}/{x}/{y}.png"',
+    })
+    .optional(),
+  /** the tiles' attribution, shown on the map (e.g. "© OpenStreetMap contributors") */
+  mapAttribution: z.string().max(200).optional(),
   tokens: z
     .array(
       z.strictObject({
@@ -481,6 +495,7 @@ export type DeviceConfig = z.output<typeof deviceSchema>;
 export type ProfileConfig = z.output<typeof profileSchema>;
 export type PointConfig = z.output<typeof pointSchema>;
 export type StorageConfig = z.output<typeof storageSchema>;
+export type AlarmConfig = z.output<typeof alarmSchema>;
 
 /** Profiles that ship with streetbox (edge/profiles); custom ones come from `profiles:`. */
 export const BUILTIN_PROFILES = ['streetlight-controller', 'traffic-controller', 'lora-streetlight'] as const;

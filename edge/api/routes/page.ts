@@ -8,13 +8,16 @@
  * may `read` (curl, a browser without JavaScript) gets a server-rendered summary instead. Both
  * show times in the gateway's zone, ISO 8601 with the offset (edge/timeFormat.ts).
  */
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import type { IncomingMessage } from 'node:http';
+import { gzipSync } from 'node:zlib';
 import { asset } from '../../assets.js';
 import type { SyncStatus } from '../../../cloud-sync/index.js';
 import { can } from '../../control/roles.js';
 import { autonomyText, upstreamText } from '../../economyText.js';
 import { isoLocal } from '../../timeFormat.js';
-import type { Router } from '../router.js';
+import type { Reply, Router } from '../router.js';
 import { safeDevices, type RouteEnv } from './env.js';
 import { liveRoutes } from './live.js';
 
@@ -57,27 +60,88 @@ function rendered(env: RouteEnv): string {
   );
 }
 
-/** A file of edge/api/static/, read once (asset() finds it from the sources and from dist/). */
-function staticFile(name: string): () => string {
-  let text: string | null = null;
-  return () => (text ??= readFileSync(asset(`edge/api/static/${name}`), 'utf8'));
+/**
+ * The files of the page: its own (edge/api/static/) and the libraries it bundles from
+ * node_modules (uPlot for the charts; Leaflet, which map.js loads only when api.mapTiles is set).
+ * Served from memory, each read once with its gzip (most of a phone's first load is these
+ * bytes: gzip when the browser accepts it) and an ETag, revalidated on each load (no-cache)
+ * rather than fetched again. No CDN: cabinets are often offline.
+ */
+export const PAGE_FILES: Readonly<Record<string, { file: string; type: string }>> = {
+  '/status.js': { file: 'edge/api/static/status.js', type: 'text/javascript; charset=utf-8' },
+  // the Firmware section (issue 17), in its own file: status.js calls its hooks
+  '/firmware.js': { file: 'edge/api/static/firmware.js', type: 'text/javascript; charset=utf-8' },
+  // the map of the lights, the device view (charts) and the controls (issue 19)
+  '/map.js': { file: 'edge/api/static/map.js', type: 'text/javascript; charset=utf-8' },
+  '/device.js': { file: 'edge/api/static/device.js', type: 'text/javascript; charset=utf-8' },
+  '/control.js': { file: 'edge/api/static/control.js', type: 'text/javascript; charset=utf-8' },
+  '/status.css': { file: 'edge/api/static/status.css', type: 'text/css; charset=utf-8' },
+  '/page.css': { file: 'edge/api/static/page.css', type: 'text/css; charset=utf-8' },
+  '/vendor/uPlot.iife.min.js': { file: 'node_modules/uplot/dist/uPlot.iife.min.js', type: 'text/javascript; charset=utf-8' },
+  '/vendor/uPlot.min.css': { file: 'node_modules/uplot/dist/uPlot.min.css', type: 'text/css; charset=utf-8' },
+  '/vendor/leaflet.js': { file: 'node_modules/leaflet/dist/leaflet.js', type: 'text/javascript; charset=utf-8' },
+  '/vendor/leaflet.css': { file: 'node_modules/leaflet/dist/leaflet.css', type: 'text/css; charset=utf-8' },
+};
+
+interface Loaded {
+  plain: Buffer;
+  gzip: Buffer;
+  etag: string;
 }
 
-const SHELL_CSP = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src data:; frame-ancestors 'none'; form-action 'none'; base-uri 'none'";
+/** A page file, read and gzipped once (asset() finds it from the sources and from dist/). */
+function pageFile(file: string): () => Loaded {
+  let loaded: Loaded | null = null;
+  return () => {
+    if (loaded) return loaded;
+    const plain = readFileSync(asset(file));
+    loaded = { plain, gzip: gzipSync(plain, { level: 9 }), etag: `"${createHash('sha256').update(plain).digest('base64url').slice(0, 22)}"` };
+    return loaded;
+  };
+}
+
+/** Whether the request accepts gzip (RFC 9110 §12.5.3: `gzip` not refused with q=0). */
+function acceptsGzip(req: IncomingMessage): boolean {
+  const header = req.headers['accept-encoding'];
+  const value = Array.isArray(header) ? header.join(',') : (header ?? '');
+  return value.split(',').some((part) => {
+    const [coding, ...params] = part.trim().toLowerCase().split(';');
+    if (coding !== 'gzip' && coding !== '*') return false;
+    const q = params.map((p) => p.trim()).find((p) => p.startsWith('q='));
+    return q === undefined || Number(q.slice(2)) > 0;
+  });
+}
+
+function serveFile(req: IncomingMessage, f: Loaded, type: string): Reply {
+  const headers: Record<string, string> = { 'Cache-Control': 'no-cache', ETag: f.etag, Vary: 'Accept-Encoding' };
+  if (req.headers['if-none-match'] === f.etag) return { status: 304, text: '', contentType: type, headers };
+  if (acceptsGzip(req)) return { status: 200, bytes: f.gzip, contentType: type, headers: { ...headers, 'Content-Encoding': 'gzip' } };
+  return { status: 200, bytes: f.plain, contentType: type, headers };
+}
+
+/**
+ * The origin of the map's tile server as a CSP source (a `{s}` subdomain becomes `*`), or ''
+ * when api.mapTiles is unset: the shell may load images from there and nowhere else.
+ */
+export function tileSource(template: string | undefined): string {
+  if (template === undefined) return '';
+  const m = /^(https?:\/\/[^/]+)/.exec(template);
+  return m ? ' ' + m[1]!.replace('{s}', '*') : '';
+}
+
+const shellCsp = (tiles: string): string =>
+  `default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:${tiles}; frame-ancestors 'none'; form-action 'none'; base-uri 'none'`;
 
 export function pageRoutes(r: Router, env: RouteEnv): void {
-  const shell = staticFile('index.html');
-  const script = staticFile('status.js');
-  const firmware = staticFile('firmware.js');
-  const style = staticFile('status.css');
-  r.add('GET', '/', 'public', ({ principal }) =>
-    principal && can(principal.role, 'read')
-      ? { status: 200, text: rendered(env), contentType: 'text/html; charset=utf-8', headers: { 'Content-Security-Policy': PAGE_CSP } }
-      : { status: 200, text: shell(), contentType: 'text/html; charset=utf-8', headers: { 'Content-Security-Policy': SHELL_CSP } },
-  );
-  r.add('GET', '/status.js', 'public', () => ({ status: 200, text: script(), contentType: 'text/javascript; charset=utf-8' }));
-  // the Firmware section (issue 17), in its own file: status.js calls its hooks
-  r.add('GET', '/firmware.js', 'public', () => ({ status: 200, text: firmware(), contentType: 'text/javascript; charset=utf-8' }));
-  r.add('GET', '/status.css', 'public', () => ({ status: 200, text: style(), contentType: 'text/css; charset=utf-8' }));
+  const shell = pageFile('edge/api/static/index.html');
+  r.add('GET', '/', 'public', ({ req, principal }) => {
+    if (principal && can(principal.role, 'read')) return { status: 200, text: rendered(env), contentType: 'text/html; charset=utf-8', headers: { 'Content-Security-Policy': PAGE_CSP } };
+    const reply = serveFile(req, shell(), 'text/html; charset=utf-8');
+    return { ...reply, headers: { ...reply.headers, 'Content-Security-Policy': shellCsp(tileSource(env.ctx.config.api.mapTiles)) } };
+  });
+  for (const [path, { file, type }] of Object.entries(PAGE_FILES)) {
+    const load = pageFile(file);
+    r.add('GET', path, 'public', ({ req }) => serveFile(req, load(), type));
+  }
   liveRoutes(r, env);
 }

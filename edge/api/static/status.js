@@ -9,7 +9,6 @@
   let retry = null;
   let devicesSeen = '';
   const cells = new Map(); // "device\u0000point" -> value element
-  const pending = new Map(); // command id -> list item (dims sent from this page)
   // sections in their own files (firmware.js), loaded before this one: told of each snapshot,
   // each update's events and a sign-out, with the helpers below to read the API and build nodes
   const sections = window.streetboxSections || [];
@@ -34,6 +33,12 @@
     return el;
   }
   const clear = (el) => el.replaceChildren();
+  /** the page's helpers, handed to each section with the snapshot (see firmware.js, device.js, map.js) */
+  let ctx = null;
+  /** Opens a device's view (device.js registers `open`): from the map, the list or a link. */
+  function openDevice(id) {
+    section('open', id);
+  }
 
   // Times as the CLI prints them: ISO 8601 in the gateway's zone with its offset
   // ("2026-12-04T13:20:13+01:00", edge/timeFormat.ts), whatever the browser's own zone. The
@@ -148,22 +153,27 @@
     $('gw').textContent = s.gateway.id + (s.gateway.site ? ' · ' + s.gateway.site : '');
     document.title = 'streetbox ' + s.gateway.id;
     devicesSeen = '';
+    // the sections first: each status refresh (renderStatus) tells them too
+    ctx = { api, h, clear, time, timeText, iso, fmt, commandText, openDevice, zone: s.gateway.timezone, may: s.may, signOut };
+    section('snapshot', ctx, s);
     renderStatus(s);
     setValues(s.values, false);
     clear($('events'));
     addEvents(s.events);
     clear($('commands'));
-    addCommands(s.commands);
-    renderGroups(s.groups, s.may.commandLighting);
+    addCommands(s.commands, true);
     void loadConfigVersions();
-    section('snapshot', { api, h, clear, time });
   }
 
   function update(u) {
     if (u.devices) renderStatus(u);
     setValues(u.values, true);
     if (u.events) addEvents(u.events);
-    if (u.commands) addCommands(u.commands);
+    if (u.commands) {
+      addCommands(u.commands);
+      section('commands', u.commands);
+    }
+    if (u.values) section('values', u.values);
     // a configuration change moved on (config.staged … config.rolledBack): its row changes
     if (u.events && u.events.some((e) => typeof e.kind === 'string' && e.kind.startsWith('config.'))) void loadConfigVersions();
     if (u.events) section('events', u.events);
@@ -204,6 +214,7 @@
       card.querySelector('.seen').textContent = 'last seen ' + ago(d.lastSeen, s.now) + (d.failures ? ' · ' + d.failures + ' failures' : '');
       card.querySelector('.error').textContent = d.lastError ? 'last error: ' + d.lastError : '';
     }
+    section('status', s);
   }
 
   function buildDevices(buses, devices) {
@@ -225,8 +236,9 @@
         const card = h(
           'details',
           { class: 'device', 'data-device': d.id },
-          h('summary', null, h('b', null, d.id), h('span', { class: 'avail' }, ''), h('span', { class: 'meta' }, d.profile + (d.address !== null ? ' · ' + d.address : '') + (d.groups.length ? ' · ' + d.groups.join(', ') : '')), h('span', { class: 'meta seen' }, ''), h('span', { class: 'meta error offline' }, '')),
+          h('summary', null, h('b', null, d.name ? d.name + ' ' : '', h('span', { class: 'meta' }, d.id)), h('span', { class: 'avail' }, ''), h('span', { class: 'meta' }, d.profile + (d.address !== null ? ' · ' + d.address : '') + (d.groups.length ? ' · ' + d.groups.join(', ') : '')), h('span', { class: 'meta seen' }, ''), h('span', { class: 'meta error offline' }, '')),
           vals,
+          openButton(d),
         );
         root.append(card);
         for (const [k, el] of known) if (k.startsWith(d.id + '\u0000')) {
@@ -235,6 +247,13 @@
         }
       }
     }
+  }
+
+  /** A button that opens the device's view: its charts and its controls (device.js). */
+  function openButton(d) {
+    const b = h('button', { type: 'button', class: 'open-device', 'data-open': d.id }, 'Charts and control');
+    b.addEventListener('click', () => openDevice(d.id));
+    return b;
   }
 
   function setValues(values, flash) {
@@ -283,56 +302,35 @@
     return c.action + p + ' → ' + c.target.kind + ' ' + c.target.id + ' by ' + (c.source.role ? c.source.role + ':' : '') + c.source.principal + ': ';
   }
 
-  function addCommands(commands) {
+  /**
+   * Recent commands, newest first: the snapshot's list comes newest first (as the API answers),
+   * live rows oldest first. A command's newer row replaces its older one where it stands; a new
+   * command goes above every row not newer than it (of two with the same time, the one that
+   * arrived later is the newer), and past 10 the oldest go.
+   */
+  function addCommands(commands, newestFirst) {
     const ul = $('commands');
-    for (const c of commands) {
+    const rows = newestFirst ? [...commands].reverse() : commands;
+    for (const c of rows) {
       const old = ul.querySelector('[data-command="' + CSS.escape(c.id) + '"]');
-      const li = h('li', { 'data-command': c.id }, time(c.ts), ' ', commandText(c), h('b', { class: c.status }, c.status));
-      if (old) old.replaceWith(li);
-      else ul.prepend(li);
-      const mine = pending.get(c.id);
-      if (mine) showPending(mine, c);
+      const li = h('li', { 'data-command': c.id, 'data-ts': String(c.ts) }, time(c.ts), ' ', commandText(c), h('b', { class: c.status }, c.status));
+      if (old) {
+        old.replaceWith(li);
+        continue;
+      }
+      let before = null;
+      for (const other of ul.children) {
+        if (Number(other.dataset.ts) <= c.ts) {
+          before = other;
+          break;
+        }
+      }
+      ul.insertBefore(li, before);
     }
     while (ul.children.length > 10) ul.lastChild.remove();
   }
 
-  function showPending(li, c) {
-    clear(li);
-    const why = c.result && c.result.error ? ' (' + c.result.error + ')' : '';
-    li.append(commandText(c), h('b', { class: c.status }, c.status), why);
-    li.dataset.status = c.status;
-  }
 
-  function renderGroups(groups, may) {
-    $('dim-section').hidden = !may || groups.length === 0;
-    const root = $('groups');
-    clear(root);
-    if (!may) return;
-    for (const g of groups) {
-      const level = h('input', { type: 'range', min: '0', max: '100', step: '5', value: '50', 'aria-label': 'level for ' + g });
-      const out = h('output', null, '50 %');
-      level.addEventListener('input', () => (out.textContent = level.value + ' %'));
-      const button = h('button', { type: 'button', 'data-group': g }, 'Dim');
-      button.addEventListener('click', () => void dim(g, Number(level.value)));
-      root.append(h('div', { class: 'group', 'data-group-row': g }, h('b', null, g), level, out, button));
-    }
-  }
-
-  async function dim(group, level) {
-    const li = h('li', null, 'dim ' + level + ' % → group ' + group + ': sending…');
-    $('pending').prepend(li);
-    const r = await api('/api/v1/groups/' + encodeURIComponent(group) + '/commands', { method: 'POST', body: JSON.stringify({ action: 'dim', level }) });
-    const body = await r.json().catch(() => ({}));
-    if (r.status === 401) return signOut('Your token is no longer accepted. Sign in again.');
-    if (!body.id) {
-      li.textContent = 'dim ' + level + ' % → group ' + group + ': refused (' + r.status + ' ' + (body.error || '') + ')';
-      return;
-    }
-    li.dataset.command = body.id;
-    pending.set(body.id, li);
-    showPending(li, { action: 'dim', params: { level }, target: { kind: 'group', id: group }, source: { principal: 'you' }, status: body.status || 'queued' });
-    while ($('pending').children.length > 5) $('pending').lastChild.remove();
-  }
 
   // Configuration versions (issue 16), from GET /api/v1/config/versions: shown only to the
   // tokens that may read them (technician, central); any other answer hides the section. Read

@@ -1,0 +1,2 @@
+// device.js: filled by issue 19's work (see index.html)
+'use strict';

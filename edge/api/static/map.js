@@ -1,0 +1,2 @@
+// map.js: filled by issue 19's work (see index.html)
+'use strict';
