@@ -71,7 +71,7 @@ simulate: true
 
     const page = await browser.newPage();
     await signIn(page, TECH, base + '/');
-    const shown = (): Promise<string[]> => page.locator('#commands li').evaluateAll((lis) => lis.map((li) => (li as HTMLElement).dataset['command'] ?? ''));
+    const shown = (): Promise<string[]> => page.locator('#commands li').evaluateAll((lis) => lis.map((li) => li.getAttribute('data-command') ?? ''));
     await expect.poll(shown, { timeout: 10_000 }).toEqual(api);
 
     // three more while the page is open: each goes on top, the oldest leave at the bottom
