@@ -1,23 +1,49 @@
 /**
  * The figures of GET /metrics: what the API counts itself from the bus (readings ingested, values
  * polled, comms losses per device, command outcomes by status), the store's depth, the process
- * (event-loop lag from perf_hooks, RSS), and what other components hand over from their own
+ * (event-loop lag from perf_hooks, RSS), the components' states, the devices' values, availability
+ * and state (read in at each scrape), and what other components hand over from their own
  * registries (edge/metrics.ts: broker, sync lag, LoRa rx/tx/rejected, Modbus buses) through
  * deps.metrics.
  */
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import type { EventBus } from '../bus.js';
+import type { AlarmConfig, Config } from '../config/schema.js';
 import type { JsonLimit } from '../jsonLimits.js';
+import { describeDevice, type DeviceDescription } from '../profiles/describe.js';
+import { loadProfiles } from '../profiles/index.js';
 import type { Store } from '../store/api.js';
-import { COMMAND_STATUSES as STATUSES, FINAL_STATUSES as FINAL, type Autonomy, type CommandStatus } from '../store/types.js';
+import { COMMAND_STATUSES as STATUSES, FINAL_STATUSES as FINAL, type Autonomy, type CommandStatus, type LatestValue } from '../store/types.js';
 import { MetricsRegistry, type MetricSample } from '../metrics.js';
+import { deviceState, profileAlarms } from './deviceState.js';
 
 /** commands followed until they end; past this many open ones the oldest are forgotten */
 const MAX_OPEN = 10_000;
 
 /**
+ * At most this many streetbox_device_value series per scrape: a Prometheus server is sized by its
+ * series, and a gateway whose devices grow points (a custom profile, values posted for any point)
+ * must not grow them without bound. Past it the rest is left out and counted
+ * (streetbox_device_series_dropped).
+ */
+export const MAX_DEVICE_SERIES = 5_000;
+
+/** What a scrape reads in: the store, the configuration, the drivers' device rows, the gateway's status. */
+export interface Scrape {
+  store: Store;
+  config: Config;
+  /** the drivers' per-device rows (`{ id, online?, lastSeen?, failures? | commsErrors? }`) */
+  devices: readonly unknown[];
+  /** online/offline per device from comms.lost / comms.restored (RouteEnv.availability) */
+  availability: ReadonlyMap<string, { online: boolean }>;
+  /** the gateway's status (main.ts): its `components` are read, `{ name, state, restarts }` each */
+  status: unknown;
+}
+
+/**
  * The API's own figures, in one registry: what it counts from the bus and its requests, and
- * what it reads in at each scrape (store, consumers, drivers' device rows, event loop, process).
+ * what it reads in at each scrape (store, consumers, drivers' device rows, event loop, process,
+ * and as samples of their own the components' states and the devices' values, availability and state).
  */
 export class ApiMetrics {
   private readonly registry = new MetricsRegistry();
@@ -63,7 +89,7 @@ export class ApiMetrics {
   private readonly finished = new Set<string>();
   private loop: IntervalHistogram | null = null;
   /** what samples() reads in at the scrape under way; collect() leaves the figures that may be absent in `optional` */
-  private scrape: { store: Store; devices: readonly unknown[]; optional: MetricSample[] } | null = null;
+  private scrape: (Scrape & { optional: MetricSample[] }) | null = null;
 
   constructor(private readonly bus: EventBus) {
     for (const limit of ['bytes', 'depth'] as const) this.m.jsonRefused.labels({ limit });
@@ -149,12 +175,9 @@ export class ApiMetrics {
     this.m.http.labels({ code: String(status) }).inc();
   }
 
-  /**
-   * All samples. `devices` are the drivers' per-device rows (`{ id, failures? | commsErrors? }`);
-   * `extra` the other components' samples.
-   */
-  samples(store: Store, devices: readonly unknown[], extra: readonly MetricSample[]): MetricSample[] {
-    this.scrape = { store, devices, optional: [] };
+  /** All samples: the API's own, the components' and devices' read in from `scrape`, then `extra` (the other components' samples). */
+  samples(scrape: Scrape, extra: readonly MetricSample[]): MetricSample[] {
+    this.scrape = { ...scrape, optional: [] };
     try {
       const own = this.registry.samples(); // runs collect(), which fills `optional`
       return [...own, ...this.scrape.optional, ...extra];
@@ -165,9 +188,10 @@ export class ApiMetrics {
 
   private collect(): void {
     const { m } = this;
-    const { store, devices, optional } = this.scrape!;
+    const scrape = this.scrape!;
+    const { store, devices, optional } = scrape;
     const s = store.stats();
-    optional.push(...autonomySamples(s.autonomy));
+    optional.push(...autonomySamples(s.autonomy), ...componentSamples(scrape.status), ...deviceSamples(scrape));
     m.storeReadings.set(s.readings);
     m.storeEvents.set(s.events);
     m.storeCommands.set(s.commands);
@@ -178,6 +202,8 @@ export class ApiMetrics {
     m.dropped.set(s.droppedTotal);
     m.consumerLag.clear();
     for (const c of store.consumers()) m.consumerLag.labels({ consumer: c.name }).set(Math.max(0, s.lastSeq - c.ackedSeq));
+    // every configured device's count from 0, so that a rate() sees its first loss (and a dashboard finds the series)
+    for (const d of scrape.config.devices) m.commsLost.labels({ device: d.id });
     m.commsErrors.clear();
     for (const d of devices) {
       if (d === null || typeof d !== 'object') continue;
@@ -213,5 +239,138 @@ function autonomySamples(a: Autonomy | undefined): MetricSample[] {
   if (a.days !== null) {
     out.push({ name: 'streetbox_storage_autonomy_days', help: 'days of readings the buffer holds offline at the load measured', type: 'gauge', value: a.days });
   }
+  return out;
+}
+
+/** The components' states (main.ts status().components): up 1 while running, 0 otherwise; their restarts. */
+function componentSamples(status: unknown): MetricSample[] {
+  const components = status !== null && typeof status === 'object' ? (status as { components?: unknown }).components : undefined;
+  if (!Array.isArray(components)) return [];
+  const out: MetricSample[] = [];
+  for (const c of components as unknown[]) {
+    if (c === null || typeof c !== 'object') continue;
+    const { name, state, restarts } = c as { name?: unknown; state?: unknown; restarts?: unknown };
+    if (typeof name !== 'string') continue;
+    out.push({ name: 'streetbox_component_up', help: 'whether a component of the gateway is running (1) or not (0: starting, degraded, stopped)', type: 'gauge', value: state === 'running' ? 1 : 0, labels: { component: name } });
+    if (typeof restarts === 'number') {
+      out.push({ name: 'streetbox_component_restarts_total', help: 'restarts of a component after it failed, since the gateway started', type: 'counter', value: restarts, labels: { component: name } });
+    }
+  }
+  return out;
+}
+
+/** online/lastSeen of a device: its driver's row says, else the comms events (online) and its newest value (lastSeen). */
+export function deviceAvailability(
+  row: Readonly<Record<string, unknown>> | undefined,
+  fromEvents: { online: boolean } | undefined,
+  lastValueTs: number | null,
+): { online: boolean | null; lastSeen: number | null } {
+  return {
+    online: typeof row?.['online'] === 'boolean' ? row['online'] : (fromEvents?.online ?? null),
+    lastSeen: typeof row?.['lastSeen'] === 'number' ? row['lastSeen'] : lastValueTs,
+  };
+}
+
+/** A configured device as its figures label it; described once per configuration object. */
+interface DeviceFacts {
+  desc: DeviceDescription;
+  alarms: readonly AlarmConfig[];
+  /** point → its role in the profile */
+  roles: ReadonlyMap<string, string>;
+  /** the labels of every per-device series */
+  labels: { device: string; group: string; groups: string };
+}
+
+/** Per configuration object (a configuration change makes a new one): the profile registry is read once, not at each scrape. */
+const factsByConfig = new WeakMap<Config, DeviceFacts[]>();
+
+/**
+ * A device in several groups: `group` is its first group (as devices.yaml lists them) and `groups`
+ * all of them, comma-wrapped (`,stationsplein,night,`). One series per device, not one per group:
+ * `sum by (group)` counts each lamp's power once and the totals add up to the gateway's, and the
+ * series count does not multiply with the groups; `groups=~".*,night,.*"` still picks every member.
+ */
+function deviceFacts(config: Config): DeviceFacts[] {
+  let facts = factsByConfig.get(config);
+  if (!facts) {
+    const profiles = loadProfiles(config.profiles);
+    facts = config.devices.map((device) => {
+      const desc = describeDevice(device, profiles);
+      const groups = device.groups.length === 0 ? '' : `,${device.groups.join(',')},`;
+      return {
+        desc,
+        alarms: profileAlarms(profiles.get(device.profile)),
+        roles: new Map(desc.roles.map((r) => [r.point, r.role])),
+        labels: { device: device.id, group: device.groups[0] ?? '', groups },
+      };
+    });
+    factsByConfig.set(config, facts);
+  }
+  return facts;
+}
+
+/**
+ * A latest value as a gauge: numbers as they are, booleans 0/1; strings, non-finite numbers and
+ * values of quality bad or stale are left out (a gap, as the history API shows them, never a 0).
+ */
+function gaugeValue(v: LatestValue): number | null {
+  if (v.quality !== 'good') return null;
+  if (typeof v.value === 'boolean') return v.value ? 1 : 0;
+  return typeof v.value === 'number' && Number.isFinite(v.value) ? v.value : null;
+}
+
+const DEVICE_HELP = {
+  value: 'the latest good value of a numeric or boolean (0/1) point of a device; labelled with its unit, its role in the profile and the device\'s first group (group) and all its groups (groups, comma-wrapped)',
+  online: 'whether a device answers (1) or not (0); absent while it was never heard of',
+  lastSeen: 'when a device was last heard from, in seconds since the epoch',
+  level: 'a light\'s level now, 0..100 % (edge/api/deviceState.ts)',
+  state: 'what a device is doing now: 1 for its current state (on, dimmed, off, offline, alarm, unknown)',
+  limit: 'the cap on streetbox_device_value series',
+  dropped: 'streetbox_device_value series left out of this scrape past the cap',
+} as const;
+
+/**
+ * The devices' figures, read once per scrape (store.latestAll()): every configured device's
+ * availability, state and level, and its points' values, up to `max` value series. Points with a
+ * role come first, so the cap leaves out a vendor's extra points before the power and levels a
+ * dashboard sums.
+ */
+function deviceSamples(scrape: Scrape, max = MAX_DEVICE_SERIES): MetricSample[] {
+  const latestAll = scrape.store.latestAll();
+  const rows = new Map<string, Record<string, unknown>>();
+  for (const d of scrape.devices) {
+    if (d !== null && typeof d === 'object' && typeof (d as { id?: unknown }).id === 'string') rows.set((d as { id: string }).id, d as Record<string, unknown>);
+  }
+  const out: MetricSample[] = [];
+  // the value series in device and point order, each with its place: the cap picks, the order stays
+  const withRole: { at: number; s: MetricSample }[] = [];
+  const rest: { at: number; s: MetricSample }[] = [];
+  for (const f of deviceFacts(scrape.config)) {
+    const { labels } = f;
+    const latest = latestAll.get(labels.device) ?? new Map<string, LatestValue>();
+    let newest: number | null = null;
+    for (const [point, v] of latest) {
+      newest = Math.max(newest ?? v.ts, v.ts);
+      const value = gaugeValue(v);
+      if (value === null) continue;
+      const role = f.roles.get(point);
+      // labels written out: a spread of `labels` costs ~70 times as much in V8, 90 ms a scrape at the cap
+      const valueLabels = { device: labels.device, group: labels.group, groups: labels.groups, point, unit: v.unit ?? '', role: role ?? '' };
+      const s: MetricSample = { name: 'streetbox_device_value', help: DEVICE_HELP.value, type: 'gauge', value, labels: valueLabels };
+      (role === undefined ? rest : withRole).push({ at: withRole.length + rest.length, s });
+    }
+    const { online, lastSeen } = deviceAvailability(rows.get(labels.device), scrape.availability.get(labels.device), newest);
+    if (online !== null) out.push({ name: 'streetbox_device_online', help: DEVICE_HELP.online, type: 'gauge', value: online ? 1 : 0, labels });
+    if (lastSeen !== null) out.push({ name: 'streetbox_device_last_seen_timestamp_seconds', help: DEVICE_HELP.lastSeen, type: 'gauge', value: lastSeen / 1000, labels });
+    const now = deviceState(f.desc, f.alarms, latest, online);
+    if (now.level !== null) out.push({ name: 'streetbox_device_level', help: DEVICE_HELP.level, type: 'gauge', value: now.level, labels });
+    out.push({ name: 'streetbox_device_state', help: DEVICE_HELP.state, type: 'gauge', value: 1, labels: { device: labels.device, group: labels.group, groups: labels.groups, state: now.state } });
+  }
+  const kept = withRole.length >= max ? withRole.slice(0, max) : [...withRole, ...rest.slice(0, max - withRole.length)];
+  out.push(
+    ...kept.sort((a, b) => a.at - b.at).map((v) => v.s),
+    { name: 'streetbox_device_series_limit', help: DEVICE_HELP.limit, type: 'gauge', value: max },
+    { name: 'streetbox_device_series_dropped', help: DEVICE_HELP.dropped, type: 'gauge', value: withRole.length + rest.length - kept.length },
+  );
   return out;
 }

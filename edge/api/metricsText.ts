@@ -21,9 +21,22 @@ function escapeHelp(s: string): string {
   return s.replace(/\\/g, '\\\\').replace(/\n/g, '\\n');
 }
 
-/** Label values: backslash, double quote and newline escaped. */
+const LABEL_SPECIAL = /[\\"\n]/;
+const LABEL_SPECIALS = /[\\"\n]/g;
+
+/** Label values: backslash, double quote and newline escaped (most have none: one test, no copy). */
 function escapeLabel(s: string): string {
-  return s.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
+  return LABEL_SPECIAL.test(s) ? s.replace(LABEL_SPECIALS, (c) => (c === '\n' ? '\\n' : `\\${c}`)) : s;
+}
+
+/** `{name="value",…}`, '' without labels; null when a label name is not valid (the sample is skipped). */
+function labelText(labels: Readonly<Record<string, string>> | undefined): string | null {
+  let out = '';
+  for (const k in labels) {
+    if (!LABEL_RE.test(k) || k.startsWith('__')) return null;
+    out += `${out === '' ? '{' : ','}${k}="${escapeLabel(labels[k]!)}"`;
+  }
+  return out === '' ? '' : `${out}}`;
 }
 
 function formatValue(v: number): string {
@@ -41,12 +54,11 @@ function formatValue(v: number): string {
 export function renderMetrics(samples: readonly MetricSample[]): string {
   const families = new Map<string, { help: string; type: MetricType; lines: string[] }>();
   for (const s of samples) {
-    if (!NAME_RE.test(s.name)) continue;
-    const labels = Object.entries(s.labels ?? {});
-    if (!labels.every(([k]) => LABEL_RE.test(k) && !k.startsWith('__'))) continue;
     let f = families.get(s.name);
+    if (!f && !NAME_RE.test(s.name)) continue;
+    const l = labelText(s.labels);
+    if (l === null) continue;
     if (!f) families.set(s.name, (f = { help: s.help, type: s.type, lines: [] }));
-    const l = labels.length === 0 ? '' : `{${labels.map(([k, v]) => `${k}="${escapeLabel(v)}"`).join(',')}}`;
     f.lines.push(`${s.name}${l} ${formatValue(s.value)}`);
   }
   let out = '';

@@ -1,4 +1,4 @@
-/** GET /api/v1/health (no token), /api/v1/status, /metrics. */
+/** GET /api/v1/health (no token), /api/v1/status, /metrics (edge/api/metrics.ts: what a scrape reads in). */
 import { renderMetrics, PROMETHEUS_CONTENT_TYPE, type MetricSample } from '../metricsText.js';
 import type { Router } from '../router.js';
 import { query } from '../http.js';
@@ -32,7 +32,15 @@ export function systemRoutes(r: Router, env: RouteEnv): void {
     } catch (err) {
       env.ctx.log.warn({ err }, 'metrics() of a component failed');
     }
-    const text = renderMetrics(env.metrics.samples(env.ctx.store, safeDevices(env), extra));
+    let status: unknown = null;
+    try {
+      status = env.deps.status();
+    } catch (err) {
+      env.ctx.log.warn({ err }, 'status() failed');
+    }
+    const { ctx } = env;
+    const scrape = { store: ctx.store, config: ctx.config, devices: safeDevices(env), availability: env.availability, status };
+    const text = renderMetrics(env.metrics.samples(scrape, extra));
     return { status: 200, text, contentType: PROMETHEUS_CONTENT_TYPE };
   });
 }

@@ -1,9 +1,10 @@
 /**
  * The LoRaWAN devices the server knows (lorawan.devices), each under its devices.yaml id when
- * it has one, with what was last heard of it (for status() and for class C routing), and the
- * ABP sessions they bring from the configuration.
+ * it has one, with what was last heard of it (for status() and for class C routing; after a
+ * restart recalled from the store), and the ABP sessions they bring from the configuration.
  */
 import type { Config } from '../../config/schema.js';
+import type { LatestValue } from '../../store/types.js';
 import type { OtaaKeys } from './uplink/join.js';
 import type { Session, SessionStore } from './storage/sessions.js';
 
@@ -77,11 +78,34 @@ export class DeviceIndex {
     return this.byId.get(ref) ?? this.byEui.get(ref.toLowerCase());
   }
 
+  /**
+   * What was heard of each device before a restart, from its latest values in the store: every
+   * reading of a node is stored from one of its uplinks (its status, its radio quality, its
+   * DevStatusAns) and stamped with that uplink's time, so the newest of them is its last uplink
+   * (the lighting control reads them so too), and its RSSI and SNR are the last ones known. The
+   * forwarder and data rate are not recalled: a downlink waits until the node is heard again.
+   */
+  recall(latest: (id: string) => ReadonlyMap<string, LatestValue>): void {
+    for (const d of this.byEui.values()) {
+      const values = latest(d.id);
+      let last: number | null = null;
+      for (const v of values.values()) last = Math.max(last ?? v.ts, v.ts);
+      if (last === null || (d.lastUplink !== null && d.lastUplink >= last)) continue;
+      d.lastUplink = last;
+      d.rssi = numberOf(values.get('rssi')) ?? d.rssi;
+      d.snr = numberOf(values.get('snr')) ?? d.snr;
+    }
+  }
+
   /** The keys of an OTAA device (LoRaWAN 1.0.3 §6.2.2), or undefined for another or an unknown one. */
   otaaKeys(devEui: string): OtaaKeys | undefined {
     const d = this.byEui.get(devEui);
     return d && d.activation === 'otaa' && d.appKey && d.joinEui ? { devEui, joinEui: d.joinEui, appKey: d.appKey } : undefined;
   }
+}
+
+function numberOf(v: LatestValue | undefined): number | null {
+  return v && v.quality === 'good' && typeof v.value === 'number' ? v.value : null;
 }
 
 /** ABP sessions come from lorawan.devices; a stored session with the same address and keys keeps its counters. */

@@ -112,6 +112,8 @@ export class LorawanNetworkServer implements LorawanDriver {
     const events = new StoreEvents(this.ctx.store, this.ctx.clock, log);
 
     const devices = new DeviceIndex(cfg.devices, this.ctx.config.devices);
+    // after a restart a node is known as last heard at once, not "never" beside its old values
+    devices.recall((id) => this.ctx.store.latest(id));
     const db = lorawanDatabase(this.ctx.store, log);
     const sessions = new SessionStore(db, () => this.ctx.clock.now(), (err) => log.error({ err }, 'lorawan: writing frame counters failed; retrying'));
     sessions.load();
