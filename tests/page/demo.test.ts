@@ -52,16 +52,16 @@ describe.skipIf(!HAS_CHROMIUM)('the status page of the demo', () => {
     await page.locator('#token').fill(TOKEN);
     await page.locator('#login button').click();
     for (const id of ['lamp-ctrl-01', 'lamp-ctrl-04', 'tc-01']) {
-      await page.locator(`[data-device="${id}"]`).waitFor({ timeout: 15_000 });
-      await expect.poll(() => page.locator(`[data-device="${id}"] .avail`).textContent(), { timeout: 10_000 }).toBe('online');
+      await page.locator(`details.device[data-device="${id}"]`).waitFor({ timeout: 15_000 });
+      await expect.poll(() => page.locator(`details.device[data-device="${id}"] .avail`).textContent(), { timeout: 10_000 }).toBe('online');
     }
     await expect.poll(() => page.locator('#gw').textContent()).toMatch(/demo-cabinet-01/);
     // the ABP LoRaWAN node is online once its first uplink has been heard
-    await expect.poll(() => page.locator('[data-device="park-light-01"] .avail').textContent(), { timeout: 20_000 }).toBe('online');
+    await expect.poll(() => page.locator('details.device[data-device="park-light-01"] .avail').textContent(), { timeout: 20_000 }).toBe('online');
 
     const row = page.locator('[data-group-row="stationsplein"]');
     await row.locator('input[type=range]').fill('35');
-    await row.locator('button').click();
+    await row.locator('button[data-action="dim"]').click();
     await page.locator('#pending li[data-status="verified"]').waitFor({ timeout: 15_000 });
     expect(await page.locator('#pending li').first().textContent()).toMatch(/dim 35 % → group stationsplein.*verified/);
     // the controllers really have it

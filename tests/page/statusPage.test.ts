@@ -222,7 +222,7 @@ describe.skipIf(!HAS_CHROMIUM)('the status page in Chromium', () => {
     // dim the group: the command is shown until it is verified, and the setpoint follows
     const row = page.locator('[data-group-row="main"]');
     await row.locator('input[type=range]').fill('35');
-    await row.locator('button').click();
+    await row.locator('button[data-action="dim"]').click();
     await page.locator('#pending li[data-status="verified"]').waitFor({ timeout: 10_000 });
     expect(await page.locator('#pending li').first().textContent()).toMatch(/dim 35 % → group main.*verified/);
     await expect.poll(() => cell(page, 'lamp-1', 'ch1_dim_setpoint').textContent(), { timeout: 5000 }).toBe('35 %');

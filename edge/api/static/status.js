@@ -206,7 +206,7 @@
       buildDevices(s.buses, s.devices);
     }
     for (const d of s.devices) {
-      const card = document.querySelector('[data-device="' + CSS.escape(d.id) + '"]');
+      const card = document.querySelector('details.device[data-device="' + CSS.escape(d.id) + '"]');
       if (!card) continue;
       const state = card.querySelector('.avail');
       state.textContent = availability(d.online);
@@ -264,7 +264,7 @@
     const key = device + '\u0000' + point;
     let el = cells.get(key);
     if (!el) {
-      const card = document.querySelector('[data-device="' + CSS.escape(device) + '"] .values');
+      const card = document.querySelector('details.device[data-device="' + CSS.escape(device) + '"] .values');
       if (!card) return;
       el = h('span', { 'data-point': point });
       card.append(h('div', null, h('span', null, point), el));
