@@ -7,12 +7,13 @@
  * request log never has query values, so neither token nor ticket is logged. GET
  * /api/v1/live?ticket=… (or with a bearer header, for curl) answers 401 without a valid one.
  *
- * The stream: one `snapshot` event (gateway with its time zone, components, buses and
- * devices, store, sync, recent events and commands, and the latest values of the first devices
- * that fit in a page), then `values` events with the latest values of the other devices, a page
- * of about `pageBytes` at a time, then `update` events: values as polled (the bus's `polled`,
- * stored or not by the report strategies) coalesced per point and flushed every FLUSH_MS, events
- * and command changes as they are committed, and the status every STATUS_MS.
+ * The stream: one `snapshot` event (gateway with its time zone and position, the map's tiles,
+ * components, buses and devices, store, sync, recent events and commands, and the latest values
+ * of the first devices that fit in a page), then `values` events with the latest values of the
+ * other devices, a page of about `pageBytes` at a time, then `update` events: values as polled
+ * (the bus's `polled`, stored or not by the report strategies) coalesced per point and flushed
+ * every FLUSH_MS, events and command changes as they are committed, and the status every
+ * STATUS_MS.
  *
  * A slow or stalled reader costs bounded memory and CPU and never holds the gateway up. Nothing
  * more is written to a socket whose write() said it is backed up until it drains; meanwhile the
@@ -23,14 +24,24 @@
  * disconnected (the page reconnects with a new ticket and gets a fresh snapshot). At most
  * `maxReaders` readers (503 past that). The bus listeners and timers exist only while a reader
  * is connected.
+ *
+ * Each device row of the status says what the device is doing now, as the map colours it and the
+ * controls start from (edge/api/deviceState.ts): kind, position, state, level and active alarms.
+ * The status goes to every reader every STATUS_MS, so it reads the store's latest values once
+ * (latestAll) and describes the devices once per configuration object.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
-import { can, type Principal } from '../../control/roles.js';
+import type { AlarmConfig, Config } from '../../config/schema.js';
+import { can, type Principal, type Role } from '../../control/roles.js';
+import { describeDevice, type DeviceDescription } from '../../profiles/describe.js';
+import { loadProfiles } from '../../profiles/index.js';
 import type { CommandRecord, LatestValue, Reading, StoredEvent } from '../../store/types.js';
 import { zoneOffset } from '../../timeFormat.js';
+import { deviceState, profileAlarms } from '../deviceState.js';
 import { ApiError } from '../errors.js';
 import { SECURITY_HEADERS, query } from '../http.js';
+import { deviceAvailability } from '../metrics.js';
 import type { Router } from '../router.js';
 import { safeDevices, type LiveLimits, type RouteEnv } from './env.js';
 
@@ -71,6 +82,37 @@ interface Reader {
 const sha = (s: string): string => createHash('sha256').update(s).digest('hex');
 const cell = (v: LatestValue): ValueCell => ({ v: v.value, u: v.unit, q: v.quality, ts: v.ts });
 const sse = (event: string, json: string): string => `event: ${event}\ndata: ${json}\n\n`;
+
+/** What the page may offer this role: the controls it shows (the API checks again). */
+const mayOf = (role: Role): Record<string, boolean> => ({ commandLighting: can(role, 'command.lighting'), commandTraffic: can(role, 'command.traffic') });
+
+/** A configured device as deviceState() reads it: its description and its profile's alarms. */
+interface Described {
+  desc: DeviceDescription;
+  alarms: readonly AlarmConfig[];
+}
+
+/** Per configuration object (a configuration change makes a new one): the profiles are read once, not at each status. */
+const describedByConfig = new WeakMap<Config, Map<string, Described>>();
+
+function described(config: Config): Map<string, Described> {
+  let byId = describedByConfig.get(config);
+  if (!byId) {
+    const profiles = loadProfiles(config.profiles);
+    byId = new Map(config.devices.map((d) => [d.id, { desc: describeDevice(d, profiles), alarms: profileAlarms(profiles.get(d.profile)) }]));
+    describedByConfig.set(config, byId);
+  }
+  return byId;
+}
+
+const NO_VALUES: ReadonlyMap<string, LatestValue> = new Map();
+
+/** The newest timestamp of a device's latest values, null when it has none. */
+function newestTs(latest: ReadonlyMap<string, LatestValue>): number | null {
+  let newest: number | null = null;
+  for (const v of latest.values()) if (newest === null || v.ts > newest) newest = v.ts;
+  return newest;
+}
 
 function owesNothing(o: Owed): boolean {
   return o.devices.size === 0 && o.events.length === 0 && o.commands.size === 0 && !o.status;
@@ -305,9 +347,15 @@ export class LiveFeed {
     for (const d of safeDevices(this.env)) {
       if (d !== null && typeof d === 'object' && typeof (d as { id?: unknown }).id === 'string') rows.set((d as { id: string }).id, d as Record<string, unknown>);
     }
+    const latestAll = ctx.store.latestAll();
+    const facts = described(ctx.config);
     const devices = ctx.config.devices.map((d) => {
       const row = rows.get(d.id);
-      const fromEvents = this.env.availability.get(d.id);
+      const latest = latestAll.get(d.id) ?? NO_VALUES;
+      // a LoRaWAN node heard before a restart: last seen when its newest value came, not "never"
+      const { online, lastSeen } = deviceAvailability(row, this.env.availability.get(d.id), newestTs(latest));
+      const f = facts.get(d.id)!; // described from this same configuration object
+      const now = deviceState(f.desc, f.alarms, latest, online);
       return {
         id: d.id,
         name: d.name ?? null,
@@ -315,10 +363,16 @@ export class LiveFeed {
         address: d.unit ?? d.devEui ?? null,
         profile: d.profile,
         groups: d.groups,
-        online: typeof row?.['online'] === 'boolean' ? row['online'] : (fromEvents?.online ?? null),
-        lastSeen: typeof row?.['lastSeen'] === 'number' ? row['lastSeen'] : null,
+        online,
+        lastSeen,
         lastError: typeof row?.['lastError'] === 'string' ? row['lastError'] : null,
         failures: typeof row?.['failures'] === 'number' ? row['failures'] : null,
+        kind: f.desc.kind,
+        lat: d.lat ?? null,
+        lon: d.lon ?? null,
+        state: now.state,
+        level: now.level,
+        alarms: now.alarms,
       };
     });
     const buses: { id: string; type: string; endpoint: string }[] = ctx.config.buses.map((b) => ({ id: b.id, type: b.type, endpoint: b.type === 'tcp' ? `${b.host}:${b.port}` : b.path }));
@@ -343,10 +397,13 @@ export class LiveFeed {
     const groups = new Set<string>([...ctx.config.groups.map((g) => g.id), ...ctx.config.devices.flatMap((d) => d.groups)]);
     return {
       // the page shows times in the gateway's zone, not the browser's (edge/timeFormat.ts)
-      gateway: { id: ctx.config.gateway.id, site: ctx.config.gateway.site ?? null, timezone: ctx.config.gateway.timezone },
+      gateway: { id: ctx.config.gateway.id, site: ctx.config.gateway.site ?? null, timezone: ctx.config.gateway.timezone, lat: ctx.config.gateway.lat ?? null, lon: ctx.config.gateway.lon ?? null },
+      // the map: tiles from this URL template (Leaflet), or null: positions drawn to scale, offline
+      mapTiles: ctx.config.api.mapTiles ?? null,
+      mapAttribution: ctx.config.api.mapAttribution ?? null,
       principal: principal.principal,
       role: principal.role,
-      may: { commandLighting: can(principal.role, 'command.lighting') },
+      may: mayOf(principal.role),
       groups: [...groups],
       ...this.status(),
       events: this.recentEvents(),
@@ -382,7 +439,7 @@ export function liveRoutes(r: Router, env: RouteEnv): LiveFeed {
     const p = principal!;
     return {
       status: 200,
-      body: { ticket: feed.issueTicket(p), expiresInS: TICKET_TTL_MS / 1000, role: p.role, principal: p.principal, may: { commandLighting: can(p.role, 'command.lighting') } },
+      body: { ticket: feed.issueTicket(p), expiresInS: TICKET_TTL_MS / 1000, role: p.role, principal: p.principal, may: mayOf(p.role) },
     };
   });
 
