@@ -14,8 +14,9 @@
  *   off = 0 % (a light with no level reported yet is `unknown`);
  * - anything else that is online and in no alarm is `on` (it runs).
  */
-import type { AlarmConfig, ProfileConfig } from '../config/schema.js';
-import type { DeviceDescription } from '../profiles/describe.js';
+import type { AlarmConfig, Config, DeviceConfig, ProfileConfig } from '../config/schema.js';
+import { describeDevice, type DeviceDescription } from '../profiles/describe.js';
+import { loadProfiles } from '../profiles/index.js';
 import type { LatestValue } from '../store/types.js';
 
 export const DEVICE_STATES = ['on', 'dimmed', 'off', 'offline', 'alarm', 'unknown'] as const;
@@ -85,4 +86,48 @@ export function deviceState(desc: DeviceDescription, alarms: readonly AlarmConfi
   else if (desc.kind === 'lighting') state = level === null ? 'unknown' : level >= 100 ? 'on' : level > 0 ? 'dimmed' : 'off';
   else state = online === true ? 'on' : 'unknown';
   return { state, level, alarms: active };
+}
+
+/** A configured device as deviceState() reads it: its description and its profile's alarms. */
+export interface DescribedDevice {
+  device: DeviceConfig;
+  desc: DeviceDescription;
+  alarms: readonly AlarmConfig[];
+}
+
+/** Per configuration object (a configuration change makes a new one): the profiles are read once, not at each status or scrape. */
+const describedByConfig = new WeakMap<Config, ReadonlyMap<string, DescribedDevice>>();
+
+/** Every configured device, described, by id, in the order of devices.yaml. */
+export function describedDevices(config: Config): ReadonlyMap<string, DescribedDevice> {
+  let byId = describedByConfig.get(config);
+  if (!byId) {
+    const profiles = loadProfiles(config.profiles);
+    byId = new Map(config.devices.map((device) => [device.id, { device, desc: describeDevice(device, profiles), alarms: profileAlarms(profiles.get(device.profile)) }]));
+    describedByConfig.set(config, byId);
+  }
+  return byId;
+}
+
+/**
+ * online/lastSeen of a device: its driver's row says, else the comms events (online) and its
+ * newest value (lastSeen: a LoRaWAN node heard before a restart was last seen when its newest
+ * value came, not "never"). The API's device rows, the live feed and /metrics all ask this.
+ */
+export function deviceAvailability(
+  row: Readonly<Record<string, unknown>> | undefined,
+  fromEvents: { online: boolean } | undefined,
+  lastValueTs: number | null,
+): { online: boolean | null; lastSeen: number | null } {
+  return {
+    online: typeof row?.['online'] === 'boolean' ? row['online'] : (fromEvents?.online ?? null),
+    lastSeen: typeof row?.['lastSeen'] === 'number' ? row['lastSeen'] : lastValueTs,
+  };
+}
+
+/** The newest timestamp of a device's latest values, null when it has none. */
+export function newestTs(latest: ReadonlyMap<string, LatestValue>): number | null {
+  let newest: number | null = null;
+  for (const v of latest.values()) if (newest === null || v.ts > newest) newest = v.ts;
+  return newest;
 }

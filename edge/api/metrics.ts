@@ -10,12 +10,11 @@ import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import type { EventBus } from '../bus.js';
 import type { AlarmConfig, Config } from '../config/schema.js';
 import type { JsonLimit } from '../jsonLimits.js';
-import { describeDevice, type DeviceDescription } from '../profiles/describe.js';
-import { loadProfiles } from '../profiles/index.js';
+import type { DeviceDescription } from '../profiles/describe.js';
 import type { Store } from '../store/api.js';
 import { COMMAND_STATUSES as STATUSES, FINAL_STATUSES as FINAL, type Autonomy, type CommandStatus, type LatestValue } from '../store/types.js';
 import { MetricsRegistry, type MetricSample } from '../metrics.js';
-import { deviceState, profileAlarms } from './deviceState.js';
+import { deviceAvailability, deviceState, describedDevices } from './deviceState.js';
 
 /** commands followed until they end; past this many open ones the oldest are forgotten */
 const MAX_OPEN = 10_000;
@@ -259,18 +258,6 @@ function componentSamples(status: unknown): MetricSample[] {
   return out;
 }
 
-/** online/lastSeen of a device: its driver's row says, else the comms events (online) and its newest value (lastSeen). */
-export function deviceAvailability(
-  row: Readonly<Record<string, unknown>> | undefined,
-  fromEvents: { online: boolean } | undefined,
-  lastValueTs: number | null,
-): { online: boolean | null; lastSeen: number | null } {
-  return {
-    online: typeof row?.['online'] === 'boolean' ? row['online'] : (fromEvents?.online ?? null),
-    lastSeen: typeof row?.['lastSeen'] === 'number' ? row['lastSeen'] : lastValueTs,
-  };
-}
-
 /** A configured device as its figures label it; described once per configuration object. */
 interface DeviceFacts {
   desc: DeviceDescription;
@@ -293,17 +280,12 @@ const factsByConfig = new WeakMap<Config, DeviceFacts[]>();
 function deviceFacts(config: Config): DeviceFacts[] {
   let facts = factsByConfig.get(config);
   if (!facts) {
-    const profiles = loadProfiles(config.profiles);
-    facts = config.devices.map((device) => {
-      const desc = describeDevice(device, profiles);
-      const groups = device.groups.length === 0 ? '' : `,${device.groups.join(',')},`;
-      return {
-        desc,
-        alarms: profileAlarms(profiles.get(device.profile)),
-        roles: new Map(desc.roles.map((r) => [r.point, r.role])),
-        labels: { device: device.id, group: device.groups[0] ?? '', groups },
-      };
-    });
+    facts = [...describedDevices(config).values()].map(({ device, desc, alarms }) => ({
+      desc,
+      alarms,
+      roles: new Map(desc.roles.map((r) => [r.point, r.role])),
+      labels: { device: device.id, group: device.groups[0] ?? '', groups: device.groups.length === 0 ? '' : `,${device.groups.join(',')},` },
+    }));
     factsByConfig.set(config, facts);
   }
   return facts;

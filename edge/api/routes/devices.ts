@@ -1,21 +1,13 @@
 /** GET /api/v1/devices, /api/v1/devices/:id: the configured devices, their availability and latest values. */
 import type { DeviceConfig } from '../../config/schema.js';
+import { deviceAvailability } from '../deviceState.js';
 import { notFound } from '../errors.js';
 import { idParam, query } from '../http.js';
 import type { Router } from '../router.js';
 import { driverRow, type RouteEnv } from './env.js';
 
-interface Availability {
-  online: boolean | null;
-  lastSeen: number | null;
-}
-
-function availability(env: RouteEnv, d: DeviceConfig, lastValueTs: number | null): Availability {
-  const row = driverRow(env, d.id);
-  const fromEvents = env.availability.get(d.id);
-  const online = typeof row?.['online'] === 'boolean' ? row['online'] : (fromEvents?.online ?? null);
-  const seen = typeof row?.['lastSeen'] === 'number' ? row['lastSeen'] : lastValueTs;
-  return { online, lastSeen: seen };
+function availability(env: RouteEnv, d: DeviceConfig, lastValueTs: number | null): { online: boolean | null; lastSeen: number | null } {
+  return deviceAvailability(driverRow(env, d.id), env.availability.get(d.id), lastValueTs);
 }
 
 function summary(d: DeviceConfig): Record<string, unknown> {

@@ -32,16 +32,12 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
-import type { AlarmConfig, Config } from '../../config/schema.js';
 import { can, type Principal, type Role } from '../../control/roles.js';
-import { describeDevice, type DeviceDescription } from '../../profiles/describe.js';
-import { loadProfiles } from '../../profiles/index.js';
 import type { CommandRecord, LatestValue, Reading, StoredEvent } from '../../store/types.js';
 import { zoneOffset } from '../../timeFormat.js';
-import { deviceState, profileAlarms } from '../deviceState.js';
+import { deviceAvailability, deviceState, describedDevices, newestTs } from '../deviceState.js';
 import { ApiError } from '../errors.js';
 import { SECURITY_HEADERS, query } from '../http.js';
-import { deviceAvailability } from '../metrics.js';
 import type { Router } from '../router.js';
 import { safeDevices, type LiveLimits, type RouteEnv } from './env.js';
 
@@ -86,33 +82,8 @@ const sse = (event: string, json: string): string => `event: ${event}\ndata: ${j
 /** What the page may offer this role: the controls it shows (the API checks again). */
 const mayOf = (role: Role): Record<string, boolean> => ({ commandLighting: can(role, 'command.lighting'), commandTraffic: can(role, 'command.traffic') });
 
-/** A configured device as deviceState() reads it: its description and its profile's alarms. */
-interface Described {
-  desc: DeviceDescription;
-  alarms: readonly AlarmConfig[];
-}
-
-/** Per configuration object (a configuration change makes a new one): the profiles are read once, not at each status. */
-const describedByConfig = new WeakMap<Config, Map<string, Described>>();
-
-function described(config: Config): Map<string, Described> {
-  let byId = describedByConfig.get(config);
-  if (!byId) {
-    const profiles = loadProfiles(config.profiles);
-    byId = new Map(config.devices.map((d) => [d.id, { desc: describeDevice(d, profiles), alarms: profileAlarms(profiles.get(d.profile)) }]));
-    describedByConfig.set(config, byId);
-  }
-  return byId;
-}
-
 const NO_VALUES: ReadonlyMap<string, LatestValue> = new Map();
 
-/** The newest timestamp of a device's latest values, null when it has none. */
-function newestTs(latest: ReadonlyMap<string, LatestValue>): number | null {
-  let newest: number | null = null;
-  for (const v of latest.values()) if (newest === null || v.ts > newest) newest = v.ts;
-  return newest;
-}
 
 function owesNothing(o: Owed): boolean {
   return o.devices.size === 0 && o.events.length === 0 && o.commands.size === 0 && !o.status;
@@ -348,7 +319,7 @@ export class LiveFeed {
       if (d !== null && typeof d === 'object' && typeof (d as { id?: unknown }).id === 'string') rows.set((d as { id: string }).id, d as Record<string, unknown>);
     }
     const latestAll = ctx.store.latestAll();
-    const facts = described(ctx.config);
+    const facts = describedDevices(ctx.config);
     const devices = ctx.config.devices.map((d) => {
       const row = rows.get(d.id);
       const latest = latestAll.get(d.id) ?? NO_VALUES;
