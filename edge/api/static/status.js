@@ -136,7 +136,11 @@
     source = new EventSource('/api/v1/live?ticket=' + encodeURIComponent(t.ticket));
     source.addEventListener('snapshot', (e) => snapshot(JSON.parse(e.data)));
     // the snapshot's other values, a page at a time (also when catching up after falling behind)
-    source.addEventListener('values', (e) => setValues(JSON.parse(e.data).values, false));
+    source.addEventListener('values', (e) => {
+      const values = JSON.parse(e.data).values;
+      setValues(values, false);
+      section('values', values);
+    });
     source.addEventListener('update', (e) => update(JSON.parse(e.data)));
     source.onopen = () => setConn('live · ' + t.principal + ' (' + t.role + ')', 'live');
     source.onerror = () => {
