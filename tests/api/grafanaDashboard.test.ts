@@ -14,14 +14,12 @@ import { createSocket } from 'node:dgram';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { silentLogger } from '../../edge/log.js';
-import { startGateway, type Gateway } from '../../edge/main.js';
+import type { Gateway } from '../../edge/main.js';
+import { startDemoInProcess, type InProcessDemo } from '../helpers/demoGateway.js';
 import { waitFor } from '../helpers/wait.js';
-import { tempDir } from '../helpers/tmp.js';
 import { ROOT } from '../support/cli.js';
 
 const DASHBOARD = join(ROOT, 'deploy/grafana/streetbox.json');
-const TOKEN = 'demo-technician-token-0001'; // the demo's own technician token
 
 // ------------------------------------------------------------------ PromQL
 
@@ -299,30 +297,20 @@ describe('deploy/grafana/streetbox.json is well formed', () => {
 });
 
 describe('every metric the dashboard names is exported by the demo gateway', () => {
-  const data = tempDir('streetbox-grafana-');
+  let demo: InProcessDemo;
   let gw: Gateway;
   let base: string;
+  let token: string;
 
   const scrape = async (): Promise<Exposition> => {
-    const r = await fetch(`${base}/metrics`, { headers: { Authorization: `Bearer ${TOKEN}` } });
+    const r = await fetch(`${base}/metrics`, { headers: { Authorization: `Bearer ${token}` } });
     expect(r.status).toBe(200);
     return parseExposition(await r.text());
   };
 
   beforeAll(async () => {
-    gw = await startGateway({
-      configPath: join(ROOT, 'devices.yaml'),
-      log: silentLogger(),
-      override: (c) => {
-        c.storage.path = join(data.path, 'streetbox.db');
-        c.api.port = 0;
-        c.broker.port = 0;
-        if (c.lorawan) c.lorawan.port = 0;
-        for (const b of c.buses) if (b.type === 'tcp') b.port = 0;
-        c.nodeRed.enabled = false; // no metrics of its own; seconds of start-up spared
-      },
-    });
-    base = `http://127.0.0.1:${gw.built.api!.port()}`;
+    demo = await startDemoInProcess({ nodeRed: false }); // Node-RED: no metrics of its own; seconds of start-up spared
+    ({ gw, base, token } = demo);
     // Families counted per label exist once something is counted. Through the gateway's own doors:
     // a MAC request (the demo's nodes answer DevStatusReq), a frame the network server rejects, and a
     // pulling consumer's first acknowledgement.
@@ -332,15 +320,14 @@ describe('every metric the dashboard names is exported by the demo gateway', () 
     udp.close();
     const ack = await fetch(`${base}/api/v1/consumers/grafana-test/ack`, {
       method: 'POST',
-      headers: { Authorization: `Bearer ${TOKEN}`, 'Content-Type': 'application/json' },
+      headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' },
       body: JSON.stringify({ seq: 0 }),
     });
     expect(ack.status).toBe(200);
   });
 
   afterAll(async () => {
-    await gw?.stop();
-    data.remove();
+    await demo?.stop();
   });
 
   it("names only metrics of /metrics (a histogram's _bucket, _sum, _count as its own), on labels they have; its device values are the demo's", async () => {

@@ -1,13 +1,21 @@
 /**
- * The shipped demo run as `npm start` runs it: bin/streetbox.js on the bundle (dist/, built by
- * the README's test command), with the start script's environment, in a process of its own, on
- * a copy of devices.yaml with free ports and a temp data directory. For tests of the process
- * itself: signals, exit codes, children, the banner, the README's commands.
+ * The shipped demo (devices.yaml at the repo root) with its ports moved to free ones and its data
+ * in a temp directory, two ways:
+ * - startDemo: as `npm start` runs it: bin/streetbox.js on the bundle (dist/, built by the
+ *   README's test command), with the start script's environment, in a process of its own, on a
+ *   copy of devices.yaml. For tests of the process itself: signals, exit codes, children, the
+ *   banner, the README's commands.
+ * - startDemoInProcess: startGateway in the test's own process on devices.yaml as it is, the
+ *   ports and the buffer moved by an override. For tests of what the demo serves: pages, the API,
+ *   /metrics.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse, stringify } from 'yaml';
+import type { Config } from '../../edge/config/schema.js';
+import { silentLogger, type Logger } from '../../edge/log.js';
+import { startGateway, type Gateway } from '../../edge/main.js';
 import { startScriptEnv } from './startScript.js';
 import { tempDir, type TempDir } from './tmp.js';
 import { ROOT, collect, type CliResult } from '../support/cli.js';
@@ -153,6 +161,65 @@ export async function startDemo(opts: DemoOptions = {}): Promise<DemoGateway> {
     throw err;
   }
   return gw;
+}
+
+export interface InProcessDemoOptions {
+  /** run the Node-RED editor too (default true, as the demo ships it); off spares seconds of start-up */
+  nodeRed?: boolean;
+  /** further edits to the config, after the ports, the buffer and nodeRed are set */
+  edit?: (cfg: Config) => void;
+  /** the gateway's logger (default silent) */
+  log?: Logger;
+}
+
+export interface InProcessDemo {
+  gw: Gateway;
+  /** http://127.0.0.1:<port> of the API */
+  base: string;
+  /** the demo's technician token */
+  token: string;
+  /** stops the gateway and removes its temp dir */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts the shipped demo in this process: startGateway on devices.yaml at the repo root, with the
+ * API, the broker, the LoRaWAN packet forwarder port and every Modbus TCP bus on port 0 (free
+ * ports) and the buffer in a temp dir of its own, removed by stop() (or at once if the start fails).
+ */
+export async function startDemoInProcess(opts: InProcessDemoOptions = {}): Promise<InProcessDemo> {
+  const data = tempDir('streetbox-demo-');
+  let gw: Gateway;
+  try {
+    gw = await startGateway({
+      configPath: join(ROOT, 'devices.yaml'),
+      log: opts.log ?? silentLogger(),
+      override: (c) => {
+        c.storage.path = join(data.path, 'streetbox.db');
+        c.api.port = 0;
+        c.broker.port = 0;
+        if (c.lorawan) c.lorawan.port = 0;
+        for (const b of c.buses) if (b.type === 'tcp') b.port = 0;
+        if (opts.nodeRed === false) c.nodeRed.enabled = false;
+        opts.edit?.(c);
+      },
+    });
+  } catch (err) {
+    data.remove();
+    throw err;
+  }
+  return {
+    gw,
+    base: `http://127.0.0.1:${gw.built.api!.port()}`,
+    token: DEMO.technicianToken,
+    async stop() {
+      try {
+        await gw.stop();
+      } finally {
+        data.remove();
+      }
+    },
+  };
 }
 
 export { collect };

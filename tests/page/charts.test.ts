@@ -12,12 +12,9 @@ import { isDeepStrictEqual } from 'node:util';
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { silentLogger } from '../../edge/log.js';
-import { startGateway, type Gateway } from '../../edge/main.js';
-import { DEMO } from '../helpers/demoGateway.js';
-import { tempDir } from '../helpers/tmp.js';
+import type { Gateway } from '../../edge/main.js';
+import { DEMO, startDemoInProcess, type InProcessDemo } from '../helpers/demoGateway.js';
 import { waitFor } from '../helpers/wait.js';
-import { ROOT } from '../support/cli.js';
 import { HAS_CHROMIUM } from '../support/chromium.js';
 import { ARTIFACTS, signIn, suiteBrowser } from './browser.js';
 
@@ -52,31 +49,19 @@ const PLOTTED = `(point) => {
 const plotted = (page: Page, point: string): Promise<Plotted | null> => page.evaluate(`(${PLOTTED})(${JSON.stringify(point)})`);
 
 describe.skipIf(!HAS_CHROMIUM)('the device view of the demo: charts of the history', () => {
-  const data = tempDir('streetbox-charts-');
   // the browser on New York time, the demo gateway on Amsterdam's: the charts keep the gateway's
   const browser = suiteBrowser({ width: 390, height: 844, timezoneId: 'America/New_York' });
+  let demo: InProcessDemo;
   let gw: Gateway;
   let base = '';
 
   beforeAll(async () => {
-    gw = await startGateway({
-      configPath: join(ROOT, 'devices.yaml'),
-      log: silentLogger(),
-      override: (c) => {
-        c.storage.path = join(data.path, 'streetbox.db');
-        c.api.port = 0;
-        c.broker.port = 0;
-        if (c.lorawan) c.lorawan.port = 0;
-        for (const b of c.buses) if (b.type === 'tcp') b.port = 0;
-        c.nodeRed.enabled = false; // not on this page
-      },
-    });
-    base = `http://127.0.0.1:${gw.built.api!.port()}`;
+    demo = await startDemoInProcess({ nodeRed: false }); // Node-RED: not on this page
+    ({ gw, base } = demo);
   });
 
   afterAll(async () => {
-    await gw?.stop();
-    data.remove();
+    await demo?.stop();
   });
 
   /** GET /api/v1/history as a client of the API would ask it, with the demo's technician token. */

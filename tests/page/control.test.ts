@@ -11,42 +11,27 @@
 import { join } from 'node:path';
 import type { Locator, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { silentLogger } from '../../edge/log.js';
-import { startGateway, type Gateway } from '../../edge/main.js';
-import { DEMO } from '../helpers/demoGateway.js';
-import { tempDir } from '../helpers/tmp.js';
-import { ROOT } from '../support/cli.js';
+import type { Gateway } from '../../edge/main.js';
+import { DEMO, startDemoInProcess, type InProcessDemo } from '../helpers/demoGateway.js';
 import { HAS_CHROMIUM } from '../support/chromium.js';
 import { ARTIFACTS, signIn, suiteBrowser } from './browser.js';
 
 const FINAL = ['verified', 'failed', 'expired', 'rejected'];
 
 describe.skipIf(!HAS_CHROMIUM)('the controls on the demo, at 390 px', () => {
-  const data = tempDir('streetbox-control-');
   const browser = suiteBrowser({ width: 390, height: 844, timezoneId: 'America/New_York' });
+  let demo: InProcessDemo;
   let gw: Gateway;
   let base: string;
   let page: Page;
 
   beforeAll(async () => {
-    gw = await startGateway({
-      configPath: join(ROOT, 'devices.yaml'),
-      log: silentLogger(),
-      override: (c) => {
-        c.storage.path = join(data.path, 'streetbox.db');
-        c.api.port = 0;
-        c.broker.port = 0;
-        c.nodeRed.enabled = false;
-        if (c.lorawan) c.lorawan.port = 0;
-        for (const b of c.buses) if (b.type === 'tcp') b.port = 0;
-      },
-    });
-    base = `http://127.0.0.1:${gw.built.api!.port()}`;
+    demo = await startDemoInProcess({ nodeRed: false });
+    ({ gw, base } = demo);
   });
 
   afterAll(async () => {
-    await gw?.stop();
-    data.remove();
+    await demo?.stop();
   });
 
   const auth = { Authorization: `Bearer ${DEMO.technicianToken}`, 'Content-Type': 'application/json' };

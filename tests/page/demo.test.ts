@@ -8,48 +8,33 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { BrowserContext } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { silentLogger } from '../../edge/log.js';
-import { startGateway, type Gateway } from '../../edge/main.js';
+import { startDemoInProcess, type InProcessDemo } from '../helpers/demoGateway.js';
 import { tempDir } from '../helpers/tmp.js';
-import { ROOT } from '../support/cli.js';
 import { HAS_CHROMIUM, launchChromium } from '../support/chromium.js';
 
 const ARTIFACTS = join(import.meta.dirname, '..', 'artifacts');
-const TOKEN = 'demo-technician-token-0001'; // the demo's own technician token
 
 describe.skipIf(!HAS_CHROMIUM)('the status page of the demo', () => {
-  const data = tempDir('streetbox-demo-');
   const profile = tempDir('streetbox-chromium-');
-  let gw: Gateway;
+  let demo: InProcessDemo;
   let browser: BrowserContext;
 
   beforeAll(async () => {
-    gw = await startGateway({
-      configPath: join(ROOT, 'devices.yaml'),
-      log: silentLogger(),
-      override: (c) => {
-        c.storage.path = join(data.path, 'streetbox.db');
-        c.api.port = 0;
-        c.broker.port = 0;
-        if (c.lorawan) c.lorawan.port = 0;
-        for (const b of c.buses) if (b.type === 'tcp') b.port = 0;
-      },
-    });
+    demo = await startDemoInProcess();
     browser = await launchChromium(profile.path, { width: 1280, height: 1000 });
     mkdirSync(ARTIFACTS, { recursive: true });
   });
 
   afterAll(async () => {
     await browser?.close();
-    await gw?.stop();
+    await demo?.stop();
     profile.remove();
-    data.remove();
   });
 
   it('shows the demo devices live and dims a group to verified', async () => {
     const page = await browser.newPage();
-    await page.goto(`http://127.0.0.1:${gw.built.api!.port()}/`);
-    await page.locator('#token').fill(TOKEN);
+    await page.goto(`${demo.base}/`);
+    await page.locator('#token').fill(demo.token);
     await page.locator('#login button').click();
     for (const id of ['lamp-ctrl-01', 'lamp-ctrl-04', 'tc-01']) {
       await page.locator(`details.device[data-device="${id}"]`).waitFor({ timeout: 15_000 });
@@ -65,7 +50,7 @@ describe.skipIf(!HAS_CHROMIUM)('the status page of the demo', () => {
     await page.locator('#pending li[data-status="verified"]').waitFor({ timeout: 15_000 });
     expect(await page.locator('#pending li').first().textContent()).toMatch(/dim 35 % → group stationsplein.*verified/);
     // the controllers really have it
-    await expect.poll(() => gw.context.store.latest('lamp-ctrl-01').get('ch1_dim_setpoint')?.value, { timeout: 5000 }).toBe(35);
+    await expect.poll(() => demo.gw.context.store.latest('lamp-ctrl-01').get('ch1_dim_setpoint')?.value, { timeout: 5000 }).toBe(35);
     await page.screenshot({ path: join(ARTIFACTS, 'status-page-demo.png'), fullPage: true });
     await page.close();
   });

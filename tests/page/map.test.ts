@@ -18,8 +18,7 @@ import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../edge/log.js';
 import { startGateway, type Gateway } from '../../edge/main.js';
-import { DEMO } from '../helpers/demoGateway.js';
-import { tempDir } from '../helpers/tmp.js';
+import { DEMO, startDemoInProcess, type InProcessDemo } from '../helpers/demoGateway.js';
 import { ROOT, tempGateway } from '../support/cli.js';
 import { HAS_CHROMIUM } from '../support/chromium.js';
 import { ARTIFACTS, signIn, suiteBrowser } from './browser.js';
@@ -86,33 +85,21 @@ function expectColouredAsRows(d: Drawn): void {
 }
 
 describe.skipIf(!HAS_CHROMIUM)('the map of the demo', () => {
-  const data = tempDir('streetbox-map-');
   const browser = suiteBrowser({ width: 390, height: 844 });
+  let demo: InProcessDemo;
   let gw: Gateway;
   let base: string;
   const located = (): { id: string; lat: number; lon: number }[] =>
     gw.context.config.devices.filter((d) => d.lat !== undefined && d.lon !== undefined).map((d) => ({ id: d.id, lat: d.lat!, lon: d.lon! }));
 
   beforeAll(async () => {
-    gw = await startGateway({
-      configPath: join(ROOT, 'devices.yaml'),
-      log: silentLogger(),
-      override: (c) => {
-        c.storage.path = join(data.path, 'streetbox.db');
-        c.api.port = 0;
-        c.broker.port = 0;
-        if (c.lorawan) c.lorawan.port = 0;
-        for (const b of c.buses) if (b.type === 'tcp') b.port = 0;
-        // the editor plays no part in the map (and takes seconds to start)
-        c.nodeRed.enabled = false;
-      },
-    });
-    base = `http://127.0.0.1:${gw.built.api!.port()}`;
+    // the editor plays no part in the map (and takes seconds to start)
+    demo = await startDemoInProcess({ nodeRed: false });
+    ({ gw, base } = demo);
   });
 
   afterAll(async () => {
-    await gw?.stop();
-    data.remove();
+    await demo?.stop();
   });
 
   /** errors thrown on the page (status.js and every section share it: one that throws stops the others) */
