@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { EventBus } from '../edge/bus.js';
 import { silentLogger } from '../edge/log.js';
 import { encodeFlags, storedValue } from '../edge/store/codec.js';
-import { STORE_MIGRATIONS, STORE_MODULE, applyMigrations } from '../edge/store/migrations.js';
+import { STORE_MIGRATIONS, STORE_MODULE, applyMigrations, type Migration } from '../edge/store/migrations.js';
 import { openDatabase } from '../edge/store/open.js';
 import { openStore } from '../edge/store/store.js';
 import type { NewReading, Reading } from '../edge/store/types.js';
@@ -22,15 +22,15 @@ import { median, result, type BenchResult } from './lib.js';
 
 const DEVICES = 50;
 const POINTS = 20;
-const ROWS = Number(process.env.BENCH_INGEST_ROWS ?? 500_000);
+export const ROWS = Number(process.env.BENCH_INGEST_ROWS ?? 500_000);
 const ROUNDS = Number(process.env.BENCH_INGEST_ROUNDS ?? 5);
 const FLUSH_ROWS = 1000;
 const MAX_BYTES = 1024 * 1024 * 1024;
-const TARGET_RATIO = 0.7;
+export const TARGET_RATIO = 0.7;
 const TARGET_RATE = 200_000;
 
 /** Polls of 50 devices × 20 points: numbers mostly, a few booleans and strings, a bad read now and then. */
-function makePolls(rows: number): NewReading[][] {
+export function makePolls(rows: number): NewReading[][] {
   const polls: NewReading[][] = [];
   const t0 = Date.UTC(2026, 0, 1);
   let n = 0;
@@ -51,7 +51,7 @@ function makePolls(rows: number): NewReading[][] {
   return polls;
 }
 
-async function writerRound(dir: string, polls: NewReading[][], rows: number): Promise<number> {
+export async function writerRound(dir: string, polls: NewReading[][], rows: number): Promise<number> {
   const path = join(dir, `writer-${Math.random().toString(36).slice(2)}.db`);
   const log = silentLogger();
   const bus = new EventBus(log);
@@ -71,11 +71,14 @@ async function writerRound(dir: string, polls: NewReading[][], rows: number): Pr
   return (rows / ms) * 1000;
 }
 
-/** `chunk` rows per INSERT statement (1: a statement per row, the baseline of the spec). */
-function bareRound(dir: string, polls: NewReading[][], rows: number, chunk = 1): number {
+/**
+ * `chunk` rows per INSERT statement (1: a statement per row, the baseline of the spec), into the
+ * schema of `migrations` (bench/history.ts: the schema before the span index).
+ */
+export function bareRound(dir: string, polls: NewReading[][], rows: number, chunk = 1, migrations: readonly Migration[] = STORE_MIGRATIONS): number {
   const path = join(dir, `bare-${Math.random().toString(36).slice(2)}.db`);
   const { db } = openDatabase(path, { durability: 'normal', maxBytes: MAX_BYTES }, silentLogger(), Date.now);
-  applyMigrations(db, STORE_MODULE, STORE_MIGRATIONS);
+  applyMigrations(db, STORE_MODULE, migrations);
   // Point ids and encoded values prepared outside the timed loop: this is the floor.
   const ids = new Map<string, number>();
   const insPoint = db.prepare('INSERT INTO point (id, device, point, unit) VALUES (?, ?, ?, ?)');

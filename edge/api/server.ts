@@ -23,6 +23,7 @@ import { consumerRoutes } from './routes/consumers.js';
 import { dataRoutes } from './routes/data.js';
 import { deploymentRoutes } from './routes/deployments.js';
 import { deviceRoutes } from './routes/devices.js';
+import { historyRoutes } from './routes/history.js';
 import type { ApiDeps, RouteEnv } from './routes/env.js';
 import { pageRoutes } from './routes/page.js';
 import { systemRoutes } from './routes/system.js';
@@ -67,7 +68,7 @@ class HttpApi implements ApiComponent {
     this.env = { ctx, deps, metrics: new ApiMetrics(ctx.bus), availability: new Map(), tokenWatchers: [] };
     this.tokens = new TokenTable(ctx.config.api.tokens);
     // configRoutes adds nothing without deps.config, deploymentRoutes nothing without deps.firmware
-    for (const add of [systemRoutes, deviceRoutes, dataRoutes, consumerRoutes, commandRoutes, configRoutes, deploymentRoutes, pageRoutes]) add(this.router, this.env);
+    for (const add of [systemRoutes, deviceRoutes, dataRoutes, historyRoutes, consumerRoutes, commandRoutes, configRoutes, deploymentRoutes, pageRoutes]) add(this.router, this.env);
   }
 
   port(): number {

@@ -30,6 +30,67 @@ export interface EventQuery {
   kind?: string;
 }
 
+/** The bounds of one history query: the work it may ask for (history.ts). */
+export const HISTORY_LIMITS = {
+  /** series per query */
+  points: 32,
+  buckets: 2000,
+  rangeMs: 400 * 86_400_000,
+} as const;
+
+/** Per-bucket aggregates of a device's points over [from, to) (GET /api/v1/history). */
+export interface HistoryQuery {
+  device: string;
+  /** point names; absent: every point of the device that has readings, the first HISTORY_LIMITS.points by name */
+  points?: readonly string[];
+  /** ms since the epoch; to > from, to - from at most HISTORY_LIMITS.rangeMs */
+  from: number;
+  to: number;
+  /** 1..HISTORY_LIMITS.buckets; bucket i covers [from + i·step, from + (i+1)·step), step = ceil((to - from) / buckets) */
+  buckets: number;
+}
+
+/**
+ * One point's series, an entry per bucket. min/mean/max/last are null where the bucket has no good
+ * reading (a gap, never a zero). Booleans are 0/1 (mean: the share of true); strings have `last`
+ * only.
+ */
+export interface HistorySeries {
+  point: string;
+  /** of the point's rows with several units, the unit of its newest reading: the others' readings are not in the series */
+  unit: string | null;
+  type: 'number' | 'boolean' | 'string';
+  /** bucket starts */
+  t: number[];
+  min: (number | null)[];
+  mean: (number | null)[];
+  max: (number | null)[];
+  /** the value of the bucket's newest good reading (by ts, then seq) */
+  last: (number | string | null)[];
+  /** good readings */
+  count: number[];
+  /** readings of quality bad or stale */
+  bad: number[];
+}
+
+export interface History {
+  device: string;
+  from: number;
+  to: number;
+  step: number;
+  series: HistorySeries[];
+}
+
+/** The commands of a device's chart: those whose target is the device or one of `groups`, with ts in [from, to). */
+export interface MarkQuery {
+  device: string;
+  groups: readonly string[];
+  from: number;
+  to: number;
+  /** at most this many, newest first (default and bound 200) */
+  limit?: number;
+}
+
 /** Where a record is kept in the quota (quota.ts). */
 export interface WriteOptions {
   /**
@@ -62,6 +123,15 @@ export interface Store {
   updateCommand(id: string, status: CommandStatus, result?: unknown): CommandRecord;
   getCommand(id: string): CommandRecord | undefined;
   listCommands(q: { after?: number; limit: number; status?: CommandStatus }): CommandRecord[];
+  /** Commands for a device's chart (MarkQuery), newest first; refusals at the door are not among them. */
+  commandMarks(q: MarkQuery): CommandRecord[];
+
+  /**
+   * Per-bucket aggregates of a device's points, computed in SQLite over the buffer (history.ts).
+   * Reads in slices and yields to the event loop between them. Throws StoreError E_USAGE for a
+   * query past HISTORY_LIMITS, E_NOT_FOUND for a point the device has no readings of.
+   */
+  history(q: HistoryQuery): Promise<History>;
 
   /** Creates the consumer if it does not exist (cursor at 0 or at `startAt`). */
   registerConsumer(name: string, startAt?: number): Consumer;

@@ -144,6 +144,17 @@ export const STORE_MIGRATIONS: readonly Migration[] = [
   // 3: values in the compact form of codec.ts (integral numbers and booleans as INTEGER, numbers
   // of at most 3 decimals as a scaled INTEGER with the scale in the flags)
   (db) => compactValues(db),
+  // 4: the span index of the history (history.ts): per block of 1024 seqs, the oldest and newest ts
+  // of its readings. Filled by the store (at open for the readings already there, then as blocks
+  // complete); a release that does not know it writes readings past its last block, which the next
+  // open of this one summarises.
+  additive(`
+  CREATE TABLE reading_span (
+    block  INTEGER PRIMARY KEY,
+    min_ts INTEGER NOT NULL,
+    max_ts INTEGER NOT NULL
+  );
+  `),
 ];
 
 /**

@@ -13,7 +13,7 @@ import type { EventBus } from '../bus.js';
 import { systemClock, type Clock, type Timer } from '../clock.js';
 import { errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
-import type { EventQuery, ReadingQuery, Store, WriteOptions } from './api.js';
+import type { EventQuery, History, HistoryQuery, MarkQuery, ReadingQuery, Store, WriteOptions } from './api.js';
 import { encodeFlags, encodeInto, storedValue } from './codec.js';
 import { StoreError } from './errors.js';
 import { STORE_MIGRATIONS, STORE_MODULE, applyMigrations, type Migration } from './migrations.js';
@@ -27,6 +27,7 @@ import { invalidReading } from './validate.js';
 import { CommandRows } from './commands.js';
 import { ConsumerTable } from './consumers.js';
 import { AutonomyMeter } from './autonomy.js';
+import { CommandMarks, HistoryReader, ReadingSpans } from './history.js';
 import type {
   CommandRecord,
   CommandStatus,
@@ -94,6 +95,9 @@ export class SqliteStore implements Store {
   private readonly commands: CommandRows;
   private readonly consumerTable: ConsumerTable;
   private readonly autonomy: AutonomyMeter;
+  private readonly spans: ReadingSpans;
+  private readonly historyReader: HistoryReader;
+  private readonly marks: CommandMarks;
   private lastSeq = 0;
   private readingCount = 0;
   private eventCount = 0;
@@ -143,6 +147,9 @@ export class SqliteStore implements Store {
     this.insEvent = db.prepare('INSERT INTO event (seq, ts, device, kind, severity, detail) VALUES (?, ?, ?, ?, ?, ?)');
     this.insRefusalEvent = db.prepare('INSERT INTO refusal_event (seq, ts, device, kind, severity, detail) VALUES (?, ?, ?, ?, ?, ?)');
     this.pager = new ReadingPager(db, this.points);
+    this.spans = new ReadingSpans(db);
+    this.historyReader = new HistoryReader(db, this.points, this.spans);
+    this.marks = new CommandMarks(db);
   }
 
   /** @internal (openStore) Loads the seq counter, the points and the latest values. `minSeq`: continue after it (a moved-aside file). */
@@ -164,6 +171,7 @@ export class SqliteStore implements Store {
     db.prepare("INSERT INTO meta (key, value) VALUES ('max_bytes', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value").run(this.quota.maxBytes);
 
     loadPoints(db, this.points, meta.get('latest_seq') ?? 0);
+    this.spans.load(this.lastSeq);
   }
 
   /** @internal (openStore) */
@@ -223,11 +231,13 @@ export class SqliteStore implements Store {
         }
       }
       for (let k = 0; k < o; k += 5) this.insReading.run(args[k], args[k + 1], args[k + 2], args[k + 3], args[k + 4]);
+      this.spans.update(seq);
       this.setMeta.run(seq, 'last_seq');
       this.commit.run();
     } catch (err) {
       if (this.sqlite.inTransaction) this.rollback.run();
       if (added) for (const p of added) this.points.remove(p);
+      this.spans.reload();
       throw new StoreError('E_STORE', `appending ${n} readings failed: ${errorMessage(err)}`, { cause: err });
     }
     this.lastSeq = seq;
@@ -250,6 +260,11 @@ export class SqliteStore implements Store {
   readings(q: ReadingQuery): Page<Reading> {
     this.assertOpen();
     return this.pager.page(q, pageLimit(q.limit));
+  }
+
+  async history(q: HistoryQuery): Promise<History> {
+    this.assertOpen();
+    return this.historyReader.read(q, this.lastSeq, () => this.assertOpen());
   }
 
   observe(readings: readonly NewReading[]): void {
@@ -371,6 +386,11 @@ export class SqliteStore implements Store {
     return this.commands.list(q.after ?? -Infinity, pageLimit(q.limit), q.status);
   }
 
+  commandMarks(q: MarkQuery): CommandRecord[] {
+    this.assertOpen();
+    return this.marks.list(q, (id) => this.commands.main.get(id));
+  }
+
   // ---- consumers -----------------------------------------------------------------------
 
   registerConsumer(name: string, startAt?: number): Consumer {
@@ -416,6 +436,8 @@ export class SqliteStore implements Store {
         refused = this.quota.evictRefusals();
         eviction = this.quota.evict(consumers, this.readingCount + this.eventCount);
         if (!eviction) return;
+        // the span index of the blocks evicted goes with them (history.ts)
+        if (eviction.readings > 0) this.spans.trim();
         if (eviction.unacknowledged > 0) {
           this.setMeta.run(this.droppedTotal + eviction.unacknowledged, 'dropped_total');
           dropped = this.insertEvents([droppedEvent(eviction)])[0];

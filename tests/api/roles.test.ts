@@ -36,6 +36,7 @@ const MATRIX: Row[] = [
   { method: 'GET', path: () => '/api/v1/status', may: 'TMCV', ok: 200 },
   { method: 'GET', path: () => '/api/v1/devices', may: 'TMCV', ok: 200 },
   { method: 'GET', path: () => '/api/v1/devices/lamp-1', may: 'TMCV', ok: 200 },
+  { method: 'GET', path: () => '/api/v1/history?device=lamp-1', may: 'TMCV', ok: 200 },
   { method: 'GET', path: () => '/api/v1/commands?limit=5', may: 'TMCV', ok: 200 },
   { method: 'GET', path: () => `/api/v1/commands/${commandId}`, may: 'TMCV', ok: 200 },
   { method: 'GET', path: () => '/metrics', may: 'TMCV', ok: 200 },

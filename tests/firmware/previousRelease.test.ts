@@ -132,6 +132,8 @@ describe(skip ? `the previous release on a migrated store — skipped: ${skip}` 
     copyFileSync(db, newer);
     const d = new Database(newer);
     d.prepare("UPDATE schema_version SET version = version + 1 WHERE module = 'store'").run();
+    // a migration that is not additive: no release before it may read the result
+    d.prepare("UPDATE schema_compat SET readable_by = (SELECT version FROM schema_version WHERE module = 'store') WHERE module = 'store'").run();
     d.close();
     const cfg = join(dir.path, 'newer.yaml');
     writeFileSync(cfg, `gateway: { id: gw-previous }\nstorage: { path: ${newer} }\n`);

@@ -109,7 +109,7 @@ describe('migration 3: the compact form', () => {
     const t0 = performance.now();
     const store = sb.open();
     const ms = performance.now() - t0;
-    expect(schemaVersion(store.sqlite, STORE_MODULE)).toBe(3);
+    expect(schemaVersion(store.sqlite, STORE_MODULE)).toBe(STORE_MIGRATIONS.length);
     expect(notAsWrittenToday(store.sqlite, 'reading')).toEqual([]);
     expect(notAsWrittenToday(store.sqlite, 'latest')).toEqual([]);
     const bytesAfter = readingTableBytes(store.sqlite);
@@ -142,7 +142,7 @@ describe('migration 3: the compact form', () => {
     const before = everything(view);
     view.close();
     const store = sb.open();
-    expect(schemaVersion(store.sqlite, STORE_MODULE)).toBe(3);
+    expect(schemaVersion(store.sqlite, STORE_MODULE)).toBe(STORE_MIGRATIONS.length);
     // still the plain form: 2.0 a REAL
     expect(store.sqlite.prepare('SELECT typeof(value) FROM reading WHERE seq = 1000000').pluck().get()).toBe('real');
     store.close();
@@ -160,7 +160,7 @@ describe('migration 3: the compact form', () => {
     db.exec('DELETE FROM reading; DELETE FROM latest');
     db.close();
     const store = sb.open();
-    expect(schemaVersion(store.sqlite, STORE_MODULE)).toBe(3);
+    expect(schemaVersion(store.sqlite, STORE_MODULE)).toBe(STORE_MIGRATIONS.length);
     expect(store.stats().readings).toBe(0);
     store.appendReadings([{ ts: 1, device: 'd', point: 'p', value: 1.5 }]);
     expect(store.readings({ after: 0, limit: 10 }).items.map((r) => r.value)).toEqual([1.5]);
