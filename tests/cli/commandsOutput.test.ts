@@ -79,12 +79,12 @@ describe('dim: the outcome', () => {
 describe('commands', () => {
   it('piped: ISO 8601 in the gateway zone, the sender once (schedule:park-night, technician:demo-technician), no escapes, no marks', async () => {
     expect((await runCli(['dim', 'lamp-2', '10', '--url', url, '--token', VIEWER], { env: PIPED })).code).toBe(2); // a rejected one
-    const r = await runCli(['commands', '--limit', '50', '-c', dir.config, '--url', url, '--token', TECH], { env: PIPED });
+    // the table and the rows as JSON, read at once (nothing is sent meanwhile)
+    const [r, json] = await Promise.all([runCli(['commands', '--limit', '50', '-c', dir.config, '--url', url, '--token', TECH], { env: PIPED }), rows()]);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).not.toMatch(ANSI);
     expect(r.stdout).not.toMatch(/[✔✘]/);
     const lines = r.stdout.trim().split('\n');
-    const json = await rows();
     expect(lines).toHaveLength(json.length);
     // each line opens with its row's time, in Amsterdam, with the offset of that instant
     lines.forEach((line, i) => expect(line.startsWith(`${isoLocal(json[i]!.ts, ZONE)}  ${json[i]!.id.slice(0, 8)}  `), line).toBe(true));
@@ -97,8 +97,7 @@ describe('commands', () => {
   });
 
   it('with --url alone (no configuration): UTC, written +00:00', async () => {
-    const r = await runCli(['commands', '--limit', '1', '--url', url, '--token', TECH], { env: PIPED });
-    const [row] = await rows();
+    const [r, [row]] = await Promise.all([runCli(['commands', '--limit', '1', '--url', url, '--token', TECH], { env: PIPED }), rows()]);
     expect(r.stdout.startsWith(`${isoLocal(row!.ts, 'UTC')}  `)).toBe(true);
   });
 

@@ -5,7 +5,8 @@
 // and diffs with every secret as ***, a signed message for down/config whose signature
 // verifies over the documented bytes, and the exit codes of bad input (2) and of a reload with
 // no gateway running (1). The online commands (apply, confirm, rollback, a reload that
-// reaches a gateway) are covered by the gateway's integration tests.
+// reaches a gateway) are covered by the gateway's integration tests. Each run is a process of
+// its own (~1.3 s of CPU to start): the runs of a test that do not depend on each other go at once.
 import { createHash, generateKeyPairSync, verify } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -92,13 +93,13 @@ describe('streetbox config history', () => {
     versions.transition(v4.version, 'applied', { at: SUMMER + 121_000, running: true, components: ['api restart'] });
     versions.transition(v4.version, 'rolledBack', { at: SUMMER + 122_000, reason: 'health probe: api not running', code: 'E_CONFIG_PROBE' });
     versions.setRunning(3, SUMMER + 122_000);
-    const r = await cli('config', 'history', '-c', g.config, '--limit', '2');
+    const [r, j] = await Promise.all([cli('config', 'history', '-c', g.config, '--limit', '2'), cli('config', 'history', '-c', g.config, '--json')]);
     expect(r.code, r.stderr).toBe(0);
     const lines = r.stdout.trimEnd().split('\n');
     expect(lines).toHaveLength(4); // header, two rows, the legend
     expect(lines[1]).toMatch(/^ {2}4 +rolled back +technician +tech +2026-07-15T14:02:00\+02:00 +\w{12} +health probe: api not running \(E_CONFIG_PROBE\)$/);
     expect(lines[2]).toMatch(/^\* 3 +confirmed/);
-    const json = JSON.parse((await cli('config', 'history', '-c', g.config, '--json')).stdout) as { version: number; running: boolean; at: number; code?: string }[];
+    const json = JSON.parse(j.stdout) as { version: number; running: boolean; at: number; code?: string }[];
     expect(json.map((v) => v.version)).toEqual([4, 3, 2, 1]);
     expect(json.find((v) => v.running)?.version).toBe(3);
     expect(json[0]).toMatchObject({ at: SUMMER + 120_000, code: 'E_CONFIG_PROBE' }); // machines keep epoch ms
@@ -106,20 +107,16 @@ describe('streetbox config history', () => {
 
   it('a data file the gateway never wrote versions to: none; no data file at all: exit 2', async () => {
     const empty = tempGateway('gateway: { id: fresh }\nstorage: { path: fresh.db }\n');
+    const none = tempGateway('gateway: { id: never }\nstorage: { path: never.db }\n');
     try {
       openStore({ path: join(empty.dir, 'fresh.db'), maxBytes: 10e6, durability: 'normal', log: silentLogger() }).close();
-      const r = await cli('config', 'history', '-c', empty.config);
+      const [r, n] = await Promise.all([cli('config', 'history', '-c', empty.config), cli('config', 'history', '-c', none.config)]);
       expect(r.code, r.stderr).toBe(0);
       expect(r.stdout).toBe('no configuration versions recorded yet\n');
-      const none = tempGateway('gateway: { id: never }\nstorage: { path: never.db }\n');
-      try {
-        const n = await cli('config', 'history', '-c', none.config);
-        expect(n.code).toBe(2);
-        expect(n.stderr).toMatch(/no data file at .*never\.db/);
-      } finally {
-        none.cleanup();
-      }
+      expect(n.code).toBe(2);
+      expect(n.stderr).toMatch(/no data file at .*never\.db/);
     } finally {
+      none.cleanup();
       empty.cleanup();
     }
   });
@@ -151,27 +148,28 @@ describe('streetbox config show and diff', () => {
   });
 
   it('diff prints a unified diff of the redacted texts', async () => {
-    const r = await cli('config', 'diff', '1', '4', '-c', g.config);
+    const [r, same] = await Promise.all([cli('config', 'diff', '1', '4', '-c', g.config), cli('config', 'diff', '3', '3', '-c', g.config)]);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/^--- version 1\n\+\+\+ version 4\n@@ /);
     expect(r.stdout).toContain('\n-  port: 9\n+  port: 10\n');
     expect(r.stdout).toContain('\n+schedules: []\n');
     expect(r.stdout).toContain('token: ***');
     for (const secret of [TOKEN, PASSWORD]) expect(r.stdout).not.toContain(secret);
-    const same = await cli('config', 'diff', '3', '3', '-c', g.config);
     expect(same.code).toBe(0);
     expect(same.stdout).toBe('');
     expect(same.stderr).toContain('versions 3 and 3 have the same text');
   });
 
   it('an unknown version, or one that is not a number: exit 2', async () => {
-    const unknown = await cli('config', 'show', '99', '-c', g.config);
+    const [unknown, diff, word] = await Promise.all([
+      cli('config', 'show', '99', '-c', g.config),
+      cli('config', 'diff', '1', '99', '-c', g.config),
+      cli('config', 'show', 'latest', '-c', g.config),
+    ]);
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toContain('no version 99 in the data file');
-    const diff = await cli('config', 'diff', '1', '99', '-c', g.config);
     expect(diff.code).toBe(2);
     expect(diff.stdout).toBe('');
-    const word = await cli('config', 'show', 'latest', '-c', g.config);
     expect(word.code).toBe(2);
     expect(word.stderr).toContain('"version" must be an integer >= 1, got "latest"');
   });
@@ -189,7 +187,10 @@ describe('streetbox config sign', () => {
     writeFileSync(key, privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
     const file = join(g.dir, 'next.yaml');
     writeFileSync(file, V3);
-    const r = await cli('config', 'sign', file, '--key', key, '--id', 'chg-2026-07-15', '--base', '3', '-c', g.config);
+    const [r, forced] = await Promise.all([
+      cli('config', 'sign', file, '--key', key, '--id', 'chg-2026-07-15', '--base', '3', '-c', g.config),
+      cli('config', 'sign', file, '--key', key, '--id', 'chg-2', '--force', '--gateway', 'gw-elsewhere'),
+    ]);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout.endsWith('}\n')).toBe(true);
     expect(r.stdout.trimEnd().split('\n')).toHaveLength(1); // one line: ready for mosquitto_pub -s
@@ -201,7 +202,6 @@ describe('streetbox config sign', () => {
     expect(verify(null, message('other-gw', 'chg-2026-07-15', '3', '0', V3), publicKey, Buffer.from(m.signature, 'base64'))).toBe(false);
     expect(verify(null, message('cfg-gw', 'chg-2026-07-15', '3', '1', V3), publicKey, Buffer.from(m.signature, 'base64'))).toBe(false);
 
-    const forced = await cli('config', 'sign', file, '--key', key, '--id', 'chg-2', '--force', '--gateway', 'gw-elsewhere');
     expect(forced.code, forced.stderr).toBe(0);
     const f = JSON.parse(forced.stdout) as { baseVersion: number | null; force?: boolean; signature: string };
     expect(f).toMatchObject({ baseVersion: null, force: true });
@@ -213,11 +213,13 @@ describe('streetbox config sign', () => {
     writeFileSync(file, V3);
     const pub = join(g.dir, 'central.pub.pem');
     writeFileSync(pub, publicKey.export({ type: 'spki', format: 'pem' }));
-    const r = await cli('config', 'sign', file, '--key', pub, '--id', 'x1', '-c', g.config);
+    const [r, missing] = await Promise.all([
+      cli('config', 'sign', file, '--key', pub, '--id', 'x1', '-c', g.config),
+      cli('config', 'sign', file, '--key', join(g.dir, 'nope.pem'), '--id', 'x1', '-c', g.config),
+    ]);
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('not a PEM private key');
     expect(r.stdout).toBe('');
-    const missing = await cli('config', 'sign', file, '--key', join(g.dir, 'nope.pem'), '--id', 'x1', '-c', g.config);
     expect(missing.code).toBe(2);
     expect(missing.stderr).toMatch(/cannot read the private key .*nope\.pem: ENOENT/);
   });
@@ -233,15 +235,17 @@ describe('the online commands without a gateway', () => {
   it('apply without a token: exit 2; with the gateway unreachable: exit 1', async () => {
     const file = join(g.dir, 'next.yaml');
     writeFileSync(file, V3);
+    const [unbased, none, away] = await Promise.all([
+      cli('config', 'apply', file, '-c', g.config, '--token', TOKEN),
+      cli('config', 'apply', file, '-c', g.config, '--base', '2'),
+      cli('config', 'apply', file, '-c', g.config, '--token', TOKEN, '--base', '2'),
+    ]);
     // a change must say what it was made from (no silent lost update), before anything else
-    const unbased = await cli('config', 'apply', file, '-c', g.config, '--token', TOKEN);
     expect(unbased.code).toBe(2);
     expect(unbased.stderr).toContain('--base <version>');
-    const none = await cli('config', 'apply', file, '-c', g.config, '--base', '2');
     expect(none.code).toBe(2);
     expect(none.stderr).toContain('no API token: give --token or set STREETBOX_TOKEN');
     // api.port 9 (discard) on the loopback: nothing listens
-    const away = await cli('config', 'apply', file, '-c', g.config, '--token', TOKEN, '--base', '2');
     expect(away.code).toBe(1);
     expect(away.stderr).toMatch(/gateway unreachable at http:\/\/127\.0\.0\.1:9/);
     expect(away.stderr + away.stdout).not.toContain(TOKEN);

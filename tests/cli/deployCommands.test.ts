@@ -5,6 +5,8 @@
 // confirmed; halted; refused). The engine (edge/firmware/engine.ts) has its own tests; here:
 // what the CLI sends (the artifact's bytes, the envelope's manifest text exactly), what it
 // prints, and its exit codes (0 completed, 1 halted or cancelled, 2 refused or bad input).
+// Each run is a process of its own (~1.3 s of CPU to start), so the runs of a test that do not
+// depend on each other go at once (at most four); each finds what it sent by its id in the fake.
 import { createHash, generateKeyPairSync } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -46,8 +48,8 @@ class ScriptedFirmware implements FirmwareService {
 
   submit(req: DeploymentRequest): DeploymentSubmitted {
     this.submits.push(req);
-    const envelope = JSON.parse(String(req.envelope)) as { manifest: string };
-    const id = (JSON.parse(envelope.manifest) as { id: string }).id;
+    const id = manifestIdOf(req);
+    if (id === null) throw new Error('not an envelope with a manifest id');
     const never = new Promise<DeploymentReport>(() => undefined);
     if (id.startsWith('refuse-')) {
       // a refusal is recorded too
@@ -141,6 +143,15 @@ function envelopeFile(id: string): string {
   return file;
 }
 
+/** The manifest id of a request the fake was handed (null: its envelope is not one). */
+function manifestIdOf(req: DeploymentRequest): string | null {
+  try {
+    return (JSON.parse((JSON.parse(String(req.envelope)) as { manifest: string }).manifest) as { id: string }).id;
+  } catch {
+    return null;
+  }
+}
+
 describe('streetbox deploy sign', () => {
   const { publicKey, privateKey } = generateKeyPairSync('ed25519');
 
@@ -151,16 +162,19 @@ describe('streetbox deploy sign', () => {
     writeFileSync(key, privateKey.export({ type: 'pkcs8', format: 'pem' }));
     const pub = publicKey.export({ type: 'spki', format: 'pem' }).toString();
 
-    const r = await cli('deploy', 'sign', manifest, '--key', key, '--gateway', 'gw-test');
+    const out = join(dir.dir, 'signed.json');
+    const [r, w] = await Promise.all([
+      cli('deploy', 'sign', manifest, '--key', key, '--gateway', 'gw-test'),
+      // the gateway from the configuration (-c), written to a file
+      cli('deploy', 'sign', '-c', dir.config, manifest, '--key', key, '-o', out),
+    ]);
     expect(r.code, r.stderr).toBe(0);
     const env = JSON.parse(r.stdout) as { manifest: string; signature: string };
     expect(env.manifest).toBe(manifestText('sign-1'));
     expect(verifyManifestSignature([pub], 'gw-test', env.manifest, env.signature)).toMatchObject({ ok: true });
     expect(verifyManifestSignature([pub], 'gw-other', env.manifest, env.signature)).toMatchObject({ ok: false });
 
-    // the gateway from the configuration (-c), written to a file
-    const out = join(dir.dir, 'signed.json');
-    const w = await cli('deploy', 'sign', '-c', dir.config, manifest, '--key', key, '-o', out);
+    // -c, -o: ed25519 signs deterministically, so the file holds the same envelope
     expect(w.code, w.stderr).toBe(0);
     expect(w.stdout).toBe('');
     expect(JSON.parse(readFileSync(out, 'utf8'))).toEqual(env);
@@ -171,23 +185,27 @@ describe('streetbox deploy sign', () => {
     writeFileSync(key, privateKey.export({ type: 'pkcs8', format: 'pem' }));
     const other = join(dir.dir, 'other.json');
     writeFileSync(other, manifestText('sign-2', 'gw-elsewhere'));
-    const r1 = await cli('deploy', 'sign', other, '--key', key, '--gateway', 'gw-test');
+    const bad = join(dir.dir, 'bad.json');
+    writeFileSync(bad, manifestText('sign-3').replace('"size": 4096', '"size": -1'));
+    const good = join(dir.dir, 'good.json');
+    writeFileSync(good, manifestText('sign-4'));
+    const notKey = join(dir.dir, 'not-a-key.pem');
+    writeFileSync(notKey, 'hello\n');
+    const [r1, r2, r3, r4] = await Promise.all([
+      cli('deploy', 'sign', other, '--key', key, '--gateway', 'gw-test'),
+      cli('deploy', 'sign', bad, '--key', key, '--gateway', 'gw-test'),
+      cli('deploy', 'sign', good, '--key', notKey, '--gateway', 'gw-test'),
+      cli('deploy', 'sign', bad),
+    ]);
     expect(r1.code).toBe(2);
     expect(r1.stderr).toContain('is for gateway "gw-elsewhere", not "gw-test"');
 
-    const bad = join(dir.dir, 'bad.json');
-    writeFileSync(bad, manifestText('sign-3').replace('"size": 4096', '"size": -1'));
-    const r2 = await cli('deploy', 'sign', bad, '--key', key, '--gateway', 'gw-test');
     expect(r2.code).toBe(2);
     expect(r2.stderr).toMatch(/artifact\.size/);
 
-    const notKey = join(dir.dir, 'not-a-key.pem');
-    writeFileSync(notKey, 'hello\n');
-    const r3 = await cli('deploy', 'sign', other.replace('other', 'm'), '--key', notKey, '--gateway', 'gw-test');
     expect(r3.code).toBe(2);
     expect(r3.stderr).toMatch(/--key .*not-a-key\.pem: not an ed25519 private key/);
 
-    const r4 = await cli('deploy', 'sign', bad);
     expect(r4.code).toBe(2);
     expect(r4.stderr).toContain("required option '--key <private.pem>'");
   });
@@ -201,11 +219,12 @@ describe('streetbox deploy', () => {
     const file = envelopeFile('run-1');
     const r = await cli('deploy', file, '--artifact', imageFile, ...api());
     expect(r.code, r.stderr).toBe(0);
-    expect(fake.stored.at(-1)!.equals(image)).toBe(true);
+    expect(fake.stored.filter((b) => b.equals(image))).toHaveLength(1);
     expect(r.stderr).toContain(`artifact ${imageFile} stored: ${SIZE} bytes, sha256 ${createHash('sha256').update(image).digest('hex')}`);
-    const sent = fake.submits.at(-1)!;
-    expect(sent).toMatchObject({ source: 'technician', principal: 'technician-token', role: 'technician' });
-    expect((JSON.parse(String(sent.envelope)) as { manifest: string }).manifest).toBe(manifestText('run-1'));
+    const sent = fake.submits.filter((s) => manifestIdOf(s) === 'run-1');
+    expect(sent).toHaveLength(1);
+    expect(sent[0]).toMatchObject({ source: 'technician', principal: 'technician-token', role: 'technician' });
+    expect((JSON.parse(String(sent[0]!.envelope)) as { manifest: string }).manifest).toBe(manifestText('run-1'));
     expect(r.stdout).toBe('deployment run-1 running: 2 device(s) in 1 wave(s); streetbox deployments run-1 shows how it goes\n');
   });
 
@@ -230,24 +249,26 @@ describe('streetbox deploy', () => {
   });
 
   it('a refused deployment: its reason and code, exit 2; a token that may not deploy, exit 2; no token, exit 2', async () => {
-    const r = await cli('deploy', envelopeFile('refuse-1'), '--wait', ...api());
+    const notJson = join(dir.dir, 'not.json');
+    writeFileSync(notJson, 'manifest: yes\n');
+    const [r, viewer, none, nj] = await Promise.all([
+      cli('deploy', envelopeFile('refuse-1'), '--wait', ...api()),
+      cli('deploy', envelopeFile('ok-viewer'), ...api('viewer')),
+      cli('deploy', envelopeFile('ok-none'), '--url', `http://127.0.0.1:${a.api.port()}`),
+      cli('deploy', notJson, ...api()),
+    ]);
     expect(r.code).toBe(2);
     expect(r.stdout).toContain('deployment refuse-1 rejected: no configured key verifies the signature (E_FW_SIGNATURE)');
     expect(r.stderr).toContain('streetbox: deployment refuse-1 refused: no configured key verifies the signature');
 
-    const before = fake.submits.length;
-    const viewer = await cli('deploy', envelopeFile('ok-viewer'), ...api('viewer'));
     expect(viewer.code).toBe(2);
     expect(viewer.stderr).toContain('403 role viewer may not firmware.deploy (E_FORBIDDEN)');
-    const none = await cli('deploy', envelopeFile('ok-none'), '--url', `http://127.0.0.1:${a.api.port()}`);
     expect(none.code).toBe(2);
     expect(none.stderr).toContain('no API token');
-    const notJson = join(dir.dir, 'not.json');
-    writeFileSync(notJson, 'manifest: yes\n');
-    const nj = await cli('deploy', notJson, ...api());
     expect(nj.code).toBe(2);
     expect(nj.stderr).toContain('not JSON');
-    expect(fake.submits.length).toBe(before);
+    // none of the three reached the firmware service (the not-JSON one has no manifest id: null)
+    expect(fake.submits.filter((s) => [null, 'ok-viewer', 'ok-none'].includes(manifestIdOf(s)))).toEqual([]);
   });
 
   it('a gateway that does not answer: exit 1', async () => {
@@ -261,33 +282,38 @@ describe('streetbox deployments', () => {
   it('lists id, status, artifact, wave and counts; one deployment with each device, its bytes and why it waits', async () => {
     expect((await cli('deploy', envelopeFile('refuse-list'), ...api())).code).toBe(2);
     expect((await cli('deploy', envelopeFile('list-1'), ...api())).code).toBe(0);
-    const r = await cli('deployments', ...api('viewer'));
+    // reads only (list-1 stays running as it is): all at once
+    const [r, one, json, missing] = await Promise.all([
+      cli('deployments', ...api('viewer')),
+      cli('deployments', 'list-1', ...api('viewer')),
+      cli('deployments', 'list-1', '--json', ...api('viewer')),
+      cli('deployments', 'nope', ...api('viewer')),
+    ]);
     expect(r.code, r.stderr).toBe(0);
     const lines = r.stdout.trimEnd().split('\n');
     expect(lines[0]).toMatch(/^ID +STATUS +ARTIFACT +WAVE +DEVICES$/);
     expect(lines[1]).toMatch(/^list-1 +running +slc-2ch 2\.1\.0 +1\/1 +2 pending$/);
     expect(lines[2]).toMatch(/^refuse-list +rejected +slc-2ch 2\.1\.0 +1\/1 +1 pending · E_FW_SIGNATURE$/);
 
-    const one = await cli('deployments', 'list-1', ...api('viewer'));
     expect(one.code, one.stderr).toBe(0);
     expect(one.stdout).toContain('deployment list-1 running\n');
     expect(one.stdout).toContain('wave 1 of 1 · 2 pending · as of 2026-06-01T10:00:00+00:00');
     expect(one.stdout).toMatch(/^DEVICE +STAGE +BYTES +VERSION +NOTE$/m);
     expect(one.stdout).toMatch(/^lamp-1 +pending +0\/4096 \(0 %\) +0x0100 +waiting: night: lights update by day from 08:12$/m);
 
-    const json = await cli('deployments', 'list-1', '--json', ...api('viewer'));
     expect(JSON.parse(json.stdout)).toMatchObject({ report: { id: 'list-1', status: 'running' }, jobs: [] });
-    const missing = await cli('deployments', 'nope', ...api('viewer'));
     expect(missing.code).toBe(2);
     expect(missing.stderr).toContain('no deployment nope');
   });
 
   it('pause, resume, cancel: done exit 0; no such deployment exit 2; one that ended exit 1', async () => {
     await cli('deploy', envelopeFile('ctl-1'), ...api());
+    // a deployment that is not there, and a role that may not: neither touches ctl-1, so they run beside its controls
+    const others = Promise.all([cli('deployments', 'pause', 'nope', ...api()), cli('deployments', 'pause', 'ctl-1', ...api('viewer'))]);
     const p = await cli('deployments', 'pause', 'ctl-1', ...api('central'));
     expect(p.code, p.stderr).toBe(0);
     expect(p.stdout).toBe('deployment ctl-1 paused: no new job starts (now paused: 2 pending)\n');
-    expect(fake.controls.at(-1)).toEqual({ id: 'ctl-1', action: 'pause', principal: 'central-token' });
+    expect(fake.controls.filter((c) => c.id === 'ctl-1')).toEqual([{ id: 'ctl-1', action: 'pause', principal: 'central-token' }]);
     // an option before the subcommand's name counts too
     const res = await cli('deployments', ...api(), 'resume', 'ctl-1');
     expect(res.code, res.stderr).toBe(0);
@@ -298,9 +324,10 @@ describe('streetbox deployments', () => {
     const again = await cli('deployments', 'cancel', 'ctl-1', ...api());
     expect(again.code).toBe(1);
     expect(again.stderr).toContain('deployment ctl-1 has ended (cancelled)');
-    const none = await cli('deployments', 'pause', 'nope', ...api());
+    const [none, viewer] = await others;
     expect(none.code).toBe(2);
-    const viewer = await cli('deployments', 'pause', 'ctl-1', ...api('viewer'));
     expect(viewer.code).toBe(2);
+    // the viewer's pause never reached the service: ctl-1 had the four controls above, no more
+    expect(fake.controls.filter((c) => c.id === 'ctl-1').map((c) => c.action)).toEqual(['pause', 'resume', 'cancel', 'cancel']);
   });
 });

@@ -25,10 +25,11 @@ let cleanup: (() => void) | undefined;
 afterEach(() => cleanup?.());
 
 describe('gateway lifecycle', () => {
+  // the two signals' gateways run side by side (each in a directory of its own)
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
-    it(`stops in reverse order on ${signal}, flushing the buffer, and exits 0`, async () => {
+    it.concurrent(`stops in reverse order on ${signal}, flushing the buffer, and exits 0`, async ({ onTestFinished }) => {
       const g = tempGateway(CONFIG);
-      cleanup = g.cleanup;
+      onTestFinished(g.cleanup);
       const child = spawnCli(['start', '--config', g.config]);
       const done = collect(child, 30_000);
       let out = '';

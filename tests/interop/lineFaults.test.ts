@@ -37,6 +37,16 @@ async function pollsInWindow(): Promise<Record<string, number>> {
   return Object.fromEntries(Object.keys(after).map((id) => [id, after[id]! - (before[id] ?? 0)]));
 }
 
+/**
+ * The healthy case, measured right before a fault under the same load of the machine: the
+ * healthy devices keep most of their configured cycle.
+ */
+async function healthyWindow(): Promise<Record<string, number>> {
+  const healthy = await pollsInWindow();
+  for (const id of HEALTHY) expect(healthy[id], `${id} polls on a healthy line`).toBeGreaterThanOrEqual((WINDOW_MS / POLL_MS) * 0.6);
+  return healthy;
+}
+
 const eventsOf = <K extends EventKind>(device: string, kind: K) => t.events.filter((e) => isEvent(e, kind)).filter((e) => e.device === device);
 
 beforeAll(async () => {
@@ -50,8 +60,6 @@ beforeAll(async () => {
   driver = createModbusDriver(t.ctx);
   await driver.start();
   await waitFor('first polls', () => Object.values(polls()).every((n) => n >= 3), 10_000);
-  const healthy = await pollsInWindow();
-  for (const id of HEALTHY) expect(healthy[id], id).toBeGreaterThanOrEqual((WINDOW_MS / POLL_MS) * 0.6);
 });
 
 afterAll(async () => {
@@ -72,8 +80,7 @@ describe('one broken unit on a shared RTU line', () => {
   it.each(lossRows)('$name: the others keep their cycle; lamp-3 goes offline (comms.lost) and comes back (comms.restored)', async ({ fault }) => {
     const lost0 = eventsOf('lamp-3', 'comms.lost').length;
     const restored0 = eventsOf('lamp-3', 'comms.restored').length;
-    // The healthy case is measured right before, under the same load of the machine.
-    const healthyPolls = await pollsInWindow();
+    const healthyPolls = await healthyWindow();
     sims.setFault('line', 3, fault);
     try {
       // The window starts at the fault, so it covers the failing polls and retries before offline.
@@ -98,7 +105,7 @@ describe('one broken unit on a shared RTU line', () => {
 
   it('an exception response is an answer: lamp-3 stays online, the exception is reported by name, the others keep their cycle', async () => {
     const lost0 = eventsOf('lamp-3', 'comms.lost').length;
-    const healthyPolls = await pollsInWindow();
+    const healthyPolls = await healthyWindow();
     sims.setFault('line', 3, { kind: 'exception', code: 4 });
     const during = await pollsInWindow();
     for (const id of HEALTHY) expect(during[id], id).toBeGreaterThanOrEqual(Math.floor(healthyPolls[id]! * BOUND));
@@ -114,7 +121,7 @@ describe('one broken unit on a shared RTU line', () => {
   it('a late answer (past the timeout) never lands on another device: the others stay online with right values', async () => {
     const light3 = sims.model('line', 3);
     const lost0 = eventsOf('lamp-3', 'comms.lost').length;
-    const healthyPolls = await pollsInWindow();
+    const healthyPolls = await healthyWindow();
     sims.setFault('line', 3, { kind: 'late', ms: 120 });
     const during = await pollsInWindow();
     // A late answer collides with the next transaction (as it would on the wire), so a looser bound here.

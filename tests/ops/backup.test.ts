@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -25,9 +25,16 @@ api: { enabled: false }
 simulate: true
 `;
 
-const cleanups: (() => Promise<void> | void)[] = [];
+type Cleanup = () => Promise<void> | void;
+/** a test's own files and processes, removed after it */
+const cleanups: Cleanup[] = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
+});
+/** what a describe's tests share (made once in its beforeAll), removed after them */
+const shared: Cleanup[] = [];
+afterAll(async () => {
+  for (const c of shared.splice(0).reverse()) await c();
 });
 
 function dir(): { dir: string; config: string } {
@@ -36,8 +43,8 @@ function dir(): { dir: string; config: string } {
   return g;
 }
 
-/** Starts a gateway process on `config`; resolves once it runs. Stopped (SIGTERM) at cleanup. */
-async function startGateway(config: string): Promise<{ child: ChildProcess; stop: () => Promise<CliResult> }> {
+/** Starts a gateway process on `config`; resolves once it runs. Stopped (SIGTERM) at cleanup (`list`'s). */
+async function startGateway(config: string, list: Cleanup[] = cleanups): Promise<{ child: ChildProcess; stop: () => Promise<CliResult> }> {
   const child = spawnCli(['start', '--config', config]);
   const done = collect(child, 60_000);
   let out = '';
@@ -50,7 +57,7 @@ async function startGateway(config: string): Promise<{ child: ChildProcess; stop
     }
     return stopped;
   };
-  cleanups.push(async () => void (await stop()));
+  list.push(async () => void (await stop()));
   await waitFor('the gateway running', () => out.includes('"gateway running"'), 20_000);
   return { child, stop };
 }
@@ -74,13 +81,48 @@ function integrity(db: string): string {
 }
 
 describe('streetbox backup / restore', () => {
-  it('backs up while the gateway ingests; the restore into a fresh directory has every reading committed before the backup', async () => {
-    const g = tempGateway(CONFIG);
-    cleanups.push(g.cleanup);
-    const db = join(g.dir, 'data/gw.db');
-    const gw = await startGateway(g.config);
+  // One ingesting gateway for both backups taken while it runs (the directory one first: the
+  // tar.gz test stops it, to see it exit cleanly after a backup and restore beside it).
+  let g: ReturnType<typeof tempGateway>;
+  let db: string;
+  let gw: Awaited<ReturnType<typeof startGateway>>;
+  beforeAll(async () => {
+    g = tempGateway(CONFIG);
+    shared.push(g.cleanup);
+    db = join(g.dir, 'data/gw.db');
+    gw = await startGateway(g.config, shared);
     await waitFor('more than 50 readings committed', () => existsSync(db) && allReadings(db).length > 50, 15_000);
+  });
 
+  it('backs up into a directory, and a restore moves the current database and config aside instead of deleting them', async () => {
+    const out = join(g.dir, 'backup-dir');
+    const b = await runCli(['backup', '--config', g.config, '--out', out]);
+    expect(b.code, b.stderr).toBe(0);
+    expect(readdirSync(out).sort()).toEqual(['devices.yaml', 'manifest.json', 'streetbox.db']);
+    expect(statSync(out).mode & 0o777).toBe(0o700);
+    for (const f of readdirSync(out)) expect(statSync(join(out, f)).mode & 0o777, f).toBe(0o600);
+    expect(b.stderr).toContain(`${out} holds secrets`);
+
+    // a target with its own (different) config and database
+    const other = dir();
+    mkdirSync(join(other.dir, 'data'));
+    writeFileSync(other.config, CONFIG.replace('backup-test', 'old-gateway'));
+    writeFileSync(join(other.dir, 'data/gw.db'), 'the old database');
+    writeFileSync(join(other.dir, 'data/gw.db-wal'), 'its wal');
+    const r = await runCli(['restore', '--from', out, '--config', other.config]);
+    expect(r.code, r.stderr).toBe(0);
+    const aside = readdirSync(join(other.dir, 'data')).filter((f) => f.includes('.before-restore-')).sort();
+    expect(aside).toHaveLength(2);
+    expect(readFileSync(join(other.dir, 'data', aside.find((f) => f.startsWith('gw.db.'))!), 'utf8')).toBe('the old database');
+    expect(readFileSync(join(other.dir, 'data', aside.find((f) => f.startsWith('gw.db-wal.'))!), 'utf8')).toBe('its wal');
+    const configAside = readdirSync(other.dir).find((f) => f.startsWith('devices.yaml.before-restore-'))!;
+    expect(readFileSync(join(other.dir, configAside), 'utf8')).toContain('old-gateway');
+    expect(r.stdout.match(/^moved aside: /gm)).toHaveLength(3);
+    expect(integrity(join(other.dir, 'data/gw.db'))).toBe('ok');
+    expect(allReadings(join(other.dir, 'data/gw.db')).length).toBeGreaterThan(10);
+  });
+
+  it('backs up while the gateway ingests; the restore into a fresh directory has every reading committed before the backup', async () => {
     const before = allReadings(db);
     const out = join(g.dir, 'backup.tar.gz');
     const b = await runCli(['backup', '--config', g.config, '--out', out]);
@@ -91,14 +133,15 @@ describe('streetbox backup / restore', () => {
     expect(b.stderr).toContain(`${out} holds secrets: devices.yaml's passwords and tokens, the LoRaWAN session keys in the database`);
     // still ingesting after the backup: the gateway was never paused
     const lastBefore = before.at(-1)!.seq;
+    // restore is refused while the gateway runs, and touches nothing (tried while the readings go on)
+    const refusing = runCli(['restore', '--from', out, '--config', g.config]);
     await waitFor('20 readings committed after the backup', () => allReadings(db).at(-1)!.seq > lastBefore + 20, 10_000);
 
     // a standard tar reads it
     const listing = execFileSync('tar', ['-tzf', out], { encoding: 'utf8' }).trim().split('\n');
     expect(listing).toEqual(['manifest.json', 'devices.yaml', 'streetbox.db']);
 
-    // restore is refused while the gateway runs, and touches nothing
-    const refused = await runCli(['restore', '--from', out, '--config', g.config]);
+    const refused = await refusing;
     expect(refused.code).toBe(1);
     expect(refused.stderr).toMatch(/a gateway \(pid \d+\) is running on .*gw\.db: stop it first/);
     expect(readdirSync(join(g.dir, 'data')).filter((f) => f.includes('before-restore'))).toEqual([]);
@@ -124,57 +167,27 @@ describe('streetbox backup / restore', () => {
     expect((await again.stop()).code).toBe(0);
   });
 
-  it('backs up into a directory, and a restore moves the current database and config aside instead of deleting them', async () => {
-    const g = tempGateway(CONFIG);
-    cleanups.push(g.cleanup);
-    const gw = await startGateway(g.config);
-    const db = join(g.dir, 'data/gw.db');
-    await waitFor('more than 10 readings committed', () => existsSync(db) && allReadings(db).length > 10, 15_000);
-    const out = join(g.dir, 'backup-dir');
-    const b = await runCli(['backup', '--config', g.config, '--out', out]);
-    expect(b.code, b.stderr).toBe(0);
-    expect(readdirSync(out).sort()).toEqual(['devices.yaml', 'manifest.json', 'streetbox.db']);
-    expect(statSync(out).mode & 0o777).toBe(0o700);
-    for (const f of readdirSync(out)) expect(statSync(join(out, f)).mode & 0o777, f).toBe(0o600);
-    expect(b.stderr).toContain(`${out} holds secrets`);
-    await gw.stop();
-
-    // a target with its own (different) config and database
-    const other = dir();
-    mkdirSync(join(other.dir, 'data'));
-    writeFileSync(other.config, CONFIG.replace('backup-test', 'old-gateway'));
-    writeFileSync(join(other.dir, 'data/gw.db'), 'the old database');
-    writeFileSync(join(other.dir, 'data/gw.db-wal'), 'its wal');
-    const r = await runCli(['restore', '--from', out, '--config', other.config]);
-    expect(r.code, r.stderr).toBe(0);
-    const aside = readdirSync(join(other.dir, 'data')).filter((f) => f.includes('.before-restore-')).sort();
-    expect(aside).toHaveLength(2);
-    expect(readFileSync(join(other.dir, 'data', aside.find((f) => f.startsWith('gw.db.'))!), 'utf8')).toBe('the old database');
-    expect(readFileSync(join(other.dir, 'data', aside.find((f) => f.startsWith('gw.db-wal.'))!), 'utf8')).toBe('its wal');
-    const configAside = readdirSync(other.dir).find((f) => f.startsWith('devices.yaml.before-restore-'))!;
-    expect(readFileSync(join(other.dir, configAside), 'utf8')).toContain('old-gateway');
-    expect(r.stdout.match(/^moved aside: /gm)).toHaveLength(3);
-    expect(integrity(join(other.dir, 'data/gw.db'))).toBe('ok');
-    expect(allReadings(join(other.dir, 'data/gw.db')).length).toBeGreaterThan(10);
-  });
-
   it('refuses an existing --out, a missing database and a damaged backup', async () => {
     const g = tempGateway(CONFIG);
     cleanups.push(g.cleanup);
-    const noDb = await runCli(['backup', '--config', g.config, '--out', join(g.dir, 'b.tar.gz')]);
+    writeFileSync(join(g.dir, 'exists.tar.gz'), 'x');
+    // three refusals that touch nothing: at once
+    const [noDb, missing, bad] = await Promise.all([
+      runCli(['backup', '--config', g.config, '--out', join(g.dir, 'b.tar.gz')]),
+      // a backup that is not there is bad input (exit 2), as the README says
+      runCli(['restore', '--from', join(g.dir, 'no-such-backup.tar.gz'), '--config', join(g.dir, 'm/devices.yaml')]),
+      runCli(['restore', '--from', join(g.dir, 'exists.tar.gz'), '--config', join(g.dir, 'r/devices.yaml')]),
+    ]);
     expect(noDb.code).toBe(1);
     expect(noDb.stderr).toContain('no database at');
 
-    // a backup that is not there is bad input (exit 2), as the README says
-    const missing = await runCli(['restore', '--from', join(g.dir, 'no-such-backup.tar.gz'), '--config', join(g.dir, 'r/devices.yaml')]);
     expect(missing.code).toBe(2);
     expect(missing.stderr).toContain('no-such-backup.tar.gz does not exist');
 
-    writeFileSync(join(g.dir, 'exists.tar.gz'), 'x');
-    const bad = await runCli(['restore', '--from', join(g.dir, 'exists.tar.gz'), '--config', join(g.dir, 'r/devices.yaml')]);
     expect(bad.code).toBe(1);
     expect(bad.stderr).toContain('is not a readable streetbox backup');
     expect(existsSync(join(g.dir, 'r/devices.yaml'))).toBe(false);
+    expect(existsSync(join(g.dir, 'm/devices.yaml'))).toBe(false);
   });
 });
 
@@ -190,9 +203,11 @@ nodeRed: { enabled: false, credentialSecret: "\${TEST_NR_SECRET}" }
 `;
 const NR_ENV = { TEST_NR_SECRET: 'a-test-secret-of-this-gateway' };
 
-function stoppedGateway(): { dir: string; config: string; userDir: string; nodeRedFiles: Record<string, string> } {
+type StoppedGateway = { dir: string; config: string; userDir: string; nodeRedFiles: Record<string, string> };
+
+function stoppedGateway(list: Cleanup[] = cleanups): StoppedGateway {
   const g = tempGateway(NR_CONFIG);
-  cleanups.push(g.cleanup);
+  list.push(g.cleanup);
   const loaded = loadConfig(g.config, { env: { ...process.env, ...NR_ENV } });
   const store = openStore({ path: loaded.config.storage.path, maxBytes: 64 * 1024 * 1024, durability: 'normal', log: createLogger({ level: 'silent' }) });
   store.appendReadings(Array.from({ length: 5000 }, (_, i) => ({ ts: 1_767_000_000_000 + i * 1000, device: 'lamp-1', point: 'dim_level', value: i % 101 })));
@@ -218,10 +233,18 @@ function expectNodeRed(userDir: string, files: Record<string, string>): void {
 const env = { ...NR_ENV };
 
 describe('streetbox backup / restore: Node-RED, GNU tar, progress', () => {
+  // One stopped gateway, and one backup of it that the Node-RED test reads and the GNU tar tests
+  // re-pack (each restores into a fresh directory of its own; nothing writes into the gateway's).
+  let gw: StoppedGateway;
+  let out: string;
+  let b: CliResult;
+  beforeAll(async () => {
+    gw = stoppedGateway(shared);
+    out = join(gw.dir, 'nr.tar.gz');
+    b = await runCli(['backup', '--config', gw.config, '--out', out], { env });
+  });
+
   it('backs up Node-RED\'s user directory (flows and credentials) and restores it, moving the one it replaces aside', async () => {
-    const gw = stoppedGateway();
-    const out = join(gw.dir, 'nr.tar.gz');
-    const b = await runCli(['backup', '--config', gw.config, '--out', out], { env });
     expect(b.code, b.stderr).toBe(0);
     expect(b.stdout).toMatch(/, Node-RED 4 file\(s\)\n$/);
     const listing = execFileSync('tar', ['-tzf', out], { encoding: 'utf8' }).trim().split('\n');
@@ -249,13 +272,12 @@ describe('streetbox backup / restore: Node-RED, GNU tar, progress', () => {
     ['tar czf x.tgz <names> (bare names)', (_root: string) => ['-czf', 'X', 'manifest.json', 'devices.yaml', 'streetbox.db', 'node-red']],
     ['tar czf x.tgz <dir> (one directory around it)', (_root: string) => ['-czf', 'X', '-C', '..', 'unpacked']],
   ])('restores a backup re-packed by GNU tar: %s', async (_name, args) => {
-    const gw = stoppedGateway();
-    const out = join(gw.dir, 'orig.tar.gz');
-    expect((await runCli(['backup', '--config', gw.config, '--out', out], { env })).code).toBe(0);
-    const unpacked = join(gw.dir, 'unpacked');
+    expect(b.code, b.stderr).toBe(0);
+    const work = dir().dir;
+    const unpacked = join(work, 'unpacked');
     mkdirSync(unpacked);
     execFileSync('tar', ['-xzf', out, '-C', unpacked]);
-    const repacked = join(gw.dir, 'repacked.tgz');
+    const repacked = join(work, 'repacked.tgz');
     execFileSync('tar', args(unpacked).map((a) => (a === 'X' ? repacked : a)), { cwd: unpacked });
 
     const fresh = dir();
@@ -268,18 +290,20 @@ describe('streetbox backup / restore: Node-RED, GNU tar, progress', () => {
   });
 
   it('shows progress on stderr, never on stdout: plain lines when piped, a live line on a terminal', async () => {
-    const gw = stoppedGateway();
-    const piped = await runCli(['backup', '--config', gw.config, '--out', join(gw.dir, 'p.tar.gz')], { env });
+    // stderr (and stdin) on a pseudo-terminal, stdout a pipe
+    const onTerminal = (args: string[]): Promise<CliResult> =>
+      collect(spawn('python3', [join(import.meta.dirname, 'ttyRun.py'), process.execPath, '--import', 'tsx', join(ROOT, 'edge/cli.ts'), ...args], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] }), 60_000);
+    // the piped backup and the one on a terminal, at once
+    const [piped, tty] = await Promise.all([
+      runCli(['backup', '--config', gw.config, '--out', join(gw.dir, 'p.tar.gz')], { env }),
+      onTerminal(['backup', '--config', gw.config, '--out', join(gw.dir, 't.tar.gz')]),
+    ]);
     expect(piped.code, piped.stderr).toBe(0);
     expect(piped.stdout.trim().split('\n')).toHaveLength(1);
     expect(piped.stderr).toMatch(/^backup: copying the database \(\d+\.\d MiB\)$/m);
     expect(piped.stderr).toMatch(/^backup: packing \(/m);
     expect(piped.stderr).not.toContain('\r');
 
-    // stderr (and stdin) on a pseudo-terminal, stdout a pipe
-    const onTerminal = (args: string[]): Promise<CliResult> =>
-      collect(spawn('python3', [join(import.meta.dirname, 'ttyRun.py'), process.execPath, '--import', 'tsx', join(ROOT, 'edge/cli.ts'), ...args], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] }), 60_000);
-    const tty = await onTerminal(['backup', '--config', gw.config, '--out', join(gw.dir, 't.tar.gz')]);
     expect(tty.code, tty.stderr).toBe(0);
     expect(tty.stdout.trim().split('\n')).toHaveLength(1);
     expect(tty.stdout).toMatch(/t\.tar\.gz \(tar\.gz\): gateway "nr-test"/);

@@ -185,15 +185,6 @@ buses:
     const cfg = parse(shipped) as Record<string, Record<string, unknown>>;
     cfg.storage!.path = 'data/gw.db';
     const g = gateway(stringify(cfg));
-    const r = await runCli(['doctor', '--config', g.config, '--timeout', '200']);
-    expect(r.code, r.stdout + r.stderr).toBe(1);
-    const l = line(r.stdout, 'secrets');
-    expect(l).toMatch(/^FAIL secrets: 14 value\(s\) are the demo's own secrets, known to everyone: /);
-    for (const where of ['broker.users[0].password', 'api.tokens[0].token', 'nodeRed.credentialSecret', 'nodeRed.users[0].password', 'lorawan.devices[0].nwkSKey', 'lorawan.devices[2].appKey']) expect(l).toContain(where);
-    for (const v of demo.keys()) expect(r.stdout.toLowerCase()).not.toContain(v);
-    expect(fixOf(r.stdout, 'secrets')).toContain('streetbox hash-password');
-    expect(fixOf(r.stdout, 'secrets')).toContain('streetbox init');
-
     // one demo secret left anywhere, in any case, under any key, is still found
     const one = gateway(`
 gateway: { id: one-left }
@@ -202,7 +193,16 @@ sync: { enabled: false, url: "mqtt://127.0.0.1:1", password: DEMO-TECHNICIAN-PAS
 api: { tokens: [{ name: t, token: fresh-token-0123456789abcdef, role: technician }] }
 broker: { enabled: false }
 `);
-    const o = await runCli(['doctor', '--config', one.config, '--timeout', '200']);
+    // the two doctors at once (each is a process of its own, ~1.3 s of CPU to start)
+    const [r, o] = await Promise.all([runCli(['doctor', '--config', g.config, '--timeout', '200']), runCli(['doctor', '--config', one.config, '--timeout', '200'])]);
+    expect(r.code, r.stdout + r.stderr).toBe(1);
+    const l = line(r.stdout, 'secrets');
+    expect(l).toMatch(/^FAIL secrets: 14 value\(s\) are the demo's own secrets, known to everyone: /);
+    for (const where of ['broker.users[0].password', 'api.tokens[0].token', 'nodeRed.credentialSecret', 'nodeRed.users[0].password', 'lorawan.devices[0].nwkSKey', 'lorawan.devices[2].appKey']) expect(l).toContain(where);
+    for (const v of demo.keys()) expect(r.stdout.toLowerCase()).not.toContain(v);
+    expect(fixOf(r.stdout, 'secrets')).toContain('streetbox hash-password');
+    expect(fixOf(r.stdout, 'secrets')).toContain('streetbox init');
+
     expect(o.code).toBe(1);
     expect(line(o.stdout, 'secrets')).toBe('FAIL secrets: 1 value(s) are the demo\'s own secrets, known to everyone: sync.password');
   });
@@ -212,11 +212,10 @@ broker: { enabled: false }
     const out = join(dir.dir, 'etc/devices.yaml');
     const init = await runCli(['init', '--skip-serial', '--out', out, '--gateway-id', 'fresh']);
     expect(init.code, init.stderr).toBe(0);
-    const piped = await runCli(['doctor', '--config', out]);
+    // piped, and on a terminal (FORCE_COLOR stands for one: edge/cliStyle.ts), at once
+    const [piped, tty] = await Promise.all([runCli(['doctor', '--config', out]), runCli(['doctor', '--config', out], { env: { FORCE_COLOR: '1' } })]);
     expect(line(piped.stdout, 'secrets')).toBe('ok secrets: none of the demo\'s 13 secrets is used');
     expect(piped.stdout).not.toMatch(/\x1b\[/);
-    // FORCE_COLOR stands for a terminal (edge/cliStyle.ts)
-    const tty = await runCli(['doctor', '--config', out], { env: { FORCE_COLOR: '1' } });
     expect(tty.stdout).toMatch(/\x1b\[/);
     const plain = stripAnsi(tty.stdout).split('\n');
     expect(plain).toContain(`✔ config: ${out} is valid: gateway "fresh", 0 bus(es), 0 device(s)`);

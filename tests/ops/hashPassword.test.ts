@@ -2,6 +2,8 @@
  * `streetbox hash-password`: the password from a pipe (--stdin) or typed on a real terminal (a
  * pseudo-terminal made by tests/ops/ttyRun.py) without echo; the hash it prints is what the
  * broker's loader and Node-RED's login accept, and `validate` places a malformed hash at its line.
+ * Each run is a process of its own (~1.3 s of CPU to start): the runs of a test that do not
+ * depend on each other go at once.
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
@@ -81,25 +83,38 @@ describe('streetbox hash-password', () => {
   });
 
   it('never reads a password from a pipe without --stdin, nor an empty one, and warns about a short one', async () => {
-    const noFlag = await piped([], 'secret\n');
+    const [noFlag, empty, short, arg] = await Promise.all([
+      piped([], 'secret\n'),
+      piped(['--stdin'], '\n'),
+      piped(['--stdin'], 'short'),
+      // a password is never an argument
+      runCli(['hash-password', 'secret']),
+    ]);
     expect(noFlag.code).toBe(2);
     expect(noFlag.stderr).toContain('give --stdin');
     expect(noFlag.stdout).toBe('');
-    const empty = await piped(['--stdin'], '\n');
     expect(empty.code).toBe(2);
     expect(empty.stderr).toContain('an empty password');
-    const short = await piped(['--stdin'], 'short');
     expect(short.code, short.stderr).toBe(0);
     expect(short.stderr).toContain('fewer than 12 characters');
-    // a password is never an argument
-    const arg = await runCli(['hash-password', 'secret']);
     expect(arg.code).toBe(2);
   });
 
   it('asks twice on a terminal without echoing what is typed', async () => {
-    const r = await onTerminal([], [
-      { prompt: 'password: ', type: 'typed on a terminal!\r' },
-      { prompt: 'again: ', type: 'typed on a terminal!\r' },
+    const [r, edited, differ] = await Promise.all([
+      onTerminal([], [
+        { prompt: 'password: ', type: 'typed on a terminal!\r' },
+        { prompt: 'again: ', type: 'typed on a terminal!\r' },
+      ]),
+      // backspace edits what was typed; two different answers are refused
+      onTerminal([], [
+        { prompt: 'password: ', type: 'long password xx\x7f\x7fyz\r' },
+        { prompt: 'again: ', type: 'long password yz\r' },
+      ]),
+      onTerminal([], [
+        { prompt: 'password: ', type: 'long password one\r' },
+        { prompt: 'again: ', type: 'long password two\r' },
+      ]),
     ]);
     expect(r.code, r.terminal).toBe(0);
     expect(r.terminal).toContain('password: ');
@@ -109,33 +124,26 @@ describe('streetbox hash-password', () => {
     await users.load([{ username: 'tech', passwordHash: r.stdout.trim(), role: 'technician' }]);
     expect(await users.login('tech', Buffer.from('typed on a terminal!'))).toMatchObject({ ok: true });
 
-    // backspace edits what was typed; two different answers are refused
-    const edited = await onTerminal([], [
-      { prompt: 'password: ', type: 'long password xx\x7f\x7fyz\r' },
-      { prompt: 'again: ', type: 'long password yz\r' },
-    ]);
     expect(edited.code, edited.terminal).toBe(0);
-    const differ = await onTerminal([], [
-      { prompt: 'password: ', type: 'long password one\r' },
-      { prompt: 'again: ', type: 'long password two\r' },
-    ]);
     expect(differ.code).toBe(2);
     expect(differ.terminal).toContain('the two passwords differ');
     expect(differ.stdout).toBe('');
   });
 
   it('drops arrow, Home and Delete keys (escape sequences) instead of taking them into the password, and keeps a pasted second line', async () => {
-    const keys = await onTerminal([], [
-      { prompt: 'password: ', type: 'long \x1b[Dpassword\x1b[3~ yz\x1b[H\x1bOF\r' },
-      { prompt: 'again: ', type: 'long password yz\r' },
+    const [keys, pasted] = await Promise.all([
+      onTerminal([], [
+        { prompt: 'password: ', type: 'long \x1b[Dpassword\x1b[3~ yz\x1b[H\x1bOF\r' },
+        { prompt: 'again: ', type: 'long password yz\r' },
+      ]),
+      // both answers pasted at the first prompt, in one piece
+      onTerminal([], [{ prompt: 'password: ', type: 'pasted password!\rpasted password!\r' }]),
     ]);
     expect(keys.code, keys.terminal).toBe(0);
     const users = new BrokerUsers(false);
     await users.load([{ username: 'tech', passwordHash: keys.stdout.trim(), role: 'technician' }]);
     expect(await users.login('tech', Buffer.from('long password yz'))).toMatchObject({ ok: true });
 
-    // both answers pasted at the first prompt, in one piece
-    const pasted = await onTerminal([], [{ prompt: 'password: ', type: 'pasted password!\rpasted password!\r' }]);
     expect(pasted.code, pasted.terminal).toBe(0);
     expect(pasted.stdout.trim()).toMatch(/^scrypt\$/);
   });

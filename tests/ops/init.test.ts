@@ -70,7 +70,12 @@ describe('streetbox init', () => {
   it('creates the output directory and writes a config whose API and broker are on, with fresh secrets only its owner can read', async () => {
     dir = tempDir('streetbox-init-');
     const out = dir.file('etc/streetbox/devices.yaml');
-    const r = await runCli(['init', '--out', out, '--skip-serial', '--gateway-id', 'cab-1', '--storage', dir.file('var/streetbox.db')]);
+    const other = dir.file('other/devices.yaml');
+    // and a second gateway, made at the same time (it must get secrets of its own)
+    const [r, second] = await Promise.all([
+      runCli(['init', '--out', out, '--skip-serial', '--gateway-id', 'cab-1', '--storage', dir.file('var/streetbox.db')]),
+      runCli(['init', '--out', other, '--skip-serial', '--credentials', dir.file('other/creds')]),
+    ]);
     expect(r.code, r.stderr).toBe(0);
     const credentials = `${out}.credentials`;
     expect(r.stdout).toContain(`are in ${credentials} (mode 0600)`);
@@ -103,12 +108,11 @@ describe('streetbox init', () => {
     expect(config.nodeRed.credentialSecret!.length).toBeGreaterThanOrEqual(32);
     expect(findDemoSecrets(config, demoSecrets())).toEqual([]);
 
-    // a second gateway gets secrets of its own
-    const other = dir.file('other/devices.yaml');
-    expect((await runCli(['init', '--out', other, '--skip-serial', '--credentials', dir.file('other/creds')])).code).toBe(0);
-    const second = loadConfig(other).config;
-    expect(second.api.tokens[0]!.token).not.toBe(config.api.tokens[0]!.token);
-    expect(second.nodeRed.credentialSecret).not.toBe(config.nodeRed.credentialSecret);
+    // the second gateway got secrets of its own
+    expect(second.code, second.stderr).toBe(0);
+    const secondConfig = loadConfig(other).config;
+    expect(secondConfig.api.tokens[0]!.token).not.toBe(config.api.tokens[0]!.token);
+    expect(secondConfig.nodeRed.credentialSecret).not.toBe(config.nodeRed.credentialSecret);
     expect(existsSync(`${other}.credentials`)).toBe(false);
     expect(statSync(dir.file('other/creds')).mode & 0o777).toBe(0o600);
   });
