@@ -6,4 +6,5 @@ cd "$(dirname "$0")/.."
 bash scripts/system-deps.sh
 [ -d node_modules ] || npm ci
 npm run --silent build
-npx vitest run "$@"
+# the CLI tests spawn the bundle just built (tests/support/cli.ts CLI_ARGS)
+STREETBOX_TEST_CLI=bundle npx vitest run "$@"

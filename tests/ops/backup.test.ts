@@ -8,7 +8,7 @@ import { preparePaths } from '../../edge/flows/index.js';
 import { createLogger } from '../../edge/log.js';
 import { nodeRedUserDir } from '../../edge/ops/backup.js';
 import { openStore, openStoreReadOnly, type Reading } from '../../edge/store/index.js';
-import { ROOT, collect, runCli, spawnCli, tempGateway, type CliResult } from '../support/cli.js';
+import { CLI_ARGS, ROOT, collect, runCli, spawnCli, tempGateway, type CliResult } from '../support/cli.js';
 import { waitFor } from '../helpers/wait.js';
 
 // A gateway ingesting from simulated Modbus TCP controllers (no PTY), committing every 100 ms.
@@ -292,7 +292,7 @@ describe('streetbox backup / restore: Node-RED, GNU tar, progress', () => {
   it('shows progress on stderr, never on stdout: plain lines when piped, a live line on a terminal', async () => {
     // stderr (and stdin) on a pseudo-terminal, stdout a pipe
     const onTerminal = (args: string[]): Promise<CliResult> =>
-      collect(spawn('python3', [join(import.meta.dirname, 'ttyRun.py'), process.execPath, '--import', 'tsx', join(ROOT, 'edge/cli.ts'), ...args], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] }), 60_000);
+      collect(spawn('python3', [join(import.meta.dirname, 'ttyRun.py'), process.execPath, ...CLI_ARGS, ...args], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] }), 60_000);
     // the piped backup and the one on a terminal, at once
     const [piped, tty] = await Promise.all([
       runCli(['backup', '--config', gw.config, '--out', join(gw.dir, 'p.tar.gz')], { env }),

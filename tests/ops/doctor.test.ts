@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { parse, stringify } from 'yaml';
 import { stripAnsi } from '../../edge/cliStyle.js';
 import { DEMO_SECRET_HASHES, secretHash, demoSecrets } from '../../edge/ops/demoSecrets.js';
-import { ROOT, collect, runCli, tempGateway } from '../support/cli.js';
+import { CLI_ARGS, ROOT, collect, runCli, tempGateway } from '../support/cli.js';
 import { openPtyPair, type PtyPair } from '../helpers/pty.js';
 import { freePort } from '../helpers/ports.js';
 
@@ -144,7 +144,7 @@ api: { enabled: false }
 `);
     chmodSync(g.dir, 0o777);
     chmodSync(g.config, 0o644);
-    const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'edge/cli.ts'), 'doctor', '--config', g.config], { cwd: ROOT, uid: 65534, gid: 65534, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [...CLI_ARGS, 'doctor', '--config', g.config], { cwd: ROOT, uid: 65534, gid: 65534, stdio: ['ignore', 'pipe', 'pipe'] });
     const r = await collect(child, 30_000);
     expect(r.code, r.stdout + r.stderr).toBe(1);
     expect(line(r.stdout, 'bus line-1')).toMatch(new RegExp(`^FAIL bus line-1: ${pty.masterPath} is not readable and writable by \\S+ \\(mode 0600, owner uid 0`));

@@ -11,10 +11,9 @@ import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { BrokerUsers } from '../../edge/broker/auth.js';
 import { isBcryptHash, isPasswordHash } from '../../edge/control/passwords.js';
-import { ROOT, collect, runCli, tempGateway, type CliResult } from '../support/cli.js';
+import { CLI_ARGS, ROOT, collect, runCli, tempGateway, type CliResult } from '../support/cli.js';
 
 const TTY_RUN = join(import.meta.dirname, 'ttyRun.py');
-const CLI = join(ROOT, 'edge/cli.ts');
 
 const cleanups: (() => void)[] = [];
 afterEach(() => {
@@ -23,7 +22,7 @@ afterEach(() => {
 
 /** hash-password with the password piped in. */
 function piped(args: string[], input: string): Promise<CliResult> {
-  const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'hash-password', ...args], { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [...CLI_ARGS, 'hash-password', ...args], { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
   const done = collect(child, 30_000);
   child.stdin!.end(input);
   return done;
@@ -34,7 +33,7 @@ function piped(args: string[], input: string): Promise<CliResult> {
  * the exit code, stdout (a pipe) and everything the terminal showed.
  */
 function onTerminal(args: string[], answers: { prompt: string; type: string }[]): Promise<CliResult & { terminal: string }> {
-  const child = spawn('python3', [TTY_RUN, process.execPath, '--import', 'tsx', CLI, 'hash-password', ...args], { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = spawn('python3', [TTY_RUN, process.execPath, ...CLI_ARGS, 'hash-password', ...args], { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
   const done = collect(child, 30_000);
   let terminal = '';
   let next = 0;
