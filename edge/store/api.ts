@@ -13,6 +13,7 @@ import type {
   NewReading,
   Page,
   Reading,
+  Severity,
   StoreStats,
   StoredEvent,
 } from './types.js';
@@ -91,6 +92,29 @@ export interface MarkQuery {
   limit?: number;
 }
 
+/** The bounds of one alarm query (history.ts AlarmSpansReader): a flapping alarm costs no more than this. */
+export const ALARM_LIMITS = {
+  /** alarms per answer: past it, the alarms last by name are left out */
+  alarms: 50,
+  /** spans per alarm: past it, the oldest are left out (counted in `dropped`) */
+  spans: 200,
+} as const;
+
+/**
+ * An alarm of a device over [from, to), from its alarm.raised / alarm.cleared events: each span
+ * [start, end) clipped to the range (raised before `from`: it starts at `from`), end null when it
+ * is still active at `to`. Oldest first.
+ */
+export interface AlarmSpans {
+  /** the alarm's name (AlarmDetail.alarm) */
+  name: string;
+  /** of its newest alarm.raised event; null when none is left in the buffer (only its clear) */
+  severity: Severity | null;
+  spans: [start: number, end: number | null][];
+  /** the oldest spans left out past ALARM_LIMITS.spans */
+  dropped: number;
+}
+
 /** Where a record is kept in the quota (quota.ts). */
 export interface WriteOptions {
   /**
@@ -132,6 +156,13 @@ export interface Store {
    * query past HISTORY_LIMITS, E_NOT_FOUND for a point the device has no readings of.
    */
   history(q: HistoryQuery): Promise<History>;
+  /**
+   * The device's alarms active at some time in [from, to), by name (AlarmSpans, bounded by
+   * ALARM_LIMITS), from its alarm events with ts before `to`: one scan of the event table, in
+   * slices with a yield to the event loop between them (history.ts AlarmSpansReader). Throws
+   * StoreError E_USAGE for a range as history refuses it.
+   */
+  alarmSpans(device: string, from: number, to: number): Promise<AlarmSpans[]>;
 
   /** Creates the consumer if it does not exist (cursor at 0 or at `startAt`). */
   registerConsumer(name: string, startAt?: number): Consumer;

@@ -13,7 +13,7 @@ import type { EventBus } from '../bus.js';
 import { systemClock, type Clock, type Timer } from '../clock.js';
 import { errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
-import type { EventQuery, History, HistoryQuery, MarkQuery, ReadingQuery, Store, WriteOptions } from './api.js';
+import type { AlarmSpans, EventQuery, History, HistoryQuery, MarkQuery, ReadingQuery, Store, WriteOptions } from './api.js';
 import { encodeFlags, encodeInto, storedValue } from './codec.js';
 import { StoreError } from './errors.js';
 import { STORE_MIGRATIONS, STORE_MODULE, applyMigrations, type Migration } from './migrations.js';
@@ -27,7 +27,7 @@ import { invalidReading } from './validate.js';
 import { CommandRows } from './commands.js';
 import { ConsumerTable } from './consumers.js';
 import { AutonomyMeter } from './autonomy.js';
-import { CommandMarks, HistoryReader, ReadingSpans } from './history.js';
+import { AlarmSpansReader, CommandMarks, HistoryReader, ReadingSpans } from './history.js';
 import type {
   CommandRecord,
   CommandStatus,
@@ -98,6 +98,7 @@ export class SqliteStore implements Store {
   private readonly spans: ReadingSpans;
   private readonly historyReader: HistoryReader;
   private readonly marks: CommandMarks;
+  private readonly alarms: AlarmSpansReader;
   private lastSeq = 0;
   private readingCount = 0;
   private eventCount = 0;
@@ -150,6 +151,7 @@ export class SqliteStore implements Store {
     this.spans = new ReadingSpans(db);
     this.historyReader = new HistoryReader(db, this.points, this.spans);
     this.marks = new CommandMarks(db);
+    this.alarms = new AlarmSpansReader(db);
   }
 
   /** @internal (openStore) Loads the seq counter, the points and the latest values. `minSeq`: continue after it (a moved-aside file). */
@@ -265,6 +267,11 @@ export class SqliteStore implements Store {
   async history(q: HistoryQuery): Promise<History> {
     this.assertOpen();
     return this.historyReader.read(q, this.lastSeq, () => this.assertOpen());
+  }
+
+  async alarmSpans(device: string, from: number, to: number): Promise<AlarmSpans[]> {
+    this.assertOpen();
+    return this.alarms.read(device, from, to, this.lastSeq, () => this.assertOpen());
   }
 
   observe(readings: readonly NewReading[]): void {

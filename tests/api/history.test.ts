@@ -3,7 +3,7 @@
  * gaps, marks), times in ms or ISO 8601 with an offset and their defaults, permission `read` for
  * every role and 401 without a token, 400s naming the field, 404 for a device that is not
  * configured, and the chart marks: a dim sent to the device and one to its group, with who sent
- * them.
+ * them. And the alarms: spans from the alarm events, severity from the event or the profile.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { accessByCaller, startApi, type Api } from './support/http.js';
@@ -53,6 +53,7 @@ describe('GET /api/v1/history', () => {
         },
       ],
       marks: [],
+      alarms: [],
     });
   });
 
@@ -130,5 +131,30 @@ describe('GET /api/v1/history', () => {
     // outside [from, to): none
     const earlier = await a.call('GET', path({ device: 'lamp-1', point: 'power', from: from - HOUR, to: from }), { role: 'viewer' });
     expect(earlier.json.marks).toEqual([]);
+  });
+
+  it("gives the device's alarms as spans, end null while active at to; severity from the raise, else from the profile", async () => {
+    const detail = (alarm: string, value: number) => ({ alarm, point: 'ch1_status', value, bit: 1 });
+    a.t.store.appendEvent({ ts: T + 60_000, device: 'lamp-2', kind: 'alarm.raised', severity: 'critical', detail: detail('ch1_driver_fault', 2) });
+    a.t.store.appendEvent({ ts: T + 120_000, device: 'lamp-2', kind: 'alarm.cleared', severity: 'info', detail: detail('ch1_driver_fault', 0) });
+    a.t.store.appendEvent({ ts: T + 180_000, device: 'lamp-2', kind: 'alarm.raised', severity: 'critical', detail: detail('ch1_driver_fault', 2) });
+    // its raise evicted: the profile says error
+    a.t.store.appendEvent({ ts: T + 90_000, device: 'lamp-2', kind: 'alarm.cleared', severity: 'info', detail: detail('ch2_driver_fault', 0) });
+    const r = await a.call('GET', path({ device: 'lamp-2', point: 'power', from: T, to: T + HOUR, buckets: 4 }), { role: 'viewer' });
+    expect(r.status).toBe(200);
+    expect(r.json.alarms).toEqual([
+      {
+        name: 'ch1_driver_fault',
+        severity: 'critical',
+        spans: [
+          [T + 60_000, T + 120_000],
+          [T + 180_000, null],
+        ],
+        dropped: 0,
+      },
+      { name: 'ch2_driver_fault', severity: 'error', spans: [[T, T + 90_000]], dropped: 0 },
+    ]);
+    const before = await a.call('GET', path({ device: 'lamp-2', point: 'power', from: T - HOUR, to: T }), { role: 'viewer' });
+    expect(before.json.alarms).toEqual([]);
   });
 });

@@ -6,13 +6,15 @@
  * it shows (data-from, data-to, data-buckets): the same numbers, nulls in the same places; the
  * range buttons change the range; a dim sent from the view's control ends verified and appears as
  * a marker on the device's chart, with who sent it; the history is asked again while the range
- * ends now; a drag across a chart zooms in to that stretch of time. Screenshots kept in tests/artifacts/ (device-390.png, device-1440.png).
+ * ends now; a drag across a chart zooms in to that stretch of time; a driver fault injected in the
+ * light's simulator shows as a red strip under Alarms, with its name and severity. Screenshots kept in tests/artifacts/ (device-390.png, device-1440.png).
  */
 import { isDeepStrictEqual } from 'node:util';
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Gateway } from '../../edge/main.js';
+import { modbusSimName, type SimBusComponent, type StreetlightModel } from '../../edge/sim/modbus/index.js';
 import { DEMO, startDemoInProcess, type InProcessDemo } from '../helpers/demoGateway.js';
 import { waitFor } from '../helpers/wait.js';
 import { HAS_CHROMIUM } from '../support/chromium.js';
@@ -58,6 +60,9 @@ describe.skipIf(!HAS_CHROMIUM)('the device view of the demo: charts of the histo
   beforeAll(async () => {
     demo = await startDemoInProcess({ nodeRed: false }); // Node-RED: not on this page
     ({ gw, base } = demo);
+    // a live range ends SETTLE_MS (2 s) before now: wait until it holds a reading of the light
+    const first = await waitFor('a reading of ch1_power', () => gw.context.store.readings({ after: 0, limit: 1, device: DEVICE }).items[0]?.ts, { timeoutMs: 15_000, intervalMs: 100 });
+    await waitFor('the first reading to be 2.5 s old', () => Date.now() > first + 2500, { timeoutMs: 15_000, intervalMs: 100 });
   });
 
   afterAll(async () => {
@@ -217,6 +222,19 @@ describe.skipIf(!HAS_CHROMIUM)('the device view of the demo: charts of the histo
     await view.locator('[data-nav="reset"]').click();
     await expect.poll(() => view.locator('.dv-range-text').textContent()).toMatch(/now \(live\)/);
     await expect.poll(async () => ((p) => p && p.to - p.from)(await plotted(page, 'ch1_power'))).toBe(HOUR);
+
+    // a driver fault on the light's channel 1 (its simulator): the driver raises ch1_driver_fault, a red strip under Alarms
+    const sim = gw.built.components.find((c) => c.name === modbusSimName('rs485-1')) as SimBusComponent;
+    const light = sim.simulators!.model<StreetlightModel>('rs485-1', 1);
+    light.inject(1, 'driverFault');
+    try {
+      const strip = view.locator('.alarm-strip[data-alarm="ch1_driver_fault"]');
+      await expect.poll(() => strip.locator('.seg.alarm').count(), { timeout: 15_000 }).toBeGreaterThan(0);
+      expect(await strip.locator('.strip-label').textContent()).toMatch(/ch1_driver_fault error active/);
+      expect(await view.locator('.dv-strips h3').allTextContents()).toContain('Alarms');
+    } finally {
+      light.inject(1, 'driverFault', false);
+    }
 
     await page.close();
   });

@@ -3,14 +3,14 @@
  * values as stored (scaled integers, booleans, strings), `last`, several points, a point with two
  * units, an empty range, a full buffer after eviction checked against an aggregate computed here
  * from the readings left, and the span index (history.ts) across a reopen and a previous release's
- * writes. And the chart marks (Store.commandMarks).
+ * writes. And the chart marks (Store.commandMarks) and the alarm spans (Store.alarmSpans).
  */
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { HistorySeries } from '../../edge/store/api.js';
-import { SLICE_SEQS, SPAN_SEQS } from '../../edge/store/history.js';
+import { ALARM_LIMITS, type HistorySeries } from '../../edge/store/api.js';
+import { ALARM_SLICE_SEQS, SLICE_SEQS, SPAN_SEQS } from '../../edge/store/history.js';
 import type { SqliteStore } from '../../edge/store/store.js';
-import type { NewReading, Reading } from '../../edge/store/types.js';
+import type { NewEvent, NewReading, Reading } from '../../edge/store/types.js';
 import { Sandbox } from './helpers.js';
 
 const T0 = Date.UTC(2026, 0, 5, 12);
@@ -343,5 +343,71 @@ describe('command marks', () => {
     expect(many[0]!.ts).toBe(T0 + 259);
     expect(many.every((m, i) => i === 0 || m.ts <= many[i - 1]!.ts)).toBe(true);
     expect(store.commandMarks({ device: DEV, groups: [], from: T0, to: T0 + 1000, limit: 3 })).toHaveLength(3);
+  });
+});
+
+/** An alarm event of the device, as the Modbus driver writes it. */
+function alarmEvent(ts: number, alarm: string, raised: boolean, device = DEV): NewEvent {
+  return { ts, device, kind: raised ? 'alarm.raised' : 'alarm.cleared', severity: raised ? 'error' : 'info', detail: { alarm, point: 'ch1_status', value: raised ? 2 : 0, bit: 1 } };
+}
+
+describe('alarm spans', () => {
+  it('per alarm its active spans clipped to [from, to): raised before from starts at from, still active at to ends null', async () => {
+    const store = sb.open();
+    const events: NewEvent[] = [
+      alarmEvent(T0 - 500, 'door_open', true), // before the range, cleared inside it
+      alarmEvent(T0 - 400, 'old', true), // raised and cleared before the range: not in it
+      alarmEvent(T0 - 300, 'old', false),
+      alarmEvent(T0 - 200, 'stuck', true), // raised before the range, never cleared
+      alarmEvent(T0 + 100, 'door_open', false),
+      alarmEvent(T0 + 200, 'door_open', true),
+      alarmEvent(T0 + 250, 'door_open', true), // raised again (a restart): the span keeps its start
+      alarmEvent(T0 + 300, 'door_open', false),
+      alarmEvent(T0 + 400, 'door_open', false), // cleared again: nothing
+      alarmEvent(T0 + 500, 'door_open', true), // active at to
+      alarmEvent(T0 + 600, 'late', true, 'lamp-2'), // another device
+      alarmEvent(T0 + 700, 'after', true), // at or after to: not in the range
+      { ts: T0 + 10, device: DEV, kind: 'comms.error', severity: 'warning', detail: { error: 'timeout' } } as unknown as NewEvent,
+    ];
+    for (const e of events) store.appendEvent(e);
+    expect(await store.alarmSpans(DEV, T0, T0 + 700)).toEqual([
+      {
+        name: 'door_open',
+        severity: 'error',
+        spans: [
+          [T0, T0 + 100],
+          [T0 + 200, T0 + 300],
+          [T0 + 500, null],
+        ],
+        dropped: 0,
+      },
+      { name: 'stuck', severity: 'error', spans: [[T0, null]], dropped: 0 },
+    ]);
+    // a clear whose raise is gone (evicted): active from `from` until it, severity unknown
+    store.appendEvent(alarmEvent(T0 + 800, 'orphan', false));
+    expect((await store.alarmSpans(DEV, T0 + 700, T0 + 900)).find((a) => a.name === 'orphan')).toEqual({ name: 'orphan', severity: null, spans: [[T0 + 700, T0 + 800]], dropped: 0 });
+    await expect(store.alarmSpans(DEV, T0, T0)).rejects.toMatchObject({ code: 'E_USAGE' });
+  });
+
+  it('bounded: at most 50 alarms (the first by name) and 200 spans each (the oldest dropped and counted), across slices of the scan', async () => {
+    const store = sb.open();
+    const rows: NewEvent[] = [];
+    for (let i = 0; i < 260; i++) rows.push(alarmEvent(T0 + 10 * i, 'flapping', true), alarmEvent(T0 + 10 * i + 5, 'flapping', false));
+    for (let k = 0; k < 60; k++) rows.push(alarmEvent(T0 + 5000, `a${String(k).padStart(2, '0')}`, true), alarmEvent(T0 + 5500, `a${String(k).padStart(2, '0')}`, false));
+    for (const e of rows) store.appendEvent(e);
+    // readings between the events: the scan runs over more than one slice of seqs
+    store.appendReadings(Array.from({ length: ALARM_SLICE_SEQS + 10 }, (_, i) => reading(T0 + 6000 + i, 'power', i)));
+    store.appendEvent(alarmEvent(T0 + 7000, 'flapping', true));
+    // 61 alarms in the range: the first 50 by name ('flapping' is after 'a59')
+    const alarms = await store.alarmSpans(DEV, T0, T0 + 10_000);
+    expect(alarms.map((a) => a.name)).toEqual(Array.from({ length: ALARM_LIMITS.alarms }, (_, k) => `a${String(k).padStart(2, '0')}`));
+    // before them: 'flapping' alone, its 260 spans cut to the newest 200
+    const [flapping] = await store.alarmSpans(DEV, T0, T0 + 5000);
+    expect(flapping?.spans).toHaveLength(ALARM_LIMITS.spans);
+    expect(flapping?.dropped).toBe(60);
+    expect(flapping?.spans[0]).toEqual([T0 + 600, T0 + 605]);
+    expect(flapping?.spans.at(-1)).toEqual([T0 + 2590, T0 + 2595]);
+    // the raise after the readings (another slice of the scan) is found
+    expect(await store.alarmSpans(DEV, T0 + 6000, T0 + 10_000)).toEqual([{ name: 'flapping', severity: 'error', spans: [[T0 + 7000, null]], dropped: 0 }]);
   });
 });

@@ -2,14 +2,16 @@
  * GET /api/v1/history?device=&point=|points=&from=&to=&buckets=: per bucket min, mean, max, last,
  * count and bad of a device's points over [from, to), computed in SQLite over the buffer
  * (Store.history, edge/store/history.ts), and the commands that mark its charts (when did the dim
- * happen, who sent it). Permission `read`: whoever sees the latest values sees their history; raw
+ * happen, who sent it), and its alarms over the range as spans (Store.alarmSpans, from the
+ * alarm.raised / alarm.cleared events). Permission `read`: whoever sees the latest values sees their history; raw
  * rows in bulk stay `pull` (/api/v1/readings). The work is bounded (HISTORY_LIMITS): at most 32
  * points, 2000 buckets, 400 days.
  */
 import type { DeviceConfig } from '../../config/schema.js';
-import { HISTORY_LIMITS } from '../../store/api.js';
+import { HISTORY_LIMITS, type AlarmSpans } from '../../store/api.js';
 import { StoreError } from '../../store/errors.js';
 import type { CommandRecord } from '../../store/types.js';
+import { describedDevices } from '../deviceState.js';
 import { badInput, notFound } from '../errors.js';
 import { idParam, intParam, query } from '../http.js';
 import type { Router } from '../router.js';
@@ -76,6 +78,11 @@ function mark(c: CommandRecord): Record<string, unknown> {
   };
 }
 
+/** An alarm's spans, its severity from its events or else from the device's profile (its raise evicted). */
+function alarm(a: AlarmSpans, profile: ReadonlyMap<string, string>): Record<string, unknown> {
+  return { name: a.name, severity: a.severity ?? profile.get(a.name) ?? null, spans: a.spans, dropped: a.dropped };
+}
+
 export function historyRoutes(r: Router, env: RouteEnv): void {
   r.add('GET', '/api/v1/history', 'read', async ({ url }) => {
     const q = query(url, ['device', 'point', 'points', 'from', 'to', 'buckets']);
@@ -98,6 +105,8 @@ export function historyRoutes(r: Router, env: RouteEnv): void {
       throw err;
     }
     const marks = env.ctx.store.commandMarks({ device, groups: config.groups, from, to }).map(mark);
-    return { status: 200, body: { ...history, marks } };
+    const severities = new Map((describedDevices(env.ctx.config).get(device)?.alarms ?? []).map((a) => [a.name, a.severity]));
+    const alarms = (await env.ctx.store.alarmSpans(device, from, to)).map((a) => alarm(a, severities));
+    return { status: 200, body: { ...history, marks, alarms } };
   });
 }

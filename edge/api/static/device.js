@@ -2,8 +2,9 @@
 // and its history from GET /api/v1/history: one uPlot chart per numeric point (points that differ
 // only by their channel number and share a unit on one chart: ch1_power with ch2_power), the
 // bucket means as the line, min–max as a band, a gap where a bucket has no good reading; on/off
-// strips for the boolean points; the commands sent to the device or its groups as markers, with
-// who sent them. One request asks for every point of the device, `buckets` ≈ the plot's width in
+// strips for the boolean points; a strip per alarm (the answer's `alarms`: its spans from the
+// alarm.raised / alarm.cleared events), red where active; the commands sent to the device or its
+// groups as markers, with who sent them. One request asks for every point of the device, `buckets` ≈ the plot's width in
 // pixels, so each chart shows exactly the API's buckets of its range (the chart's data-from,
 // data-to, data-buckets say which request). While the range ends now, the view asks again every
 // max(step, 5 s), one request at a time. Times on the axes in the gateway's zone. Plain JS, no
@@ -332,7 +333,7 @@
       }
       c.points.push(s.point);
     }
-    return { charts, strips };
+    return { charts, strips, alarms: [] };
   }
 
   function render(v, req, body) {
@@ -340,7 +341,10 @@
     v.shown = { from: req.from, to: req.to, buckets: req.buckets, step: body.step, t: series.length ? series[0].t : [] };
     v.marks = Array.isArray(body.marks) ? body.marks : [];
     const byPoint = new Map(series.map((s) => [s.point, s]));
+    const alarms = Array.isArray(body.alarms) ? body.alarms : [];
+    const byAlarm = new Map(alarms.map((a) => [a.name, a]));
     const layout = layoutOf(series);
+    layout.alarms = alarms.map((a) => ({ name: a.name, severity: a.severity || null }));
     const key = JSON.stringify(layout);
     const rebuilt = key !== v.layoutKey;
     if (rebuilt) build(v, layout, key, byPoint);
@@ -350,7 +354,8 @@
     }
     for (const s of v.strips) {
       stamp(s.el, req);
-      drawStrip(v, s, byPoint.get(s.point));
+      if (s.alarm) drawAlarm(v, s, byAlarm.get(s.alarm));
+      else drawStrip(v, s, byPoint.get(s.point));
     }
     if (series.length === 0) v.note.textContent = 'no readings of ' + v.id + ' stored yet';
     else if (layout.charts.length === 0 && layout.strips.length === 0) v.note.textContent = 'no numeric or on/off point to chart';
@@ -415,7 +420,16 @@
       v.stripsEl.append(el);
       v.strips.push({ el, point: p, bar, reading });
     }
-    if (layout.strips.length) v.stripsEl.append(h('div', { class: 'meta strip-ends' }, h('span', { class: 'strip-from' }), h('span', { class: 'strip-to' })));
+    if (layout.alarms.length) v.stripsEl.append(h('h3', null, 'Alarms'));
+    for (const a of layout.alarms) {
+      const bar = h('div', { class: 'strip-bar', role: 'img', 'aria-label': 'alarm ' + a.name + ' over the range' });
+      const reading = h('span', { class: 'reading' });
+      const severity = a.severity ? h('span', { class: 'severity ' + a.severity }, a.severity) : '';
+      const el = h('div', { class: 'strip alarm-strip', 'data-alarm': a.name }, h('div', { class: 'strip-label' }, h('span', { class: 'point-name' }, a.name), ' ', severity, ' ', reading), bar);
+      v.stripsEl.append(el);
+      v.strips.push({ el, alarm: a.name, bar, reading });
+    }
+    if (layout.strips.length || layout.alarms.length) v.stripsEl.append(h('div', { class: 'meta strip-ends' }, h('span', { class: 'strip-from' }), h('span', { class: 'strip-to' })));
   }
 
   function chartOpts(v, chart) {
@@ -541,20 +555,19 @@
   function showReadings(v) {
     for (const c of v.charts) if (gap(c.u.cursor.idx)) showReading(v, c, null);
     for (const s of v.strips) {
+      if (s.alarm) continue;
       const c = v.values[s.point];
       s.reading.textContent = c ? (c.v === true || c.v === 1 ? 'on' : c.v === false || c.v === 0 ? 'off' : ctx.fmt(c)) : '';
     }
   }
 
-  // ---- on/off strips --------------------------------------------------------------------------
+  // ---- on/off and alarm strips ----------------------------------------------------------------
 
   /** Runs of buckets in the same state (on, off, both within the bucket, no reading) as segments. */
   function drawStrip(v, strip, s) {
-    const { h } = ctx;
     const t = v.shown.t;
     const mean = s ? s.mean : [];
     strip.el._data = { t, mean };
-    const span = v.shown.to - v.shown.from;
     const stateOf = (m) => (gap(m) ? 'gap' : m >= 1 ? 'on' : m <= 0 ? 'off' : 'mixed');
     const segments = [];
     for (let i = 0; i < t.length; i++) {
@@ -569,12 +582,36 @@
       .map((g) => {
         const a = t[g.from];
         const b = Math.min(v.shown.to, t[g.to - 1] + step);
-        const el = h('span', { class: 'seg ' + g.state, title: strip.point + ' ' + (g.state === 'mixed' ? 'on part of the time' : g.state) + ': ' + ctx.timeText(a) + ' – ' + ctx.timeText(b) });
-        el.style.left = (((a - v.shown.from) / span) * 100).toFixed(3) + '%';
-        el.style.width = (((b - a) / span) * 100).toFixed(3) + '%';
-        return el;
+        return { state: g.state, a, b, title: strip.point + ' ' + (g.state === 'mixed' ? 'on part of the time' : g.state) + ': ' + ctx.timeText(a) + ' – ' + ctx.timeText(b) };
       });
-    strip.bar.replaceChildren(...parts);
+    placeSegments(v, strip, parts);
+  }
+
+  /** An alarm's spans ([start, end], end null: still active at the range's end) as red segments; its reading says whether it is active now. */
+  function drawAlarm(v, strip, alarm) {
+    const spans = alarm && Array.isArray(alarm.spans) ? alarm.spans : [];
+    strip.el._data = { spans };
+    const parts = spans.map(([a, end]) => {
+      const b = end === null ? v.shown.to : end;
+      return { state: 'alarm', a, b, title: strip.alarm + ' active: ' + ctx.timeText(a) + ' – ' + (end === null ? 'still active' : ctx.timeText(b)) };
+    });
+    const last = spans[spans.length - 1];
+    strip.reading.textContent = last && last[1] === null ? 'active' : spans.length ? 'active ' + spans.length + '×' + (alarm.dropped ? ' (+' + alarm.dropped + ' earlier)' : '') : '';
+    placeSegments(v, strip, parts);
+  }
+
+  /** Segments ({ state, a, b, title }: from a to b, in ms) placed on the strip's bar over the shown range; the range's ends under the strips. */
+  function placeSegments(v, strip, parts) {
+    const { h } = ctx;
+    const span = v.shown.to - v.shown.from;
+    strip.bar.replaceChildren(
+      ...parts.map((g) => {
+        const el = h('span', { class: 'seg ' + g.state, title: g.title });
+        el.style.left = (((g.a - v.shown.from) / span) * 100).toFixed(3) + '%';
+        el.style.width = (((g.b - g.a) / span) * 100).toFixed(3) + '%';
+        return el;
+      }),
+    );
     const ends = v.stripsEl.querySelector('.strip-ends');
     if (ends) {
       ends.firstChild.textContent = ctx.timeText(v.shown.from);
