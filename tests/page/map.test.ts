@@ -240,6 +240,11 @@ describe.skipIf(!HAS_CHROMIUM)('the map of the demo', () => {
     await page.evaluate("document.querySelectorAll('#map [data-device]').forEach((el) => (el.kept = true))");
     await page.setViewportSize({ width: 390, height: 844 });
     await expect.poll(async () => (await drawn(page)).map.w).toBeLessThan(390);
+    // the ResizeObserver places the markers in a later frame than the box shrinks
+    await expect.poll(async () => {
+      const d = await drawn(page);
+      return d.markers.every((m) => m.x <= d.map.w - 22 && m.y <= d.map.h - 22);
+    }).toBe(true);
     await check(300);
     expect(await page.evaluate<boolean>("[...document.querySelectorAll('#map [data-device]')].every((el) => el.kept === true)")).toBe(true);
     await page.close();
