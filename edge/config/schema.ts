@@ -335,6 +335,34 @@ const tlsSchema = z.strictObject({
   ca: z.string().optional(),
 });
 
+/**
+ * Home Assistant MQTT discovery (edge/broker/homeAssistant.ts): `true`, or `{ enabled, prefix }`;
+ * read it with `homeAssistantOf()`.
+ */
+export const homeAssistantSchema = z.union([
+  z.boolean(),
+  z.strictObject({
+    enabled: z.boolean().default(true),
+    /** Home Assistant's discovery prefix (its MQTT integration's setting) */
+    prefix: z
+      .string()
+      .regex(/^[A-Za-z0-9_-]{1,64}$/, { message: 'expected a topic level of letters, digits, "_" and "-"' })
+      .default('homeassistant'),
+  }),
+]);
+
+export interface HomeAssistantSettings {
+  enabled: boolean;
+  prefix: string;
+}
+
+/** broker.homeAssistant or sync.homeAssistant as one shape (absent or false: off). */
+export function homeAssistantOf(v: z.output<typeof homeAssistantSchema> | undefined): HomeAssistantSettings {
+  if (v === undefined || v === false) return { enabled: false, prefix: 'homeassistant' };
+  if (v === true) return { enabled: true, prefix: 'homeassistant' };
+  return { enabled: v.enabled, prefix: v.prefix };
+}
+
 export const brokerSchema = z.strictObject({
   enabled: z.boolean().default(true),
   host: z.string().default('0.0.0.0'),
@@ -353,38 +381,50 @@ export const brokerSchema = z.strictObject({
   maxConnections: z.number().int().min(1).default(256),
   /** connections open at once from one IP address */
   maxConnectionsPerAddress: z.number().int().min(1).default(32),
+  /** Home Assistant MQTT discovery on this broker: lights, sensors and alarms of every device */
+  homeAssistant: homeAssistantSchema.default(false),
 });
 
-export const apiSchema = z.strictObject({
-  enabled: z.boolean().default(true),
-  host: z.string().default('0.0.0.0'),
-  port: port.default(8080),
-  /** GET /metrics needs a bearer token with the `read` permission unless this is false */
-  metricsAuth: z.boolean().default(true),
-  /**
-   * the status page's map tiles: a URL template with {z}, {x} and {y} (and optionally {s}), e.g.
-   * the city's own tile server, shown with Leaflet (bundled); unset: the map draws the devices'
-   * positions to scale on a plain background, which works offline, as cabinets often are
-   */
-  mapTiles: z
-    .string()
-    .max(500)
-    .refine((u) => /^https?:\/\/[^/\s]+\/\S*$/.test(u) && u.includes('{z}') && u.includes('{x}') && u.includes('{y}'), {
-      message: 'expected a tile URL template like "https://tiles.example.org/{z}/{x}/{y}.png"',
-    })
-    .optional(),
-  /** the tiles' attribution, shown on the map (e.g. "© OpenStreetMap contributors") */
-  mapAttribution: z.string().max(200).optional(),
-  tokens: z
-    .array(
-      z.strictObject({
-        name: z.string().min(1),
-        token: z.string().min(16, { message: 'expected a token of at least 16 characters' }),
-        role,
-      }),
-    )
-    .default([]),
-});
+export const apiSchema = z
+  .strictObject({
+    enabled: z.boolean().default(true),
+    host: z.string().default('0.0.0.0'),
+    port: port.default(8080),
+    /** HTTPS for the API, the status page and the Node-RED editor: PEM files, relative to devices.yaml */
+    tls: z.strictObject({ cert: z.string().min(1), key: z.string().min(1), ca: z.string().min(1).optional() }).optional(),
+    /** with tls: a plain-HTTP port on the same host that only redirects to https:// (e.g. 80) */
+    redirectPort: port.optional(),
+    /** GET /metrics needs a bearer token with the `read` permission unless this is false */
+    metricsAuth: z.boolean().default(true),
+    /**
+     * the status page's map tiles: a URL template with {z}, {x} and {y} (and optionally {s}), e.g.
+     * the city's own tile server, shown with Leaflet (bundled); unset: the map draws the devices'
+     * positions to scale on a plain background, which works offline, as cabinets often are
+     */
+    mapTiles: z
+      .string()
+      .max(500)
+      .refine((u) => /^https?:\/\/[^/\s]+\/\S*$/.test(u) && u.includes('{z}') && u.includes('{x}') && u.includes('{y}'), {
+        message: 'expected a tile URL template like "https://tiles.example.org/{z}/{x}/{y}.png"',
+      })
+      .optional(),
+    /** the tiles' attribution, shown on the map (e.g. "© OpenStreetMap contributors") */
+    mapAttribution: z.string().max(200).optional(),
+    tokens: z
+      .array(
+        z.strictObject({
+          name: z.string().min(1),
+          token: z.string().min(16, { message: 'expected a token of at least 16 characters' }),
+          role,
+        }),
+      )
+      .default([]),
+  })
+  .superRefine((api, ctx) => {
+    if (api.redirectPort === undefined) return;
+    if (api.tls === undefined) ctx.addIssue({ code: 'custom', path: ['redirectPort'], message: 'a redirect port needs api.tls (it redirects to https://)' });
+    else if (api.redirectPort === api.port && api.port !== 0) ctx.addIssue({ code: 'custom', path: ['redirectPort'], message: `expected another port than api.port (${api.port})` });
+  });
 
 export const nodeRedSchema = z.strictObject({
   enabled: z.boolean().default(false),
@@ -445,6 +485,8 @@ export const syncSchema = z.strictObject({
    * non-empty, an unsigned or wrongly signed change is refused (edge/reconfig).
    */
   configSigningKeys: z.array(signingKey).default([]),
+  /** Home Assistant MQTT discovery on the upstream broker (commands go through down/commands as central) */
+  homeAssistant: homeAssistantSchema.default(false),
 });
 
 export const simulateSchema = z.union([

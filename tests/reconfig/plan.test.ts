@@ -53,6 +53,7 @@ const SYNC: NonNullable<Config['sync']> = {
   reconnectMin: 1000,
   reconnectMax: 60_000,
   configSigningKeys: [],
+  homeAssistant: false,
 };
 
 /** The plan that touches nothing; each case says what differs from it. */
