@@ -1,3 +1,4 @@
+import { getPosition } from 'suncalc';
 import { describe, expect, it } from 'vitest';
 import { sunDay, type SunEvent } from '../../edge/control/sun.js';
 import { almanacSunEvent } from './support/almanacSun.js';
@@ -139,5 +140,75 @@ describe('sun: Tromsø (69.65 N) polar night and midnight sun', () => {
   it('southern hemisphere: the seasons are reversed (78 S, McMurdo)', () => {
     expect(sunDay(-77.85, 166.67, { year: 2026, month: 6, day: 21 }).sunset.kind).toBe('polarNight');
     expect(sunDay(-77.85, 166.67, { year: 2026, month: 12, day: 21 }).sunset.kind).toBe('polarDay');
+  });
+});
+
+/**
+ * An independent reference near the poles, where the almanac algorithm is too coarse: suncalc's
+ * getPosition (its own Meeus ch. 25 series, sidereal time and ΔT) gives the sun's altitude, and a
+ * bisection finds where it crosses −0.833°. getPosition returns the apparent altitude, refracted by
+ * its formula 1.02′/tan(h + 10.26/(h + 5.10)) clamped at h = 0 for negative h: below the horizon
+ * apparent = geometric + R0. (suncalc's own getTimes is not the reference: it decides both events
+ * from the noon declination and its refinement fails on grazing days, off by up to 100 minutes.)
+ */
+const R0 = 1.02 / 60 / Math.tan(((10.26 / 5.1) * Math.PI) / 180);
+const HALF_DAY = 43_200_000;
+
+function referenceEvent(kind: 'rise' | 'set', lat: number, lon: number, noon: number): SunEvent {
+  const above = (ms: number) => getPosition(new Date(ms), lat, lon).altitude - R0 > -0.833;
+  const low = noon + (kind === 'rise' ? -HALF_DAY : HALF_DAY);
+  if (!above(noon)) return { kind: 'polarNight' };
+  if (above(low)) return { kind: 'polarDay' };
+  let [dark, light] = [low, noon];
+  while (Math.abs(light - dark) > 1000) {
+    const mid = (dark + light) / 2;
+    if (above(mid)) light = mid;
+    else dark = mid;
+  }
+  return { kind: 'event', at: (dark + light) / 2 };
+}
+
+describe('sun: every day of 2026 near and beyond the polar circles against an independent position model', () => {
+  it.each([
+    ['Rovaniemi', 66.5, 25.73],
+    ['Tromsø', TROMSO.lat, TROMSO.lon],
+    ['Hammerfest', 70.66, 23.68],
+    ['Pevek', 69.7, 170.31],
+    ['Utqiaġvik', 71.29, -156.79],
+    ['Longyearbyen', 78.22, 15.65],
+    ['McMurdo', -77.85, 166.67],
+  ])('%s: each sunrise and sunset of the right kind and within 2 minutes, the grazing days around the midnight sun included', (_name, lat, lon) => {
+    let events = 0;
+    for (let i = 0; i < 365; i++) {
+      const d = new Date(Date.UTC(2026, 0, 1 + i));
+      const day = sunDay(lat, lon, { year: 2026, month: d.getUTCMonth() + 1, day: d.getUTCDate() });
+      for (const [kind, e] of [['rise', day.sunrise], ['set', day.sunset]] as const) {
+        const ref = referenceEvent(kind, lat, lon, day.solarNoon);
+        const where = `${d.toISOString().slice(0, 10)} ${kind}`;
+        expect(e.kind, where).toBe(ref.kind);
+        if (e.kind === 'event' && ref.kind === 'event') {
+          expect(Math.abs(e.at - ref.at), where).toBeLessThan(TWO_MIN);
+          events++;
+        }
+      }
+    }
+    expect(events).toBeGreaterThan(200);
+  });
+
+  it('Tromsø: the last short night before the midnight sun and the first after it are kept (a day with one event)', () => {
+    const day = (m: number, d: number) => sunDay(TROMSO.lat, TROMSO.lon, { year: 2026, month: m, day: d });
+    // 17 May sets at 22:29 UTC and 18 May rises at 22:51 UTC the evening before: a 22-minute night,
+    // then no sunset until 25 July; a calculator judging both events by the noon sun loses both nights
+    const set17 = at(day(5, 17).sunset);
+    const may18 = day(5, 18);
+    expect(may18.sunset).toEqual({ kind: 'polarDay' });
+    const rise18 = at(may18.sunrise);
+    expect((rise18 - set17) / 60_000).toBeGreaterThan(10);
+    expect((rise18 - set17) / 60_000).toBeLessThan(40);
+    expect(day(5, 19).sunrise).toEqual({ kind: 'polarDay' });
+    const jul25 = day(7, 25);
+    expect(jul25.sunrise).toEqual({ kind: 'polarDay' });
+    expect(at(jul25.sunset)).toBeGreaterThan(jul25.solarNoon + 11 * 3_600_000);
+    expect(at(day(7, 26).sunrise)).toBeGreaterThan(at(jul25.sunset));
   });
 });
