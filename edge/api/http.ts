@@ -1,12 +1,13 @@
 /**
  * Request and response plumbing of the API on node:http: JSON bodies with a size limit and a
- * nesting limit (edge/jsonLimits.ts), query parameters validated with the field named, security
- * headers on every answer.
+ * nesting limit (edge/jsonLimits.ts), query and path parameters and body fields parsed by their
+ * zod schemas (schemas.ts) with the field named, security headers on every answer.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { identifier } from '../config/schema.js';
+import type { z } from 'zod';
 import { MAX_JSON_BYTES, parseJsonWithin, type JsonLimit } from '../jsonLimits.js';
 import { ApiError, badInput } from './errors.js';
+import { fieldWords } from './schemas.js';
 
 /** Larger request bodies are refused with 413 before they are read to the end. */
 export const MAX_BODY_BYTES = MAX_JSON_BYTES;
@@ -123,29 +124,59 @@ export function jsonObject(parsed: ParsedBody): Record<string, unknown> {
   return v as Record<string, unknown>;
 }
 
-/** Query parameters: only the known ones, each at most once. */
-export function query(url: URL, known: readonly string[]): Map<string, string> {
-  const out = new Map<string, string>();
+/** How a value shows in a 400: a string as JSON (its first 80 characters), anything else as JSON (cut at 80), absent: `nothing`. */
+function shown(v: unknown): string {
+  if (v === undefined) return 'nothing';
+  if (typeof v === 'string') return JSON.stringify(v.slice(0, 80));
+  const s = JSON.stringify(v) ?? String(v);
+  return s.length > 80 ? `${s.slice(0, 77)}...` : s;
+}
+
+/**
+ * Values (query parameters, path parameters, a body's fields) parsed by their object schema
+ * (schemas.ts): the first issue is a 400 naming its field, in the field's words, with the value
+ * it got (`limit: expected an integer 1..10000, got "x"`); absent and required: its `required`
+ * words when it has them.
+ */
+export function parseFields<S extends z.ZodObject>(schema: S, values: Record<string, unknown>): z.output<S> {
+  const r = schema.safeParse(values);
+  if (r.success) return r.data;
+  const issue = r.error.issues[0]!;
+  const name = issue.path.length > 0 ? String(issue.path[0]) : 'body';
+  const value = values[name];
+  const words = name in schema.shape ? fieldWords.get(schema.shape[name]!) : undefined;
+  if (value === undefined && words?.required !== undefined) throw badInput(name, words.required);
+  throw badInput(name, `${words?.expected ?? issue.message}, got ${shown(value)}`);
+}
+
+/** A loose object schema (schemas.ts ANY_QUERY) takes keys it does not name. */
+function takesAny(schema: z.ZodObject): boolean {
+  const rest = schema.def.catchall;
+  return rest !== undefined && rest._zod.def.type !== 'never';
+}
+
+/**
+ * The query parameters parsed by the route's schema: one it does not name is refused (unless the
+ * schema takes any), so is one given twice; then parseFields.
+ */
+export function parseQuery<S extends z.ZodObject>(schema: S, url: URL): z.output<S> {
+  const known = Object.keys(schema.shape);
+  const values: Record<string, string> = {};
   for (const [k, v] of url.searchParams) {
-    if (!known.includes(k)) throw badInput(k, `unknown query parameter (known: ${known.join(', ') || 'none'})`);
-    if (out.has(k)) throw badInput(k, 'given more than once');
-    out.set(k, v);
+    if (!known.includes(k)) {
+      if (takesAny(schema)) continue;
+      throw badInput(k, `unknown query parameter (known: ${known.join(', ') || 'none'})`);
+    }
+    if (Object.hasOwn(values, k)) throw badInput(k, 'given more than once');
+    values[k] = v;
   }
-  return out;
+  return parseFields(schema, values);
 }
 
-/** An integer parameter within min..max; absent: the default. */
-export function intParam(q: Map<string, string>, name: string, def: number, min: number, max: number): number {
-  const raw = q.get(name);
-  if (raw === undefined) return def;
-  const n = /^-?\d{1,16}$/.test(raw) ? Number(raw) : NaN;
-  if (!Number.isSafeInteger(n) || n < min || n > max) throw badInput(name, `expected an integer ${min}..${max === Number.MAX_SAFE_INTEGER ? '' : max}, got ${JSON.stringify(raw)}`);
-  return n;
-}
-
-/** An id parameter (device, group, consumer name): the identifier rule of the config. */
-export function idParam(value: string | undefined, name: string): string | undefined {
-  if (value === undefined) return undefined;
-  if (!identifier.safeParse(value).success) throw badInput(name, `expected an id of letters, digits, "_", "-", "." (at most 64), got ${JSON.stringify(value.slice(0, 80))}`);
-  return value;
+/** A JSON object body parsed by its schema: a field it does not name is refused first, then parseFields. */
+export function parseBody<S extends z.ZodObject>(schema: S, parsed: ParsedBody): z.output<S> {
+  const body = jsonObject(parsed);
+  const known = Object.keys(schema.shape);
+  for (const k of Object.keys(body)) if (!known.includes(k)) throw badInput(k, `unknown field (expected ${known.join(', ') || 'an empty body or {}'})`);
+  return parseFields(schema, body);
 }

@@ -56,6 +56,12 @@ const schemas = {
   }),
 } as const;
 
+/**
+ * The body of each action as a zod schema: the API's OpenAPI document describes command bodies
+ * with these (edge/api/routes/commands.ts); validateCommand below is what checks a body.
+ */
+export const COMMAND_BODIES = schemas;
+
 export type DimCommand = z.output<(typeof schemas)['dim']>;
 export type OnCommand = z.output<(typeof schemas)['on']>;
 export type OffCommand = z.output<(typeof schemas)['off']>;

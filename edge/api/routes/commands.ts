@@ -1,5 +1,5 @@
 /**
- * Commands over HTTP: POST /api/v1/devices/:id/commands and /api/v1/groups/:g/commands hand
+ * Commands over HTTP: POST /api/v1/devices/:device/commands and /api/v1/groups/:group/commands hand
  * the body to the command pipeline (edge/control CommandService) with the token's principal;
  * any valid token may try, so a refused command is recorded like any other. Answers:
  * - 202 `{ id, status: "queued", transaction? }`: accepted; the outcome follows (GET
@@ -10,14 +10,20 @@
  *   everything else (E_INVALID_COMMAND: malformed JSON, a bad action, level 150, a negative
  *   duration …). Malformed JSON is handed to the pipeline too, so it is recorded; so is JSON
  *   past the limits of edge/jsonLimits.ts (`body: JSON nested deeper than 16 levels`, counted).
- * GET /api/v1/commands/:id, GET /api/v1/commands?limit=&status=.
+ * GET /api/v1/commands/:id, GET /api/v1/commands?limit=&status=. The body's schema in the OpenAPI
+ * document is the pipeline's own (edge/control/validate.ts COMMAND_BODIES).
  */
+import { z } from 'zod';
+import { identifier } from '../../config/schema.js';
 import type { CommandTargetRef } from '../../control/api.js';
-import { commandBody } from '../../jsonLimits.js';
-import { COMMAND_STATUSES, isCommandStatus } from '../../store/types.js';
-import { notFound, badInput } from '../errors.js';
-import { idParam, intParam, parseJson, query, readBody } from '../http.js';
-import type { Reply, Router, ApiRequest } from '../router.js';
+import { COMMAND_BODIES } from '../../control/validate.js';
+import { commandBody as bodyToSubmit } from '../../jsonLimits.js';
+import { COMMAND_STATUSES, type CommandStatus } from '../../store/types.js';
+import { command, commandAccepted, commandList, errorBody } from '../answers.js';
+import { notFound } from '../errors.js';
+import { parseJson, readBody } from '../http.js';
+import type { Reply, Router, RouteRequest } from '../router.js';
+import { field, ID_WORDS, integer, integerWords, named, oneOfWords } from '../schemas.js';
 import type { RouteEnv } from './env.js';
 
 
@@ -33,17 +39,41 @@ function transactionOf(body: unknown): string | number | undefined {
   return typeof t === 'string' || typeof t === 'number' ? t : undefined;
 }
 
+/** The body of a command, one schema per action: what the pipeline validates (edge/control/validate.ts), named for the document. */
+const commandBody = named(
+  'CommandBody',
+  z.discriminatedUnion('action', [
+    named('DimCommand', COMMAND_BODIES.dim),
+    named('OnCommand', COMMAND_BODIES.on),
+    named('OffCommand', COMMAND_BODIES.off),
+    named('OverrideCommand', COMMAND_BODIES.override),
+    named('ReleaseCommand', COMMAND_BODIES.release),
+    named('ProgramCommand', COMMAND_BODIES.program),
+    named('WriteCommand', COMMAND_BODIES.write),
+  ]),
+);
+
+const COMMAND_ID_RE = /^[A-Za-z0-9-]{1,64}$/;
+
+const SUBMIT = `Any valid token may try: the command pipeline decides (roles, allowCommands, the safety rules of traffic controllers, priorities) and records a refusal like any other command. Accepted: 202 with the command's id; its outcome follows (GET /api/v1/commands/{id}, MQTT \`commands/<id>\`). Refused: 403 (E_FORBIDDEN, E_INTERLOCK), 404 (E_NOT_FOUND: no such device or group) or 400 (E_INVALID_COMMAND: malformed JSON, a bad action or field), each with the recorded row's \`id\`.`;
+
+/** What POST …/commands answers. */
+const submitResponses = (what: string) => ({
+  202: { description: 'accepted: queued', schema: commandAccepted, headers: { Location: 'the command: /api/v1/commands/{id}' } },
+  400: { description: 'refused: a malformed body or a bad field (recorded)', schema: errorBody },
+  403: { description: 'refused: the role may not, the device takes no commands, a safety rule (recorded)', schema: errorBody },
+  404: { description: `refused: no such ${what} (recorded)`, schema: errorBody },
+});
+
 export function commandRoutes(r: Router, env: RouteEnv): void {
-  const submit = async (kind: CommandTargetRef['kind'], { req, url, params, principal }: ApiRequest): Promise<Reply> => {
-    query(url, []);
-    const id = idParam(params['id'], kind === 'device' ? 'device' : 'group')!;
+  const submit = async (target: CommandTargetRef, { req, principal }: RouteRequest<unknown, unknown>): Promise<Reply> => {
     const raw = await readBody(req);
     const parsed = parseJson(raw, env.metrics);
     // malformed JSON as it is, JSON past the limits as its reason (never the text): recorded either way
-    const body = commandBody(raw, parsed);
+    const body = bodyToSubmit(raw, parsed);
     const transaction = transactionOf(body);
     // answered at once with the row; its outcome is for GET /api/v1/commands/:id and the live feed
-    const { row } = env.deps.commands.submit({ kind, id }, body, principal!);
+    const { row } = env.deps.commands.submit(target, body, principal!);
     if (row.status === 'rejected') {
       const result = (row.result ?? {}) as { code?: unknown; error?: unknown; field?: unknown };
       const code = typeof result.code === 'string' ? result.code : 'E_INVALID_COMMAND';
@@ -59,25 +89,71 @@ export function commandRoutes(r: Router, env: RouteEnv): void {
       body: { id: row.id, status: row.status, ...(transaction !== undefined ? { transaction } : {}) },
     };
   };
+  const body = { description: 'the command: `{ "action": "dim", "level": 40, "durationS": 7200, "priority": 50 }`', content: { 'application/json': commandBody } };
 
-  r.add('POST', '/api/v1/devices/:id/commands', 'authenticated', (req) => submit('device', req));
-  r.add('POST', '/api/v1/groups/:id/commands', 'authenticated', (req) => submit('group', req));
-
-  r.add('GET', '/api/v1/commands/:id', 'read', ({ url, params }) => {
-    query(url, []);
-    const id = params['id']!;
-    if (!/^[A-Za-z0-9-]{1,64}$/.test(id)) throw badInput('id', 'expected a command id (uuid)');
-    const row = env.deps.commands.get(id);
-    if (!row) throw notFound(`command ${id}`);
-    return { status: 200, body: row };
+  r.add({
+    method: 'POST',
+    path: '/api/v1/devices/:device/commands',
+    access: 'authenticated',
+    operationId: 'commandDevice',
+    summary: 'Sends a command to a device',
+    description: SUBMIT,
+    tags: ['commands'],
+    params: z.strictObject({ device: field(identifier, ID_WORDS, { description: 'the device id', required: true }) }),
+    body,
+    responses: submitResponses('device'),
+    handler: (req) => submit({ kind: 'device', id: req.params.device }, req),
   });
 
-  r.add('GET', '/api/v1/commands', 'read', ({ url }) => {
-    const q = query(url, ['limit', 'status']);
-    const limit = intParam(q, 'limit', 100, 1, 10_000);
-    const status = q.get('status');
-    if (status !== undefined && !isCommandStatus(status)) throw badInput('status', `expected one of ${COMMAND_STATUSES.join(', ')}, got ${JSON.stringify(status.slice(0, 40))}`);
-    const commands = env.deps.commands.list({ limit, ...(status !== undefined ? { status } : {}) });
-    return { status: 200, body: { commands } };
+  r.add({
+    method: 'POST',
+    path: '/api/v1/groups/:group/commands',
+    access: 'authenticated',
+    operationId: 'commandGroup',
+    summary: 'Sends a command to every device of a group',
+    description: SUBMIT,
+    tags: ['commands'],
+    params: z.strictObject({ group: field(identifier, ID_WORDS, { description: 'the group id', required: true }) }),
+    body,
+    responses: submitResponses('group'),
+    handler: (req) => submit({ kind: 'group', id: req.params.group }, req),
+  });
+
+  r.add({
+    method: 'GET',
+    path: '/api/v1/commands/:id',
+    access: 'read',
+    operationId: 'getCommand',
+    summary: 'A command and its outcome',
+    description: 'Its status only moves forward: queued, sent, then verified, failed, expired or rejected.',
+    tags: ['commands'],
+    params: z.strictObject({ id: field(z.string().regex(COMMAND_ID_RE), 'expected a command id (uuid)', { description: "the command's id", required: true }) }),
+    responses: {
+      200: { description: 'the command', schema: command },
+      404: { description: 'no such command', schema: errorBody },
+    },
+    handler: ({ params: { id } }) => {
+      const row = env.deps.commands.get(id);
+      if (!row) throw notFound(`command ${id}`);
+      return { status: 200, body: row };
+    },
+  });
+
+  r.add({
+    method: 'GET',
+    path: '/api/v1/commands',
+    access: 'read',
+    operationId: 'listCommands',
+    summary: 'The newest commands',
+    tags: ['commands'],
+    query: z.strictObject({
+      limit: field(integer(1, 10_000), integerWords(1, 10_000), { description: 'at most this many', default: 100 }),
+      status: field(z.enum(COMMAND_STATUSES as [CommandStatus, ...CommandStatus[]]), oneOfWords(COMMAND_STATUSES), { description: 'only commands in this status' }),
+    }),
+    responses: { 200: { description: 'the commands, newest first', schema: commandList } },
+    handler: ({ query: { limit, status } }) => {
+      const commands = env.deps.commands.list({ limit, ...(status !== undefined ? { status } : {}) });
+      return { status: 200, body: { commands } };
+    },
   });
 }

@@ -19,13 +19,16 @@
  * body past the limit) is the API's error body.
  */
 import type { IncomingMessage } from 'node:http';
+import { z } from 'zod';
 import { durationIn } from '../../config/scalars.js';
 import { parseJsonWithin, MAX_JSON_DEPTH } from '../../jsonLimits.js';
 import { CHANGE_ID_RE, MAX_CONFIG_BYTES } from '../../reconfig/records.js';
 import type { ConfigChangeRequest, ConfigService, ConfigStageReport, ConfigSubmitted } from '../../reconfig/types.js';
+import { configReport, configVersion, configVersionList, configVersionText, errorBody } from '../answers.js';
 import { ApiError, badInput, notFound } from '../errors.js';
-import { intParam, jsonObject, parseJson, query, readBody, readBodyWithin } from '../http.js';
-import type { ApiRequest, Reply, Router } from '../router.js';
+import { parseBody, parseJson, readBody, readBodyWithin } from '../http.js';
+import type { Reply, ResponseDoc, RouteRequest, Router } from '../router.js';
+import { field, flag, integer, integerWords } from '../schemas.js';
 import type { RouteEnv } from './env.js';
 
 /** the body limit: the largest configuration text a gateway takes (edge/reconfig/records.ts) */
@@ -34,12 +37,49 @@ export const MAX_CONFIG_BODY_BYTES = MAX_CONFIG_BYTES;
 /** commit-confirm's window: from a few seconds (a script) to a day */
 const CONFIRM_MIN_MS = 1000;
 const CONFIRM_MAX_MS = 86_400_000;
-const confirmWithinSchema = durationIn('1s', '1d');
+const CONFIRM_WORDS = 'expected a duration 1s..1d like "30s" or "5m"';
+/** `5m`, `30s` (or a number of ms in JSON) within 1s..1d */
+const confirmWithin = durationIn('1s', '1d').refine((ms) => ms >= CONFIRM_MIN_MS && ms <= CONFIRM_MAX_MS);
+
+/** In the query a duration is text only (`5m`): a number there is no duration. */
+const confirmWithinText = z.string().transform((s, ctx) => {
+  const r = confirmWithin.safeParse(s);
+  if (r.success) return r.data;
+  ctx.issues.push({ code: 'custom', message: CONFIRM_WORDS, input: s });
+  return z.NEVER;
+});
 
 const YAML_TYPES = new Set(['application/yaml', 'application/x-yaml', 'text/yaml', 'text/x-yaml', 'text/plain']);
-const JSON_FIELDS = ['content', 'baseVersion', 'force', 'confirmWithin', 'confirmWithinMs', 'wait'] as const;
-const PUT_QUERY = ['base', 'force', 'confirmWithin', 'wait'] as const;
 
+const WAIT = ['staged', 'settled'] as const;
+const WAIT_WORDS = 'expected staged or settled';
+const VERSION_WORDS = 'expected a version number >= 1';
+const version = integer(1);
+
+/** PUT's query: each option may be given here or in a JSON body, not both */
+const putQuery = z.strictObject({
+  base: field(integer(0), integerWords(0), { description: 'the version the text was edited from: an older one than the running one is refused as stale unless `force`' }),
+  force: field(flag, 'expected true or false', { description: 'apply over a newer running version (`?force` alone is true)' }),
+  confirmWithin: field(confirmWithinText, CONFIRM_WORDS, { description: 'commit-confirm: unless POST /api/v1/config/confirm comes within this (`5m`), the change rolls back' }),
+  wait: field(z.enum(WAIT), WAIT_WORDS, { description: 'answer when the change is staged, or when it has settled (default)' }),
+});
+
+/** PUT's JSON envelope; a program may give `confirmWithinMs` (ms) and `wait` as a boolean (true: settled) */
+const putEnvelope = z.strictObject({
+  content: field(z.string(), 'expected the whole devices.yaml as a string', { description: 'the whole devices.yaml', required: true }),
+  baseVersion: field(z.int().min(0).nullable(), 'expected a version number or null', { description: 'as `base`' }),
+  force: field(z.boolean(), 'expected true or false', { description: 'as `force`' }),
+  confirmWithin: field(confirmWithin, CONFIRM_WORDS, { description: 'as `confirmWithin` (a number: ms)' }),
+  confirmWithinMs: field(confirmWithin, CONFIRM_WORDS, { description: 'as `confirmWithin`, in ms; not with it' }),
+  wait: field(z.union([z.enum(WAIT), z.boolean()]), WAIT_WORDS, { description: 'as `wait` (true: settled, false: staged)' }),
+});
+
+const rollbackBody = z.strictObject({
+  version: field(z.int().min(1), VERSION_WORDS, { description: 'the version whose text is applied again', required: true }),
+  wait: field(z.union([z.enum(WAIT), z.boolean()]), WAIT_WORDS, { description: 'as PUT\'s `wait`' }),
+});
+
+const NO_BODY = z.strictObject({});
 
 /**
  * The HTTP status of a stage report: on its way (staged, or applied awaiting a manual confirm)
@@ -81,72 +121,162 @@ function rejectionStatus(code: ConfigStageReport['code']): number {
   }
 }
 
+/** The answers of a change (PUT, confirm, rollback): its stage report, by its stage and code. */
+const REPORTS: Readonly<Record<number, ResponseDoc>> = {
+  200: { description: 'confirmed', schema: configReport, headers: { Location: 'the change: /api/v1/config/changes/{id}' } },
+  202: { description: 'staged, or applied awaiting a manual confirm', schema: configReport, headers: { Location: 'the change' } },
+  403: { description: 'refused: E_CONFIG_FORBIDDEN (a change the role may not make)', schema: configReport },
+  409: { description: 'rolled back, or refused: stale, duplicate, busy, unchanged, needs a restart, the probe failed', schema: configReport },
+  413: { description: 'a text over 1 MiB (E_CONFIG_TOO_LARGE)', schema: errorBody },
+  422: { description: 'refused: E_CONFIG_INVALID, with the problems at line:col', schema: configReport },
+};
+
 export function configRoutes(r: Router, env: RouteEnv): void {
   const config = env.deps.config;
   if (!config) return;
 
-  r.add('PUT', '/api/v1/config', 'admin', (req) => putConfig(config, env, req));
-
-  r.add('GET', '/api/v1/config/versions', 'config.view', ({ url }) => {
-    const q = query(url, ['limit', 'before']);
-    const limit = intParam(q, 'limit', 50, 1, 1000);
-    const before = q.has('before') ? intParam(q, 'before', 0, 1, Number.MAX_SAFE_INTEGER) : undefined;
-    const versions = config.versions({ limit, ...(before !== undefined ? { before } : {}) });
-    return { status: 200, body: { versions, running: config.running()?.version ?? null, awaitingConfirm: config.awaitingConfirm() } };
+  r.add({
+    method: 'PUT',
+    path: '/api/v1/config',
+    access: 'admin',
+    operationId: 'putConfig',
+    summary: 'Applies a new devices.yaml',
+    description:
+      'Validated in full, applied to the components it touches, confirmed by a health probe or rolled back by itself. The body is the whole text (YAML, or text/plain, or no content type) or the JSON envelope; each option in the query or in the envelope, not both.',
+    tags: ['config'],
+    query: putQuery,
+    body: {
+      description: 'the whole devices.yaml, at most 1 MiB',
+      content: { 'application/yaml': z.string(), 'text/plain': z.string(), 'application/json': putEnvelope },
+    },
+    responses: { ...REPORTS, 415: { description: 'a content type not taken', schema: errorBody } },
+    handler: (req) => putConfig(config, env, req),
   });
 
-  r.add('GET', '/api/v1/config/versions/:v', 'config.view', ({ url, params }) => {
-    query(url, []);
-    const v = versionParam(params['v'], 'v');
-    const version = config.version(v);
-    if (!version) throw notFound(`configuration version ${v}`);
-    // already redacted by the service: every secret is `***`
-    return { status: 200, body: { version, content: config.content(v) ?? null } };
+  r.add({
+    method: 'GET',
+    path: '/api/v1/config/versions',
+    access: 'config.view',
+    operationId: 'listConfigVersions',
+    summary: 'The configuration versions, newest first',
+    tags: ['config'],
+    query: z.strictObject({
+      limit: field(integer(1, 1000), integerWords(1, 1000), { description: 'at most this many', default: 50 }),
+      before: field(integer(1), integerWords(1), { description: 'only versions before this one (paging)' }),
+    }),
+    responses: { 200: { description: 'the versions, the running one and one awaiting a confirm', schema: configVersionList } },
+    handler: ({ query: { limit, before } }) => {
+      const versions = config.versions({ limit, ...(before !== undefined ? { before } : {}) });
+      return { status: 200, body: { versions, running: config.running()?.version ?? null, awaitingConfirm: config.awaitingConfirm() } };
+    },
   });
 
-  r.add('GET', '/api/v1/config/diff', 'config.view', ({ url }) => {
-    const q = query(url, ['a', 'b']);
-    const a = versionParam(q.get('a'), 'a');
-    const b = versionParam(q.get('b'), 'b');
-    for (const [name, v] of [['a', a], ['b', b]] as const) if (!config.version(v)) throw new ApiError(404, 'E_NOT_FOUND', `no configuration version ${v}`, { field: name });
-    const diff = config.diff(a, b);
-    if (diff === undefined) throw notFound(`text of configuration version ${a} or ${b} (a change refused before it became a text)`);
-    return { status: 200, text: diff, contentType: 'text/plain; charset=utf-8' };
+  r.add({
+    method: 'GET',
+    path: '/api/v1/config/versions/:v',
+    access: 'config.view',
+    operationId: 'getConfigVersion',
+    summary: 'A configuration version with its text',
+    description: 'Every secret of the text is `***`.',
+    tags: ['config'],
+    params: z.strictObject({ v: field(version, VERSION_WORDS, { description: 'the version', required: true }) }),
+    responses: {
+      200: { description: 'the version and its redacted text', schema: configVersionText },
+      404: { description: 'no such version', schema: errorBody },
+    },
+    handler: ({ params: { v } }) => {
+      const found = config.version(v);
+      if (!found) throw notFound(`configuration version ${v}`);
+      // already redacted by the service: every secret is `***`
+      return { status: 200, body: { version: found, content: config.content(v) ?? null } };
+    },
   });
 
-  r.add('GET', '/api/v1/config/changes/:id', 'config.view', ({ url, params }) => {
-    query(url, []);
-    const id = params['id']!;
-    if (!CHANGE_ID_RE.test(id)) throw badInput('id', 'expected a change id (letters, digits, "_", ".", ":", "-"; at most 128)');
-    const version = config.change(id);
-    if (!version) throw notFound(`configuration change ${id}`);
-    return { status: 200, body: version };
+  r.add({
+    method: 'GET',
+    path: '/api/v1/config/diff',
+    access: 'config.view',
+    operationId: 'diffConfigVersions',
+    summary: 'The unified diff between two versions',
+    tags: ['config'],
+    query: z.strictObject({
+      a: field(version, VERSION_WORDS, { description: 'the version diffed from', required: 'required: a version number' }),
+      b: field(version, VERSION_WORDS, { description: 'the version diffed to', required: 'required: a version number' }),
+    }),
+    responses: {
+      200: { description: 'the diff', contentType: 'text/plain; charset=utf-8', schema: z.string() },
+      404: { description: 'no such version, or one without a text (refused before it became one)', schema: errorBody },
+    },
+    handler: ({ query: { a, b } }) => {
+      for (const [name, v] of [['a', a], ['b', b]] as const) if (!config.version(v)) throw new ApiError(404, 'E_NOT_FOUND', `no configuration version ${v}`, { field: name });
+      const diff = config.diff(a, b);
+      if (diff === undefined) throw notFound(`text of configuration version ${a} or ${b} (a change refused before it became a text)`);
+      return { status: 200, text: diff, contentType: 'text/plain; charset=utf-8' };
+    },
   });
 
-  r.add('POST', '/api/v1/config/confirm', 'admin', async ({ req, url, principal }) => {
-    query(url, []);
-    const body = jsonObject(parseJson(await readBody(req), env.metrics));
-    onlyFields(body, []);
-    const r = config.confirm(principal!.principal);
-    if (!r.ok) return { status: 409, body: { status: 'error', code: 'E_USAGE', error: r.reason, reason: r.reason, transaction: null } };
-    return reportReply(r.report);
+  r.add({
+    method: 'GET',
+    path: '/api/v1/config/changes/:id',
+    access: 'config.view',
+    operationId: 'getConfigChange',
+    summary: 'The version a change became',
+    tags: ['config'],
+    params: z.strictObject({
+      id: field(z.string().regex(CHANGE_ID_RE), 'expected a change id (letters, digits, "_", ".", ":", "-"; at most 128)', { description: "the change's id", required: true }),
+    }),
+    responses: {
+      200: { description: 'the version', schema: configVersion },
+      404: { description: 'no such change', schema: errorBody },
+    },
+    handler: ({ params: { id } }) => {
+      const found = config.change(id);
+      if (!found) throw notFound(`configuration change ${id}`);
+      return { status: 200, body: found };
+    },
   });
 
-  r.add('POST', '/api/v1/config/rollback', 'admin', async ({ req, url, principal }) => {
-    query(url, []);
-    const body = jsonObject(parseJson(await readBody(req), env.metrics));
-    onlyFields(body, ['version', 'wait']);
-    const v = body['version'];
-    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 1) throw badInput('version', `expected a version number >= 1, got ${JSON.stringify(v) ?? 'nothing'}`);
-    const wait = body['wait'] === undefined ? 'settled' : waitOf(body['wait']);
-    if (!config.version(v)) throw notFound(`configuration version ${v}`);
-    return answer(config.rollbackTo(v, principal!.principal, 'technician'), wait);
+  r.add({
+    method: 'POST',
+    path: '/api/v1/config/confirm',
+    access: 'admin',
+    operationId: 'confirmConfig',
+    summary: 'Confirms a change applied with commit-confirm',
+    tags: ['config'],
+    body: { description: 'empty, or {}', content: { 'application/json': NO_BODY }, required: false },
+    responses: {
+      200: REPORTS[200]!,
+      409: { description: 'nothing awaits a confirm', schema: errorBody },
+    },
+    handler: async ({ req, principal }) => {
+      parseBody(NO_BODY, parseJson(await readBody(req), env.metrics));
+      const done = config.confirm(principal!.principal);
+      if (!done.ok) return { status: 409, body: { status: 'error', code: 'E_USAGE', error: done.reason, reason: done.reason, transaction: null } };
+      return reportReply(done.report);
+    },
+  });
+
+  r.add({
+    method: 'POST',
+    path: '/api/v1/config/rollback',
+    access: 'admin',
+    operationId: 'rollbackConfig',
+    summary: 'Applies the text of an earlier version again',
+    description: 'A change like any other (validated, applied, probed), answered like PUT.',
+    tags: ['config'],
+    body: { description: 'the version to go back to', content: { 'application/json': rollbackBody } },
+    responses: { ...REPORTS, 404: { description: 'no such version', schema: errorBody } },
+    handler: async ({ req, principal }) => {
+      const body = parseBody(rollbackBody, parseJson(await readBody(req), env.metrics));
+      if (!config.version(body.version)) throw notFound(`configuration version ${body.version}`);
+      return answer(config.rollbackTo(body.version, principal!.principal, 'technician'), waitOf(body.wait));
+    },
   });
 }
 
 // ---- PUT /api/v1/config ----------------------------------------------------------------
 
-type Wait = 'staged' | 'settled';
+type Wait = (typeof WAIT)[number];
 
 /** What a PUT asks for, from its query and its body (a field given in both is refused). */
 interface PutFields {
@@ -162,8 +292,8 @@ type Options = Omit<PutFields, 'content'>;
 /** Each option's name in the query, for the error of one given twice. */
 const QUERY_NAME: Record<keyof Options, string> = { baseVersion: 'base', force: 'force', confirmWithinMs: 'confirmWithin', wait: 'wait' };
 
-async function putConfig(config: ConfigService, env: RouteEnv, { req, url, principal }: ApiRequest): Promise<Reply> {
-  const fromQuery = queryFields(query(url, PUT_QUERY));
+async function putConfig(config: ConfigService, env: RouteEnv, { req, query, principal }: RouteRequest<z.output<typeof putQuery>, unknown>): Promise<Reply> {
+  const fromQuery = defined({ baseVersion: query.base, force: query.force, confirmWithinMs: query.confirmWithin, wait: query.wait });
   // the content type first: a body of a type not taken is not read
   const json = isJson(req);
   const raw = await readConfigBody(req);
@@ -190,74 +320,30 @@ async function answer(submitted: ConfigSubmitted, wait: Wait): Promise<Reply> {
   return reportReply(report);
 }
 
-function queryFields(q: Map<string, string>): Options {
-  const out: Options = {};
-  if (q.has('base')) out.baseVersion = intParam(q, 'base', 0, 0, Number.MAX_SAFE_INTEGER);
-  const force = q.get('force');
-  if (force !== undefined) {
-    // `?force` alone is force=true
-    if (force === '' || force === 'true' || force === '1') out.force = true;
-    else if (force === 'false' || force === '0') out.force = false;
-    else throw badInput('force', `expected true or false, got ${JSON.stringify(force.slice(0, 40))}`);
-  }
-  const within = q.get('confirmWithin');
-  if (within !== undefined) out.confirmWithinMs = confirmWithinMs(within, 'confirmWithin');
-  const wait = q.get('wait');
-  if (wait !== undefined) out.wait = waitOf(wait);
-  return out;
+/** The fields that are set (exactOptionalPropertyTypes: an absent option is no key at all). */
+function defined<T extends object>(o: T): { [K in keyof T]?: Exclude<T[K], undefined> } {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as { [K in keyof T]?: Exclude<T[K], undefined> };
 }
 
-/**
- * The JSON envelope `{ content, baseVersion?, force?, confirmWithin?, wait? }`; a program may
- * give `confirmWithinMs` (ms) instead of `confirmWithin`, and `wait` as a boolean (true: settled).
- */
+/** The JSON envelope (putEnvelope), within the nesting limit of every JSON door and this door's size limit. */
 function jsonFields(raw: string, env: RouteEnv): PutFields {
-  // the nesting limit of every JSON door; the size limit is this door's (a devices.yaml in a string)
   const parsed = parseJsonWithin(raw, { maxBytes: MAX_CONFIG_BODY_BYTES, maxDepth: MAX_JSON_DEPTH });
   if (!parsed.ok) {
     if (parsed.limit !== null) env.metrics.jsonRefused(parsed.limit);
     throw badInput('body', parsed.limit === null ? `malformed JSON (${parsed.error})` : parsed.error);
   }
-  const body = jsonObject(parsed);
-  onlyFields(body, JSON_FIELDS);
-  const content = body['content'];
-  if (typeof content !== 'string') throw badInput('content', 'expected the whole devices.yaml as a string');
-  const out: PutFields = { content };
-  const base = body['baseVersion'];
-  if (base !== undefined) {
-    if (base !== null && (typeof base !== 'number' || !Number.isSafeInteger(base) || base < 0)) throw badInput('baseVersion', `expected a version number or null, got ${JSON.stringify(base)}`);
-    out.baseVersion = base;
-  }
-  const force = body['force'];
-  if (force !== undefined) {
-    if (typeof force !== 'boolean') throw badInput('force', `expected true or false, got ${JSON.stringify(force)}`);
-    out.force = force;
-  }
-  if (body['confirmWithin'] !== undefined && body['confirmWithinMs'] !== undefined) throw badInput('confirmWithinMs', 'give confirmWithin or confirmWithinMs, not both');
-  if (body['confirmWithin'] !== undefined) out.confirmWithinMs = confirmWithinMs(body['confirmWithin'], 'confirmWithin');
-  if (body['confirmWithinMs'] !== undefined) out.confirmWithinMs = confirmWithinMs(body['confirmWithinMs'], 'confirmWithinMs');
-  if (body['wait'] !== undefined) out.wait = waitOf(body['wait']);
-  return out;
+  const e = parseBody(putEnvelope, parsed);
+  if (e.confirmWithin !== undefined && e.confirmWithinMs !== undefined) throw badInput('confirmWithinMs', 'give confirmWithin or confirmWithinMs, not both');
+  return {
+    content: e.content,
+    ...defined({ baseVersion: e.baseVersion, force: e.force, confirmWithinMs: e.confirmWithin ?? e.confirmWithinMs }),
+    ...(e.wait !== undefined ? { wait: waitOf(e.wait) } : {}),
+  };
 }
 
-function onlyFields(body: Record<string, unknown>, known: readonly string[]): void {
-  for (const k of Object.keys(body)) if (!known.includes(k)) throw badInput(k, `unknown field (expected ${known.join(', ')})`);
-}
-
-/** `staged` or `settled` (in JSON also false or true). */
-function waitOf(value: unknown): Wait {
-  if (value === 'staged' || value === false) return 'staged';
-  if (value === 'settled' || value === true) return 'settled';
-  throw badInput('wait', `expected staged or settled, got ${JSON.stringify(value)?.slice(0, 40) ?? 'nothing'}`);
-}
-
-/** `5m`, `30s` (or a number of ms in JSON) within 1s..1d. */
-function confirmWithinMs(value: unknown, field: string): number {
-  const parsed = confirmWithinSchema.safeParse(value);
-  if (!parsed.success || parsed.data < CONFIRM_MIN_MS || parsed.data > CONFIRM_MAX_MS) {
-    throw badInput(field, `expected a duration 1s..1d like "30s" or "5m", got ${JSON.stringify(value)?.slice(0, 40) ?? 'nothing'}`);
-  }
-  return parsed.data;
+/** `staged` or `settled` (in JSON also false or true); absent: settled. */
+function waitOf(value: Wait | boolean | undefined): Wait {
+  return value === 'staged' || value === false ? 'staged' : 'settled';
 }
 
 /** JSON by its content type; YAML for the YAML and text types and for none; anything else 415. */
@@ -285,13 +371,6 @@ function tooLarge(): ApiError {
 }
 
 // ---- answers ---------------------------------------------------------------------------
-
-function versionParam(raw: string | undefined, field: string): number {
-  if (raw === undefined) throw badInput(field, 'required: a version number');
-  const n = /^\d{1,15}$/.test(raw) ? Number(raw) : NaN;
-  if (!Number.isSafeInteger(n) || n < 1) throw badInput(field, `expected a version number >= 1, got ${JSON.stringify(raw.slice(0, 40))}`);
-  return n;
-}
 
 function reportReply(report: ConfigStageReport): Reply {
   return { status: reportStatus(report), headers: { Location: `/api/v1/config/changes/${encodeURIComponent(report.id)}` }, body: report };

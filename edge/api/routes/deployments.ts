@@ -18,15 +18,52 @@
  * the request (a bad parameter, a body past the limit) is the API's error body.
  */
 import type { IncomingMessage } from 'node:http';
+import { z } from 'zod';
 import { errorMessage } from '../../errors.js';
 import { FirmwareError } from '../../firmware/errors.js';
 import { DEPLOYMENT_ID_RE, MAX_MANIFEST_BYTES, type DeploymentAction, type DeploymentReport, type DeploymentSubmitted, type FirmwareService } from '../../firmware/types.js';
+import { deploymentDetail, deploymentList, deploymentReport, errorBody, storedArtifact } from '../answers.js';
 import { ApiError, badInput, notFound } from '../errors.js';
-import { intParam, jsonObject, parseJson, query, readBody, readBodyWithin, readBytesWithin } from '../http.js';
-import type { ApiRequest, Reply, Router } from '../router.js';
+import { parseBody, parseJson, readBody, readBodyWithin, readBytesWithin } from '../http.js';
+import type { Reply, ResponseDoc, RouteRequest, Router } from '../router.js';
+import { field, integer, integerWords, named } from '../schemas.js';
 import type { RouteEnv } from './env.js';
 
 const ACTIONS: readonly DeploymentAction[] = ['pause', 'resume', 'cancel'];
+
+const ACTION_WORDS: Record<DeploymentAction, string> = {
+  pause: 'no new job starts; a transfer under way stops after its block (resumable)',
+  resume: 'jobs start again',
+  cancel: 'jobs not past transferring end cancelled',
+};
+
+const deploymentId = z.strictObject({
+  id: field(z.string().regex(DEPLOYMENT_ID_RE), 'expected a deployment id (letters, digits, "_", ".", ":", "-"; at most 128)', { description: "the deployment's id (the manifest's)", required: true }),
+});
+
+/** The envelope as the firmware service parses it (edge/firmware/manifest.ts parseEnvelope): documented here, checked there. */
+const envelope = named(
+  'DeploymentEnvelope',
+  z.strictObject({
+    manifest: z.string().meta({ contentMediaType: 'application/json' }).describe('the manifest as its JSON text, exactly what was signed (README "Firmware")'),
+    signature: z.string().meta({ contentEncoding: 'base64' }).describe('ed25519 over `streetbox-deploy-v1\\n<gateway>\\n<sha256 of the manifest text>`, checked with firmware.signingKeys'),
+  }),
+);
+
+const NO_BODY = z.strictObject({});
+
+/** What a deployment's report answers, by its status and code (deploymentStatus). */
+const REPORTS: Readonly<Record<number, ResponseDoc>> = {
+  200: { description: 'completed', schema: deploymentReport },
+  202: { description: 'accepted: running (the deployment goes on after the answer)', schema: deploymentReport, headers: { Location: 'the deployment: /api/v1/deployments/{id}' } },
+  400: { description: 'refused: E_FW_INVALID, the manifest does not parse or validate; or a bad request', schema: deploymentReport },
+  403: { description: 'refused: E_FW_SIGNATURE, E_FW_FORBIDDEN', schema: deploymentReport },
+  409: { description: 'refused: E_FW_DUPLICATE; or halted, cancelled', schema: deploymentReport },
+  413: { description: `an envelope over ${MAX_MANIFEST_BYTES} bytes`, schema: errorBody },
+  415: { description: 'a content type not taken', schema: errorBody },
+  422: { description: 'refused: E_FW_TARGET, E_FW_GATEWAY, E_FW_ARTIFACT', schema: deploymentReport },
+  507: { description: 'refused: E_FW_QUOTA, the artifact does not fit', schema: deploymentReport },
+};
 
 /**
  * The HTTP status of a deployment's report: under way 202, completed 200, ended otherwise 409,
@@ -70,46 +107,100 @@ export function deploymentRoutes(r: Router, env: RouteEnv): void {
   const firmware = env.deps.firmware;
   if (!firmware) return;
 
-  r.add('POST', '/api/v1/deployments', 'firmware.deploy', (req) => submit(firmware, env, req));
-
-  r.add('POST', '/api/v1/artifacts', 'firmware.deploy', ({ req, url }) => storeArtifact(firmware, env, req, url));
-
-  r.add('GET', '/api/v1/deployments', 'firmware.view', ({ url }) => {
-    const q = query(url, ['limit']);
-    const limit = intParam(q, 'limit', 50, 1, 1000);
-    return { status: 200, body: { deployments: firmware.list({ limit }) } };
+  r.add({
+    method: 'POST',
+    path: '/api/v1/deployments',
+    access: 'firmware.deploy',
+    operationId: 'submitDeployment',
+    summary: 'Starts a firmware deployment from a signed manifest',
+    description: 'The first report answers; the deployment goes on (GET /api/v1/deployments/{id}). A refusal is a report with its code (recorded).',
+    tags: ['firmware'],
+    body: { description: 'the signed envelope', content: { 'application/json': envelope, 'text/plain': envelope } },
+    responses: REPORTS,
+    handler: (req) => submit(firmware, env, req),
   });
 
-  r.add('GET', '/api/v1/deployments/:id', 'firmware.view', ({ url, params }) => {
-    query(url, []);
-    const id = idParam(params['id']);
-    const report = firmware.report(id);
-    if (!report) throw notFound(`deployment ${id}`);
-    return { status: 200, body: { report, jobs: firmware.jobs(id) } };
+  r.add({
+    method: 'POST',
+    path: '/api/v1/artifacts',
+    access: 'firmware.deploy',
+    operationId: 'storeArtifact',
+    summary: "Stores an artifact's bytes for a manifest with source `{ local: true }`",
+    tags: ['firmware'],
+    body: { description: "the artifact's bytes, at most firmware.artifacts.maxBytes", content: { 'application/octet-stream': null } },
+    responses: {
+      201: { description: 'stored under its sha256', schema: storedArtifact },
+      413: { description: 'larger than the artifact quota', schema: errorBody },
+      415: { description: 'a content type not taken', schema: errorBody },
+      422: { description: 'not stored', schema: errorBody },
+      507: { description: 'does not fit beside the other artifacts', schema: errorBody },
+    },
+    handler: ({ req }) => storeArtifact(firmware, env, req),
+  });
+
+  r.add({
+    method: 'GET',
+    path: '/api/v1/deployments',
+    access: 'firmware.view',
+    operationId: 'listDeployments',
+    summary: 'The deployments, newest first',
+    tags: ['firmware'],
+    query: z.strictObject({ limit: field(integer(1, 1000), integerWords(1, 1000), { description: 'at most this many', default: 50 }) }),
+    responses: { 200: { description: 'their reports', schema: deploymentList } },
+    handler: ({ query: { limit } }) => ({ status: 200, body: { deployments: firmware.list({ limit }) } }),
+  });
+
+  r.add({
+    method: 'GET',
+    path: '/api/v1/deployments/:id',
+    access: 'firmware.view',
+    operationId: 'getDeployment',
+    summary: 'A deployment: its report and its jobs',
+    tags: ['firmware'],
+    params: deploymentId,
+    responses: {
+      200: { description: 'the report and one job per target', schema: deploymentDetail },
+      404: { description: 'no such deployment', schema: errorBody },
+    },
+    handler: ({ params: { id } }) => {
+      const report = firmware.report(id);
+      if (!report) throw notFound(`deployment ${id}`);
+      return { status: 200, body: { report, jobs: firmware.jobs(id) } };
+    },
   });
 
   for (const action of ACTIONS) {
-    r.add('POST', `/api/v1/deployments/:id/${action}`, 'firmware.deploy', async ({ req, url, params, principal }) => {
-      query(url, []);
-      const id = idParam(params['id']);
-      const body = jsonObject(parseJson(await readBody(req), env.metrics));
-      const extra = Object.keys(body)[0];
-      if (extra !== undefined) throw badInput(extra, 'unknown field (the body is empty or {})');
-      const done = firmware.control(id, action, principal!.principal);
-      if (!done.ok) {
-        const status = done.code === 'E_NOT_FOUND' ? 404 : 409;
-        return { status, body: { status: 'error', code: done.code, error: done.reason, transaction: null } };
-      }
-      // the action is done (the report says what the deployment does now)
-      return { ...reportReply(done.report), status: 200 };
+    r.add({
+      method: 'POST',
+      path: `/api/v1/deployments/:id/${action}`,
+      access: 'firmware.deploy',
+      operationId: `${action}Deployment`,
+      summary: `${action[0]!.toUpperCase()}${action.slice(1)}s a deployment: ${ACTION_WORDS[action]}`,
+      tags: ['firmware'],
+      params: deploymentId,
+      body: { description: 'empty, or {}', content: { 'application/json': NO_BODY }, required: false },
+      responses: {
+        200: { description: 'done: the report says what the deployment does now', schema: deploymentReport },
+        404: { description: 'no such deployment', schema: errorBody },
+        409: { description: 'the deployment has ended', schema: errorBody },
+      },
+      handler: async ({ req, params: { id }, principal }) => {
+        parseBody(NO_BODY, parseJson(await readBody(req), env.metrics));
+        const done = firmware.control(id, action, principal!.principal);
+        if (!done.ok) {
+          const status = done.code === 'E_NOT_FOUND' ? 404 : 409;
+          return { status, body: { status: 'error', code: done.code, error: done.reason, transaction: null } };
+        }
+        // the action is done (the report says what the deployment does now)
+        return { ...reportReply(done.report), status: 200 };
+      },
     });
   }
 }
 
 // ---- POST /api/v1/deployments ----------------------------------------------------------
 
-async function submit(firmware: FirmwareService, env: RouteEnv, { req, url, principal }: ApiRequest): Promise<Reply> {
-  query(url, []);
+async function submit(firmware: FirmwareService, env: RouteEnv, { req, principal }: RouteRequest<unknown, unknown>): Promise<Reply> {
   // the content type first: a body of a type not taken is not read
   contentType(req, ['application/json', 'text/plain'], 'application/json');
   const envelope = await readBodyWithin(req, {
@@ -127,8 +218,7 @@ async function submit(firmware: FirmwareService, env: RouteEnv, { req, url, prin
 
 // ---- POST /api/v1/artifacts ------------------------------------------------------------
 
-async function storeArtifact(firmware: FirmwareService, env: RouteEnv, req: IncomingMessage, url: URL): Promise<Reply> {
-  query(url, []);
+async function storeArtifact(firmware: FirmwareService, env: RouteEnv, req: IncomingMessage): Promise<Reply> {
   contentType(req, ['application/octet-stream'], 'application/octet-stream');
   const quota = env.ctx.config.firmware.artifacts.maxBytes;
   const data = await readBytesWithin(req, { maxBytes: quota, tooLarge: () => tooLarge(`larger than the artifact quota (firmware.artifacts.maxBytes: ${quota} bytes)`, 'E_FW_QUOTA') });
@@ -157,11 +247,6 @@ function contentType(req: IncomingMessage, types: readonly string[], expected: s
 
 function tooLarge(message: string, code: 'E_USAGE' | 'E_FW_QUOTA'): ApiError {
   return new ApiError(413, code, message, { field: 'body', headers: { Connection: 'close' } });
-}
-
-function idParam(raw: string | undefined): string {
-  if (raw === undefined || !DEPLOYMENT_ID_RE.test(raw)) throw badInput('id', 'expected a deployment id (letters, digits, "_", ".", ":", "-"; at most 128)');
-  return raw;
 }
 
 /** The report with its status; `Location` when it has an id (an envelope that did not parse may name none). */

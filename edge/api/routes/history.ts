@@ -7,61 +7,32 @@
  * rows in bulk stay `pull` (/api/v1/readings). The work is bounded (HISTORY_LIMITS): at most 32
  * points, 2000 buckets, 400 days.
  */
-import type { DeviceConfig } from '../../config/schema.js';
+import { z } from 'zod';
+import { identifier, type DeviceConfig } from '../../config/schema.js';
 import { HISTORY_LIMITS, type AlarmSpans } from '../../store/api.js';
 import { StoreError } from '../../store/errors.js';
 import type { CommandRecord } from '../../store/types.js';
 import { describedDevices } from '../deviceState.js';
+import { errorBody, history } from '../answers.js';
 import { badInput, notFound } from '../errors.js';
-import { idParam, intParam, query } from '../http.js';
 import type { Router } from '../router.js';
+import { field, ID_WORDS, integer, integerWords, list, time, TIME_WORDS } from '../schemas.js';
 import type { RouteEnv } from './env.js';
 
 export const DEFAULT_BUCKETS = 500;
 /** from, when not given: a day before `to` */
 export const DEFAULT_RANGE_MS = 86_400_000;
-/** the last instant a JS Date holds (ECMA-262 §21.4.1.1) */
-const MAX_TIME = 8.64e15;
 
-// ISO 8601 extended format with an offset: 2026-12-04T13:20, …:05, …:05.250, then Z or ±hh:mm
-const ISO = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,3}))?)?(?:(Z)|([+-])(\d{2}):(\d{2}))$/;
-
-/** An ISO 8601 time with its offset, in ms; NaN for a date or time that does not exist (Feb 30, 25:00). */
-function isoMs(text: string): number {
-  const m = ISO.exec(text);
-  if (!m) return NaN;
-  const [y, mo, d, h, mi, s] = [1, 2, 3, 4, 5, 6].map((i) => Number(m[i] ?? 0)) as [number, number, number, number, number, number];
-  const offH = Number(m[10] ?? 0);
-  const offM = Number(m[11] ?? 0);
-  const daysInMonth = new Date(Date.UTC(y, mo, 0)).getUTCDate();
-  if (mo < 1 || mo > 12 || d < 1 || d > daysInMonth || h > 23 || mi > 59 || s > 59 || offH > 23 || offM > 59) return NaN;
-  const offset = (m[9] === '-' ? -1 : 1) * (offH * 60 + offM) * 60_000;
-  return Date.UTC(y, mo - 1, d, h, mi, s, Number((m[7] ?? '0').padEnd(3, '0'))) - offset;
-}
-
-/** A time parameter: ms since the epoch, or ISO 8601 with an offset; absent: undefined. */
-function timeParam(q: Map<string, string>, name: string): number | undefined {
-  const raw = q.get(name);
-  if (raw === undefined) return undefined;
-  const ms = /^\d{1,16}$/.test(raw) ? Number(raw) : isoMs(raw);
-  if (!Number.isSafeInteger(ms) || ms < 0 || ms > MAX_TIME) {
-    throw badInput(name, `expected ms since the epoch or an ISO 8601 time with its offset (2026-12-04T13:20:00+01:00), got ${JSON.stringify(raw.slice(0, 40))}`);
-  }
-  return ms;
-}
-
-/** point= (one) or points= (a comma-separated list, at most HISTORY_LIMITS.points); neither: undefined (every point). */
-function pointsParam(q: Map<string, string>): string[] | undefined {
-  const one = q.get('point');
-  const many = q.get('points');
-  if (one !== undefined && many !== undefined) throw badInput('points', 'give point or points, not both');
-  if (one !== undefined) return [idParam(one, 'point') as string];
-  if (many === undefined) return undefined;
-  const names = [...new Set(many.split(','))];
-  if (names.length > HISTORY_LIMITS.points) throw badInput('points', `at most ${HISTORY_LIMITS.points} points, got ${names.length}`);
-  for (const name of names) idParam(name, 'points');
-  return names;
-}
+const historyQuery = z.strictObject({
+  device: field(identifier, ID_WORDS, { description: 'the device', required: 'required: the id of a configured device' }),
+  point: field(identifier, ID_WORDS, { description: 'one point (or `points`; neither: every point that has readings)' }),
+  points: field(list(identifier, HISTORY_LIMITS.points), `expected at most ${HISTORY_LIMITS.points} point names, comma-separated (${ID_WORDS.slice('expected '.length)})`, {
+    description: `comma-separated point names, at most ${HISTORY_LIMITS.points}`,
+  }),
+  from: field(time, TIME_WORDS, { description: 'the start: ms since the epoch or ISO 8601 with its offset; default a day before `to`' }),
+  to: field(time, TIME_WORDS, { description: 'the end (excluded): ms since the epoch or ISO 8601 with its offset; default now' }),
+  buckets: field(integer(1, HISTORY_LIMITS.buckets), integerWords(1, HISTORY_LIMITS.buckets), { description: 'how many buckets the range is cut into', default: DEFAULT_BUCKETS }),
+});
 
 /** A command as a chart marks it. */
 function mark(c: CommandRecord): Record<string, unknown> {
@@ -84,29 +55,41 @@ function alarm(a: AlarmSpans, profile: ReadonlyMap<string, string>): Record<stri
 }
 
 export function historyRoutes(r: Router, env: RouteEnv): void {
-  r.add('GET', '/api/v1/history', 'read', async ({ url }) => {
-    const q = query(url, ['device', 'point', 'points', 'from', 'to', 'buckets']);
-    const device = idParam(q.get('device'), 'device');
-    if (device === undefined) throw badInput('device', 'required: the id of a configured device');
-    const points = pointsParam(q);
-    const buckets = intParam(q, 'buckets', DEFAULT_BUCKETS, 1, HISTORY_LIMITS.buckets);
-    const to = timeParam(q, 'to') ?? env.ctx.clock.now();
-    const from = timeParam(q, 'from') ?? to - DEFAULT_RANGE_MS;
-    if (to <= from) throw badInput('to', `must be after from (${from})${q.has('to') ? '' : '; it defaults to now'}`);
-    if (to - from > HISTORY_LIMITS.rangeMs) throw badInput('from', `the range is at most ${HISTORY_LIMITS.rangeMs / 86_400_000} days, got ${((to - from) / 86_400_000).toFixed(1)}`);
-    const config: DeviceConfig | undefined = env.ctx.config.devices.find((d) => d.id === device);
-    if (!config) throw notFound(`device ${device}`);
-    let history;
-    try {
-      history = await env.ctx.store.history({ device, ...(points !== undefined ? { points } : {}), from, to, buckets });
-    } catch (err) {
-      // a point the device has no readings of
-      if (err instanceof StoreError && err.code === 'E_NOT_FOUND') throw badInput(q.has('point') ? 'point' : 'points', err.message);
-      throw err;
-    }
-    const marks = env.ctx.store.commandMarks({ device, groups: config.groups, from, to }).map(mark);
-    const severities = new Map((describedDevices(env.ctx.config).get(device)?.alarms ?? []).map((a) => [a.name, a.severity]));
-    const alarms = (await env.ctx.store.alarmSpans(device, from, to)).map((a) => alarm(a, severities));
-    return { status: 200, body: { ...history, marks, alarms } };
+  r.add({
+    method: 'GET',
+    path: '/api/v1/history',
+    access: 'read',
+    operationId: 'getHistory',
+    summary: "A device's points over a range, per bucket",
+    description: `Per bucket min, mean, max, last, count and bad of each point over [from, to), computed over the buffer; the commands that mark the charts (the device's and its groups'), and its alarms as spans. At most ${HISTORY_LIMITS.points} points, ${HISTORY_LIMITS.buckets} buckets, ${HISTORY_LIMITS.rangeMs / 86_400_000} days. \`point\` and \`points\` are not given together.`,
+    tags: ['data'],
+    query: historyQuery,
+    responses: {
+      200: { description: 'the series, marks and alarms', schema: history },
+      404: { description: 'no such device', schema: errorBody },
+    },
+    handler: async ({ query: q }) => {
+      const { device, buckets } = q;
+      if (q.point !== undefined && q.points !== undefined) throw badInput('points', 'give point or points, not both');
+      const points = q.point !== undefined ? [q.point] : q.points;
+      const to = q.to ?? env.ctx.clock.now();
+      const from = q.from ?? to - DEFAULT_RANGE_MS;
+      if (to <= from) throw badInput('to', `must be after from (${from})${q.to !== undefined ? '' : '; it defaults to now'}`);
+      if (to - from > HISTORY_LIMITS.rangeMs) throw badInput('from', `the range is at most ${HISTORY_LIMITS.rangeMs / 86_400_000} days, got ${((to - from) / 86_400_000).toFixed(1)}`);
+      const config: DeviceConfig | undefined = env.ctx.config.devices.find((d) => d.id === device);
+      if (!config) throw notFound(`device ${device}`);
+      let series;
+      try {
+        series = await env.ctx.store.history({ device, ...(points !== undefined ? { points } : {}), from, to, buckets });
+      } catch (err) {
+        // a point the device has no readings of
+        if (err instanceof StoreError && err.code === 'E_NOT_FOUND') throw badInput(q.point !== undefined ? 'point' : 'points', err.message);
+        throw err;
+      }
+      const marks = env.ctx.store.commandMarks({ device, groups: config.groups, from, to }).map(mark);
+      const severities = new Map((describedDevices(env.ctx.config).get(device)?.alarms ?? []).map((a) => [a.name, a.severity]));
+      const alarms = (await env.ctx.store.alarmSpans(device, from, to)).map((a) => alarm(a, severities));
+      return { status: 200, body: { ...series, marks, alarms } };
+    },
   });
 }

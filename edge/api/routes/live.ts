@@ -36,9 +36,12 @@ import { can, type Principal, type Role } from '../../control/roles.js';
 import type { CommandRecord, LatestValue, Reading, StoredEvent } from '../../store/types.js';
 import { zoneOffset } from '../../timeFormat.js';
 import { deviceAvailability, deviceState, describedDevices, newestTs } from '../deviceState.js';
+import { z } from 'zod';
+import { errorBody, liveTicket } from '../answers.js';
 import { ApiError } from '../errors.js';
-import { SECURITY_HEADERS, query } from '../http.js';
+import { SECURITY_HEADERS } from '../http.js';
 import type { Router } from '../router.js';
+import { field } from '../schemas.js';
 import { safeDevices, type LiveLimits, type RouteEnv } from './env.js';
 
 export type { LiveLimits };
@@ -405,28 +408,51 @@ export class LiveFeed {
 export function liveRoutes(r: Router, env: RouteEnv): LiveFeed {
   const feed = new LiveFeed(env, env.deps.live);
 
-  r.add('POST', '/api/v1/live/ticket', 'read', ({ url, principal }) => {
-    query(url, []);
-    const p = principal!;
-    return {
-      status: 200,
-      body: { ticket: feed.issueTicket(p), expiresInS: TICKET_TTL_MS / 1000, role: p.role, principal: p.principal, may: mayOf(p.role) },
-    };
+  r.add({
+    method: 'POST',
+    path: '/api/v1/live/ticket',
+    access: 'read',
+    operationId: 'issueLiveTicket',
+    summary: 'Trades a bearer token for a ticket to the live feed',
+    description: `EventSource cannot send an Authorization header: the page trades its token for a random, single-use ticket valid for ${TICKET_TTL_MS / 1000} s (only its SHA-256 is held).`,
+    tags: ['live'],
+    responses: { 200: { description: 'the ticket, and what the role may do', schema: liveTicket } },
+    handler: ({ principal }) => {
+      const p = principal!;
+      return {
+        status: 200,
+        body: { ticket: feed.issueTicket(p), expiresInS: TICKET_TTL_MS / 1000, role: p.role, principal: p.principal, may: mayOf(p.role) },
+      };
+    },
   });
 
-  r.add('GET', '/api/v1/live', 'public', ({ req, res, url, principal }) => {
-    const q = query(url, ['ticket']);
-    const ticket = q.get('ticket');
-    const who = ticket !== undefined ? feed.redeem(ticket) : principal && can(principal.role, 'read') ? principal : null;
-    if (!who) {
-      throw new ApiError(401, 'E_UNAUTHORIZED', ticket !== undefined ? 'invalid or expired ticket' : 'a ticket (POST /api/v1/live/ticket) or a bearer token is required', {
-        headers: { 'WWW-Authenticate': ticket !== undefined ? 'Bearer realm="streetbox", error="invalid_token"' : 'Bearer realm="streetbox"' },
-      });
-    }
-    if (req.method === 'HEAD') return { status: 200, text: '', contentType: 'text/event-stream; charset=utf-8' };
-    feed.open(res, who);
-    // the stream is under way: the server's own answer is a no-op (headers are sent)
-    return { status: 200 };
+  r.add({
+    method: 'GET',
+    path: '/api/v1/live',
+    access: 'public',
+    auth: { schemes: ['ticket', 'bearer'], permission: 'read' },
+    operationId: 'openLiveFeed',
+    summary: "The status page's live feed (server-sent events)",
+    description: `\`?ticket=\` (POST /api/v1/live/ticket) or a bearer token that may read. Events: \`snapshot\` (the gateway, its status, recent events and commands, the first page of latest values), \`values\` (the other pages), then \`update\` (values coalesced per point every ${FLUSH_MS} ms, events and command changes as committed, the status every ${STATUS_MS / 1000} s). At most ${LIVE_LIMITS.maxReaders} readers (503); a reader backed up for ${LIVE_LIMITS.stallMs / 1000} s is disconnected.`,
+    tags: ['live'],
+    query: z.strictObject({ ticket: field(z.string(), 'expected a ticket', { description: 'a ticket of POST /api/v1/live/ticket (single use)' }) }),
+    responses: {
+      200: { description: 'the stream', contentType: 'text/event-stream', schema: z.string() },
+      401: { description: 'no ticket or token, or an invalid or expired one', schema: errorBody, headers: { 'WWW-Authenticate': 'Bearer realm="streetbox"' } },
+      503: { description: 'too many readers', schema: errorBody },
+    },
+    handler: ({ req, res, query: { ticket }, principal }) => {
+      const who = ticket !== undefined ? feed.redeem(ticket) : principal && can(principal.role, 'read') ? principal : null;
+      if (!who) {
+        throw new ApiError(401, 'E_UNAUTHORIZED', ticket !== undefined ? 'invalid or expired ticket' : 'a ticket (POST /api/v1/live/ticket) or a bearer token is required', {
+          headers: { 'WWW-Authenticate': ticket !== undefined ? 'Bearer realm="streetbox", error="invalid_token"' : 'Bearer realm="streetbox"' },
+        });
+      }
+      if (req.method === 'HEAD') return { status: 200, text: '', contentType: 'text/event-stream; charset=utf-8' };
+      feed.open(res, who);
+      // the stream is under way: the server's own answer is a no-op (headers are sent)
+      return { status: 200 };
+    },
   });
   return feed;
 }

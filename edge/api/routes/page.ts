@@ -17,7 +17,9 @@ import type { SyncStatus } from '../../../cloud-sync/index.js';
 import { can } from '../../control/roles.js';
 import { autonomyText, upstreamText } from '../../economyText.js';
 import { isoLocal } from '../../timeFormat.js';
-import type { Reply, Router } from '../router.js';
+import { z } from 'zod';
+import type { Reply, ResponseDoc, Router } from '../router.js';
+import { ANY_QUERY } from '../schemas.js';
 import { safeDevices, type RouteEnv } from './env.js';
 import { liveRoutes } from './live.js';
 
@@ -83,21 +85,22 @@ export const PAGE_FILES: Readonly<Record<string, { file: string; type: string }>
   '/vendor/leaflet.css': { file: 'node_modules/leaflet/dist/leaflet.css', type: 'text/css; charset=utf-8' },
 };
 
-interface Loaded {
+/** Bytes served from memory: as they are, gzipped, and their ETag. */
+export interface Served {
   plain: Buffer;
   gzip: Buffer;
   etag: string;
 }
 
+/** Bytes made ready to serve: gzipped once, with an ETag from their sha256. */
+export function served(plain: Buffer): Served {
+  return { plain, gzip: gzipSync(plain, { level: 9 }), etag: `"${createHash('sha256').update(plain).digest('base64url').slice(0, 22)}"` };
+}
+
 /** A page file, read and gzipped once (asset() finds it from the sources and from dist/). */
-function pageFile(file: string): () => Loaded {
-  let loaded: Loaded | null = null;
-  return () => {
-    if (loaded) return loaded;
-    const plain = readFileSync(asset(file));
-    loaded = { plain, gzip: gzipSync(plain, { level: 9 }), etag: `"${createHash('sha256').update(plain).digest('base64url').slice(0, 22)}"` };
-    return loaded;
-  };
+function pageFile(file: string): () => Served {
+  let loaded: Served | null = null;
+  return () => (loaded ??= served(readFileSync(asset(file))));
 }
 
 /** Whether the request accepts gzip (RFC 9110 §12.5.3: `gzip` not refused with q=0). */
@@ -112,7 +115,8 @@ function acceptsGzip(req: IncomingMessage): boolean {
   });
 }
 
-function serveFile(req: IncomingMessage, f: Loaded, type: string): Reply {
+/** Answers with served bytes: 304 when the request has their ETag, gzipped when it accepts gzip; revalidated on each load (no-cache). */
+export function serveFile(req: IncomingMessage, f: Served, type: string): Reply {
   const headers: Record<string, string> = { 'Cache-Control': 'no-cache', ETag: f.etag, Vary: 'Accept-Encoding' };
   if (req.headers['if-none-match'] === f.etag) return { status: 304, text: '', contentType: type, headers };
   if (acceptsGzip(req)) return { status: 200, bytes: f.gzip, contentType: type, headers: { ...headers, 'Content-Encoding': 'gzip' } };
@@ -132,16 +136,53 @@ export function tileSource(template: string | undefined): string {
 const shellCsp = (tiles: string): string =>
   `default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:${tiles}; frame-ancestors 'none'; form-action 'none'; base-uri 'none'`;
 
+/** The answers of a file served from memory (serveFile). */
+export function fileResponses(description: string, type: string): Readonly<Record<number, ResponseDoc>> {
+  const headers = { ETag: 'the bytes\' tag: send it as If-None-Match', 'Content-Encoding': 'gzip when the request accepts it' };
+  return {
+    200: { description, contentType: type, schema: z.string(), headers },
+    304: { description: 'not modified (If-None-Match)', headers: { ETag: headers.ETag } },
+  };
+}
+
+/** `/vendor/uPlot.min.css` → `getPageVendorUPlotMinCss` */
+const operationOf = (path: string): string => `getPage${path.replace(/[^A-Za-z0-9]+(.)?/g, (_, c: string | undefined) => (c ?? '').toUpperCase())}`;
+
 export function pageRoutes(r: Router, env: RouteEnv): void {
   const shell = pageFile('edge/api/static/index.html');
-  r.add('GET', '/', 'public', ({ req, principal }) => {
-    if (principal && can(principal.role, 'read')) return { status: 200, text: rendered(env), contentType: 'text/html; charset=utf-8', headers: { 'Content-Security-Policy': PAGE_CSP } };
-    const reply = serveFile(req, shell(), 'text/html; charset=utf-8');
-    return { ...reply, headers: { ...reply.headers, 'Content-Security-Policy': shellCsp(tileSource(env.ctx.config.api.mapTiles)) } };
+  r.add({
+    method: 'GET',
+    path: '/',
+    access: 'public',
+    operationId: 'getStatusPage',
+    summary: 'The status page for technicians',
+    description:
+      'A public shell that holds no data: its script asks for a token and renders the live feed. A request with a bearer token that may `read` (curl, a browser without JavaScript) gets a server-rendered summary instead. Query parameters are ignored.',
+    tags: ['page'],
+    query: ANY_QUERY,
+    responses: {
+      ...fileResponses('the shell, or with a token that may read the rendered summary', 'text/html; charset=utf-8'),
+    },
+    handler: ({ req, principal }) => {
+      if (principal && can(principal.role, 'read')) return { status: 200, text: rendered(env), contentType: 'text/html; charset=utf-8', headers: { 'Content-Security-Policy': PAGE_CSP } };
+      const reply = serveFile(req, shell(), 'text/html; charset=utf-8');
+      return { ...reply, headers: { ...reply.headers, 'Content-Security-Policy': shellCsp(tileSource(env.ctx.config.api.mapTiles)) } };
+    },
   });
   for (const [path, { file, type }] of Object.entries(PAGE_FILES)) {
     const load = pageFile(file);
-    r.add('GET', path, 'public', ({ req }) => serveFile(req, load(), type));
+    r.add({
+      method: 'GET',
+      path,
+      access: 'public',
+      operationId: operationOf(path),
+      summary: `A file of the status page: ${file.replace(/^.*\//, '')}`,
+      description: 'Served from memory with its ETag, gzipped when the request accepts it. Query parameters are ignored.',
+      tags: ['page'],
+      query: ANY_QUERY,
+      responses: fileResponses(`${file.replace(/^.*\//, '')}`, type),
+      handler: ({ req }) => serveFile(req, load(), type),
+    });
   }
   liveRoutes(r, env);
 }
