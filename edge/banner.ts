@@ -10,6 +10,8 @@
  *       lorawan      127.0.0.1:1700
  *       simulated    lamp-ctrl-01, lamp-ctrl-02
  *       …
+ *
+ * With api.tls the status page and the editor are https:// URLs.
  */
 import type { Config } from './config/schema.js';
 import type { Logger } from './log.js';
@@ -46,7 +48,8 @@ export function startupBanner(config: Config, info: BannerInfo): Banner {
   const fields: Record<string, unknown> = {};
   if (config.api.enabled) {
     const host = WILDCARD.has(config.api.host) ? '127.0.0.1' : config.api.host;
-    const status = `http://${hostPort(host, info.apiPort ?? config.api.port)}/`;
+    // api.tls: the API, the status page and the editor are served over HTTPS only
+    const status = `${config.api.tls ? 'https' : 'http'}://${hostPort(host, info.apiPort ?? config.api.port)}/`;
     fields.statusPage = status;
     // Node-RED is served by the API's HTTP server (edge/components.ts)
     if (config.nodeRed.enabled && config.nodeRed.editor) {

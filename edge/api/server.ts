@@ -2,9 +2,11 @@
  * The HTTP API on node:http (no framework): bearer tokens with roles, the routes of
  * routes/*.ts, /metrics and the status page. The http.Server is exposed (`server()`) and
  * other handlers can be mounted under a prefix (`mount()`), so Node-RED's editor and HTTP
- * nodes share the port.
+ * nodes share the port. With api.tls the server is HTTPS (node:https, the same handler), and
+ * api.redirectPort a plain-HTTP server beside it that only redirects there (tls.ts).
  */
 import { createServer, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Component, GatewayContext } from '../component.js';
 import type { Principal } from '../control/roles.js';
@@ -27,13 +29,14 @@ import { historyRoutes } from './routes/history.js';
 import type { ApiDeps, RouteEnv } from './routes/env.js';
 import { pageRoutes } from './routes/page.js';
 import { systemRoutes } from './routes/system.js';
+import { HSTS, SERVER_OPTIONS, httpsOptions, readApiTls, redirectListener } from './tls.js';
 
 export type { ApiDeps };
 
 export interface ApiComponent extends Component {
   /** the bound port, once started (api.port 0 binds a free one) */
   port(): number;
-  /** the http.Server, once started: Node-RED attaches its WebSocket upgrade handler to it */
+  /** the http.Server (an https.Server with api.tls), once started: Node-RED attaches its WebSocket upgrade handler to it */
   server(): Server;
   /** Sends requests under `prefix` (say "/flows") that no API route matches to `handler`. */
   mount(prefix: string, handler: RequestListener): void;
@@ -58,6 +61,8 @@ class HttpApi implements ApiComponent {
   private readonly mounts = new Map<string, RequestListener>();
   private tokens: TokenTable;
   private http: Server | null = null;
+  /** api.redirectPort's plain-HTTP server */
+  private redirect: Server | null = null;
   private boundPort: number | null = null;
 
   constructor(
@@ -105,46 +110,53 @@ class HttpApi implements ApiComponent {
   async start(): Promise<void> {
     if (this.http) return;
     const cfg = this.ctx.config.api;
+    // the files first: a bad one is a start error naming its key, with nothing started yet
+    const tls = cfg.tls === undefined ? null : readApiTls(cfg.tls, this.ctx.configDir);
     this.env.metrics.start();
     this.ctx.bus.on(this, 'event', (e) => {
       if (e.device === null) return;
       if (e.kind === 'comms.lost') this.env.availability.set(e.device, { online: false, since: e.ts });
       else if (e.kind === 'comms.restored') this.env.availability.set(e.device, { online: true, since: e.ts });
     });
-    const server = createServer({ requestTimeout: 30_000, headersTimeout: 10_000, keepAliveTimeout: 5_000 }, (req, res) => {
+    const listener: RequestListener = (req, res) => {
+      // on every HTTPS answer, the mounted handlers' (Node-RED's editor) too
+      if (tls) res.setHeader('Strict-Transport-Security', HSTS);
       void this.handle(req, res).catch((err: unknown) => {
         this.log.error({ err }, 'api request failed');
         if (!res.headersSent) sendJson(res, 500, { status: 'error', code: 'E_COMPONENT', error: 'internal error', transaction: null });
         else res.destroy();
       });
-    });
+    };
+    const server = tls ? createHttpsServer(httpsOptions(tls), listener) : createServer(SERVER_OPTIONS, listener);
+    const redirectAt = cfg.redirectPort;
+    const redirect = redirectAt === undefined ? null : createServer(SERVER_OPTIONS, redirectListener(() => this.boundPort ?? cfg.port));
+    let redirectPort: number | undefined;
     try {
-      this.boundPort = await new Promise<number>((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(cfg.port, cfg.host, () => {
-          server.off('error', reject);
-          resolve((server.address() as AddressInfo).port);
-        });
-      });
+      this.boundPort = await listen(server, cfg.port, cfg.host, 'api');
+      if (redirect && redirectAt !== undefined) redirectPort = await listen(redirect, redirectAt, cfg.host, 'api.redirectPort');
     } catch (err) {
+      this.boundPort = null;
+      await closeServer(server);
       this.ctx.bus.off(this);
       this.env.metrics.stop();
-      throw new StreetboxError('E_COMPONENT', `api: cannot listen on ${cfg.host}:${cfg.port}: ${errorMessage(err)}`, { cause: err });
+      throw err;
     }
     this.http = server;
-    this.log.info({ host: cfg.host, port: this.boundPort, tokens: this.tokens.size, metricsAuth: cfg.metricsAuth }, 'http api listening');
+    this.redirect = redirect;
+    const tlsFields = tls ? { tls: true, redirectPort, certificate: tls.certificate.subject, validTo: tls.certificate.validTo } : { tls: false };
+    this.log.info({ host: cfg.host, port: this.boundPort, ...tlsFields, tokens: this.tokens.size, metricsAuth: cfg.metricsAuth }, 'http api listening');
   }
 
   async stop(): Promise<void> {
     const server = this.http;
     if (!server) return;
+    const redirect = this.redirect;
     this.http = null;
+    this.redirect = null;
     this.boundPort = null;
     this.ctx.bus.off(this);
     this.env.metrics.stop();
-    const closed = new Promise<void>((r) => server.close(() => r()));
-    server.closeAllConnections();
-    await closed;
+    await Promise.all([closeServer(server), redirect && closeServer(redirect)]);
     this.log.info('http api stopped');
   }
 
@@ -219,4 +231,24 @@ class HttpApi implements ApiComponent {
     // never the Authorization header or the query's values: the path, the token's name, the status
     this.log.debug({ method: req.method, path: req.url?.split('?')[0], status: reply.status, principal: who, ms: Math.round(performance.now() - started) }, 'http');
   }
+}
+
+/** Listens; resolves with the bound port, or rejects with an E_COMPONENT error saying where it could not. */
+function listen(server: Server, port: number, host: string, what: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: Error): void => reject(new StreetboxError('E_COMPONENT', `${what}: cannot listen on ${host}:${port}: ${errorMessage(err)}`, { cause: err }));
+    server.once('error', onError);
+    server.listen(port, host, () => {
+      server.off('error', onError);
+      resolve((server.address() as AddressInfo).port);
+    });
+  });
+}
+
+/** Stops listening and ends every connection, idle or not (the live feed's too). */
+function closeServer(server: Server): Promise<void> {
+  if (!server.listening) return Promise.resolve();
+  const closed = new Promise<void>((r) => server.close(() => r()));
+  server.closeAllConnections();
+  return closed;
 }

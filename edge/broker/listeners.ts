@@ -4,24 +4,14 @@
  * the devices.yaml). Port 0 binds a free port; `port()` tells which. Every TCP connection goes
  * through the admission (admission.ts) first, the one under TLS before its handshake.
  */
-import { readFileSync } from 'node:fs';
 import { createServer as createNetServer, type AddressInfo, type Server, type Socket } from 'node:net';
-import { resolve } from 'node:path';
 import { createServer as createTlsServer } from 'node:tls';
 import type { Config } from '../config/schema.js';
-import { errorMessage } from '../errors.js';
+import { readPem } from '../tlsFiles.js';
 import type { Admission } from './admission.js';
 import { BrokerError } from './errors.js';
 
 export type ConnectionHandler = (socket: Socket) => void;
-
-function readPem(configDir: string, file: string, what: string): Buffer {
-  try {
-    return readFileSync(resolve(configDir, file));
-  } catch (err) {
-    throw new BrokerError('E_CONFIG', `broker.tls.${what}: cannot read ${file}: ${errorMessage(err)}`, { cause: err });
-  }
-}
 
 export function plainServer(admission: Admission, onConnection: ConnectionHandler): Server {
   return createNetServer((socket) => {
@@ -33,11 +23,11 @@ export function plainServer(admission: Admission, onConnection: ConnectionHandle
 export function tlsServer(cfg: Config['broker'], configDir: string, admission: Admission, onConnection: ConnectionHandler): Server | null {
   if (cfg.tlsPort === undefined) return null;
   if (cfg.tls === undefined) throw new BrokerError('E_CONFIG', 'broker.tlsPort is set but broker.tls (cert, key) is not');
-  const ca = cfg.tls.ca === undefined ? undefined : readPem(configDir, cfg.tls.ca, 'ca');
+  const ca = cfg.tls.ca === undefined ? undefined : readPem(configDir, cfg.tls.ca, 'broker.tls.ca');
   const server = createTlsServer(
     {
-      cert: readPem(configDir, cfg.tls.cert, 'cert'),
-      key: readPem(configDir, cfg.tls.key, 'key'),
+      cert: readPem(configDir, cfg.tls.cert, 'broker.tls.cert'),
+      key: readPem(configDir, cfg.tls.key, 'broker.tls.key'),
       ...(ca ? { ca } : {}),
       minVersion: 'TLSv1.2',
     },

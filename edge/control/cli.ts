@@ -15,7 +15,7 @@ import type { CliIo } from '../cliIo.js';
 import { stripAnsi, styleFor, type Style } from '../cliStyle.js';
 import { loadConfig } from '../config/index.js';
 import type { Config } from '../config/schema.js';
-import { apiBaseUrl, apiCall, type ApiAnswer } from '../cliApi.js';
+import { apiCall, apiClient, type ApiAnswer, type ApiClient } from '../cliApi.js';
 import { StreetboxError } from '../errors.js';
 import { isoLocal } from '../timeFormat.js';
 import { FINAL_STATUSES, isCommandStatus, type CommandStatus } from '../store/types.js';
@@ -65,9 +65,7 @@ function apiOptions(cmd: Command): Command {
     .option('--group', 'the target is a group (default: decided from the configuration)');
 }
 
-interface Client {
-  base: string;
-  token: string;
+interface Client extends ApiClient {
   config: Config | null;
 }
 
@@ -76,9 +74,9 @@ function client(opts: ApiOptions): Client {
   if (!token) throw usage('no API token: give --token or set STREETBOX_TOKEN');
   // with --url the configuration is read only when named (-c): the CLI may run off the gateway
   const file = opts.config ?? (opts.url === undefined ? DEFAULT_CONFIG : undefined);
-  const config: Config | null = file === undefined ? null : loadConfig(file).config;
-  const base = opts.url ?? apiBaseUrl(config!.api.host, config!.api.port);
-  return { base: base.replace(/\/+$/, ''), token, config };
+  const loaded = file === undefined ? null : loadConfig(file);
+  // with api.tls: https://, trusting its CA or its certificate (edge/cliApi.ts)
+  return { ...apiClient(token, opts.url, loaded && { api: loaded.config.api, dir: loaded.dir }), config: loaded?.config ?? null };
 }
 
 function call(c: Client, method: 'GET' | 'POST', path: string, body?: unknown): Promise<ApiAnswer> {

@@ -24,7 +24,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { Backoff } from '../backoff.js';
-import { apiBaseUrl, apiCall, type ApiAnswer } from '../cliApi.js';
+import { apiCall, apiClient, apiRequest, type ApiAnswer, type ApiClient } from '../cliApi.js';
 import type { CliIo } from '../cliIo.js';
 import { styleFor, type Style } from '../cliStyle.js';
 import { loadConfig } from '../config/index.js';
@@ -55,9 +55,7 @@ interface ApiOptions {
   json?: boolean;
 }
 
-interface Client {
-  base: string;
-  token: string;
+interface Client extends ApiClient {
   /** gateway.timezone when a configuration was read, else UTC */
   zone: string;
 }
@@ -67,9 +65,9 @@ function client(opts: ApiOptions): Client {
   if (!token) throw usage('no API token: give --token or set STREETBOX_TOKEN');
   // with --url the configuration is read only when named (-c): the CLI may run off the gateway
   const file = opts.config ?? (opts.url === undefined ? DEFAULT_CONFIG : undefined);
-  const config = file === undefined ? null : loadConfig(file).config;
-  const base = opts.url ?? apiBaseUrl(config!.api.host, config!.api.port);
-  return { base: base.replace(/\/+$/, ''), token, zone: config?.gateway.timezone ?? 'UTC' };
+  const loaded = file === undefined ? null : loadConfig(file);
+  // with api.tls: https://, trusting its CA or its certificate (edge/cliApi.ts)
+  return { ...apiClient(token, opts.url, loaded && { api: loaded.config.api, dir: loaded.dir }), zone: loaded?.config.gateway.timezone ?? 'UTC' };
 }
 
 function errorOf(body: unknown): string {
@@ -98,27 +96,9 @@ function reportOf(body: unknown): DeploymentReport | null {
 /** POST /api/v1/artifacts: the file's bytes as they are (apiCall sends JSON). */
 async function uploadArtifact(c: Client, file: string, timeoutMs: number): Promise<{ sha256: string; size: number }> {
   const data = readBytes(file, 'artifact');
-  let res: Response;
-  try {
-    res = await fetch(`${c.base}/api/v1/artifacts`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${c.token}`, 'content-type': 'application/octet-stream' },
-      body: data,
-      signal: AbortSignal.timeout(timeoutMs),
-    });
-  } catch (err) {
-    if ((err as Error).name === 'TimeoutError') throw new StreetboxError('E_COMPONENT', `uploading ${file}: no answer from ${c.base} within ${Math.round(timeoutMs / 1000)} s`);
-    const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-    throw new StreetboxError('E_COMPONENT', `gateway unreachable at ${c.base}: ${cause?.code ?? cause?.message ?? errorMessage(err)}`);
-  }
-  const text = await res.text();
-  let body: unknown = text;
-  try {
-    body = JSON.parse(text) as unknown;
-  } catch {
-    // shown as text
-  }
-  if (res.status !== 201 || !isRecord(body) || typeof body.sha256 !== 'string' || typeof body.size !== 'number') throw refusalOf({ status: res.status, body }, `uploading ${file}`);
+  const a = await apiRequest(c, 'POST', '/api/v1/artifacts', { bytes: data, type: 'application/octet-stream' }, { timeoutMs, timeoutHint: `uploading ${file}` });
+  const body = a.body;
+  if (a.status !== 201 || !isRecord(body) || typeof body.sha256 !== 'string' || typeof body.size !== 'number') throw refusalOf(a, `uploading ${file}`);
   return { sha256: body.sha256, size: body.size };
 }
 

@@ -6,9 +6,10 @@
  */
 import { execFile } from 'node:child_process';
 import { constants, accessSync, existsSync, mkdtempSync, rmSync, statSync, statfsSync } from 'node:fs';
-import { connect } from 'node:net';
+import { BlockList, connect, isIP } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { userInfo } from 'node:os';
+import { readApiTls, type ApiTls } from '../api/tls.js';
 import { ConfigError, formatIssue, loadConfig } from '../config/index.js';
 import type { Config, SerialBusConfig, TcpBusConfig } from '../config/schema.js';
 import { autonomyText, bytesText, measured } from '../economyText.js';
@@ -43,16 +44,22 @@ export interface DoctorOptions {
   env?: NodeJS.ProcessEnv;
   /** `timedatectl show -p NTPSynchronized --value`, replaceable in tests */
   ntpSynchronized?: () => Promise<'yes' | 'no' | 'unknown'>;
+  /** the wall clock the certificates' expiry is told against (ms), replaceable in tests */
+  now?: number;
 }
 
 const MiB = 1024 * 1024;
+const DAY_MS = 86_400_000;
+/** a certificate expiring sooner is a warning: time to renew it on a visit */
+const CERT_WARN_DAYS = 30;
 
 export async function runDoctor(configPath: string, opts: DoctorOptions = {}): Promise<DoctorReport> {
   const timeoutMs = opts.timeoutMs ?? 1500;
   const checks: Check[] = [];
   let config: Config;
+  let configDir: string;
   try {
-    config = loadConfig(configPath, opts.env ? { env: opts.env } : {}).config;
+    ({ config, dir: configDir } = loadConfig(configPath, opts.env ? { env: opts.env } : {}));
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
     checks.push({
@@ -69,6 +76,7 @@ export async function runDoctor(configPath: string, opts: DoctorOptions = {}): P
     detail: `${configPath} is valid: gateway "${config.gateway.id}", ${config.buses.length} bus(es), ${config.devices.length} device(s)`,
   });
   checks.push(secretsCheck(config));
+  checks.push(apiTlsCheck(config, configDir, opts.now ?? Date.now()));
   const profiles = profilesCheck(config);
   if (profiles) checks.push(profiles);
 
@@ -126,6 +134,59 @@ export function profilesCheck(config: Config): Check | undefined {
     detail: hints.join('\n'),
     fix: 'declare the kind and the point roles named above in devices.yaml (README, "Kinds and roles"); inferring them from point names will be removed',
   };
+}
+
+const LOOPBACK = new BlockList();
+LOOPBACK.addSubnet('127.0.0.0', 8, 'ipv4');
+LOOPBACK.addAddress('::1', 'ipv6');
+
+/** 127.0.0.0/8, ::1 (an IPv4-mapped 127.x too) or localhost: nothing sent there leaves the machine. */
+export function isLoopback(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, '').toLowerCase();
+  const family = isIP(h);
+  if (family === 0) return h === 'localhost';
+  return LOOPBACK.check(h, family === 4 ? 'ipv4' : 'ipv6');
+}
+
+/**
+ * The HTTP API beyond the loopback without api.tls (bearer tokens and the editor's passwords in
+ * clear on the network: a warning); with it, its files as the gateway reads them at start (readable,
+ * a certificate, the certificate's key: else the API does not start) and the certificate's expiry
+ * (within CERT_WARN_DAYS a warning, past it a failure: every client refuses it).
+ */
+export function apiTlsCheck(config: Config, configDir: string, now: number): Check {
+  const name = 'api tls';
+  const api = config.api;
+  if (!api.enabled) return skip(name, 'the HTTP API is off (api.enabled: false)');
+  const where = `${api.host.includes(':') && !api.host.startsWith('[') ? `[${api.host}]` : api.host}:${api.port}`;
+  if (api.tls === undefined) {
+    if (isLoopback(api.host)) return { name, status: 'ok', detail: `no TLS, none needed: the API listens on ${where}, this machine only` };
+    return {
+      name,
+      status: 'warn',
+      detail: `the API listens on ${where} without TLS: bearer tokens and the editor's passwords cross the network in clear`,
+      fix: 'set api.tls: { cert, key } (PEM files; README, "HTTP API"), or api.host: 127.0.0.1 when a TLS proxy on this machine serves it',
+    };
+  }
+  let tls: ApiTls;
+  try {
+    tls = readApiTls(api.tls, configDir);
+  } catch (err) {
+    return {
+      name,
+      status: 'fail',
+      detail: `${errorMessage(err)}: the API does not start`,
+      fix: "point api.tls.cert and api.tls.key (relative to devices.yaml) at the PEM certificate and its own unencrypted private key, readable by the gateway's user",
+    };
+  }
+  const until = Date.parse(tls.certificate.validTo);
+  const days = Math.floor((until - now) / DAY_MS);
+  const cert = `${api.tls.cert} (${tls.certificate.subject.replace(/\n/g, ', ')})`;
+  const date = Number.isNaN(until) ? tls.certificate.validTo : new Date(until).toISOString().slice(0, 10);
+  const renew = `renew ${api.tls.cert} (and its key), then restart the gateway: the files are read at start`;
+  if (until <= now) return { name, status: 'fail', detail: `${cert} expired on ${date}: browsers, curl and the CLI with api.tls.ca refuse it`, fix: renew };
+  if (days < CERT_WARN_DAYS) return { name, status: 'warn', detail: `${cert} expires in ${days} day(s), on ${date}`, fix: renew };
+  return { name, status: 'ok', detail: `https on ${where}: ${cert}, valid until ${date} (${days} days)${api.redirectPort !== undefined ? `; port ${api.redirectPort} redirects to it` : ''}` };
 }
 
 function skip(name: string, detail: string): Check {

@@ -31,7 +31,7 @@ import type BetterSqlite3 from 'better-sqlite3';
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { parseDocument } from 'yaml';
 import { Backoff } from '../backoff.js';
-import { apiBaseUrl, apiCall, type ApiAnswer } from '../cliApi.js';
+import { apiCall, apiClient, type ApiAnswer, type ApiClient, type ApiSite } from '../cliApi.js';
 import type { CliIo } from '../cliIo.js';
 import { styleFor, type Style } from '../cliStyle.js';
 import { ConfigError, formatIssue, loadConfig } from '../config/index.js';
@@ -72,8 +72,10 @@ interface Site {
   /** gateway.timezone: times for people are shown in it */
   zone: string;
   gatewayId: string | null;
-  apiHost: string;
-  apiPort: number;
+  /** api.host, api.port and api.tls: where the API is and how it is trusted */
+  api: ApiSite;
+  /** the devices.yaml's directory (api.tls's files are relative to it) */
+  dir: string;
 }
 
 /**
@@ -84,8 +86,8 @@ interface Site {
  */
 function siteOf(file: string): Site {
   try {
-    const { config } = loadConfig(file);
-    return { dataPath: config.storage.path, zone: config.gateway.timezone, gatewayId: config.gateway.id, apiHost: config.api.host, apiPort: config.api.port };
+    const { config, dir } = loadConfig(file);
+    return { dataPath: config.storage.path, zone: config.gateway.timezone, gatewayId: config.gateway.id, api: config.api, dir };
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
     const rough = roughSite(file);
@@ -109,12 +111,18 @@ function roughSite(file: string): Site | null {
   const gateway = section('gateway');
   const api = section('api');
   const port = api.port;
+  const tls = isRecord(api.tls) && typeof api.tls.cert === 'string' ? { cert: api.tls.cert, key: '', ...(typeof api.tls.ca === 'string' ? { ca: api.tls.ca } : {}) } : undefined;
   return {
     dataPath,
     zone: knownZone(gateway.timezone),
     gatewayId: typeof gateway.id === 'string' && gateway.id !== '' ? gateway.id : null,
-    apiHost: typeof api.host === 'string' ? api.host : '0.0.0.0',
-    apiPort: typeof port === 'number' && Number.isInteger(port) && port > 0 && port < 65536 ? port : 8080,
+    api: {
+      host: typeof api.host === 'string' ? api.host : '0.0.0.0',
+      port: typeof port === 'number' && Number.isInteger(port) && port > 0 && port < 65536 ? port : 8080,
+      // the CLI never reads the key
+      ...(tls ? { tls } : {}),
+    },
+    dir: dirname(resolve(file)),
   };
 }
 
@@ -235,10 +243,7 @@ interface ApiOptions {
   json?: boolean;
 }
 
-interface Client {
-  base: string;
-  token: string;
-}
+type Client = ApiClient;
 
 function apiOptions(cmd: Command): Command {
   return cmd
@@ -252,12 +257,9 @@ function apiOptions(cmd: Command): Command {
 function client(opts: ApiOptions): Client {
   const token = opts.token ?? process.env.STREETBOX_TOKEN;
   if (!token) throw usage('no API token: give --token or set STREETBOX_TOKEN');
-  let base = opts.url;
-  if (base === undefined) {
-    const site = siteOf(opts.config ?? DEFAULT_CONFIG);
-    base = apiBaseUrl(site.apiHost, site.apiPort);
-  }
-  return { base: base.replace(/\/+$/, ''), token };
+  // with --url the configuration is read only when named (-c), for api.tls's trust
+  const file = opts.config ?? (opts.url === undefined ? DEFAULT_CONFIG : undefined);
+  return apiClient(token, opts.url, file === undefined ? null : siteOf(file));
 }
 
 type Answer = ApiAnswer;

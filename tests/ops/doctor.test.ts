@@ -1,14 +1,17 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { createServer, type AddressInfo, type Server } from 'node:net';
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { parse, stringify } from 'yaml';
 import { stripAnsi } from '../../edge/cliStyle.js';
 import { DEMO_SECRET_HASHES, secretHash, demoSecrets } from '../../edge/ops/demoSecrets.js';
+import { formatReport, isLoopback, runDoctor } from '../../edge/ops/doctor.js';
 import { CLI_ARGS, ROOT, collect, runCli, tempGateway } from '../support/cli.js';
 import { openPtyPair, type PtyPair } from '../helpers/pty.js';
 import { freePort } from '../helpers/ports.js';
+import { tempDir } from '../helpers/tmp.js';
+import { makePki } from '../sync/certs.js';
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
@@ -221,5 +224,60 @@ broker: { enabled: false }
     expect(plain).toContain(`✔ config: ${out} is valid: gateway "fresh", 0 bus(es), 0 device(s)`);
     expect(plain.find((x) => x.startsWith('! gateway: not running'))).toBeDefined();
     expect(plain.find((x) => x.startsWith('- upstream: '))).toBeDefined();
+  });
+});
+
+describe('streetbox doctor: the API and TLS', () => {
+  const DAY = 86_400_000;
+  /** runDoctor in this process, on a gateway with this api section; the `api tls` check's line and fix */
+  async function apiCheck(api: string, now = Date.now()): Promise<{ line: string; fix: string; status: string }> {
+    const g = gateway(`
+gateway: { id: tls }
+storage: { path: data/gw.db, maxBytes: 1MB }
+broker: { enabled: false }
+api: ${api}
+`);
+    const report = await runDoctor(g.config, { timeoutMs: 200, ntpSynchronized: async () => 'yes', now });
+    const out = formatReport(report);
+    return { line: line(out, 'api tls'), fix: fixOf(out, 'api tls'), status: report.checks.find((c) => c.name === 'api tls')!.status };
+  }
+
+  it('tells loopback addresses from those beyond', () => {
+    for (const h of ['127.0.0.1', '127.3.2.1', '::1', '[::1]', 'localhost', 'LOCALHOST', '::ffff:127.0.0.1']) expect(isLoopback(h), h).toBe(true);
+    for (const h of ['0.0.0.0', '::', '10.0.0.7', '128.0.0.1', 'cabinet-17.city.example', 'fe80::1', '']) expect(isLoopback(h), h).toBe(false);
+  });
+
+  it('warns when the API listens beyond the loopback without TLS; not on the loopback, not with the API off', async () => {
+    const [open, v6, loop, off] = await Promise.all([apiCheck('{ host: 0.0.0.0, port: 8080 }'), apiCheck("{ host: '::', port: 8080 }"), apiCheck('{ host: 127.0.0.1 }'), apiCheck('{ enabled: false }')]);
+    expect(open.line).toBe("warn api tls: the API listens on 0.0.0.0:8080 without TLS: bearer tokens and the editor's passwords cross the network in clear");
+    expect(open.fix).toMatch(/^ {4}fix: set api\.tls: \{ cert, key \}/);
+    expect(v6.line).toMatch(/^warn api tls: the API listens on \[::\]:8080 without TLS/);
+    expect(loop.line).toBe('ok api tls: no TLS, none needed: the API listens on 127.0.0.1:8080, this machine only');
+    expect(off.line).toBe('skip api tls: the HTTP API is off (api.enabled: false)');
+  });
+
+  it('passes the API beyond the loopback with TLS; says when the certificate expires within 30 days or has expired; fails files the API cannot start with', async () => {
+    const dir = tempDir('streetbox-doctor-tls-');
+    cleanups.push(() => dir.remove());
+    // a CA-signed certificate for 2 days, and a self-signed one for a year
+    const pki = makePki(dir);
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', dir.file('year.key'), '-out', dir.file('year.crt'), '-days', '365', '-subj', '/CN=cabinet-17'], { stdio: 'ignore' });
+    const now = Date.now();
+    const [year, soon, expired, noKey, wrongKey] = await Promise.all([
+      apiCheck(`{ host: 0.0.0.0, port: 8443, redirectPort: 8080, tls: { cert: ${dir.file('year.crt')}, key: ${dir.file('year.key')} } }`, now),
+      apiCheck(`{ host: 0.0.0.0, tls: { cert: ${pki.serverCert}, key: ${pki.serverKey}, ca: ${pki.ca} } }`, now),
+      apiCheck(`{ host: 0.0.0.0, tls: { cert: ${pki.serverCert}, key: ${pki.serverKey} } }`, now + 3 * DAY),
+      apiCheck(`{ host: 0.0.0.0, tls: { cert: ${pki.serverCert}, key: ${dir.file('gone.key')} } }`, now),
+      apiCheck(`{ host: 127.0.0.1, tls: { cert: ${pki.serverCert}, key: ${pki.clientKey} } }`, now),
+    ]);
+    expect(year.line).toMatch(new RegExp(`^ok api tls: https on 0\\.0\\.0\\.0:8443: ${dir.file('year.crt').replace(/[.\\/]/g, '\\$&')} \\(CN=cabinet-17\\), valid until \\d{4}-\\d\\d-\\d\\d \\((364|365) days\\); port 8080 redirects to it$`));
+    expect(soon.status).toBe('warn');
+    expect(soon.line).toMatch(/^warn api tls: .*server\.crt \(CN=localhost\) expires in 1 day\(s\), on \d{4}-\d\d-\d\d$/);
+    expect(soon.fix).toContain('renew');
+    expect(expired.status).toBe('fail');
+    expect(expired.line).toMatch(/^FAIL api tls: .*server\.crt \(CN=localhost\) expired on \d{4}-\d\d-\d\d: browsers, curl and the CLI with api\.tls\.ca refuse it$/);
+    expect(noKey.line).toMatch(/^FAIL api tls: api\.tls\.key: cannot read .*gone\.key: ENOENT.*: the API does not start$/);
+    expect(wrongKey.line).toMatch(/^FAIL api tls: api\.tls\.key: .*client\.key is not the private key of api\.tls\.cert/);
+    expect(wrongKey.fix).toContain('api.tls.key');
   });
 });
