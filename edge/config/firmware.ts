@@ -36,24 +36,22 @@ const register = z.number().int().min(0).max(65535);
 const registerValue = z.number().int().min(0).max(65535);
 
 /** One FC 6 write: the value that makes the device do something. */
-const registerWrite = z.strictObject({ register, value: registerValue });
+const registerWrite = z.strictObject({
+  register: register.describe('the holding register written (FC 6; protocol address, zero-based)'),
+  value: registerValue.describe('the value written (uint16; YAML takes `0xB007`)'),
+});
 
 /** What both methods end with: size, checksum, commit, the reboot. */
 const finish = {
-  /** holding register pair (uint32, high word first): the image size in bytes, written (FC 16) before commit */
-  size: register,
-  /** holding register pair (read FC 3): the device's CRC-32 (IEEE) of the bytes [0, size) it received */
-  checksum: register,
-  /** FC 6: the device checks the image and reboots into it */
-  commit: registerWrite,
-  /**
-   * FC 6, optional: the device leaves its bootloader, drops the blocks it received and runs its old
-   * firmware (in its application: nothing to do, answered all the same). May share `enter`'s register
-   * with another value, as vendors do; no other register.
-   */
-  abort: registerWrite.optional(),
-  /** how long the device may take to answer again after commit, in seconds */
-  rebootS: z.number().int().min(1).max(600).default(30),
+  size: register.describe('a holding register pair (uint32, high word first): the image size in bytes, written (FC 16) before the commit'),
+  checksum: register.describe('a holding register pair (read with FC 3): the device\'s CRC-32 (IEEE) of the bytes [0, size) it received, which must equal the image\'s before the commit'),
+  commit: registerWrite.describe('FC 6: the device checks the image and reboots into it'),
+  abort: registerWrite
+    .optional()
+    .describe(
+      'FC 6: what a job that ends before its commit writes, so that the device leaves its bootloader, drops the blocks it received and runs its old firmware (one already in its application answers it all the same); may write another value to `enter`\'s register, takes no other',
+    ),
+  rebootS: z.number().int().min(1).max(600).default(30).describe('how long the device may take to answer again after the commit, in seconds'),
 };
 
 /** MODBUS Application Protocol V1.1b3 §6.12: FC 16 writes at most 123 registers; one is the block index. */
@@ -64,22 +62,27 @@ export const MAX_RECORD_REGISTERS = 119;
 export const FILE_RECORDS = 10_000;
 
 export const registerBlockSchema = z.strictObject({
-  method: z.literal('registerBlock'),
-  /** FC 6: enter the bootloader (idempotent: a device already in it keeps the blocks it received) */
-  enter: registerWrite,
-  /** ONE FC 16 at `register`: [block index, window of `registers` registers]; block bytes = 2 × registers */
-  block: z.strictObject({ register, registers: z.number().int().min(1).max(MAX_BLOCK_REGISTERS) }),
+  method: z.literal('registerBlock').describe('a register-block bootloader: FC 6 `enter`, then per block ONE FC 16 at `block.register`'),
+  enter: registerWrite.describe('FC 6: enter the bootloader (again: a device already in it keeps the blocks it received)'),
+  block: z
+    .strictObject({
+      register: register.describe('the holding register of the block index; the window of `registers` registers follows it'),
+      registers: z.number().int().min(1).max(MAX_BLOCK_REGISTERS).describe('registers per block; block bytes = 2 × registers'),
+    })
+    .describe('per block ONE FC 16 at `register`: [block index, window of `registers` registers]'),
   ...finish,
 });
 
 export const fileRecordSchema = z.strictObject({
-  method: z.literal('fileRecord'),
-  /** FC 6 before the first block, when the device needs one */
-  enter: registerWrite.optional(),
-  /** the first file number; block i goes to file + floor(i / floor(10000 / recordRegisters)) */
-  file: z.number().int().min(1).max(65535),
-  /** registers per block (one record of this length); block bytes = 2 × recordRegisters */
-  recordRegisters: z.number().int().min(1).max(MAX_RECORD_REGISTERS),
+  method: z.literal('fileRecord').describe('Modbus file records: per block FC 21, read back with FC 20 (10000 records a file)'),
+  enter: registerWrite.optional().describe('FC 6 before the first block, when the device needs one'),
+  file: z.number().int().min(1).max(65535).describe('the first file number; block i goes to file + floor(i / floor(10000 / recordRegisters))'),
+  recordRegisters: z
+    .number()
+    .int()
+    .min(1)
+    .max(MAX_RECORD_REGISTERS)
+    .describe('registers per block (one record of this length); block bytes = 2 × recordRegisters'),
   ...finish,
 });
 
@@ -87,7 +90,9 @@ export const fileRecordSchema = z.strictObject({
  * A LoRaWAN node's FUOTA (TS003–TS006): nothing to declare but the method; how the image goes
  * (data rate, frequency, fragmentation version, reboot delay) is the gateway's `lorawan.fuota`.
  */
-export const fuotaFirmwareSchema = z.strictObject({ method: z.literal('fuota') });
+export const fuotaFirmwareSchema = z.strictObject({
+  method: z.literal('fuota').describe('LoRaWAN FUOTA (TS003–TS006), for `transport: lorawan`: how the image goes is the gateway\'s `lorawan.fuota`'),
+});
 
 /** A profile's `firmware:` section. */
 export const profileFirmwareSchema = z.discriminatedUnion('method', [registerBlockSchema, fileRecordSchema, fuotaFirmwareSchema]);
@@ -208,9 +213,13 @@ const clockTime = z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, { message: 'expe
  */
 export const timeWindowSchema = z
   .strictObject({
-    from: clockTime,
-    to: clockTime,
-    days: z.array(z.enum(WEEKDAYS)).min(1).default([...WEEKDAYS]),
+    from: clockTime.describe('the window\'s start, `HH:MM` local time (gateway.timezone)'),
+    to: clockTime.describe('its end, `HH:MM`: past midnight when before `from` (the window belongs to the day it starts on); `from` = `to` is the whole day'),
+    days: z
+      .array(z.enum(WEEKDAYS))
+      .min(1)
+      .default([...WEEKDAYS])
+      .describe('the days it starts on (`mon` … `sun`); omitted: every day'),
   })
   .superRefine((w, ctx) => {
     w.days.forEach((d, i) => {
@@ -224,48 +233,63 @@ export type TimeWindowConfig = z.infer<typeof timeWindowSchema>;
 const windows = z.array(timeWindowSchema).default([]);
 
 export const firmwareSchema = z.strictObject({
-  /** ed25519 public keys (PEM SPKI or base64 of the raw 32 bytes) that sign manifests; none: every manifest is refused */
-  signingKeys: z.array(signingKey).default([]),
-  /** artifacts live in <dir of storage.path>/artifacts, within this quota */
-  artifacts: z.strictObject({ maxBytes: byteSize.default(256 * 1024 * 1024) }).prefault({}),
-  /** the default deadline of a deployment: jobs not started by then end E_FW_EXPIRED */
-  deploymentTtl: durationIn('1m', '24d').default(7 * 86_400_000),
-  /** attempts per block and per step before a job fails */
-  retries: z.number().int().min(1).max(100).default(5),
+  signingKeys: z
+    .array(signingKey)
+    .default([])
+    .describe('ed25519 public keys (PEM SPKI or base64 of the raw 32 bytes) that sign deployment manifests; none: every manifest is refused'),
+  artifacts: z
+    .strictObject({
+      maxBytes: byteSize.default(256 * 1024 * 1024).describe('the quota of the artifacts, kept in <dir of storage.path>/artifacts'),
+    })
+    .prefault({})
+    .describe('the firmware images, kept beside the buffer'),
+  deploymentTtl: durationIn('1m', '24d')
+    .default(7 * 86_400_000)
+    .describe('the default deadline of a deployment (one that names none): jobs not started by then end `E_FW_EXPIRED`'),
+  retries: z.number().int().min(1).max(100).default(5).describe('attempts per block and per step before a job fails'),
   lights: z
     .strictObject({
-      /** lights update by day: from sunrise + dayMargin to sunset − dayMargin (gateway.lat / gateway.lon) */
-      byDay: z.boolean().default(true),
-      dayMargin: durationIn('0ms', '6h').default(30 * 60_000),
-      /** more windows (gateway time zone) in which lights may update */
-      windows,
-      /** at most this share of a group's lights out of service at once (at least one light) */
-      maxGroupShare: z.number().gt(0).max(1).default(0.25),
+      byDay: z.boolean().default(true).describe('lights update by day: from sunrise + `dayMargin` to sunset − `dayMargin` at gateway.lat / gateway.lon'),
+      dayMargin: durationIn('0ms', '6h').default(30 * 60_000).describe('the margin after sunrise and before sunset of `byDay`'),
+      windows: windows.describe('more windows (gateway.timezone) in which lights may update'),
+      maxGroupShare: z
+        .number()
+        .gt(0)
+        .max(1)
+        .default(0.25)
+        .describe('at most this share of a group\'s lights out of service at once, over all deployments (at least one light)'),
     })
-    .prefault({}),
+    .prefault({})
+    .describe('when streetlights may update; a technician\'s override on a light holds it'),
   traffic: z
     .strictObject({
-      /** traffic controllers update only inside one of these; none: never */
-      windows,
+      windows: windows.describe('the windows (gateway.timezone) in which traffic controllers may update; none: never'),
     })
-    .prefault({}),
-  /** how long each stage of a job may take before it fails */
+    .prefault({})
+    .describe('when traffic controllers (with `allowCommands: true`, no program request active) may update'),
   timeouts: z
     .strictObject({
-      fetch: durationIn('1s', '1d').default(3_600_000),
-      transfer: durationIn('1s', '1d').default(30 * 60_000),
-      activate: durationIn('1s', '1h').default(5 * 60_000),
-      verify: durationIn('1s', '1h').default(2 * 60_000),
+      fetch: durationIn('1s', '1d').default(3_600_000).describe('fetching and checking the artifact'),
+      transfer: durationIn('1s', '1d').default(30 * 60_000).describe('sending the image to a device'),
+      activate: durationIn('1s', '1h').default(5 * 60_000).describe('size, checksum and commit, on top of the profile\'s `rebootS`'),
+      verify: durationIn('1s', '1h')
+        .default(2 * 60_000)
+        .describe('the device answering with the new version and passing its functional probe, on top of `rebootS` (the gateway itself: of `selfUpdate.healthTimeout`)'),
     })
-    .prefault({}),
+    .prefault({})
+    .describe('how long each stage of a job may take before it fails (FUOTA nodes: as their session\'s plan says)'),
   selfUpdate: z
     .strictObject({
-      /** the directory with releases/<version>/ and a `current` link; null: the gateway cannot be a target */
-      releases: z.string().min(1).nullable().default(null),
-      /** the new release must report healthy within this, else the previous one runs again */
-      healthTimeout: durationIn('5s', '1h').default(2 * 60_000),
+      releases: z
+        .string()
+        .min(1)
+        .nullable()
+        .default(null)
+        .describe('the directory with releases/<version>/ and a `current` link (deploy/install.sh --releases); null: the gateway cannot be a target'),
+      healthTimeout: durationIn('5s', '1h').default(2 * 60_000).describe('the new release must report healthy within this, else the previous one runs again'),
     })
-    .prefault({}),
+    .prefault({})
+    .describe('the gateway\'s own releases, side by side; see "Updating the gateway itself"'),
 });
 
 export type FirmwareConfig = z.infer<typeof firmwareSchema>;

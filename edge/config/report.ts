@@ -39,14 +39,16 @@ fieldKinds.add(deadbandSchema, { expected: DEADBAND });
 
 const reportMapping = z
   .strictObject({
-    /** poll: every polled value; change (default): a value that differs from the last stored one */
-    on: z.enum(['poll', 'change']).optional(),
-    /** change: stored only beyond this: a number in the point's units, or "2%" of the last stored value */
-    deadband: deadbandSchema.optional(),
-    /** a value is stored at least this often, even unchanged (0: never); default 15m with on: change */
-    heartbeat: durationIn('0ms', '1d').optional(),
-    /** a change is stored no sooner than this after the last stored value (0: no minimum) */
-    minInterval: durationIn('0ms', '1d').optional(),
+    on: z.enum(['poll', 'change']).optional().describe('`poll`: every polled value; `change` (default): a value that differs from the last stored one'),
+    deadband: deadbandSchema
+      .optional()
+      .describe('with `on: change`, a change is stored only beyond this: a number in the point\'s units (`0.5`), or a percent of the last stored value (`"2%"`)'),
+    heartbeat: durationIn('0ms', '1d')
+      .optional()
+      .describe(`a value is stored at least this often, changed or not, so "no reading" always means "no contact"; \`${durationText(DEFAULT_STRATEGY.heartbeat)}\` with \`on: change\`, none with \`on: poll\`; \`0\`: never`),
+    minInterval: durationIn('0ms', '1d')
+      .optional()
+      .describe('a change is stored no sooner than this after the last stored value (the value polled then is); shorter than the heartbeat; `0`: no minimum'),
   })
   .superRefine((r, ctx) => {
     const poll = r.on === 'poll';

@@ -20,6 +20,8 @@ export interface FieldKind {
   range?: { min: number; max: number; message: string };
   /** a port the gateway listens on, or one it connects to (port 0 is checked apart: ranges.ts) */
   port?: 'listen' | 'connect';
+  /** a value as a technician writes it ("2m", "256MiB"): the defaults in devices.schema.json and the README */
+  text?: (value: number) => string;
 }
 
 /** Kinds of the scalars above; `.refine()` and other clones inherit their schema's entry. */
@@ -80,7 +82,7 @@ export function durationIn(min: string, max: string) {
       }
       return whole;
     });
-  fieldKinds.add(schema, { expected: `a duration ${min}..${max}`, range });
+  fieldKinds.add(schema, { expected: `a duration ${min}..${max}`, range, text: durationText });
   return schema;
 }
 
@@ -112,7 +114,16 @@ export const byteSize = z
     const m = BYTES_RE.exec(v)!;
     return Math.round(Number(m[1]) * BYTE_UNITS[m[2]!.toUpperCase()]!);
   });
-fieldKinds.add(byteSize, { expected: 'a size like "64MB", "1GiB" or a number of bytes' });
+fieldKinds.add(byteSize, { expected: 'a size like "64MB", "1GiB" or a number of bytes', text: byteText });
+
+/** A size as a technician writes it: "256MiB", "64MB", "1500B" (the largest unit it is a whole number of). */
+export function byteText(bytes: number): string {
+  for (const unit of ['GiB', 'GB', 'MiB', 'MB', 'KiB', 'KB'] as const) {
+    const size = BYTE_UNITS[unit.toUpperCase()]!;
+    if (bytes >= size && bytes % size === 0) return `${bytes / size}${unit}`;
+  }
+  return `${bytes}B`;
+}
 
 // ---------------------------------------------------------------------------------------
 // Ports: 1..65535 in a devices.yaml; 0 ("any free port") only on a test or bench gateway

@@ -58,133 +58,179 @@ const timezone = z.string().refine(
 // Sections
 
 export const gatewaySchema = z.strictObject({
-  id: identifier,
-  site: z.string().optional(),
-  lat: z.number().min(-90).max(90).optional(),
-  lon: z.number().min(-180).max(180).optional(),
-  timezone: timezone.default('UTC'),
-  /**
-   * how long a configuration change has to pass the health probe before it is rolled back by
-   * itself (edge/reconfig): the applied version must keep every component and touched bus up
-   */
-  confirmTimeout: durationIn('1s', '1h').default(120_000),
+  id: identifier.describe('the gateway id, used in MQTT topics (`streetbox/<id>/…`) and in upstream batches: letters, digits, `_`, `-`, `.`'),
+  site: z.string().optional().describe('a human description of where the cabinet is'),
+  lat: z
+    .number()
+    .min(-90)
+    .max(90)
+    .optional()
+    .describe('the cabinet\'s latitude (WGS 84): with `lon`, for sunset/sunrise schedules, lights updating by day and the cabinet on the status page\'s map'),
+  lon: z.number().min(-180).max(180).optional().describe('the cabinet\'s longitude (WGS 84), with `lat`'),
+  timezone: timezone
+    .default('UTC')
+    .describe(
+      'IANA time zone of schedules, firmware windows and the times shown, e.g. `Europe/Amsterdam`; offsets come from the system tz database (`/usr/share/zoneinfo`, Debian\'s tzdata; `$TZDIR` elsewhere), ICU only for a zone it lacks',
+    ),
+  confirmTimeout: durationIn('1s', '1h')
+    .default(120_000)
+    .describe(
+      'how long a configuration change has to pass the health probe (every component and touched bus up) before it is rolled back by itself; see "Remote configuration"',
+    ),
 });
 
 export const storageSchema = z.strictObject({
-  /** the SQLite file; relative paths are relative to the devices.yaml that names them */
-  path: z.string().min(1).default('data/streetbox.db'),
-  maxBytes: byteSize.default(256 * 1024 * 1024),
-  /** full: every commit survives power loss; normal: survives a crash of the process */
-  durability: z.enum(['full', 'normal']).default('normal'),
-  /** the batched writer commits every flushInterval or every flushRows readings, whichever first */
-  flushInterval: durationIn('10ms', '1h').default(200),
-  flushRows: z.number().int().min(1).max(100_000).default(1000),
-  /** `streetbox doctor` warns when the buffer holds fewer days offline than this at the configured load; 0: no check */
-  minAutonomyDays: z.number().min(0).max(3650).default(7),
+  path: z.string().min(1).default('data/streetbox.db').describe('the SQLite buffer; relative to devices.yaml'),
+  maxBytes: byteSize
+    .default(256 * 1024 * 1024)
+    .describe(
+      'the buffer\'s quota; past it, acknowledged readings go first, then the oldest unacknowledged readings (counted exactly in a `storage.dropped` event); events and commands last of all. 5 % of it (at least 64 KiB) is the share of refused commands',
+    ),
+  durability: z
+    .enum(['full', 'normal'])
+    .default('normal')
+    .describe('`normal`: committed data survives a crash or `kill -9`; `full`: it survives power loss too (an fsync per commit)'),
+  flushInterval: durationIn('10ms', '1h').default(200).describe('the batched writer commits at least this often, and sooner at `flushRows` readings'),
+  flushRows: z.number().int().min(1).max(100_000).default(1000).describe('the batched writer commits as soon as this many readings are waiting, or at `flushInterval`'),
+  minAutonomyDays: z
+    .number()
+    .min(0)
+    .max(3650)
+    .default(7)
+    .describe('`streetbox doctor` warns when the buffer holds fewer days offline than this at the measured load (0: no check); see "Report strategies"'),
 });
 
 const busCommon = {
-  id: identifier,
-  /** how long to wait for an answer */
-  timeout: durationIn('10ms', '60s').default(1000),
-  retries: z.number().int().min(0).max(10).default(1),
-  /** consecutive failures after which a device is marked offline */
-  offlineAfter: z.number().int().min(1).max(100).default(3),
-  /** how often an offline device is probed */
-  probeInterval: durationIn('1s', '1d').default(30_000),
-  /** block reads: largest hole (in registers) bridged to merge two points into one request */
-  maxGap: z.number().int().min(0).max(125).default(8),
-  /** the most of the line's time firmware blocks may take (edge/firmware); polls and commands keep the rest */
-  transferShare: z.number().min(0.05).max(1).default(0.9),
+  id: identifier.describe('the bus id, named by the devices on it (`devices[].bus`)'),
+  timeout: durationIn('10ms', '60s').default(1000).describe('how long to wait for an answer (on RTU, plus the request\'s and the answer\'s own time on the wire)'),
+  retries: z
+    .number()
+    .int()
+    .min(0)
+    .max(10)
+    .default(1)
+    .describe('retries of a failed transaction before it counts as a failure, after 50 ms, 100 ms, … (other devices\' transactions go in between)'),
+  offlineAfter: z.number().int().min(1).max(100).default(3).describe('failed polls in a row after which a device is offline (`comms.lost`)'),
+  probeInterval: durationIn('1s', '1d')
+    .default(30_000)
+    .describe('how often an offline device is probed, with one short attempt (≤ 250 ms), so it never slows the rest of the line'),
+  maxGap: z.number().int().min(0).max(125).default(8).describe('block reads: the largest hole (registers) read and discarded to merge two points into one request'),
+  transferShare: z
+    .number()
+    .min(0.05)
+    .max(1)
+    .default(0.9)
+    .describe('the most of the line\'s time firmware blocks may take (see "Firmware orchestration"); polls and commands keep the rest'),
 };
 
 export const serialBusSchema = z.strictObject({
   ...busCommon,
-  type: z.literal('serial'),
-  path: z.string().min(1),
-  baud: z.number().int().min(300).max(921_600).default(9600),
-  dataBits: z.union([z.literal(7), z.literal(8)]).default(8),
-  parity: z.enum(['none', 'even', 'odd']).default('even'),
-  stopBits: z.union([z.literal(1), z.literal(2)]).default(1),
-  /** tolerance on top of t1.5 for a silence inside a frame (user-space timing; USB adapters deliver in chunks) */
-  interByteSlack: durationIn('0ms', '1s').default(5),
+  type: z.literal('serial').describe('Modbus RTU on RS-485'),
+  path: z.string().min(1).describe('the serial port, e.g. `/dev/ttyUSB0`'),
+  baud: z.number().int().min(300).max(921_600).default(9600).describe('the line\'s speed in baud'),
+  dataBits: z.union([z.literal(7), z.literal(8)]).default(8).describe('data bits per character: 7 or 8'),
+  parity: z.enum(['none', 'even', 'odd']).default('even').describe('`even`, `none` or `odd`'),
+  stopBits: z.union([z.literal(1), z.literal(2)]).default(1).describe('stop bits per character: 1 or 2'),
+  interByteSlack: durationIn('0ms', '1s')
+    .default(5)
+    .describe('tolerance on top of t1.5 for a silence inside a frame (user-space timing: a USB adapter with a 16 ms latency timer needs about `20ms`)'),
 });
 
 export const tcpBusSchema = z.strictObject({
   ...busCommon,
-  type: z.literal('tcp'),
-  host: z.string().min(1),
-  port: remotePort.default(502),
+  type: z.literal('tcp').describe('Modbus TCP'),
+  host: z.string().min(1).describe('the device\'s (or the Modbus gateway\'s) host name or address'),
+  port: remotePort.default(502).describe('its Modbus TCP port'),
 });
 
 export const busSchema = z.discriminatedUnion('type', [serialBusSchema, tcpBusSchema]);
 
 export const deviceSchema = z.strictObject({
-  id: identifier,
-  name: z.string().optional(),
-  /** Modbus: the bus id and unit id */
-  bus: identifier.optional(),
-  unit: z.number().int().min(1).max(247).optional(),
-  /** LoRaWAN: the node's DevEUI (keys under lorawan.devices) */
-  devEui: hex(8, 'a DevEUI').optional(),
-  profile: z.string().min(1),
-  poll: durationIn('100ms', '1d').default(5000),
-  groups: z.array(identifier).default([]),
-  /** traffic controllers: commands are refused unless this is true */
-  allowCommands: z.boolean().default(false),
-  lat: z.number().min(-90).max(90).optional(),
-  lon: z.number().min(-180).max(180).optional(),
-  /** when a polled value is stored, for all the device's points (edge/config/report.ts) */
-  report: reportSchema.optional(),
-  /** per point, the most specific: `ch1_power: { report: { deadband: 5 } }` */
-  points: z.record(identifier, z.strictObject({ report: reportSchema })).optional(),
+  id: identifier.describe('the device id, used in MQTT topics, the API and readings'),
+  name: z.string().optional().describe('a human name'),
+  bus: identifier.optional().describe('Modbus: the id of the bus the device is on (with `unit`)'),
+  unit: z.number().int().min(1).max(247).optional().describe('Modbus: the device\'s unit id on that bus'),
+  devEui: hex(8, 'a DevEUI').optional().describe('LoRaWAN: the node\'s DevEUI, 16 hex digits (its keys go under `lorawan.devices`)'),
+  profile: z
+    .string()
+    .min(1)
+    .describe('`streetlight-controller`, `traffic-controller`, `lora-streetlight`, or the name of a custom profile (`profiles`)'),
+  poll: durationIn('100ms', '1d').default(5000).describe('the poll interval'),
+  groups: z.array(identifier).default([]).describe('the groups the device belongs to (dimming, schedules, firmware\'s caps per group)'),
+  allowCommands: z.boolean().default(false).describe('traffic controllers: program requests (and firmware updates) are refused unless this is true'),
+  lat: z.number().min(-90).max(90).optional().describe('where the device stands (WGS 84 latitude, with `lon`): its marker on the status page\'s map'),
+  lon: z.number().min(-180).max(180).optional().describe('where the device stands (WGS 84 longitude, with `lat`)'),
+  report: reportSchema
+    .optional()
+    .describe(
+      'when a polled value of any of the device\'s points is stored: `poll`, `change` or `{ on, deadband, heartbeat, minInterval }`; without it, each point\'s profile or role default (see "Report strategies")',
+    ),
+  points: z
+    .record(
+      identifier,
+      z.strictObject({ report: reportSchema.describe('when this point\'s polled values are stored, over the device\'s `report` and the profile\'s') }),
+    )
+    .optional()
+    .describe('per point of the device, the most specific: `{ ch1_power: { report: { deadband: 5 } } }`; a name the profile does not have is an error'),
 });
 
 export const pointSchema = z.strictObject({
-  name: identifier,
-  table: z.enum(['coil', 'discrete', 'holding', 'input']),
-  address: z.number().int().min(0).max(65535),
-  type: z.enum(['bool', 'int16', 'uint16', 'int32', 'uint32', 'float32']).default('uint16'),
-  /** for 32-bit types: which register holds the high word */
-  wordOrder: z.enum(['big', 'little']).default('big'),
-  /** a single bit of a register, read as bool */
-  bit: z.number().int().min(0).max(15).optional(),
-  scale: z.number().default(1),
-  offset: z.number().default(0),
-  unit: z.string().optional(),
-  access: z.enum(['r', 'rw']).default('r'),
-  /** what the point means to the gateway (edge/profiles/pointRoles.ts): targetLightLevel, switch, programRequest, … */
-  role: z.enum(POINT_ROLE_NAMES).optional(),
-  /** the output channel of a per-channel role (multi-channel controllers); default 1 */
-  channel: z.number().int().min(1).max(MAX_CHANNELS).optional(),
-  description: z.string().optional(),
-  /** when a polled value is stored, where the role's default does not fit (edge/report/defaults.ts) */
-  report: reportSchema.optional(),
+  name: identifier.describe('the point\'s name, in readings, topics and the API'),
+  table: z.enum(['coil', 'discrete', 'holding', 'input']).describe('the Modbus table: `coil`, `discrete`, `holding` or `input`'),
+  address: z.number().int().min(0).max(65535).describe('the zero-based protocol address (register 40001 is holding address 0)'),
+  type: z
+    .enum(['bool', 'int16', 'uint16', 'int32', 'uint32', 'float32'])
+    .default('uint16')
+    .describe('`bool`, `int16`, `uint16`, `int32`, `uint32` or `float32`; a `bool` on a register reads true for any non-zero value and writes 1 or 0'),
+  wordOrder: z
+    .enum(['big', 'little'])
+    .default('big')
+    .describe('32-bit types: `big`, the first register holds the high word; `little`, the second'),
+  bit: z.number().int().min(0).max(15).optional().describe('one bit of a register, read as a bool'),
+  scale: z.number().default(1).describe('value = raw × scale + offset; a write sends (value − offset) / scale, rounded'),
+  offset: z.number().default(0).describe('added after `scale`'),
+  unit: z.string().optional().describe('the value\'s unit, e.g. `W`, `%`, `°C`'),
+  access: z.enum(['r', 'rw']).default('r').describe('`r`, or `rw` for a point the gateway may write (coils and holding registers only)'),
+  role: z
+    .enum(POINT_ROLE_NAMES)
+    .optional()
+    .describe('what the point means to the gateway (TALQ\'s names): `targetLightLevel`, `switch`, `programRequest`, …; see "Kinds and roles"'),
+  channel: z
+    .number()
+    .int()
+    .min(1)
+    .max(MAX_CHANNELS)
+    .optional()
+    .describe('the output channel of a per-channel role on a multi-channel controller; omitted: 1'),
+  description: z.string().optional().describe('a human description'),
+  report: reportSchema
+    .optional()
+    .describe('when the point\'s polled values are stored, where its role\'s default does not fit (see "Report strategies")'),
 });
 
 export const alarmSchema = z.strictObject({
-  name: identifier,
-  point: identifier,
-  /** the bit of the point's value that raises the alarm; omitted: any non-zero value */
-  bit: z.number().int().min(0).max(31).optional(),
-  severity: z.enum(['info', 'warning', 'error', 'critical']).default('warning'),
+  name: identifier.describe('the alarm\'s name, in its `alarm.raised` and `alarm.cleared` events'),
+  point: identifier.describe('the point whose raw value raises it'),
+  bit: z.number().int().min(0).max(31).optional().describe('the bit of the point\'s raw value that raises the alarm; omitted: any non-zero value'),
+  severity: z.enum(['info', 'warning', 'error', 'critical']).default('warning').describe('`info`, `warning`, `error` or `critical`'),
 });
 
 export const profileSchema = z
   .strictObject({
-    name: identifier,
-    description: z.string().optional(),
-    transport: z.enum(['modbus', 'lorawan']).default('modbus'),
-    /**
-     * what the device is: a light (dimmed through its targetLightLevel and switch points), a traffic
-     * controller (only ever takes program requests: DESIGN.md safety rules) or other (read only).
-     * Without kind and roles, the old point names decide (edge/profiles/describe.ts, deprecated).
-     */
-    kind: z.enum(DEVICE_KINDS).optional(),
-    points: z.array(pointSchema).default([]),
-    alarms: z.array(alarmSchema).default([]),
-    /** how the device takes a firmware image (edge/config/firmware.ts); none: it cannot be an update's target */
-    firmware: profileFirmwareSchema.optional(),
+    name: identifier.describe('the name devices give as their `profile`; a custom profile with the name of a built-in replaces the built-in'),
+    description: z.string().optional().describe('a human description of the device'),
+    transport: z.enum(['modbus', 'lorawan']).default('modbus').describe('how the device is reached: `modbus` or `lorawan`'),
+    kind: z
+      .enum(DEVICE_KINDS)
+      .optional()
+      .describe(
+        'what the device is: `lighting` (dimmed through its targetLightLevel and switch points), `traffic` (only ever takes program requests) or `other` (read only); without kind and roles, the old point names decide (deprecated)',
+      ),
+    points: z.array(pointSchema).default([]).describe('the device\'s points: registers, coils and bits, and what each means'),
+    alarms: z.array(alarmSchema).default([]).describe('alarms raised by bits of the points\' raw values'),
+    firmware: profileFirmwareSchema
+      .optional()
+      .describe('how the device takes a firmware image (`method`: `registerBlock`, `fileRecord` or `fuota`); none: it cannot be an update\'s target'),
   })
   // the roles of the points (edge/profiles/pointRoles.ts), each issue at the point or key it concerns; also
   // beside other issues of the profile (an unknown role, a bad address), so that all are reported at once
@@ -231,85 +277,96 @@ function isFirmwareProfile(v: unknown): v is FirmwareProfile {
   );
 }
 
+/** An optional AES-128 key of a LoRaWAN node. */
+const aesKey = (what: string, more = '') => hex(16, 'an AES-128 key').optional().describe(`${what}, 32 hex digits${more}`);
+
 export const lorawanDeviceSchema = z.strictObject({
-  devEui: hex(8, 'a DevEUI'),
-  activation: z.enum(['abp', 'otaa']),
-  class: z.enum(['A', 'C']).default('A'),
-  // ABP
-  devAddr: hex(4, 'a DevAddr').optional(),
-  nwkSKey: hex(16, 'an AES-128 key').optional(),
-  appSKey: hex(16, 'an AES-128 key').optional(),
-  // OTAA
-  joinEui: hex(8, 'a JoinEUI').optional(),
-  appKey: hex(16, 'an AES-128 key').optional(),
-  /** TS005 GenAppKey (LoRaWAN 1.0.x), from which the multicast keys for FUOTA derive; a node without one takes no FUOTA */
-  genAppKey: hex(16, 'an AES-128 key').optional(),
-  /** ADR for this node (default lorawan.adr.enabled) */
-  adr: z.boolean().optional(),
+  devEui: hex(8, 'a DevEUI').describe('the node\'s DevEUI, 16 hex digits: the device under `devices` with this `devEui`'),
+  activation: z.enum(['abp', 'otaa']).describe('`abp` (session keys given: `devAddr`, `nwkSKey`, `appSKey`) or `otaa` (joins with `joinEui`, `appKey`)'),
+  class: z.enum(['A', 'C']).default('A').describe('`A`: downlinks after an uplink; `C`: downlinks at once'),
+  devAddr: hex(4, 'a DevAddr').optional().describe('ABP: the DevAddr, 8 hex digits (quote it: `"26011001"`)'),
+  nwkSKey: aesKey('ABP: the network session key'),
+  appSKey: aesKey('ABP: the application session key'),
+  joinEui: hex(8, 'a JoinEUI').optional().describe('OTAA: the JoinEUI (AppEUI), 16 hex digits'),
+  appKey: aesKey('OTAA: the AppKey'),
+  genAppKey: aesKey('the TS005 GenAppKey (LoRaWAN 1.0.x) FUOTA\'s multicast keys derive from', ': a node without one takes no firmware over the air'),
+  adr: z.boolean().optional().describe('ADR for this node, over `lorawan.adr.enabled`'),
 });
 
 export const lorawanSchema = z.strictObject({
-  enabled: z.boolean().default(true),
-  /** UDP port of the Semtech packet forwarder protocol */
-  port: port.default(1700),
-  bind: z.string().default('127.0.0.1'),
-  region: z.enum(['EU868']).default('EU868'),
-  netId: hex(3, 'a NetID').default('000000'),
-  /** class A: seconds from the end of an uplink to RX1 (RX2 one second later); join accept uses 5 s / 6 s */
-  rx1Delay: z.number().int().min(1).max(15).default(1),
-  /** RX1 data rate = uplink DR − rx1DrOffset (EU868: 0..5) */
-  rx1DrOffset: z.number().int().min(0).max(5).default(0),
-  /** RX2 data rate (EU868 default DR0 at 869.525 MHz) */
-  rx2Dr: z.number().int().min(0).max(6).default(0),
-  /**
-   * copies of one frame from several forwarders are merged within this window; with several
-   * forwarders the class A answer waits for it, so it must leave RX1 (1 s after the uplink) reachable
-   */
-  dedupWindow: durationIn('0ms', '500ms').default(200),
-  /**
-   * the packet forwarders served, by gateway EUI (their `stat` becomes readings of gw-<eui>);
-   * any other EUI is refused. Without a list, at most 8 at a time, a slot freed by 10 min of silence.
-   */
+  enabled: z.boolean().default(true).describe('the gateway\'s LoRaWAN network server runs'),
+  port: port.default(1700).describe('the UDP port of the Semtech packet forwarder protocol'),
+  bind: z.string().default('127.0.0.1').describe('the address the UDP port listens on; list the `forwarders` when it is not loopback'),
+  region: z.enum(['EU868']).default('EU868').describe('the regional parameters: `EU868`'),
+  netId: hex(3, 'a NetID').default('000000').describe('the network\'s NetID, 6 hex digits: OTAA nodes get a DevAddr within its range'),
+  rx1Delay: z
+    .number()
+    .int()
+    .min(1)
+    .max(15)
+    .default(1)
+    .describe('class A: seconds from the end of an uplink to RX1 (RX2 one second later); a join accept uses 5 s / 6 s'),
+  rx1DrOffset: z.number().int().min(0).max(5).default(0).describe('RX1 data rate = the uplink\'s DR − rx1DrOffset'),
+  rx2Dr: z.number().int().min(0).max(6).default(0).describe('RX2 data rate (EU868: DR0 at 869.525 MHz)'),
+  dedupWindow: durationIn('0ms', '500ms')
+    .default(200)
+    .describe(
+      'copies of one frame from several forwarders are merged within this window, keeping the best RSSI/SNR; with several forwarders the class A answer waits for it, and RX1 opens 1 s after the uplink',
+    ),
   forwarders: z
-    .array(z.strictObject({ eui: hex(8, 'a gateway EUI'), name: z.string().min(1).max(64).optional() }))
+    .array(
+      z.strictObject({
+        eui: hex(8, 'a gateway EUI').describe('the forwarder\'s gateway EUI, 16 hex digits'),
+        name: z.string().min(1).max(64).optional().describe('a human name'),
+      }),
+    )
     .superRefine((list, ctx) =>
       list.forEach((f, i) => {
         const first = list.findIndex((g) => g.eui.toLowerCase() === f.eui.toLowerCase());
         if (first < i) ctx.addIssue({ code: 'custom', path: [i, 'eui'], message: `duplicate gateway EUI "${f.eui}" (first used at index ${first})` });
       }),
     )
-    .default([]),
-  devices: z.array(lorawanDeviceSchema).default([]),
-  /** adaptive data rate (mac/adr.ts) */
-  adr: adrSchema.prefault({}),
-  /** how often each node is asked its battery and link margin (DevStatusReq); 0 never */
-  devStatusInterval: durationIn('0s', '7d').default(86_400_000),
-  /** firmware over the air (TS003–TS006) */
-  fuota: fuotaSchema.prefault({}),
+    .default([])
+    .describe(
+      'the packet forwarders served, by gateway EUI (their `stat` becomes readings of device `gw-<EUI>`); any other EUI is refused. Without a list, the first 8 that relay a configured device\'s frame, a slot freed after 10 min of silence: list yours on a gateway whose `bind` is not loopback',
+    ),
+  devices: z.array(lorawanDeviceSchema).default([]).describe('the nodes\' activation and keys, by DevEUI'),
+  adr: adrSchema.prefault({}).describe('adaptive data rate: ChirpStack\'s default algorithm, both ways (see "MAC commands and ADR")'),
+  devStatusInterval: durationIn('0s', '7d')
+    .default(86_400_000)
+    .describe('how often each node is asked its battery and link margin (DevStatusReq); 0: never'),
+  fuota: fuotaSchema.prefault({}).describe('firmware over the air to LoRaWAN nodes (TS003–TS006; see "Firmware over the air (FUOTA)")'),
 });
 
 const stepSchema = z.strictObject({
-  /** "HH:MM" local time, or "sunset", "sunrise" with an optional offset: "sunset+15m", "sunrise-30m" */
   at: z
     .string()
     .regex(/^(([01]\d|2[0-3]):[0-5]\d|(sunset|sunrise)([+-]\d+(m|h))?)$/, {
       message: 'expected "HH:MM", "sunset", "sunrise" or an offset like "sunset+15m"',
-    }),
-  level: z.number().min(0).max(100),
+    })
+    .describe('`HH:MM` local time, or `sunset` / `sunrise` with an optional offset (`sunset-15m`, `sunrise+30m`; these need gateway.lat and gateway.lon)'),
+  level: z.number().min(0).max(100).describe('the level (%) the groups go to'),
 });
 
 export const scheduleSchema = z.strictObject({
-  id: identifier,
-  groups: z.array(identifier).min(1),
-  days: z.array(z.enum(['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'])).optional(),
-  steps: z.array(stepSchema).min(1),
+  id: identifier.describe('the schedule\'s id'),
+  groups: z.array(identifier).min(1).describe('the groups it dims: each declared under `groups` or named by a device'),
+  days: z
+    .array(z.enum(['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun']))
+    .optional()
+    .describe('the days it runs, `mon` … `sun`; omitted: every day'),
+  steps: z.array(stepSchema).min(1).describe('what level when: the level in force is that of the last step fired, across days'),
 });
 
 export const groupSchema = z.strictObject({
-  id: identifier,
-  /** the level a light goes to when no command, override or schedule applies */
-  defaultLevel: z.number().min(0).max(100).default(100),
-  description: z.string().optional(),
+  id: identifier.describe('the group id, named by devices\' `groups` and by schedules'),
+  defaultLevel: z
+    .number()
+    .min(0)
+    .max(100)
+    .default(100)
+    .describe('the level (%) a light goes to when no command, override or schedule applies, so that a lost command never leaves a street dark'),
+  description: z.string().optional().describe('a human description'),
 });
 
 /** broker.users[].passwordHash: the scrypt format the broker loads (edge/control/passwords.ts) */
@@ -322,17 +379,20 @@ const bcryptHash = z.string().min(1).refine(isBcryptHash, {
 });
 
 const userSchema = z.strictObject({
-  username: z.string().min(1),
-  /** a plain password (give it as ${ENV_VAR}) or a hash made by `streetbox hash-password` */
-  password: z.string().min(1).optional(),
-  passwordHash: scryptHash.optional(),
-  role,
+  username: z.string().min(1).describe('the MQTT username'),
+  password: z
+    .string()
+    .min(1)
+    .optional()
+    .describe('a plain password (give it as `${ENV_VAR}`), scrypt-hashed at start; or `passwordHash`, never both'),
+  passwordHash: scryptHash.optional().describe('a scrypt hash made by `streetbox hash-password`, which keeps the plain password out of the file'),
+  role: role.describe('`technician`, `maintenance`, `central` or `viewer`: its ACL decides what the user may publish and subscribe'),
 });
 
 const tlsSchema = z.strictObject({
-  cert: z.string(),
-  key: z.string(),
-  ca: z.string().optional(),
+  cert: z.string().describe('the broker\'s certificate, a PEM file relative to devices.yaml'),
+  key: z.string().describe('its private key, a PEM file'),
+  ca: z.string().optional().describe('CA certificates to send with it (the chain), a PEM file'),
 });
 
 /**
@@ -342,12 +402,12 @@ const tlsSchema = z.strictObject({
 export const homeAssistantSchema = z.union([
   z.boolean(),
   z.strictObject({
-    enabled: z.boolean().default(true),
-    /** Home Assistant's discovery prefix (its MQTT integration's setting) */
+    enabled: z.boolean().default(true).describe('discovery is published'),
     prefix: z
       .string()
       .regex(/^[A-Za-z0-9_-]{1,64}$/, { message: 'expected a topic level of letters, digits, "_" and "-"' })
-      .default('homeassistant'),
+      .default('homeassistant')
+      .describe('Home Assistant\'s discovery prefix (the setting of its MQTT integration)'),
   }),
 ]);
 
@@ -364,61 +424,74 @@ export function homeAssistantOf(v: z.output<typeof homeAssistantSchema> | undefi
 }
 
 export const brokerSchema = z.strictObject({
-  enabled: z.boolean().default(true),
-  host: z.string().default('0.0.0.0'),
-  port: port.default(1883),
-  tlsPort: port.optional(),
-  tls: tlsSchema.optional(),
-  allowAnonymous: z.boolean().default(false),
-  users: z.array(userSchema).default([]),
-  /** the largest MQTT packet (header included) a logged-in client may send; a larger one closes its connection. Until its CONNECT is authenticated a client may send at most 8 KiB a packet. */
+  enabled: z.boolean().default(true).describe('the embedded MQTT broker (aedes, MQTT 3.1.1) runs'),
+  host: z.string().default('0.0.0.0').describe('the address it listens on'),
+  port: port.default(1883).describe('the plain MQTT port'),
+  tlsPort: port.optional().describe('an MQTT-over-TLS port, with `tls`'),
+  tls: tlsSchema.optional().describe('the TLS port\'s certificate and key'),
+  allowAnonymous: z.boolean().default(false).describe('clients without a login are let in, as viewers; false: refused'),
+  users: z.array(userSchema).default([]).describe('who may log in, each with a role'),
   maxPacketSize: byteSize
     .refine((n) => n >= 1024 && n <= 268_435_460, { message: 'expected between 1KiB and 256MiB (the MQTT 3.1.1 maximum)' })
-    .default(256 * 1024),
-  /** a connection that has not completed an authenticated CONNECT (TLS handshake included) by then is closed */
-  connectTimeout: duration.refine((ms) => ms >= 100, { message: 'expected at least 100ms' }).default(10_000),
-  /** connections open at once, logged in or not */
-  maxConnections: z.number().int().min(1).default(256),
-  /** connections open at once from one IP address */
-  maxConnectionsPerAddress: z.number().int().min(1).default(32),
-  /** Home Assistant MQTT discovery on this broker: lights, sensors and alarms of every device */
-  homeAssistant: homeAssistantSchema.default(false),
+    .default(256 * 1024)
+    .describe(
+      'the largest MQTT packet (header included) a logged-in client may send, 1KiB..256MiB; a larger one closes that client\'s connection. Until its CONNECT is authenticated a client may send at most 8 KiB a packet',
+    ),
+  connectTimeout: duration
+    .refine((ms) => ms >= 100, { message: 'expected at least 100ms' })
+    .default(10_000)
+    .describe('a connection that has not completed an authenticated CONNECT (TLS handshake included) by then is closed; at least 100ms'),
+  maxConnections: z
+    .number()
+    .int()
+    .min(1)
+    .default(256)
+    .describe('connections open at once, logged in or not (loopback clients count too); those not logged in yet hold at most three quarters, the oldest closed to make room'),
+  maxConnectionsPerAddress: z.number().int().min(1).default(32).describe('connections open at once from one IP address'),
+  homeAssistant: homeAssistantSchema
+    .default(false)
+    .describe('Home Assistant MQTT discovery on this broker (lights, sensors and alarms of every device): `true`, or `{ enabled, prefix }`'),
 });
 
 export const apiSchema = z
   .strictObject({
-    enabled: z.boolean().default(true),
-    host: z.string().default('0.0.0.0'),
-    port: port.default(8080),
-    /** HTTPS for the API, the status page and the Node-RED editor: PEM files, relative to devices.yaml */
-    tls: z.strictObject({ cert: z.string().min(1), key: z.string().min(1), ca: z.string().min(1).optional() }).optional(),
-    /** with tls: a plain-HTTP port on the same host that only redirects to https:// (e.g. 80) */
-    redirectPort: port.optional(),
-    /** GET /metrics needs a bearer token with the `read` permission unless this is false */
-    metricsAuth: z.boolean().default(true),
-    /**
-     * the status page's map tiles: a URL template with {z}, {x} and {y} (and optionally {s}), e.g.
-     * the city's own tile server, shown with Leaflet (bundled); unset: the map draws the devices'
-     * positions to scale on a plain background, which works offline, as cabinets often are
-     */
+    enabled: z.boolean().default(true).describe('the HTTP API, the status page and the Node-RED editor run'),
+    host: z.string().default('0.0.0.0').describe('the address they listen on'),
+    port: port.default(8080).describe('their port (HTTPS with `tls`)'),
+    tls: z
+      .strictObject({
+        cert: z.string().min(1).describe('the certificate (with its chain, if any), a PEM file relative to devices.yaml'),
+        key: z.string().min(1).describe('its private key, a PEM file'),
+        ca: z.string().min(1).optional().describe('the CA that signed it, a PEM file: what the CLI trusts when it calls the API'),
+      })
+      .optional()
+      .describe('HTTPS for the API, the status page and the Node-RED editor'),
+    redirectPort: port.optional().describe('with `tls`: a plain-HTTP port on the same host that only redirects to https:// (e.g. 80)'),
+    metricsAuth: z.boolean().default(true).describe('GET /metrics needs a token with the `read` permission; false: public'),
     mapTiles: z
       .string()
       .max(500)
       .refine((u) => /^https?:\/\/[^/\s]+\/\S*$/.test(u) && u.includes('{z}') && u.includes('{x}') && u.includes('{y}'), {
         message: 'expected a tile URL template like "https://tiles.example.org/{z}/{x}/{y}.png"',
       })
-      .optional(),
-    /** the tiles' attribution, shown on the map (e.g. "© OpenStreetMap contributors") */
-    mapAttribution: z.string().max(200).optional(),
+      .optional()
+      .describe(
+        'the status page\'s map tiles: a URL template with `{z}`, `{x}`, `{y}` (and optionally `{s}`), e.g. the city\'s own tile server, shown with Leaflet (bundled); unset: the devices are drawn to scale on a plain background, which works offline, as cabinets often are',
+      ),
+    mapAttribution: z.string().max(200).optional().describe('the tiles\' credit, shown on the map as text (e.g. "© OpenStreetMap contributors")'),
     tokens: z
       .array(
         z.strictObject({
-          name: z.string().min(1),
-          token: z.string().min(16, { message: 'expected a token of at least 16 characters' }),
-          role,
+          name: z.string().min(1).describe('the token\'s name, in the audit trail'),
+          token: z
+            .string()
+            .min(16, { message: 'expected a token of at least 16 characters' })
+            .describe('the bearer token, at least 16 characters (give it as `${ENV_VAR}`); held only as a sha256 hash'),
+          role: role.describe('`technician`, `maintenance`, `central` or `viewer`: what the token may do'),
         }),
       )
-      .default([]),
+      .default([])
+      .describe('the bearer tokens the API takes, each with a role'),
   })
   .superRefine((api, ctx) => {
     if (api.redirectPort === undefined) return;
@@ -427,80 +500,93 @@ export const apiSchema = z
   });
 
 export const nodeRedSchema = z.strictObject({
-  enabled: z.boolean().default(false),
-  editor: z.boolean().default(true),
-  path: z.string().default('/flows'),
-  httpNodePath: z.string().default('/flows-api'),
-  userDir: z.string().optional(),
-  flowFile: z.string().optional(),
-  credentialSecret: z.string().optional(),
-  /** the highest role a flow's command node may act as (a node asking for more is refused) */
-  maxRole: role.default('maintenance'),
+  enabled: z.boolean().default(false).describe('Node-RED runs inside the gateway; false: it is never loaded'),
+  editor: z.boolean().default(true).describe('the flow editor and its admin API; false: the flows run without them'),
+  path: z.string().default('/flows').describe('where the editor is served, on the API\'s port'),
+  httpNodePath: z.string().default('/flows-api').describe('where the flows\' HTTP-in nodes are served, on the API\'s port'),
+  userDir: z.string().optional().describe('Node-RED\'s user directory; unset: `node-red/` beside `storage.path`'),
+  flowFile: z.string().optional().describe('the flow file; unset: `<userDir>/flows.json`, created from the shipped flows on first run'),
+  credentialSecret: z
+    .string()
+    .optional()
+    .describe('the key of the flows\' credentials (give it as `${ENV_VAR}`); unset: $STREETBOX_NODERED_SECRET, else one Node-RED generates and keeps in its user directory'),
+  maxRole: role
+    .default('maintenance')
+    .describe('the highest role a flow\'s command node may act as; a node configured above it in the editor is refused, so a misconfigured node is not a technician\'s override'),
   users: z
     .array(
       z.strictObject({
-        username: z.string().min(1),
-        password: z.string().min(1).optional(),
-        passwordHash: bcryptHash.optional(),
-        permissions: z.enum(['*', 'read']).default('*'),
+        username: z.string().min(1).describe('the editor login\'s username'),
+        password: z.string().min(1).optional().describe('a plain password (give it as `${ENV_VAR}`), bcrypt-hashed at start; or `passwordHash`, never both'),
+        passwordHash: bcryptHash.optional().describe('a bcrypt hash made by `streetbox hash-password --for node-red`'),
+        permissions: z
+          .enum(['*', 'read'])
+          .default('*')
+          .describe('`*` deploys code that runs in the gateway (function nodes) and is as trusted as a technician: give everyone else `read`'),
       }),
     )
-    .default([]),
+    .default([])
+    .describe('the editor\'s logins'),
 });
 
 export const syncSchema = z.strictObject({
-  enabled: z.boolean().default(true),
-  /** mqtt://host:1883 or mqtts://host:8883 */
+  enabled: z.boolean().default(true).describe('the upstream sync runs'),
   url: z
     .string()
     .regex(/^mqtts?:\/\/.+/, { message: 'expected an mqtt:// or mqtts:// URL' })
     // the URL is logged and shown in errors and status: credentials belong in username/password
-    .refine((u) => !/^mqtts?:\/\/[^/]*@/.test(u), { message: 'put credentials in sync.username and sync.password, not in the URL (the URL is logged)' }),
-  clientId: z.string().optional(),
-  username: z.string().optional(),
-  password: z.string().optional(),
-  ca: z.string().optional(),
-  cert: z.string().optional(),
-  key: z.string().optional(),
-  rejectUnauthorized: z.boolean().default(true),
-  protocolVersion: z.union([z.literal(4), z.literal(5)]).default(4),
-  batchSize: z.number().int().min(1).max(10_000).default(500),
-  batchBytes: byteSize.default(256 * 1024),
-  inFlight: z.number().int().min(1).max(64).default(4),
-  /** deflate the items of a batch (cloud-sync/CONTRACT.md "Compressed batches"): ~8× fewer bytes on a metered uplink */
-  compress: z.boolean().default(true),
-  /**
-   * how long a readings batch that is neither full nor closed by an event waits for more
-   * readings: one batch per linger instead of one per commit; events never wait. 0: at once
-   */
-  linger: durationIn('0ms', '10m').default(30_000),
-  /** a batch not acknowledged (PUBACK) within this is resent over a new connection */
-  ackTimeout: durationIn('1s', '1h').default(30_000),
-  /** reconnect backoff: first delay and ceiling (exponential, with jitter) */
-  reconnectMin: durationIn('100ms', '1h').default(1000),
-  reconnectMax: durationIn('1s', '1d').default(60_000),
-  /**
-   * ed25519 public keys (PEM "BEGIN PUBLIC KEY", or base64 of the raw 32 bytes) that central's
-   * configuration changes must be signed with; empty: changes are taken unsigned. When
-   * non-empty, an unsigned or wrongly signed change is refused (edge/reconfig).
-   */
-  configSigningKeys: z.array(signingKey).default([]),
-  /** Home Assistant MQTT discovery on the upstream broker (commands go through down/commands as central) */
-  homeAssistant: homeAssistantSchema.default(false),
+    .refine((u) => !/^mqtts?:\/\/[^/]*@/.test(u), { message: 'put credentials in sync.username and sync.password, not in the URL (the URL is logged)' })
+    .describe('the upstream broker: `mqtt://host:1883` or `mqtts://host:8883`; no credentials in it (it is logged)'),
+  clientId: z.string().optional().describe('the MQTT client id; unset: `streetbox-<gateway id>`'),
+  username: z.string().optional().describe('the login at the upstream broker'),
+  password: z.string().optional().describe('its password (give it as `${ENV_VAR}`)'),
+  ca: z.string().optional().describe('the CA to check the broker\'s certificate with, a PEM file'),
+  cert: z.string().optional().describe('a client certificate, a PEM file'),
+  key: z.string().optional().describe('the client certificate\'s private key, a PEM file'),
+  rejectUnauthorized: z.boolean().default(true).describe('a broker whose certificate does not check out is refused'),
+  protocolVersion: z
+    .union([z.literal(4), z.literal(5)])
+    .default(4)
+    .describe('`4` (MQTT 3.1.1) or `5`; prefer 5: a publish the broker\'s ACL denies comes back as an error and the data is kept, where 3.1.1 drops it silently'),
+  batchSize: z.number().int().min(1).max(10_000).default(500).describe('items per batch at most'),
+  batchBytes: byteSize.default(256 * 1024).describe('uncompressed JSON bytes per batch at most (a single larger item still goes alone)'),
+  inFlight: z.number().int().min(1).max(64).default(4).describe('batches sent and not yet acknowledged at once'),
+  compress: z
+    .boolean()
+    .default(true)
+    .describe('deflate the items of a batch (~8× fewer bytes on a metered uplink); false for a central receiver that reads only plain batches (see "Compressed batches")'),
+  linger: durationIn('0ms', '10m')
+    .default(30_000)
+    .describe(
+      'a readings batch that is not full waits until its oldest reading has waited this long: one batch per linger, not one per commit; events never wait and take the readings before them along; 0: at once',
+    ),
+  ackTimeout: durationIn('1s', '1h').default(30_000).describe('a batch not acknowledged (PUBACK) within this is sent again over a new connection'),
+  reconnectMin: durationIn('100ms', '1h').default(1000).describe('the first delay of the reconnect backoff (exponential, with jitter)'),
+  reconnectMax: durationIn('1s', '1d').default(60_000).describe('the longest delay of the reconnect backoff'),
+  configSigningKeys: z
+    .array(signingKey)
+    .default([])
+    .describe(
+      'ed25519 public keys (PEM "BEGIN PUBLIC KEY", or base64 of the raw 32 bytes) that central\'s configuration changes must be signed with; when given, an unsigned or wrongly signed change is refused; empty: changes are taken unsigned (see "Remote configuration")',
+    ),
+  homeAssistant: homeAssistantSchema
+    .default(false)
+    .describe('Home Assistant MQTT discovery on the upstream broker, its commands taken as central\'s: `true`, or `{ enabled, prefix }`'),
 });
 
 export const simulateSchema = z.union([
   z.boolean(),
   z.strictObject({
-    enabled: z.boolean().default(true),
-    /** scales how often simulated values change */
-    speed: z.number().positive().default(1),
-    /**
-     * the LoRaWAN side's clock runs this many times faster than the wall clock (duty-cycle ledger,
-     * air-time pacing, FUOTA sessions, the simulated nodes): for demos and tests whose radios are
-     * simulated (by this gateway, or with `enabled: false` by a simulator of their own); `doctor` warns
-     */
-    radioTimeScale: z.number().min(1).max(10).default(1),
+    enabled: z.boolean().default(true).describe('the simulators start; false: only `radioTimeScale` applies (a test with simulated radios of its own)'),
+    speed: z.number().positive().default(1).describe('scales how often simulated values change'),
+    radioTimeScale: z
+      .number()
+      .min(1)
+      .max(10)
+      .default(1)
+      .describe(
+        'the LoRaWAN side\'s clock (RX windows, duty-cycle ledger, FUOTA sessions, the simulated nodes) runs this many times faster, on a radio time line every process shares, so a demo or a test sees a ten-minute FUOTA session in one; readings and events keep real time. A real radio would break its duty cycle: `streetbox doctor` warns',
+      ),
   }),
 ]);
 
@@ -508,22 +594,25 @@ export const simulateSchema = z.union([
 
 export const configSchema = z
   .strictObject({
-    $schema: z.string().optional(),
-    gateway: gatewaySchema,
-    storage: storageSchema.prefault({}),
-    buses: z.array(busSchema).default([]),
-    devices: z.array(deviceSchema).default([]),
-    groups: z.array(groupSchema).default([]),
-    profiles: z.array(profileSchema).default([]),
-    lorawan: lorawanSchema.optional(),
-    schedules: z.array(scheduleSchema).default([]),
-    broker: brokerSchema.prefault({}),
-    api: apiSchema.prefault({}),
-    nodeRed: nodeRedSchema.prefault({}),
-    sync: syncSchema.optional(),
-    /** firmware orchestration (edge/firmware): signing keys, artifacts, city-safety windows, timeouts, self-update */
-    firmware: firmwareSchema.prefault({}),
-    simulate: simulateSchema.default(false),
+    $schema: z.string().optional().describe('the JSON Schema editors check the file with, e.g. `./devices.schema.json`'),
+    gateway: gatewaySchema.describe('the gateway itself: its id, where it stands, its time zone'),
+    storage: storageSchema.prefault({}).describe('the SQLite buffer of readings, events and commands'),
+    buses: z.array(busSchema).default([]).describe('the Modbus lines: serial (RTU on RS-485) or TCP, each with an `id` and a `type`'),
+    devices: z.array(deviceSchema).default([]).describe('the controllers and nodes: Modbus (`bus`, `unit`) or LoRaWAN (`devEui`), each with a profile'),
+    groups: z.array(groupSchema).default([]).describe('lighting groups and the level each falls back to'),
+    profiles: z.array(profileSchema).default([]).describe('custom device profiles (register maps) as data; see "Device profiles and register maps"'),
+    lorawan: lorawanSchema.optional().describe('the gateway\'s own LoRaWAN network server: packet forwarders, nodes, ADR, FUOTA'),
+    schedules: z.array(scheduleSchema).default([]).describe('dimming programs of groups, run on the gateway itself'),
+    broker: brokerSchema.prefault({}).describe('the embedded MQTT broker; see "MQTT: the embedded broker"'),
+    api: apiSchema.prefault({}).describe('the HTTP API, the status page and the Node-RED editor; see "HTTP API"'),
+    nodeRed: nodeRedSchema.prefault({}).describe('Node-RED: local flows; see "Node-RED: local flows"'),
+    sync: syncSchema.optional().describe('the upstream MQTT link to the central systems; see "Upstream sync"'),
+    firmware: firmwareSchema
+      .prefault({})
+      .describe('firmware orchestration: signing keys, artifacts, city-safety windows, timeouts, self-update; see "Firmware orchestration"'),
+    simulate: simulateSchema
+      .default(false)
+      .describe('`true` starts the built-in simulators for every configured bus and LoRaWAN device; or `{ enabled, speed, radioTimeScale }`'),
   })
   // only on a well-formed config: on a malformed file the loader checks the valid parts (lenient.ts)
   .superRefine((cfg, ctx) => crossCheck(cfg, ctx), { when: (payload) => payload.issues.length === 0 });

@@ -1,14 +1,19 @@
 /**
- * devices.schema.json (for editor completion) is generated from the zod schema and must not
- * drift from it: when this fails, run `npm run schema` and commit the result.
+ * devices.schema.json (for editor completion) and the README's key tables are generated from the
+ * zod schema and must not drift from it: when this fails, run `npm run schema` and commit the result.
  */
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { SCHEMA_FILE, generateSchema } from '../../scripts/genSchema.js';
+import { README_FILE, SCHEMA_FILE, generateReadme, generateSchema } from '../../scripts/genSchema.js';
 
 describe('devices.schema.json', () => {
   it('is what `npm run schema` generates from edge/config/schema.ts now', () => {
     expect(readFileSync(SCHEMA_FILE, 'utf8')).toBe(generateSchema());
+  });
+
+  it("the README's key tables are what `npm run schema` writes from the schema's descriptions now", () => {
+    const readme = readFileSync(README_FILE, 'utf8');
+    expect(readme).toBe(generateReadme(readme));
   });
 
   it('describes the input side: durations and sizes accept "5s" and "64MB", objects are closed', () => {
