@@ -210,7 +210,8 @@ class HttpApi implements ApiComponent {
 
   private errorReply(err: unknown, req: IncomingMessage, url: URL): Reply {
     if (err instanceof ApiError) {
-      return { status: err.httpStatus, headers: err.headers, body: { status: 'error', code: err.code, error: err.message, transaction: null } };
+      // the field a 400 is about, for a client to point at (the message names it too)
+      return { status: err.httpStatus, headers: err.headers, body: { status: 'error', code: err.code, error: err.message, ...(err.field !== undefined ? { field: err.field } : {}), transaction: null } };
     }
     if (err instanceof StreetboxError && (err.code === 'E_NOT_FOUND' || err.code === 'E_USAGE')) {
       return { status: err.code === 'E_NOT_FOUND' ? 404 : 400, body: { status: 'error', code: err.code, error: err.message, transaction: null } };

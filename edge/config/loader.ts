@@ -270,6 +270,10 @@ function resolvePaths(config: Config, dir: string): Config {
   if (tls) {
     out.broker = { ...config.broker, tls: { ...tls, cert: abs(tls.cert), key: abs(tls.key), ...(tls.ca !== undefined ? { ca: abs(tls.ca) } : {}) } };
   }
+  const apiTls = config.api.tls;
+  if (apiTls) {
+    out.api = { ...config.api, tls: { ...apiTls, cert: abs(apiTls.cert), key: abs(apiTls.key), ...(apiTls.ca !== undefined ? { ca: abs(apiTls.ca) } : {}) } };
+  }
   const sync = config.sync;
   if (sync) {
     out.sync = {
