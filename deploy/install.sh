@@ -1,11 +1,13 @@
 #!/bin/sh
-# Installs a built streetbox checkout at /opt/streetbox as a systemd service.
+# Installs a built streetbox checkout at /opt/streetbox as a systemd service. (The Debian package,
+# `npm run package`, installs the same way from /usr/lib/streetbox: both take the steps in
+# deploy/setup.sh.)
 #
 #   sudo git clone <repo> /opt/streetbox && cd /opt/streetbox
 #   sudo npm ci && sudo npm prune --omit=dev     # npm ci builds dist/ (needs the dev dependencies), prune drops them
 #   sudo sh deploy/install.sh
 #
-# The first /etc/streetbox/devices.yaml is written by `streetbox init` (no bus scanned yet), with
+# The first /etc/streetbox/devices.yaml is written by `streetbox init --skip-serial` (no bus scanned yet), with
 # secrets made for this gateway alone: never the demo's passwords, tokens or keys. It is mode
 # 0600, owned by the service user; the technician's plain token and passwords go once into
 # /etc/streetbox/credentials (root only, 0600) and are never printed.
@@ -61,16 +63,11 @@ if [ -z "${STREETBOX_CLI:-}" ]; then
 fi
 CLI=${STREETBOX_CLI:-node $HOME_DIR/bin/streetbox.js}
 
-# owner:group of a path (root only: an unprivileged test run cannot give files away)
-own() {
-  [ "$(id -u)" != 0 ] || chown "$1" "$2"
-}
+# the steps the Debian package's postinst takes too (the user, the directories, devices.yaml, env)
+SB_ROOT=
+. "$HERE/deploy/setup.sh"
 
-if [ -z "$UNPRIVILEGED" ]; then
-  # a system user of its own, in dialout for the RS-485 adapters
-  id "$SB_USER" >/dev/null 2>&1 || useradd --system --user-group --home-dir "$DATA" --no-create-home --shell /usr/sbin/nologin "$SB_USER"
-  usermod -aG dialout "$SB_USER"
-fi
+[ -n "$UNPRIVILEGED" ] || sb_user
 
 if [ -n "$RELEASES_MODE" ]; then
   # the checkout as a release (without .git), renamed into place once complete
@@ -93,38 +90,12 @@ if [ -n "$RELEASES_MODE" ]; then
   if [ "$(id -u)" = 0 ]; then chown -R "$SB_USER:$SB_GROUP" "$RELEASES"; fi
 fi
 
-mkdir -p "$ETC" "$DATA"
-# the gateway replaces devices.yaml itself when a configuration change is applied or rolled back
-# (a temp file beside it, renamed over it): the directory is the service group's to write
-chmod 0770 "$ETC"
-own "root:$SB_GROUP" "$ETC"
-chmod 0750 "$DATA"
-own "$SB_USER:$SB_GROUP" "$DATA"
-
-if [ ! -f "$ETC/devices.yaml" ]; then
-  # fresh secrets (API token, broker and Node-RED password hashes, Node-RED's credentialSecret);
-  # no bus scanned: `streetbox init --force` with the hardware attached, or edit the file
-  $CLI init --skip-serial --storage "$DATA/streetbox.db" \
-    --out "$ETC/devices.yaml" --credentials "$ETC/credentials" >/dev/null
-  if [ -n "$RELEASES_MODE" ] && ! grep -q '^firmware:' "$ETC/devices.yaml"; then
-    printf '\n# the gateway updates itself from releases side by side (README "Updating the gateway itself")\nfirmware:\n  selfUpdate:\n    releases: %s\n' "$RELEASES" >>"$ETC/devices.yaml"
-  fi
-  chmod 0600 "$ETC/devices.yaml" "$ETC/credentials"
-  own "$SB_USER:$SB_GROUP" "$ETC/devices.yaml"
-  own root:root "$ETC/credentials"
-  echo "wrote $ETC/devices.yaml (mode 0600, owner $SB_USER): API and broker on with fresh secrets, no devices yet"
-  echo "the technician's API token and passwords are in $ETC/credentials (root only): keep them, then delete it"
-else
-  # kept as it is, but owner-only: an older install copied the demo there, world-readable
-  chmod 0600 "$ETC/devices.yaml"
-  own "$SB_USER:$SB_GROUP" "$ETC/devices.yaml"
-  echo "kept $ETC/devices.yaml (now mode 0600); streetbox doctor fails it if it still holds a demo secret"
+sb_dirs
+sb_config
+if [ -n "$RELEASES_MODE" ] && [ -n "$SB_NEW_CONFIG" ] && ! grep -q '^firmware:' "$ETC/devices.yaml"; then
+  printf '\n# the gateway updates itself from releases side by side (README "Updating the gateway itself")\nfirmware:\n  selfUpdate:\n    releases: %s\n' "$RELEASES" >>"$ETC/devices.yaml"
 fi
-if [ ! -f "$ETC/env" ]; then
-  cp "$HERE/deploy/env.example" "$ETC/env"
-  chmod 0640 "$ETC/env"
-  own "root:$SB_GROUP" "$ETC/env"
-fi
+sb_env "$HERE/deploy/env.example"
 
 # `streetbox` on the PATH for technicians (the command, not `npx`, which would ask the registry)
 mkdir -p -m 0755 "$BIN_DIR"

@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -20,4 +20,15 @@ export const packageRoot: string = (() => {
 /** An absolute path to a file shipped with the package, e.g. asset('edge/profiles/streetlight-controller.yaml'). */
 export function asset(relative: string): string {
   return join(packageRoot, relative);
+}
+
+let version: string | undefined;
+
+/** The package's version, from its package.json (read once): the CLI's --version, the API's document, discovery's origin. */
+export function packageVersion(): string {
+  if (version === undefined) {
+    const v = (JSON.parse(readFileSync(asset('package.json'), 'utf8')) as { version?: unknown }).version;
+    version = typeof v === 'string' ? v : '0.0.0';
+  }
+  return version;
 }

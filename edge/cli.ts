@@ -3,6 +3,7 @@
  */
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { resolve } from 'node:path';
+import { packageVersion } from './assets.js';
 import { ConfigError, loadConfig, formatIssues } from './config/index.js';
 import { EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK, StreetboxError, errorMessage, type ErrorCode } from './errors.js';
 import { registerModbusCommands } from './drivers/modbus/cli.js';
@@ -50,7 +51,7 @@ function configOption(): Option {
 export function buildProgram(io: CliIo = stdio): Command {
   const program = new Command('streetbox')
     .description('Edge runtime for street-cabinet gateways: streetlights and traffic controllers over Modbus and LoRaWAN, buffered in SQLite, synced upstream.')
-    .version('0.1.0')
+    .version(packageVersion())
     .exitOverride()
     .configureOutput({ writeOut: io.out, writeErr: io.err });
 

@@ -11,9 +11,8 @@
  * of an API instance is built at its first request and served from memory with its ETag, gzipped
  * when the client accepts it (page.ts serveFile).
  */
-import { readFileSync } from 'node:fs';
 import { z } from 'zod';
-import { asset } from '../assets.js';
+import { packageVersion } from '../assets.js';
 import { ROLE_LIST, can, type Permission } from '../control/roles.js';
 import { errorBody } from './answers.js';
 import type { Route, ResponseDoc, Router } from './router.js';
@@ -43,12 +42,6 @@ const INFO_DESCRIPTION = [
   'No token or an unknown one: 401 with `WWW-Authenticate`; a role that may not: 403. Every refusal and error has the body `{ "status": "error", "code", "error", "transaction" }`, a bad parameter or field named first in `error` (`limit: expected an integer 1..10000, got "x"`). Query parameters are strict: one an operation does not list, or one given twice, is a 400. A method a path does not list answers 405 with `Allow`; HEAD is taken wherever GET is. JSON bodies: at most 64 KiB (413) and 16 levels deep (400), unless an operation says otherwise.',
   "Node-RED's editor and its HTTP nodes are mounted under `/flows` on the same port: they are not routes of this API and are not described here (the editor has its own login, `nodeRed.adminUsers`).",
 ].join('\n\n');
-
-/** The package's version (package.json, found from the sources and from the bundle: assets.ts). */
-function packageVersion(): string {
-  const pkg = JSON.parse(readFileSync(asset('package.json'), 'utf8')) as { version?: unknown };
-  return typeof pkg.version === 'string' ? pkg.version : '0.0.0';
-}
 
 /** `/api/v1/devices/:id` → `/api/v1/devices/{id}` */
 export const openApiPath = (pattern: string): string => pattern.replace(/:([A-Za-z0-9_]+)/g, '{$1}');

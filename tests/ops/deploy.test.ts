@@ -135,7 +135,8 @@ describe('deploy/install.sh', () => {
   });
 
   it('never copies the demo devices.yaml', () => {
-    const script = readFileSync(INSTALL, 'utf8');
+    // install.sh sources deploy/setup.sh (shared with the Debian package's postinst), which runs init
+    const script = readFileSync(INSTALL, 'utf8') + readFileSync(join(ROOT, 'deploy/setup.sh'), 'utf8');
     expect(script).not.toMatch(/\$PREFIX\/devices\.yaml/);
     expect(script).toMatch(/init --skip-serial/);
   });
