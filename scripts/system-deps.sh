@@ -10,6 +10,8 @@
 #   tzdata                         the zone files schedules read; tests compare them with ICU
 #   openssl                        test certificates (TLS broker, mqtts upstream)
 #   util-linux                     setpriv: simulator children (socat) die with the gateway
+#   curl                           a real HTTPS client for the API's TLS tests
+#   dpkg                           dpkg-deb and dpkg --root for the Debian package test
 # Each check asks for what the tests actually use: the Python check runs the test helpers
 # themselves with --check-imports, so it imports exactly what they import.
 # Idempotent: does nothing when everything is there. `--check` only reports (exit 1 if missing).
@@ -30,6 +32,8 @@ py_ok 'import serial_asyncio' || need+=(python3-serial-asyncio)
 [ -x /usr/bin/chromium ] || need+=(chromium)
 [ -f /usr/share/zoneinfo/Europe/Amsterdam ] || need+=(tzdata)
 has openssl || need+=(openssl)
+has curl || need+=(curl)
+has dpkg-deb || need+=(dpkg)
 [ -x /usr/bin/setpriv ] || need+=(util-linux)
 
 check_helpers() {
