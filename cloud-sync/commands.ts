@@ -5,12 +5,17 @@
  * Without a handler, or for a malformed message, the command is rejected: a `command.rejected`
  * event is recorded (and so goes upstream with the events) and the outcome is published on
  * `streetbox/<gw>/commands/<id>`.
+ *
+ * Home Assistant's commands upstream (`devices/<id>/set`, cloud-sync/homeAssistant.ts) take the
+ * same road through `handle` with the target from the topic and their own principal, and the
+ * shorthand of every set topic (a bare level, ON / OFF: edge/flows/nodes/commandShorthand.js).
  */
 import { randomUUID } from 'node:crypto';
 import type { MqttClient } from 'mqtt';
 import type { Clock } from '../edge/clock.js';
 import { errorMessage, type ErrorCode } from '../edge/errors.js';
-import { parseJsonWithin } from '../edge/jsonLimits.js';
+import { commandShorthand } from '../edge/flows/nodes/commandShorthand.js';
+import { parseJsonWithin, type JsonParsed } from '../edge/jsonLimits.js';
 import type { Logger } from '../edge/log.js';
 import type { Store } from '../edge/store/api.js';
 import type { CommandStatus } from '../edge/store/types.js';
@@ -24,6 +29,14 @@ export interface CentralCommand {
   message: Record<string, unknown>;
   topic: string;
   receivedAt: number;
+  /** who sent it, when not central's `down/commands` (`upstream`): `upstream:homeassistant` */
+  principal?: string;
+}
+
+/** A command that came on a device's set topic: its target is the topic's, the body may be the shorthand. */
+export interface SetTopicCommand {
+  target: { kind: 'device'; id: string };
+  principal: string;
 }
 
 export interface CommandOutcome {
@@ -65,37 +78,41 @@ export class CentralCommands {
     });
   }
 
-  /** Handles one message of the commands topic; never rejects. */
-  async handle(client: MqttClient, topic: string, payload: Buffer): Promise<void> {
+  /** Handles one message of the commands topic, or of a device's set topic (`set`); never rejects. */
+  async handle(client: MqttClient, topic: string, payload: Buffer, set?: SetTopicCommand): Promise<void> {
     this.received++;
     const receivedAt = this.opts.clock.now();
-    // within the limits of edge/jsonLimits.ts (size, nesting) before anything recurses into it
-    const parsed = parseJsonWithin(payload);
+    const principal = set?.principal ?? 'upstream';
+    // the shorthand on a set topic, else within the limits of edge/jsonLimits.ts (size, nesting) before anything recurses into it
+    const short = set ? commandShorthand(payload.toString('utf8')) : null;
+    const parsed: JsonParsed = short ? { ok: true, value: short } : parseJsonWithin(payload);
     const message = parsed.ok ? parsed.value : undefined;
     const m = message as { id?: unknown; transaction?: unknown } | undefined;
     const rawId = typeof m?.id === 'string' ? m.id : m?.transaction;
     const id = typeof rawId === 'string' && ID_RE.test(rawId) ? rawId : randomUUID();
+    const extra: Record<string, unknown> = set ? { target: set.target } : {};
     if (typeof message !== 'object' || message === null || Array.isArray(message)) {
-      return this.reject(client, id, 'E_INVALID_COMMAND', `malformed command: ${parsed.ok || parsed.limit === null ? 'expected a JSON object' : parsed.error}`, { bytes: payload.length });
+      return this.reject(client, id, principal, 'E_INVALID_COMMAND', `malformed command: ${parsed.ok || parsed.limit === null ? 'expected a JSON object' : parsed.error}`, { bytes: payload.length, ...extra });
     }
-    const msg = message as Record<string, unknown>;
+    // a set topic's target is the topic's, whatever the body says
+    const msg: Record<string, unknown> = { ...(message as Record<string, unknown>), ...extra };
     if (typeof msg.action !== 'string' || msg.action === '') {
-      return this.reject(client, id, 'E_INVALID_COMMAND', 'malformed command: "action" must be a non-empty string', {});
+      return this.reject(client, id, principal, 'E_INVALID_COMMAND', 'malformed command: "action" must be a non-empty string', extra);
     }
     const handler = this.opts.handler;
     if (!handler) {
-      return this.reject(client, id, 'E_FORBIDDEN', 'commands from central are not enabled on this gateway', { action: msg.action });
+      return this.reject(client, id, principal, 'E_FORBIDDEN', 'commands from central are not enabled on this gateway', { action: msg.action, ...extra });
     }
     let outcome: CommandOutcome;
     try {
-      outcome = await handler({ id, message: msg, topic, receivedAt });
+      outcome = await handler({ id, message: msg, topic, receivedAt, ...(set ? { principal } : {}) });
     } catch (err) {
       outcome = { id, status: 'error', code: 'E_SYNC', error: errorMessage(err) };
     }
     this.publish(client, { ...outcome, id });
   }
 
-  private reject(client: MqttClient, id: string, code: ErrorCode, reason: string, extra: Record<string, unknown>): void {
+  private reject(client: MqttClient, id: string, principal: string, code: ErrorCode, reason: string, extra: Record<string, unknown>): void {
     this.rejected++;
     try {
       // in the refusal share of the quota (edge/store/quota.ts): a flood of malformed commands
@@ -104,7 +121,7 @@ export class CentralCommands {
         {
           kind: 'command.rejected',
           severity: 'warning',
-          detail: { transaction: id, source: { role: 'central', principal: 'upstream' }, code, error: reason, ...extra },
+          detail: { transaction: id, source: { role: 'central', principal }, code, error: reason, ...extra },
         },
         { refusal: true },
       );

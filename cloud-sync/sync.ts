@@ -7,7 +7,9 @@
  * bus wakes the sync after each commit: no polling. A readings batch that could still grow waits
  * up to `sync.linger` for more (cloud-sync/linger.ts) on one timer; events go at once.
  * Central's doors in the same session: commands (commands.ts), configuration (configDoor.ts) and
- * firmware deployments (deploymentDoor.ts).
+ * firmware deployments (deploymentDoor.ts); with `sync.homeAssistant`, Home Assistant discovery
+ * and its commands (homeAssistant.ts), with each device's retained state (at most one per device
+ * per `linger`) and availability as they change.
  * start() reads the `sync` section again, so a configuration change restarts it with stop/start.
  */
 import type BetterSqlite3 from 'better-sqlite3';
@@ -18,6 +20,7 @@ import type { Logger } from '../edge/log.js';
 import type { Timer } from '../edge/clock.js';
 import type { ConfigService } from '../edge/reconfig/types.js';
 import type { FirmwareService } from '../edge/firmware/types.js';
+import { DeviceFeed } from '../edge/broker/publisher.js';
 import { moduleDatabase } from '../edge/store/modules.js';
 import { Batcher } from './batcher.js';
 import { CentralCommands, type CommandHandler } from './commands.js';
@@ -25,6 +28,7 @@ import { CentralConfigDoor } from './configDoor.js';
 import { CentralDeploymentDoor } from './deploymentDoor.js';
 import { DailyBytes, SYNC_MIGRATIONS, SYNC_MODULE, type UpstreamBytes } from './dailyBytes.js';
 import { SyncError, classifyError, pubackError } from './errors.js';
+import { HomeAssistantDoor } from './homeAssistant.js';
 import { Linger } from './linger.js';
 import { UpstreamLink, type SyncConfig } from './link.js';
 import { encodePayload } from './payload.js';
@@ -94,6 +98,9 @@ class UpstreamSync implements SyncComponent {
   private readonly commands: CentralCommands;
   private readonly configDoor: CentralConfigDoor | undefined;
   private readonly deploymentDoor: CentralDeploymentDoor | undefined;
+  private readonly homeAssistant: HomeAssistantDoor;
+  /** each device's retained state and availability upstream */
+  private feed: DeviceFeed | undefined;
   private link: UpstreamLink | undefined;
   private window = new AckWindow(0);
   private batcher: Batcher | undefined;
@@ -129,6 +136,7 @@ class UpstreamSync implements SyncComponent {
     this.commands = new CentralCommands({ store: ctx.store, topics: this.topics, log: this.log, clock: ctx.clock, handler: opts.onCommand });
     this.configDoor = opts.config ? new CentralConfigDoor({ service: opts.config, topics: this.topics, log: this.log }) : undefined;
     this.deploymentDoor = opts.firmware ? new CentralDeploymentDoor({ service: opts.firmware, gateway: this.gateway, topics: this.topics, log: this.log }) : undefined;
+    this.homeAssistant = new HomeAssistantDoor({ gateway: this.gateway, topics: this.topics, commands: this.commands, clock: ctx.clock, log: this.log });
     this.random = opts.random;
   }
 
@@ -167,6 +175,28 @@ class UpstreamSync implements SyncComponent {
     // a report added inside the manager's work: published after it, from the outbox
     if (this.configDoor) bus.on(this, 'configReport', () => setImmediate(() => this.configDoor?.wake()));
     if (this.deploymentDoor) bus.on(this, 'deploymentReport', () => setImmediate(() => this.deploymentDoor?.wake()));
+    this.homeAssistant.want(this.ctx.config);
+    // a configuration change that adds or removes devices: the discovery follows
+    bus.on(this, 'configReport', (r) => {
+      if (r.stage !== 'applied' && r.stage !== 'rolledBack') return;
+      try {
+        this.homeAssistant.want(this.ctx.config);
+        this.homeAssistant.changed(this.client);
+      } catch (err) {
+        this.log.error({ err }, 'Home Assistant discovery after a configuration change failed');
+      }
+    });
+    this.feed = new DeviceFeed({
+      bus,
+      store,
+      clock: this.ctx.clock,
+      topics: { state: (d) => this.topics.deviceState(d), availability: (d) => this.topics.deviceAvailability(d) },
+      publish: (topic, payload, retain) => this.client?.publish(topic, payload, { qos: 1, retain }),
+      source: 'readings',
+      coalesceMs: cfg.linger,
+    });
+    // for Home Assistant the state and availability as they change; without it the state goes at each connection only
+    if (this.homeAssistant.enabled) this.feed.start();
     const { default: mqtt } = await import('mqtt');
     if (!this.started) return; // stopped while mqtt.js was loading
     this.link = new UpstreamLink({
@@ -189,6 +219,8 @@ class UpstreamSync implements SyncComponent {
     if (!this.started) return;
     this.started = false;
     this.ctx.bus.off(this);
+    this.feed?.stop();
+    this.feed = undefined;
     await this.link?.stop();
     this.link = undefined;
     this.clearAckTimer();
@@ -248,6 +280,8 @@ class UpstreamSync implements SyncComponent {
         this.deploymentDoor.handle(topic, payload);
       } else if (topic === this.topics.deploymentsDown) {
         this.log.warn({ bytes: payload.length }, 'firmware deployments from central are not enabled on this gateway; message ignored');
+      } else if (this.homeAssistant.owns(topic)) {
+        this.homeAssistant.handle(client, topic, payload);
       }
     });
     // The persistent session keeps the subscriptions (sessionPresent); subscribing again is
@@ -255,11 +289,13 @@ class UpstreamSync implements SyncComponent {
     this.commands.subscribe(client);
     this.configDoor?.subscribe(client);
     this.deploymentDoor?.subscribe(client);
+    this.homeAssistant.subscribe(client);
     this.log.debug({ sessionPresent: connack.sessionPresent }, 'upstream session');
     client.publish(this.topics.status, 'online', { qos: 1, retain: true }, (err) => {
       if (!err && client === this.client) this.link?.markHealthy();
     });
-    this.publishLatestState(client);
+    this.publishLatestState();
+    this.homeAssistant.connected(client);
     this.configDoor?.connected(client);
     this.deploymentDoor?.connected(client);
     this.wake();
@@ -274,23 +310,12 @@ class UpstreamSync implements SyncComponent {
     this.clearLingerTimer();
   }
 
-  /** The latest value of every point, one retained message per device, before any backlog. */
-  private publishLatestState(client: MqttClient): void {
-    let devices: Map<string, Map<string, { ts: number; value: unknown }>>;
+  /** The latest value of every point, one retained message per device, and each availability known, before any backlog. */
+  private publishLatestState(): void {
     try {
-      devices = this.ctx.store.latestAll();
+      this.feed?.republish();
     } catch (err) {
       this.log.error({ err }, 'reading the latest state failed');
-      return;
-    }
-    for (const [device, points] of devices) {
-      let ts = 0;
-      const values: Record<string, unknown> = {};
-      for (const [point, v] of points) {
-        values[point] = v.value;
-        if (v.ts > ts) ts = v.ts;
-      }
-      client.publish(this.topics.deviceState(device), JSON.stringify({ ts, values }), { qos: 1, retain: true });
     }
   }
 

@@ -9,6 +9,12 @@ export interface GatewayTopics {
   up(kind: BatchKind): string;
   /** latest values of one device, retained */
   deviceState(device: string): string;
+  /** `online` / `offline` of one device, retained (from comms.lost / comms.restored) */
+  deviceAvailability(device: string): string;
+  /** where a device takes commands upstream (Home Assistant, `sync.homeAssistant`) */
+  deviceSet(device: string): string;
+  /** the filter of every device's set topic */
+  deviceSets: string;
   /** commands from central */
   commandsDown: string;
   /** the outcome of one command from central */
@@ -31,6 +37,9 @@ export function gatewayTopics(gateway: string): GatewayTopics {
     status: `${base}/status`,
     up: (kind) => `${base}/up/${kind}`,
     deviceState: (device) => `${base}/devices/${device}/state`,
+    deviceAvailability: (device) => `${base}/devices/${device}/availability`,
+    deviceSet: (device) => `${base}/devices/${device}/set`,
+    deviceSets: `${base}/devices/+/set`,
     commandsDown: `${base}/down/commands`,
     commandOutcome: (id) => `${base}/commands/${id}`,
     configDown: `${base}/down/config`,
@@ -48,6 +57,14 @@ export function gatewayTopics(gateway: string): GatewayTopics {
 export function artifactChunkLevels(gateway: string, topic: string): string[] | null {
   const prefix = `${TOPIC_ROOT}/${gateway}/down/artifacts/`;
   return topic.startsWith(prefix) ? topic.slice(prefix.length).split('/') : null;
+}
+
+/** `streetbox/<gw>/devices/<id>/set` of gateway `gw` → the device id as sent (the door checks it), or null. */
+export function deviceSetLevel(gateway: string, topic: string): string | null {
+  const prefix = `${TOPIC_ROOT}/${gateway}/devices/`;
+  if (!topic.startsWith(prefix) || !topic.endsWith('/set')) return null;
+  const id = topic.slice(prefix.length, -'/set'.length);
+  return id.length > 0 && !id.includes('/') ? id : null;
 }
 
 /** `streetbox/<gw>/up/<kind>` → { gateway, kind }, or null for any other topic. */

@@ -6,6 +6,7 @@
 #   python3-serial                 ... whose serial client needs pyserial ...
 #   python3-serial-asyncio         ... and whose serial server needs serial_asyncio
 #                                  (recommends of python3-pymodbus: never rely on recommends)
+#   python3-jinja2                 renders Home Assistant's discovery templates as HA does (sandboxed Jinja2)
 #   chromium                       status page and editor tests (playwright-core drives it)
 #   tzdata                         the zone files schedules read; tests compare them with ICU
 #   openssl                        test certificates (TLS broker, mqtts upstream)
@@ -29,6 +30,7 @@ has socat || need+=(socat)
 py_ok 'import pymodbus.client, pymodbus.server.async_io' || need+=(python3-pymodbus)
 py_ok 'import serial' || need+=(python3-serial)
 py_ok 'import serial_asyncio' || need+=(python3-serial-asyncio)
+py_ok 'import jinja2' || need+=(python3-jinja2)
 [ -x /usr/bin/chromium ] || need+=(chromium)
 [ -f /usr/share/zoneinfo/Europe/Amsterdam ] || need+=(tzdata)
 has openssl || need+=(openssl)

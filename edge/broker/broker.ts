@@ -1,18 +1,22 @@
 /**
  * The embedded MQTT broker (aedes, MQTT 3.1.1): logins from broker.users (edge/broker/auth.ts),
  * the ACL of each user's role (edge/control/roles.ts `mqttAllowed`) as aedes' authorize hooks,
- * and the topic API of DESIGN.md: retained status, state and availability, events, set topics
- * handed to the command pipeline, and command results on `commands/<id>`. `setAuth` swaps the
- * users in place (a config change, issue 16): only the connections whose login no longer stands
- * are closed.
+ * and the topic API of DESIGN.md: retained status, state and availability, the retained list of
+ * devices, events, set topics handed to the command pipeline (a JSON body or the shorthand: a bare
+ * level, ON / OFF), and command results on `commands/<id>`; with `broker.homeAssistant`, Home
+ * Assistant discovery (homeAssistant.ts), published again at Home Assistant's birth message.
+ * `setAuth` swaps the users in place (a config change, issue 16): only the connections whose
+ * login no longer stands are closed; a change of the devices republishes the list and the
+ * discovery (what went away is cleared).
  */
+import { randomUUID } from 'node:crypto';
 import { Aedes, type AedesPublishPacket, type AuthenticateError, type Client, type PublishPacket, type Subscription } from 'aedes';
 import type { Server, Socket } from 'node:net';
 import type { MetricSample } from '../api/metricsText.js';
 import type { Component, GatewayContext } from '../component.js';
-import type { Config } from '../config/schema.js';
+import { homeAssistantOf, type Config } from '../config/schema.js';
 import type { CommandService } from '../control/api.js';
-import { mqttAllowed, type DeviceKind, type Principal } from '../control/roles.js';
+import { mqttAllowed, type DeviceKind, type MqttAclOptions, type Principal } from '../control/roles.js';
 import { describeDevice } from '../profiles/describe.js';
 import { loadProfiles } from '../profiles/index.js';
 import { errorMessage } from '../errors.js';
@@ -22,6 +26,9 @@ import { Admission } from './admission.js';
 import { BrokerUsers, type Login } from './auth.js';
 import { GuardedConnection } from './framing.js';
 import { close, listen, plainServer, tlsServer } from './listeners.js';
+import { commandShorthand } from '../flows/nodes/commandShorthand.js';
+import { deviceListPayload } from './deviceList.js';
+import { DiscoveryPublisher } from './discoveryPublisher.js';
 import { BrokerMetrics } from './metrics.js';
 import { Publisher } from './publisher.js';
 import { topicsFor, type Topics } from './topics.js';
@@ -49,6 +56,9 @@ export interface BrokerComponent extends Component {
    */
   setAuth(broker: Pick<Config['broker'], 'users' | 'allowAnonymous'>): Promise<{ closed: number }>;
 }
+
+/** Home Assistant's birth messages republish the discovery at most once per this many ms. */
+const BIRTH_GAP_MS = 5_000;
 
 /** A command on a set topic larger than this is refused (the client is disconnected). */
 export const MAX_SET_PAYLOAD = 64 * 1024;
@@ -95,6 +105,10 @@ class EmbeddedBroker implements BrokerComponent {
   private aedes: Aedes | null = null;
   private admission: Admission | null = null;
   private publisher: Publisher | null = null;
+  private readonly discovery: DiscoveryPublisher;
+  /** the retained device list as last published */
+  private deviceList = '';
+  private lastBirth = -Infinity;
   private servers: Server[] = [];
   private ports: { plain: number; tls: number | undefined } | null = null;
   private busy: Promise<void> = Promise.resolve();
@@ -106,6 +120,7 @@ class EmbeddedBroker implements BrokerComponent {
     this.log = ctx.log.child({ module: 'broker' });
     this.topics = topicsFor(ctx.config.gateway.id);
     this.deviceKind = deps.deviceKind ?? deviceKindFromConfig(ctx.config);
+    this.discovery = new DiscoveryPublisher(this.topics);
   }
 
   port(): number {
@@ -177,6 +192,7 @@ class EmbeddedBroker implements BrokerComponent {
       },
       published: (packet, client, done) => {
         if (client) this.onClientPublish(client, packet);
+        if (client && this.discovery.isBirth(packet.topic, packet.payload.toString('utf8'))) this.publishDiscovery('birth');
         done();
       },
     });
@@ -192,6 +208,14 @@ class EmbeddedBroker implements BrokerComponent {
     try {
       this.publisher.start();
       publish(this.topics.status, 'online', true);
+      this.deviceList = '';
+      this.discovery.want(this.ctx.config, homeAssistantOf(cfg.homeAssistant));
+      // a new aedes holds nothing retained: every config again (and the clearing of those that went away)
+      this.publishDevices('start');
+      // a configuration change that adds or removes devices: the list and the discovery follow
+      this.ctx.bus.on(this, 'configReport', (r) => {
+        if (r.stage === 'applied' || r.stage === 'rolledBack') this.configChanged();
+      });
       // aedes reads only what the framing check let through, never the socket itself
       const onConnection = (socket: Socket): void => {
         const conn = admission.guard(socket);
@@ -217,6 +241,7 @@ class EmbeddedBroker implements BrokerComponent {
   private async doStop(): Promise<void> {
     const aedes = this.aedes;
     if (!aedes) return;
+    this.ctx.bus.off(this);
     this.publisher?.stop();
     this.publisher = null;
     await new Promise<void>((r) => {
@@ -281,10 +306,50 @@ class EmbeddedBroker implements BrokerComponent {
     });
   }
 
+  /** The retained device list, when it changed, and the discovery configs that changed (at start all of them). */
+  private publishDevices(why: 'start' | 'update'): void {
+    const list = deviceListPayload(this.ctx.config);
+    if (list !== this.deviceList) {
+      this.deviceList = list;
+      this.publish(this.topics.devices, list, true);
+    }
+    this.publishDiscovery(why);
+  }
+
+  /**
+   * The discovery configs: at start and at Home Assistant's birth every one, after a configuration
+   * change those that changed; those that went away (discovery turned off included) are cleared.
+   * Births are taken at most one per BIRTH_GAP_MS: any logged-in client may publish one.
+   */
+  private publishDiscovery(why: 'start' | 'update' | 'birth'): void {
+    if (why === 'birth') {
+      const now = this.ctx.clock.monotonic();
+      if (now - this.lastBirth < BIRTH_GAP_MS) return;
+      this.lastBirth = now;
+    }
+    const publish = (topic: string, payload: string): void => this.publish(topic, payload, true);
+    const n = why === 'update' ? this.discovery.update(publish) : this.discovery.republish(publish);
+    if (n.published + n.cleared > 0) this.log.info({ why, ...n }, 'home assistant discovery published');
+  }
+
+  /** A new configuration runs (or the previous one again): the devices it has now. */
+  private configChanged(): void {
+    try {
+      this.discovery.want(this.ctx.config, homeAssistantOf(this.ctx.config.broker.homeAssistant));
+      this.publishDevices('update');
+    } catch (err) {
+      this.log.error({ err }, 'publishing the devices after a configuration change failed');
+    }
+  }
+
+  private aclOptions(): MqttAclOptions {
+    return { deviceKind: this.deviceKind, homeAssistantPrefix: this.discovery.enabled ? this.discovery.prefix : undefined };
+  }
+
   private authorizePublish(client: Client | null, packet: PublishPacket): Error | null {
     // client null: a will left by a client of an earlier broker; nobody to judge it for
     const who = client ? this.principals.get(client) : undefined;
-    const ok = who !== undefined && mqttAllowed(who.role, 'publish', packet.topic, this.ctx.config.gateway.id, { deviceKind: this.deviceKind });
+    const ok = who !== undefined && mqttAllowed(who.role, 'publish', packet.topic, this.ctx.config.gateway.id, this.aclOptions());
     const set = ok && this.topics.setTarget(packet.topic) !== null;
     if (ok && (!set || packet.payload.length <= MAX_SET_PAYLOAD)) {
       // a retained command would be replayed to every later subscriber: a set is never retained
@@ -294,27 +359,52 @@ class EmbeddedBroker implements BrokerComponent {
     }
     this.counters.publishesDenied++;
     this.log.info({ principal: who?.principal ?? null, role: who?.role ?? null, topic: packet.topic, bytes: packet.payload.length }, 'mqtt publish refused');
+    if (who) this.recordRefusedCommand(who, packet);
     // [MQTT-3.3.5-2] MQTT 3.1.1 has no negative PUBACK: the server closes the connection
     return new Error(`not authorized to publish to ${packet.topic}`);
   }
 
   private authorizeSubscribe(client: Client, sub: Subscription): Subscription | null {
     const who = this.principals.get(client);
-    if (who && mqttAllowed(who.role, 'subscribe', sub.topic, this.ctx.config.gateway.id)) return sub;
+    if (who && mqttAllowed(who.role, 'subscribe', sub.topic, this.ctx.config.gateway.id, this.aclOptions())) return sub;
     this.counters.subscriptionsDenied++;
     this.log.info({ principal: who?.principal ?? null, role: who?.role ?? null, filter: sub.topic }, 'mqtt subscription refused');
     return null; // MQTT 3.1.1 §3.9.3: return code 0x80 Failure
+  }
+
+  /**
+   * A command on a set topic that the client's role may not send (a viewer, maintenance on a
+   * traffic controller): the connection is closed (MQTT 3.1.1 has no negative PUBACK) and the
+   * refusal recorded as a `command.rejected` event, in the store's refusal share (quota.ts), as
+   * every door's refusals are. The pipeline never sees it: the ACL decided before.
+   */
+  private recordRefusedCommand(who: Principal, packet: PublishPacket): void {
+    const target = this.topics.setTarget(packet.topic);
+    if (!target || packet.payload.length > MAX_SET_PAYLOAD) return;
+    const { body, transaction } = setCommand(packet.payload);
+    const a = body !== null && typeof body === 'object' ? (body as { action?: unknown }).action : undefined;
+    const action = typeof a === 'string' ? a.slice(0, 32) : 'unknown';
+    const error = `role ${who.role} may not send commands to ${target.kind} ${target.id} over MQTT`;
+    try {
+      this.ctx.store.appendEvent(
+        {
+          kind: 'command.rejected',
+          severity: 'warning',
+          ...(target.kind === 'device' ? { device: target.id } : {}),
+          detail: { transaction: transaction?.slice(0, 128) ?? randomUUID(), source: { role: who.role, principal: who.principal }, code: 'E_FORBIDDEN', error, target, action, door: 'mqtt' },
+        },
+        { refusal: true },
+      );
+    } catch (err) {
+      this.log.error({ err, principal: who.principal }, 'recording a refused command failed');
+    }
   }
 
   private onClientPublish(client: Client, packet: AedesPublishPacket): void {
     const target = this.topics.setTarget(packet.topic);
     const who = this.principals.get(client);
     if (!target || !who || !this.publisher) return;
-    // parsed within the limits of edge/jsonLimits.ts; a text that is not is handed over as it is,
-    // and the pipeline refuses it with the reason and records it
-    const body = commandBody(packet.payload.toString('utf8'));
-    const t = body !== null && typeof body === 'object' ? (body as { transaction?: unknown }).transaction : undefined;
-    const transaction = typeof t === 'string' || typeof t === 'number' ? String(t) : undefined;
+    const { body, transaction } = setCommand(packet.payload);
     this.counters.commandsSubmitted++;
     try {
       // the result goes out on commands/<id> as each status is committed (publisher.ts); nobody awaits the outcome here
@@ -324,6 +414,18 @@ class EmbeddedBroker implements BrokerComponent {
       this.log.error({ err, target, principal: who.principal }, 'command submit failed');
     }
   }
+}
+
+/**
+ * A set topic's payload as the pipeline takes it, with its `transaction`: the shorthand (a bare
+ * level, ON / OFF), else JSON parsed within the limits of edge/jsonLimits.ts; a text that is
+ * neither is handed over as it is, and the pipeline refuses it with the reason and records it.
+ */
+function setCommand(payload: Buffer | string): { body: unknown; transaction: string | undefined } {
+  const text = typeof payload === 'string' ? payload : payload.toString('utf8');
+  const body = commandShorthand(text) ?? commandBody(text);
+  const t = body !== null && typeof body === 'object' ? (body as { transaction?: unknown }).transaction : undefined;
+  return { body, transaction: typeof t === 'string' || typeof t === 'number' ? String(t) : undefined };
 }
 
 function remoteOf(client: Client): string | null {

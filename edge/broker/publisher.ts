@@ -2,9 +2,9 @@
  * The gateway's side of the topic API: what it publishes, from the bus.
  * - `devices/<id>/state` (retained) `{ ts, values }`: the latest value of every point, from
  *   'polled' (every polled value, stored or not by the report strategies); coalesced to at most
- *   one publish per device per `coalesceMs`;
+ *   one publish per device per `coalesceMs` (DeviceFeed, which the upstream sync runs too);
  * - `devices/<id>/availability` (retained) online/offline: from comms.lost / comms.restored
- *   events, and `online` from the first usable reading of a device not yet known;
+ *   events, and `online` from the first usable reading of a device not yet known (DeviceFeed);
  * - `events`: every event as JSON;
  * - `commands/<id>`: every command row as it is created and changes status, with the caller's
  *   `transaction` echoed (and `code`/`error` for a rejected one). Statuses only move forward:
@@ -19,6 +19,12 @@ import type { Store } from '../store/api.js';
 import type { CommandRecord, CommandStatus, Reading, StoredEvent, Value } from '../store/types.js';
 import type { Topics } from './topics.js';
 
+/** The retained per-device topics (the embedded broker's and the upstream's are the same names). */
+export interface DeviceTopics {
+  state(device: string): string;
+  availability(device: string): string;
+}
+
 export type PublishFn = (topic: string, payload: string, retain: boolean) => void;
 
 interface DeviceState {
@@ -32,6 +38,120 @@ interface DeviceState {
 const TRANSACTION_TTL_MS = 24 * 3600_000;
 const MAX_TRANSACTIONS = 10_000;
 
+export interface DeviceFeedOptions {
+  bus: EventBus;
+  store: Store;
+  clock: Clock;
+  topics: DeviceTopics;
+  publish: PublishFn;
+  /** the values followed: 'polled' (every polled value: the embedded broker) or 'readings' (committed ones: upstream) */
+  source: 'polled' | 'readings';
+  coalesceMs?: number;
+}
+
+/**
+ * The retained state and availability of every device, from the bus: a device's state at most
+ * once per `coalesceMs` (the first change after a quiet spell at once), its availability at each
+ * change. republish() sends the states (from the store) and the availabilities known again: a new
+ * connection upstream, where the sync also uses it, unstarted, for the states alone.
+ */
+export class DeviceFeed {
+  private readonly devices = new Map<string, DeviceState>();
+  private readonly availability = new Map<string, 'online' | 'offline'>();
+  private readonly coalesceMs: number;
+  private running = false;
+
+  constructor(private readonly o: DeviceFeedOptions) {
+    this.coalesceMs = o.coalesceMs ?? 100;
+  }
+
+  /** Publishes the retained state of every device with a latest value, then follows the bus. */
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.seed();
+    this.o.bus.on(this, this.o.source, (rs) => this.onReadings(rs));
+    this.o.bus.on(this, 'event', (e) => this.onEvent(e));
+  }
+
+  stop(): void {
+    this.running = false;
+    this.o.bus.off(this);
+    for (const st of this.devices.values()) {
+      if (st.timer) this.o.clock.clearTimeout(st.timer);
+      st.timer = null;
+    }
+  }
+
+  /** Every device's latest state (from the store) and every availability known, published again. */
+  republish(): void {
+    this.seed();
+    for (const [device, a] of this.availability) this.o.publish(this.o.topics.availability(device), a, true);
+  }
+
+  private seed(): void {
+    for (const [device, points] of this.o.store.latestAll()) {
+      const st = this.state(device);
+      for (const [point, v] of points) {
+        st.values[point] = v.value;
+        st.ts = Math.max(st.ts, v.ts);
+      }
+      this.flush(device);
+    }
+  }
+
+  private state(device: string): DeviceState {
+    let st = this.devices.get(device);
+    if (!st) this.devices.set(device, (st = { ts: 0, values: {}, lastPublish: -Infinity, timer: null }));
+    return st;
+  }
+
+  private onReadings(rs: readonly Reading[]): void {
+    const touched = new Set<string>();
+    for (const r of rs) {
+      const st = this.state(r.device);
+      st.values[r.point] = r.value;
+      st.ts = Math.max(st.ts, r.ts);
+      touched.add(r.device);
+      if (r.quality !== 'bad' && !this.availability.has(r.device)) this.setAvailability(r.device, 'online');
+    }
+    for (const device of touched) this.schedule(device);
+  }
+
+  private schedule(device: string): void {
+    const st = this.state(device);
+    if (st.timer) return;
+    const wait = st.lastPublish + this.coalesceMs - this.o.clock.monotonic();
+    if (wait <= 0) {
+      this.flush(device);
+      return;
+    }
+    st.timer = this.o.clock.setTimeout(() => {
+      st.timer = null;
+      if (this.running) this.flush(device);
+    }, wait);
+    st.timer.unref?.();
+  }
+
+  private flush(device: string): void {
+    const st = this.state(device);
+    st.lastPublish = this.o.clock.monotonic();
+    this.o.publish(this.o.topics.state(device), JSON.stringify({ ts: st.ts, values: st.values }), true);
+  }
+
+  private onEvent(e: StoredEvent): void {
+    if (e.device === null) return;
+    if (e.kind === 'comms.lost') this.setAvailability(e.device, 'offline');
+    else if (e.kind === 'comms.restored') this.setAvailability(e.device, 'online');
+  }
+
+  private setAvailability(device: string, a: 'online' | 'offline'): void {
+    if (this.availability.get(device) === a) return;
+    this.availability.set(device, a);
+    this.o.publish(this.o.topics.availability(device), a, true);
+  }
+}
+
 export interface PublisherOptions {
   bus: EventBus;
   store: Store;
@@ -43,40 +163,27 @@ export interface PublisherOptions {
 }
 
 export class Publisher {
-  private readonly devices = new Map<string, DeviceState>();
-  private readonly availability = new Map<string, 'online' | 'offline'>();
+  private readonly feed: DeviceFeed;
   private readonly transactions = new Map<string, { transaction: string; at: number }>();
-  private readonly coalesceMs: number;
   private running = false;
 
   constructor(private readonly o: PublisherOptions) {
-    this.coalesceMs = o.coalesceMs ?? 100;
+    this.feed = new DeviceFeed({ bus: o.bus, store: o.store, clock: o.clock, topics: o.topics, publish: o.publish, source: 'polled', ...(o.coalesceMs !== undefined ? { coalesceMs: o.coalesceMs } : {}) });
   }
 
   /** Publishes the retained state of every device with a latest value, then follows the bus. */
   start(): void {
     if (this.running) return;
     this.running = true;
-    for (const [device, points] of this.o.store.latestAll()) {
-      const st = this.state(device);
-      for (const [point, v] of points) {
-        st.values[point] = v.value;
-        st.ts = Math.max(st.ts, v.ts);
-      }
-      this.flush(device);
-    }
-    this.o.bus.on(this, 'polled', (rs) => this.onReadings(rs));
-    this.o.bus.on(this, 'event', (e) => this.onEvent(e));
+    this.o.bus.on(this, 'event', (e) => this.o.publish(this.o.topics.events, JSON.stringify(e), false));
     this.o.bus.on(this, 'command', (c) => this.onCommand(c));
+    this.feed.start();
   }
 
   stop(): void {
     this.running = false;
     this.o.bus.off(this);
-    for (const st of this.devices.values()) {
-      if (st.timer) this.o.clock.clearTimeout(st.timer);
-      st.timer = null;
-    }
+    this.feed.stop();
   }
 
   /** Remembers the `transaction` of a command submitted through the broker, for its results. */
@@ -159,57 +266,5 @@ export class Publisher {
       this.transactions.delete(c.id);
     }
     return out;
-  }
-
-  private state(device: string): DeviceState {
-    let st = this.devices.get(device);
-    if (!st) this.devices.set(device, (st = { ts: 0, values: {}, lastPublish: -Infinity, timer: null }));
-    return st;
-  }
-
-  private onReadings(rs: readonly Reading[]): void {
-    const touched = new Set<string>();
-    for (const r of rs) {
-      const st = this.state(r.device);
-      st.values[r.point] = r.value;
-      st.ts = Math.max(st.ts, r.ts);
-      touched.add(r.device);
-      if (r.quality !== 'bad' && !this.availability.has(r.device)) this.setAvailability(r.device, 'online');
-    }
-    for (const device of touched) this.schedule(device);
-  }
-
-  private schedule(device: string): void {
-    const st = this.state(device);
-    if (st.timer) return;
-    const wait = st.lastPublish + this.coalesceMs - this.o.clock.monotonic();
-    if (wait <= 0) {
-      this.flush(device);
-      return;
-    }
-    st.timer = this.o.clock.setTimeout(() => {
-      st.timer = null;
-      if (this.running) this.flush(device);
-    }, wait);
-    st.timer.unref?.();
-  }
-
-  private flush(device: string): void {
-    const st = this.state(device);
-    st.lastPublish = this.o.clock.monotonic();
-    this.o.publish(this.o.topics.state(device), JSON.stringify({ ts: st.ts, values: st.values }), true);
-  }
-
-  private onEvent(e: StoredEvent): void {
-    this.o.publish(this.o.topics.events, JSON.stringify(e), false);
-    if (e.device === null) return;
-    if (e.kind === 'comms.lost') this.setAvailability(e.device, 'offline');
-    else if (e.kind === 'comms.restored') this.setAvailability(e.device, 'online');
-  }
-
-  private setAvailability(device: string, a: 'online' | 'offline'): void {
-    if (this.availability.get(device) === a) return;
-    this.availability.set(device, a);
-    this.o.publish(this.o.topics.availability(device), a, true);
   }
 }

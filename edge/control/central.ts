@@ -23,14 +23,16 @@ export function centralCommandHandler(o: CentralOptions): CommandHandler {
   const waitMs = o.waitMs ?? 60_000;
   return async (cmd: CentralCommand): Promise<CommandOutcome> => {
     const { id: _id, target, ...body } = cmd.message;
+    // central's own door, or Home Assistant's set topics on the upstream broker (`upstream:homeassistant`)
+    const principal = cmd.principal ?? 'upstream';
     const t = target as { kind?: unknown; id?: unknown } | null | undefined;
     if (typeof t !== 'object' || t === null || (t.kind !== 'device' && t.kind !== 'group') || typeof t.id !== 'string') {
       const error = 'target: expected { "kind": "device" | "group", "id": "<id>" }';
       // refused before it reached the pipeline: kept in the refusal share like every refusal (quota.ts)
-      o.store.appendEvent({ kind: 'command.rejected', severity: 'warning', detail: { transaction: cmd.id, source: { role: 'central', principal: 'upstream' }, code: 'E_INVALID_COMMAND', error } }, { refusal: true });
+      o.store.appendEvent({ kind: 'command.rejected', severity: 'warning', detail: { transaction: cmd.id, source: { role: 'central', principal }, code: 'E_INVALID_COMMAND', error } }, { refusal: true });
       return { id: cmd.id, status: 'rejected', code: 'E_INVALID_COMMAND', error };
     }
-    const { row, outcome } = o.commands.submit({ kind: t.kind, id: t.id }, { transaction: cmd.id, ...body }, { role: 'central', principal: 'upstream' });
+    const { row, outcome } = o.commands.submit({ kind: t.kind, id: t.id }, { transaction: cmd.id, ...body }, { role: 'central', principal });
     const final = await within(outcome, waitMs, o.clock, () => {
       try {
         return o.commands.get(row.id) ?? row;

@@ -83,7 +83,11 @@ export function priorityBand(r: Role): PriorityBand | null {
 //     'command.traffic'; the pipeline checks the device's kind again);
 //   groups/<g>/set: publish with 'command.lighting'.
 // Anything outside the prefix (local flows' own topics, $SYS) is for 'admin' only; nobody may
-// publish to another gateway's `streetbox/<other>/` namespace or to a `$` topic. Subscriptions are all-or-nothing: a filter is granted only if every topic
+// publish to another gateway's `streetbox/<other>/` namespace or to a `$` topic.
+// With Home Assistant discovery on (`homeAssistantPrefix`), `<prefix>/#` is readable with 'read'
+// (the configs the gateway publishes there); of its topics a client may publish only
+// `<prefix>/status`, Home Assistant's birth and will, with any role: nobody but the gateway
+// publishes configs. Subscriptions are all-or-nothing: a filter is granted only if every topic
 // it can match is readable by the role. A viewer subscribing to `#` is refused (SUBACK 0x80),
 // not silently narrowed; `streetbox/<gw>/#` is the filter to use. Refusing needs no per-message
 // check in the broker and cannot leak a topic added later.
@@ -94,6 +98,8 @@ export type DeviceKind = 'lighting' | 'traffic';
 export interface MqttAclOptions {
   /** the kind of a device, to require 'command.traffic' for a traffic controller's set topic */
   deviceKind?: (deviceId: string) => DeviceKind | undefined;
+  /** Home Assistant's discovery prefix when the broker publishes discovery (broker.homeAssistant) */
+  homeAssistantPrefix?: string | undefined;
 }
 
 const isId = (s: string | undefined): s is string => s !== undefined && identifier.safeParse(s).success;
@@ -130,9 +136,10 @@ export function filterCovers(pattern: string, filter: string): boolean {
   }
 }
 
-function readablePatterns(r: Role, gatewayId: string): string[] {
+function readablePatterns(r: Role, gatewayId: string, opts: MqttAclOptions): string[] {
   const out: string[] = [];
   if (can(r, 'read')) out.push(`streetbox/${gatewayId}/#`);
+  if (can(r, 'read') && opts.homeAssistantPrefix !== undefined) out.push(`${opts.homeAssistantPrefix}/#`);
   if (can(r, 'admin')) out.push('#', '$SYS/#');
   return out;
 }
@@ -140,6 +147,8 @@ function readablePatterns(r: Role, gatewayId: string): string[] {
 function mayPublish(r: Role, topic: string, gatewayId: string, opts: MqttAclOptions): boolean {
   if (!validTopicName(topic) || topic.startsWith('$')) return false;
   const prefix = `streetbox/${gatewayId}/`;
+  const ha = opts.homeAssistantPrefix;
+  if (ha !== undefined && !topic.startsWith(prefix) && (topic === ha || topic.startsWith(`${ha}/`))) return topic === `${ha}/status`;
   // another gateway's API namespace is nobody's to write here; other topics are the technician's
   if (!topic.startsWith(prefix)) return !topic.startsWith('streetbox/') && can(r, 'admin');
   const rest = topic.slice(prefix.length).split('/');
@@ -165,5 +174,5 @@ export function mqttAllowed(r: Role, action: MqttAction, topic: string, gatewayI
   const shared = /^\$share\/[^/#+]+\/(.+)$/.exec(topic);
   if (shared) filter = shared[1]!;
   if (!validTopicFilter(filter)) return false;
-  return readablePatterns(r, gatewayId).some((p) => filterCovers(p, filter));
+  return readablePatterns(r, gatewayId, opts).some((p) => filterCovers(p, filter));
 }

@@ -85,6 +85,9 @@ export const LORA_STREETLIGHT_POINTS: readonly PointSpec[] = [
 export const RADIO_POINTS = ['rssi', 'snr', 'dr', 'gateways', 'txPower', 'battery', 'externalPower', 'margin'] as const;
 export type RadioPoint = (typeof RADIO_POINTS)[number];
 
+/** The unit each radio point is stored with (null: a count or a flag). */
+export const RADIO_UNITS: Readonly<Record<RadioPoint, string | null>> = { rssi: 'dBm', snr: 'dB', dr: null, gateways: null, txPower: 'dBm', battery: '%', externalPower: null, margin: 'dB' };
+
 export class CodecError extends Error {}
 
 /** Decodes an FPort 2 status frame; throws CodecError on a wrong length or version. */

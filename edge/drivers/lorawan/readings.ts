@@ -4,7 +4,7 @@
  * that heard it, and the TX power the node runs at once known), what a node reports in
  * DevStatusAns (battery, margin), and the counters of each forwarder's `stat` object (PROTOCOL.TXT §4).
  */
-import { LORA_STREETLIGHT_POINTS, type RadioPoint, type StreetlightStatus } from '../../profiles/loraStreetlight.js';
+import { LORA_STREETLIGHT_POINTS, RADIO_UNITS, type RadioPoint, type StreetlightStatus } from '../../profiles/loraStreetlight.js';
 import type { NewReading } from '../../store/types.js';
 import type { Stat } from './semtech/packet.js';
 import type { RxMeta } from './uplink/dedup.js';
@@ -13,16 +13,17 @@ export function statusReadings(device: string, status: StreetlightStatus, ts: nu
   return LORA_STREETLIGHT_POINTS.map((p) => ({ ts, device, point: p.name, value: status[p.name], unit: p.unit, quality: 'good' }));
 }
 
-function radioRow(device: string, ts: number, point: RadioPoint, value: number | boolean, unit: string | null): NewReading {
+function radioRow(device: string, ts: number, point: RadioPoint, value: number | boolean): NewReading {
+  const unit = RADIO_UNITS[point];
   return { ts, device, point, value, unit, quality: 'good' };
 }
 
 /** The radio points of one uplink (RADIO_POINTS: dr when known, gateways when more than one forwarder heard it, txPower once known). */
 export function radioReadings(device: string, ts: number, best: RxMeta, dr: number | null, copies: number, txPowerDbm: number | null = null): NewReading[] {
-  const rows = [radioRow(device, ts, 'rssi', best.rssi, 'dBm'), radioRow(device, ts, 'snr', best.snr, 'dB')];
-  if (dr !== null) rows.push(radioRow(device, ts, 'dr', dr, null));
-  if (copies > 1) rows.push(radioRow(device, ts, 'gateways', copies, null));
-  if (txPowerDbm !== null) rows.push(radioRow(device, ts, 'txPower', txPowerDbm, 'dBm'));
+  const rows = [radioRow(device, ts, 'rssi', best.rssi), radioRow(device, ts, 'snr', best.snr)];
+  if (dr !== null) rows.push(radioRow(device, ts, 'dr', dr));
+  if (copies > 1) rows.push(radioRow(device, ts, 'gateways', copies));
+  if (txPowerDbm !== null) rows.push(radioRow(device, ts, 'txPower', txPowerDbm));
   return rows;
 }
 
@@ -42,10 +43,10 @@ export function decodeBattery(level: number | null): { battery: number | null; e
 
 /** A DevStatusAns as readings: battery (%) and externalPower as decodeBattery says, the demodulation margin in dB. */
 export function devStatusReadings(device: string, battery: number, margin: number, ts: number): NewReading[] {
-  const rows = [radioRow(device, ts, 'margin', margin, 'dB')];
+  const rows = [radioRow(device, ts, 'margin', margin)];
   const b = decodeBattery(battery);
-  if (b.battery !== null) rows.push(radioRow(device, ts, 'battery', b.battery, '%'));
-  if (b.externalPower !== null) rows.push(radioRow(device, ts, 'externalPower', b.externalPower, null));
+  if (b.battery !== null) rows.push(radioRow(device, ts, 'battery', b.battery));
+  if (b.externalPower !== null) rows.push(radioRow(device, ts, 'externalPower', b.externalPower));
   return rows;
 }
 

@@ -5,6 +5,8 @@
  */
 'use strict';
 
+const { commandShorthand } = require('./commandShorthand.js');
+
 /** The gateway's runtime, or null (the node's status says why). */
 function runtimeOf(RED, node) {
   let sb = null;
@@ -76,4 +78,4 @@ function errorText(err) {
   return err && typeof err.message === 'string' ? err.message : String(err);
 }
 
-module.exports = { runtimeOf, splitList, matcher, RateLimit, parseTarget, FINAL, errorText };
+module.exports = { runtimeOf, splitList, matcher, RateLimit, parseTarget, FINAL, errorText, commandShorthand };

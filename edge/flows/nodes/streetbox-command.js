@@ -9,16 +9,21 @@
  */
 'use strict';
 
-const { runtimeOf, parseTarget, FINAL, errorText } = require('./lib.js');
+const { runtimeOf, parseTarget, FINAL, errorText, commandShorthand } = require('./lib.js');
 
 const ROLES = new Set(['maintenance', 'central', 'technician']);
 /** at most this many commands await their outcome per node; the oldest is reported early past it */
 const MAX_PENDING = 1000;
 
-/** msg.payload as a command body: an object as is, "on"/"off"/"release", a number as a dim level. */
+/**
+ * msg.payload as a command body: an object as is; the shorthand every door takes (a number or
+ * "45" is a dim level, "on" / "OFF" / "release" that action: commandShorthand.js); other text as
+ * JSON when it looks like it, else as an action the pipeline refuses with the reason.
+ */
 function bodyOf(payload) {
   if (payload !== null && typeof payload === 'object' && !Array.isArray(payload) && !Buffer.isBuffer(payload)) return { ...payload };
-  if (typeof payload === 'number') return { action: 'dim', level: payload };
+  const short = commandShorthand(payload);
+  if (short) return short;
   if (typeof payload === 'string') {
     const s = payload.trim();
     if (s.startsWith('{')) return s;
