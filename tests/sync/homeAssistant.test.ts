@@ -99,7 +99,7 @@ describe('Home Assistant upstream', () => {
     await publish(sb('devices/lamp-1/set'), '45');
     const row = await waitFor('the dim verified', () => gw.built.control.list({ limit: 20 }).find((c) => c.action === 'dim' && c.params['level'] === 45 && c.status === 'verified'), 8000);
     expect(row.source.role).toBe('central');
-    expect(row.source.principal).toMatch(/^upstream/);
+    expect(row.source.principal).toBe('upstream:homeassistant');
     expect(row.target).toEqual({ kind: 'device', id: 'lamp-1' });
     await waitFor('the outcome upstream', () => seen.messages.some((m) => m.topic.startsWith(sb('commands/')) && (JSON.parse(m.payload.toString()) as { status?: string }).status === 'verified'));
     // the controller's registers, read back by the next polls and published as the retained state
