@@ -197,8 +197,8 @@ export class LiveFeed {
     });
     bus.on(this, 'event', (e) => keepEvents(this.events, [e]));
     bus.on(this, 'command', (c) => keepCommands(this.commands, [c]));
-    this.flushTimer = setInterval(() => this.flush(false), FLUSH_MS);
-    this.statusTimer = setInterval(() => this.flush(true), STATUS_MS);
+    this.flushTimer = setInterval(() => this.tick(false), FLUSH_MS);
+    this.statusTimer = setInterval(() => this.tick(true), STATUS_MS);
   }
 
   private unsubscribe(): void {
@@ -209,6 +209,23 @@ export class LiveFeed {
     this.values = new Map();
     this.events = [];
     this.commands = new Map();
+  }
+
+  /**
+   * A flush from the timers, which must never throw out of a timer: the store closed under a
+   * stopping gateway (its readers' sockets close with the server) ends the feed for everyone.
+   */
+  private tick(withStatus: boolean): void {
+    try {
+      this.flush(withStatus);
+    } catch (err) {
+      this.env.ctx.log.debug({ err }, 'live feed stopped: a flush failed');
+      for (const r of [...this.readers]) {
+        r.res.destroy();
+        this.close(r);
+      }
+      this.unsubscribe();
+    }
   }
 
   /**
