@@ -17,7 +17,7 @@ import { DEMO_CONFIG, demoSecrets, findDemoSecrets } from '../../edge/ops/demoSe
 import { BUILTIN_PROFILE_FILES } from '../../edge/profiles/index.js';
 import { buildPackage, PREFIX, type BuiltPackage } from '../../scripts/package.js';
 import { ROOT } from '../support/cli.js';
-import { tempDir, type TempDir } from '../helpers/tmp.js';
+import { memoryTmp, tempDir, type TempDir } from '../helpers/tmp.js';
 
 const has = (cmd: string): boolean => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
 const NODE = '/usr/bin/node'; // what the unit and /usr/bin/streetbox's `env node` run on a gateway
@@ -38,7 +38,7 @@ function run(cmd: string, args: string[]): string {
 
 describe.skipIf(!has('dpkg-deb'))('npm run package: the Debian package', () => {
   beforeAll(() => {
-    out = tempDir('streetbox-deb-');
+    out = tempDir('streetbox-deb-', memoryTmp());
     built = buildPackage({ outDir: out.path, compression: 'none' });
     contents = new Map();
     for (const line of run('dpkg-deb', ['--contents', built.deb]).split('\n')) {
@@ -228,7 +228,7 @@ describe.skipIf(!has('dpkg-deb'))('npm run package: the Debian package', () => {
 
 /** A root as dpkg and useradd need one: the admin directory, the users and groups root and dialout. */
 function emptyRoot(prefix: string): TempDir {
-  const dir = tempDir(prefix);
+  const dir = tempDir(prefix, memoryTmp());
   for (const sub of ['etc', 'var/lib/dpkg/info', 'var/lib/dpkg/updates', 'var/log']) mkdirSync(dir.file(sub), { recursive: true });
   for (const file of ['var/lib/dpkg/status', 'var/lib/dpkg/available']) writeFileSync(dir.file(file), '');
   writeFileSync(dir.file('etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\n');

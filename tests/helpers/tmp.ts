@@ -1,5 +1,5 @@
 /** Temporary directories under os.tmpdir(), removed by the returned cleanup. */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { accessSync, constants, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -9,11 +9,26 @@ export interface TempDir {
   remove(): void;
 }
 
-export function tempDir(prefix = 'streetbox-test-'): TempDir {
-  const path = mkdtempSync(join(tmpdir(), prefix));
+/** `base`: another parent than os.tmpdir() (e.g. memoryTmp() for a test that writes a lot). */
+export function tempDir(prefix = 'streetbox-test-', base = tmpdir()): TempDir {
+  const path = mkdtempSync(join(base, prefix));
   return {
     path,
     file: (name) => join(path, name),
     remove: () => rmSync(path, { recursive: true, force: true }),
   };
+}
+
+/**
+ * /dev/shm when it is a writable tmpfs, else os.tmpdir(): for a test that writes tens of
+ * thousands of files (the Debian package's staging and installs), a disk's metadata writes
+ * take seconds that memory does not.
+ */
+export function memoryTmp(): string {
+  try {
+    accessSync('/dev/shm', constants.W_OK);
+    return '/dev/shm';
+  } catch {
+    return tmpdir();
+  }
 }
