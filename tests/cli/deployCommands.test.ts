@@ -7,6 +7,8 @@
 // prints, and its exit codes (0 completed, 1 halted or cancelled, 2 refused or bad input).
 // Each run is a process of its own (~1.3 s of CPU to start), so the runs of a test that do not
 // depend on each other go at once (at most four); each finds what it sent by its id in the fake.
+// The tests of `deploy sign` and `deploy` go at once too (each with its own ids; --wait spends
+// seconds polling); those of `deployments` after them, in order (the listing shows the newest).
 import { createHash, generateKeyPairSync } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -152,10 +154,10 @@ function manifestIdOf(req: DeploymentRequest): string | null {
   }
 }
 
-describe('streetbox deploy sign', () => {
+describe.concurrent('streetbox deploy sign', () => {
   const { publicKey, privateKey } = generateKeyPairSync('ed25519');
 
-  it('prints the envelope of the manifest text as written, signed for the gateway; -o writes it', async () => {
+  it('prints the envelope of the manifest text as written, signed for the gateway; -o writes it', async ({ expect }) => {
     const manifest = join(dir.dir, 'm.json');
     writeFileSync(manifest, manifestText('sign-1'));
     const key = join(dir.dir, 'key.pem');
@@ -180,7 +182,7 @@ describe('streetbox deploy sign', () => {
     expect(JSON.parse(readFileSync(out, 'utf8'))).toEqual(env);
   });
 
-  it('refuses a manifest for another gateway, one that does not validate, a key that is no key (exit 2)', async () => {
+  it('refuses a manifest for another gateway, one that does not validate, a key that is no key (exit 2)', async ({ expect }) => {
     const key = join(dir.dir, 'key2.pem');
     writeFileSync(key, privateKey.export({ type: 'pkcs8', format: 'pem' }));
     const other = join(dir.dir, 'other.json');
@@ -211,8 +213,8 @@ describe('streetbox deploy sign', () => {
   });
 });
 
-describe('streetbox deploy', () => {
-  it('uploads the artifact first, then posts the envelope as written; without --wait: accepted, exit 0', async () => {
+describe.concurrent('streetbox deploy', () => {
+  it('uploads the artifact first, then posts the envelope as written; without --wait: accepted, exit 0', async ({ expect }) => {
     const image = Buffer.from(Array.from({ length: SIZE }, (_, i) => (i * 13) & 0xff));
     const imageFile = join(dir.dir, 'image.bin');
     writeFileSync(imageFile, image);
@@ -228,7 +230,7 @@ describe('streetbox deploy', () => {
     expect(r.stdout).toBe('deployment run-1 running: 2 device(s) in 1 wave(s); streetbox deployments run-1 shows how it goes\n');
   });
 
-  it('--wait follows it to completed: progress per device on stderr, the devices at the end, exit 0', async () => {
+  it('--wait follows it to completed: progress per device on stderr, the devices at the end, exit 0', async ({ expect }) => {
     const r = await cli('deploy', envelopeFile('ok-1'), '--wait', ...api());
     expect(r.code, r.stderr).toBe(0);
     const progress = r.stderr.trimEnd().split('\n');
@@ -240,7 +242,7 @@ describe('streetbox deploy', () => {
     expect(r.stdout).toMatch(/^lamp-1 +confirmed +4096\/4096 \(100 %\) +0x0100 → 0x0201$/m);
   });
 
-  it('--wait on a deployment that halts: the failure shown, exit 1', async () => {
+  it('--wait on a deployment that halts: the failure shown, exit 1', async ({ expect }) => {
     const r = await cli('deploy', envelopeFile('halt-1'), '--wait', ...api());
     expect(r.code).toBe(1);
     expect(r.stdout).toContain('deployment halt-1 halted: wave 1: 1 of 2 failed, past its errorThreshold 0 (E_FW_HALTED)');
@@ -248,7 +250,7 @@ describe('streetbox deploy', () => {
     expect(r.stderr).toContain('streetbox: deployment halt-1 halted');
   });
 
-  it('a refused deployment: its reason and code, exit 2; a token that may not deploy, exit 2; no token, exit 2', async () => {
+  it('a refused deployment: its reason and code, exit 2; a token that may not deploy, exit 2; no token, exit 2', async ({ expect }) => {
     const notJson = join(dir.dir, 'not.json');
     writeFileSync(notJson, 'manifest: yes\n');
     const [r, viewer, none, nj] = await Promise.all([
@@ -271,7 +273,7 @@ describe('streetbox deploy', () => {
     expect(fake.submits.filter((s) => [null, 'ok-viewer', 'ok-none'].includes(manifestIdOf(s)))).toEqual([]);
   });
 
-  it('a gateway that does not answer: exit 1', async () => {
+  it('a gateway that does not answer: exit 1', async ({ expect }) => {
     const r = await cli('deploy', envelopeFile('ok-2'), '--url', 'http://127.0.0.1:9', '--token', TOKENS.technician);
     expect(r.code).toBe(1);
     expect(r.stderr).toContain('gateway unreachable at http://127.0.0.1:9');

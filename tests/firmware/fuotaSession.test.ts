@@ -5,11 +5,13 @@
  * covered by the end-to-end test the lead adds. Everything else is real: H4's simulated nodes
  * with their own TS003–TS006 stacks, the store (journal tables in SQLite), the duty-cycle ledger.
  *
- * The radio runs on a clock 200× faster than the wall (scaledClock), so a 4-minute multicast
- * takes a second; the tests wait for conditions, never for a time.
+ * The radio runs on a clock the test steps (FakeClock.runUntil): each wait jumps to the next timer,
+ * so a 4-minute multicast takes what its CPU work takes, in the same order every run (a clock
+ * scaled from the wall let whole radio minutes pass in a stall of a loaded machine: flaky); the
+ * tests wait for conditions, never for a time.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { scaledClock, systemClock } from '../../edge/clock.js';
+import { systemClock } from '../../edge/clock.js';
 import { encodeFirmwareUp, FPORT_FIRMWARE } from '../../edge/drivers/lorawan/app/index.js';
 import { unixToGpsMs } from '../../edge/drivers/lorawan/mac/types.js';
 import { FuotaCoordinator, type FuotaHandle } from '../../edge/firmware/methods/fuota/coordinator.js';
@@ -19,10 +21,10 @@ import { silentLogger } from '../../edge/log.js';
 import type { SimNodeOptions } from '../../edge/sim/lorawan/node.js';
 import { makeSimImage } from '../../edge/sim/modbus/firmware.js';
 import { makeContext, type TestContext } from '../helpers/context.js';
-import { waitFor } from '../helpers/wait.js';
+import { FakeClock } from '../support/fakeClock.js';
 import { airNode, fuotaEvents, simAir, type FuotaDetail, type SimAir } from './fuotaAir.js';
 
-/** the radio's clock runs this many times faster than the wall (at 200 a loaded CI machine stalled long enough for whole radio minutes to pass: flaky) */
+/** simulate.radioTimeScale of the backstop test: the gateway's clock reads the radio's deadlines at 1/K */
 const K = 100;
 const OLD = 0x0100;
 const NEW = 0x0203;
@@ -57,6 +59,10 @@ interface Rig {
   /** a coordinator anew on the same store and air (a restarted gateway) */
   restart(): void;
   events(kind: 'fuota.session' | 'fuota.node', step?: string, device?: string): { device: string | null; detail: FuotaDetail }[];
+  /** runs the radio's clock (it moves only then) until `cond` holds (FakeClock.runUntil; `stepMs`: time passes in such steps with no timer due), returns what it returned */
+  until<T>(what: string, cond: () => T | undefined | null | false, stepMs?: number): Promise<T>;
+  /** runs the radio's clock until `p` settles */
+  settle<T>(p: Promise<T>): Promise<T>;
   close(): Promise<void>;
 }
 
@@ -67,7 +73,7 @@ afterEach(async () => {
 
 function startRig(nodes: SimNodeOptions[], settings: Partial<FuotaSettings> = {}): Rig {
   const t = makeContext({});
-  const clock = scaledClock(systemClock, K);
+  const clock = new FakeClock();
   const air = simAir({ clock, rx2Dr: 5, nodes: nodes.map((opts, i) => airNode(i + 1, { rx2Dr: 5, ...opts })) });
   const journal = FuotaJournal.open(t.store)!;
   const members = new Map<string, MemberLog>();
@@ -124,6 +130,8 @@ function startRig(nodes: SimNodeOptions[], settings: Partial<FuotaSettings> = {}
       coordinator.start();
     },
     events: (kind, step, device) => fuotaEvents(t.events, kind, step, device),
+    until: (what, cond, stepMs) => clock.runUntil(what, cond, stepMs === undefined ? {} : { stepMs }),
+    settle: (p) => clock.settle('the outcome', p),
     async close() {
       coordinator.stop();
       air.stop();
@@ -134,13 +142,14 @@ function startRig(nodes: SimNodeOptions[], settings: Partial<FuotaSettings> = {}
   return rig;
 }
 
-const outcomes = (joined: Map<string, { outcome: Promise<NodeOutcome> }>) => Promise.all([...joined].map(async ([d, j]) => [d, await j.outcome] as const)).then((l) => new Map(l));
+/** every joined node's outcome, the radio's clock run until all are in */
+const outcomes = (r: Rig, joined: Map<string, { outcome: Promise<NodeOutcome> }>) => r.settle(Promise.all([...joined].map(async ([d, j]) => [d, await j.outcome] as const)).then((l) => new Map(l)));
 
 describe('a FUOTA session over simulated nodes', () => {
   it('three nodes with 10 % downlink loss take a 10 KiB image: each confirmed by the version it reports after its reboot', async () => {
     const r = startRig([{ downlinkLoss: 0.1 }, { downlinkLoss: 0.1 }, { downlinkLoss: 0.1 }]);
     const image = makeSimImage(NEW, 10 * 1024);
-    const done = await outcomes(r.join(image));
+    const done = await outcomes(r, r.join(image));
     for (const [device, o] of done) {
       expect(o, device).toEqual({ stage: 'confirmed', versionAfter: NEW, reason: `reports version ${NEW} after its reboot` });
       expect(r.air.node(device).firmwareVersion).toBe(NEW);
@@ -162,7 +171,7 @@ describe('a FUOTA session over simulated nodes', () => {
 
   it('a node that lies about its version fails E_FW_VERIFY; a node without memory and a mute node fail with their reasons; the others are confirmed', async () => {
     const r = startRig([{}, { lies: true }, { memoryBytes: 1024 }, { mute: true }]);
-    const done = await outcomes(r.join(makeSimImage(NEW, 4 * 1024)));
+    const done = await outcomes(r, r.join(makeSimImage(NEW, 4 * 1024)));
     expect(done.get('lamp-1')).toMatchObject({ stage: 'confirmed', versionAfter: NEW });
     expect(done.get('lamp-2')).toEqual({ stage: 'failed', code: 'E_FW_VERIFY', versionAfter: OLD, reason: `reports version ${OLD} after its reboot, not ${NEW}: it runs its old firmware (asked for 120 s)` });
     expect(done.get('lamp-3')).toMatchObject({ stage: 'failed', code: 'E_FW_TRANSFER', reason: expect.stringMatching(/^refused FragSessionSetupReq: not enough memory for 19 fragments of 219 bytes/) });
@@ -191,7 +200,7 @@ describe('a FUOTA session over simulated nodes', () => {
 
   it('a node that misses more than the parity covers is repaired by unicast with fresh parity; the loss it showed sizes the next session', async () => {
     const r = startRig([{}, { downlinkLoss: 0.45 }], { minRedundancy: 0 });
-    const done = await outcomes(r.join(makeSimImage(NEW, 6 * 1024)));
+    const done = await outcomes(r, r.join(makeSimImage(NEW, 6 * 1024)));
     expect([...done.values()].map((o) => o.stage)).toEqual(['confirmed', 'confirmed']);
     const repairs = r.events('fuota.node', 'repair', 'lamp-2');
     expect(repairs.length).toBeGreaterThan(0);
@@ -207,7 +216,7 @@ describe('a FUOTA session over simulated nodes', () => {
     expect(losses.has('lamp-1')).toBe(false);
     expect(losses.get('lamp-2')).toBeGreaterThan(0.3);
     // a second deployment to the same nodes plans for the worst loss observed
-    const again = await outcomes(r.join(makeSimImage(NEW + 1, 6 * 1024, 7), ['lamp-1', 'lamp-2'], 'fuota-2'));
+    const again = await outcomes(r, r.join(makeSimImage(NEW + 1, 6 * 1024, 7), ['lamp-1', 'lamp-2'], 'fuota-2'));
     expect([...again.values()].map((o) => o.stage)).toEqual(['confirmed', 'confirmed']);
     const second = r.events('fuota.session', 'planned').find((e) => e.detail.deployment === 'fuota-2');
     expect(second?.detail).toMatchObject({ lossObserved: true, loss: losses.get('lamp-2') });
@@ -216,7 +225,7 @@ describe('a FUOTA session over simulated nodes', () => {
 
   it('a node already on the version is confirmed without a transfer', async () => {
     const r = startRig([{ version: NEW }]);
-    const done = await outcomes(r.join(makeSimImage(NEW, 2048)));
+    const done = await outcomes(r, r.join(makeSimImage(NEW, 2048)));
     expect(done.get('lamp-1')).toEqual({ stage: 'confirmed', versionAfter: NEW, reason: `already runs version ${NEW}: no transfer` });
     expect(r.air.counts.multicast).toBe(0);
     expect(r.air.node('lamp-1').stats.reboots).toBe(0);
@@ -224,7 +233,7 @@ describe('a FUOTA session over simulated nodes', () => {
 
   it('TS004 v2: the data block MIC checked by each node, its FragDataBlockReceivedReq answered', async () => {
     const r = startRig([{ fragVersion: 2 }, { fragVersion: 2 }]);
-    const done = await outcomes(r.join(makeSimImage(NEW, 3000)));
+    const done = await outcomes(r, r.join(makeSimImage(NEW, 3000)));
     expect([...done.values()].map((o) => o.stage)).toEqual(['confirmed', 'confirmed']);
     expect(r.events('fuota.session', 'planned')[0]?.detail).toMatchObject({ fragmentation: 2 });
     for (const n of r.air.nodes) expect(n.stats.blocks).toEqual([{ fragIndex: 0, size: 3000, micOk: true }]);
@@ -233,7 +242,7 @@ describe('a FUOTA session over simulated nodes', () => {
 
   it('lorawan.fuota.fragmentation auto with nodes of both versions: a session per version, all confirmed', async () => {
     const r = startRig([{ fragVersion: 1 }, { fragVersion: 2 }, { fragVersion: 2 }]);
-    const done = await outcomes(r.join(makeSimImage(NEW, 2500)));
+    const done = await outcomes(r, r.join(makeSimImage(NEW, 2500)));
     expect([...done.values()].map((o) => o.stage)).toEqual(['confirmed', 'confirmed', 'confirmed']);
     const planned = r.events('fuota.session', 'planned').map((e) => e.detail);
     expect(planned).toEqual(expect.arrayContaining([expect.objectContaining({ fragmentation: 2, nodes: 2 }), expect.objectContaining({ fragmentation: 1, nodes: 1 })]));
@@ -246,7 +255,7 @@ describe('a FUOTA session over simulated nodes', () => {
   it('TX_ACK errors are counted by error and their fragments sent again; fragments keep the off-time of the duty cycle', async () => {
     const r = startRig([{}, {}]);
     r.air.txError = (n) => (n % 5 === 2 ? 'TOO_LATE' : n % 11 === 4 ? 'COLLISION_PACKET' : null);
-    const done = await outcomes(r.join(makeSimImage(NEW, 4096)));
+    const done = await outcomes(r, r.join(makeSimImage(NEW, 4096)));
     expect([...done.values()].map((o) => o.stage)).toEqual(['confirmed', 'confirmed']);
     const metrics = r.coordinator.metrics();
     const errors = metrics.filter((m) => m.name === 'streetbox_fuota_tx_errors_total');
@@ -256,20 +265,20 @@ describe('a FUOTA session over simulated nodes', () => {
     const planned = r.events('fuota.session', 'planned')[0]!.detail;
     expect(r.air.counts.multicast).toBe(planned.fragments + planned.parity);
     // from the start of one transmission to the next: at least its air time over the duty cycle (10 %);
-    // 2 % of slack for the instant between the session's clock reading and the port's, 200× magnified
+    // (airtimeMs is rounded to 0.1 ms; the stepped clock reads the same instant in the session and the port: no slack)
     const gaps = r.air.multicastAt.slice(1).map((at, i) => at - r.air.multicastAt[i]!);
-    expect(Math.min(...gaps)).toBeGreaterThanOrEqual(0.98 * (planned.airtimeMs - 0.1) * 10);
+    expect(Math.min(...gaps)).toBeGreaterThanOrEqual((planned.airtimeMs - 0.1) * 10);
   });
 
   it("a reboot waits for the gates and caps: the node stays in service (no reboot) while they say no, and says why", async () => {
     const r = startRig([{}]);
     let open = false;
     const joined = r.join(makeSimImage(NEW, 2048), undefined, undefined, () => (open ? { ok: true } : { ok: false, waiting: 'night: lights update by day' }));
-    await waitFor('the reboot waits', () => r.members.get('lamp-1')!.waiting.includes('night: lights update by day'), 10_000);
+    await r.until('the reboot waits', () => r.members.get('lamp-1')!.waiting.includes('night: lights update by day'));
     expect(r.air.node('lamp-1').stats.reboots).toBe(0);
     expect(r.members.get('lamp-1')!.stages).toEqual([]);
     open = true;
-    expect(await joined.get('lamp-1')!.outcome).toMatchObject({ stage: 'confirmed' });
+    expect(await r.settle(joined.get('lamp-1')!.outcome)).toMatchObject({ stage: 'confirmed' });
     expect(r.members.get('lamp-1')!.waiting.at(-1)).toBeNull();
   });
 
@@ -277,7 +286,7 @@ describe('a FUOTA session over simulated nodes', () => {
     const r = startRig([{}, {}, {}]);
     const image = makeSimImage(NEW, 4096);
     const first = r.join(image);
-    await waitFor('a third of the multicast sent', () => r.air.counts.multicast >= 8, 10_000);
+    await r.until('a third of the multicast sent', () => r.air.counts.multicast >= 8);
     // the gateway stops (SIGKILL's journal is the same: each step is written before its frame)
     for (const j of first.values()) j.handle.leave('suspend');
     r.restart();
@@ -287,8 +296,8 @@ describe('a FUOTA session over simulated nodes', () => {
     const sentBefore = session!.sent;
     expect(sentBefore).toBeGreaterThanOrEqual(8);
     // the nodes keep their decoders while their class C window closes
-    await waitFor('the class C windows closed', () => r.air.nodes.every((n) => !n.multicastListening), 20_000);
-    const done = await outcomes(r.join(image));
+    await r.until('the class C windows closed', () => r.air.nodes.every((n) => !n.multicastListening), 1000);
+    const done = await outcomes(r, r.join(image));
     expect([...done.values()].map((o) => o.stage)).toEqual(['confirmed', 'confirmed', 'confirmed']);
     expect(r.events('fuota.session', 'resumed')).toHaveLength(1);
     const steps = fuotaEvents(r.t.events, null).map((e) => e.detail.step);
@@ -317,13 +326,13 @@ describe('a FUOTA session across outages and restarts', () => {
     const r = startRig([{}, {}]);
     const image = makeSimImage(NEW, 4096);
     const first = r.join(image);
-    await waitFor('a third of the multicast sent', () => r.air.counts.multicast >= 8, 10_000);
+    await r.until('a third of the multicast sent', () => r.air.counts.multicast >= 8);
     for (const j of first.values()) j.handle.leave('suspend');
     r.restart();
     // the gateway was down past the journaled deadline (a SIGKILL's downtime, a long pause)
     const [session] = r.journal.openSessions(DEPLOYMENT, 0);
     r.journal.patchSession(session!.id, { deadline: r.air.radio.clock.now() - 1 });
-    const done = await outcomes(r.join(image));
+    const done = await outcomes(r, r.join(image));
     expect([...done.values()].map((o) => o.stage)).toEqual(['confirmed', 'confirmed']);
     expect(r.events('fuota.node', 'failed')).toEqual([]);
   });
@@ -331,7 +340,7 @@ describe('a FUOTA session across outages and restarts', () => {
   it("the engine's backstop is on the gateway's clock: the radio's deadline over radioTimeScale, plus the stage's time so far", async () => {
     const r = startRig([{}], { radioTimeScale: K });
     const joined = r.join(makeSimImage(NEW, 2048));
-    await waitFor('planned', () => r.events('fuota.session', 'planned').length > 0, 10_000);
+    await r.until('planned', () => r.events('fuota.session', 'planned').length > 0);
     const [session] = r.journal.openSessions(DEPLOYMENT, 0);
     const job = { deployment: DEPLOYMENT, wave: 0, device: 'lamp-1', stage: 'transferring' as const, stageAt: systemClock.now() - 1000 };
     const left = (session!.deadline! - r.air.radio.clock.now()) / K;
@@ -339,7 +348,7 @@ describe('a FUOTA session across outages and restarts', () => {
     // a second of the stage gone, the plan's rest at 1/K of the radio's time, answerTimeout's grace likewise
     expect(timeout).toBeGreaterThanOrEqual(1000 + left - 50);
     expect(timeout).toBeLessThanOrEqual(1000 + left + SETTINGS.answerTimeoutMs! / K + 50);
-    await outcomes(joined);
+    await outcomes(r, joined);
   });
 
   it('resumed in setup after its window closed: a node already ready takes the new window (McClassCSessionReq again) and hears the multicast', async () => {
@@ -350,15 +359,15 @@ describe('a FUOTA session across outages and restarts', () => {
     // lamp-2 never hears its McGroupSetupReq: the session stays in setup while lamp-1 is ready
     r.air.drop = (device, label) => device === 'lamp-2' && label === 'McGroupSetupReq';
     const first = r.join(image);
-    await waitFor('lamp-1 ready, the session in setup', () => node(r, 'lamp-1')?.step === 'ready', 10_000);
+    await r.until('lamp-1 ready, the session in setup', () => node(r, 'lamp-1')?.step === 'ready');
     expect(r.journal.openSessions(DEPLOYMENT, 0)[0]).toMatchObject({ step: 'setup' });
     for (const j of first.values()) j.handle.leave('suspend');
     r.restart();
     const [session] = r.journal.openSessions(DEPLOYMENT, 0);
     // lamp-1's window closes before the multicast could end in it
-    await waitFor('the window too short for the multicast', () => gpsNowMs(r) + session!.plan!.durationMs > session!.windowEnd!, 20_000);
+    await r.until('the window too short for the multicast', () => gpsNowMs(r) + session!.plan!.durationMs > session!.windowEnd!, 1000);
     r.air.drop = () => false;
-    const done = await outcomes(r.join(image));
+    const done = await outcomes(r, r.join(image));
     expect([...done.values()].map((o) => o.stage)).toEqual(['confirmed', 'confirmed']);
     expect(r.air.unicastLabels.filter((l) => l === 'lamp-1 McClassCSessionReq')).toHaveLength(2);
     // it heard the whole multicast in the new window: no repair
@@ -374,12 +383,12 @@ describe('a FUOTA session across outages and restarts', () => {
     const image = makeSimImage(NEW, 2048);
     r.air.drop = (_device, label) => label === 'DevRebootCountdownReq';
     const first = r.join(image);
-    await waitFor('rebooting, unanswered', () => node(r, 'lamp-1')?.step === 'rebooting', 10_000);
+    await r.until('rebooting, unanswered', () => node(r, 'lamp-1')?.step === 'rebooting');
     expect(node(r, 'lamp-1')).toMatchObject({ rebootAcked: false });
     for (const j of first.values()) j.handle.leave('suspend');
     r.restart();
     r.air.drop = () => false;
-    const done = await outcomes(r.join(image));
+    const done = await outcomes(r, r.join(image));
     expect(done.get('lamp-1')).toMatchObject({ stage: 'confirmed', versionAfter: NEW });
     expect(r.air.node('lamp-1').stats.reboots).toBe(1);
   });
@@ -389,11 +398,11 @@ describe('a FUOTA session across outages and restarts', () => {
     const r = startRig([{ memoryBytes: 512 }, {}], { minRedundancy: 0 });
     r.air.dropMulticast = (device, n) => device === 'lamp-2' && n % 2 === 0;
     const joined = r.join(makeSimImage(NEW, 6 * 1024));
-    expect(await joined.get('lamp-1')!.outcome).toMatchObject({ stage: 'failed' });
-    await waitFor('lamp-2 in repair', () => r.events('fuota.node', 'repair', 'lamp-2').length > 0, 10_000);
+    expect(await r.settle(joined.get('lamp-1')!.outcome)).toMatchObject({ stage: 'failed' });
+    await r.until('lamp-2 in repair', () => r.events('fuota.node', 'repair', 'lamp-2').length > 0);
     // the deployment pauses: lamp-2's runner suspends
     joined.get('lamp-2')!.handle.leave('suspend');
-    await waitFor('the session stopped', () => liveSessions(r) === 0, 5000);
+    await r.until('the session stopped', () => liveSessions(r) === 0);
     const sent = r.air.unicastLabels.length;
     expect(r.journal.openSessions(DEPLOYMENT, 0)).toHaveLength(1);
     expect(node(r, 'lamp-2')?.step).toBe('ready');
@@ -404,10 +413,10 @@ describe('a FUOTA session across outages and restarts', () => {
     const r = startRig([{}, {}], { minRedundancy: 0 });
     r.air.dropMulticast = (device, n) => device === 'lamp-2' && n % 2 === 0;
     const joined = r.join(makeSimImage(NEW, 6 * 1024));
-    await waitFor('lamp-2 in repair', () => r.events('fuota.node', 'repair', 'lamp-2').length > 0, 10_000);
+    await r.until('lamp-2 in repair', () => r.events('fuota.node', 'repair', 'lamp-2').length > 0);
     joined.get('lamp-2')!.handle.leave('end', { code: 'E_FW_CANCELLED', reason: 'cancelled by tech' });
-    expect(await joined.get('lamp-1')!.outcome).toMatchObject({ stage: 'confirmed' });
-    await waitFor('the session ended', () => r.events('fuota.session', 'ended').length > 0, 10_000);
+    expect(await r.settle(joined.get('lamp-1')!.outcome)).toMatchObject({ stage: 'confirmed' });
+    await r.until('the session ended', () => r.events('fuota.session', 'ended').length > 0);
     const [n2] = r.journal.nodes(`${DEPLOYMENT}/1/1`).filter((n) => n.device === 'lamp-2');
     expect(n2).toMatchObject({ step: 'failed', code: 'E_FW_CANCELLED', reason: 'cancelled by tech' });
     expect(r.air.node('lamp-2').stats.reboots).toBe(0);
@@ -419,7 +428,7 @@ describe('a FUOTA session across outages and restarts', () => {
     const r = startRig([{}, {}], { minRedundancy: 0 });
     // each misses a share of the multicast, unicast reaches them: both need repairs, their own
     r.air.dropMulticast = (device, n) => (device === 'lamp-1' ? n % 3 === 0 : n % 2 === 0);
-    const done = await outcomes(r.join(makeSimImage(NEW, 6 * 1024)));
+    const done = await outcomes(r, r.join(makeSimImage(NEW, 6 * 1024)));
     expect([...done.values()].map((o) => o.stage)).toEqual(['confirmed', 'confirmed']);
     const highest = r.journal.session(`${DEPLOYMENT}/1/1`)!.highestN;
     for (const device of ['lamp-1', 'lamp-2']) {
@@ -433,6 +442,7 @@ describe('a FUOTA session across outages and restarts', () => {
   it('a step that throws for one node fails that node alone; the others are confirmed', async () => {
     const r = startRig([{}, {}]);
     const done = await outcomes(
+      r,
       r.join(makeSimImage(NEW, 2048), undefined, undefined, undefined, {
         progress: (device) => {
           if (device === 'lamp-2') throw new Error('the firmware journal is full');
@@ -450,7 +460,7 @@ describe('a FUOTA session across outages and restarts', () => {
     };
     // lamp-3's job has not joined: the session starts from the gather timer
     const joined = r.join(makeSimImage(NEW, 2048), ['lamp-1', 'lamp-2'], undefined, undefined, { expected: ['lamp-1', 'lamp-2', 'lamp-3'] });
-    const done = await outcomes(joined);
+    const done = await outcomes(r, joined);
     for (const o of done.values()) expect(o).toEqual({ stage: 'failed', code: 'E_FW_TRANSFER', reason: 'its FUOTA session did not start: database or disk is full' });
   });
 
@@ -464,7 +474,7 @@ describe('a FUOTA session across outages and restarts', () => {
       closedUntil ??= radio.now() + 60_000;
       return radio.now() < closedUntil ? { ok: false, waiting: 'night: lights update by day', retryInMs: closedUntil - radio.now() } : { ok: true };
     });
-    expect(await joined.get('lamp-1')!.outcome).toMatchObject({ stage: 'confirmed' });
+    expect(await r.settle(joined.get('lamp-1')!.outcome)).toMatchObject({ stage: 'confirmed' });
     // closed for a minute of radio time: asked when closed, then at the retry
     expect(asked).toHaveLength(2);
     expect(asked[1]! - asked[0]!).toBeGreaterThanOrEqual(60_000 - 5);
@@ -480,7 +490,7 @@ describe('a FUOTA session across outages and restarts', () => {
       injected = true;
       r.air.uplinkAs(device, FPORT_FIRMWARE, encodeFirmwareUp([{ cid: 'DevVersionAns', fwVersion: OLD, hwVersion: 1 }]));
     };
-    const done = await outcomes(r.join(makeSimImage(NEW, 2048)));
+    const done = await outcomes(r, r.join(makeSimImage(NEW, 2048)));
     expect(injected).toBe(true);
     expect(done.get('lamp-1')).toMatchObject({ stage: 'confirmed', versionAfter: NEW });
   });
@@ -490,7 +500,7 @@ describe('a FUOTA session and the radio', () => {
   it('a forwarder that refuses every frame (TX_FREQ) fails the nodes with that reason after a bounded number, each after its off-time, the event rate-limited', async () => {
     const r = startRig([{}, {}]);
     r.air.txError = () => 'TX_FREQ';
-    const done = await outcomes(r.join(makeSimImage(NEW, 2048)));
+    const done = await outcomes(r, r.join(makeSimImage(NEW, 2048)));
     for (const o of done.values()) expect(o).toMatchObject({ stage: 'failed', code: 'E_FW_TRANSFER', reason: expect.stringMatching(/refused 8 fragments in a row \(TX_ACK TX_FREQ\)/) });
     expect(r.air.counts.txErrors).toBe(8);
     // no hot loop: the attempts are paced (the FCnts were reserved one per attempt)
@@ -503,16 +513,16 @@ describe('a FUOTA session and the radio', () => {
     const r = startRig([{}]);
     r.air.driverStopped = true;
     const joined = r.join(makeSimImage(NEW, 2048));
-    await waitFor('held: driver stopped', () => r.coordinator.metrics().some((m) => m.name === 'streetbox_fuota_fragments_held_total' && m.labels?.reason === 'driverStopped'), 10_000);
+    await r.until('held: driver stopped', () => r.coordinator.metrics().some((m) => m.name === 'streetbox_fuota_fragments_held_total' && m.labels?.reason === 'driverStopped'));
     r.air.driverStopped = false;
-    expect(await joined.get('lamp-1')!.outcome).toMatchObject({ stage: 'confirmed' });
+    expect(await r.settle(joined.get('lamp-1')!.outcome)).toMatchObject({ stage: 'confirmed' });
   });
 
   it('one multicast at a time on a sub-band: a second session waits for the first, and the frames of both keep the full duty cycle', async () => {
     const r = startRig([{}, {}]);
     const a = r.join(makeSimImage(NEW, 3000), ['lamp-1'], 'fuota-a');
     const b = r.join(makeSimImage(NEW, 3000), ['lamp-2'], 'fuota-b');
-    const done = await outcomes(new Map([...a, ...b]));
+    const done = await outcomes(r, new Map([...a, ...b]));
     expect([...done.values()].map((o) => o.stage)).toEqual(['confirmed', 'confirmed']);
     const steps = fuotaEvents(r.t.events, 'fuota.session').map((e) => `${e.detail.deployment} ${e.detail.step}`);
     expect(steps).toContain('fuota-b queued');
@@ -522,7 +532,7 @@ describe('a FUOTA session and the radio', () => {
     expect(a1 < b0 || b1 < a0).toBe(true);
     const airtimeMs = r.events('fuota.session', 'planned')[0]!.detail.airtimeMs;
     const gaps = r.air.multicastAt.slice(1).map((at, i) => at - r.air.multicastAt[i]!);
-    expect(Math.min(...gaps)).toBeGreaterThanOrEqual(0.98 * (airtimeMs - 0.1) * 10);
+    expect(Math.min(...gaps)).toBeGreaterThanOrEqual((airtimeMs - 0.1) * 10);
   });
 
   it('the multicast leaves the last 10 % of the sub-band hour to the commands to lights: it holds there, and a command still goes', async () => {
@@ -531,13 +541,13 @@ describe('a FUOTA session and the radio', () => {
     // the sub-band's hour nearly at the reserve line already (other downlinks, an earlier session)
     r.air.ledger.record('aa555a0000000001', 869.525, 0.9 * budget - 1500, r.air.radio.clock.monotonic());
     const joined = r.join(makeSimImage(NEW, 10 * 1024));
-    await waitFor('held at the reserve', () => r.coordinator.metrics().some((m) => m.name === 'streetbox_fuota_fragments_held_total' && m.labels?.reason === 'reserve'), 10_000);
+    await r.until('held at the reserve', () => r.coordinator.metrics().some((m) => m.name === 'streetbox_fuota_fragments_held_total' && m.labels?.reason === 'reserve'));
     const used = r.air.radio.radio.usedMs(869_525_000);
     expect(used).toBeLessThanOrEqual(0.9 * budget + 200);
     expect(r.air.counts.multicast).toBeLessThan(8);
     // a command to a light on RX2 (the same sub-band) goes at once
     const cmd = r.air.radio.enqueueApp('lamp-1', { fPort: 10, payload: Buffer.from([1, 40]), label: 'dim' });
-    expect(await cmd.outcome).toMatchObject({ status: 'sent' });
+    expect(await r.settle(cmd.outcome)).toMatchObject({ status: 'sent' });
     for (const j of joined.values()) j.handle.leave('suspend');
   });
 
@@ -545,7 +555,7 @@ describe('a FUOTA session and the radio', () => {
     const r = startRig([{ clockOffsetMs: 30_000 }, { clockOffsetMs: -40_000 }]);
     // lamp-2 never hears the AppTimeAns: its clock stays off
     r.air.drop = (device, label) => device === 'lamp-2' && label === 'AppTimeAns';
-    const done = await outcomes(r.join(makeSimImage(NEW, 2048)));
+    const done = await outcomes(r, r.join(makeSimImage(NEW, 2048)));
     expect(done.get('lamp-1')).toMatchObject({ stage: 'confirmed' });
     // TS003 §3.3: whole seconds, reckoned from the uplink's own time
     const [correction, ...more] = r.air.node('lamp-1').stats.appTimeCorrections;
@@ -562,22 +572,22 @@ describe('the journal of FUOTA sessions', () => {
     const r = startRig([{ fragVersion: 2 }, { fragVersion: 2 }]);
     // lamp-1 took counters up to 300 before (another server, a store lost)
     r.journal.useSessionCnt('lamp-1', 299);
-    expect([...(await outcomes(r.join(makeSimImage(NEW, 2048)))).values()].map((o) => o.stage)).toEqual(['confirmed', 'confirmed']);
+    expect([...(await outcomes(r, r.join(makeSimImage(NEW, 2048)))).values()].map((o) => o.stage)).toEqual(['confirmed', 'confirmed']);
     const counters = (deployment: string) => new Map(r.events('fuota.node', 'fragSetup').filter((e) => e.detail.deployment === deployment).map((e) => [e.device, (e.detail as unknown as { sessionCnt: number }).sessionCnt]));
     expect(counters(DEPLOYMENT)).toEqual(new Map([['lamp-1', 300], ['lamp-2', 1]]));
     // the gateway's own counter of lamp-1 lost: 1 is a replay for it, the session jumps ahead
     (r.t.store as unknown as { sqlite: { exec(sql: string): void } }).sqlite.exec("DELETE FROM fuota_counters WHERE device = 'lamp-1'");
-    expect([...(await outcomes(r.join(makeSimImage(NEW + 1, 2048, 3), undefined, 'fuota-2'))).values()].map((o) => o.stage)).toEqual(['confirmed', 'confirmed']);
+    expect([...(await outcomes(r, r.join(makeSimImage(NEW + 1, 2048, 3), undefined, 'fuota-2'))).values()].map((o) => o.stage)).toEqual(['confirmed', 'confirmed']);
     expect(counters('fuota-2')).toEqual(new Map([['lamp-1', 1 + 2 * 256], ['lamp-2', 2]]));
     expect(r.journal.lastSessionCnt('lamp-1')).toBe(513);
   });
 
   it('a session whose nodes all ended is ended, and its McKey wiped; so is one whose jobs all ended', async () => {
     const r = startRig([{}, {}]);
-    await outcomes(r.join(makeSimImage(NEW, 2048)));
+    await outcomes(r, r.join(makeSimImage(NEW, 2048)));
     expect(r.journal.session(`${DEPLOYMENT}/1/1`)).toMatchObject({ step: 'ended', mcKey: Buffer.alloc(0) });
     const joined = r.join(makeSimImage(NEW + 1, 2048, 5), undefined, 'fuota-2');
-    await waitFor('planned', () => r.events('fuota.session', 'planned').length === 2, 10_000);
+    await r.until('planned', () => r.events('fuota.session', 'planned').length === 2);
     for (const j of joined.values()) j.handle.leave('end', { code: 'E_FW_CANCELLED', reason: 'cancelled' });
     expect(r.journal.openSessions('fuota-2', 0)).toEqual([]);
     expect(r.journal.session('fuota-2/1/1')).toMatchObject({ step: 'ended', mcKey: Buffer.alloc(0) });

@@ -203,7 +203,8 @@ describe('the built gateway on the demo', () => {
   }, 90_000);
 
   it('its socat children die with it when it is SIGKILLed', async () => {
-    gw = await startDemo({ readyMsg: 'gateway running' });
+    // Node-RED plays no part (and its start is seconds of the demo's)
+    gw = await startDemo({ readyMsg: 'gateway running', edit: (cfg) => void (cfg.nodeRed.enabled = false) });
     const pid = gw.child.pid!;
     const kids = childrenOf(pid).filter((c) => c.comm === 'socat');
     expect(kids.length, 'the demo runs its RS-485 line on socat').toBeGreaterThan(0);
@@ -214,7 +215,7 @@ describe('the built gateway on the demo', () => {
 
   it('without socat, only the simulated RS-485 line is down: the TCP traffic controller runs', async () => {
     // an empty PATH: no socat (node is started by its absolute path, setpriv is /usr/bin/setpriv)
-    gw = await startDemo({ env: { PATH: '/nonexistent' } });
+    gw = await startDemo({ env: { PATH: '/nonexistent' }, edit: (cfg) => void (cfg.nodeRed.enabled = false) });
     await gw.waitFor(/"component":"modbus-sim:rs485-1"[^\n]*apt-get install socat/);
     const headers = { authorization: `Bearer ${DEMO.technicianToken}` };
     await waitFor(

@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { parse, stringify } from 'yaml';
 import type { Config } from '../../edge/config/schema.js';
 import { silentLogger, type Logger } from '../../edge/log.js';
-import { startGateway, type Gateway } from '../../edge/main.js';
+import type { Gateway } from '../../edge/main.js';
 import { startScriptEnv } from './startScript.js';
 import { tempDir, type TempDir } from './tmp.js';
 import { ROOT, collect, type CliResult } from '../support/cli.js';
@@ -188,6 +188,9 @@ export interface InProcessDemo {
  * ports) and the buffer in a temp dir of its own, removed by stop() (or at once if the start fails).
  */
 export async function startDemoInProcess(opts: InProcessDemoOptions = {}): Promise<InProcessDemo> {
+  // imported here, not at the top: the many tests that only spawn the bundle (BIN, startDemo) would
+  // otherwise load the whole gateway (some 300 modules, seconds of a test file's import) for nothing
+  const { startGateway } = await import('../../edge/main.js');
   const data = tempDir('streetbox-demo-');
   let gw: Gateway;
   try {

@@ -23,13 +23,16 @@
  * swept at the next start; and a breaking change (its bus pointed at a dead port, simulate:
  * false, the bus's peer a simulator process of its own) killed while its probe fails is, after
  * the restart, probed again as a change of that bus and rolled back to the version before it.
+ *
+ * The three tests run side by side (each its own directory and processes; each asserts with its own
+ * `expect`): most of each is waiting for a gateway to start, settle or give up on a probe.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, it } from 'vitest';
 import { parse } from 'yaml';
 import { ConfigVersions } from '../../edge/reconfig/versions.js';
 import type { ConfigVersion } from '../../edge/reconfig/types.js';
@@ -252,8 +255,8 @@ afterAll(async () => {
   dir?.remove();
 });
 
-describe('a configuration change cut short by SIGKILL', () => {
-  it(`each restart runs a whole version, the store's record agrees, the data file is intact (seed ${SEED})`, async () => {
+describe.concurrent('a configuration change cut short by SIGKILL', () => {
+  it(`each restart runs a whole version, the store's record agrees, the data file is intact (seed ${SEED})`, async ({ expect }) => {
     const random = mulberry32(SEED); // a failing run is replayed from its seed
     const file = dir.file('devices.yaml');
     let desired: Desired = { level: 50, lamp2: false };
@@ -346,7 +349,7 @@ describe('a configuration change cut short by SIGKILL', () => {
     }
   }, 120_000);
 
-  it('a temp file of the atomic write, left by a gateway killed in the middle of it, is gone after the next start', async () => {
+  it('a temp file of the atomic write, left by a gateway killed in the middle of it, is gone after the next start', async ({ expect }) => {
     // the window (temp file open → renamed) is about a millisecond, too narrow to hit reliably
     // with a random kill: the temp file such a kill leaves is put there as it would be
     const sub = tempDir('streetbox-reconfig-crash-tmp-');
@@ -375,7 +378,7 @@ describe('a configuration change cut short by SIGKILL', () => {
     }
   }, 60_000);
 
-  it('a breaking change killed while its probe fails: after the restart it is still probed as a change of that bus, and rolled back', async () => {
+  it('a breaking change killed while its probe fails: after the restart it is still probed as a change of that bus, and rolled back', async ({ expect }) => {
     // simulate: false (a simulator would answer at any address): the bus's peer is a process of its own
     const sim = await spawnSimulators({ tcp: [{ id: 'a', devices: [{ unit: 1, profile: 'streetlight-controller' }] }] });
     const sub = tempDir('streetbox-reconfig-crash-probe-');

@@ -50,6 +50,47 @@ export class FakeClock implements Clock {
   get pendingTimers(): number {
     return this.timers.length;
   }
+
+  /**
+   * Runs this clock's timers one at a time, each at its own instant, until `cond` returns something
+   * other than undefined, null or false (checked once the microtasks settle, before each timer), and
+   * returns that. Code whose every wait is on this clock then runs as fast as its CPU work and in the
+   * same order every run: no stall of a loaded machine lets time pass unseen, as it does on a clock
+   * scaled from the wall. `stepMs`: time also passes in steps of at most this while no timer is due
+   * (a condition on the time itself: a window closing); without it, a wait with no timer left
+   * rejects (nothing can change any more). Rejects naming `what` past `maxMs` of this clock.
+   */
+  async runUntil<T>(what: string, cond: () => T | undefined | null | false, opts: { maxMs?: number; stepMs?: number } = {}): Promise<T> {
+    const { maxMs = 3_600_000, stepMs } = opts;
+    const end = this.mono + maxMs;
+    for (;;) {
+      await flushMicrotasks();
+      const v = cond();
+      if (v !== undefined && v !== null && v !== false) return v;
+      this.timers.sort((a, b) => a.at - b.at || a.id - b.id);
+      const next = this.timers[0];
+      const at = stepMs !== undefined && (!next || next.at > this.mono + stepMs) ? this.mono + stepMs : next?.at;
+      if (at === undefined) throw new Error(`${what}: never happened, and no timer is left (at ${this.mono} ms of the clock)`);
+      if (at > end) throw new Error(`${what}: did not happen within ${maxMs} ms of the clock`);
+      this.t += at - this.mono;
+      this.mono = at;
+      if (next && next.at === at) {
+        this.timers.shift();
+        next.fn();
+      }
+    }
+  }
+
+  /** Runs the timers (runUntil) until `p` settles; its value, or its rejection. */
+  async settle<T>(what: string, p: Promise<T>, opts: { maxMs?: number } = {}): Promise<T> {
+    let settled = false;
+    const done = (): void => {
+      settled = true;
+    };
+    p.then(done, done);
+    await this.runUntil(what, () => settled, opts);
+    return p;
+  }
 }
 
 export async function flushMicrotasks(): Promise<void> {

@@ -9,9 +9,10 @@
  * share, the holds (a technician's override, a program request), the wanted level after an update
  * and the refusal of a traffic controller without allowCommands; one at night (solar midnight)
  * with no windows, where a light and a traffic controller wait until a configuration change
- * (PUT /api/v1/config) gives both a window. The tests of one gateway run in order.
+ * (PUT /api/v1/config) gives both a window. The tests of one gateway run in order; the two
+ * gateways' suites run side by side (most of each is watching jobs wait or hold).
  */
-import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, type TestContext } from 'vitest';
 import type { DeploymentReport, JobRecord } from '../../../edge/firmware/types.js';
 import { startModbusSimulators, type ModbusSimulators, type SimDeviceSpec } from '../../../edge/sim/modbus/index.js';
 import { tempDir, type TempDir } from '../../helpers/tmp.js';
@@ -96,8 +97,8 @@ async function startRig(id: string, lon: number, buses: SimBus[], devices: Omit<
   };
 }
 
-/** On a failure, the gateway's last words. */
-function showOutputOnFailure(rig: () => Rig | undefined): void {
+/** On a failure of the test of `onTestFailed` (its context's: the suites run side by side), the gateway's last words. */
+function showOutputOnFailure(onTestFailed: TestContext['onTestFailed'], rig: () => Rig | undefined): void {
   onTestFailed(() => {
     const out = rig()?.gw.output() ?? '';
     process.stderr.write(`--- gateway output (tail) ---\n${out.slice(-6000)}\n`);
@@ -203,7 +204,7 @@ function mostAtOnce(evs: StoredEvent[], deployment: string): number {
 
 // ───────────────────────────── by day ─────────────────────────────
 
-describe('by day', () => {
+describe.concurrent('by day', () => {
   const LIGHTS = Array.from({ length: 8 }, (_, i) => `l${i + 1}`);
   let rig: Rig | undefined;
 
@@ -235,8 +236,8 @@ describe('by day', () => {
     await rig?.stop();
   });
 
-  it('updates a group of 8 lights by day with at most 25 % of them (2) out of service at once, each back at its wanted level', async () => {
-    showOutputOnFailure(() => rig);
+  it.sequential('updates a group of 8 lights by day with at most 25 % of them (2) out of service at once, each back at its wanted level', async ({ onTestFailed }) => {
+    showOutputOnFailure(onTestFailed, () => rig);
     const r = rig!;
     let most = 0;
     let seen = 0;
@@ -270,8 +271,8 @@ describe('by day', () => {
     expect(waits.some((w) => /^group street: 2 updating already \(at most 2 at once\)$/.test(w)), JSON.stringify(waits)).toBe(true);
   });
 
-  it("holds a light under a technician's override until it is released", async () => {
-    showOutputOnFailure(() => rig);
+  it.sequential("holds a light under a technician's override until it is released", async ({ onTestFailed }) => {
+    showOutputOnFailure(onTestFailed, () => rig);
     const r = rig!;
     const dim = await command(r, 'lamp-x', { action: 'dim', level: 30, durationS: 600 });
     expect(dim.status).toBe('verified');
@@ -293,8 +294,8 @@ describe('by day', () => {
     expect(setpoints(r, 'lamp-x')).toEqual([100, 100]);
   });
 
-  it('drives a light back to its wanted level after its update (a maintenance dim to 40 %, not a hold)', async () => {
-    showOutputOnFailure(() => rig);
+  it.sequential('drives a light back to its wanted level after its update (a maintenance dim to 40 %, not a hold)', async ({ onTestFailed }) => {
+    showOutputOnFailure(onTestFailed, () => rig);
     const r = rig!;
     const dim = await command(r, 'lamp-w', { action: 'dim', level: 40, durationS: 600 }, MAINT_TOKEN);
     expect(dim.status).toBe('verified');
@@ -311,8 +312,8 @@ describe('by day', () => {
     expect(setpoints(r, 'lamp-w')).toEqual([40, 40]);
   });
 
-  it('does not touch a traffic controller while a program request is active; after the release it updates', async () => {
-    showOutputOnFailure(() => rig);
+  it.sequential('does not touch a traffic controller while a program request is active; after the release it updates', async ({ onTestFailed }) => {
+    showOutputOnFailure(onTestFailed, () => rig);
     const r = rig!;
     const program = await command(r, 'tc-1', { action: 'program', program: 2, expiresInS: 600 });
     expect(program.status, JSON.stringify(program)).toBe('verified');
@@ -332,8 +333,8 @@ describe('by day', () => {
     expect(fw(r, 'tc-1').image.equals(IMAGE.bytes)).toBe(true);
   });
 
-  it('refuses a traffic controller without allowCommands at submit (E_FW_TARGET)', async () => {
-    showOutputOnFailure(() => rig);
+  it.sequential('refuses a traffic controller without allowCommands at submit (E_FW_TARGET)', async ({ onTestFailed }) => {
+    showOutputOnFailure(onTestFailed, () => rig);
     const r = rig!;
     const sub = await deploy(r, 'tc-closed', { devices: ['tc-3'] });
     expect(sub.status).toBe(422);
@@ -345,7 +346,7 @@ describe('by day', () => {
 
 // ───────────────────────────── at night ─────────────────────────────
 
-describe('at night, with no windows', () => {
+describe.concurrent('at night, with no windows', () => {
   let rig: Rig | undefined;
   const firmwareLines = ['lights: { byDay: true }'];
 
@@ -363,16 +364,16 @@ describe('at night, with no windows', () => {
     await rig?.stop();
   });
 
-  it('a traffic controller waits: no firmware.traffic.windows is set', async () => {
-    showOutputOnFailure(() => rig);
+  it.sequential('a traffic controller waits: no firmware.traffic.windows is set', async ({ onTestFailed }) => {
+    showOutputOnFailure(onTestFailed, () => rig);
     const r = rig!;
     const sub = await deploy(r, 'tc-none', { devices: ['tc-2'] });
     expect(sub.status, JSON.stringify(sub.body)).toBe(202);
     expect(await waitsWith(r, 'tc-none', 'tc-2', /none is set/)).toBe('traffic controllers update only inside firmware.traffic.windows, and none is set');
   });
 
-  it('a light waits for daylight, names when it begins, gets no block; a window given through the configuration lets it (and the traffic controller) update', async () => {
-    showOutputOnFailure(() => rig);
+  it.sequential('a light waits for daylight, names when it begins, gets no block; a window given through the configuration lets it (and the traffic controller) update', async ({ onTestFailed }) => {
+    showOutputOnFailure(onTestFailed, () => rig);
     const r = rig!;
     const sub = await deploy(r, 'night-1', { devices: ['lamp-n'] });
     expect(sub.status, JSON.stringify(sub.body)).toBe(202);
