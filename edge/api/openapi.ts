@@ -6,18 +6,20 @@
  * 3.1). A route cannot be added without its description, so nothing is served that is not
  * described, and nothing is described that is not served.
  *
- * Named schemas (schemas.ts `named()`) and every JSON body or answer of a route are listed once
- * under components.schemas and referred to; parameters and text answers are inline. The document
- * of an API instance is built at its first request and served from memory with its ETag, gzipped
- * when the client accepts it (page.ts serveFile).
+ * The schemas answers.ts names and every JSON body or answer of a route are listed once under
+ * components.schemas and referred to; parameters and text answers are inline. The document of an
+ * API instance is built at its first request, with the routes' descriptions and the answers'
+ * schemas made for it (router.ts RouteSpec.doc, answers.ts), and served from memory with its ETag,
+ * gzipped when the client accepts it (page.ts serveFile); the schemas and descriptions are not
+ * kept.
  */
 import { z } from 'zod';
 import { packageVersion } from '../assets.js';
 import { ROLE_LIST, can, type Permission } from '../control/roles.js';
-import { errorBody } from './answers.js';
-import type { Route, ResponseDoc, Router } from './router.js';
+import { answerSchemas, type Answers } from './answers.js';
+import type { Route, RouteDoc, ResponseDoc, Router } from './router.js';
 import { fileResponses, serveFile, served, type Served } from './routes/page.js';
-import { named, namedSchemas, schemaNames } from './schemas.js';
+import type { Named } from './schemas.js';
 
 type Json = Record<string, unknown>;
 
@@ -54,29 +56,27 @@ function bare(schema: Json): Json {
 
 /**
  * Every JSON body and answer: one conversion of a registry (zod refers from one to another by
- * $ref), named by schemas.ts or after the operation (`AckConsumerBody`, `GetFoo200`).
+ * $ref), named by answers.ts or after the operation (`AckConsumerBody`, `GetFoo200`).
  */
 class Components {
   private readonly registry = z.registry<{ id: string }>();
-  private readonly ids = new Set<string>();
+  private readonly byId = new Map<string, z.ZodType>();
 
-  /** with every named schema: also those no route refers to directly (the command bodies of a union, the parts of an answer) */
-  constructor() {
-    for (const [id, schema] of namedSchemas()) {
-      this.ids.add(id);
+  /** Lists a schema under its name, also one no route refers to directly (the command bodies of a union, the parts of an answer). */
+  readonly named: Named = (id, schema) => {
+    const other = this.byId.get(id);
+    if (other !== undefined && other !== schema) throw new Error(`openapi: two schemas named ${id}`);
+    if (other === undefined) {
+      this.byId.set(id, schema);
       this.registry.add(schema, { id });
     }
-  }
+    return schema;
+  };
 
   /** The $ref of a JSON schema, registered under its name (or `fallback`); once per schema. */
   ref(schema: z.ZodType, fallback: string): Json {
-    let id = this.registry.get(schema)?.id;
-    if (id === undefined) {
-      id = schemaNames.get(schema)?.id ?? fallback;
-      if (this.ids.has(id)) throw new Error(`openapi: two schemas named ${id}`);
-      this.ids.add(id);
-      this.registry.add(schema, { id });
-    }
+    const id = this.registry.get(schema)?.id ?? fallback;
+    this.named(id, schema);
     return { $ref: `${COMPONENTS}${id}` };
   }
 
@@ -113,8 +113,8 @@ function whoMay(permission: Permission): string {
   return `\`${permission}\` (${ROLE_LIST.filter((r) => can(r, permission)).join(', ')})`;
 }
 
-function permissionText(route: Route): string {
-  const own = route.doc.auth;
+function permissionText(route: Route, d: RouteDoc): string {
+  const own = d.auth;
   if (own) return `Permission: ${whoMay(own.permission)}, checked by the operation itself (${own.schemes.join(' or ')}).`;
   if (route.access === 'public') return 'Public: no token.';
   if (route.access === 'authenticated') return 'Permission: any valid token; the command pipeline decides (a refusal is recorded).';
@@ -122,10 +122,9 @@ function permissionText(route: Route): string {
 }
 
 /** The answers the router gives by itself: 401 and 403 by access, 400 for a route that takes parameters or a body, 413 for a body. */
-function routerResponses(route: Route): Record<number, string> {
-  const d = route.doc;
+function routerResponses(route: Route, d: RouteDoc): Record<number, string> {
   const out: Record<number, string> = {};
-  const takes = Object.keys(d.query.shape).length > 0 || Object.keys(d.params.shape).length > 0 || d.body !== undefined;
+  const takes = Object.keys(route.query.shape).length > 0 || Object.keys(route.params.shape).length > 0 || d.body !== undefined;
   if (takes) out[400] = 'BadRequest';
   if (route.access !== 'public') out[401] = 'Unauthorized';
   if (route.access !== 'public' && route.access !== 'authenticated') out[403] = 'Forbidden';
@@ -142,18 +141,17 @@ function response(c: Components, r: ResponseDoc, name: string): Json {
   };
 }
 
-function operation(c: Components, route: Route): Json {
-  const d = route.doc;
+function operation(c: Components, route: Route, d: RouteDoc): Json {
   const op = pascal(d.operationId);
   const own = d.auth;
   const responses: Record<string, Json> = {};
-  for (const [status, ref] of Object.entries(routerResponses(route))) responses[status] = { $ref: `#/components/responses/${ref}` };
+  for (const [status, ref] of Object.entries(routerResponses(route, d))) responses[status] = { $ref: `#/components/responses/${ref}` };
   for (const [status, r] of Object.entries(d.responses)) responses[status] = response(c, r, `${op}${status}`);
-  const params = [...parameters(d.params, 'path'), ...parameters(d.query, 'query')];
+  const params = [...parameters(route.params, 'path'), ...parameters(route.query, 'query')];
   return {
     operationId: d.operationId,
     summary: d.summary,
-    description: [d.description, permissionText(route)].filter((s) => s !== undefined).join('\n\n'),
+    description: [d.description, permissionText(route, d)].filter((s) => s !== undefined).join('\n\n'),
     tags: d.tags,
     'x-streetbox-permission': own?.permission ?? route.access,
     security: own ? own.schemes.map((s) => ({ [s]: [] })) : route.access === 'public' ? [] : [{ bearer: [] }],
@@ -172,7 +170,7 @@ function operation(c: Components, route: Route): Json {
 }
 
 /** The error answers every operation may refer to. */
-function sharedResponses(c: Components): Json {
+function sharedResponses(c: Components, errorBody: Answers['errorBody']): Json {
   const error = (description: string, headers?: Json): Json => ({
     description,
     ...(headers ? { headers } : {}),
@@ -190,12 +188,13 @@ function sharedResponses(c: Components): Json {
 /** The document of these routes. */
 export function openApiDocument(routes: readonly Route[], version: string = packageVersion()): Json {
   const c = new Components();
+  const answers = answerSchemas(c.named);
   const paths: Record<string, Json> = {};
   for (const route of routes) {
     const path = (paths[openApiPath(route.pattern)] ??= {});
-    path[route.method.toLowerCase()] = operation(c, route);
+    path[route.method.toLowerCase()] = operation(c, route, route.doc(answers));
   }
-  const responses = sharedResponses(c);
+  const responses = sharedResponses(c, answers.errorBody);
   return {
     openapi: '3.1.0',
     info: { title: 'streetbox', version, description: INFO_DESCRIPTION, license: { name: 'Apache-2.0', identifier: 'Apache-2.0' } },
@@ -213,12 +212,6 @@ export function openApiDocument(routes: readonly Route[], version: string = pack
   };
 }
 
-/** What the document itself is, as far as this document says. */
-const openApiSchema = named(
-  'OpenApiDocument',
-  z.looseObject({ openapi: z.literal('3.1.0'), info: z.looseObject({ title: z.string(), version: z.string() }), paths: z.record(z.string(), z.unknown()) }),
-);
-
 /**
  * GET /api/v1/openapi.json. Public: it describes the routes, it holds no data of the gateway (no
  * device, no gateway id, no token), and the tools that read it (Postman, code generators, Swagger
@@ -232,11 +225,13 @@ export function openApiRoute(r: Router): void {
     method: 'GET',
     path: '/api/v1/openapi.json',
     access: 'public',
-    operationId: 'getOpenApi',
-    summary: 'This document',
-    description: 'OpenAPI 3.1, made from the routes and the zod schemas that validate their requests. Served with its ETag, gzipped when the request accepts it.',
-    tags: ['system'],
-    responses: { ...fileResponses('the document', type), 200: { ...fileResponses('', type)[200]!, description: 'the document', schema: openApiSchema } },
+    doc: (a) => ({
+      operationId: 'getOpenApi',
+      summary: 'This document',
+      description: 'OpenAPI 3.1, made from the routes and the zod schemas that validate their requests. Served with its ETag, gzipped when the request accepts it.',
+      tags: ['system'],
+      responses: { ...fileResponses('the document', type), 200: { ...fileResponses('', type)[200]!, description: 'the document', schema: a.openApiDocument } },
+    }),
     // built at the first request, when every route of this instance is there
     handler: ({ req }) => serveFile(req, (document ??= served(Buffer.from(JSON.stringify(openApiDocument(r.list())), 'utf8'))), type),
   });

@@ -3,17 +3,21 @@
  * the permission it needs (roles.ts) or `public`. Matching is by whole segments; a path that
  * exists with another method answers 405 with `Allow`.
  *
- * A route is added with its description (RouteSpec): summary, tags, the zod schemas of its query
- * and path parameters and of its body, its answers. The router parses the query and the path
+ * A route is added with the zod schemas of its query and path parameters and its description
+ * (RouteSpec): summary, tags, its body, its answers. The router parses the query and the path
  * parameters with those schemas before the handler runs (http.ts parseQuery: an unknown
  * parameter, one given twice or a bad value is a 400 naming it), and the OpenAPI document
- * (openapi.ts) is made from the same descriptions: it cannot say other than what is checked.
+ * (openapi.ts) is made from the same schemas and descriptions: it cannot say other than what is
+ * checked. The description is a function, called only when a document is made, with the schemas
+ * of the answers (answers.ts): until someone asks for the document, no route holds its words or
+ * its answers' schemas (bench/footprint.ts).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { z } from 'zod';
 import type { Permission, Principal } from '../control/roles.js';
 import { ApiError } from './errors.js';
 import { parseFields, parseQuery } from './http.js';
+import type { Answers } from './answers.js';
 import { NO_PARAMS, NO_QUERY } from './schemas.js';
 
 /**
@@ -77,23 +81,21 @@ export interface OwnAuth {
   permission: Permission;
 }
 
-/** The description of a route: what the document says of it; query and params also validate. */
+/** What the document says of a route, besides its parameters. */
 export interface RouteDoc {
   /** unique, for generated clients: `listReadings`, `getDevice` */
   operationId: string;
   summary: string;
   description?: string;
   tags: readonly string[];
-  query: z.ZodObject;
-  params: z.ZodObject;
   body?: BodyDoc;
   /** by HTTP status; the router's own (401 and 403 by access, 400 for a route with parameters or a body) are added by the document */
   responses: Readonly<Record<number, ResponseDoc>>;
   auth?: OwnAuth;
 }
 
-/** A route as added: its description and its handler, which gets the parsed query and path parameters. */
-export interface RouteSpec<Q extends z.ZodObject, P extends z.ZodObject> extends Omit<RouteDoc, 'query' | 'params'> {
+/** A route as added: its parameters' schemas, its handler, which gets them parsed, and its description. */
+export interface RouteSpec<Q extends z.ZodObject, P extends z.ZodObject> {
   method: Route['method'];
   path: string;
   access: Access;
@@ -102,6 +104,8 @@ export interface RouteSpec<Q extends z.ZodObject, P extends z.ZodObject> extends
   /** one schema per `:name` of the path, required when it has any */
   params?: P;
   handler: (r: RouteRequest<z.output<Q>, z.output<P>>) => Reply | Promise<Reply>;
+  /** the description, made only for the document (openapi.ts), with that document's schemas of the answers */
+  doc: (answers: Answers) => RouteDoc;
 }
 
 export interface Route {
@@ -109,7 +113,9 @@ export interface Route {
   pattern: string;
   access: Access;
   handler: Handler;
-  doc: RouteDoc;
+  query: z.ZodObject;
+  params: z.ZodObject;
+  doc: (answers: Answers) => RouteDoc;
 }
 
 interface Compiled extends Route {
@@ -123,7 +129,7 @@ export class Router {
 
   /** Adds a route; throws when its params schema does not name exactly the `:name`s of its path (a bug, found at start). */
   add<Q extends z.ZodObject = typeof NO_QUERY, P extends z.ZodObject = typeof NO_PARAMS>(spec: RouteSpec<Q, P>): this {
-    const { method, path, access, handler, query, params, ...rest } = spec;
+    const { method, path, access, handler, query, params, doc } = spec;
     const segments = path.split('/').slice(1);
     const q: z.ZodObject = query ?? NO_QUERY;
     const p: z.ZodObject = params ?? NO_PARAMS;
@@ -134,7 +140,7 @@ export class Router {
     }
     const parsed: Handler = (r) =>
       handler({ req: r.req, res: r.res, url: r.url, principal: r.principal, query: parseQuery(q, r.url) as z.output<Q>, params: parseFields(p, r.params) as z.output<P> });
-    this.routes.push({ method, pattern: path, access, handler: parsed, doc: { ...rest, query: q, params: p }, segments });
+    this.routes.push({ method, pattern: path, access, handler: parsed, query: q, params: p, doc, segments });
     return this;
   }
 

@@ -11,6 +11,8 @@
  * `limit: expected an integer 1..10000, got "x"`, whichever check refused it.
  */
 import { z } from 'zod';
+import { compactSchemas } from '../config/compact.js';
+import { fieldKinds } from '../config/scalars.js';
 
 /** What a field expects, in words: the text of any 400 about it (before `, got <value>`). */
 export interface FieldWords {
@@ -38,27 +40,17 @@ export function field<S extends z.ZodType>(schema: S, expected: string, o: Field
 export function field<S extends z.ZodType>(schema: S, expected: string, o: FieldOptions & { default?: z.input<S>; required?: string | true }): z.ZodType {
   const shaped = o.default !== undefined ? schema.prefault(o.default) : o.required !== undefined ? schema : schema.optional();
   const out = shaped.meta({ description: o.description });
+  // it is finished: its clones forget the schemas they were made from (config/compact.ts)
+  compactSchemas([out], [fieldKinds]);
   fieldWords.add(out, { expected, ...(typeof o.required === 'string' ? { required: o.required } : {}) });
   return out;
 }
 
-/** The names of schemas the document lists under components.schemas (answers, command bodies) and refers to. */
-export const schemaNames = z.registry<{ id: string }>();
-const byName = new Map<string, z.ZodType>();
-
-/** A schema with its name in the document (PascalCase, unique). */
-export function named<S extends z.ZodType>(id: string, schema: S): S {
-  const other = byName.get(id);
-  if (other !== undefined && other !== schema) throw new Error(`two schemas named ${id}`);
-  byName.set(id, schema);
-  schemaNames.add(schema, { id });
-  return schema;
-}
-
-/** Every named schema, by name. */
-export function namedSchemas(): ReadonlyMap<string, z.ZodType> {
-  return byName;
-}
+/**
+ * Names a schema for one OpenAPI document (openapi.ts): the document lists it under
+ * components.schemas by this name (PascalCase, unique) and refers to it.
+ */
+export type Named = <S extends z.ZodType>(id: string, schema: S) => S;
 
 // ---- query and path parameters ---------------------------------------------------------
 

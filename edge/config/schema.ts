@@ -7,7 +7,8 @@ import { z } from 'zod';
 import { unknownName } from './suggest.js';
 import { loadZoneRules } from '../zoneinfo.js';
 import { isBcryptHash, isPasswordHash } from '../control/passwords.js';
-import { byteSize, duration, durationIn, port, remotePort } from './scalars.js';
+import { byteSize, duration, durationIn, fieldKinds, port, remotePort } from './scalars.js';
+import { compactSchemas } from './compact.js';
 import { DEVICE_KINDS, MAX_CHANNELS, POINT_ROLE_NAMES, profileRoleIssues, type RoleProfile } from '../profiles/pointRoles.js';
 import { profileReportIssues, reportSchema } from './report.js';
 import { signingKey } from './signingKeys.js';
@@ -616,6 +617,12 @@ export const configSchema = z
   })
   // only on a well-formed config: on a malformed file the loader checks the valid parts (lenient.ts)
   .superRefine((cfg, ctx) => crossCheck(cfg, ctx), { when: (payload) => payload.issues.length === 0 });
+
+// finished: each clone above (a description, a check) forgets the schema it was made from (compact.ts)
+compactSchemas(
+  [configSchema, identifier, role, gatewaySchema, storageSchema, busSchema, deviceSchema, pointSchema, alarmSchema, profileSchema, lorawanDeviceSchema, lorawanSchema, scheduleSchema, groupSchema, homeAssistantSchema, brokerSchema, apiSchema, nodeRedSchema, syncSchema, simulateSchema],
+  [fieldKinds],
+);
 
 export type Config = z.output<typeof configSchema>;
 export type ConfigInput = z.input<typeof configSchema>;

@@ -11,6 +11,7 @@
  * targets exist and its deadline lies ahead is the engine's to say (engine.ts).
  */
 import { z } from 'zod';
+import { compactSchemas } from '../config/compact.js';
 import { identifier } from '../config/schema.js';
 import { didYouMean } from '../config/suggest.js';
 import { signEd25519, verifyEd25519 } from '../crypto/ed25519.js';
@@ -158,6 +159,8 @@ export const manifestSchema = z
       ctx.addIssue({ code: 'custom', path: ['artifact', 'versionCode'], message: 'required for device targets: what the version point reads once the device runs the image' });
     }
   });
+// finished: each clone above (a check) forgets the schema it was made from (config/compact.ts)
+compactSchemas([manifestSchema]);
 
 // The schema and records.ts describe one shape: what the schema puts out is a Manifest (JSON has
 // no undefined, so an optional key is absent, never undefined).

@@ -16,14 +16,13 @@
 import { z } from 'zod';
 import { identifier } from '../../config/schema.js';
 import type { CommandTargetRef } from '../../control/api.js';
-import { COMMAND_BODIES } from '../../control/validate.js';
 import { commandBody as bodyToSubmit } from '../../jsonLimits.js';
 import { COMMAND_STATUSES, type CommandStatus } from '../../store/types.js';
-import { command, commandAccepted, commandList, errorBody } from '../answers.js';
+import type { Answers } from '../answers.js';
 import { notFound } from '../errors.js';
 import { parseJson, readBody } from '../http.js';
 import type { Reply, Router, RouteRequest } from '../router.js';
-import { field, ID_WORDS, integer, integerWords, named, oneOfWords } from '../schemas.js';
+import { field, ID_WORDS, integer, integerWords, oneOfWords } from '../schemas.js';
 import type { RouteEnv } from './env.js';
 
 
@@ -39,30 +38,19 @@ function transactionOf(body: unknown): string | number | undefined {
   return typeof t === 'string' || typeof t === 'number' ? t : undefined;
 }
 
-/** The body of a command, one schema per action: what the pipeline validates (edge/control/validate.ts), named for the document. */
-const commandBody = named(
-  'CommandBody',
-  z.discriminatedUnion('action', [
-    named('DimCommand', COMMAND_BODIES.dim),
-    named('OnCommand', COMMAND_BODIES.on),
-    named('OffCommand', COMMAND_BODIES.off),
-    named('OverrideCommand', COMMAND_BODIES.override),
-    named('ReleaseCommand', COMMAND_BODIES.release),
-    named('ProgramCommand', COMMAND_BODIES.program),
-    named('WriteCommand', COMMAND_BODIES.write),
-  ]),
-);
-
 const COMMAND_ID_RE = /^[A-Za-z0-9-]{1,64}$/;
 
 const SUBMIT = `Any valid token may try: the command pipeline decides (roles, allowCommands, the safety rules of traffic controllers, priorities) and records a refusal like any other command. Accepted: 202 with the command's id; its outcome follows (GET /api/v1/commands/{id}, MQTT \`commands/<id>\`). Refused: 403 (E_FORBIDDEN, E_INTERLOCK), 404 (E_NOT_FOUND: no such device or group) or 400 (E_INVALID_COMMAND: malformed JSON, a bad action or field), each with the recorded row's \`id\`.`;
 
-/** What POST …/commands answers. */
-const submitResponses = (what: string) => ({
-  202: { description: 'accepted: queued', schema: commandAccepted, headers: { Location: 'the command: /api/v1/commands/{id}' } },
-  400: { description: 'refused: a malformed body or a bad field (recorded)', schema: errorBody },
-  403: { description: 'refused: the role may not, the device takes no commands, a safety rule (recorded)', schema: errorBody },
-  404: { description: `refused: no such ${what} (recorded)`, schema: errorBody },
+/** What POST …/commands takes (the pipeline's own schemas, answers.ts commandBody) and answers. */
+const submitDoc = (a: Answers, what: string) => ({
+  body: { description: 'the command: `{ "action": "dim", "level": 40, "durationS": 7200, "priority": 50 }`', content: { 'application/json': a.commandBody } },
+  responses: {
+    202: { description: 'accepted: queued', schema: a.commandAccepted, headers: { Location: 'the command: /api/v1/commands/{id}' } },
+    400: { description: 'refused: a malformed body or a bad field (recorded)', schema: a.errorBody },
+    403: { description: 'refused: the role may not, the device takes no commands, a safety rule (recorded)', schema: a.errorBody },
+    404: { description: `refused: no such ${what} (recorded)`, schema: a.errorBody },
+  },
 });
 
 export function commandRoutes(r: Router, env: RouteEnv): void {
@@ -89,19 +77,19 @@ export function commandRoutes(r: Router, env: RouteEnv): void {
       body: { id: row.id, status: row.status, ...(transaction !== undefined ? { transaction } : {}) },
     };
   };
-  const body = { description: 'the command: `{ "action": "dim", "level": 40, "durationS": 7200, "priority": 50 }`', content: { 'application/json': commandBody } };
 
   r.add({
     method: 'POST',
     path: '/api/v1/devices/:device/commands',
     access: 'authenticated',
-    operationId: 'commandDevice',
-    summary: 'Sends a command to a device',
-    description: SUBMIT,
-    tags: ['commands'],
     params: z.strictObject({ device: field(identifier, ID_WORDS, { description: 'the device id', required: true }) }),
-    body,
-    responses: submitResponses('device'),
+    doc: (a) => ({
+      operationId: 'commandDevice',
+      summary: 'Sends a command to a device',
+      description: SUBMIT,
+      tags: ['commands'],
+      ...submitDoc(a, 'device'),
+    }),
     handler: (req) => submit({ kind: 'device', id: req.params.device }, req),
   });
 
@@ -109,13 +97,14 @@ export function commandRoutes(r: Router, env: RouteEnv): void {
     method: 'POST',
     path: '/api/v1/groups/:group/commands',
     access: 'authenticated',
-    operationId: 'commandGroup',
-    summary: 'Sends a command to every device of a group',
-    description: SUBMIT,
-    tags: ['commands'],
     params: z.strictObject({ group: field(identifier, ID_WORDS, { description: 'the group id', required: true }) }),
-    body,
-    responses: submitResponses('group'),
+    doc: (a) => ({
+      operationId: 'commandGroup',
+      summary: 'Sends a command to every device of a group',
+      description: SUBMIT,
+      tags: ['commands'],
+      ...submitDoc(a, 'group'),
+    }),
     handler: (req) => submit({ kind: 'group', id: req.params.group }, req),
   });
 
@@ -123,15 +112,17 @@ export function commandRoutes(r: Router, env: RouteEnv): void {
     method: 'GET',
     path: '/api/v1/commands/:id',
     access: 'read',
-    operationId: 'getCommand',
-    summary: 'A command and its outcome',
-    description: 'Its status only moves forward: queued, sent, then verified, failed, expired or rejected.',
-    tags: ['commands'],
     params: z.strictObject({ id: field(z.string().regex(COMMAND_ID_RE), 'expected a command id (uuid)', { description: "the command's id", required: true }) }),
-    responses: {
-      200: { description: 'the command', schema: command },
-      404: { description: 'no such command', schema: errorBody },
-    },
+    doc: (a) => ({
+      operationId: 'getCommand',
+      summary: 'A command and its outcome',
+      description: 'Its status only moves forward: queued, sent, then verified, failed, expired or rejected.',
+      tags: ['commands'],
+      responses: {
+        200: { description: 'the command', schema: a.command },
+        404: { description: 'no such command', schema: a.errorBody },
+      },
+    }),
     handler: ({ params: { id } }) => {
       const row = env.deps.commands.get(id);
       if (!row) throw notFound(`command ${id}`);
@@ -143,14 +134,16 @@ export function commandRoutes(r: Router, env: RouteEnv): void {
     method: 'GET',
     path: '/api/v1/commands',
     access: 'read',
-    operationId: 'listCommands',
-    summary: 'The newest commands',
-    tags: ['commands'],
     query: z.strictObject({
       limit: field(integer(1, 10_000), integerWords(1, 10_000), { description: 'at most this many', default: 100 }),
       status: field(z.enum(COMMAND_STATUSES as [CommandStatus, ...CommandStatus[]]), oneOfWords(COMMAND_STATUSES), { description: 'only commands in this status' }),
     }),
-    responses: { 200: { description: 'the commands, newest first', schema: commandList } },
+    doc: (a) => ({
+      operationId: 'listCommands',
+      summary: 'The newest commands',
+      tags: ['commands'],
+      responses: { 200: { description: 'the commands, newest first', schema: a.commandList } },
+    }),
     handler: ({ query: { limit, status } }) => {
       const commands = env.deps.commands.list({ limit, ...(status !== undefined ? { status } : {}) });
       return { status: 200, body: { commands } };

@@ -24,7 +24,7 @@ import { durationIn } from '../../config/scalars.js';
 import { parseJsonWithin, MAX_JSON_DEPTH } from '../../jsonLimits.js';
 import { CHANGE_ID_RE, MAX_CONFIG_BYTES } from '../../reconfig/records.js';
 import type { ConfigChangeRequest, ConfigService, ConfigStageReport, ConfigSubmitted } from '../../reconfig/types.js';
-import { configReport, configVersion, configVersionList, configVersionText, errorBody } from '../answers.js';
+import type { Answers } from '../answers.js';
 import { ApiError, badInput, notFound } from '../errors.js';
 import { parseBody, parseJson, readBody, readBodyWithin } from '../http.js';
 import type { Reply, ResponseDoc, RouteRequest, Router } from '../router.js';
@@ -122,14 +122,14 @@ function rejectionStatus(code: ConfigStageReport['code']): number {
 }
 
 /** The answers of a change (PUT, confirm, rollback): its stage report, by its stage and code. */
-const REPORTS: Readonly<Record<number, ResponseDoc>> = {
-  200: { description: 'confirmed', schema: configReport, headers: { Location: 'the change: /api/v1/config/changes/{id}' } },
-  202: { description: 'staged, or applied awaiting a manual confirm', schema: configReport, headers: { Location: 'the change' } },
-  403: { description: 'refused: E_CONFIG_FORBIDDEN (a change the role may not make)', schema: configReport },
-  409: { description: 'rolled back, or refused: stale, duplicate, busy, unchanged, needs a restart, the probe failed', schema: configReport },
-  413: { description: 'a text over 1 MiB (E_CONFIG_TOO_LARGE)', schema: errorBody },
-  422: { description: 'refused: E_CONFIG_INVALID, with the problems at line:col', schema: configReport },
-};
+const reports = (a: Answers): Readonly<Record<number, ResponseDoc>> => ({
+  200: { description: 'confirmed', schema: a.configReport, headers: { Location: 'the change: /api/v1/config/changes/{id}' } },
+  202: { description: 'staged, or applied awaiting a manual confirm', schema: a.configReport, headers: { Location: 'the change' } },
+  403: { description: 'refused: E_CONFIG_FORBIDDEN (a change the role may not make)', schema: a.configReport },
+  409: { description: 'rolled back, or refused: stale, duplicate, busy, unchanged, needs a restart, the probe failed', schema: a.configReport },
+  413: { description: 'a text over 1 MiB (E_CONFIG_TOO_LARGE)', schema: a.errorBody },
+  422: { description: 'refused: E_CONFIG_INVALID, with the problems at line:col', schema: a.configReport },
+});
 
 export function configRoutes(r: Router, env: RouteEnv): void {
   const config = env.deps.config;
@@ -139,17 +139,19 @@ export function configRoutes(r: Router, env: RouteEnv): void {
     method: 'PUT',
     path: '/api/v1/config',
     access: 'admin',
-    operationId: 'putConfig',
-    summary: 'Applies a new devices.yaml',
-    description:
-      'Validated in full, applied to the components it touches, confirmed by a health probe or rolled back by itself. The body is the whole text (YAML, or text/plain, or no content type) or the JSON envelope; each option in the query or in the envelope, not both.',
-    tags: ['config'],
     query: putQuery,
-    body: {
-      description: 'the whole devices.yaml, at most 1 MiB',
-      content: { 'application/yaml': z.string(), 'text/plain': z.string(), 'application/json': putEnvelope },
-    },
-    responses: { ...REPORTS, 415: { description: 'a content type not taken', schema: errorBody } },
+    doc: (a) => ({
+      operationId: 'putConfig',
+      summary: 'Applies a new devices.yaml',
+      description:
+        'Validated in full, applied to the components it touches, confirmed by a health probe or rolled back by itself. The body is the whole text (YAML, or text/plain, or no content type) or the JSON envelope; each option in the query or in the envelope, not both.',
+      tags: ['config'],
+      body: {
+        description: 'the whole devices.yaml, at most 1 MiB',
+        content: { 'application/yaml': z.string(), 'text/plain': z.string(), 'application/json': putEnvelope },
+      },
+      responses: { ...reports(a), 415: { description: 'a content type not taken', schema: a.errorBody } },
+    }),
     handler: (req) => putConfig(config, env, req),
   });
 
@@ -157,14 +159,16 @@ export function configRoutes(r: Router, env: RouteEnv): void {
     method: 'GET',
     path: '/api/v1/config/versions',
     access: 'config.view',
-    operationId: 'listConfigVersions',
-    summary: 'The configuration versions, newest first',
-    tags: ['config'],
     query: z.strictObject({
       limit: field(integer(1, 1000), integerWords(1, 1000), { description: 'at most this many', default: 50 }),
       before: field(integer(1), integerWords(1), { description: 'only versions before this one (paging)' }),
     }),
-    responses: { 200: { description: 'the versions, the running one and one awaiting a confirm', schema: configVersionList } },
+    doc: (a) => ({
+      operationId: 'listConfigVersions',
+      summary: 'The configuration versions, newest first',
+      tags: ['config'],
+      responses: { 200: { description: 'the versions, the running one and one awaiting a confirm', schema: a.configVersionList } },
+    }),
     handler: ({ query: { limit, before } }) => {
       const versions = config.versions({ limit, ...(before !== undefined ? { before } : {}) });
       return { status: 200, body: { versions, running: config.running()?.version ?? null, awaitingConfirm: config.awaitingConfirm() } };
@@ -175,15 +179,17 @@ export function configRoutes(r: Router, env: RouteEnv): void {
     method: 'GET',
     path: '/api/v1/config/versions/:v',
     access: 'config.view',
-    operationId: 'getConfigVersion',
-    summary: 'A configuration version with its text',
-    description: 'Every secret of the text is `***`.',
-    tags: ['config'],
     params: z.strictObject({ v: field(version, VERSION_WORDS, { description: 'the version', required: true }) }),
-    responses: {
-      200: { description: 'the version and its redacted text', schema: configVersionText },
-      404: { description: 'no such version', schema: errorBody },
-    },
+    doc: (a) => ({
+      operationId: 'getConfigVersion',
+      summary: 'A configuration version with its text',
+      description: 'Every secret of the text is `***`.',
+      tags: ['config'],
+      responses: {
+        200: { description: 'the version and its redacted text', schema: a.configVersionText },
+        404: { description: 'no such version', schema: a.errorBody },
+      },
+    }),
     handler: ({ params: { v } }) => {
       const found = config.version(v);
       if (!found) throw notFound(`configuration version ${v}`);
@@ -196,17 +202,19 @@ export function configRoutes(r: Router, env: RouteEnv): void {
     method: 'GET',
     path: '/api/v1/config/diff',
     access: 'config.view',
-    operationId: 'diffConfigVersions',
-    summary: 'The unified diff between two versions',
-    tags: ['config'],
     query: z.strictObject({
       a: field(version, VERSION_WORDS, { description: 'the version diffed from', required: 'required: a version number' }),
       b: field(version, VERSION_WORDS, { description: 'the version diffed to', required: 'required: a version number' }),
     }),
-    responses: {
-      200: { description: 'the diff', contentType: 'text/plain; charset=utf-8', schema: z.string() },
-      404: { description: 'no such version, or one without a text (refused before it became one)', schema: errorBody },
-    },
+    doc: (a) => ({
+      operationId: 'diffConfigVersions',
+      summary: 'The unified diff between two versions',
+      tags: ['config'],
+      responses: {
+        200: { description: 'the diff', contentType: 'text/plain; charset=utf-8', schema: z.string() },
+        404: { description: 'no such version, or one without a text (refused before it became one)', schema: a.errorBody },
+      },
+    }),
     handler: ({ query: { a, b } }) => {
       for (const [name, v] of [['a', a], ['b', b]] as const) if (!config.version(v)) throw new ApiError(404, 'E_NOT_FOUND', `no configuration version ${v}`, { field: name });
       const diff = config.diff(a, b);
@@ -219,16 +227,18 @@ export function configRoutes(r: Router, env: RouteEnv): void {
     method: 'GET',
     path: '/api/v1/config/changes/:id',
     access: 'config.view',
-    operationId: 'getConfigChange',
-    summary: 'The version a change became',
-    tags: ['config'],
     params: z.strictObject({
       id: field(z.string().regex(CHANGE_ID_RE), 'expected a change id (letters, digits, "_", ".", ":", "-"; at most 128)', { description: "the change's id", required: true }),
     }),
-    responses: {
-      200: { description: 'the version', schema: configVersion },
-      404: { description: 'no such change', schema: errorBody },
-    },
+    doc: (a) => ({
+      operationId: 'getConfigChange',
+      summary: 'The version a change became',
+      tags: ['config'],
+      responses: {
+        200: { description: 'the version', schema: a.configVersion },
+        404: { description: 'no such change', schema: a.errorBody },
+      },
+    }),
     handler: ({ params: { id } }) => {
       const found = config.change(id);
       if (!found) throw notFound(`configuration change ${id}`);
@@ -240,14 +250,16 @@ export function configRoutes(r: Router, env: RouteEnv): void {
     method: 'POST',
     path: '/api/v1/config/confirm',
     access: 'admin',
-    operationId: 'confirmConfig',
-    summary: 'Confirms a change applied with commit-confirm',
-    tags: ['config'],
-    body: { description: 'empty, or {}', content: { 'application/json': NO_BODY }, required: false },
-    responses: {
-      200: REPORTS[200]!,
-      409: { description: 'nothing awaits a confirm', schema: errorBody },
-    },
+    doc: (a) => ({
+      operationId: 'confirmConfig',
+      summary: 'Confirms a change applied with commit-confirm',
+      tags: ['config'],
+      body: { description: 'empty, or {}', content: { 'application/json': NO_BODY }, required: false },
+      responses: {
+        200: reports(a)[200]!,
+        409: { description: 'nothing awaits a confirm', schema: a.errorBody },
+      },
+    }),
     handler: async ({ req, principal }) => {
       parseBody(NO_BODY, parseJson(await readBody(req), env.metrics));
       const done = config.confirm(principal!.principal);
@@ -260,12 +272,14 @@ export function configRoutes(r: Router, env: RouteEnv): void {
     method: 'POST',
     path: '/api/v1/config/rollback',
     access: 'admin',
-    operationId: 'rollbackConfig',
-    summary: 'Applies the text of an earlier version again',
-    description: 'A change like any other (validated, applied, probed), answered like PUT.',
-    tags: ['config'],
-    body: { description: 'the version to go back to', content: { 'application/json': rollbackBody } },
-    responses: { ...REPORTS, 404: { description: 'no such version', schema: errorBody } },
+    doc: (a) => ({
+      operationId: 'rollbackConfig',
+      summary: 'Applies the text of an earlier version again',
+      description: 'A change like any other (validated, applied, probed), answered like PUT.',
+      tags: ['config'],
+      body: { description: 'the version to go back to', content: { 'application/json': rollbackBody } },
+      responses: { ...reports(a), 404: { description: 'no such version', schema: a.errorBody } },
+    }),
     handler: async ({ req, principal }) => {
       const body = parseBody(rollbackBody, parseJson(await readBody(req), env.metrics));
       if (!config.version(body.version)) throw notFound(`configuration version ${body.version}`);

@@ -9,7 +9,6 @@ import { UPSTREAM_CONSUMER } from '../../../cloud-sync/index.js';
 import { z } from 'zod';
 import { identifier } from '../../config/schema.js';
 import { StreetboxError } from '../../errors.js';
-import { consumerAck, consumerList, errorBody } from '../answers.js';
 import { ApiError, badInput } from '../errors.js';
 import { parseBody, parseJson, readBody } from '../http.js';
 import type { Router } from '../router.js';
@@ -27,10 +26,12 @@ export function consumerRoutes(r: Router, env: RouteEnv): void {
     method: 'GET',
     path: '/api/v1/consumers',
     access: 'pull',
-    operationId: 'listConsumers',
-    summary: 'The pull consumers and how far behind each is',
-    tags: ['data'],
-    responses: { 200: { description: 'the cursors', schema: consumerList } },
+    doc: (a) => ({
+      operationId: 'listConsumers',
+      summary: 'The pull consumers and how far behind each is',
+      tags: ['data'],
+      responses: { 200: { description: 'the cursors', schema: a.consumerList } },
+    }),
     handler: () => {
       const last = env.ctx.store.stats().lastSeq;
       return { status: 200, body: { lastSeq: last, consumers: env.ctx.store.consumers().map((c) => ({ ...c, behind: Math.max(0, last - c.ackedSeq) })) } };
@@ -41,16 +42,18 @@ export function consumerRoutes(r: Router, env: RouteEnv): void {
     method: 'POST',
     path: '/api/v1/consumers/:name/ack',
     access: 'ack',
-    operationId: 'ackConsumer',
-    summary: 'A pulling central system acknowledges up to a seq',
-    description: `Registers the consumer on its first ack (at most ${MAX_CONSUMERS}); its cursor only moves forward (an older seq leaves it where it is). Eviction respects every consumer's ack until the quota forces otherwise. \`upstream\` (the sync's own cursor) is refused.`,
-    tags: ['data'],
     params: consumerName,
-    body: { description: 'the seq acknowledged', content: { 'application/json': ackBody } },
-    responses: {
-      200: { description: 'the cursor after the ack', schema: consumerAck },
-      403: { description: 'the upstream sync\'s own cursor, or a role that may not ack', schema: errorBody },
-    },
+    doc: (a) => ({
+      operationId: 'ackConsumer',
+      summary: 'A pulling central system acknowledges up to a seq',
+      description: `Registers the consumer on its first ack (at most ${MAX_CONSUMERS}); its cursor only moves forward (an older seq leaves it where it is). Eviction respects every consumer's ack until the quota forces otherwise. \`upstream\` (the sync's own cursor) is refused.`,
+      tags: ['data'],
+      body: { description: 'the seq acknowledged', content: { 'application/json': ackBody } },
+      responses: {
+        200: { description: 'the cursor after the ack', schema: a.consumerAck },
+        403: { description: 'the upstream sync\'s own cursor, or a role that may not ack', schema: a.errorBody },
+      },
+    }),
     handler: async ({ req, params: { name }, principal }) => {
       if (name === UPSTREAM_CONSUMER) throw new ApiError(403, 'E_FORBIDDEN', `consumer "${name}" is the upstream sync's own cursor`, { field: 'name' });
       const { seq } = parseBody(ackBody, parseJson(await readBody(req), env.metrics));

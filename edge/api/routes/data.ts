@@ -5,7 +5,6 @@
  */
 import { z } from 'zod';
 import { identifier } from '../../config/schema.js';
-import { eventsPage, readingsPage } from '../answers.js';
 import type { Router } from '../router.js';
 import { field, ID_WORDS, integer, integerWords } from '../schemas.js';
 import type { RouteEnv } from './env.js';
@@ -32,12 +31,14 @@ export function dataRoutes(r: Router, env: RouteEnv): void {
     method: 'GET',
     path: '/api/v1/readings',
     access: 'pull',
-    operationId: 'listReadings',
-    summary: 'Buffered readings, by seq',
-    description: PULL,
-    tags: ['data'],
     query: readingsQuery,
-    responses: { 200: { description: 'a page of readings in seq order', schema: readingsPage } },
+    doc: (a) => ({
+      operationId: 'listReadings',
+      summary: 'Buffered readings, by seq',
+      description: PULL,
+      tags: ['data'],
+      responses: { 200: { description: 'a page of readings in seq order', schema: a.readingsPage } },
+    }),
     handler: ({ query: { after, limit, device } }) => {
       const items = env.ctx.store.readings({ after, limit, ...(device !== undefined ? { device } : {}) });
       return { status: 200, body: { readings: items.items, next: items.next } };
@@ -48,12 +49,14 @@ export function dataRoutes(r: Router, env: RouteEnv): void {
     method: 'GET',
     path: '/api/v1/events',
     access: 'pull',
-    operationId: 'listEvents',
-    summary: 'Buffered events, by seq',
-    description: PULL,
-    tags: ['data'],
     query: eventsQuery,
-    responses: { 200: { description: 'a page of events in seq order', schema: eventsPage } },
+    doc: (a) => ({
+      operationId: 'listEvents',
+      summary: 'Buffered events, by seq',
+      description: PULL,
+      tags: ['data'],
+      responses: { 200: { description: 'a page of events in seq order', schema: a.eventsPage } },
+    }),
     handler: ({ query: { after, limit, device, kind } }) => {
       const items = env.ctx.store.events({ after, limit, ...(device !== undefined ? { device } : {}), ...(kind !== undefined ? { kind } : {}) });
       return { status: 200, body: { events: items.items, next: items.next } };

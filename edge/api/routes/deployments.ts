@@ -22,11 +22,11 @@ import { z } from 'zod';
 import { errorMessage } from '../../errors.js';
 import { FirmwareError } from '../../firmware/errors.js';
 import { DEPLOYMENT_ID_RE, MAX_MANIFEST_BYTES, type DeploymentAction, type DeploymentReport, type DeploymentSubmitted, type FirmwareService } from '../../firmware/types.js';
-import { deploymentDetail, deploymentList, deploymentReport, errorBody, storedArtifact } from '../answers.js';
+import type { Answers } from '../answers.js';
 import { ApiError, badInput, notFound } from '../errors.js';
 import { parseBody, parseJson, readBody, readBodyWithin, readBytesWithin } from '../http.js';
 import type { Reply, ResponseDoc, RouteRequest, Router } from '../router.js';
-import { field, integer, integerWords, named } from '../schemas.js';
+import { field, integer, integerWords } from '../schemas.js';
 import type { RouteEnv } from './env.js';
 
 const ACTIONS: readonly DeploymentAction[] = ['pause', 'resume', 'cancel'];
@@ -41,29 +41,20 @@ const deploymentId = z.strictObject({
   id: field(z.string().regex(DEPLOYMENT_ID_RE), 'expected a deployment id (letters, digits, "_", ".", ":", "-"; at most 128)', { description: "the deployment's id (the manifest's)", required: true }),
 });
 
-/** The envelope as the firmware service parses it (edge/firmware/manifest.ts parseEnvelope): documented here, checked there. */
-const envelope = named(
-  'DeploymentEnvelope',
-  z.strictObject({
-    manifest: z.string().meta({ contentMediaType: 'application/json' }).describe('the manifest as its JSON text, exactly what was signed (README "Firmware")'),
-    signature: z.string().meta({ contentEncoding: 'base64' }).describe('ed25519 over `streetbox-deploy-v1\\n<gateway>\\n<sha256 of the manifest text>`, checked with firmware.signingKeys'),
-  }),
-);
-
 const NO_BODY = z.strictObject({});
 
 /** What a deployment's report answers, by its status and code (deploymentStatus). */
-const REPORTS: Readonly<Record<number, ResponseDoc>> = {
-  200: { description: 'completed', schema: deploymentReport },
-  202: { description: 'accepted: running (the deployment goes on after the answer)', schema: deploymentReport, headers: { Location: 'the deployment: /api/v1/deployments/{id}' } },
-  400: { description: 'refused: E_FW_INVALID, the manifest does not parse or validate; or a bad request', schema: deploymentReport },
-  403: { description: 'refused: E_FW_SIGNATURE, E_FW_FORBIDDEN', schema: deploymentReport },
-  409: { description: 'refused: E_FW_DUPLICATE; or halted, cancelled', schema: deploymentReport },
-  413: { description: `an envelope over ${MAX_MANIFEST_BYTES} bytes`, schema: errorBody },
-  415: { description: 'a content type not taken', schema: errorBody },
-  422: { description: 'refused: E_FW_TARGET, E_FW_GATEWAY, E_FW_ARTIFACT', schema: deploymentReport },
-  507: { description: 'refused: E_FW_QUOTA, the artifact does not fit', schema: deploymentReport },
-};
+const reports = (a: Answers): Readonly<Record<number, ResponseDoc>> => ({
+  200: { description: 'completed', schema: a.deploymentReport },
+  202: { description: 'accepted: running (the deployment goes on after the answer)', schema: a.deploymentReport, headers: { Location: 'the deployment: /api/v1/deployments/{id}' } },
+  400: { description: 'refused: E_FW_INVALID, the manifest does not parse or validate; or a bad request', schema: a.deploymentReport },
+  403: { description: 'refused: E_FW_SIGNATURE, E_FW_FORBIDDEN', schema: a.deploymentReport },
+  409: { description: 'refused: E_FW_DUPLICATE; or halted, cancelled', schema: a.deploymentReport },
+  413: { description: `an envelope over ${MAX_MANIFEST_BYTES} bytes`, schema: a.errorBody },
+  415: { description: 'a content type not taken', schema: a.errorBody },
+  422: { description: 'refused: E_FW_TARGET, E_FW_GATEWAY, E_FW_ARTIFACT', schema: a.deploymentReport },
+  507: { description: 'refused: E_FW_QUOTA, the artifact does not fit', schema: a.deploymentReport },
+});
 
 /**
  * The HTTP status of a deployment's report: under way 202, completed 200, ended otherwise 409,
@@ -111,12 +102,14 @@ export function deploymentRoutes(r: Router, env: RouteEnv): void {
     method: 'POST',
     path: '/api/v1/deployments',
     access: 'firmware.deploy',
-    operationId: 'submitDeployment',
-    summary: 'Starts a firmware deployment from a signed manifest',
-    description: 'The first report answers; the deployment goes on (GET /api/v1/deployments/{id}). A refusal is a report with its code (recorded).',
-    tags: ['firmware'],
-    body: { description: 'the signed envelope', content: { 'application/json': envelope, 'text/plain': envelope } },
-    responses: REPORTS,
+    doc: (a) => ({
+      operationId: 'submitDeployment',
+      summary: 'Starts a firmware deployment from a signed manifest',
+      description: 'The first report answers; the deployment goes on (GET /api/v1/deployments/{id}). A refusal is a report with its code (recorded).',
+      tags: ['firmware'],
+      body: { description: 'the signed envelope', content: { 'application/json': a.deploymentEnvelope, 'text/plain': a.deploymentEnvelope } },
+      responses: reports(a),
+    }),
     handler: (req) => submit(firmware, env, req),
   });
 
@@ -124,17 +117,19 @@ export function deploymentRoutes(r: Router, env: RouteEnv): void {
     method: 'POST',
     path: '/api/v1/artifacts',
     access: 'firmware.deploy',
-    operationId: 'storeArtifact',
-    summary: "Stores an artifact's bytes for a manifest with source `{ local: true }`",
-    tags: ['firmware'],
-    body: { description: "the artifact's bytes, at most firmware.artifacts.maxBytes", content: { 'application/octet-stream': null } },
-    responses: {
-      201: { description: 'stored under its sha256', schema: storedArtifact },
-      413: { description: 'larger than the artifact quota', schema: errorBody },
-      415: { description: 'a content type not taken', schema: errorBody },
-      422: { description: 'not stored', schema: errorBody },
-      507: { description: 'does not fit beside the other artifacts', schema: errorBody },
-    },
+    doc: (a) => ({
+      operationId: 'storeArtifact',
+      summary: "Stores an artifact's bytes for a manifest with source `{ local: true }`",
+      tags: ['firmware'],
+      body: { description: "the artifact's bytes, at most firmware.artifacts.maxBytes", content: { 'application/octet-stream': null } },
+      responses: {
+        201: { description: 'stored under its sha256', schema: a.storedArtifact },
+        413: { description: 'larger than the artifact quota', schema: a.errorBody },
+        415: { description: 'a content type not taken', schema: a.errorBody },
+        422: { description: 'not stored', schema: a.errorBody },
+        507: { description: 'does not fit beside the other artifacts', schema: a.errorBody },
+      },
+    }),
     handler: ({ req }) => storeArtifact(firmware, env, req),
   });
 
@@ -142,11 +137,13 @@ export function deploymentRoutes(r: Router, env: RouteEnv): void {
     method: 'GET',
     path: '/api/v1/deployments',
     access: 'firmware.view',
-    operationId: 'listDeployments',
-    summary: 'The deployments, newest first',
-    tags: ['firmware'],
     query: z.strictObject({ limit: field(integer(1, 1000), integerWords(1, 1000), { description: 'at most this many', default: 50 }) }),
-    responses: { 200: { description: 'their reports', schema: deploymentList } },
+    doc: (a) => ({
+      operationId: 'listDeployments',
+      summary: 'The deployments, newest first',
+      tags: ['firmware'],
+      responses: { 200: { description: 'their reports', schema: a.deploymentList } },
+    }),
     handler: ({ query: { limit } }) => ({ status: 200, body: { deployments: firmware.list({ limit }) } }),
   });
 
@@ -154,14 +151,16 @@ export function deploymentRoutes(r: Router, env: RouteEnv): void {
     method: 'GET',
     path: '/api/v1/deployments/:id',
     access: 'firmware.view',
-    operationId: 'getDeployment',
-    summary: 'A deployment: its report and its jobs',
-    tags: ['firmware'],
     params: deploymentId,
-    responses: {
-      200: { description: 'the report and one job per target', schema: deploymentDetail },
-      404: { description: 'no such deployment', schema: errorBody },
-    },
+    doc: (a) => ({
+      operationId: 'getDeployment',
+      summary: 'A deployment: its report and its jobs',
+      tags: ['firmware'],
+      responses: {
+        200: { description: 'the report and one job per target', schema: a.deploymentDetail },
+        404: { description: 'no such deployment', schema: a.errorBody },
+      },
+    }),
     handler: ({ params: { id } }) => {
       const report = firmware.report(id);
       if (!report) throw notFound(`deployment ${id}`);
@@ -174,16 +173,18 @@ export function deploymentRoutes(r: Router, env: RouteEnv): void {
       method: 'POST',
       path: `/api/v1/deployments/:id/${action}`,
       access: 'firmware.deploy',
-      operationId: `${action}Deployment`,
-      summary: `${action[0]!.toUpperCase()}${action.slice(1)}s a deployment: ${ACTION_WORDS[action]}`,
-      tags: ['firmware'],
       params: deploymentId,
-      body: { description: 'empty, or {}', content: { 'application/json': NO_BODY }, required: false },
-      responses: {
-        200: { description: 'done: the report says what the deployment does now', schema: deploymentReport },
-        404: { description: 'no such deployment', schema: errorBody },
-        409: { description: 'the deployment has ended', schema: errorBody },
-      },
+      doc: (a) => ({
+        operationId: `${action}Deployment`,
+        summary: `${action[0]!.toUpperCase()}${action.slice(1)}s a deployment: ${ACTION_WORDS[action]}`,
+        tags: ['firmware'],
+        body: { description: 'empty, or {}', content: { 'application/json': NO_BODY }, required: false },
+        responses: {
+          200: { description: 'done: the report says what the deployment does now', schema: a.deploymentReport },
+          404: { description: 'no such deployment', schema: a.errorBody },
+          409: { description: 'the deployment has ended', schema: a.errorBody },
+        },
+      }),
       handler: async ({ req, params: { id }, principal }) => {
         parseBody(NO_BODY, parseJson(await readBody(req), env.metrics));
         const done = firmware.control(id, action, principal!.principal);

@@ -1,7 +1,6 @@
 /** GET /api/v1/devices, /api/v1/devices/:id: the configured devices, their availability and latest values. */
 import { z } from 'zod';
 import { identifier, type DeviceConfig } from '../../config/schema.js';
-import { device, deviceList, errorBody } from '../answers.js';
 import { deviceAvailability } from '../deviceState.js';
 import { notFound } from '../errors.js';
 import type { Router } from '../router.js';
@@ -34,11 +33,13 @@ export function deviceRoutes(r: Router, env: RouteEnv): void {
     method: 'GET',
     path: '/api/v1/devices',
     access: 'read',
-    operationId: 'listDevices',
-    summary: 'The configured devices',
-    description: 'Each with its profile, transport, groups, whether it takes commands, and its availability (online, last seen).',
-    tags: ['devices'],
-    responses: { 200: { description: 'the devices, in the order of devices.yaml', schema: deviceList } },
+    doc: (a) => ({
+      operationId: 'listDevices',
+      summary: 'The configured devices',
+      description: 'Each with its profile, transport, groups, whether it takes commands, and its availability (online, last seen).',
+      tags: ['devices'],
+      responses: { 200: { description: 'the devices, in the order of devices.yaml', schema: a.deviceList } },
+    }),
     handler: () => {
       const latest = env.ctx.store.latestAll();
       const devices = env.ctx.config.devices.map((d) => {
@@ -54,14 +55,16 @@ export function deviceRoutes(r: Router, env: RouteEnv): void {
     method: 'GET',
     path: '/api/v1/devices/:id',
     access: 'read',
-    operationId: 'getDevice',
-    summary: 'A device: its config, latest values and availability',
-    tags: ['devices'],
     params: deviceId,
-    responses: {
-      200: { description: 'the device', schema: device },
-      404: { description: 'no such device', schema: errorBody },
-    },
+    doc: (a) => ({
+      operationId: 'getDevice',
+      summary: 'A device: its config, latest values and availability',
+      tags: ['devices'],
+      responses: {
+        200: { description: 'the device', schema: a.device },
+        404: { description: 'no such device', schema: a.errorBody },
+      },
+    }),
     handler: ({ params: { id } }) => {
       const d = byId().get(id);
       if (!d) throw notFound(`device ${id}`);

@@ -13,7 +13,6 @@ import { HISTORY_LIMITS, type AlarmSpans } from '../../store/api.js';
 import { StoreError } from '../../store/errors.js';
 import type { CommandRecord } from '../../store/types.js';
 import { describedDevices } from '../deviceState.js';
-import { errorBody, history } from '../answers.js';
 import { badInput, notFound } from '../errors.js';
 import type { Router } from '../router.js';
 import { field, ID_WORDS, integer, integerWords, list, time, TIME_WORDS } from '../schemas.js';
@@ -59,15 +58,17 @@ export function historyRoutes(r: Router, env: RouteEnv): void {
     method: 'GET',
     path: '/api/v1/history',
     access: 'read',
-    operationId: 'getHistory',
-    summary: "A device's points over a range, per bucket",
-    description: `Per bucket min, mean, max, last, count and bad of each point over [from, to), computed over the buffer; the commands that mark the charts (the device's and its groups'), and its alarms as spans. At most ${HISTORY_LIMITS.points} points, ${HISTORY_LIMITS.buckets} buckets, ${HISTORY_LIMITS.rangeMs / 86_400_000} days. \`point\` and \`points\` are not given together.`,
-    tags: ['data'],
     query: historyQuery,
-    responses: {
-      200: { description: 'the series, marks and alarms', schema: history },
-      404: { description: 'no such device', schema: errorBody },
-    },
+    doc: (a) => ({
+      operationId: 'getHistory',
+      summary: "A device's points over a range, per bucket",
+      description: `Per bucket min, mean, max, last, count and bad of each point over [from, to), computed over the buffer; the commands that mark the charts (the device's and its groups'), and its alarms as spans. At most ${HISTORY_LIMITS.points} points, ${HISTORY_LIMITS.buckets} buckets, ${HISTORY_LIMITS.rangeMs / 86_400_000} days. \`point\` and \`points\` are not given together.`,
+      tags: ['data'],
+      responses: {
+        200: { description: 'the series, marks and alarms', schema: a.history },
+        404: { description: 'no such device', schema: a.errorBody },
+      },
+    }),
     handler: async ({ query: q }) => {
       const { device, buckets } = q;
       if (q.point !== undefined && q.points !== undefined) throw badInput('points', 'give point or points, not both');

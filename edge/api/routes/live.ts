@@ -37,7 +37,6 @@ import type { CommandRecord, LatestValue, Reading, StoredEvent } from '../../sto
 import { zoneOffset } from '../../timeFormat.js';
 import { deviceAvailability, deviceState, describedDevices, newestTs } from '../deviceState.js';
 import { z } from 'zod';
-import { errorBody, liveTicket } from '../answers.js';
 import { ApiError } from '../errors.js';
 import { SECURITY_HEADERS } from '../http.js';
 import type { Router } from '../router.js';
@@ -429,11 +428,13 @@ export function liveRoutes(r: Router, env: RouteEnv): LiveFeed {
     method: 'POST',
     path: '/api/v1/live/ticket',
     access: 'read',
-    operationId: 'issueLiveTicket',
-    summary: 'Trades a bearer token for a ticket to the live feed',
-    description: `EventSource cannot send an Authorization header: the page trades its token for a random, single-use ticket valid for ${TICKET_TTL_MS / 1000} s (only its SHA-256 is held).`,
-    tags: ['live'],
-    responses: { 200: { description: 'the ticket, and what the role may do', schema: liveTicket } },
+    doc: (a) => ({
+      operationId: 'issueLiveTicket',
+      summary: 'Trades a bearer token for a ticket to the live feed',
+      description: `EventSource cannot send an Authorization header: the page trades its token for a random, single-use ticket valid for ${TICKET_TTL_MS / 1000} s (only its SHA-256 is held).`,
+      tags: ['live'],
+      responses: { 200: { description: 'the ticket, and what the role may do', schema: a.liveTicket } },
+    }),
     handler: ({ principal }) => {
       const p = principal!;
       return {
@@ -447,17 +448,19 @@ export function liveRoutes(r: Router, env: RouteEnv): LiveFeed {
     method: 'GET',
     path: '/api/v1/live',
     access: 'public',
-    auth: { schemes: ['ticket', 'bearer'], permission: 'read' },
-    operationId: 'openLiveFeed',
-    summary: "The status page's live feed (server-sent events)",
-    description: `\`?ticket=\` (POST /api/v1/live/ticket) or a bearer token that may read. Events: \`snapshot\` (the gateway, its status, recent events and commands, the first page of latest values), \`values\` (the other pages), then \`update\` (values coalesced per point every ${FLUSH_MS} ms, events and command changes as committed, the status every ${STATUS_MS / 1000} s). At most ${LIVE_LIMITS.maxReaders} readers (503); a reader backed up for ${LIVE_LIMITS.stallMs / 1000} s is disconnected.`,
-    tags: ['live'],
     query: z.strictObject({ ticket: field(z.string(), 'expected a ticket', { description: 'a ticket of POST /api/v1/live/ticket (single use)' }) }),
-    responses: {
-      200: { description: 'the stream', contentType: 'text/event-stream', schema: z.string() },
-      401: { description: 'no ticket or token, or an invalid or expired one', schema: errorBody, headers: { 'WWW-Authenticate': 'Bearer realm="streetbox"' } },
-      503: { description: 'too many readers', schema: errorBody },
-    },
+    doc: (a) => ({
+      auth: { schemes: ['ticket', 'bearer'], permission: 'read' },
+      operationId: 'openLiveFeed',
+      summary: "The status page's live feed (server-sent events)",
+      description: `\`?ticket=\` (POST /api/v1/live/ticket) or a bearer token that may read. Events: \`snapshot\` (the gateway, its status, recent events and commands, the first page of latest values), \`values\` (the other pages), then \`update\` (values coalesced per point every ${FLUSH_MS} ms, events and command changes as committed, the status every ${STATUS_MS / 1000} s). At most ${LIVE_LIMITS.maxReaders} readers (503); a reader backed up for ${LIVE_LIMITS.stallMs / 1000} s is disconnected.`,
+      tags: ['live'],
+      responses: {
+        200: { description: 'the stream', contentType: 'text/event-stream', schema: z.string() },
+        401: { description: 'no ticket or token, or an invalid or expired one', schema: a.errorBody, headers: { 'WWW-Authenticate': 'Bearer realm="streetbox"' } },
+        503: { description: 'too many readers', schema: a.errorBody },
+      },
+    }),
     handler: ({ req, res, query: { ticket }, principal }) => {
       const who = ticket !== undefined ? feed.redeem(ticket) : principal && can(principal.role, 'read') ? principal : null;
       if (!who) {

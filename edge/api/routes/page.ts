@@ -154,15 +154,17 @@ export function pageRoutes(r: Router, env: RouteEnv): void {
     method: 'GET',
     path: '/',
     access: 'public',
-    operationId: 'getStatusPage',
-    summary: 'The status page for technicians',
-    description:
-      'A public shell that holds no data: its script asks for a token and renders the live feed. A request with a bearer token that may `read` (curl, a browser without JavaScript) gets a server-rendered summary instead. Query parameters are ignored.',
-    tags: ['page'],
     query: ANY_QUERY,
-    responses: {
-      ...fileResponses('the shell, or with a token that may read the rendered summary', 'text/html; charset=utf-8'),
-    },
+    doc: () => ({
+      operationId: 'getStatusPage',
+      summary: 'The status page for technicians',
+      description:
+        'A public shell that holds no data: its script asks for a token and renders the live feed. A request with a bearer token that may `read` (curl, a browser without JavaScript) gets a server-rendered summary instead. Query parameters are ignored.',
+      tags: ['page'],
+      responses: {
+        ...fileResponses('the shell, or with a token that may read the rendered summary', 'text/html; charset=utf-8'),
+      },
+    }),
     handler: ({ req, principal }) => {
       if (principal && can(principal.role, 'read')) return { status: 200, text: rendered(env), contentType: 'text/html; charset=utf-8', headers: { 'Content-Security-Policy': PAGE_CSP } };
       const reply = serveFile(req, shell(), 'text/html; charset=utf-8');
@@ -175,12 +177,14 @@ export function pageRoutes(r: Router, env: RouteEnv): void {
       method: 'GET',
       path,
       access: 'public',
-      operationId: operationOf(path),
-      summary: `A file of the status page: ${file.replace(/^.*\//, '')}`,
-      description: 'Served from memory with its ETag, gzipped when the request accepts it. Query parameters are ignored.',
-      tags: ['page'],
       query: ANY_QUERY,
-      responses: fileResponses(`${file.replace(/^.*\//, '')}`, type),
+      doc: () => ({
+        operationId: operationOf(path),
+        summary: `A file of the status page: ${file.replace(/^.*\//, '')}`,
+        description: 'Served from memory with its ETag, gzipped when the request accepts it. Query parameters are ignored.',
+        tags: ['page'],
+        responses: fileResponses(`${file.replace(/^.*\//, '')}`, type),
+      }),
       handler: ({ req }) => serveFile(req, load(), type),
     });
   }

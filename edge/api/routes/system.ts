@@ -3,7 +3,6 @@
  * in) and /api/v1/openapi.json (openapi.ts: the document of every route, this one included).
  */
 import { z } from 'zod';
-import { health, status } from '../answers.js';
 import { renderMetrics, PROMETHEUS_CONTENT_TYPE, type MetricSample } from '../metricsText.js';
 import { openApiRoute } from '../openapi.js';
 import type { Router } from '../router.js';
@@ -16,12 +15,14 @@ export function systemRoutes(r: Router, env: RouteEnv): void {
     method: 'GET',
     path: '/api/v1/health',
     access: 'public',
-    operationId: 'getHealth',
-    summary: 'Whether the process answers',
-    description: 'For load balancers and watchdogs: `{ "status": "ok" }` and nothing else, without a token. Query parameters are ignored.',
-    tags: ['system'],
     query: ANY_QUERY,
-    responses: { 200: { description: 'the process answers', schema: health } },
+    doc: (a) => ({
+      operationId: 'getHealth',
+      summary: 'Whether the process answers',
+      description: 'For load balancers and watchdogs: `{ "status": "ok" }` and nothing else, without a token. Query parameters are ignored.',
+      tags: ['system'],
+      responses: { 200: { description: 'the process answers', schema: a.health } },
+    }),
     handler: () => ({ status: 200, body: { status: 'ok' } }),
   });
 
@@ -29,11 +30,13 @@ export function systemRoutes(r: Router, env: RouteEnv): void {
     method: 'GET',
     path: '/api/v1/status',
     access: 'read',
-    operationId: 'getStatus',
-    summary: "The gateway's status",
-    description: 'Components and their state, the buffer (store), the pull consumers, the upstream sync, the LoRaWAN side and the drivers\' rows per device.',
-    tags: ['system'],
-    responses: { 200: { description: 'the status', schema: status } },
+    doc: (a) => ({
+      operationId: 'getStatus',
+      summary: "The gateway's status",
+      description: 'Components and their state, the buffer (store), the pull consumers, the upstream sync, the LoRaWAN side and the drivers\' rows per device.',
+      tags: ['system'],
+      responses: { 200: { description: 'the status', schema: a.status } },
+    }),
     handler: () => {
       const s = env.deps.status();
       const base = s !== null && typeof s === 'object' && !Array.isArray(s) ? (s as Record<string, unknown>) : { status: s };
@@ -55,13 +58,15 @@ export function systemRoutes(r: Router, env: RouteEnv): void {
     method: 'GET',
     path: '/metrics',
     access: env.ctx.config.api.metricsAuth ? 'read' : 'public',
-    operationId: 'getMetrics',
-    summary: 'Prometheus metrics',
-    description:
-      'The Prometheus text format 0.0.4: the API, the buffer, devices, buses, the broker, the upstream sync, LoRaWAN, configuration and firmware. `read`, or public with `api.metricsAuth: false`. Query parameters are ignored (a scraper\'s `params`).',
-    tags: ['system'],
     query: ANY_QUERY,
-    responses: { 200: { description: 'the samples', contentType: PROMETHEUS_CONTENT_TYPE, schema: z.string() } },
+    doc: () => ({
+      operationId: 'getMetrics',
+      summary: 'Prometheus metrics',
+      description:
+        'The Prometheus text format 0.0.4: the API, the buffer, devices, buses, the broker, the upstream sync, LoRaWAN, configuration and firmware. `read`, or public with `api.metricsAuth: false`. Query parameters are ignored (a scraper\'s `params`).',
+      tags: ['system'],
+      responses: { 200: { description: 'the samples', contentType: PROMETHEUS_CONTENT_TYPE, schema: z.string() } },
+    }),
     handler: () => {
       let extra: MetricSample[] = [];
       try {

@@ -15,6 +15,7 @@
  */
 import type BetterSqlite3 from 'better-sqlite3';
 import { z } from 'zod';
+import { compactSchemas } from '../../../config/compact.js';
 import { CoalescedWrites } from '../storage/coalesce.js';
 import { COUNTER_FLUSH_MS } from '../storage/sessions.js';
 import { EU868_MAX_TX_POWER_INDEX } from './adr.js';
@@ -118,6 +119,8 @@ const stateSchema = z.object({
   statusAskedAt: z.number(),
   pending: z.array(pendingSchema),
 });
+// finished: each clone above (a check) forgets the schema it was made from (config/compact.ts)
+compactSchemas([stateSchema]);
 
 /** A device's MAC state before it answered anything: the network's defaults apply. */
 export function freshMacState(devEui: string, now: number): MacState {
